@@ -1,0 +1,12 @@
+"""The Passport API controllers.  Importing this package fills :data:`API`."""
+
+from __future__ import annotations
+
+from passport.web.registry import Registry
+
+API = Registry()
+
+from passport.api import account  # noqa: E402
+from passport.api import service  # noqa: E402
+
+__all__ = ["API", "account", "service"]

@@ -1,0 +1,137 @@
+"""``/Account/...``: registration, login sessions and password change.
+
+Writes are POST only and take credentials from the body, never the URL.
+The rules themselves live in :mod:`passport.services.accounts`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from passport.api import API
+from passport.errors import NOT_FOUND
+from passport.errors import ClientError
+from passport.errors import required
+from passport.services import applications
+from passport.services.accounts import Accounts
+from passport.services.accounts import public_user
+from passport.web.controller import Controller
+from passport.web.registry import expose
+
+PASSWORDS = ("password",)
+LIMITS = {"username": 254, "email": 254, "displayName": 128, "application": 100}
+
+
+@API.controller("Account")
+class AccountController(Controller):
+    def _accounts(self) -> Accounts:
+        app = self.ctx.app
+        return Accounts(
+            app.settings,
+            app.passwords,
+            app.sessions,
+            app.throttle,
+            self.ctx.db,
+            self.ctx.audit,
+            app.db.session(),
+        )
+
+    @expose("POST", secrets=PASSWORDS, max_length=LIMITS, statuses=(400, 403, 409))
+    def register(
+        self,
+        username: str | None,
+        password: str | None,
+        email: str | None,
+        displayName: str | None,  # noqa: N803 - public parameter name
+    ) -> dict[str, Any]:
+        """Create an account (when self-registration is switched on)."""
+        user = self._accounts().register(self.caller, username, password, email, displayName)
+        return {"User": public_user(user)}
+
+    @expose("POST", secrets=PASSWORDS, max_length=LIMITS, statuses=(400, 401, 404, 429))
+    def login(
+        self,
+        username: str | None,
+        password: str | None,
+        application: str | None,
+        remember: bool | None,
+    ) -> dict[str, Any]:
+        """Sign in with username (or email) and password; sets the session cookie."""
+        app_name = ""
+        if application:
+            with self.ctx.app.db.session() as db:  # not the write transaction: no lock held
+                found = applications.find_by_name(db, application)
+            if found is None:
+                raise ClientError(
+                    f"Could not find application '{application}'.",
+                    source="application",
+                    value=application,
+                    number=NOT_FOUND,
+                )
+            app_name = found.name
+        accounts = self._accounts()
+        previous = self.ctx.login_session
+        result = accounts.login(
+            self.caller, username, password, remember=bool(remember), application=app_name
+        )
+        if previous is not None:
+            self.ctx.app.sessions.remove(previous.id_hash, self.ctx.db)
+        self.ctx.start_session(result.session, result.token, result.user)
+        return {"User": public_user(result.user)}
+
+    @expose("GET", jsonp=True)
+    def status(self) -> dict[str, Any]:
+        """Whether the request's session is logged in, and as whom."""
+        user = self.ctx.user
+        return {"User": public_user(user) if user is not None else None}
+
+    @expose("POST")
+    def logout(self) -> dict[str, Any]:
+        """End this session on the server and clear the cookie."""
+        user = self.ctx.user
+        self._accounts().logout(self.caller, user, self.ctx.login_session)
+        self.ctx.end_session()
+        return {"LoggedOut": True}
+
+    @expose(
+        "POST", secrets=("oldPassword", "newPassword"), statuses=(400, 401, 429)
+    )
+    def changePassword(  # noqa: N802
+        self,
+        oldPassword: str | None,  # noqa: N803
+        newPassword: str | None,  # noqa: N803
+    ) -> dict[str, Any]:
+        """Change your password; every other session of yours ends."""
+        user = self.require_user()
+        current = self.ctx.login_session
+        assert current is not None
+        token, info = self._accounts().change_password(
+            self.caller, user, current, oldPassword, newPassword
+        )
+        self.ctx.start_session(info, token, user)
+        return {"User": public_user(user)}
+
+    @expose("GET", statuses=(401,))
+    def sessions(self) -> dict[str, Any]:
+        """Your active sessions: created, last seen, IP, browser, and which one is this."""
+        user = self.require_user()
+        current = self.ctx.login_session
+        items = self.ctx.app.sessions.list_for_user(user.id, self.ctx.now)
+        return {"Sessions": [s.to_public(current.id_hash if current else None) for s in items]}
+
+    @expose("POST", max_length={"id": 64}, statuses=(400, 401, 404))
+    def endSession(self, id: str | None) -> dict[str, Any]:  # noqa: N802, A002
+        """End one of your sessions, named by the ``ID`` that ``sessions`` lists."""
+        user = self.require_user()
+        if not id:
+            raise required("id", "Session id must be specified.")
+        current = self.ctx.login_session
+        for item in self.ctx.app.sessions.list_for_user(user.id, self.ctx.now):
+            if item.id_hash[:16] == id.lower():
+                self.ctx.app.sessions.remove(item.id_hash, self.ctx.db)
+                if current is not None and item.id_hash == current.id_hash:
+                    self.ctx.end_session()
+                return {"Ended": id}
+        raise ClientError(
+            "You have no active session with this id.", source="id", value=id, number=NOT_FOUND
+        )

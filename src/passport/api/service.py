@@ -1,0 +1,37 @@
+"""``/Service/...``: what this service is, and application lookup (the original design)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from passport import __version__
+from passport.api import API
+from passport.errors import NOT_FOUND
+from passport.errors import ClientError
+from passport.errors import required
+from passport.services import applications
+from passport.web.controller import Controller
+from passport.web.registry import expose
+
+
+@API.controller("Service")
+class ServiceController(Controller):
+    @expose("GET", jsonp=True)
+    def Index(self) -> dict[str, Any]:  # noqa: N802 - the URL is /Service/Index
+        """Name and version of the service."""
+        return {"Service": "Passport", "Version": __version__}
+
+    @expose("GET", jsonp=True, max_length={"name": 100}, statuses=(400, 404))
+    def getApplication(self, name: str | None) -> dict[str, Any]:  # noqa: N802
+        """The ID of the application called ``name`` (any letter case)."""
+        if name is None or name == "":
+            raise required("name", "Application name must be specified.")
+        app = applications.find_by_name(self.ctx.db, name)
+        if app is None:
+            raise ClientError(
+                f"Could not find application '{name}'.", source="name", value=name, number=NOT_FOUND
+            )
+        return {
+            "Message": f"Application ID for '{app.name}' is: {app.id}",
+            "Application": {"ID": app.id},
+        }

@@ -1,0 +1,395 @@
+"""The Passport WSGI application: routing, the request life cycle, the last-resort handler.
+
+Life of an API request::
+
+    size limits -> route -> callback check -> endpoint lookup -> HTTP method
+    -> body parsing -> origin (CSRF) check -> bind parameters -> controller
+    -> commit or roll back -> queued audit / after-actions -> envelope
+    -> CORS + security headers -> one access-log line
+
+Whatever happens, the client gets an envelope: a :class:`ClientError` becomes
+a ClientException with its status, a lost database a 503, and anything else a
+500 whose message carries only a short error id that is also in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from collections.abc import Iterable
+from datetime import UTC
+from datetime import datetime
+from typing import TYPE_CHECKING
+from typing import Any
+
+import redis
+import redis.exceptions
+import sqlalchemy.exc
+from sqlalchemy import text
+from werkzeug import Request
+from werkzeug import Response
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map
+from werkzeug.routing import Rule
+
+from passport import __version__
+from passport.config import Settings
+from passport.errors import ClientError
+from passport.errors import ServiceUnavailable
+from passport.services.applications import registered_origins
+from passport.services.passwords import Passwords
+from passport.services.sessions import DatabaseSessionStore
+from passport.services.sessions import RedisSessionStore
+from passport.services.sessions import SessionStore
+from passport.services.throttle import DatabaseThrottleStore
+from passport.services.throttle import RedisThrottleStore
+from passport.services.throttle import Throttle
+from passport.storage import migrate
+from passport.storage.db import Database
+from passport.web import binding
+from passport.web import origins
+from passport.web.context import RequestContext
+from passport.web.envelope import Envelope
+from passport.web.envelope import client_error
+from passport.web.envelope import render
+from passport.web.envelope import valid_callback
+from passport.web.registry import Endpoint
+from passport.web.registry import Registry
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse
+    from _typeshed.wsgi import WSGIEnvironment
+
+log = logging.getLogger("passport")
+access_log = logging.getLogger("passport.access")
+
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ServiceUnavailable,
+)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_ORIGIN_CACHE_SECONDS = 2.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _where(exc: BaseException) -> str:
+    """Where an exception happened, as file:line frames only (no message, no locals)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "/passport/" in f.filename] or frames
+    return " < ".join(
+        f"{f.filename.rsplit('/passport/', 1)[-1]}:{f.lineno} in {f.name}"
+        for f in reversed(ours[-4:])
+    )
+
+
+def _safe_path(path: str) -> str:
+    return "".join(c if c.isprintable() and c != " " else "?" for c in path[:200])
+
+
+class PassportApp:
+    """One per process; safe to share between the threads of a WSGI server."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: Registry | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        redis_client: redis.Redis | None = None,
+    ) -> None:
+        if registry is None:
+            from passport.api import API
+
+            registry = API
+        self.settings = settings
+        self.registry = registry
+        self.clock = clock
+        self.db = Database(settings)
+        self.redis = redis_client
+        if self.redis is None and settings.redis_url:
+            self.redis = redis.Redis.from_url(
+                settings.redis_url, socket_timeout=5, socket_connect_timeout=5
+            )
+        if self.redis is not None:
+            self.sessions: SessionStore = RedisSessionStore(self.redis)
+            self.throttle = Throttle(RedisThrottleStore(self.redis), settings)
+        else:
+            self.sessions = DatabaseSessionStore(self.db)
+            self.throttle = Throttle(DatabaseThrottleStore(self.db), settings)
+        self.passwords = Passwords(settings)
+        self._origins: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self._origins_lock = threading.Lock()
+        self.url_map = Map(
+            [
+                Rule("/healthz", endpoint="healthz"),
+                Rule("/readyz", endpoint="readyz"),
+                Rule("/", endpoint="api"),
+                Rule("/<controller>", endpoint="api"),
+                Rule("/<controller>/<method>", endpoint="api"),
+            ],
+            strict_slashes=False,
+            merge_slashes=False,
+        )
+
+    # -- WSGI -------------------------------------------------------------------
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        request = Request(environ)
+        request.max_content_length = self.settings.max_body_bytes
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
+        try:
+            response = self.handle(request)
+        except Exception as exc:  # the last resort: never an unhandled error
+            response = self._unexpected(exc)
+        self._finalise(request, response, request_id)
+        access_log.info(
+            "%s %s %d %.1fms rid=%s",
+            request.method,
+            _safe_path(request.path),
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+            request_id,
+        )
+        return response(environ, start_response)
+
+    def _finalise(self, request: Request, response: Response, request_id: str) -> None:
+        headers = response.headers
+        headers["X-Request-ID"] = request_id
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+        if origins.scheme(request, self.settings) == "https" or self.settings.secure_cookies:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
+    def _unexpected(self, exc: BaseException) -> Response:
+        if isinstance(exc, UNAVAILABLE_ERRORS):
+            return self._unavailable(exc)
+        error_id = secrets.token_hex(4)
+        log.error("error_id=%s unexpected %s at %s", error_id, type(exc).__name__, _where(exc))
+        return render(
+            Envelope(server_errors=[f"An unexpected error occurred (error id {error_id})."]), 500
+        )
+
+    def _unavailable(self, exc: BaseException) -> Response:
+        message = (
+            exc.message
+            if isinstance(exc, ServiceUnavailable)
+            else "The database is unreachable; retry later."
+        )
+        log.warning("unavailable: %s at %s", type(exc).__name__, _where(exc))
+        return render(Envelope(server_errors=[message]), 503, headers={"Retry-After": "5"})
+
+    # -- routing ----------------------------------------------------------------
+    def handle(self, request: Request) -> Response:
+        if len(request.environ.get("QUERY_STRING", "")) > self.settings.max_query_bytes:
+            return client_error(
+                ClientError("The query string is too long.", source="url", number=414)
+            )
+        adapter = self.url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, values = adapter.match(method="GET")
+        except HTTPException:
+            path = request.path.strip("/")
+            return client_error(
+                ClientError(f"No method '{path}' found.", source="url", value=path, number=404)
+            )
+        if endpoint == "healthz":
+            return render(Envelope(success=True, data={"Status": "alive"}), 200)
+        if endpoint == "readyz":
+            return self.readiness()
+        return self.api(
+            request, values.get("controller", "Service"), values.get("method", "Index")
+        )
+
+    def readiness(self) -> Response:
+        try:
+            with self.db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            current = migrate.is_current(self.db.engine)
+            if self.redis is not None:
+                self.redis.ping()
+        except UNAVAILABLE_ERRORS as exc:
+            return self._unavailable(exc)
+        if not current:
+            return render(
+                Envelope(server_errors=["The database schema is not current; run `passport db upgrade`."]),
+                503,
+                headers={"Retry-After": "5"},
+            )
+        return render(Envelope(success=True, data={"Status": "ready"}), 200)
+
+    # -- the Passport API ---------------------------------------------------------
+    def registered_origins(self) -> frozenset[str]:
+        """Origins registered by applications, cached for a couple of seconds."""
+        stamp, cached = self._origins
+        if time.monotonic() - stamp < _ORIGIN_CACHE_SECONDS:
+            return cached
+        with self._origins_lock:
+            with self.db.session() as db:
+                fresh = registered_origins(db)
+            self._origins = (time.monotonic(), fresh)
+            return fresh
+
+    def api(self, request: Request, controller: str, method: str) -> Response:
+        try:
+            query = binding.parse_pairs(request.environ.get("QUERY_STRING", ""), "query string")
+        except ClientError as error:
+            return client_error(error)
+        callback = query.get("callback")
+        if callback is not None and not valid_callback(callback):
+            return client_error(
+                ClientError(
+                    "The callback must be a JavaScript identifier (dotted, at most 64 characters).",
+                    source="callback",
+                    value=callback[:100],
+                    number=3,
+                )
+            )
+        endpoint = self.registry.find(controller, method)
+        if endpoint is None:
+            name = f"{controller}/{method}"
+            return client_error(
+                ClientError(f"No method '{name}' found.", source="url", value=name, number=404),
+                callback=callback,
+            )
+        if callback is not None and (not endpoint.jsonp or request.method not in ("GET", "HEAD")):
+            return client_error(
+                ClientError(
+                    "JSONP is only available for read-only methods that allow it.",
+                    source="callback",
+                    value=callback,
+                    number=3,
+                )
+            )
+        response = self._api_call(request, endpoint, query, callback)
+        if callback is None:
+            self._cors(request, response, endpoint)
+        return response
+
+    def _cors(self, request: Request, response: Response, endpoint: Endpoint) -> None:
+        response.vary.add("Origin")
+        origin = request.headers.get("Origin")
+        if origin and origin != "null" and origin.lower() in self.registered_origins():
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            if request.method == "OPTIONS":
+                allowed = sorted(endpoint.http_methods - {"HEAD"})
+                response.headers["Access-Control-Allow-Methods"] = ", ".join(allowed)
+                response.headers["Access-Control-Allow-Headers"] = "Content-Type, X-Requested-With"
+                response.headers["Access-Control-Max-Age"] = "600"
+
+    def _preflight(self, request: Request, endpoint: Endpoint) -> Response:
+        origin = request.headers.get("Origin") or ""
+        wanted = request.headers.get("Access-Control-Request-Method", "").upper()
+        if origin.lower() not in self.registered_origins() or (
+            wanted and wanted not in endpoint.http_methods
+        ):
+            return client_error(
+                ClientError("This origin may not call this method.", source="Origin",
+                            value=origin[:200] or None, number=403)
+            )
+        return Response(status=204)
+
+    def _origin_allowed(self, origin: str, request: Request) -> bool:
+        return origin == origins.own_origin(request, self.settings) or (
+            origin in self.registered_origins()
+        )
+
+    def _api_call(
+        self, request: Request, endpoint: Endpoint, query: dict[str, str], callback: str | None
+    ) -> Response:
+        if request.method == "OPTIONS":
+            return self._preflight(request, endpoint)
+        if request.method not in endpoint.http_methods:
+            allow = ", ".join(sorted(endpoint.http_methods | {"OPTIONS"}))
+            return client_error(
+                ClientError(
+                    f"Method {request.method} is not allowed here; use {allow}.",
+                    source="method",
+                    value=request.method[:16],
+                    number=405,
+                    headers={"Allow": allow},
+                )
+            )
+        cookie = request.cookies.get(self.settings.session_cookie_name)
+        try:
+            body: dict[str, Any] = {}
+            if not endpoint.read_only:
+                origin = origins.request_origin(request)
+                if (origin is not None and not self._origin_allowed(origin, request)) or (
+                    origin is None and cookie
+                ):
+                    raise ClientError(
+                        "Cross-site request refused: the Origin is not Passport or a "
+                        "registered application.",
+                        source="Origin",
+                        value=origin,
+                        number=403,
+                    )
+                if (request.content_length or 0) > self.settings.max_body_bytes:
+                    raise ClientError("The request body is too large.", source="body", number=413)
+                body = binding.parse_body(request)
+            kwargs = binding.bind(endpoint, query, body)
+        except ClientError as error:
+            return client_error(error, callback=callback)
+        except HTTPException as exc:  # werkzeug's RequestEntityTooLarge on a streamed body
+            return client_error(
+                ClientError("The request body is too large.", source="body", number=exc.code or 413)
+            )
+
+        sessions_allowed = True
+        if callback is not None:
+            referer = origins.referer_origin(request)
+            sessions_allowed = referer is not None and self._origin_allowed(referer, request)
+        ctx = RequestContext(
+            self,
+            request,
+            client_ip=origins.client_ip(request, self.settings),
+            write=not endpoint.read_only,
+            sessions_allowed=sessions_allowed,
+        )
+        envelope = Envelope()
+        status = 200
+        headers: dict[str, str] = {}
+        committed = False
+        try:
+            try:
+                instance = endpoint.cls(ctx)
+                envelope.data = endpoint.func(instance, **kwargs)
+                envelope.success = True
+                envelope.logged_in = ctx.logged_in
+                ctx.close(commit=True)
+                committed = True
+            except ClientError as error:
+                envelope.logged_in = ctx.logged_in
+                ctx.close(commit=False)
+                envelope.client_errors.append(error)
+                status, headers = error.status, error.headers
+            except BaseException:
+                ctx.close(commit=False)
+                raise
+            finally:
+                ctx.finish(committed=committed)
+        except UNAVAILABLE_ERRORS as exc:
+            return self._unavailable(exc)
+        response = render(envelope, status, callback=callback, headers=headers)
+        ctx.apply_cookies(response)
+        return response
+
+
+def create_app(settings: Settings, **kwargs: Any) -> PassportApp:
+    return PassportApp(settings, **kwargs)

@@ -1,0 +1,250 @@
+"""Passport's settings: one typed dataclass, filled from four layers.
+
+Precedence, lowest to highest: built-in defaults, an optional TOML file
+(``--config`` or ``PASSPORT_CONFIG``), ``PASSPORT_*`` environment variables,
+command-line flags.  Every value is converted and checked here, once, so that
+a bad setting stops start-up with one clear line (:class:`ConfigError`)
+instead of failing later inside a request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "PASSPORT_"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one line for the operator."""
+
+
+def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective configuration of one Passport process."""
+
+    database_url: str = _setting(
+        "sqlite:///passport.sqlite3",
+        "SQLAlchemy URL: sqlite:///file, mysql+pymysql://..., postgresql+psycopg://...",
+        secret=True,
+    )
+    host: str = _setting("127.0.0.1", "Address to listen on.")
+    port: int = _setting(8000, "TCP port to listen on.")
+    workers: int = _setting(1, "Number of worker processes.")
+    public_url: str = _setting(
+        "",
+        "External base URL (e.g. https://sso.example.com); https here makes cookies Secure.",
+    )
+    redis_url: str = _setting(
+        "", "redis://host:port/db; when set, sessions and throttling live in Redis.", secret=True
+    )
+    log_level: str = _setting("INFO", "Logging level: DEBUG, INFO, WARNING, ERROR.")
+    max_body_bytes: int = _setting(65536, "Largest request body accepted (413 above).")
+    max_query_bytes: int = _setting(8192, "Largest query string accepted (414 above).")
+    db_pool_size: int = _setting(5, "Database connections kept per process.")
+    db_pool_timeout: float = _setting(5.0, "Seconds to wait for a pooled connection (503 after).")
+    db_connect_timeout: int = _setting(5, "Seconds to wait when connecting to the database.")
+    auto_migrate: bool = _setting(
+        False, "Apply migrations at start-up on MariaDB/PostgreSQL too (SQLite always does)."
+    )
+
+    session_cookie_name: str = _setting("passport_session", "Name of the session cookie.")
+    session_idle_timeout: int = _setting(1800, "Seconds of inactivity that end a session.")
+    session_absolute_lifetime: int = _setting(43200, "Seconds after which any session ends.")
+    remember_me_lifetime: int = _setting(
+        2592000, "Lifetime in seconds of a 'remember me' session (idle timeout too)."
+    )
+    registration_enabled: bool = _setting(True, "Allow self-registration via Account/register.")
+    password_min_length: int = _setting(12, "Shortest password accepted (NIST: at least 8).")
+    argon2_memory_kib: int = _setting(19456, "argon2id memory cost in KiB (OWASP: >= 19456).")
+    argon2_time_cost: int = _setting(2, "argon2id iterations (OWASP: >= 2).")
+    argon2_parallelism: int = _setting(1, "argon2id lanes.")
+    max_concurrent_hashes: int = _setting(
+        0, "Password hashes computed at once per process (0 = number of CPUs)."
+    )
+    throttle_window: int = _setting(900, "Seconds over which failed logins are counted.")
+    throttle_account_limit: int = _setting(5, "Failures per account before delays start.")
+    throttle_ip_limit: int = _setting(50, "Failures per client IP before delays start.")
+    throttle_base_delay: int = _setting(30, "First delay in seconds; doubles per failure.")
+    trusted_proxies: tuple[str, ...] = _setting(
+        (), "Comma-separated proxy IPs whose X-Forwarded-For/-Proto are honoured."
+    )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    @property
+    def public_origin(self) -> str | None:
+        """``scheme://host[:port]`` of :attr:`public_url`, or None when not configured."""
+        if not self.public_url:
+            return None
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _convert(name: str, raw: Any) -> Any:
+    """Turn a raw value (TOML value, env string, flag) into the field's type."""
+    kind = FIELDS[name].type
+    try:
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(str(raw).strip(), 10)
+        if kind == "float":
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(str(raw).strip())
+        if kind == "tuple[str, ...]":
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            return tuple(str(i).strip() for i in items if str(i).strip())
+        if not isinstance(raw, str | int | float):
+            raise ValueError
+        return str(raw)
+    except ValueError:
+        shown = "***" if FIELDS[name].metadata["secret"] else repr(raw)
+        raise ConfigError(f"setting {name}: {shown} is not a valid {kind}") from None
+
+
+def _validate(settings: Settings) -> None:
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ConfigError(message)
+
+    need(bool(settings.database_url), "setting database_url must not be empty")
+    scheme = settings.database_url.split(":", 1)[0]
+    need(
+        scheme in {"sqlite", "mysql+pymysql", "mariadb+pymysql", "postgresql+psycopg"},
+        f"setting database_url: unsupported scheme '{scheme}' "
+        "(use sqlite, mysql+pymysql or postgresql+psycopg)",
+    )
+    need(1 <= settings.port <= 65535, "setting port must be between 1 and 65535")
+    need(1 <= settings.workers <= 512, "setting workers must be between 1 and 512")
+    need(
+        settings.public_url == "" or settings.public_url.startswith(("http://", "https://")),
+        "setting public_url must start with http:// or https://",
+    )
+    need(
+        settings.redis_url == "" or settings.redis_url.startswith(("redis://", "rediss://")),
+        "setting redis_url must start with redis:// or rediss://",
+    )
+    need(
+        settings.log_level.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"},
+        "setting log_level must be one of DEBUG, INFO, WARNING, ERROR",
+    )
+    need(settings.password_min_length >= 8, "setting password_min_length must be at least 8")
+    need(settings.password_min_length <= 64, "setting password_min_length must be at most 64")
+    need(settings.argon2_memory_kib >= 19456, "setting argon2_memory_kib must be >= 19456")
+    need(settings.argon2_time_cost >= 2, "setting argon2_time_cost must be >= 2")
+    need(settings.argon2_parallelism >= 1, "setting argon2_parallelism must be >= 1")
+    for name in (
+        "session_idle_timeout",
+        "session_absolute_lifetime",
+        "remember_me_lifetime",
+        "throttle_window",
+        "throttle_account_limit",
+        "throttle_ip_limit",
+        "max_body_bytes",
+        "max_query_bytes",
+        "db_pool_size",
+    ):
+        need(getattr(settings, name) > 0, f"setting {name} must be positive")
+    need(settings.max_concurrent_hashes >= 0, "setting max_concurrent_hashes must be >= 0")
+    need(settings.db_pool_timeout > 0, "setting db_pool_timeout must be positive")
+
+
+def load_settings(
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from defaults, TOML file, environment and overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+
+    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        try:
+            with Path(path).open("rb") as fh:
+                document = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror or 'cannot be read'}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: invalid TOML ({exc})") from None
+        section = document.get("passport", document)
+        if not isinstance(section, dict):
+            raise ConfigError(f"config file {path}: [passport] must be a table")
+        for key, raw in section.items():
+            name = key.replace("-", "_").lower()
+            if name not in FIELDS:
+                raise ConfigError(f"config file {path}: unknown setting '{key}'")
+            values[name] = _convert(name, raw)
+
+    for name in FIELDS:
+        raw_env = env.get(ENV_PREFIX + name.upper())
+        if raw_env is not None:
+            values[name] = _convert(name, raw_env)
+
+    for name, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        if name not in FIELDS:
+            raise ConfigError(f"unknown setting '{name}'")
+        values[name] = _convert(name, raw)
+
+    settings = Settings(**values)
+    settings = dataclasses.replace(settings, log_level=settings.log_level.upper())
+    _validate(settings)
+    return settings
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL like ``scheme://user:pw@host/db``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def describe(settings: Settings) -> list[tuple[str, str, str]]:
+    """``(name, shown value, help)`` for every setting, secrets masked."""
+    rows = []
+    for name, spec in FIELDS.items():
+        value = getattr(settings, name)
+        if isinstance(value, tuple):
+            shown = ",".join(value)
+        else:
+            shown = str(value)
+        if spec.metadata["secret"] and shown:
+            shown = mask_url(shown) if "://" in shown else "***"
+        rows.append((name, shown, spec.metadata["help"]))
+    return rows

@@ -1,0 +1,1 @@
+"""Domain services: accounts, passwords, sessions, throttling, audit. No HTTP in here."""

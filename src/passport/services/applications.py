@@ -1,0 +1,48 @@
+"""Applications: lookup by name and the origins they registered."""
+
+from __future__ import annotations
+
+import unicodedata
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from passport.storage.models import Application
+
+
+def name_key(name: str) -> str:
+    """Canonical form for "unique in any letter case": NFKC, casefold, NFKC."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+
+
+def find_by_name(db: Session, name: str) -> Application | None:
+    return db.scalars(select(Application).where(Application.name_key == name_key(name))).first()
+
+
+def normalise_origin(value: str) -> str | None:
+    """``scheme://host[:port]`` in lower case, or None when ``value`` is not an origin."""
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    suffix = f":{port}" if port not in (None, default) else ""
+    return f"{parts.scheme}://{host}{suffix}"
+
+
+def registered_origins(db: Session) -> frozenset[str]:
+    """Every origin that some application registered, normalised."""
+    origins: set[str] = set()
+    for listed in db.scalars(select(Application.allowed_origins)).all():
+        for origin in listed:
+            normal = normalise_origin(origin)
+            if normal:
+                origins.add(normal)
+    return frozenset(origins)

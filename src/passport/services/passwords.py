@@ -1,0 +1,138 @@
+"""Password policy (NIST SP 800-63B 5.1.1.2) and argon2id hashing.
+
+Policy: a minimum length (12 by default), at most 1024 characters, any
+characters at all, no composition rules; refused when it is one of the 30,000
+common passwords that the ``zxcvbn`` package ships (offline), or equals the
+username or the service name.  Text is NFKC-normalised before it is checked
+or hashed, so composed and decomposed forms of the same password both work.
+
+Hashing: argon2id with at least OWASP's parameters; the number of hashes
+computed at once is bounded (each costs ~19 MiB), so a login storm gets a fast
+503 instead of exhausting memory.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import unicodedata
+from functools import cache
+
+from argon2 import PasswordHasher
+from argon2 import Type
+from argon2.exceptions import InvalidHashError
+from argon2.exceptions import VerificationError
+
+from passport.config import Settings
+from passport.errors import LENGTH
+from passport.errors import PASSWORD_POLICY
+from passport.errors import ClientError
+from passport.errors import ServiceUnavailable
+
+MAX_PASSWORD_LENGTH = 1024
+SERVICE_NAME = "passport"
+HASH_WAIT_SECONDS = 10
+
+
+def normalise(password: str) -> str:
+    return unicodedata.normalize("NFKC", password)
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The ranked list of common passwords shipped with zxcvbn, lower-cased."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(p.lower() for p in FREQUENCY_LISTS["passwords"])
+
+
+def check_policy(password: str, *, username: str, min_length: int, source: str) -> str:
+    """The normalised password, or a ClientError that says which rule it breaks."""
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ClientError(
+            f"The password must be at most {MAX_PASSWORD_LENGTH} characters long.",
+            source=source,
+            number=LENGTH,
+        )
+    text = normalise(password)
+    if len(text) < min_length:
+        raise ClientError(
+            f"The password must be at least {min_length} characters long.",
+            source=source,
+            number=LENGTH,
+        )
+    folded = text.casefold()
+    if folded in common_passwords():
+        raise ClientError(
+            "This password is in a list of commonly used passwords; choose another.",
+            source=source,
+            number=PASSWORD_POLICY,
+        )
+    if folded == normalise(username).casefold():
+        raise ClientError(
+            "The password must not be the same as the username.",
+            source=source,
+            number=PASSWORD_POLICY,
+        )
+    if folded == SERVICE_NAME:
+        raise ClientError(
+            "The password must not be the name of the service.",
+            source=source,
+            number=PASSWORD_POLICY,
+        )
+    return text
+
+
+class Passwords:
+    """argon2id hashing with bounded concurrency and a dummy hash for unknown users."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+            hash_len=32,
+            salt_len=16,
+            type=Type.ID,
+        )
+        slots = settings.max_concurrent_hashes or os.cpu_count() or 1
+        self._slots = threading.BoundedSemaphore(slots)
+        self._dummy: str | None = None
+        self.dummy_verifications = 0
+
+    def _acquire(self) -> None:
+        if not self._slots.acquire(timeout=HASH_WAIT_SECONDS):
+            raise ServiceUnavailable("Too many sign-ins at once; retry in a moment.")
+
+    def hash(self, password: str) -> str:
+        """Hash an already policy-checked, normalised password."""
+        self._acquire()
+        try:
+            return self.hasher.hash(password)
+        finally:
+            self._slots.release()
+
+    def verify(self, stored_hash: str, password: str) -> bool:
+        """Constant-work check; never runs on more than 1024 characters."""
+        if len(password) > MAX_PASSWORD_LENGTH:
+            return False
+        self._acquire()
+        try:
+            return bool(self.hasher.verify(stored_hash, normalise(password)))
+        except (VerificationError, InvalidHashError):
+            return False
+        finally:
+            self._slots.release()
+
+    def verify_dummy(self, password: str) -> None:
+        """Spend the same work as a real check, for users that do not exist."""
+        if self._dummy is None:
+            self._dummy = self.hasher.hash("passport-dummy-password-for-timing")
+        self.dummy_verifications += 1
+        self.verify(self._dummy, password[:MAX_PASSWORD_LENGTH])
+
+    def needs_rehash(self, stored_hash: str) -> bool:
+        try:
+            return self.hasher.check_needs_rehash(stored_hash)
+        except InvalidHashError:
+            return True

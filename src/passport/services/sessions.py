@@ -1,0 +1,284 @@
+"""Server-side login sessions, in the database or in Redis.
+
+The cookie carries 256 random bits; the store only ever sees their SHA-256,
+so a leaked table or Redis dump cannot be replayed as cookies.  Both stores
+enforce the same rules with the caller's clock (UTC):
+
+* absolute lifetime (``expires_at``) and idle timeout (``last_seen_at``);
+* ``last_seen_at`` is refreshed at most once per :data:`TOUCH_INTERVAL`
+  seconds, which keeps the hot "who is this?" path to one read;
+* a user lists and ends their own sessions; a password change ends all others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import replace
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Protocol
+
+import redis
+from sqlalchemy import delete
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from passport.config import Settings
+from passport.storage.db import Database
+from passport.storage.models import LoginSession
+
+TOUCH_INTERVAL = 60
+
+
+def new_token() -> str:
+    """256 bits from the OS CSPRNG, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class LoginSessionInfo:
+    id_hash: str
+    user_id: int
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    idle_timeout: int
+    remember: bool
+    ip: str
+    user_agent: str
+
+    def alive(self, now: datetime) -> bool:
+        return now < self.expires_at and now < self.last_seen_at + timedelta(
+            seconds=self.idle_timeout
+        )
+
+    def needs_touch(self, now: datetime) -> bool:
+        interval = min(TOUCH_INTERVAL, max(1, self.idle_timeout // 10))
+        return now - self.last_seen_at >= timedelta(seconds=interval)
+
+    @property
+    def cookie_max_age(self) -> int | None:
+        """Persistent cookie only for "remember me"; otherwise a browser-session cookie."""
+        if not self.remember:
+            return None
+        return max(0, int((self.expires_at - self.last_seen_at).total_seconds()))
+
+    def to_public(self, current_hash: str | None) -> dict[str, object]:
+        return {
+            "ID": self.id_hash[:16],
+            "Created": self.created_at.isoformat(),
+            "LastSeen": self.last_seen_at.isoformat(),
+            "Expires": self.expires_at.isoformat(),
+            "IP": self.ip,
+            "UserAgent": self.user_agent,
+            "Current": self.id_hash == current_hash,
+        }
+
+
+def new_session_info(
+    settings: Settings,
+    user_id: int,
+    now: datetime,
+    *,
+    remember: bool,
+    ip: str,
+    user_agent: str,
+) -> tuple[str, LoginSessionInfo]:
+    token = new_token()
+    lifetime = settings.remember_me_lifetime if remember else settings.session_absolute_lifetime
+    idle = settings.remember_me_lifetime if remember else settings.session_idle_timeout
+    info = LoginSessionInfo(
+        id_hash=hash_token(token),
+        user_id=user_id,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(seconds=lifetime),
+        idle_timeout=idle,
+        remember=remember,
+        ip=ip[:45],
+        user_agent=user_agent[:255],
+    )
+    return token, info
+
+
+class SessionStore(Protocol):
+    """Where sessions live.  ``db`` is the request's transaction (DB store only)."""
+
+    def add(self, info: LoginSessionInfo, db: Session) -> None: ...
+
+    def get(self, token: str, now: datetime) -> LoginSessionInfo | None: ...
+
+    def touch(self, info: LoginSessionInfo, now: datetime) -> None: ...
+
+    def remove(self, id_hash: str, db: Session) -> None: ...
+
+    def remove_for_user(self, user_id: int, db: Session, *, keep: str | None = None) -> int: ...
+
+    def list_for_user(self, user_id: int, now: datetime) -> list[LoginSessionInfo]: ...
+
+
+def _from_row(row: LoginSession) -> LoginSessionInfo:
+    return LoginSessionInfo(
+        id_hash=row.id_hash,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        last_seen_at=row.last_seen_at,
+        expires_at=row.expires_at,
+        idle_timeout=row.idle_timeout,
+        remember=row.remember,
+        ip=row.ip,
+        user_agent=row.user_agent,
+    )
+
+
+class DatabaseSessionStore:
+    """Sessions in the ``login_sessions`` table: the default, no extra service."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def add(self, info: LoginSessionInfo, db: Session) -> None:
+        db.add(LoginSession(**asdict(info)))
+        db.flush()
+
+    def get(self, token: str, now: datetime) -> LoginSessionInfo | None:
+        with self.database.session() as db:
+            row = db.get(LoginSession, hash_token(token))
+            info = _from_row(row) if row is not None else None
+        if info is None or not info.alive(now):
+            return None
+        return info
+
+    def touch(self, info: LoginSessionInfo, now: datetime) -> None:
+        with self.database.session(write=True) as db, db.begin():
+            db.execute(
+                update(LoginSession)
+                .where(LoginSession.id_hash == info.id_hash)
+                .values(last_seen_at=now)
+            )
+
+    def remove(self, id_hash: str, db: Session) -> None:
+        db.execute(delete(LoginSession).where(LoginSession.id_hash == id_hash))
+
+    def remove_for_user(self, user_id: int, db: Session, *, keep: str | None = None) -> int:
+        stmt = delete(LoginSession).where(LoginSession.user_id == user_id)
+        if keep is not None:
+            stmt = stmt.where(LoginSession.id_hash != keep)
+        return int(getattr(db.execute(stmt), "rowcount", 0) or 0)
+
+    def list_for_user(self, user_id: int, now: datetime) -> list[LoginSessionInfo]:
+        with self.database.session() as db:
+            rows = db.scalars(
+                select(LoginSession)
+                .where(LoginSession.user_id == user_id)
+                .order_by(LoginSession.created_at)
+            ).all()
+            infos = [_from_row(r) for r in rows]
+        return [i for i in infos if i.alive(now)]
+
+    def purge_expired(self, now: datetime) -> int:
+        """Delete sessions past their absolute lifetime (housekeeping)."""
+        with self.database.session(write=True) as db, db.begin():
+            result = db.execute(delete(LoginSession).where(LoginSession.expires_at <= now))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+
+class RedisSessionStore:
+    """Sessions in Redis, shared by every Passport process that uses the same Redis.
+
+    ``passport:session:<hash>`` holds the session as JSON with a TTL at its
+    deadline; ``passport:user-sessions:<id>`` is the set of a user's hashes.
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str = "passport:") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def _key(self, id_hash: str) -> str:
+        return f"{self.prefix}session:{id_hash}"
+
+    def _user_key(self, user_id: int) -> str:
+        return f"{self.prefix}user-sessions:{user_id}"
+
+    @staticmethod
+    def _ttl(info: LoginSessionInfo, now: datetime) -> int:
+        deadline = min(info.expires_at, info.last_seen_at + timedelta(seconds=info.idle_timeout))
+        return max(1, int((deadline - now).total_seconds()) + 1)
+
+    @staticmethod
+    def _dump(info: LoginSessionInfo) -> str:
+        data = asdict(info)
+        for name in ("created_at", "last_seen_at", "expires_at"):
+            data[name] = data[name].isoformat()
+        return json.dumps(data)
+
+    @staticmethod
+    def _load(raw: bytes | str) -> LoginSessionInfo:
+        data = json.loads(raw)
+        for name in ("created_at", "last_seen_at", "expires_at"):
+            data[name] = datetime.fromisoformat(data[name]).astimezone(UTC)
+        return LoginSessionInfo(**data)
+
+    def add(self, info: LoginSessionInfo, db: Session) -> None:
+        now = info.last_seen_at
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self._key(info.id_hash), self._dump(info), ex=self._ttl(info, now))
+        pipe.sadd(self._user_key(info.user_id), info.id_hash)
+        pipe.execute()
+
+    def get(self, token: str, now: datetime) -> LoginSessionInfo | None:
+        raw = self.client.get(self._key(hash_token(token)))
+        if raw is None:
+            return None
+        info = self._load(raw)  # type: ignore[arg-type]
+        return info if info.alive(now) else None
+
+    def touch(self, info: LoginSessionInfo, now: datetime) -> None:
+        touched = replace(info, last_seen_at=now)
+        self.client.set(
+            self._key(info.id_hash), self._dump(touched), ex=self._ttl(touched, now), xx=True
+        )
+
+    def remove(self, id_hash: str, db: Session) -> None:
+        raw = self.client.getdel(self._key(id_hash))
+        if raw is not None:
+            self.client.srem(self._user_key(self._load(raw).user_id), id_hash)  # type: ignore[arg-type]
+
+    def remove_for_user(self, user_id: int, db: Session, *, keep: str | None = None) -> int:
+        hashes = [h.decode() for h in self.client.smembers(self._user_key(user_id))]  # type: ignore[union-attr]
+        doomed = [h for h in hashes if h != keep]
+        if not doomed:
+            return 0
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(*[self._key(h) for h in doomed])
+        pipe.srem(self._user_key(user_id), *doomed)
+        removed, _ = pipe.execute()
+        return int(removed)
+
+    def list_for_user(self, user_id: int, now: datetime) -> list[LoginSessionInfo]:
+        hashes = [h.decode() for h in self.client.smembers(self._user_key(user_id))]  # type: ignore[union-attr]
+        if not hashes:
+            return []
+        raws = self.client.mget([self._key(h) for h in hashes])
+        infos = []
+        stale = []
+        for id_hash, raw in zip(hashes, raws, strict=True):  # type: ignore[arg-type]
+            if raw is None:
+                stale.append(id_hash)
+                continue
+            info = self._load(raw)
+            if info.alive(now):
+                infos.append(info)
+        if stale:
+            self.client.srem(self._user_key(user_id), *stale)
+        return sorted(infos, key=lambda i: i.created_at)

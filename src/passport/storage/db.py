@@ -1,0 +1,98 @@
+"""One SQLAlchemy engine per process, tuned per database.
+
+* pooled connections with pre-ping, bounded connect and pool timeouts, so a
+  lost database gives a fast 503 and the pool heals itself when it is back;
+* SQLite in WAL mode with ``synchronous=FULL`` and foreign keys on; write
+  requests open ``BEGIN IMMEDIATE`` so that two writers queue on the busy
+  timeout instead of failing on a stale read snapshot;
+* READ COMMITTED on MariaDB and PostgreSQL, so all three behave alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy import create_engine
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
+
+from passport.config import Settings
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def create_db_engine(settings: Settings) -> Engine:
+    """The process-wide engine for ``settings.database_url``."""
+    url = make_url(settings.database_url)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "future": True}
+    if url.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        if url.database in (None, "", ":memory:"):
+            raise ValueError("an in-memory SQLite database cannot be shared; use a file")
+        engine = create_engine(url, pool_size=settings.db_pool_size, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+
+    kwargs.update(
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout,
+        pool_recycle=1800,
+        isolation_level="READ COMMITTED",
+    )
+    if url.get_backend_name() in {"mysql", "mariadb"}:
+        kwargs["connect_args"] = {
+            "connect_timeout": settings.db_connect_timeout,
+            "read_timeout": 30,
+            "write_timeout": 30,
+            "charset": "utf8mb4",
+        }
+    else:
+        kwargs["connect_args"] = {"connect_timeout": settings.db_connect_timeout}
+    return create_engine(url, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so we can choose BEGIN IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """The engine plus session factories for read and write work."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = create_db_engine(settings)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        writer = (
+            self.engine.execution_options(sqlite_begin="IMMEDIATE")
+            if self.is_sqlite
+            else self.engine
+        )
+        self.write_engine: Engine = writer
+        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = sessionmaker(writer, expire_on_commit=False)
+
+    def session(self, *, write: bool = False) -> Session:
+        """A new ORM session; ``write=True`` takes SQLite's write lock up front."""
+        return (self._writer if write else self._reader)()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

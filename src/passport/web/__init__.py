@@ -1,0 +1,1 @@
+"""Web layer: routing, parameter binding, the envelope, JSONP, CORS/CSRF, middleware."""

@@ -1,0 +1,170 @@
+"""From raw request bytes to the keyword arguments of an endpoint.
+
+Parsing is strict on purpose: invalid UTF-8, a repeated parameter, nested
+JSON or a password in the URL are refused with a clear error rather than
+guessed at, because an identity service that guesses can be fooled.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from werkzeug import Request
+
+from passport.errors import INVALID
+from passport.errors import LENGTH
+from passport.errors import ClientError
+from passport.web.registry import Endpoint
+from passport.web.registry import Param
+
+MAX_FIELDS = 100
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _malformed(message: str) -> ClientError:
+    return ClientError(message, source="request", number=400)
+
+
+def parse_pairs(raw: str | bytes, where: str) -> dict[str, str]:
+    """``a=1&B=2`` → ``{"a": "1", "b": "2"}``; keys lower-cased, repeats refused."""
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+    try:
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )
+    except UnicodeDecodeError:
+        raise _malformed(f"The {where} is not valid UTF-8.") from None
+    except ValueError:
+        raise _malformed(f"The {where} has too many parameters.") from None
+    values: dict[str, str] = {}
+    for key, value in pairs:
+        lowered = key.lower()
+        if lowered in values:
+            raise ClientError(
+                f"Parameter '{key}' is given more than once.", source=key[:64], number=INVALID
+            )
+        values[lowered] = value
+    return values
+
+
+def parse_body(request: Request) -> dict[str, Any]:
+    """Form-encoded or JSON object body, keys lower-cased."""
+    data = request.get_data(cache=True)
+    if not data:
+        return {}
+    mimetype = request.mimetype
+    if mimetype == "application/json":
+        try:
+            document = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise _malformed("The request body is not valid JSON.") from None
+        if not isinstance(document, dict):
+            raise _malformed("The JSON body must be an object.")
+        if len(document) > MAX_FIELDS:
+            raise _malformed("The request body has too many parameters.")
+        values: dict[str, Any] = {}
+        for key, value in document.items():
+            if key.lower() in values:
+                raise ClientError(
+                    f"Parameter '{key}' is given more than once.",
+                    source=key[:64],
+                    number=INVALID,
+                )
+            values[key.lower()] = value
+        return values
+    if mimetype in ("application/x-www-form-urlencoded", ""):
+        return parse_pairs(data, "request body")
+    raise ClientError(
+        "Send the body as application/x-www-form-urlencoded or application/json.",
+        source="Content-Type",
+        value=mimetype[:100],
+        number=400,
+        status=415,
+    )
+
+
+def _shown(param: Param, raw: Any) -> Any:
+    if param.secret:
+        return None
+    if isinstance(raw, str) and len(raw) > 100:
+        return raw[:100] + "…"
+    return raw if isinstance(raw, str | int | float | bool) or raw is None else None
+
+
+def convert(param: Param, raw: Any) -> Any:
+    """Check and convert one raw value to the parameter's declared type."""
+    if raw is None:
+        return None
+    name = param.name
+    if param.kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise ClientError(
+            f"{name} must be true or false.", source=name, value=_shown(param, raw), number=INVALID
+        )
+    if param.kind is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
+        elif isinstance(raw, str) and raw.strip().lstrip("-").isdigit() and len(raw) <= 19:
+            value = int(raw.strip(), 10)
+        else:
+            raise ClientError(
+                f"{name} must be an integer.",
+                source=name,
+                value=_shown(param, raw),
+                number=INVALID,
+            )
+        if not -(2**63) <= value < 2**63:
+            raise ClientError(
+                f"{name} is out of range.", source=name, value=_shown(param, raw), number=INVALID
+            )
+        return value
+    if not isinstance(raw, str):
+        raise ClientError(
+            f"{name} must be a string.", source=name, value=_shown(param, raw), number=INVALID
+        )
+    if len(raw) > param.max_length:
+        raise ClientError(
+            f"{name} must be at most {param.max_length} characters long.",
+            source=name,
+            value=_shown(param, raw),
+            number=LENGTH,
+        )
+    if "\x00" in raw:
+        raise ClientError(
+            f"{name} must not contain NUL characters.",
+            source=name,
+            value=_shown(param, raw.replace("\x00", "\\0")),
+            number=INVALID,
+        )
+    return raw
+
+
+def bind(endpoint: Endpoint, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for ``endpoint``: every parameter present, missing ones None."""
+    kwargs: dict[str, Any] = {}
+    for param in endpoint.params:
+        if param.secret and param.key in query:
+            raise ClientError(
+                f"{param.name} must be sent in the request body (POST), never in the URL.",
+                source=param.name,
+                number=INVALID,
+            )
+        raw = body.get(param.key, query.get(param.key))
+        if param.key in body and param.key in query and body[param.key] != query[param.key]:
+            raise ClientError(
+                f"Parameter '{param.name}' is given more than once.",
+                source=param.name,
+                number=INVALID,
+            )
+        kwargs[param.name] = convert(param, raw)
+    return kwargs

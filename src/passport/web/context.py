@@ -1,0 +1,171 @@
+"""Per-request state handed to controllers: the request, its DB session, who is logged in.
+
+Everything is lazy: a request that never touches the database never opens a
+connection, and the session cookie is only looked up when someone asks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+from werkzeug import Request
+from werkzeug import Response
+
+from passport.services.audit import AuditRecord
+from passport.services.audit import write as write_audit
+from passport.services.sessions import LoginSessionInfo
+from passport.storage.models import User
+
+if TYPE_CHECKING:
+    from passport.app import PassportApp
+
+
+@dataclass
+class _CookieChange:
+    value: str | None
+    max_age: int | None
+
+
+class RequestContext:
+    """What a controller may know about the request it serves."""
+
+    def __init__(
+        self,
+        app: PassportApp,
+        request: Request,
+        *,
+        client_ip: str,
+        write: bool,
+        sessions_allowed: bool,
+    ) -> None:
+        self.app = app
+        self.settings = app.settings
+        self.request = request
+        self.client_ip = client_ip
+        self.user_agent = (request.user_agent.string or "")[:255]
+        self._write = write
+        self._sessions_allowed = sessions_allowed
+        self._db: Session | None = None
+        self._session: LoginSessionInfo | None = None
+        self._session_loaded = False
+        self._user: User | None = None
+        self._cookie: _CookieChange | None = None
+        self._audit: list[tuple[AuditRecord, bool]] = []
+        self._after: list[Callable[[], None]] = []
+
+    @property
+    def now(self) -> datetime:
+        return self.app.clock()
+
+    @property
+    def db(self) -> Session:
+        if self._db is None:
+            self._db = self.app.db.session(write=self._write)
+        return self._db
+
+    # -- who is logged in -------------------------------------------------
+    @property
+    def session_token(self) -> str | None:
+        if not self._sessions_allowed:
+            return None
+        token = self.request.cookies.get(self.settings.session_cookie_name)
+        return token or None
+
+    @property
+    def login_session(self) -> LoginSessionInfo | None:
+        if not self._session_loaded:
+            self._session_loaded = True
+            token = self.session_token
+            if token is not None:
+                info = self.app.sessions.get(token, self.now)
+                if info is not None and info.needs_touch(self.now):
+                    now = self.now
+                    self.after(lambda: self.app.sessions.touch(info, now))
+                self._session = info
+        return self._session
+
+    @property
+    def user(self) -> User | None:
+        """The logged-in, enabled user, or None."""
+        info = self.login_session
+        if info is None:
+            return None
+        if self._user is None or self._user.id != info.user_id:
+            user = self.db.get(User, info.user_id)
+            if user is None or user.disabled:
+                self._session = None
+                return None
+            self._user = user
+        return self._user
+
+    @property
+    def logged_in(self) -> bool:
+        return self.user is not None
+
+    def start_session(self, info: LoginSessionInfo, token: str, user: User) -> None:
+        """Record a fresh login: the cookie goes out with the response."""
+        self._session, self._session_loaded, self._user = info, True, user
+        max_age = info.cookie_max_age
+        self._cookie = _CookieChange(token, max_age)
+
+    def end_session(self) -> None:
+        self._session, self._session_loaded, self._user = None, True, None
+        self._cookie = _CookieChange(None, None)
+
+    # -- finishing ----------------------------------------------------------
+    def apply_cookies(self, response: Response) -> None:
+        if self._cookie is None:
+            return
+        name = self.settings.session_cookie_name
+        if self._cookie.value is None:
+            response.delete_cookie(
+                name, path="/", secure=self.settings.secure_cookies, httponly=True, samesite="Lax"
+            )
+        else:
+            response.set_cookie(
+                name,
+                self._cookie.value,
+                max_age=self._cookie.max_age,
+                path="/",
+                secure=self.settings.secure_cookies,
+                httponly=True,
+                samesite="Lax",
+            )
+
+    def close(self, *, commit: bool) -> None:
+        if self._db is None and commit and self._audit:
+            self._db = self.app.db.session(write=True)
+        if self._db is None:
+            return
+        try:
+            if commit:
+                for record, _durable in self._audit:
+                    write_audit(self._db, record)
+                self._db.commit()
+            else:
+                self._db.rollback()
+        finally:
+            self._db.close()
+            self._db = None
+
+    def audit(self, record: AuditRecord, *, durable: bool = False) -> None:
+        """Queue an audit record; ``durable`` ones are kept even if the request fails."""
+        self._audit.append((record, durable))
+
+    def after(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the request's transaction is over (and its locks released)."""
+        self._after.append(action)
+
+    def finish(self, *, committed: bool) -> None:
+        """Write queued audit records in their own transaction, then run after-actions."""
+        records = [] if committed else [r for r, durable in self._audit if durable]
+        if records:
+            with self.app.db.session(write=True) as db, db.begin():
+                for record in records:
+                    write_audit(db, record)
+        for action in self._after:
+            action()
