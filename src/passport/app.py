@@ -37,7 +37,6 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 from werkzeug.routing import Rule
 
-from passport import __version__
 from passport.config import Settings
 from passport.errors import ClientError
 from passport.errors import ServiceUnavailable
@@ -211,9 +210,7 @@ class PassportApp:
             return render(Envelope(success=True, data={"Status": "alive"}), 200)
         if endpoint == "readyz":
             return self.readiness()
-        return self.api(
-            request, values.get("controller", "Service"), values.get("method", "Index")
-        )
+        return self.api(request, values.get("controller", "Service"), values.get("method", "Index"))
 
     def readiness(self) -> Response:
         try:
@@ -226,7 +223,9 @@ class PassportApp:
             return self._unavailable(exc)
         if not current:
             return render(
-                Envelope(server_errors=["The database schema is not current; run `passport db upgrade`."]),
+                Envelope(
+                    server_errors=["The database schema is not current; run `passport db upgrade`."]
+                ),
                 503,
                 headers={"Retry-After": "5"},
             )
@@ -243,6 +242,10 @@ class PassportApp:
                 fresh = registered_origins(db)
             self._origins = (time.monotonic(), fresh)
             return fresh
+
+    def forget_origins(self) -> None:
+        """Drop the cached registered origins (after they changed in this process)."""
+        self._origins = (0.0, frozenset())
 
     def api(self, request: Request, controller: str, method: str) -> Response:
         try:
@@ -299,8 +302,12 @@ class PassportApp:
             wanted and wanted not in endpoint.http_methods
         ):
             return client_error(
-                ClientError("This origin may not call this method.", source="Origin",
-                            value=origin[:200] or None, number=403)
+                ClientError(
+                    "This origin may not call this method.",
+                    source="Origin",
+                    value=origin[:200] or None,
+                    number=403,
+                )
             )
         return Response(status=204)
 

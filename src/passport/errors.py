@@ -75,7 +75,9 @@ class ServiceUnavailable(PassportError):
 
     status = 503
 
-    def __init__(self, message: str = "The service is temporarily unavailable; retry later.") -> None:
+    def __init__(
+        self, message: str = "The service is temporarily unavailable; retry later."
+    ) -> None:
         super().__init__(message)
         self.message = message
 

@@ -34,6 +34,7 @@ class AccountController(Controller):
             self.ctx.db,
             self.ctx.audit,
             app.db.session(),
+            self.ctx.after,
         )
 
     @expose("POST", secrets=PASSWORDS, max_length=LIMITS, statuses=(400, 403, 409))
@@ -42,7 +43,7 @@ class AccountController(Controller):
         username: str | None,
         password: str | None,
         email: str | None,
-        displayName: str | None,  # noqa: N803 - public parameter name
+        displayName: str | None,
     ) -> dict[str, Any]:
         """Create an account (when self-registration is switched on)."""
         user = self._accounts().register(self.caller, username, password, email, displayName)
@@ -93,13 +94,11 @@ class AccountController(Controller):
         self.ctx.end_session()
         return {"LoggedOut": True}
 
-    @expose(
-        "POST", secrets=("oldPassword", "newPassword"), statuses=(400, 401, 429)
-    )
-    def changePassword(  # noqa: N802
+    @expose("POST", secrets=("oldPassword", "newPassword"), statuses=(400, 401, 429))
+    def changePassword(
         self,
-        oldPassword: str | None,  # noqa: N803
-        newPassword: str | None,  # noqa: N803
+        oldPassword: str | None,
+        newPassword: str | None,
     ) -> dict[str, Any]:
         """Change your password; every other session of yours ends."""
         user = self.require_user()
@@ -120,7 +119,7 @@ class AccountController(Controller):
         return {"Sessions": [s.to_public(current.id_hash if current else None) for s in items]}
 
     @expose("POST", max_length={"id": 64}, statuses=(400, 401, 404))
-    def endSession(self, id: str | None) -> dict[str, Any]:  # noqa: N802, A002
+    def endSession(self, id: str | None) -> dict[str, Any]:
         """End one of your sessions, named by the ``ID`` that ``sessions`` lists."""
         user = self.require_user()
         if not id:

@@ -117,9 +117,15 @@ def list_apps(config_file: str | None, database_url: str | None, as_json: bool) 
     finally:
         database.dispose()
     if as_json:
-        click.echo(json.dumps([
-            {"id": i, "name": n, "allowed_origins": o, "description": d} for i, n, o, d in rows
-        ], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {"id": i, "name": n, "allowed_origins": o, "description": d}
+                    for i, n, o, d in rows
+                ],
+                indent=2,
+            )
+        )
         return
     table = Table("id", "name", "allowed origins", "description")
     for i, n, o, d in rows:

@@ -24,8 +24,7 @@ def upgrade(config_file: str | None, database_url: str | None, revision: str) ->
     """Apply migrations (safe to run from several processes at once)."""
     database = open_database(settings_from(config_file, database_url=database_url))
     try:
-        before = migrate.current_revision(database.engine)
-        migrate.upgrade(database.engine, revision)
+        before = migrate.upgrade(database.engine, revision)
         after = migrate.current_revision(database.engine)
     except sqlalchemy.exc.OperationalError as exc:
         database_unreachable(exc)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import replace
 from datetime import datetime
@@ -38,7 +39,9 @@ from passport.services.throttle import ip_key
 from passport.storage.models import User
 
 GENERIC_LOGIN_FAILURE = "Invalid username or password."
-_EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f.]+(\.[^@\s\x00-\x1f\x7f.]+)+$")
+_EMAIL_RE = re.compile(
+    r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f.]+(\.[^@\s\x00-\x1f\x7f.]+)+$"
+)
 _USERNAME_EXTRA = set("._-")
 
 
@@ -138,6 +141,7 @@ class Accounts:
         db: Session,
         audit: Audit,
         read_session: Session,
+        after: Callable[[Callable[[], None]], None],
     ) -> None:
         self.settings = settings
         self.passwords = passwords
@@ -146,6 +150,7 @@ class Accounts:
         self.db = db
         self.audit = audit
         self.read_session = read_session
+        self.after = after
 
     # -- registration -------------------------------------------------------
     def register(
@@ -206,8 +211,13 @@ class Accounts:
             ) from None
         self.audit(
             AuditRecord(
-                "register", "success", caller.now, user.id, user.username,
-                ip=caller.ip, user_agent=caller.user_agent,
+                "register",
+                "success",
+                caller.now,
+                user.id,
+                user.username,
+                ip=caller.ip,
+                user_agent=caller.user_agent,
             )
         )
         return user
@@ -216,7 +226,9 @@ class Accounts:
     def _find(self, identifier: str) -> User | None:
         """The user named by username or email, detached from the read session."""
         if "@" in identifier:
-            condition = User.email_key == unicodedata.normalize("NFKC", identifier.strip()).casefold()
+            condition = (
+                User.email_key == unicodedata.normalize("NFKC", identifier.strip()).casefold()
+            )
         else:
             condition = User.username_key == canonical(identifier)
         try:
@@ -244,8 +256,13 @@ class Accounts:
         keys = [account_key(canonical(identifier)), ip_key(caller.ip)]
         wait = self.throttle.retry_after(keys, caller.now)
         record = AuditRecord(
-            "login", "", caller.now, username=attempted, application=application,
-            ip=caller.ip, user_agent=caller.user_agent,
+            "login",
+            "",
+            caller.now,
+            username=attempted,
+            application=application,
+            ip=caller.ip,
+            user_agent=caller.user_agent,
         )
         if wait:
             self.audit(_with(record, outcome="throttled"), durable=True)
@@ -278,8 +295,12 @@ class Accounts:
             user.password_hash = self.passwords.hash(normalise(password))
         self.throttle.success(keys[0])
         token, info = new_session_info(
-            self.settings, user.id, caller.now,
-            remember=remember, ip=caller.ip, user_agent=caller.user_agent,
+            self.settings,
+            user.id,
+            caller.now,
+            remember=remember,
+            ip=caller.ip,
+            user_agent=caller.user_agent,
         )
         self.sessions.add(info, self.db)
         self.audit(_with(record, outcome="success", user_id=user.id, username=user.username))
@@ -291,8 +312,13 @@ class Accounts:
         self.sessions.remove(session.id_hash, self.db)
         self.audit(
             AuditRecord(
-                "logout", "success", caller.now, session.user_id,
-                user.username if user else "", ip=caller.ip, user_agent=caller.user_agent,
+                "logout",
+                "success",
+                caller.now,
+                session.user_id,
+                user.username if user else "",
+                ip=caller.ip,
+                user_agent=caller.user_agent,
             )
         )
 
@@ -319,11 +345,18 @@ class Accounts:
                 headers={"Retry-After": str(wait)},
             )
         record = AuditRecord(
-            "password_change", "", caller.now, user.id, user.username,
-            ip=caller.ip, user_agent=caller.user_agent,
+            "password_change",
+            "",
+            caller.now,
+            user.id,
+            user.username,
+            ip=caller.ip,
+            user_agent=caller.user_agent,
         )
         if not self.passwords.verify(user.password_hash, old_password):
-            self.throttle.failure(keys, caller.now)
+            # Counted once this request's transaction is over: on SQLite it holds the
+            # write lock, which the counter's own transaction would wait for.
+            self.after(lambda: self.throttle.count_failure(keys, caller.now))
             self.audit(_with(record, outcome="failure"), durable=True)
             raise ClientError(
                 "The current password is not correct.", source="oldPassword", number=401
@@ -339,8 +372,12 @@ class Accounts:
         self.sessions.remove_for_user(user.id, self.db, keep=current.id_hash)
         self.sessions.remove(current.id_hash, self.db)
         token, info = new_session_info(
-            self.settings, user.id, caller.now,
-            remember=current.remember, ip=caller.ip, user_agent=caller.user_agent,
+            self.settings,
+            user.id,
+            caller.now,
+            remember=current.remember,
+            ip=caller.ip,
+            user_agent=caller.user_agent,
         )
         self.sessions.add(info, self.db)
         self.audit(_with(record, outcome="success"))

@@ -62,9 +62,15 @@ def check_policy(password: str, *, username: str, min_length: int, source: str) 
             number=LENGTH,
         )
     folded = text.casefold()
-    if folded in common_passwords():
+    if folded in common_passwords() or _repeats_common(folded):
         raise ClientError(
             "This password is in a list of commonly used passwords; choose another.",
+            source=source,
+            number=PASSWORD_POLICY,
+        )
+    if len(set(folded)) < 4:
+        raise ClientError(
+            "The password repeats too few characters; choose a longer phrase.",
             source=source,
             number=PASSWORD_POLICY,
         )
@@ -81,6 +87,14 @@ def check_policy(password: str, *, username: str, min_length: int, source: str) 
             number=PASSWORD_POLICY,
         )
     return text
+
+
+def _repeats_common(folded: str) -> bool:
+    """``passwordpassword``: a common password said several times is still common."""
+    for period in range(1, len(folded) // 2 + 1):
+        if len(folded) % period == 0 and folded[:period] * (len(folded) // period) == folded:
+            return folded[:period] in common_passwords()
+    return False
 
 
 class Passwords:

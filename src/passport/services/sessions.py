@@ -240,7 +240,7 @@ class RedisSessionStore:
         raw = self.client.get(self._key(hash_token(token)))
         if raw is None:
             return None
-        info = self._load(raw)  # type: ignore[arg-type]
+        info = self._load(raw)
         return info if info.alive(now) else None
 
     def touch(self, info: LoginSessionInfo, now: datetime) -> None:
@@ -252,7 +252,7 @@ class RedisSessionStore:
     def remove(self, id_hash: str, db: Session) -> None:
         raw = self.client.getdel(self._key(id_hash))
         if raw is not None:
-            self.client.srem(self._user_key(self._load(raw).user_id), id_hash)  # type: ignore[arg-type]
+            self.client.srem(self._user_key(self._load(raw).user_id), id_hash)
 
     def remove_for_user(self, user_id: int, db: Session, *, keep: str | None = None) -> int:
         hashes = [h.decode() for h in self.client.smembers(self._user_key(user_id))]  # type: ignore[union-attr]
@@ -272,7 +272,7 @@ class RedisSessionStore:
         raws = self.client.mget([self._key(h) for h in hashes])
         infos = []
         stale = []
-        for id_hash, raw in zip(hashes, raws, strict=True):  # type: ignore[arg-type]
+        for id_hash, raw in zip(hashes, raws, strict=True):
             if raw is None:
                 stale.append(id_hash)
                 continue

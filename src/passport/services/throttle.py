@@ -73,9 +73,7 @@ class DatabaseThrottleStore:
                     return Count(row.failures, row.window_start, row.last_failure)
             try:
                 with self.database.session(write=True) as db, db.begin():
-                    db.add(
-                        ThrottleCounter(key=key, failures=1, window_start=now, last_failure=now)
-                    )
+                    db.add(ThrottleCounter(key=key, failures=1, window_start=now, last_failure=now))
                 return Count(1, now, now)
             except IntegrityError:
                 continue  # another process inserted it first: update instead
@@ -177,6 +175,9 @@ class Throttle:
             count = self.store.hit(key, now, self.window)
             over = over or count.failures >= self._limit(key)
         return over
+
+    def count_failure(self, keys: list[str], now: datetime) -> None:
+        self.failure(keys, now)
 
     def success(self, key: str) -> None:
         self.store.reset(key)

@@ -39,8 +39,11 @@ def is_current(engine: Engine) -> bool:
     return current_revision(engine) == head_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``, once, even with concurrent callers."""
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Apply migrations up to ``revision``, once, even with concurrent callers.
+
+    Returns the revision found (under the lock) before upgrading.
+    """
     dialect = engine.dialect.name
     with engine.connect() as lock_conn:
         if dialect == "postgresql":
@@ -50,6 +53,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         lock_conn.commit()
         try:
             with engine.begin() as conn:
+                before = MigrationContext.configure(conn).get_current_revision()
                 cfg = _config()
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
@@ -59,6 +63,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             elif dialect in {"mysql", "mariadb"}:
                 lock_conn.execute(text("SELECT RELEASE_LOCK('passport_migrate')"))
             lock_conn.commit()
+    return before
 
 
 def history() -> list[tuple[str, str]]:

@@ -6,10 +6,10 @@ connection, and the session cookie is only looked up when someone asks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
-from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 from werkzeug import Request

@@ -20,9 +20,7 @@ from werkzeug import Response
 
 from passport.errors import ClientError
 
-CALLBACK_RE = re.compile(
-    r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}(\.[A-Za-z_$][A-Za-z0-9_$]{0,63}){0,3}$"
-)
+CALLBACK_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}(\.[A-Za-z_$][A-Za-z0-9_$]{0,63}){0,3}$")
 JSON_TYPE = "application/json; charset=utf-8"
 
 
@@ -71,5 +69,6 @@ def render(
 
 
 def client_error(error: ClientError, *, callback: str | None = None) -> Response:
-    return render(Envelope(client_errors=[error]), error.status, callback=callback,
-                  headers=error.headers)
+    return render(
+        Envelope(client_errors=[error]), error.status, callback=callback, headers=error.headers
+    )

@@ -107,7 +107,10 @@ def expose(
 
 def _param_kind(name: str, annotation: Any) -> type:
     args = typing.get_args(annotation)
-    if typing.get_origin(annotation) not in (typing.Union, types.UnionType) or type(None) not in args:
+    if (
+        typing.get_origin(annotation) not in (typing.Union, types.UnionType)
+        or type(None) not in args
+    ):
         raise TypeError(f"parameter {name} must be Optional: a missing parameter is None")
     (kind,) = [a for a in args if a is not type(None)]
     if kind not in (str, int, bool):

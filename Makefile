@@ -1,0 +1,37 @@
+# Passport: the two commands a new machine needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: run test check lint types install install-test bench clean
+
+$(BIN)/passport: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-deps: pyproject.toml $(BIN)/passport
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/passport
+install-test: $(VENV)/.test-deps
+
+## Install into .venv, create/migrate ./passport.sqlite3 and serve on http://127.0.0.1:8000
+run: install
+	$(BIN)/passport serve
+
+## Install test dependencies, make sure MariaDB/PostgreSQL/Redis are up, lint, type-check, test
+test: install-test
+	scripts/services-up
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+bench: install-test
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

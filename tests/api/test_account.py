@@ -1,0 +1,513 @@
+"""Accounts, login sessions and their defences, on every database and both session stores."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.cookies import SimpleCookie
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from passport.services.applications import find_by_name
+from passport.storage.models import AuditEvent
+from passport.storage.models import User
+
+from support import ORIGIN
+from support import STRONG
+from support import Harness
+
+COOKIE = "passport_session"
+
+
+def data(response: Any) -> dict[str, Any]:
+    return json.loads(response.get_data(as_text=True))  # type: ignore[no-any-return]
+
+
+def error(response: Any) -> dict[str, Any]:
+    (first,) = data(response)["ClientExceptions"]
+    return first  # type: ignore[no-any-return]
+
+
+def set_cookie(response: Any) -> SimpleCookie:
+    cookie: SimpleCookie = SimpleCookie()
+    for header in response.headers.getlist("Set-Cookie"):
+        cookie.load(header)
+    return cookie
+
+
+def status(h: Harness, client: Any = None) -> dict[str, Any]:
+    return data((client or h.client).get("/Account/status"))
+
+
+def audit_events(h: Harness) -> list[tuple[str, str, str]]:
+    with h.app.db.session() as db:
+        rows = db.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+        return [(r.event, r.outcome, r.username) for r in rows]
+
+
+def register_origin(h: Harness, origin: str) -> None:
+    with h.app.db.session(write=True) as db, db.begin():
+        app = find_by_name(db, "Passport")
+        assert app is not None
+        app.allowed_origins = [*app.allowed_origins, origin]
+    h.app.forget_origins()
+
+
+# -- registration ------------------------------------------------------------------------
+
+
+def test_register_returns_the_user(accounts: Harness) -> None:
+    response = accounts.register("alice", email="Alice@Example.com", displayName="Alice A.")
+    assert response.status_code == 200
+    assert data(response)["Data"] == {
+        "User": {
+            "ID": data(response)["Data"]["User"]["ID"],
+            "Username": "alice",
+            "Email": "Alice@Example.com",
+            "DisplayName": "Alice A.",
+        }
+    }
+    with accounts.app.db.session() as db:
+        user = db.scalars(select(User)).one()
+        assert user.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+        assert STRONG not in user.password_hash
+    assert audit_events(accounts) == [("register", "success", "alice")]
+
+
+@pytest.mark.parametrize("second", ["alice", "ALICE", "\uff21\uff4c\uff49\uff43\uff45", "AlIcE"])
+def test_usernames_are_unique_in_any_case(accounts: Harness, second: str) -> None:
+    assert accounts.register("Alice").status_code == 200
+    response = accounts.register(second)
+    assert response.status_code == 409
+    assert error(response)["Number"] == "5"
+    assert error(response)["Source"] == "username"
+
+
+def test_email_is_validated_and_unique(accounts: Harness) -> None:
+    bad = accounts.register("alice", email="not-an-email")
+    assert bad.status_code == 400 and error(bad)["Source"] == "email"
+    assert accounts.register("alice", email="a@example.com").status_code == 200
+    taken = accounts.register("bob", email="A@EXAMPLE.com")
+    assert taken.status_code == 409 and error(taken)["Source"] == "email"
+
+
+@pytest.mark.parametrize(
+    ("password", "number", "words"),
+    [
+        ("short", "4", "at least 12"),
+        ("x" * 1025, "4", "at most 1024"),
+        ("password1234", "6", "commonly used"),
+        ("Alice-Wonder", "6", "username"),
+        ("PASSPORT", "4", "at least 12"),
+        ("passwordpassword", "6", "commonly used"),
+        ("aaaaaaaaaaaaaaa", "6", "too few characters"),
+        ("ababababababab", "6", "too few characters"),
+    ],
+)
+def test_password_policy(accounts: Harness, password: str, number: str, words: str) -> None:
+    response = accounts.register("Alice-Wonder", password=password)
+    assert response.status_code == 400
+    assert error(response)["Number"] == number
+    assert words in error(response)["Message"]
+    assert error(response)["Value"] is None
+
+
+@pytest.mark.parametrize(
+    "password", ["   spaces   are fine   ", "😀🎉🔑🌍😀🎉🔑🌍😀🎉🔑🌍", "ﬁﬁﬁ long unicode"]
+)
+def test_any_characters_are_accepted(accounts: Harness, password: str) -> None:
+    assert accounts.register("alice", password=password).status_code == 200
+    assert accounts.login("alice", password).status_code == 200
+
+
+def test_composed_and_decomposed_passwords_are_the_same(accounts: Harness) -> None:
+    composed = "caf\u00e9 au lait tous les jours"
+    decomposed = "cafe\u0301 au lait tous les jours"
+    assert accounts.register("alice", password=composed).status_code == 200
+    assert accounts.login("alice", decomposed).status_code == 200
+
+
+def test_registration_can_be_switched_off(factory: Any) -> None:
+    h = factory("sqlite", registration_enabled=False)
+    response = h.register()
+    assert response.status_code == 403
+    assert error(response)["Number"] == "7"
+
+
+def test_password_in_query_string_is_refused(accounts: Harness) -> None:
+    response = accounts.client.post(f"/Account/register?username=alice&password={STRONG}", data={})
+    assert response.status_code == 400
+    assert error(response)["Source"] == "password"
+    assert STRONG not in response.get_data(as_text=True)
+    login = accounts.client.post(f"/Account/login?password={STRONG}", data={"username": "alice"})
+    assert login.status_code == 400
+
+
+def test_twenty_concurrent_registrations_make_one_user(accounts: Harness) -> None:
+    names = ["alice", "Alice", "ALICE", "\uff21\uff2c\uff29\uff23\uff25"] * 5
+    results: list[Any] = [None] * len(names)
+
+    def attempt(i: int) -> None:
+        results[i] = accounts.new_client().post(
+            "/Account/register",
+            data={"username": names[i], "password": STRONG},
+            headers={"Origin": ORIGIN},
+        )
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(names))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    codes = sorted(r.status_code for r in results)
+    assert codes == [200] + [409] * 19
+    for response in results:
+        if response.status_code == 409:
+            assert "already taken" in error(response)["Message"]
+    with accounts.app.db.session() as db:
+        assert len(db.scalars(select(User)).all()) == 1
+
+
+# -- login, status, logout ------------------------------------------------------------------
+
+
+def test_login_sets_a_safe_cookie(accounts: Harness) -> None:
+    accounts.register()
+    response = accounts.login()
+    assert response.status_code == 200
+    body = data(response)
+    assert body["LoggedIn"] is True and body["Data"]["User"]["Username"] == "alice"
+    morsel = set_cookie(response)[COOKIE]
+    assert len(morsel.value) >= 43  # 256 bits, base64url
+    assert morsel["httponly"] and morsel["samesite"] == "Lax" and morsel["path"] == "/"
+    assert not morsel["secure"] and not morsel["domain"] and not morsel["max-age"]
+    assert morsel.value not in response.get_data(as_text=True)
+    assert status(accounts)["LoggedIn"] is True
+    assert status(accounts)["Data"]["User"]["Username"] == "alice"
+
+
+def test_cookie_is_secure_behind_https(factory: Any) -> None:
+    h = factory("sqlite", public_url="https://sso.example.com")
+    h.register(headers={"Origin": "https://sso.example.com"})
+    response = h.client.post(
+        "/Account/login",
+        data={"username": "alice", "password": STRONG},
+        headers={"Origin": "https://sso.example.com"},
+    )
+    assert set_cookie(response)[COOKIE]["secure"]
+
+
+def test_login_by_email(accounts: Harness) -> None:
+    accounts.register(email="alice@example.com")
+    assert accounts.login("ALICE@example.com").status_code == 200
+
+
+def test_failures_are_generic_and_unknown_users_cost_a_hash(accounts: Harness) -> None:
+    accounts.register()
+    accounts.register("bob")
+    with accounts.app.db.session(write=True) as db, db.begin():
+        bob = db.scalars(select(User).where(User.username == "bob")).one()
+        bob.disabled = True
+    before = accounts.app.passwords.dummy_verifications
+    answers = [
+        accounts.login("alice", "wrong password here"),
+        accounts.login("nobody", STRONG),
+        accounts.login("bob", STRONG),
+    ]
+    assert accounts.app.passwords.dummy_verifications == before + 1
+    for response in answers:
+        assert response.status_code == 401
+        assert data(response)["ClientExceptions"] == [
+            {
+                "Message": "Invalid username or password.",
+                "Source": "username",
+                "Value": None,
+                "Number": "401",
+            }
+        ]
+        assert "Set-Cookie" not in response.headers
+    assert [e[1] for e in audit_events(accounts) if e[0] == "login"] == ["failure"] * 3
+
+
+def test_logout_kills_the_session_everywhere(accounts: Harness) -> None:
+    accounts.register()
+    token = set_cookie(accounts.login())[COOKIE].value
+    response = accounts.client.post("/Account/logout")
+    assert response.status_code == 200 and data(response)["LoggedIn"] is False
+    cleared = set_cookie(response)[COOKIE]
+    assert cleared.value == "" and cleared["expires"]
+    replay = accounts.new_client()
+    replay.set_cookie(COOKIE, token)
+    assert status(accounts, replay)["LoggedIn"] is False
+
+
+def test_login_rotates_the_session_id(accounts: Harness) -> None:
+    accounts.register()
+    first = set_cookie(accounts.login())[COOKIE].value
+    second = set_cookie(accounts.login())[COOKIE].value
+    assert first != second
+    old = accounts.new_client()
+    old.set_cookie(COOKIE, first)
+    assert status(accounts, old)["LoggedIn"] is False
+
+
+def test_unknown_session_ids_are_never_adopted(accounts: Harness) -> None:
+    accounts.register()
+    accounts.client.set_cookie(COOKIE, "attacker-chosen-value")
+    assert status(accounts)["LoggedIn"] is False
+    response = accounts.login()
+    assert set_cookie(response)[COOKIE].value != "attacker-chosen-value"
+
+
+def test_idle_timeout(accounts: Harness) -> None:
+    accounts.register()
+    accounts.login()
+    accounts.clock.advance(minutes=29)
+    assert status(accounts)["LoggedIn"] is True  # activity renews the idle timer
+    accounts.clock.advance(minutes=29)
+    assert status(accounts)["LoggedIn"] is True
+    accounts.clock.advance(minutes=31)
+    assert status(accounts)["LoggedIn"] is False
+
+
+def test_absolute_lifetime(accounts: Harness) -> None:
+    accounts.register()
+    accounts.login()
+    for _ in range(12 * 3):
+        accounts.clock.advance(minutes=20)
+        if not status(accounts)["LoggedIn"]:
+            break
+    assert accounts.clock.now.hour == 0  # 12:00 + 12 h: ended at the absolute lifetime
+
+
+def test_remember_me(accounts: Harness) -> None:
+    accounts.register()
+    response = accounts.login(remember="true")
+    assert int(set_cookie(response)[COOKIE]["max-age"]) == 30 * 24 * 3600
+    accounts.clock.advance(days=29)
+    assert status(accounts)["LoggedIn"] is True
+    accounts.clock.advance(days=2)
+    assert status(accounts)["LoggedIn"] is False
+
+
+def test_login_for_an_unknown_application_is_404(accounts: Harness) -> None:
+    accounts.register()
+    response = accounts.login(application="Nope")
+    assert response.status_code == 404 and error(response)["Source"] == "application"
+    assert accounts.login(application="passport").status_code == 200
+
+
+# -- password change and the sessions list ---------------------------------------------------
+
+
+def test_change_password_ends_other_sessions_and_rotates_this_one(accounts: Harness) -> None:
+    accounts.register()
+    other = accounts.new_client()
+    other.post(
+        "/Account/login", data={"username": "alice", "password": STRONG}, headers={"Origin": ORIGIN}
+    )
+    old_token = set_cookie(accounts.login())[COOKIE].value
+    new_password = "a brand new long passphrase"
+    response = accounts.client.post(
+        "/Account/changePassword", data={"oldPassword": STRONG, "newPassword": new_password}
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert set_cookie(response)[COOKIE].value != old_token
+    assert status(accounts)["LoggedIn"] is True
+    assert status(accounts, other)["LoggedIn"] is False
+    stale = accounts.new_client()
+    stale.set_cookie(COOKIE, old_token)
+    assert status(accounts, stale)["LoggedIn"] is False
+    assert accounts.login("alice", STRONG).status_code == 401
+    assert accounts.login("alice", new_password).status_code == 200
+
+
+def test_change_password_needs_the_current_one(accounts: Harness) -> None:
+    accounts.register()
+    accounts.login()
+    wrong = accounts.client.post(
+        "/Account/changePassword",
+        data={"oldPassword": "not my password", "newPassword": "a brand new long passphrase"},
+    )
+    assert wrong.status_code == 401 and error(wrong)["Source"] == "oldPassword"
+    weak = accounts.client.post(
+        "/Account/changePassword", data={"oldPassword": STRONG, "newPassword": "1q2w3e4r5t6y"}
+    )
+    assert weak.status_code == 400 and error(weak)["Number"] == "6"
+    anonymous = accounts.new_client().post(
+        "/Account/changePassword",
+        data={"oldPassword": STRONG, "newPassword": "x" * 20},
+        headers={"Origin": ORIGIN},
+    )
+    assert anonymous.status_code == 401
+
+
+def test_list_and_end_own_sessions(accounts: Harness) -> None:
+    accounts.register()
+    accounts.register("bob")
+    phone = accounts.new_client()
+    phone.post(
+        "/Account/login",
+        data={"username": "alice", "password": STRONG},
+        headers={"Origin": ORIGIN, "User-Agent": "Phone/1.0"},
+    )
+    accounts.clock.advance(seconds=1)
+    accounts.login()
+    listed = data(accounts.client.get("/Account/sessions"))["Data"]["Sessions"]
+    assert len(listed) == 2
+    assert [s["Current"] for s in listed] == [False, True]
+    assert listed[0]["UserAgent"] == "Phone/1.0"
+    ended = accounts.client.post("/Account/endSession", data={"id": listed[0]["ID"]})
+    assert ended.status_code == 200
+    assert status(accounts, phone)["LoggedIn"] is False
+    assert status(accounts)["LoggedIn"] is True
+    missing = accounts.client.post("/Account/endSession", data={"id": listed[0]["ID"]})
+    assert missing.status_code == 404
+    assert accounts.new_client().get("/Account/sessions").status_code == 401
+
+
+def test_users_cannot_end_other_users_sessions(accounts: Harness) -> None:
+    accounts.register()
+    accounts.register("bob")
+    bob = accounts.new_client()
+    bob.post(
+        "/Account/login", data={"username": "bob", "password": STRONG}, headers={"Origin": ORIGIN}
+    )
+    bobs = data(bob.get("/Account/sessions"))["Data"]["Sessions"][0]["ID"]
+    accounts.login()
+    response = accounts.client.post("/Account/endSession", data={"id": bobs})
+    assert response.status_code == 404
+    assert status(accounts, bob)["LoggedIn"] is True
+
+
+# -- throttling --------------------------------------------------------------------------------
+
+
+def test_account_throttle_grows_and_hides_the_right_password(accounts: Harness) -> None:
+    accounts.register()
+    for _ in range(5):
+        assert accounts.login("alice", "wrong password!!").status_code == 401
+    locked = accounts.login("alice", STRONG)
+    assert locked.status_code == 429
+    assert locked.headers["Retry-After"] == "30"
+    assert "Set-Cookie" not in locked.headers
+    accounts.clock.advance(seconds=31)
+    assert accounts.login("alice", "wrong password!!").status_code == 401
+    again = accounts.login("alice", STRONG)
+    assert again.status_code == 429 and again.headers["Retry-After"] == "60"
+    accounts.clock.advance(seconds=61)
+    assert accounts.login("alice", STRONG).status_code == 200
+    # success resets the account counter
+    for _ in range(4):
+        assert accounts.login("alice", "wrong password!!").status_code == 401
+    assert accounts.login("alice", STRONG).status_code == 200
+    events = [e[:2] for e in audit_events(accounts)]
+    assert ("lockout", "throttled") in events and ("login", "throttled") in events
+
+
+def test_unknown_accounts_are_throttled_alike(accounts: Harness) -> None:
+    for _ in range(5):
+        assert accounts.login("ghost", "wrong password!!").status_code == 401
+    assert accounts.login("ghost", "wrong password!!").status_code == 429
+
+
+def test_ip_throttle(factory: Any) -> None:
+    h = factory("postgresql", "redis", throttle_ip_limit=8)
+    for i in range(8):
+        assert h.login(f"user{i}", "wrong password!!").status_code == 401
+    assert h.login("someone-else", "wrong password!!").status_code == 429
+
+
+def test_parallel_failures_all_count(accounts: Harness) -> None:
+    accounts.register()
+    threads = [
+        threading.Thread(
+            target=lambda: accounts.new_client().post(
+                "/Account/login",
+                data={"username": "alice", "password": "wrong password!!"},
+                headers={"Origin": ORIGIN},
+            )
+        )
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    from passport.services.accounts import canonical
+    from passport.services.throttle import account_key
+
+    count = accounts.app.throttle.store.peek(account_key(canonical("alice")))
+    assert count is not None and count.failures == 8
+
+
+# -- cross-site defences -----------------------------------------------------------------------
+
+
+def test_cookie_authenticated_writes_need_a_trusted_origin(accounts: Harness) -> None:
+    accounts.register()
+    accounts.login()
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "", "Referer": "https://evil.example/x"},
+    ):
+        refused = accounts.client.post("/Account/logout", headers=headers)
+        assert refused.status_code == 403, headers
+        assert error(refused)["Number"] == "403"
+    bare = accounts.client.open("/Account/logout", method="POST")
+    assert bare.status_code == 403
+    assert status(accounts)["LoggedIn"] is True
+    register_origin(accounts, "https://app.example.com")
+    ok = accounts.client.post("/Account/logout", headers={"Origin": "https://app.example.com"})
+    assert ok.status_code == 200
+
+
+def test_login_from_a_foreign_origin_is_refused(accounts: Harness) -> None:
+    accounts.register()
+    response = accounts.login(headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
+
+
+def test_cors_only_for_registered_origins(accounts: Harness) -> None:
+    register_origin(accounts, "https://app.example.com")
+    ok = accounts.client.get("/Account/status", headers={"Origin": "https://app.example.com"})
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert ok.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "Origin" in ok.headers["Vary"]
+    for origin in ("https://evil.example", "null", "https://app.example.com.evil.example"):
+        other = accounts.client.get("/Account/status", headers={"Origin": origin})
+        assert "Access-Control-Allow-Origin" not in other.headers
+    preflight = accounts.client.options(
+        "/Account/login",
+        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Methods"] == "POST"
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    refused = accounts.client.options(
+        "/Account/login",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert refused.status_code == 403
+    assert "Access-Control-Allow-Origin" not in refused.headers
+
+
+def test_password_hash_is_upgraded_at_login(factory: Any) -> None:
+    weak = factory("sqlite")
+    weak.register()
+    row = _copy_user(weak)
+    strong = factory("sqlite", argon2_time_cost=3)
+    with strong.app.db.session(write=True) as db, db.begin():
+        db.add(User(**{**row, "id": None}))
+    assert strong.login().status_code == 200
+    with strong.app.db.session() as db:
+        assert "t=3" in db.scalars(select(User)).one().password_hash
+
+
+def _copy_user(h: Harness) -> dict[str, Any]:
+    with h.app.db.session() as db:
+        user = db.scalars(select(User)).one()
+        return {c.name: getattr(user, c.name) for c in User.__table__.columns}

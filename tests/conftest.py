@@ -1,0 +1,295 @@
+"""Fixtures: a fresh database on each backend, a Passport app over it, a live server.
+
+Each test run creates its own MariaDB and PostgreSQL databases and a
+least-privilege user with exactly the SQL in ``docs/sql/`` (names and password
+substituted), migrates them as that user, and drops them at the end.  Between
+tests the tables are emptied (the seeded ``Passport`` application stays).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+from sqlalchemy import create_engine
+from sqlalchemy import text
+
+from passport.app import PassportApp
+from passport.config import Settings
+from passport.config import load_settings
+from passport.storage import migrate
+
+from support import FakeClock
+from support import Harness
+from support import PassportClient
+
+ROOT = Path(__file__).resolve().parent.parent
+SQL = ROOT / "docs" / "sql"
+REDIS_URL = "redis://127.0.0.1:6379/13"
+BACKENDS = ("sqlite", "mariadb", "postgresql")
+
+
+def _personalise(script: str, name: str, password: str) -> str:
+    """The admin's script with our database/user name and password in place of the defaults."""
+    return re.sub(r"\bpassport\b", name, script).replace("change-me", password)
+
+
+def _run(cmd: list[str], script: str) -> None:
+    result = subprocess.run(cmd, input=script, text=True, capture_output=True, timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed: {result.stderr.strip()}")
+
+
+@dataclass
+class Backend:
+    name: str
+    url: str
+    drop: Any
+
+
+def _create_mariadb(name: str, password: str) -> Backend:
+    script = _personalise((SQL / "mariadb.sql").read_text(), name, password)
+    _run(["mariadb", "-uroot", "-h127.0.0.1"], script)
+    url = f"mysql+pymysql://{name}:{password}@127.0.0.1:3306/{name}"
+
+    def drop() -> None:
+        _run(
+            ["mariadb", "-uroot", "-h127.0.0.1"],
+            _personalise((SQL / "mariadb-drop.sql").read_text(), name, password),
+        )
+
+    return Backend("mariadb", url, drop)
+
+
+def _create_postgresql(name: str, password: str) -> Backend:
+    script = _personalise((SQL / "postgresql.sql").read_text(), name, password)
+    _run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q"], script)
+    url = f"postgresql+psycopg://{name}:{password}@127.0.0.1:5432/{name}"
+
+    def drop() -> None:
+        _run(
+            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-q"],
+            _personalise((SQL / "postgresql-drop.sql").read_text(), name, password),
+        )
+
+    return Backend("postgresql", url, drop)
+
+
+@pytest.fixture(scope="session")
+def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Backend]]:
+    created: dict[str, Backend] = {}
+    tag = secrets.token_hex(4)
+    password = secrets.token_urlsafe(18)
+    sqlite_file = tmp_path_factory.mktemp("sqlite") / "passport.sqlite3"
+    created["sqlite"] = Backend("sqlite", f"sqlite:///{sqlite_file}", lambda: None)
+    try:
+        created["mariadb"] = _create_mariadb(f"passport_t{tag}", password)
+        created["postgresql"] = _create_postgresql(f"passport_t{tag}", password)
+        for backend in created.values():
+            engine = create_engine(backend.url)
+            migrate.upgrade(engine)
+            engine.dispose()
+        yield created
+    finally:
+        for backend in created.values():
+            backend.drop()
+
+
+def _empty_tables(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for table in ("login_sessions", "throttle_counters", "audit_events", "users"):
+            conn.execute(text(f"DELETE FROM {table}"))
+        conn.execute(text("DELETE FROM applications WHERE id <> 1"))
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    client.ping()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def make_settings(url: str, **overrides: Any) -> Settings:
+    return load_settings(environ={}, overrides={"database_url": url, **overrides})
+
+
+def build(
+    backends: dict[str, Backend],
+    backend: str,
+    store: str,
+    clock: FakeClock,
+    redis_client: redis.Redis | None,
+    **overrides: Any,
+) -> Harness:
+    url = backends[backend].url
+    _empty_tables(url)
+    client = None
+    if store == "redis":
+        assert redis_client is not None
+        redis_client.flushdb()
+        client = redis_client
+    settings = make_settings(url, **overrides)
+    app = PassportApp(settings, clock=clock, redis_client=client)
+    return Harness(app, PassportClient(app), settings, backend, store, clock)
+
+
+@pytest.fixture(params=BACKENDS)
+def harness(
+    request: pytest.FixtureRequest,
+    backends: dict[str, Backend],
+    clock: FakeClock,
+) -> Iterator[Harness]:
+    """Passport on each database, with the database session store."""
+    h = build(backends, request.param, "db", clock, None)
+    yield h
+    h.app.db.dispose()
+
+
+STORE_COMBOS = [
+    ("sqlite", "db"),
+    ("sqlite", "redis"),
+    ("mariadb", "db"),
+    ("mariadb", "redis"),
+    ("postgresql", "db"),
+    ("postgresql", "redis"),
+]
+
+
+@pytest.fixture(params=STORE_COMBOS, ids=[f"{b}-{s}" for b, s in STORE_COMBOS])
+def accounts(
+    request: pytest.FixtureRequest,
+    backends: dict[str, Backend],
+    clock: FakeClock,
+    redis_client: redis.Redis,
+) -> Iterator[Harness]:
+    """Passport on each database with each session store (database, Redis)."""
+    backend, store = request.param
+    h = build(backends, backend, store, clock, redis_client)
+    yield h
+    h.app.db.dispose()
+
+
+@pytest.fixture
+def factory(
+    backends: dict[str, Backend], clock: FakeClock, redis_client: redis.Redis
+) -> Iterator[Any]:
+    """Build a Harness with custom settings: ``factory("sqlite", "db", password_min_length=15)``."""
+    built: list[Harness] = []
+
+    def make(backend: str = "sqlite", store: str = "db", **overrides: Any) -> Harness:
+        h = build(backends, backend, store, clock, redis_client, **overrides)
+        built.append(h)
+        return h
+
+    yield make
+    for h in built:
+        h.app.db.dispose()
+
+
+# -- live servers -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(
+    tmp_path: Path, database_url: str, *extra_args: str, env: dict[str, str] | None = None
+) -> LiveServer:
+    port = free_port()
+    log = tmp_path / f"serve-{port}.log"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PASSPORT_")} | (
+        env or {}
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "passport",
+            "serve",
+            "--port",
+            str(port),
+            "--database-url",
+            database_url,
+            *extra_args,
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=environment,
+        cwd=tmp_path,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"passport serve exited: {log.read_text()}")
+        try:
+            if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                return LiveServer(url, process, log)
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"passport serve did not start: {log.read_text()}")
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Any]:
+    started: list[LiveServer] = []
+
+    def start(database_url: str, *extra: str, env: dict[str, str] | None = None) -> LiveServer:
+        server = start_server(tmp_path, database_url, *extra, env=env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No PASSPORT_* setting of the developer's shell leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("PASSPORT_"):
+            monkeypatch.delenv(key)

@@ -1,0 +1,148 @@
+"""Helpers shared by the tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+from werkzeug.test import Client
+from werkzeug.test import TestResponse
+
+from passport.app import PassportApp
+from passport.config import Settings
+
+ORIGIN = "http://localhost"
+STRONG = "correct horse battery staple"
+
+
+class FakeClock:
+    """An injectable UTC clock that tests move forward instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+class PassportClient(Client):
+    """A WSGI test client that speaks like a browser page of Passport itself."""
+
+    def post(self, *args: Any, **kwargs: Any) -> TestResponse:
+        headers = kwargs.pop("headers", {})
+        headers.setdefault("Origin", ORIGIN)
+        return super().post(*args, headers=headers, **kwargs)
+
+
+@dataclass
+class Harness:
+    app: PassportApp
+    client: PassportClient
+    settings: Settings
+    backend: str
+    store: str
+    clock: FakeClock
+
+    def register(
+        self,
+        username: str = "alice",
+        password: str = STRONG,
+        headers: dict[str, str] | None = None,
+        **extra: str,
+    ) -> Any:
+        return self.client.post(
+            "/Account/register",
+            data={"username": username, "password": password, **extra},
+            headers=dict(headers or {}),
+        )
+
+    def login(
+        self,
+        username: str = "alice",
+        password: str = STRONG,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> Any:
+        return self.client.post(
+            "/Account/login",
+            data={"username": username, "password": password, **extra},
+            headers=dict(headers or {}),
+        )
+
+    def new_client(self) -> PassportClient:
+        return PassportClient(self.app)
+
+
+class TcpProxy:
+    """A loopback TCP forwarder that a test can cut and restore, to play "database down"."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+
+        self.target_port = target_port
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = int(probe.getsockname()[1])
+        probe.close()
+        self._server: Any = None
+        self._conns: list[Any] = []
+
+    def start(self) -> None:
+        import socket
+        import threading
+
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(50)
+        self._server = server
+
+        def pump(src: Any, dst: Any) -> None:
+            try:
+                while chunk := src.recv(65536):
+                    dst.sendall(chunk)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.close()
+                    except OSError:
+                        pass
+
+        def accept() -> None:
+            while True:
+                try:
+                    client, _ = server.accept()
+                except OSError:
+                    return
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+                self._conns += [client, upstream]
+                threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+                threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+
+    def stop(self) -> None:
+        import socket
+
+        if self._server is not None:
+            try:
+                self._server.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+            except OSError:
+                pass
+            self._server.close()
+            self._server = None
+        for conn in self._conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            except OSError:
+                pass
+        self._conns = []

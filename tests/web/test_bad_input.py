@@ -1,0 +1,143 @@
+"""Bad input on every parameter of every method: a clear envelope error, nothing lost.
+
+The table of hostile values is applied to each registered endpoint and each of
+its parameters, in the query string (GET) or the body (POST, form and JSON).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy import select
+
+from passport.api import API
+from passport.storage.models import Application
+from passport.storage.models import LoginSession
+from passport.storage.models import User
+
+from support import STRONG
+from support import Harness
+
+HOSTILE = [
+    "",
+    " ",
+    "x" * 5000,
+    "Ünïcödé 😀 \u202e",
+    "' OR '1'='1",
+    "1; DROP TABLE users; --",
+    "<script>alert(1)</script>",
+    "a\x00b",
+    "%00",
+    "../../etc/passwd",
+    "-1",
+    "99999999999999999999999",
+]
+ENDPOINTS = list(API)
+WRITE_ENDPOINTS = [e for e in ENDPOINTS if "POST" in e.http_methods]
+
+
+def snapshot(h: Harness) -> tuple[int, ...]:
+    with h.app.db.session() as db:
+        return tuple(
+            db.scalar(select(func.count()).select_from(model)) or 0
+            for model in (User, Application, LoginSession)
+        )
+
+
+def envelope(response: Any) -> dict[str, Any]:
+    data = json.loads(response.get_data(as_text=True))
+    assert set(data) == {"Success", "LoggedIn", "Data", "ClientExceptions", "ServerExceptions"}
+    assert data["ServerExceptions"] == []
+    return data  # type: ignore[no-any-return]
+
+
+def call(h: Harness, endpoint: Any, params: dict[str, Any], *, as_json: bool = False) -> Any:
+    if "GET" in endpoint.http_methods:
+        return h.client.get(endpoint.path, query_string=params)
+    if as_json:
+        return h.client.post(endpoint.path, json=params)
+    return h.client.post(endpoint.path, data=params)
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=[e.path for e in ENDPOINTS])
+def test_hostile_values_never_break_anything(harness: Harness, endpoint: Any) -> None:
+    harness.register("bob")
+    before = snapshot(harness)
+    for param in endpoint.params:
+        for value in HOSTILE:
+            for as_json in (False, True):
+                response = call(harness, endpoint, {param.name: value}, as_json=as_json)
+                assert response.status_code < 500, (param.name, value)
+                data = envelope(response)
+                if response.status_code >= 400:
+                    assert data["Success"] is False
+                    assert data["ClientExceptions"], (param.name, value)
+                    assert STRONG not in response.get_data(as_text=True)
+                if "GET" in endpoint.http_methods:
+                    break  # query strings have no JSON form
+    assert snapshot(harness) == before
+
+
+@pytest.mark.parametrize("endpoint", WRITE_ENDPOINTS, ids=[e.path for e in WRITE_ENDPOINTS])
+def test_wrong_json_types_are_400(harness: Harness, endpoint: Any) -> None:
+    for param in endpoint.params:
+        for value in ([1, 2], {"a": 1}, 1.5):
+            response = harness.client.post(endpoint.path, json={param.name: value})
+            assert response.status_code in (400, 401), (param.name, value)
+            error = envelope(response)["ClientExceptions"][0]
+            if response.status_code == 400:
+                assert error["Source"] == param.name
+                assert error["Number"] == "3"
+
+
+def test_huge_query_string_is_414(harness: Harness) -> None:
+    response = harness.client.get("/Service/getApplication?name=" + "x" * 10_000_000)
+    assert response.status_code == 414
+    assert envelope(response)["ClientExceptions"][0]["Number"] == "414"
+
+
+def test_huge_body_is_413(harness: Harness) -> None:
+    before = snapshot(harness)
+    response = harness.client.post(
+        "/Account/register", data={"username": "carol", "password": "p" * 10_000_000}
+    )
+    assert response.status_code == 413
+    assert envelope(response)["ClientExceptions"][0]["Number"] == "413"
+    assert snapshot(harness) == before
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [
+        (b"{not json", "application/json"),
+        (b"[1,2]", "application/json"),
+        (b"\xff\xfe", "application/json"),
+        (b"username=%ff%fe", "application/x-www-form-urlencoded"),
+        (b"username=a&username=b", "application/x-www-form-urlencoded"),
+        (b"<xml/>", "application/xml"),
+    ],
+)
+def test_malformed_bodies_are_4xx(harness: Harness, data: bytes, content_type: str) -> None:
+    response = harness.client.post("/Account/register", data=data, content_type=content_type)
+    assert response.status_code in (400, 415)
+    assert envelope(response)["ClientExceptions"]
+
+
+def test_invalid_utf8_in_query_is_400(harness: Harness) -> None:
+    response = harness.client.get("/Service/getApplication?name=%ff")
+    assert response.status_code == 400
+    assert envelope(response)["ClientExceptions"][0]["Source"] == "request"
+
+
+def test_repeated_parameter_is_refused(harness: Harness) -> None:
+    response = harness.client.get("/Service/getApplication?name=Passport&NAME=Other")
+    assert response.status_code == 400
+    assert "more than once" in envelope(response)["ClientExceptions"][0]["Message"]
+
+
+def test_unknown_parameters_are_ignored(harness: Harness) -> None:
+    response = harness.client.get("/Service/getApplication?name=Passport&extra=1&__class__=x")
+    assert response.status_code == 200
