@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
+from conftest import Backend
 from conftest import _create_postgresql
 
 
@@ -114,3 +116,31 @@ def test_config_show_masks_secrets(tmp_path: Path) -> None:
     assert shown["port"] == "9000"
     assert shown["workers"] == "4"
     assert shown["database_url"] == "postgresql+psycopg://passport:***@db/passport"
+
+
+@pytest.mark.parametrize("database", ["sqlite", "mariadb", "postgresql"])
+def test_contract_through_a_real_server(
+    database: str, backends: dict[str, Backend], live_server: Any
+) -> None:
+    server = live_server(backends[database].url)
+    get = lambda path: requests.get(server.url + path, timeout=5)  # noqa: E731
+    ok = get("/service/GETAPPLICATION?NAME=passport")
+    assert ok.status_code == 200 and ok.json()["Data"]["Application"] == {"ID": 1}
+    assert ok.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert get("/Service/getApplication").json()["ClientExceptions"][0]["Number"] == "1"
+    assert get("/Service/getApplication?name=X").status_code == 404
+    assert get("/c/m").json()["ClientExceptions"][0]["Value"] == "c/m"
+    jsonp = get("/Service/getApplication?name=Passport&callback=cb")
+    assert jsonp.text.startswith("/**/cb(") and jsonp.status_code == 200
+    assert get("/Service/getApplication?name=Passport&callback=alert(1)").status_code == 400
+    wrong = requests.post(server.url + "/Service/getApplication", timeout=5)
+    assert wrong.status_code == 405 and "GET" in wrong.headers["Allow"]
+    huge = requests.post(
+        server.url + "/Account/register",
+        data={"username": "x", "password": "p" * 10_000_000},
+        headers={"Origin": server.url},
+        timeout=30,
+    )
+    assert huge.status_code == 413
+    assert huge.json()["ClientExceptions"][0]["Number"] == "413"
+    assert get("/readyz").status_code == 200

@@ -31,6 +31,7 @@ def create_db_engine(settings: Settings) -> Engine:
     kwargs: dict[str, Any] = {"pool_pre_ping": True, "future": True}
     if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        kwargs["pool_pre_ping"] = False  # a local file cannot drop a connection
         if url.database in (None, "", ":memory:"):
             raise ValueError("an in-memory SQLite database cannot be shared; use a file")
         engine = create_engine(url, pool_size=settings.db_pool_size, **kwargs)
