@@ -64,7 +64,14 @@ def _ms(value: str, unit: str) -> float:
 
 def wrk(name: str, url: str, args: argparse.Namespace, headers: dict[str, str]) -> Result:
     command = [
-        "wrk", "--latency", "-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s",
+        "wrk",
+        "--latency",
+        "-t",
+        "2",
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{args.duration}s",
     ]
     for key, value in headers.items():
         command += ["-H", f"{key}: {value}"]
@@ -96,42 +103,83 @@ def main() -> None:
     env |= {"PASSPORT_LOG_LEVEL": "WARNING", "PASSPORT_DATABASE_URL": f"sqlite:///{tmp}/b.sqlite3"}
     hello_port, passport_port = free_port(), free_port()
     hello = subprocess.Popen(
-        [str(BIN / "granian"), "--interface", "wsgi", "--workers", str(args.workers),
-         "--blocking-threads", "4", "--port", str(hello_port), "--working-dir", str(HERE),
-         "--log-level", "warning", "--no-ws", "hello:app"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(BIN / "granian"),
+            "--interface",
+            "wsgi",
+            "--workers",
+            str(args.workers),
+            "--blocking-threads",
+            "4",
+            "--port",
+            str(hello_port),
+            "--working-dir",
+            str(HERE),
+            "--log-level",
+            "warning",
+            "--no-ws",
+            "hello:app",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     passport = subprocess.Popen(
-        [str(BIN / "passport"), "serve", "--workers", str(args.workers), "--port",
-         str(passport_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp,
+        [
+            str(BIN / "passport"),
+            "serve",
+            "--workers",
+            str(args.workers),
+            "--port",
+            str(passport_port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp,
     )
     try:
         base = f"http://127.0.0.1:{passport_port}"
         wait_up(f"http://127.0.0.1:{hello_port}/", hello)
         wait_up(base + "/healthz", passport)
         origin = {"Origin": base}
-        requests.post(base + "/Account/register", data={"username": "bench", "password": PASSWORD},
-                      headers=origin, timeout=10)
-        login = requests.post(base + "/Account/login",
-                              data={"username": "bench", "password": PASSWORD},
-                              headers=origin, timeout=10)
+        requests.post(
+            base + "/Account/register",
+            data={"username": "bench", "password": PASSWORD},
+            headers=origin,
+            timeout=10,
+        )
+        login = requests.post(
+            base + "/Account/login",
+            data={"username": "bench", "password": PASSWORD},
+            headers=origin,
+            timeout=10,
+        )
         cookie = f"passport_session={login.cookies['passport_session']}"
 
-        print(f"workers={args.workers} connections={args.connections} duration={args.duration}s "
-              f"cpus={os.cpu_count()} backend=sqlite")
+        print(
+            f"workers={args.workers} connections={args.connections} duration={args.duration}s "
+            f"cpus={os.cpu_count()} backend=sqlite"
+        )
         results = [
             wrk("hello-world WSGI (baseline)", f"http://127.0.0.1:{hello_port}/", args, {}),
             wrk("Service/getApplication", base + "/Service/getApplication?name=Passport", args, {}),
             wrk("Account/status (anonymous)", base + "/Account/status", args, {}),
-            wrk("Account/status (session cookie)", base + "/Account/status", args,
-                {"Cookie": cookie}),
+            wrk(
+                "Account/status (session cookie)",
+                base + "/Account/status",
+                args,
+                {"Cookie": cookie},
+            ),
         ]
         baseline = results[0].rps
-        print(f"{'scenario':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'ratio':>6}")
+        print(
+            f"{'scenario':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'ratio':>6}"
+        )
         for r in results:
-            print(f"{r.name:36} {r.rps:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:7d} "
-                  f"{r.rps / baseline:6.2f}")
+            print(
+                f"{r.name:36} {r.rps:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:7d} "
+                f"{r.rps / baseline:6.2f}"
+            )
     finally:
         for process in (hello, passport):
             process.terminate()
