@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import requests
 
+from passport.storage import migrate
+
 from conftest import Backend
 from conftest import _create_postgresql
 
@@ -58,7 +60,7 @@ def test_serve_refuses_out_of_date_schema_on_postgresql(tmp_path: Path, live_ser
         upgraded = passport("db", "upgrade", "--database-url", backend.url, cwd=tmp_path)
         assert upgraded.returncode == 0, upgraded.stderr
         current = passport("db", "current", "--database-url", backend.url, cwd=tmp_path)
-        assert current.stdout.strip() == "0002 (head)"
+        assert current.stdout.strip() == f"{migrate.head_revision()} (head)"
 
         server = live_server(backend.url, "--workers", "2")
         response = requests.get(server.url + "/Service/getApplication?name=Passport", timeout=5)

@@ -74,8 +74,9 @@ def test_concurrent_upgrades_run_once(empty_database: Backend, tmp_path: Path) -
     ]
     outputs = [p.communicate(timeout=120)[0].decode() for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0, 0], outputs
+    head = migrate.head_revision()
     assert sorted(o.strip() for o in outputs) == sorted(
-        ["database schema: empty -> 0002"] + ["database schema: 0002 -> 0002"] * 3
+        [f"database schema: empty -> {head}"] + [f"database schema: {head} -> {head}"] * 3
     )
     engine = create_engine(empty_database.url)
     with engine.connect() as conn:

@@ -10,6 +10,11 @@ from passport.cli.apps import app_group
 from passport.cli.common import fail
 from passport.cli.configcmd import config_group
 from passport.cli.db import db_group
+from passport.cli.directory import admin_group
+from passport.cli.directory import audit_group
+from passport.cli.directory import grant_group
+from passport.cli.directory import group_group
+from passport.cli.directory import user_group
 from passport.cli.serve import serve
 from passport.config import ConfigError
 
@@ -28,6 +33,8 @@ cli.add_command(serve)
 cli.add_command(db_group)
 cli.add_command(config_group)
 cli.add_command(app_group)
+for group in (admin_group, user_group, group_group, grant_group, audit_group):
+    cli.add_command(group)
 
 
 def main() -> None:

@@ -97,6 +97,54 @@ def _repeats_common(folded: str) -> bool:
     return False
 
 
+BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+PBKDF2_PREFIX = "pbkdf2_sha256$"
+
+
+def imported_hash_kind(stored_hash: str) -> str | None:
+    """``argon2``, ``bcrypt`` or ``pbkdf2_sha256`` when Passport can verify this hash."""
+    if stored_hash.startswith(("$argon2id$", "$argon2i$", "$argon2d$")):
+        return "argon2"
+    if stored_hash.startswith(BCRYPT_PREFIXES) and len(stored_hash) == 60:
+        return "bcrypt"
+    parts = stored_hash.split("$")
+    if stored_hash.startswith(PBKDF2_PREFIX) and len(parts) == 4 and parts[1].isdigit():
+        return "pbkdf2_sha256"
+    return None
+
+
+def verify_imported(stored_hash: str, password: str) -> bool:
+    """Verify hashes brought from other systems, as those systems did (no NFKC).
+
+    bcrypt only reads 72 bytes, as it always did; the password is rehashed to
+    argon2id at the first successful login, after which the whole of it counts.
+    """
+    kind = imported_hash_kind(stored_hash)
+    if kind == "bcrypt":
+        import bcrypt
+
+        candidate = password.encode("utf-8", "surrogatepass")[:72]
+        return bool(bcrypt.checkpw(candidate, stored_hash.replace("$2y$", "$2b$", 1).encode()))
+    if kind == "pbkdf2_sha256":
+        import base64
+        import hashlib
+        import hmac
+
+        _, iterations, salt, expected = stored_hash.split("$")
+        if not 1 <= int(iterations) <= 10_000_000:
+            return False
+        digest = hashlib.pbkdf2_hmac(
+            "sha256", password.encode("utf-8", "surrogatepass"), salt.encode(), int(iterations)
+        )
+        return hmac.compare_digest(base64.b64encode(digest).decode(), expected)
+    if kind == "argon2":
+        try:
+            return bool(PasswordHasher().verify(stored_hash, password))
+        except (VerificationError, InvalidHashError):
+            return False
+    return False
+
+
 class Passwords:
     """argon2id hashing with bounded concurrency and a dummy hash for unknown users."""
 
@@ -127,12 +175,15 @@ class Passwords:
             self._slots.release()
 
     def verify(self, stored_hash: str, password: str) -> bool:
-        """Constant-work check; never runs on more than 1024 characters."""
+        """Check ``password`` against an argon2id hash, or an imported bcrypt or
+        Django PBKDF2-SHA256 hash; never runs on more than 1024 characters."""
         if len(password) > MAX_PASSWORD_LENGTH:
             return False
         self._acquire()
         try:
-            return bool(self.hasher.verify(stored_hash, normalise(password)))
+            if stored_hash.startswith("$argon2"):
+                return bool(self.hasher.verify(stored_hash, normalise(password)))
+            return verify_imported(stored_hash, password)
         except (VerificationError, InvalidHashError):
             return False
         finally:
@@ -146,6 +197,8 @@ class Passwords:
         self.verify(self._dummy, password[:MAX_PASSWORD_LENGTH])
 
     def needs_rehash(self, stored_hash: str) -> bool:
+        if not stored_hash.startswith("$argon2id$"):
+            return True
         try:
             return self.hasher.check_needs_rehash(stored_hash)
         except InvalidHashError:

@@ -16,6 +16,7 @@ from sqlalchemy import Integer
 from sqlalchemy import MetaData
 from sqlalchemy import String
 from sqlalchemy import Text
+from sqlalchemy import UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -47,6 +48,13 @@ class Application(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     allowed_origins: Mapped[list[str]] = mapped_column(JSONList, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    redirect_uris: Mapped[list[str]] = mapped_column(JSONList, default=list)
+    confidential: Mapped[bool] = mapped_column(Boolean, default=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    client_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    secret_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class User(Base):
@@ -113,3 +121,62 @@ class AuditEvent(Base):
     ip: Mapped[str] = mapped_column(String(45), default="")
     user_agent: Mapped[str] = mapped_column(String(255), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Permission(Base):
+    """A right that one application defines, e.g. ``wiki:edit``."""
+
+    __tablename__ = "permissions"
+    __table_args__ = (UniqueConstraint("application_id", "name_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("applications.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    name_key: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class Group(Base):
+    """A set of users that receives permissions together."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_key: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+
+    group_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class GroupPermission(Base):
+    __tablename__ = "group_permissions"
+
+    group_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    permission_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("permissions.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class UserPermission(Base):
+    __tablename__ = "user_permissions"
+
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    permission_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("permissions.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

@@ -1,11 +1,25 @@
-"""Base class of Passport API controllers: gives each call its request context."""
+"""Base class of Passport API controllers: request context, rights, lists, admin audit."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy import func
+from sqlalchemy import select
+
+from passport.errors import INVALID
+from passport.errors import NOT_FOUND
 from passport.errors import ClientError
+from passport.services import permissions
 from passport.services.accounts import Caller
+from passport.services.audit import AuditRecord
+from passport.storage.models import Application
 from passport.storage.models import User
 from passport.web.context import RequestContext
+
+MAX_PAGE = 200
 
 
 class Controller:
@@ -23,3 +37,90 @@ class Controller:
         if user is None:
             raise ClientError("You must be logged in.", source="session", number=401)
         return user
+
+    def require_right(self, right: str) -> User:
+        """The logged-in user, if Passport grants them ``right`` (or ``admin``); else 401/403."""
+        user = self.require_user()
+        passport = self.ctx.db.get(Application, permissions.PASSPORT_APP_ID)
+        if passport is None or not permissions.granted(self.ctx.db, user, passport, right):
+            raise ClientError(
+                f"You need the Passport permission '{right}' for this.",
+                source="permission",
+                value=right,
+                number=403,
+            )
+        return user
+
+    def admin_audit(
+        self,
+        actor: User,
+        event: str,
+        detail: dict[str, Any],
+        *,
+        user: User | None = None,
+        application: str = "",
+    ) -> None:
+        """Record an administrative action with the acting admin (kept only if it succeeds)."""
+        self.ctx.audit(
+            AuditRecord(
+                event,
+                "success",
+                self.ctx.now,
+                user_id=user.id if user else None,
+                username=user.username if user else "",
+                actor_id=actor.id,
+                application=application,
+                ip=self.ctx.client_ip,
+                user_agent=self.ctx.user_agent,
+                detail=json.dumps(detail, ensure_ascii=False, default=str),
+            )
+        )
+
+    def page(
+        self,
+        query: Select[Any],
+        offset: int | None,
+        limit: int | None,
+        sort: str | None,
+        sortable: dict[str, Any],
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Apply ``offset``/``limit``/``sort`` (``name`` or ``-name``) and count the total."""
+        start = offset or 0
+        size = limit if limit is not None else 50
+        if start < 0:
+            raise ClientError(
+                "offset must be 0 or more.", source="offset", value=start, number=INVALID
+            )
+        if not 1 <= size <= MAX_PAGE:
+            raise ClientError(
+                f"limit must be between 1 and {MAX_PAGE}.",
+                source="limit",
+                value=size,
+                number=INVALID,
+            )
+        key = (sort or next(iter(sortable))).strip()
+        column = sortable.get(key.lstrip("-").lower())
+        if column is None:
+            raise ClientError(
+                f"sort must be one of {', '.join(sorted(sortable))} (prefix '-' to reverse).",
+                source="sort",
+                value=key[:64],
+                number=INVALID,
+            )
+        total = self.ctx.db.scalar(select(func.count()).select_from(query.subquery())) or 0
+        ordered = query.order_by(column.desc() if key.startswith("-") else column.asc())
+        items = list(self.ctx.db.scalars(ordered.offset(start).limit(size)).all())
+        return items, {"Total": total, "Offset": start, "Limit": size}
+
+
+def not_found(kind: str, source: str, value: Any) -> ClientError:
+    return ClientError(
+        f"Could not find {kind} '{value}'.", source=source, value=value, number=NOT_FOUND
+    )
+
+
+def split_list(value: str | None) -> list[str]:
+    """``"a, b\\nc"`` → ``["a", "b", "c"]``: lists travel as one separated string."""
+    if not value:
+        return []
+    return [item for item in value.replace(",", " ").split() if item]

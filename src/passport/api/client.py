@@ -1,0 +1,81 @@
+"""``/Client/...``: server-to-server calls of an application, authenticated with
+HTTP Basic (client id and secret).  An application only ever sees its own permissions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from passport.api import API
+from passport.errors import ClientError
+from passport.errors import required
+from passport.services import clients
+from passport.services import permissions
+from passport.services.accounts import canonical
+from passport.services.accounts import public_user
+from passport.storage.models import Application
+from passport.storage.models import User
+from passport.web.controller import Controller
+from passport.web.controller import not_found
+from passport.web.registry import expose
+
+
+@API.controller("Client")
+class ClientController(Controller):
+    def _application(self) -> Application:
+        credentials = clients.parse_basic(self.ctx.request.headers.get("Authorization"))
+        app = None
+        if credentials is not None:
+            app = clients.authenticate(self.ctx.db, credentials, self.ctx.now)
+        if app is None:
+            raise ClientError(
+                "Authenticate with the application's client id and secret (HTTP Basic).",
+                source="Authorization",
+                number=401,
+                headers={"WWW-Authenticate": 'Basic realm="passport", charset="UTF-8"'},
+            )
+        return app
+
+    def _user(self, username: str | None) -> User:
+        if not username:
+            raise required("username", "Username must be specified.")
+        user = self.ctx.db.scalars(
+            select(User).where(User.username_key == canonical(username))
+        ).first()
+        if user is None:
+            raise not_found("user", "username", username)
+        return user
+
+    @expose("GET", max_length={"username": 64, "permission": 100}, statuses=(400, 401, 404))
+    def checkPermission(self, username: str | None, permission: str | None) -> dict[str, Any]:
+        """Whether ``username`` has ``permission`` in the calling application."""
+        app = self._application()
+        user = self._user(username)
+        if not permission:
+            raise required("permission", "Permission name must be specified.")
+        return {"Granted": permissions.granted(self.ctx.db, user, app, permission)}
+
+    @expose("GET", max_length={"username": 64}, statuses=(400, 401, 404))
+    def listPermissions(self, username: str | None) -> dict[str, Any]:
+        """``username``'s effective permissions in the calling application."""
+        app = self._application()
+        user = self._user(username)
+        return {"Permissions": permissions.effective(self.ctx.db, user, app)}
+
+    @expose("POST", secrets=("token",), max_length={"token": 128}, statuses=(400, 401))
+    def validateSession(self, token: str | None) -> dict[str, Any]:
+        """Is this Passport session cookie value live?  Then who, and their permissions here."""
+        app = self._application()
+        if not token:
+            raise required("token", "Session token must be specified.")
+        info = self.ctx.app.sessions.get(token, self.ctx.now)
+        user = self.ctx.db.get(User, info.user_id) if info is not None else None
+        if info is None or user is None or user.disabled:
+            return {"Valid": False, "User": None, "Permissions": []}
+        return {
+            "Valid": True,
+            "User": public_user(user),
+            "Expires": info.expires_at.isoformat(),
+            "Permissions": permissions.effective(self.ctx.db, user, app),
+        }

@@ -1,0 +1,353 @@
+"""The directory that administrators keep: applications, their permissions, groups,
+memberships, grants and users.  Used by the admin API and the CLI alike.
+
+Names are unique in any letter case, decided by unique indexes (no check-then-
+insert).  Deleting is explicit about what depends on the deleted object: grants,
+memberships and sessions go with it (database cascades, and the Redis session
+store is told); Passport itself and its built-in rights cannot be deleted.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from passport.errors import INVALID
+from passport.errors import LENGTH
+from passport.errors import TAKEN
+from passport.errors import ClientError
+from passport.errors import required
+from passport.services import clients
+from passport.services.accounts import canonical
+from passport.services.applications import name_key
+from passport.services.applications import normalise_origin
+from passport.services.permissions import PASSPORT_APP_ID
+from passport.services.sessions import SessionStore
+from passport.storage.models import Application
+from passport.storage.models import Group
+from passport.storage.models import GroupMember
+from passport.storage.models import GroupPermission
+from passport.storage.models import Permission
+from passport.storage.models import User
+from passport.storage.models import UserPermission
+
+
+def validate_name(value: str | None, source: str, kind: str, max_length: int = 100) -> str:
+    if value is None or value.strip() == "":
+        raise required(source, f"{kind} name must be specified.")
+    name = unicodedata.normalize("NFKC", value.strip())
+    if len(name) > max_length:
+        raise ClientError(
+            f"{kind} name must be at most {max_length} characters long.",
+            source=source,
+            number=LENGTH,
+        )
+    if any(unicodedata.category(c)[0] == "C" for c in name):
+        raise ClientError(
+            f"{kind} name must not contain control characters.",
+            source=source,
+            value=value[:100],
+            number=INVALID,
+        )
+    return name
+
+
+def validate_origins(values: list[str], source: str = "origins") -> list[str]:
+    result: list[str] = []
+    for value in values:
+        origin = normalise_origin(value)
+        if origin is None or origin != value.strip().lower().rstrip("/"):
+            raise ClientError(
+                f"'{value[:100]}' is not an origin like https://app.example.com[:port].",
+                source=source,
+                value=value[:100],
+                number=INVALID,
+            )
+        if origin not in result:
+            result.append(origin)
+    return result
+
+
+def validate_redirect_uris(values: list[str], source: str = "redirectUris") -> list[str]:
+    """Absolute https URIs (http only for loopback), no fragment: RFC 6749 3.1.2."""
+    from urllib.parse import urlsplit
+
+    result: list[str] = []
+    for value in values:
+        parts = urlsplit(value)
+        loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+        if (
+            parts.scheme not in ("https", "http")
+            or (parts.scheme == "http" and not loopback)
+            or not parts.hostname
+            or parts.fragment
+            or len(value) > 500
+        ):
+            raise ClientError(
+                f"'{value[:100]}' is not a valid redirect URI (absolute https, no fragment; "
+                "http only for localhost).",
+                source=source,
+                value=value[:100],
+                number=INVALID,
+            )
+        if value not in result:
+            result.append(value)
+    return result
+
+
+@contextmanager
+def unique(db: Session, message: str, source: str, value: Any) -> Iterator[None]:
+    """Turn a unique-index violation inside the block into a 409 ClientError."""
+    try:
+        with db.begin_nested():
+            yield
+            db.flush()
+    except IntegrityError:
+        raise ClientError(message, source=source, value=value, number=TAKEN) from None
+
+
+# -- applications ------------------------------------------------------------------------------
+
+
+def application_json(app: Application) -> dict[str, Any]:
+    return {
+        "ID": app.id,
+        "Name": app.name,
+        "Description": app.description,
+        "AllowedOrigins": app.allowed_origins,
+        "RedirectUris": app.redirect_uris,
+        "Confidential": app.confidential,
+        "Enabled": app.enabled,
+        "ClientId": app.client_id,
+        "Created": app.created_at.isoformat(),
+    }
+
+
+def create_application(
+    db: Session,
+    now: datetime,
+    name: str | None,
+    *,
+    description: str = "",
+    origins: list[str] | None = None,
+    redirect_uris: list[str] | None = None,
+    confidential: bool = True,
+) -> tuple[Application, str | None]:
+    """A new application; returns it and its client secret (confidential ones only), once."""
+    clean = validate_name(name, "name", "Application")
+    app = Application(
+        name=clean,
+        name_key=name_key(clean),
+        description=description,
+        allowed_origins=validate_origins(origins or []),
+        redirect_uris=validate_redirect_uris(redirect_uris or []),
+        confidential=confidential,
+        enabled=True,
+        created_at=now,
+    )
+    secret: str | None = clients.issue_credentials(app)
+    if not confidential:
+        app.secret_hash, secret = None, None
+    with unique(db, f"An application named '{clean}' already exists.", "name", clean):
+        db.add(app)
+    return app, secret
+
+
+def rename_application(db: Session, app: Application, name: str) -> None:
+    clean = validate_name(name, "name", "Application")
+    with unique(db, f"An application named '{clean}' already exists.", "name", clean):
+        app.name, app.name_key = clean, name_key(clean)
+
+
+def delete_application(db: Session, app: Application) -> None:
+    if app.id == PASSPORT_APP_ID:
+        raise ClientError(
+            "The Passport application cannot be deleted.", source="id", value=app.id, number=403
+        )
+    db.delete(app)
+    db.flush()
+
+
+# -- permissions ---------------------------------------------------------------------------------
+
+BUILT_IN = {
+    "admin",
+    "users:read",
+    "users:write",
+    "groups:write",
+    "apps:read",
+    "apps:write",
+    "audit:read",
+}
+
+
+def permission_json(permission: Permission, app: Application) -> dict[str, Any]:
+    return {
+        "ID": permission.id,
+        "Application": app.name,
+        "Name": permission.name,
+        "Description": permission.description,
+    }
+
+
+def create_permission(
+    db: Session, app: Application, name: str | None, description: str = ""
+) -> Permission:
+    clean = validate_name(name, "name", "Permission")
+    permission = Permission(
+        application_id=app.id, name=clean, name_key=name_key(clean), description=description
+    )
+    with unique(db, f"'{app.name}' already has a permission '{clean}'.", "name", clean):
+        db.add(permission)
+    return permission
+
+
+def find_permission(db: Session, app: Application, name: str | None) -> Permission | None:
+    if not name:
+        raise required("permission", "Permission name must be specified.")
+    return db.scalars(
+        select(Permission).where(
+            Permission.application_id == app.id, Permission.name_key == name_key(name)
+        )
+    ).first()
+
+
+def delete_permission(db: Session, permission: Permission) -> None:
+    if permission.application_id == PASSPORT_APP_ID and permission.name_key in BUILT_IN:
+        raise ClientError(
+            f"'{permission.name}' is built into Passport and cannot be deleted.",
+            source="permission",
+            value=permission.name,
+            number=403,
+        )
+    db.delete(permission)
+    db.flush()
+
+
+# -- groups --------------------------------------------------------------------------------------
+
+
+def group_json(group: Group, members: int | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"ID": group.id, "Name": group.name, "Description": group.description}
+    if members is not None:
+        data["Members"] = members
+    return data
+
+
+def create_group(db: Session, name: str | None, description: str = "") -> Group:
+    clean = validate_name(name, "name", "Group")
+    group = Group(name=clean, name_key=name_key(clean), description=description)
+    with unique(db, f"A group named '{clean}' already exists.", "name", clean):
+        db.add(group)
+    return group
+
+
+def rename_group(db: Session, group: Group, name: str) -> None:
+    clean = validate_name(name, "name", "Group")
+    with unique(db, f"A group named '{clean}' already exists.", "name", clean):
+        group.name, group.name_key = clean, name_key(clean)
+
+
+def find_group(db: Session, name: str | None, source: str = "group") -> Group | None:
+    if not name:
+        raise required(source, "Group name must be specified.")
+    if name.isdigit():
+        return db.get(Group, int(name))
+    return db.scalars(select(Group).where(Group.name_key == name_key(name))).first()
+
+
+def add_member(db: Session, group: Group, user: User) -> bool:
+    """True when added, False when the user already was a member."""
+    exists = db.get(GroupMember, (group.id, user.id))
+    if exists is not None:
+        return False
+    with unique(db, "Already a member.", "username", user.username):
+        db.add(GroupMember(group_id=group.id, user_id=user.id))
+    return True
+
+
+def remove_member(db: Session, group: Group, user: User) -> bool:
+    result = db.execute(
+        delete(GroupMember).where(GroupMember.group_id == group.id, GroupMember.user_id == user.id)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+# -- grants --------------------------------------------------------------------------------------
+
+
+def grant(
+    db: Session, permission: Permission, *, user: User | None = None, group: Group | None = None
+) -> bool:
+    """Grant to exactly one of ``user``/``group``; True when new."""
+    if user is not None:
+        if db.get(UserPermission, (user.id, permission.id)) is not None:
+            return False
+        with unique(db, "Already granted.", "username", user.username):
+            db.add(UserPermission(user_id=user.id, permission_id=permission.id))
+        return True
+    assert group is not None
+    if db.get(GroupPermission, (group.id, permission.id)) is not None:
+        return False
+    with unique(db, "Already granted.", "group", group.name):
+        db.add(GroupPermission(group_id=group.id, permission_id=permission.id))
+    return True
+
+
+def revoke(
+    db: Session, permission: Permission, *, user: User | None = None, group: Group | None = None
+) -> bool:
+    if user is not None:
+        stmt = delete(UserPermission).where(
+            UserPermission.user_id == user.id, UserPermission.permission_id == permission.id
+        )
+    else:
+        assert group is not None
+        stmt = delete(GroupPermission).where(
+            GroupPermission.group_id == group.id, GroupPermission.permission_id == permission.id
+        )
+    return bool(getattr(db.execute(stmt), "rowcount", 0))
+
+
+# -- users ---------------------------------------------------------------------------------------
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "ID": user.id,
+        "Username": user.username,
+        "Email": user.email,
+        "DisplayName": user.display_name,
+        "Disabled": user.disabled,
+        "Created": user.created_at.isoformat(),
+        "PasswordChanged": user.password_changed_at.isoformat(),
+    }
+
+
+def find_user(db: Session, ref: str | None, source: str = "username") -> User | None:
+    """By id (digits) or username (any letter case)."""
+    if not ref:
+        raise required(source, "Username must be specified.")
+    if ref.isdigit():
+        return db.get(User, int(ref))
+    return db.scalars(select(User).where(User.username_key == canonical(ref))).first()
+
+
+def set_disabled(db: Session, sessions: SessionStore, user: User, disabled: bool) -> None:
+    user.disabled = disabled
+    if disabled:
+        sessions.remove_for_user(user.id, db)
+
+
+def delete_user(db: Session, sessions: SessionStore, user: User) -> None:
+    sessions.remove_for_user(user.id, db)
+    db.delete(user)
+    db.flush()
