@@ -110,8 +110,18 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Bac
 def _empty_tables(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        for table in ("login_sessions", "throttle_counters", "audit_events", "users"):
+        for table in (
+            "user_permissions",
+            "group_permissions",
+            "group_members",
+            "groups",
+            "login_sessions",
+            "throttle_counters",
+            "audit_events",
+            "users",
+        ):
             conn.execute(text(f"DELETE FROM {table}"))
+        conn.execute(text("DELETE FROM permissions WHERE application_id <> 1"))
         conn.execute(text("DELETE FROM applications WHERE id <> 1"))
     engine.dispose()
 

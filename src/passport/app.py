@@ -14,6 +14,7 @@ a ClientException with its status, a lost database a 503, and anything else a
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -51,6 +52,7 @@ from passport.services.throttle import Throttle
 from passport.storage import migrate
 from passport.storage.db import Database
 from passport.web import binding
+from passport.web import openapi
 from passport.web import origins
 from passport.web.context import RequestContext
 from passport.web.envelope import Envelope
@@ -130,10 +132,12 @@ class PassportApp:
         self.passwords = Passwords(settings)
         self._origins: tuple[float, frozenset[str]] = (0.0, frozenset())
         self._origins_lock = threading.Lock()
+        self._openapi: str | None = None
         self.url_map = Map(
             [
                 Rule("/healthz", endpoint="healthz"),
                 Rule("/readyz", endpoint="readyz"),
+                Rule("/openapi.json", endpoint="openapi"),
                 Rule("/", endpoint="api"),
                 Rule("/<controller>", endpoint="api"),
                 Rule("/<controller>/<method>", endpoint="api"),
@@ -210,6 +214,10 @@ class PassportApp:
             return render(Envelope(success=True, data={"Status": "alive"}), 200)
         if endpoint == "readyz":
             return self.readiness()
+        if endpoint == "openapi":
+            if self._openapi is None:
+                self._openapi = json.dumps(openapi.build(self.registry, self.settings.public_url))
+            return Response(self._openapi, content_type="application/json; charset=utf-8")
         return self.api(request, values.get("controller", "Service"), values.get("method", "Index"))
 
     def readiness(self) -> Response:

@@ -16,7 +16,6 @@ from passport.errors import ClientError
 from passport.errors import required
 from passport.services import clients
 from passport.services import directory
-from passport.services.applications import find_by_name
 from passport.services.permissions import PASSPORT_APP_ID
 from passport.storage.models import Application
 from passport.storage.models import Group
@@ -49,11 +48,7 @@ class _AppAdmin(Controller):
     def _app(self, ref: str | None, source: str = "application") -> Application:
         if not ref:
             raise required(source, "Application must be specified.")
-        app = (
-            self.ctx.db.get(Application, int(ref))
-            if ref.isdigit()
-            else find_by_name(self.ctx.db, ref)
-        )
+        app = directory.find_application(self.ctx.db, ref)
         if app is None:
             raise not_found("application", source, ref)
         return app

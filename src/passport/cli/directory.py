@@ -31,7 +31,6 @@ from passport.errors import ClientError
 from passport.services import directory
 from passport.services.accounts import Accounts
 from passport.services.accounts import Caller
-from passport.services.applications import find_by_name
 from passport.services.audit import AuditRecord
 from passport.services.audit import write as write_audit
 from passport.services.passwords import check_policy
@@ -147,7 +146,7 @@ def _group(db: Session, ref: str) -> Group:
 
 
 def _app(db: Session, ref: str) -> Application:
-    app = db.get(Application, int(ref)) if ref.isdigit() else find_by_name(db, ref)
+    app = directory.find_application(db, ref)
     if app is None:
         fail(f"no application '{ref}'", 1)
     return app

@@ -40,6 +40,13 @@ from passport.storage.models import User
 from passport.storage.models import UserPermission
 
 
+def as_id(ref: str) -> int | None:
+    """``ref`` as a row id when it is a plain number that fits one, else None (a name)."""
+    if ref.isascii() and ref.isdigit() and len(ref) <= 18:
+        return int(ref)
+    return None
+
+
 def validate_name(value: str | None, source: str, kind: str, max_length: int = 100) -> str:
     if value is None or value.strip() == "":
         raise required(source, f"{kind} name must be specified.")
@@ -49,6 +56,13 @@ def validate_name(value: str | None, source: str, kind: str, max_length: int = 1
             f"{kind} name must be at most {max_length} characters long.",
             source=source,
             number=LENGTH,
+        )
+    if as_id(name) is not None or name.lstrip("-").isdigit():
+        raise ClientError(
+            f"{kind} name must not be a number (numbers refer to ids).",
+            source=source,
+            value=value[:100],
+            number=INVALID,
         )
     if any(unicodedata.category(c)[0] == "C" for c in name):
         raise ClientError(
@@ -259,8 +273,9 @@ def rename_group(db: Session, group: Group, name: str) -> None:
 def find_group(db: Session, name: str | None, source: str = "group") -> Group | None:
     if not name:
         raise required(source, "Group name must be specified.")
-    if name.isdigit():
-        return db.get(Group, int(name))
+    row_id = as_id(name)
+    if row_id is not None:
+        return db.get(Group, row_id)
     return db.scalars(select(Group).where(Group.name_key == name_key(name))).first()
 
 
@@ -332,12 +347,21 @@ def user_json(user: User) -> dict[str, Any]:
     }
 
 
+def find_application(db: Session, ref: str) -> Application | None:
+    """By id (digits) or name (any letter case)."""
+    row_id = as_id(ref)
+    if row_id is not None:
+        return db.get(Application, row_id)
+    return db.scalars(select(Application).where(Application.name_key == name_key(ref))).first()
+
+
 def find_user(db: Session, ref: str | None, source: str = "username") -> User | None:
     """By id (digits) or username (any letter case)."""
     if not ref:
         raise required(source, "Username must be specified.")
-    if ref.isdigit():
-        return db.get(User, int(ref))
+    row_id = as_id(ref)
+    if row_id is not None:
+        return db.get(User, row_id)
     return db.scalars(select(User).where(User.username_key == canonical(ref))).first()
 
 
