@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
 import sqlalchemy.exc
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,6 +35,9 @@ from passport.services.accounts import Accounts
 from passport.services.accounts import Caller
 from passport.services.audit import AuditRecord
 from passport.services.audit import write as write_audit
+from passport.services.importer import ImportAborted
+from passport.services.importer import Importer
+from passport.services.importer import count_rows
 from passport.services.passwords import check_policy
 from passport.storage.models import Application
 from passport.storage.models import AuditEvent
@@ -512,3 +517,74 @@ def audit_tail(cli: Cli, lines: int, follow: bool, as_json: bool) -> None:
         database_unreachable(exc)
     except KeyboardInterrupt:
         pass
+
+
+# -- bulk import ---------------------------------------------------------------------------------
+
+
+@click.group("users")
+def users_group() -> None:
+    """Bulk operations on users."""
+
+
+@users_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--on-error",
+    type=click.Choice(["skip", "abort"]),
+    default="skip",
+    show_default=True,
+    help="What a bad row does: skipped and reported, or stops.",
+)
+@click.option(
+    "--batch-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 10000),
+    help="Rows per all-or-nothing transaction.",
+)
+@click.option(
+    "--resume/--restart",
+    default=True,
+    show_default=True,
+    help="Continue an interrupted import of the same file from its checkpoint.",
+)
+@json_option
+@pass_cli
+def users_import(
+    cli: Cli, file: Path, on_error: str, batch_size: int, resume: bool, as_json: bool
+) -> None:
+    """Import users from FILE (CSV with header, or JSON Lines) with their existing
+    password hashes (bcrypt, argon2, Django pbkdf2_sha256); they are rehashed to
+    argon2id at each user's next login."""
+    total = count_rows(file)
+    importer_kwargs: dict[str, Any] = {"batch_size": batch_size, "on_error": on_error}
+    try:
+        with Progress(disable=as_json, transient=True) as progress:
+            task = progress.add_task(f"importing {file.name}", total=total)
+            importer = Importer(
+                cli.app.db, cli.now, progress=lambda n: progress.advance(task, n), **importer_kwargs
+            )
+            report = importer.run(file, resume=resume)
+    except ImportAborted as exc:
+        fail(f"import stopped: {exc}; fix the row and run the same command to resume", 1)
+    except sqlalchemy.exc.OperationalError as exc:
+        database_unreachable(exc)
+    finally:
+        cli.app.db.dispose()
+    summary = {
+        "Imported": report.imported,
+        "AlreadyPresent": report.already_present,
+        "Skipped": report.skipped,
+        "ResumedFromLine": report.resumed_from,
+        "Errors": [{"Line": line, "Message": msg} for line, msg in report.errors],
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    for line, message in report.errors:
+        click.echo(f"line {line}: {message}", err=True)
+    click.echo(
+        f"imported {report.imported}, already present {report.already_present}, "
+        f"skipped {report.skipped}"
+    )

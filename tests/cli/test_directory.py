@@ -1,0 +1,80 @@
+"""The administrator's first steps from the README, through the real CLI, on every database."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+from support import STRONG
+from support import Harness
+
+
+def passport(h: Harness, *args: str, stdin: str = "") -> Any:
+    return subprocess.run(
+        [sys.executable, "-m", "passport", *args, "--database-url", h.settings.database_url],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_readme_walkthrough(harness: Harness) -> None:
+    twice = f"{STRONG}\n{STRONG}\n"
+    created = passport(harness, "admin", "create", "root", stdin=twice)
+    assert created.returncode == 0, created.stderr
+    assert STRONG not in created.stdout + created.stderr
+    app = passport(harness, "app", "add", "Wiki", "--origin", "https://wiki.example.com", "--json")
+    assert app.returncode == 0, app.stderr
+    secret = json.loads(app.stdout)[0]["ClientSecret"]
+    assert len(secret) >= 43
+    assert passport(harness, "group", "add", "Editors").returncode == 0
+    assert passport(harness, "grant", "add", "Wiki", "edit", "--group", "Editors").returncode == 0
+    assert passport(harness, "user", "add", "erin", stdin=twice).returncode == 0
+    assert passport(harness, "group", "add-member", "Editors", "erin").returncode == 0
+
+    shown = json.loads(passport(harness, "user", "show", "erin", "--json").stdout)[0]
+    assert shown["Groups"] == ["Editors"]
+    listed = json.loads(passport(harness, "app", "list", "--json").stdout)
+    assert [a["Name"] for a in listed] == ["Passport", "Wiki"]
+    assert secret not in passport(harness, "app", "show", "Wiki", "--json").stdout
+
+    harness.app.forget_origins()
+    browser = harness.new_client()
+    browser.post("/Account/login", data={"username": "erin", "password": STRONG})
+    answer = browser.get(
+        "/Permission/check?application=Wiki&permission=edit",
+        headers={"Origin": "https://wiki.example.com"},
+    )
+    assert json.loads(answer.get_data(as_text=True))["Data"] == {"Granted": True}
+    assert answer.headers["Access-Control-Allow-Origin"] == "https://wiki.example.com"
+
+    root = harness.new_client()
+    root.post("/Account/login", data={"username": "root", "password": STRONG})
+    assert root.get("/Users/list").status_code == 200
+
+    logout = passport(harness, "user", "logout-all", "erin")
+    assert logout.returncode == 0 and "1 session(s)" in logout.stdout
+    assert passport(harness, "user", "disable", "erin").returncode == 0
+    tail = passport(harness, "audit", "tail", "--json", "-n", "50")
+    events = [json.loads(line)["Event"] for line in tail.stdout.splitlines()]
+    assert {"admin_create", "app_create", "group_create", "grant", "user_disable"} <= set(events)
+
+
+def test_cli_errors_are_one_clear_line(factory: Any) -> None:
+    harness = factory("sqlite")
+    for args in (
+        ("user", "show", "ghost"),
+        ("group", "add-member", "Nope", "ghost"),
+        ("grant", "add", "Wiki", "edit"),
+        ("app", "add", "Passport"),
+        ("app", "add", "Bad", "--origin", "javascript:alert(1)"),
+    ):
+        result = passport(harness, *args)
+        assert result.returncode != 0, args
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+    weak = passport(harness, "user", "add", "frank", stdin="password\npassword\n")
+    assert weak.returncode == 1 and "at least 12" in weak.stderr
