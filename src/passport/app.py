@@ -38,6 +38,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 from werkzeug.routing import Rule
 
+from passport import metrics
 from passport.config import Settings
 from passport.errors import ClientError
 from passport.errors import ServiceUnavailable
@@ -77,6 +78,7 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.TimeoutError,
     ServiceUnavailable,
 )
+ENDPOINT_KEY = "passport.endpoint"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _ORIGIN_CACHE_SECONDS = 2.0
 
@@ -138,6 +140,7 @@ class PassportApp:
                 Rule("/healthz", endpoint="healthz"),
                 Rule("/readyz", endpoint="readyz"),
                 Rule("/openapi.json", endpoint="openapi"),
+                Rule("/metrics", endpoint="metrics"),
                 Rule("/", endpoint="api"),
                 Rule("/<controller>", endpoint="api"),
                 Rule("/<controller>/<method>", endpoint="api"),
@@ -158,12 +161,14 @@ class PassportApp:
         except Exception as exc:  # the last resort: never an unhandled error
             response = self._unexpected(exc)
         self._finalise(request, response, request_id)
+        elapsed = time.perf_counter() - started
+        metrics.observe(request.environ.get(ENDPOINT_KEY, "other"), response.status_code, elapsed)
         access_log.info(
             "%s %s %d %.1fms rid=%s",
             request.method,
             _safe_path(request.path),
             response.status_code,
-            (time.perf_counter() - started) * 1000,
+            elapsed * 1000,
             request_id,
         )
         return response(environ, start_response)
@@ -210,6 +215,14 @@ class PassportApp:
             return client_error(
                 ClientError(f"No method '{path}' found.", source="url", value=path, number=404)
             )
+        request.environ[ENDPOINT_KEY] = f"/{endpoint}"
+        if endpoint == "metrics":
+            return metrics.exposition(
+                request,
+                self.settings.metrics_token,
+                origins.client_ip(request, self.settings),
+                self._refresh_gauges,
+            )
         if endpoint == "healthz":
             return render(Envelope(success=True, data={"Status": "alive"}), 200)
         if endpoint == "readyz":
@@ -219,6 +232,15 @@ class PassportApp:
                 self._openapi = json.dumps(openapi.build(self.registry, self.settings.public_url))
             return Response(self._openapi, content_type="application/json; charset=utf-8")
         return self.api(request, values.get("controller", "Service"), values.get("method", "Index"))
+
+    def _refresh_gauges(self) -> None:
+        pool = self.db.engine.pool
+        metrics.DB_POOL_IN_USE.set(getattr(pool, "checkedout", lambda: 0)())
+        metrics.DB_POOL_SIZE.set(getattr(pool, "size", lambda: 0)())
+        try:
+            metrics.ACTIVE_SESSIONS.set(self.sessions.count_active(self.clock()))
+        except UNAVAILABLE_ERRORS:
+            pass
 
     def readiness(self) -> Response:
         try:
@@ -271,6 +293,7 @@ class PassportApp:
                 )
             )
         endpoint = self.registry.find(controller, method)
+        request.environ[ENDPOINT_KEY] = endpoint.path if endpoint else "other"
         if endpoint is None:
             name = f"{controller}/{method}"
             return client_error(

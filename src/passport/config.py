@@ -77,6 +77,9 @@ class Settings:
     throttle_account_limit: int = _setting(5, "Failures per account before delays start.")
     throttle_ip_limit: int = _setting(50, "Failures per client IP before delays start.")
     throttle_base_delay: int = _setting(30, "First delay in seconds; doubles per failure.")
+    metrics_token: str = _setting(
+        "", "Bearer token for GET /metrics (empty: loopback clients only).", secret=True
+    )
     trusted_proxies: tuple[str, ...] = _setting(
         (), "Comma-separated proxy IPs whose X-Forwarded-For/-Proto are honoured."
     )

@@ -7,6 +7,7 @@ builds exactly the settings that were checked here, before any worker starts.
 from __future__ import annotations
 
 import os
+import tempfile
 
 import click
 import sqlalchemy.exc
@@ -65,6 +66,11 @@ def serve(
     for name, value in overrides.items():
         if value is not None:
             os.environ[ENV_PREFIX + name.upper()] = str(value)
+
+    # Every worker writes its metrics here; /metrics sums them (prometheus-client's
+    # multiprocess mode).  A fresh directory per start: no stale samples.
+    metrics_dir = tempfile.mkdtemp(prefix="passport-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
     from granian import Granian
     from granian.constants import Interfaces

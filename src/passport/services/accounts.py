@@ -25,6 +25,7 @@ from passport.errors import LENGTH
 from passport.errors import TAKEN
 from passport.errors import ClientError
 from passport.errors import required
+from passport.metrics import LOGINS
 from passport.services import applications
 from passport.services.audit import AuditRecord
 from passport.services.passwords import Passwords
@@ -266,6 +267,7 @@ class Accounts:
         )
         if wait:
             self.audit(_with(record, outcome="throttled"), durable=True)
+            LOGINS.labels("throttled").inc()
             raise ClientError(
                 "Too many failed attempts; try again later.",
                 source="username",
@@ -283,6 +285,7 @@ class Accounts:
             over = self.throttle.failure(keys, caller.now)
             uid = user.id if user is not None else None
             self.audit(_with(record, outcome="failure", user_id=uid), durable=True)
+            LOGINS.labels("failure").inc()
             if over:
                 self.audit(
                     _with(record, event="lockout", outcome="throttled", user_id=uid),
@@ -304,6 +307,7 @@ class Accounts:
         )
         self.sessions.add(info, self.db)
         self.audit(_with(record, outcome="success", user_id=user.id, username=user.username))
+        LOGINS.labels("success").inc()
         return LoginResult(user, token, info)
 
     def logout(self, caller: Caller, user: User | None, session: LoginSessionInfo | None) -> None:

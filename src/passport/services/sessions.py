@@ -25,6 +25,7 @@ from typing import Protocol
 
 import redis
 from sqlalchemy import delete
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -126,6 +127,8 @@ class SessionStore(Protocol):
 
     def list_for_user(self, user_id: int, now: datetime) -> list[LoginSessionInfo]: ...
 
+    def count_active(self, now: datetime) -> int: ...
+
 
 def _from_row(row: LoginSession) -> LoginSessionInfo:
     return LoginSessionInfo(
@@ -186,6 +189,17 @@ class DatabaseSessionStore:
             infos = [_from_row(r) for r in rows]
         return [i for i in infos if i.alive(now)]
 
+    def count_active(self, now: datetime) -> int:
+        with self.database.session() as db:
+            return int(
+                db.scalar(
+                    select(func.count())
+                    .select_from(LoginSession)
+                    .where(LoginSession.expires_at > now)
+                )
+                or 0
+            )
+
     def purge_expired(self, now: datetime) -> int:
         """Delete sessions past their absolute lifetime (housekeeping)."""
         with self.database.session(write=True) as db, db.begin():
@@ -209,6 +223,16 @@ class RedisSessionStore:
 
     def _user_key(self, user_id: int) -> str:
         return f"{self.prefix}user-sessions:{user_id}"
+
+    @property
+    def _deadlines(self) -> str:
+        """Sorted set of every session's deadline, for counting live sessions cheaply."""
+        return f"{self.prefix}session-deadlines"
+
+    @staticmethod
+    def _deadline(info: LoginSessionInfo) -> float:
+        idle_end = info.last_seen_at + timedelta(seconds=info.idle_timeout)
+        return min(info.expires_at, idle_end).timestamp()
 
     @staticmethod
     def _ttl(info: LoginSessionInfo, now: datetime) -> int:
@@ -234,6 +258,7 @@ class RedisSessionStore:
         pipe = self.client.pipeline(transaction=True)
         pipe.set(self._key(info.id_hash), self._dump(info), ex=self._ttl(info, now))
         pipe.sadd(self._user_key(info.user_id), info.id_hash)
+        pipe.zadd(self._deadlines, {info.id_hash: self._deadline(info)})
         pipe.execute()
 
     def get(self, token: str, now: datetime) -> LoginSessionInfo | None:
@@ -245,12 +270,14 @@ class RedisSessionStore:
 
     def touch(self, info: LoginSessionInfo, now: datetime) -> None:
         touched = replace(info, last_seen_at=now)
-        self.client.set(
-            self._key(info.id_hash), self._dump(touched), ex=self._ttl(touched, now), xx=True
-        )
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self._key(info.id_hash), self._dump(touched), ex=self._ttl(touched, now), xx=True)
+        pipe.zadd(self._deadlines, {info.id_hash: self._deadline(touched)}, xx=True)
+        pipe.execute()
 
     def remove(self, id_hash: str, db: Session) -> None:
         raw = self.client.getdel(self._key(id_hash))
+        self.client.zrem(self._deadlines, id_hash)
         if raw is not None:
             self.client.srem(self._user_key(self._load(raw).user_id), id_hash)
 
@@ -262,7 +289,8 @@ class RedisSessionStore:
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(*[self._key(h) for h in doomed])
         pipe.srem(self._user_key(user_id), *doomed)
-        removed, _ = pipe.execute()
+        pipe.zrem(self._deadlines, *doomed)
+        removed, _, _ = pipe.execute()
         return int(removed)
 
     def list_for_user(self, user_id: int, now: datetime) -> list[LoginSessionInfo]:
@@ -282,3 +310,9 @@ class RedisSessionStore:
         if stale:
             self.client.srem(self._user_key(user_id), *stale)
         return sorted(infos, key=lambda i: i.created_at)
+
+    def count_active(self, now: datetime) -> int:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zremrangebyscore(self._deadlines, "-inf", now.timestamp())
+        pipe.zcard(self._deadlines)
+        return int(pipe.execute()[1])

@@ -19,6 +19,7 @@ from passport.services.audit import AuditRecord
 from passport.services.audit import write as write_audit
 from passport.services.sessions import LoginSessionInfo
 from passport.storage.models import User
+from passport.web.origins import scheme
 
 if TYPE_CHECKING:
     from passport.app import PassportApp
@@ -121,17 +122,16 @@ class RequestContext:
         if self._cookie is None:
             return
         name = self.settings.session_cookie_name
+        secure = self.settings.secure_cookies or scheme(self.request, self.settings) == "https"
         if self._cookie.value is None:
-            response.delete_cookie(
-                name, path="/", secure=self.settings.secure_cookies, httponly=True, samesite="Lax"
-            )
+            response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
         else:
             response.set_cookie(
                 name,
                 self._cookie.value,
                 max_age=self._cookie.max_age,
                 path="/",
-                secure=self.settings.secure_cookies,
+                secure=secure,
                 httponly=True,
                 samesite="Lax",
             )

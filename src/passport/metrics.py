@@ -1,0 +1,82 @@
+"""Prometheus metrics (``GET /metrics``).
+
+With several worker processes, ``passport serve`` points ``PROMETHEUS_MULTIPROC_DIR``
+at a fresh directory so that every worker's samples are summed into one answer,
+whichever worker serves the scrape.  Labels are bounded: the endpoint label is a
+registered path (or ``other``), never the raw URL.
+
+Access: with ``PASSPORT_METRICS_TOKEN`` set, a matching ``Authorization: Bearer``
+is required; without one, only loopback clients may scrape.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter
+from prometheus_client import Gauge
+from prometheus_client import Histogram
+from prometheus_client import generate_latest
+from prometheus_client import multiprocess
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from werkzeug import Request
+from werkzeug import Response
+
+REQUESTS = Counter(
+    "passport_http_requests_total", "HTTP requests by endpoint and status.", ["endpoint", "status"]
+)
+LATENCY = Histogram(
+    "passport_http_request_duration_seconds",
+    "Time to answer a request.",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+LOGINS = Counter("passport_logins_total", "Password sign-ins by outcome.", ["outcome"])
+ACTIVE_SESSIONS = Gauge(
+    "passport_active_sessions", "Live login sessions (counted at scrape).", multiprocess_mode="max"
+)
+DB_POOL_IN_USE = Gauge(
+    "passport_db_pool_connections_in_use",
+    "Database connections checked out of the pool, per process.",
+    multiprocess_mode="livesum",
+)
+DB_POOL_SIZE = Gauge(
+    "passport_db_pool_size", "Configured pool size, per process.", multiprocess_mode="livesum"
+)
+
+
+def observe(endpoint: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(endpoint, str(status)).inc()
+    LATENCY.labels(endpoint).observe(seconds)
+
+
+def _allowed(request: Request, token: str, client_ip: str) -> bool:
+    if token:
+        given = request.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+    return client_ip in ("127.0.0.1", "::1")
+
+
+def exposition(
+    request: Request,
+    token: str,
+    client_ip: str,
+    refresh: Callable[[], None],
+) -> Response:
+    if not _allowed(request, token, client_ip):
+        return Response(
+            "metrics need the configured bearer token\n",
+            status=403,
+            content_type="text/plain; charset=utf-8",
+        )
+    refresh()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    return Response(body, content_type=CONTENT_TYPE_LATEST)
