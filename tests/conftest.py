@@ -9,7 +9,6 @@ tests the tables are emptied (the seeded ``Passport`` application stays).
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import socket
 import subprocess
@@ -30,6 +29,9 @@ from passport.app import PassportApp
 from passport.config import Settings
 from passport.config import load_settings
 from passport.storage import migrate
+from provision import Backend
+from provision import create_mariadb
+from provision import create_postgresql
 
 from support import FakeClock
 from support import Harness
@@ -41,52 +43,6 @@ REDIS_URL = "redis://127.0.0.1:6379/13"
 BACKENDS = ("sqlite", "mariadb", "postgresql")
 
 
-def _personalise(script: str, name: str, password: str) -> str:
-    """The admin's script with our database/user name and password in place of the defaults."""
-    return re.sub(r"\bpassport\b", name, script).replace("change-me", password)
-
-
-def _run(cmd: list[str], script: str) -> None:
-    result = subprocess.run(cmd, input=script, text=True, capture_output=True, timeout=60)
-    if result.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed: {result.stderr.strip()}")
-
-
-@dataclass
-class Backend:
-    name: str
-    url: str
-    drop: Any
-
-
-def _create_mariadb(name: str, password: str) -> Backend:
-    script = _personalise((SQL / "mariadb.sql").read_text(), name, password)
-    _run(["mariadb", "-uroot", "-h127.0.0.1"], script)
-    url = f"mysql+pymysql://{name}:{password}@127.0.0.1:3306/{name}"
-
-    def drop() -> None:
-        _run(
-            ["mariadb", "-uroot", "-h127.0.0.1"],
-            _personalise((SQL / "mariadb-drop.sql").read_text(), name, password),
-        )
-
-    return Backend("mariadb", url, drop)
-
-
-def _create_postgresql(name: str, password: str) -> Backend:
-    script = _personalise((SQL / "postgresql.sql").read_text(), name, password)
-    _run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q"], script)
-    url = f"postgresql+psycopg://{name}:{password}@127.0.0.1:5432/{name}"
-
-    def drop() -> None:
-        _run(
-            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-q"],
-            _personalise((SQL / "postgresql-drop.sql").read_text(), name, password),
-        )
-
-    return Backend("postgresql", url, drop)
-
-
 @pytest.fixture(scope="session")
 def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Backend]]:
     created: dict[str, Backend] = {}
@@ -95,8 +51,8 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Bac
     sqlite_file = tmp_path_factory.mktemp("sqlite") / "passport.sqlite3"
     created["sqlite"] = Backend("sqlite", f"sqlite:///{sqlite_file}", lambda: None)
     try:
-        created["mariadb"] = _create_mariadb(f"passport_t{tag}", password)
-        created["postgresql"] = _create_postgresql(f"passport_t{tag}", password)
+        created["mariadb"] = create_mariadb(f"passport_t{tag}", password)
+        created["postgresql"] = create_postgresql(f"passport_t{tag}", password)
         for backend in created.values():
             engine = create_engine(backend.url)
             migrate.upgrade(engine)

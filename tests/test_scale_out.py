@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 import requests
 
+from provision import Backend
+
 from conftest import REDIS_URL
-from conftest import Backend
 from support import STRONG
 
 pytestmark = pytest.mark.live

@@ -13,9 +13,8 @@ import pytest
 import requests
 
 from passport.storage import migrate
-
-from conftest import Backend
-from conftest import _create_postgresql
+from provision import Backend
+from provision import create_postgresql
 
 
 def passport(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Any:
@@ -45,7 +44,7 @@ def test_serve_on_sqlite_migrates_and_answers(live_server: Any, tmp_path: Path) 
 
 
 def test_serve_refuses_out_of_date_schema_on_postgresql(tmp_path: Path, live_server: Any) -> None:
-    backend = _create_postgresql(f"passport_s{secrets.token_hex(4)}", secrets.token_urlsafe(18))
+    backend = create_postgresql(f"passport_s{secrets.token_hex(4)}", secrets.token_urlsafe(18))
     try:
         refused = passport("serve", "--port", "1", "--database-url", backend.url, cwd=tmp_path)
         assert refused.returncode == 2

@@ -16,11 +16,11 @@ from sqlalchemy import text
 
 from passport.storage import migrate
 from passport.storage.models import Base
+from provision import Backend
+from provision import create_mariadb
+from provision import create_postgresql
 
 from conftest import BACKENDS
-from conftest import Backend
-from conftest import _create_mariadb
-from conftest import _create_postgresql
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -48,7 +48,7 @@ def test_first_migration_seeds_passport_as_id_1(tmp_path: Path) -> None:
 
 @pytest.fixture(params=["mariadb", "postgresql"])
 def empty_database(request: pytest.FixtureRequest) -> object:
-    create = _create_mariadb if request.param == "mariadb" else _create_postgresql
+    create = create_mariadb if request.param == "mariadb" else create_postgresql
     backend = create(f"passport_m{secrets.token_hex(4)}", secrets.token_urlsafe(18))
     yield backend
     backend.drop()

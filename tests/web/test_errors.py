@@ -13,8 +13,8 @@ from passport.app import PassportApp
 from passport.web.controller import Controller
 from passport.web.registry import Registry
 from passport.web.registry import expose
+from provision import Backend
 
-from conftest import Backend
 from conftest import make_settings
 from support import FakeClock
 from support import PassportClient

@@ -83,8 +83,8 @@ class AccountController(Controller):
     @expose("GET", jsonp=True)
     def status(self) -> dict[str, Any]:
         """Whether the request's session is logged in, and as whom."""
-        user = self.ctx.user
-        return {"User": public_user(user) if user is not None else None}
+        identity = self.ctx.identity
+        return {"User": public_user(identity) if identity is not None else None}
 
     @expose("POST")
     def logout(self) -> dict[str, Any]:

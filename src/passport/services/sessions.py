@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Protocol
 
 import redis
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
@@ -154,13 +155,18 @@ class DatabaseSessionStore:
         db.add(LoginSession(**asdict(info)))
         db.flush()
 
+    _BY_HASH = select(*LoginSession.__table__.columns).where(
+        LoginSession.__table__.c.id_hash == bindparam("id_hash")
+    )
+
     def get(self, token: str, now: datetime) -> LoginSessionInfo | None:
-        with self.database.session() as db:
-            row = db.get(LoginSession, hash_token(token))
-            info = _from_row(row) if row is not None else None
-        if info is None or not info.alive(now):
+        # The hot path of every "who is this?": one Core SELECT by primary key, no ORM.
+        with self.database.engine.connect() as conn:
+            row = conn.execute(self._BY_HASH, {"id_hash": hash_token(token)}).first()
+        if row is None:
             return None
-        return info
+        info = LoginSessionInfo(**row._asdict())
+        return info if info.alive(now) else None
 
     def touch(self, info: LoginSessionInfo, now: datetime) -> None:
         with self.database.session(write=True) as db, db.begin():

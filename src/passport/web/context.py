@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from werkzeug import Request
 from werkzeug import Response
 
+from passport.services.accounts import Identity
+from passport.services.accounts import load_identity
 from passport.services.audit import AuditRecord
 from passport.services.audit import write as write_audit
 from passport.services.sessions import LoginSessionInfo
@@ -54,6 +56,7 @@ class RequestContext:
         self._session: LoginSessionInfo | None = None
         self._session_loaded = False
         self._user: User | None = None
+        self._identity: Identity | None = None
         self._cookie: _CookieChange | None = None
         self._audit: list[tuple[AuditRecord, bool]] = []
         self._after: list[Callable[[], None]] = []
@@ -90,31 +93,48 @@ class RequestContext:
         return self._session
 
     @property
-    def user(self) -> User | None:
-        """The logged-in, enabled user, or None."""
+    def identity(self) -> Identity | None:
+        """Who is logged in (enabled users only), without loading an ORM entity."""
         info = self.login_session
         if info is None:
             return None
-        if self._user is None or self._user.id != info.user_id:
-            user = self.db.get(User, info.user_id)
-            if user is None or user.disabled:
+        if self._identity is None or self._identity.id != info.user_id:
+            with self.app.db.engine.connect() as conn:
+                self._identity = load_identity(conn, info.user_id)
+            if self._identity is None:
                 self._session = None
+        return self._identity
+
+    @property
+    def user(self) -> User | None:
+        """The logged-in, enabled user as an entity of this request's transaction, or None."""
+        identity = self.identity
+        if identity is None:
+            return None
+        if self._user is None or self._user.id != identity.id:
+            user = self.db.get(User, identity.id)
+            if user is None or user.disabled:
+                self._session, self._identity = None, None
                 return None
             self._user = user
         return self._user
 
     @property
     def logged_in(self) -> bool:
-        return self.user is not None
+        if self._user is not None and self._session is not None:
+            return True
+        return self.identity is not None
 
     def start_session(self, info: LoginSessionInfo, token: str, user: User) -> None:
         """Record a fresh login: the cookie goes out with the response."""
         self._session, self._session_loaded, self._user = info, True, user
+        self._identity = Identity(user.id, user.username, user.email, user.display_name)
         max_age = info.cookie_max_age
         self._cookie = _CookieChange(token, max_age)
 
     def end_session(self) -> None:
         self._session, self._session_loaded, self._user = None, True, None
+        self._identity = None
         self._cookie = _CookieChange(None, None)
 
     # -- finishing ----------------------------------------------------------
