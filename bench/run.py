@@ -1,19 +1,22 @@
-"""Benchmark runner: Passport served the production way, next to a baseline, in one run.
+"""Benchmark runner: Passport served the production way, next to its baselines, in one run.
 
-Starts a bare hello-world WSGI app and ``passport serve`` with the same server
-(Granian), the same number of workers, on loopback; loads each scenario with
-``wrk`` from a separate process; prints requests/s, p50/p99 latency, errors,
-and every scenario's ratio to the hello-world baseline measured in this run
-(absolute numbers drift on shared machines, ratios much less).
+Starts, with the same server (Granian) and the same number of workers:
+a bare hello-world WSGI app, the least-work session check (``leastwork.py``:
+cookie hash + one Redis GET or one primary-key SELECT), and ``passport serve``
+on the chosen backend.  Loads each scenario with ``wrk`` from a separate
+process and prints requests/s, p50/p99/p999, errors, the workers' peak memory,
+and each scenario's ratio to its baseline measured in this same run.
 
-    .venv/bin/python bench/run.py [--workers 2] [--duration 10] [--connections 32]
+    .venv/bin/python bench/run.py [--backend sqlite|postgresql|mariadb] [--store db|redis]
+                                  [--workers N] [--duration S] [--connections C]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -24,10 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from argon2 import PasswordHasher
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(HERE.parent / "tests"))
 PASSWORD = "correct horse battery staple"
+REDIS_URL = "redis://127.0.0.1:6379/12"
 
 
 @dataclass
@@ -36,7 +42,10 @@ class Result:
     rps: float
     p50_ms: float
     p99_ms: float
+    p999_ms: float
     errors: int
+    baseline: str = ""
+    ratio: float = 0.0
 
 
 def free_port() -> int:
@@ -46,7 +55,7 @@ def free_port() -> int:
 
 
 def wait_up(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"server exited early ({url})")
@@ -58,89 +67,175 @@ def wait_up(url: str, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"server did not start ({url})")
 
 
-def _ms(value: str, unit: str) -> float:
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+def peak_rss_mib(pid: int) -> float:
+    """Largest VmHWM (peak resident memory) among the server's worker processes."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    peaks = []
+    for child in [pid, *map(int, children.split())]:
+        try:
+            status = Path(f"/proc/{child}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+    return max(peaks, default=0.0)
 
 
-def wrk(name: str, url: str, args: argparse.Namespace, headers: dict[str, str]) -> Result:
+def wrk(
+    name: str,
+    url: str,
+    args: argparse.Namespace,
+    headers: dict[str, str] | None = None,
+    script: str = "stats.lua",
+    env: dict[str, str] | None = None,
+    connections: int | None = None,
+) -> Result:
     command = [
         "wrk",
-        "--latency",
         "-t",
         "2",
         "-c",
-        str(args.connections),
+        str(connections or args.connections),
         "-d",
         f"{args.duration}s",
+        "-s",
+        str(HERE / script),
     ]
-    for key, value in headers.items():
+    for key, value in (headers or {}).items():
         command += ["-H", f"{key}: {value}"]
-    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
+    environment = os.environ | {"BENCH_STATS": str(HERE / "stats.lua")} | (env or {})
+    out = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, env=environment
+    ).stdout
+    stats = json.loads(out.strip().splitlines()[-1])
+    return Result(
+        name,
+        stats["requests"] / stats["seconds"],
+        stats["p50_us"] / 1000,
+        stats["p99_us"] / 1000,
+        stats["p999_us"] / 1000,
+        stats["errors"],
+    )
 
-    def parse(text: str) -> float:
-        value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
-        return _ms(value, unit)
 
-    errors = 0
-    for pattern in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: .*?(\d+)"):
-        errors += sum(int(n) for n in re.findall(pattern, out))
-    return Result(name, rps, parse(lat["50"]), parse(lat["99"]), errors)
+class Servers:
+    """The three servers of one run, and what they need."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="passport-bench-"))
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.drop = lambda: None
+        if args.backend == "sqlite":
+            self.database_url = f"sqlite:///{self.tmp}/bench.sqlite3"
+        else:
+            from provision import create_mariadb
+            from provision import create_postgresql
+
+            create = create_mariadb if args.backend == "mariadb" else create_postgresql
+            backend = create(f"passport_b{secrets.token_hex(4)}", secrets.token_urlsafe(18))
+            self.database_url, self.drop = backend.url, backend.drop
+        self.redis_url = REDIS_URL if args.store == "redis" else ""
+
+    def start(self, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PASSPORT_")}
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=base | env,
+            cwd=self.tmp,
+        )
+        self.processes.append(process)
+        return process
+
+    def granian(self, target: str, env: dict[str, str]) -> tuple[str, subprocess.Popen[bytes]]:
+        port = free_port()
+        process = self.start(
+            [
+                str(BIN / "granian"),
+                "--interface",
+                "wsgi",
+                "--workers",
+                str(self.args.workers),
+                "--blocking-threads",
+                "4",
+                "--port",
+                str(port),
+                "--working-dir",
+                str(HERE),
+                "--log-level",
+                "warning",
+                "--no-ws",
+                target,
+            ],
+            env,
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_up(url + "/", process)
+        return url, process
+
+    def passport(self) -> tuple[str, subprocess.Popen[bytes]]:
+        port = free_port()
+        env = {
+            "PASSPORT_LOG_LEVEL": "WARNING",
+            "PASSPORT_AUTO_MIGRATE": "true",
+            "PASSPORT_DATABASE_URL": self.database_url,
+            "PASSPORT_REDIS_URL": self.redis_url,
+            "PASSPORT_THROTTLE_IP_LIMIT": "1000000000",
+        }
+        process = self.start(
+            [
+                str(BIN / "passport"),
+                "serve",
+                "--workers",
+                str(self.args.workers),
+                "--port",
+                str(port),
+            ],
+            env,
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_up(url + "/healthz", process)
+        return url, process
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+            process.wait(timeout=15)
+        self.drop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def argon2_bound(cpus: int) -> tuple[float, float]:
+    """Seconds per hash with Passport's default parameters, and the logins/s bound it sets."""
+    hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+    hasher.hash(PASSWORD)
+    started = time.perf_counter()
+    rounds = 20
+    for _ in range(rounds):
+        hasher.hash(PASSWORD)
+    seconds = (time.perf_counter() - started) / rounds
+    return seconds, cpus / seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "mariadb"], default="sqlite")
+    parser.add_argument("--store", choices=["db", "redis"], default=None)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
+    args.store = args.store or ("db" if args.backend == "sqlite" else "redis")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
+    cpus = os.cpu_count() or 1
 
-    tmp = Path(tempfile.mkdtemp(prefix="passport-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PASSPORT_")}
-    env |= {"PASSPORT_LOG_LEVEL": "WARNING", "PASSPORT_DATABASE_URL": f"sqlite:///{tmp}/b.sqlite3"}
-    hello_port, passport_port = free_port(), free_port()
-    hello = subprocess.Popen(
-        [
-            str(BIN / "granian"),
-            "--interface",
-            "wsgi",
-            "--workers",
-            str(args.workers),
-            "--blocking-threads",
-            "4",
-            "--port",
-            str(hello_port),
-            "--working-dir",
-            str(HERE),
-            "--log-level",
-            "warning",
-            "--no-ws",
-            "hello:app",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    passport = subprocess.Popen(
-        [
-            str(BIN / "passport"),
-            "serve",
-            "--workers",
-            str(args.workers),
-            "--port",
-            str(passport_port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        cwd=tmp,
-    )
+    servers = Servers(args)
     try:
-        base = f"http://127.0.0.1:{passport_port}"
-        wait_up(f"http://127.0.0.1:{hello_port}/", hello)
-        wait_up(base + "/healthz", passport)
+        base, passport = servers.passport()
         origin = {"Origin": base}
         requests.post(
             base + "/Account/register",
@@ -154,37 +249,95 @@ def main() -> None:
             headers=origin,
             timeout=10,
         )
-        cookie = f"passport_session={login.cookies['passport_session']}"
-
-        print(
-            f"workers={args.workers} connections={args.connections} duration={args.duration}s "
-            f"cpus={os.cpu_count()} backend=sqlite"
+        cookie = {"Cookie": f"passport_session={login.cookies['passport_session']}"}
+        hello, _ = servers.granian("hello:app", {})
+        least_env = (
+            {"BENCH_REDIS_URL": servers.redis_url}
+            if servers.redis_url
+            else {"BENCH_DATABASE_URL": servers.database_url}
         )
-        results = [
-            wrk("hello-world WSGI (baseline)", f"http://127.0.0.1:{hello_port}/", args, {}),
-            wrk("Service/getApplication", base + "/Service/getApplication?name=Passport", args, {}),
-            wrk("Account/status (anonymous)", base + "/Account/status", args, {}),
-            wrk(
-                "Account/status (session cookie)",
-                base + "/Account/status",
-                args,
-                {"Cookie": cookie},
+        least, _ = servers.granian("leastwork:app", least_env)
+
+        results: list[Result] = []
+        hello_r = wrk("hello-world WSGI (baseline)", hello + "/", args)
+        least_r = wrk(f"least-work session check ({args.store})", least + "/", args, cookie)
+        results += [hello_r, least_r]
+        scenarios = [
+            ("Service/getApplication", "/Service/getApplication?name=Passport", {}, hello_r),
+            ("Account/status (anonymous)", "/Account/status", {}, hello_r),
+            ("Account/status (session)", "/Account/status", cookie, least_r),
+            (
+                "Permission/check (session)",
+                "/Permission/check?application=Passport&permission=admin",
+                cookie,
+                least_r,
             ),
         ]
-        baseline = results[0].rps
+        for name, path, headers, baseline in scenarios:
+            result = wrk(name, base + path, args, headers)
+            result.baseline, result.ratio = baseline.name, result.rps / baseline.rps
+            results.append(result)
+
+        hash_seconds, bound = argon2_bound(cpus)
+        storm_env = {"BENCH_ORIGIN": base}
+        login_r = wrk(
+            "Account/login",
+            base + "/Account/login",
+            args,
+            script="login.lua",
+            env=storm_env,
+            connections=cpus * 2,
+        )
+        login_r.baseline, login_r.ratio = f"argon2id bound {bound:.0f}/s", login_r.rps / bound
+        results.append(login_r)
+
+        idle = results[4]
+        with subprocess.Popen(
+            [
+                "wrk",
+                "-t",
+                "1",
+                "-c",
+                str(cpus * 2),
+                "-d",
+                f"{args.duration + 2}s",
+                "-s",
+                str(HERE / "login.lua"),
+                base + "/Account/login",
+            ],
+            stdout=subprocess.DEVNULL,
+            env=os.environ | storm_env | {"BENCH_STATS": str(HERE / "stats.lua")},
+        ) as storm:
+            time.sleep(1)
+            during = wrk(
+                "Account/status during login storm",
+                base + "/Account/status",
+                args,
+                cookie,
+                connections=8,
+            )
+            storm.wait()
+        during.baseline, during.ratio = "p99 vs idle status p99", during.p99_ms / idle.p99_ms
+        results.append(during)
+
         print(
-            f"{'scenario':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'ratio':>6}"
+            f"backend={args.backend} store={args.store} workers={args.workers} cpus={cpus} "
+            f"connections={args.connections} duration={args.duration}s "
+            f"argon2id={hash_seconds * 1000:.1f}ms/hash"
+        )
+        print(
+            f"{'scenario':38} {'req/s':>8} {'p50':>7} {'p99':>7} {'p999':>7} {'err':>4} "
+            f"{'ratio':>6}  baseline"
         )
         for r in results:
+            ratio = f"{r.ratio:6.2f}" if r.baseline else "      "
             print(
-                f"{r.name:36} {r.rps:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:7d} "
-                f"{r.rps / baseline:6.2f}"
+                f"{r.name:38} {r.rps:8.0f} {r.p50_ms:7.2f} {r.p99_ms:7.2f} {r.p999_ms:7.2f} "
+                f"{r.errors:4d} {ratio}  {r.baseline}"
             )
+        print(f"peak worker memory: passport {peak_rss_mib(passport.pid):.0f} MiB")
     finally:
-        for process in (hello, passport):
-            process.terminate()
-            process.wait(timeout=10)
-        shutil.rmtree(tmp, ignore_errors=True)
+        servers.stop()
 
 
 if __name__ == "__main__":

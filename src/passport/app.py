@@ -35,8 +35,6 @@ from sqlalchemy import text
 from werkzeug import Request
 from werkzeug import Response
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import Map
-from werkzeug.routing import Rule
 
 from passport import metrics
 from passport.config import Settings
@@ -79,6 +77,19 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     ServiceUnavailable,
 )
 ENDPOINT_KEY = "passport.endpoint"
+_HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+_SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+)
+_SPECIAL_PATHS = {
+    "healthz": "healthz",
+    "readyz": "readyz",
+    "openapi.json": "openapi",
+    "metrics": "metrics",
+}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _ORIGIN_CACHE_SECONDS = 2.0
 
@@ -135,53 +146,54 @@ class PassportApp:
         self._origins: tuple[float, frozenset[str]] = (0.0, frozenset())
         self._origins_lock = threading.Lock()
         self._openapi: str | None = None
-        self.url_map = Map(
-            [
-                Rule("/healthz", endpoint="healthz"),
-                Rule("/readyz", endpoint="readyz"),
-                Rule("/openapi.json", endpoint="openapi"),
-                Rule("/metrics", endpoint="metrics"),
-                Rule("/", endpoint="api"),
-                Rule("/<controller>", endpoint="api"),
-                Rule("/<controller>/<method>", endpoint="api"),
-            ],
-            strict_slashes=False,
-            merge_slashes=False,
-        )
+        self._security_headers = _SECURITY_HEADERS + ((_HSTS,) if settings.secure_cookies else ())
 
     # -- WSGI -------------------------------------------------------------------
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
         request = Request(environ)
         request.max_content_length = self.settings.max_body_bytes
-        incoming = request.headers.get("X-Request-ID", "")
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
         try:
             response = self.handle(request)
         except Exception as exc:  # the last resort: never an unhandled error
             response = self._unexpected(exc)
-        self._finalise(request, response, request_id)
+        headers = self._final_headers(request, response, request_id)
         elapsed = time.perf_counter() - started
-        metrics.observe(request.environ.get(ENDPOINT_KEY, "other"), response.status_code, elapsed)
-        access_log.info(
-            "%s %s %d %.1fms rid=%s",
-            request.method,
-            _safe_path(request.path),
-            response.status_code,
-            elapsed * 1000,
-            request_id,
-        )
-        return response(environ, start_response)
+        status = response.status_code
+        metrics.observe(environ.get(ENDPOINT_KEY, "other"), status, elapsed)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "%s %s %d %.1fms rid=%s",
+                request.method,
+                _safe_path(request.path),
+                status,
+                elapsed * 1000,
+                request_id,
+            )
+        # Straight to the server: werkzeug's generic response path costs more than the
+        # whole of a session check, and our responses are always complete bodies.
+        start_response(response.status, headers)
+        return [] if request.method == "HEAD" else response.iter_encoded()
 
-    def _finalise(self, request: Request, response: Response, request_id: str) -> None:
-        headers = response.headers
-        headers["X-Request-ID"] = request_id
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-        if origins.scheme(request, self.settings) == "https" or self.settings.secure_cookies:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    def _final_headers(
+        self, request: Request, response: Response, request_id: str
+    ) -> list[tuple[str, str]]:
+        """The response's headers plus the security headers every answer carries."""
+        headers = response.headers.to_wsgi_list()
+        present = {name.lower() for name, _ in headers}
+        for name, value in self._security_headers:
+            if name.lower() not in present:
+                headers.append((name, value))
+        if (
+            "strict-transport-security" not in present
+            and not self.settings.secure_cookies
+            and origins.scheme(request, self.settings) == "https"
+        ):
+            headers.append(_HSTS)
+        headers.append(("X-Request-ID", request_id))
+        return headers
 
     def _unexpected(self, exc: BaseException) -> Response:
         if isinstance(exc, UNAVAILABLE_ERRORS):
@@ -207,14 +219,19 @@ class PassportApp:
             return client_error(
                 ClientError("The query string is too long.", source="url", number=414)
             )
-        adapter = self.url_map.bind_to_environ(request.environ)
-        try:
-            endpoint, values = adapter.match(method="GET")
-        except HTTPException:
-            path = request.path.strip("/")
-            return client_error(
-                ClientError(f"No method '{path}' found.", source="url", value=path, number=404)
-            )
+        # Routes: the four operational URLs, and /<Controller>[/<method>] looked up in the
+        # registry (an explicit dictionary, see passport.web.registry).
+        parts = request.path.strip("/").split("/")
+        endpoint = _SPECIAL_PATHS.get(parts[0]) if len(parts) == 1 else None
+        if endpoint is None:
+            if len(parts) > 2 or (len(parts) == 2 and "" in parts):
+                path = request.path.strip("/")
+                return client_error(
+                    ClientError(f"No method '{path}' found.", source="url", value=path, number=404)
+                )
+            controller = parts[0] or "Service"
+            method = parts[1] if len(parts) == 2 else "Index"
+            return self.api(request, controller, method)
         request.environ[ENDPOINT_KEY] = f"/{endpoint}"
         if endpoint == "metrics":
             return metrics.exposition(
@@ -227,11 +244,9 @@ class PassportApp:
             return render(Envelope(success=True, data={"Status": "alive"}), 200)
         if endpoint == "readyz":
             return self.readiness()
-        if endpoint == "openapi":
-            if self._openapi is None:
-                self._openapi = json.dumps(openapi.build(self.registry, self.settings.public_url))
-            return Response(self._openapi, content_type="application/json; charset=utf-8")
-        return self.api(request, values.get("controller", "Service"), values.get("method", "Index"))
+        if self._openapi is None:
+            self._openapi = json.dumps(openapi.build(self.registry, self.settings.public_url))
+        return Response(self._openapi, content_type="application/json; charset=utf-8")
 
     def _refresh_gauges(self) -> None:
         pool = self.db.engine.pool

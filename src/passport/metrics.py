@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter
@@ -48,9 +49,17 @@ DB_POOL_SIZE = Gauge(
 )
 
 
+_children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+
 def observe(endpoint: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(endpoint, str(status)).inc()
-    LATENCY.labels(endpoint).observe(seconds)
+    """Count one request; label children are cached (endpoints are a bounded set)."""
+    pair = _children.get((endpoint, status))
+    if pair is None:
+        pair = (REQUESTS.labels(endpoint, str(status)), LATENCY.labels(endpoint))
+        _children[(endpoint, status)] = pair
+    pair[0].inc()
+    pair[1].observe(seconds)
 
 
 def _allowed(request: Request, token: str, client_ip: str) -> bool:

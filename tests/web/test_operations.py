@@ -121,10 +121,10 @@ def test_hot_paths_make_few_queries(harness: Harness) -> None:
     harness.client.get("/Account/status")  # warm: the idle-timer touch is not every request
     counter = QueryCounter(harness.app.db.engine)
     harness.client.get("/Account/status")
-    assert counter.count == 2  # the session, the user
+    assert counter.count == 1  # the session joined with its user
     counter.count = 0
     harness.client.get("/Service/getApplication?name=Passport")
-    assert counter.count == 3  # the session and its user (for LoggedIn), the application
+    assert counter.count == 2  # the session with its user (for LoggedIn), the application
     counter.count = 0
     harness.new_client().get("/Service/getApplication?name=Passport")
     assert counter.count == 1

@@ -14,8 +14,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import Connection
-from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -128,27 +126,6 @@ class UserLike(Protocol):
 
     @property
     def display_name(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who a session belongs to, as the hot path needs it (no ORM entity)."""
-
-    id: int
-    username: str
-    email: str | None
-    display_name: str
-
-
-_IDENTITY = select(User.id, User.username, User.email, User.display_name).where(
-    User.id == bindparam("user_id"), User.disabled.is_(False)
-)
-
-
-def load_identity(conn: Connection, user_id: int) -> Identity | None:
-    """The enabled user ``user_id`` as an :class:`Identity`, in one Core SELECT."""
-    row = conn.execute(_IDENTITY, {"user_id": user_id}).first()
-    return Identity(*row) if row is not None else None
 
 
 def public_user(user: UserLike) -> dict[str, object]:

@@ -32,8 +32,10 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from passport.config import Settings
+from passport.services.identity import Identity
 from passport.storage.db import Database
 from passport.storage.models import LoginSession
+from passport.storage.models import User
 
 TOUCH_INTERVAL = 60
 
@@ -120,6 +122,9 @@ class SessionStore(Protocol):
 
     def get(self, token: str, now: datetime) -> LoginSessionInfo | None: ...
 
+    def lookup(self, token: str, now: datetime) -> tuple[LoginSessionInfo, Identity | None] | None:
+        """The live session, and its enabled user when the store can tell in the same trip."""
+
     def touch(self, info: LoginSessionInfo, now: datetime) -> None: ...
 
     def remove(self, id_hash: str, db: Session) -> None: ...
@@ -155,18 +160,37 @@ class DatabaseSessionStore:
         db.add(LoginSession(**asdict(info)))
         db.flush()
 
-    _BY_HASH = select(*LoginSession.__table__.columns).where(
-        LoginSession.__table__.c.id_hash == bindparam("id_hash")
+    _COLUMNS = tuple(LoginSession.__table__.columns)
+    _BY_HASH = select(*_COLUMNS).where(LoginSession.__table__.c.id_hash == bindparam("id_hash"))
+    _WITH_USER = (
+        select(*_COLUMNS, User.username, User.email, User.display_name)
+        .join(User, User.id == LoginSession.user_id)
+        .where(LoginSession.id_hash == bindparam("id_hash"), User.disabled.is_(False))
     )
 
     def get(self, token: str, now: datetime) -> LoginSessionInfo | None:
-        # The hot path of every "who is this?": one Core SELECT by primary key, no ORM.
-        with self.database.engine.connect() as conn:
+        with self.database.reader.connect() as conn:
             row = conn.execute(self._BY_HASH, {"id_hash": hash_token(token)}).first()
         if row is None:
             return None
         info = LoginSessionInfo(**row._asdict())
         return info if info.alive(now) else None
+
+    def lookup(self, token: str, now: datetime) -> tuple[LoginSessionInfo, Identity | None] | None:
+        # The hot path of every "who is this?": one Core SELECT joining session and user.
+        with self.database.reader.connect() as conn:
+            row = conn.execute(self._WITH_USER, {"id_hash": hash_token(token)}).first()
+        if row is None:
+            return None
+        values = row._asdict()
+        identity = Identity(
+            values["user_id"],
+            values.pop("username"),
+            values.pop("email"),
+            values.pop("display_name"),
+        )
+        info = LoginSessionInfo(**values)
+        return (info, identity) if info.alive(now) else None
 
     def touch(self, info: LoginSessionInfo, now: datetime) -> None:
         with self.database.session(write=True) as db, db.begin():
@@ -273,6 +297,10 @@ class RedisSessionStore:
             return None
         info = self._load(raw)
         return info if info.alive(now) else None
+
+    def lookup(self, token: str, now: datetime) -> tuple[LoginSessionInfo, Identity | None] | None:
+        info = self.get(token, now)
+        return (info, None) if info is not None else None
 
     def touch(self, info: LoginSessionInfo, now: datetime) -> None:
         touched = replace(info, last_seen_at=now)

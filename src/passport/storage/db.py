@@ -72,7 +72,8 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode != "AUTOCOMMIT":  # single-statement reads need no transaction
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Database:
@@ -88,6 +89,12 @@ class Database:
             else self.engine
         )
         self.write_engine: Engine = writer
+        # For one-statement reads on hot paths (each statement sees committed data).
+        self.reader: Engine = (
+            self.engine.execution_options(sqlite_begin="AUTOCOMMIT")
+            if self.is_sqlite
+            else self.engine
+        )
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(writer, expire_on_commit=False)
 

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from werkzeug import Request
 from werkzeug import Response
 
-from passport.services.accounts import Identity
-from passport.services.accounts import load_identity
 from passport.services.audit import AuditRecord
 from passport.services.audit import write as write_audit
+from passport.services.identity import Identity
+from passport.services.identity import load_identity
 from passport.services.sessions import LoginSessionInfo
 from passport.storage.models import User
 from passport.web.origins import scheme
@@ -57,6 +57,7 @@ class RequestContext:
         self._session_loaded = False
         self._user: User | None = None
         self._identity: Identity | None = None
+        self._identity_known = False
         self._cookie: _CookieChange | None = None
         self._audit: list[tuple[AuditRecord, bool]] = []
         self._after: list[Callable[[], None]] = []
@@ -85,7 +86,10 @@ class RequestContext:
             self._session_loaded = True
             token = self.session_token
             if token is not None:
-                info = self.app.sessions.get(token, self.now)
+                found = self.app.sessions.lookup(token, self.now)
+                info = found[0] if found else None
+                if found is not None and found[1] is not None:
+                    self._identity, self._identity_known = found[1], True
                 if info is not None and info.needs_touch(self.now):
                     now = self.now
                     self.after(lambda: self.app.sessions.touch(info, now))
@@ -98,8 +102,9 @@ class RequestContext:
         info = self.login_session
         if info is None:
             return None
-        if self._identity is None or self._identity.id != info.user_id:
-            with self.app.db.engine.connect() as conn:
+        if not self._identity_known:
+            self._identity_known = True
+            with self.app.db.reader.connect() as conn:
                 self._identity = load_identity(conn, info.user_id)
             if self._identity is None:
                 self._session = None
@@ -129,12 +134,13 @@ class RequestContext:
         """Record a fresh login: the cookie goes out with the response."""
         self._session, self._session_loaded, self._user = info, True, user
         self._identity = Identity(user.id, user.username, user.email, user.display_name)
+        self._identity_known = True
         max_age = info.cookie_max_age
         self._cookie = _CookieChange(token, max_age)
 
     def end_session(self) -> None:
         self._session, self._session_loaded, self._user = None, True, None
-        self._identity = None
+        self._identity, self._identity_known = None, True
         self._cookie = _CookieChange(None, None)
 
     # -- finishing ----------------------------------------------------------
