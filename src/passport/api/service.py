@@ -26,7 +26,8 @@ class ServiceController(Controller):
         """The ID of the application called ``name`` (any letter case)."""
         if name is None or name == "":
             raise required("name", "Application name must be specified.")
-        app = applications.lookup(self.ctx.db, name)
+        with self.ctx.app.db.hot_read() as conn:
+            app = applications.lookup(conn, name)
         if app is None:
             raise ClientError(
                 f"Could not find application '{name}'.", source="name", value=name, number=NOT_FOUND

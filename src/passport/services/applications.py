@@ -6,6 +6,7 @@ import unicodedata
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from sqlalchemy import Connection
 from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,7 +33,7 @@ class AppRef(NamedTuple):
     name: str
 
 
-def lookup(db: Session, name: str) -> AppRef | None:
+def lookup(db: Session | Connection, name: str) -> AppRef | None:
     """Id and name of the application called ``name``: one Core SELECT (a hot path)."""
     row = db.execute(_ID_BY_KEY, {"key": name_key(name)}).first()
     return AppRef(row[0], row[1]) if row is not None else None

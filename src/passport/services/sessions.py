@@ -178,7 +178,7 @@ class DatabaseSessionStore:
 
     def lookup(self, token: str, now: datetime) -> tuple[LoginSessionInfo, Identity | None] | None:
         # The hot path of every "who is this?": one Core SELECT joining session and user.
-        with self.database.reader.connect() as conn:
+        with self.database.hot_read() as conn:
             row = conn.execute(self._WITH_USER, {"id_hash": hash_token(token)}).first()
         if row is None:
             return None

@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine
@@ -96,11 +99,41 @@ class Database:
             else self.engine
         )
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        self._local = threading.local()
         self._writer = sessionmaker(writer, expire_on_commit=False)
+
+    @contextmanager
+    def hot_read(self) -> Iterator[Connection]:
+        """A connection kept per thread for one-statement reads on hot paths.
+
+        Skips the pool's checkout and return work on every request (it is most of
+        a session check's cost); the transaction is ended after each use so that no
+        snapshot or lock is held, and a broken connection is dropped and replaced
+        on the next call.
+        """
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._local.conn = self.reader.connect()
+        try:
+            yield conn
+        except BaseException:
+            self._local.conn = None
+            try:
+                conn.invalidate()
+                conn.close()
+            except Exception:
+                pass
+            raise
+        else:
+            conn.rollback()
 
     def session(self, *, write: bool = False) -> Session:
         """A new ORM session; ``write=True`` takes SQLite's write lock up front."""
         return (self._writer if write else self._reader)()
 
     def dispose(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
         self.engine.dispose()

@@ -104,7 +104,7 @@ class RequestContext:
             return None
         if not self._identity_known:
             self._identity_known = True
-            with self.app.db.reader.connect() as conn:
+            with self.app.db.hot_read() as conn:
                 self._identity = load_identity(conn, info.user_id)
             if self._identity is None:
                 self._session = None
