@@ -87,10 +87,10 @@ def test_effective_permissions_table(
             directory.grant(db, perm(db, other, "write"), user=person)  # type: ignore[arg-type]
         for name in via_group:
             directory.grant(db, perm(db, app, name), group=group)  # type: ignore[arg-type]
-        assert permissions.effective(db, person, app) == expected
+        assert permissions.effective(db, person.id, app.id) == expected
         for name in ("read", "write"):
-            assert permissions.granted(db, person, app, name.upper()) == (name in expected)
-        assert not permissions.granted(db, person, app, "admin")
+            assert permissions.granted(db, person.id, app.id, name.upper()) == (name in expected)
+        assert not permissions.granted(db, person.id, app.id, "admin")
 
 
 def test_passport_admin_implies_every_passport_right(harness: Harness) -> None:
@@ -99,9 +99,9 @@ def test_passport_admin_implies_every_passport_right(harness: Harness) -> None:
         assert passport is not None
         person = user(db)
         directory.grant(db, perm(db, passport, "admin"), user=person)  # type: ignore[arg-type]
-        assert permissions.granted(db, person, passport, "audit:read")
+        assert permissions.granted(db, person.id, passport.id, "audit:read")
         wiki = app_with(db, "admin-only")
-        assert not permissions.granted(db, person, wiki, "admin-only")
+        assert not permissions.granted(db, person.id, wiki.id, "admin-only")
 
 
 @settings(
@@ -129,5 +129,5 @@ def test_effective_is_the_union_of_direct_and_member_groups(
                     expected |= names
                 for name in names:
                     directory.grant(db, perm(db, app, name), group=group)  # type: ignore[arg-type]
-            assert permissions.effective(db, person, app) == sorted(expected)
+            assert permissions.effective(db, person.id, app.id) == sorted(expected)
             db.rollback()

@@ -54,14 +54,14 @@ class ClientController(Controller):
         user = self._user(username)
         if not permission:
             raise required("permission", "Permission name must be specified.")
-        return {"Granted": permissions.granted(self.ctx.db, user, app, permission)}
+        return {"Granted": permissions.granted(self.ctx.db, user.id, app.id, permission)}
 
     @expose("GET", max_length={"username": 64}, statuses=(400, 401, 404))
     def listPermissions(self, username: str | None) -> dict[str, Any]:
         """``username``'s effective permissions in the calling application."""
         app = self._application()
         user = self._user(username)
-        return {"Permissions": permissions.effective(self.ctx.db, user, app)}
+        return {"Permissions": permissions.effective(self.ctx.db, user.id, app.id)}
 
     @expose("POST", secrets=("token",), max_length={"token": 128}, statuses=(400, 401))
     def validateSession(self, token: str | None) -> dict[str, Any]:
@@ -77,5 +77,5 @@ class ClientController(Controller):
             "Valid": True,
             "User": public_user(user),
             "Expires": info.expires_at.isoformat(),
-            "Permissions": permissions.effective(self.ctx.db, user, app),
+            "Permissions": permissions.effective(self.ctx.db, user.id, app.id),
         }

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Connection
+
 from passport.api import API
 from passport.errors import required
 from passport.services import applications
 from passport.services import permissions
-from passport.storage.models import Application
 from passport.web.controller import Controller
 from passport.web.controller import not_found
 from passport.web.registry import expose
@@ -16,10 +17,10 @@ from passport.web.registry import expose
 LIMITS = {"application": 100, "permission": 100}
 
 
-def find_application(ctx_db: Any, name: str | None) -> Application:
+def find_application(conn: Connection, name: str | None) -> applications.AppRef:
     if not name:
         raise required("application", "Application name must be specified.")
-    app = applications.find_by_name(ctx_db, name)
+    app = applications.lookup(conn, name)
     if app is None:
         raise not_found("application", "application", name)
     return app
@@ -33,19 +34,23 @@ class PermissionController(Controller):
 
         False when nobody is logged in (or over JSONP from an unregistered page).
         """
-        app = find_application(self.ctx.db, application)
-        if not permission:
-            raise required("permission", "Permission name must be specified.")
-        user = self.ctx.user
-        granted = user is not None and permissions.granted(self.ctx.db, user, app, permission)
+        identity = self.ctx.identity
+        with self.ctx.app.db.hot_read() as conn:
+            app = find_application(conn, application)
+            if not permission:
+                raise required("permission", "Permission name must be specified.")
+            granted = identity is not None and permissions.granted(
+                conn, identity.id, app.id, permission
+            )
         return {"Granted": granted}
 
     @expose("GET", max_length=LIMITS, statuses=(400, 401, 404))
     def list(self, application: str | None) -> dict[str, Any]:
         """The session user's effective permissions in ``application``."""
-        app = find_application(self.ctx.db, application)
+        with self.ctx.app.db.hot_read() as conn:
+            app = find_application(conn, application)
         user = self.require_user()
         return {
             "Application": app.name,
-            "Permissions": permissions.effective(self.ctx.db, user, app),
+            "Permissions": permissions.effective(self.ctx.db, user.id, app.id),
         }

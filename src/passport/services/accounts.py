@@ -269,7 +269,7 @@ class Accounts:
             raise required("password", "Password must be specified.")
         attempted = unicodedata.normalize("NFKC", identifier)[:64]
         keys = [account_key(canonical(identifier)), ip_key(caller.ip)]
-        wait = self.throttle.retry_after(keys, caller.now)
+        wait, counted = self.throttle.check(keys, caller.now)
         record = AuditRecord(
             "login",
             "",
@@ -310,7 +310,8 @@ class Accounts:
         user = self.db.merge(user, load=False)
         if self.passwords.needs_rehash(user.password_hash):
             user.password_hash = self.passwords.hash(normalise(password))
-        self.throttle.success(keys[0])
+        if keys[0] in counted:  # a success resets the account's count; no write if none
+            self.throttle.success(keys[0])
         token, info = new_session_info(
             self.settings,
             user.id,

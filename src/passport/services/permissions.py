@@ -2,13 +2,19 @@
 
 A disabled user or a disabled application grants nothing.  In the ``Passport``
 application, ``admin`` implies every other right.  Everything is read fresh
-from the database on each call, so a revocation takes effect on the next request.
+from the database on each call (one Core SELECT), so a revocation takes effect
+on the next request.
 """
 
 from __future__ import annotations
 
+from sqlalchemy import BindParameter
+from sqlalchemy import Connection
+from sqlalchemy import and_
+from sqlalchemy import bindparam
+from sqlalchemy import exists
+from sqlalchemy import or_
 from sqlalchemy import select
-from sqlalchemy import union
 from sqlalchemy.orm import Session
 
 from passport.services.applications import name_key
@@ -22,28 +28,39 @@ from passport.storage.models import UserPermission
 PASSPORT_APP_ID = 1
 ADMIN = "admin"
 
+_USER: BindParameter[int] = bindparam("user_id")
+_HELD = and_(
+    Permission.application_id == bindparam("app_id"),
+    exists().where(Application.id == Permission.application_id, Application.enabled.is_(True)),
+    exists().where(User.id == _USER, User.disabled.is_(False)),
+    or_(
+        Permission.id.in_(
+            select(UserPermission.permission_id).where(UserPermission.user_id == _USER)
+        ),
+        Permission.id.in_(
+            select(GroupPermission.permission_id)
+            .join(GroupMember, GroupMember.group_id == GroupPermission.group_id)
+            .where(GroupMember.user_id == _USER)
+        ),
+    ),
+)
+_EFFECTIVE = select(Permission.name).where(_HELD).order_by(Permission.name)
+_GRANTED = (
+    select(Permission.id)
+    .where(_HELD, Permission.name_key.in_(bindparam("keys", expanding=True)))
+    .limit(1)
+)
 
-def effective(db: Session, user: User, app: Application) -> list[str]:
-    """Names of ``user``'s permissions in ``app``, sorted."""
-    if user.disabled or not app.enabled:
-        return []
-    direct = select(UserPermission.permission_id).where(UserPermission.user_id == user.id)
-    via_groups = (
-        select(GroupPermission.permission_id)
-        .join(GroupMember, GroupMember.group_id == GroupPermission.group_id)
-        .where(GroupMember.user_id == user.id)
-    )
-    ids = union(direct, via_groups).subquery()
-    names = db.scalars(
-        select(Permission.name)
-        .where(Permission.application_id == app.id, Permission.id.in_(select(ids.c[0])))
-        .order_by(Permission.name)
-    ).all()
-    return list(names)
+
+def effective(db: Session | Connection, user_id: int, app_id: int) -> list[str]:
+    """Names of the user's permissions in the application, sorted."""
+    rows = db.execute(_EFFECTIVE, {"user_id": user_id, "app_id": app_id})
+    return [str(name) for (name,) in rows]
 
 
-def granted(db: Session, user: User, app: Application, permission: str) -> bool:
-    keys = {name_key(n) for n in effective(db, user, app)}
-    if app.id == PASSPORT_APP_ID and ADMIN in keys:
-        return True
-    return name_key(permission) in keys
+def granted(db: Session | Connection, user_id: int, app_id: int, permission: str) -> bool:
+    keys = [name_key(permission)]
+    if app_id == PASSPORT_APP_ID:
+        keys.append(ADMIN)
+    row = db.execute(_GRANTED, {"user_id": user_id, "app_id": app_id, "keys": keys}).first()
+    return row is not None

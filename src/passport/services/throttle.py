@@ -161,12 +161,18 @@ class Throttle:
 
     def retry_after(self, keys: list[str], now: datetime) -> int:
         """Seconds to wait before another attempt may proceed (0 = go ahead)."""
+        return self.check(keys, now)[0]
+
+    def check(self, keys: list[str], now: datetime) -> tuple[int, set[str]]:
+        """Seconds to wait (0 = go ahead), and which keys have a counter at all."""
         waits = [0]
+        counted = set()
         for key in keys:
             count = self.store.peek(key)
             if count is not None:
+                counted.add(key)
                 waits.append(self._wait(key, count, now))
-        return max(waits)
+        return max(waits), counted
 
     def failure(self, keys: list[str], now: datetime) -> bool:
         """Count a failure on every key; True when one of them is now over its limit."""

@@ -15,7 +15,6 @@ from passport.errors import ClientError
 from passport.services import permissions
 from passport.services.accounts import Caller
 from passport.services.audit import AuditRecord
-from passport.storage.models import Application
 from passport.storage.models import User
 from passport.web.context import RequestContext
 
@@ -41,8 +40,7 @@ class Controller:
     def require_right(self, right: str) -> User:
         """The logged-in user, if Passport grants them ``right`` (or ``admin``); else 401/403."""
         user = self.require_user()
-        passport = self.ctx.db.get(Application, permissions.PASSPORT_APP_ID)
-        if passport is None or not permissions.granted(self.ctx.db, user, passport, right):
+        if not permissions.granted(self.ctx.db, user.id, permissions.PASSPORT_APP_ID, right):
             raise ClientError(
                 f"You need the Passport permission '{right}' for this.",
                 source="permission",
