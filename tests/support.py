@@ -8,6 +8,7 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy.event
 from werkzeug.test import Client
 from werkzeug.test import TestResponse
 
@@ -146,3 +147,13 @@ class TcpProxy:
             except OSError:
                 pass
         self._conns = []
+
+
+class QueryCounter:
+    def __init__(self, engine: Any) -> None:
+        self.count = 0
+        sqlalchemy.event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
+            self.count += 1

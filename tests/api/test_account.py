@@ -511,3 +511,22 @@ def _copy_user(h: Harness) -> dict[str, Any]:
     with h.app.db.session() as db:
         user = db.scalars(select(User)).one()
         return {c.name: getattr(user, c.name) for c in User.__table__.columns}
+
+
+def test_status_follows_profile_changes_and_costs_no_query_on_redis(accounts: Harness) -> None:
+    from passport.services import directory
+    from passport.services.identity import identity_of
+
+    from support import QueryCounter
+
+    accounts.register(email="alice@example.com")
+    accounts.login()
+    counter = QueryCounter(accounts.app.db.engine)
+    assert status(accounts)["Data"]["User"]["Email"] == "alice@example.com"
+    assert counter.count == (0 if accounts.store == "redis" else 1)
+    with accounts.app.db.session(write=True) as db, db.begin():
+        user = directory.find_user(db, "alice")
+        assert user is not None
+        user.display_name = "Alice Liddell"
+        accounts.app.sessions.refresh_identity(identity_of(user))
+    assert status(accounts)["Data"]["User"]["DisplayName"] == "Alice Liddell"

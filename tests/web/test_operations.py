@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from support import STRONG
 from support import Harness
+from support import QueryCounter
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -103,16 +103,6 @@ def test_forwarded_proto_makes_cookies_secure_only_from_trusted_proxies(factory:
         assert response.status_code == 200, response.get_data(as_text=True)
         assert ("Secure" in response.headers["Set-Cookie"]) is secure
         assert ("Strict-Transport-Security" in response.headers) is secure
-
-
-class QueryCounter:
-    def __init__(self, engine: Any) -> None:
-        self.count = 0
-        event.listen(engine, "before_cursor_execute", self._count)
-
-    def _count(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
-            self.count += 1
 
 
 def test_hot_paths_make_few_queries(harness: Harness) -> None:

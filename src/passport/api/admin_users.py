@@ -21,6 +21,7 @@ from passport.services import directory
 from passport.services.accounts import Accounts
 from passport.services.accounts import validate_display_name
 from passport.services.accounts import validate_email
+from passport.services.identity import identity_of
 from passport.services.passwords import check_policy
 from passport.storage.models import AuditEvent
 from passport.storage.models import Group
@@ -154,6 +155,7 @@ class UsersController(_UserAdmin):
                 user.email, user.email_key = mail, mail.casefold() if mail else None
         if displayName is not None:
             user.display_name = validate_display_name(displayName)
+        self.ctx.app.sessions.refresh_identity(identity_of(user))
         self.admin_audit(actor, "user_update", {}, user=user)
         return {"User": directory.user_json(user)}
 

@@ -28,6 +28,7 @@ from passport.errors import required
 from passport.metrics import LOGINS
 from passport.services import applications
 from passport.services.audit import AuditRecord
+from passport.services.identity import identity_of
 from passport.services.passwords import Passwords
 from passport.services.passwords import check_policy
 from passport.services.passwords import normalise
@@ -320,7 +321,7 @@ class Accounts:
             ip=caller.ip,
             user_agent=caller.user_agent,
         )
-        self.sessions.add(info, self.db)
+        self.sessions.add(info, self.db, identity_of(user))
         self.audit(_with(record, outcome="success", user_id=user.id, username=user.username))
         LOGINS.labels("success").inc()
         return LoginResult(user, token, info)
@@ -398,7 +399,7 @@ class Accounts:
             ip=caller.ip,
             user_agent=caller.user_agent,
         )
-        self.sessions.add(info, self.db)
+        self.sessions.add(info, self.db, identity_of(user))
         self.audit(_with(record, outcome="success"))
         return token, info
 

@@ -30,3 +30,7 @@ def load_identity(conn: Connection, user_id: int) -> Identity | None:
     """The enabled user ``user_id`` as an :class:`Identity`, in one Core SELECT."""
     row = conn.execute(_IDENTITY, {"user_id": user_id}).first()
     return Identity(*row) if row is not None else None
+
+
+def identity_of(user: User) -> Identity:
+    return Identity(user.id, user.username, user.email, user.display_name)

@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 from typing import Protocol
 
 import redis
@@ -118,7 +119,11 @@ def new_session_info(
 class SessionStore(Protocol):
     """Where sessions live.  ``db`` is the request's transaction (DB store only)."""
 
-    def add(self, info: LoginSessionInfo, db: Session) -> None: ...
+    def add(self, info: LoginSessionInfo, db: Session, identity: Identity | None = None) -> None:
+        """Store a new session (``identity``: who it is, for stores that keep it)."""
+
+    def refresh_identity(self, identity: Identity) -> None:
+        """A user's name or email changed: stores that copy them update their copies."""
 
     def get(self, token: str, now: datetime) -> LoginSessionInfo | None: ...
 
@@ -156,9 +161,12 @@ class DatabaseSessionStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def add(self, info: LoginSessionInfo, db: Session) -> None:
+    def add(self, info: LoginSessionInfo, db: Session, identity: Identity | None = None) -> None:
         db.add(LoginSession(**asdict(info)))
         db.flush()
+
+    def refresh_identity(self, identity: Identity) -> None:
+        """Nothing to do: the identity is joined from ``users`` at every lookup."""
 
     _COLUMNS = tuple(LoginSession.__table__.columns)
     _BY_HASH = select(*_COLUMNS).where(LoginSession.__table__.c.id_hash == bindparam("id_hash"))
@@ -270,23 +278,35 @@ class RedisSessionStore:
         return max(1, int((deadline - now).total_seconds()) + 1)
 
     @staticmethod
-    def _dump(info: LoginSessionInfo) -> str:
-        data = asdict(info)
+    def _dump(info: LoginSessionInfo, identity: Identity | None = None) -> str:
+        data: dict[str, Any] = asdict(info)
         for name in ("created_at", "last_seen_at", "expires_at"):
             data[name] = data[name].isoformat()
+        if identity is not None:
+            data["identity"] = asdict(identity)
         return json.dumps(data)
 
     @staticmethod
-    def _load(raw: bytes | str) -> LoginSessionInfo:
+    def _load_both(raw: bytes | str) -> tuple[LoginSessionInfo, Identity | None]:
         data = json.loads(raw)
         for name in ("created_at", "last_seen_at", "expires_at"):
             data[name] = datetime.fromisoformat(data[name]).astimezone(UTC)
-        return LoginSessionInfo(**data)
+        identity = data.pop("identity", None)
+        return LoginSessionInfo(**data), Identity(**identity) if identity else None
 
-    def add(self, info: LoginSessionInfo, db: Session) -> None:
+    @classmethod
+    def _load(cls, raw: bytes | str) -> LoginSessionInfo:
+        return cls._load_both(raw)[0]
+
+    def add(self, info: LoginSessionInfo, db: Session, identity: Identity | None = None) -> None:
+        """Keeps a copy of ``identity`` with the session: a status check is then one GET.
+
+        Disabling or deleting a user removes their sessions, and a change of name or
+        email rewrites the copies (:meth:`refresh_identity`), so the copy never lies.
+        """
         now = info.last_seen_at
         pipe = self.client.pipeline(transaction=True)
-        pipe.set(self._key(info.id_hash), self._dump(info), ex=self._ttl(info, now))
+        pipe.set(self._key(info.id_hash), self._dump(info, identity), ex=self._ttl(info, now))
         pipe.sadd(self._user_key(info.user_id), info.id_hash)
         pipe.zadd(self._deadlines, {info.id_hash: self._deadline(info)})
         pipe.execute()
@@ -299,13 +319,27 @@ class RedisSessionStore:
         return info if info.alive(now) else None
 
     def lookup(self, token: str, now: datetime) -> tuple[LoginSessionInfo, Identity | None] | None:
-        info = self.get(token, now)
-        return (info, None) if info is not None else None
+        raw = self.client.get(self._key(hash_token(token)))
+        if raw is None:
+            return None
+        info, identity = self._load_both(raw)
+        return (info, identity) if info.alive(now) else None
+
+    def refresh_identity(self, identity: Identity) -> None:
+        for id_hash in self.client.smembers(self._user_key(identity.id)):
+            key = self._key(id_hash.decode() if isinstance(id_hash, bytes) else id_hash)
+            raw = self.client.get(key)
+            if raw is not None:
+                info, _ = self._load_both(raw)
+                self.client.set(key, self._dump(info, identity), keepttl=True, xx=True)
 
     def touch(self, info: LoginSessionInfo, now: datetime) -> None:
         touched = replace(info, last_seen_at=now)
+        key = self._key(info.id_hash)
+        raw = self.client.get(key)
+        identity = self._load_both(raw)[1] if raw is not None else None
         pipe = self.client.pipeline(transaction=False)
-        pipe.set(self._key(info.id_hash), self._dump(touched), ex=self._ttl(touched, now), xx=True)
+        pipe.set(key, self._dump(touched, identity), ex=self._ttl(touched, now), xx=True)
         pipe.zadd(self._deadlines, {info.id_hash: self._deadline(touched)}, xx=True)
         pipe.execute()
 

@@ -107,13 +107,17 @@ class Database:
         """A connection kept per thread for one-statement reads on hot paths.
 
         Skips the pool's checkout and return work on every request (it is most of
-        a session check's cost); the transaction is ended after each use so that no
-        snapshot or lock is held, and a broken connection is dropped and replaced
-        on the next call.
+        a session check's cost).  MariaDB/PostgreSQL connections run in autocommit,
+        SQLite ones without BEGIN, so no snapshot or lock outlives a statement and
+        no COMMIT/ROLLBACK round trip is paid; a broken connection is dropped and
+        replaced on the next call.
         """
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.invalidated:
-            conn = self._local.conn = self.reader.connect()
+            conn = self.reader.connect()
+            if not self.is_sqlite:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._local.conn = conn
         try:
             yield conn
         except BaseException:
@@ -125,7 +129,8 @@ class Database:
                 pass
             raise
         else:
-            conn.rollback()
+            if self.is_sqlite:
+                conn.rollback()  # no statement was in a transaction: costs nothing
 
     def session(self, *, write: bool = False) -> Session:
         """A new ORM session; ``write=True`` takes SQLite's write lock up front."""

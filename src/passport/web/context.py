@@ -18,6 +18,7 @@ from werkzeug import Response
 from passport.services.audit import AuditRecord
 from passport.services.audit import write as write_audit
 from passport.services.identity import Identity
+from passport.services.identity import identity_of
 from passport.services.identity import load_identity
 from passport.services.sessions import LoginSessionInfo
 from passport.storage.models import User
@@ -133,8 +134,7 @@ class RequestContext:
     def start_session(self, info: LoginSessionInfo, token: str, user: User) -> None:
         """Record a fresh login: the cookie goes out with the response."""
         self._session, self._session_loaded, self._user = info, True, user
-        self._identity = Identity(user.id, user.username, user.email, user.display_name)
-        self._identity_known = True
+        self._identity, self._identity_known = identity_of(user), True
         max_age = info.cookie_max_age
         self._cookie = _CookieChange(token, max_age)
 
