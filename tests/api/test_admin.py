@@ -454,3 +454,58 @@ def test_origin_header_and_admin_writes(admin: PassportClient) -> None:
     )
     assert refused.status_code == 403
     assert ORIGIN == "http://localhost"
+
+
+NOT_FOUND_CALLS = [
+    ("GET", "/Applications/get", {"application": "Nope"}),
+    ("POST", "/Applications/update", {"application": "Nope", "description": "x"}),
+    ("POST", "/Applications/setEnabled", {"application": "Nope", "enabled": "true"}),
+    ("POST", "/Applications/rotateSecret", {"application": "Nope"}),
+    ("POST", "/Applications/delete", {"application": "Nope"}),
+    ("POST", "/Applications/addPermission", {"application": "Nope", "name": "x"}),
+    ("GET", "/Applications/permissions", {"application": "Nope"}),
+    ("POST", "/Applications/deletePermission", {"application": "Passport", "permission": "nope"}),
+    (
+        "POST",
+        "/Grants/grant",
+        {"application": "Passport", "permission": "nope", "username": "root"},
+    ),
+    ("POST", "/Grants/revoke", {"application": "Passport", "permission": "admin", "group": "Nope"}),
+    ("GET", "/Grants/list", {"application": "Nope"}),
+    ("GET", "/Groups/get", {"group": "Nope"}),
+    ("POST", "/Groups/update", {"group": "Nope", "description": "x"}),
+    ("POST", "/Groups/delete", {"group": "Nope"}),
+    ("POST", "/Groups/addMember", {"group": "Nope", "username": "root"}),
+    ("POST", "/Groups/removeMember", {"group": "Nope", "username": "root"}),
+    ("GET", "/Users/get", {"username": "ghost"}),
+    ("POST", "/Users/update", {"username": "ghost", "displayName": "x"}),
+    ("POST", "/Users/setDisabled", {"username": "ghost", "disabled": "true"}),
+    ("POST", "/Users/resetPassword", {"username": "ghost", "password": STRONG}),
+    ("POST", "/Users/logoutAll", {"username": "ghost"}),
+    ("POST", "/Users/delete", {"username": "ghost"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params"), NOT_FOUND_CALLS, ids=[c[1] for c in NOT_FOUND_CALLS]
+)
+def test_unknown_objects_are_404(
+    admin: PassportClient, method: str, path: str, params: dict[str, str]
+) -> None:
+    response = call(admin, method, path, **params)
+    assert response.status_code == 404, response.get_data(as_text=True)
+    assert error(response)["Number"] == "2"
+
+
+def test_every_admin_method_has_a_404_case() -> None:
+    covered = {path for _, path, _ in NOT_FOUND_CALLS}
+    lists_and_creates = {
+        "/Applications/list",
+        "/Applications/create",
+        "/Groups/list",
+        "/Groups/create",
+        "/Users/list",
+        "/Users/create",
+        "/Audit/list",
+    }
+    assert {e.path for e in ADMIN_ENDPOINTS} - lists_and_creates == covered
