@@ -13,7 +13,6 @@ from passport.errors import NOT_FOUND
 from passport.errors import ClientError
 from passport.errors import required
 from passport.services import applications
-from passport.services.accounts import Accounts
 from passport.services.accounts import public_user
 from passport.web.controller import Controller
 from passport.web.registry import expose
@@ -24,19 +23,6 @@ LIMITS = {"username": 254, "email": 254, "displayName": 128, "application": 100}
 
 @API.controller("Account")
 class AccountController(Controller):
-    def _accounts(self) -> Accounts:
-        app = self.ctx.app
-        return Accounts(
-            app.settings,
-            app.passwords,
-            app.sessions,
-            app.throttle,
-            self.ctx.db,
-            self.ctx.audit,
-            app.db.session(),
-            self.ctx.after,
-        )
-
     @expose("POST", secrets=PASSWORDS, max_length=LIMITS, statuses=(400, 403, 409))
     def register(
         self,
@@ -46,7 +32,7 @@ class AccountController(Controller):
         displayName: str | None,
     ) -> dict[str, Any]:
         """Create an account (when self-registration is switched on)."""
-        user = self._accounts().register(self.caller, username, password, email, displayName)
+        user = self.accounts().register(self.caller, username, password, email, displayName)
         return {"User": public_user(user)}
 
     @expose("POST", secrets=PASSWORDS, max_length=LIMITS, statuses=(400, 401, 404, 429))
@@ -70,7 +56,7 @@ class AccountController(Controller):
                     number=NOT_FOUND,
                 )
             app_name = found.name
-        accounts = self._accounts()
+        accounts = self.accounts()
         previous = self.ctx.login_session
         result = accounts.login(
             self.caller, username, password, remember=bool(remember), application=app_name
@@ -90,7 +76,7 @@ class AccountController(Controller):
     def logout(self) -> dict[str, Any]:
         """End this session on the server and clear the cookie."""
         user = self.ctx.user
-        self._accounts().logout(self.caller, user, self.ctx.login_session)
+        self.accounts().logout(self.caller, user, self.ctx.login_session)
         self.ctx.end_session()
         return {"LoggedOut": True}
 
@@ -104,7 +90,7 @@ class AccountController(Controller):
         user = self.require_user()
         current = self.ctx.login_session
         assert current is not None
-        token, info = self._accounts().change_password(
+        token, info = self.accounts().change_password(
             self.caller, user, current, oldPassword, newPassword
         )
         self.ctx.start_session(info, token, user)

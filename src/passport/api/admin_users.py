@@ -18,7 +18,6 @@ from passport.errors import INVALID
 from passport.errors import ClientError
 from passport.errors import required
 from passport.services import directory
-from passport.services.accounts import Accounts
 from passport.services.accounts import validate_display_name
 from passport.services.accounts import validate_email
 from passport.services.identity import identity_of
@@ -80,18 +79,9 @@ class UsersController(_UserAdmin):
     ) -> dict[str, Any]:
         """Create a user (also when self-registration is switched off)."""
         actor = self.require_right("users:write")
-        app = self.ctx.app
-        accounts = Accounts(
-            app.settings,
-            app.passwords,
-            app.sessions,
-            app.throttle,
-            self.ctx.db,
-            self.ctx.audit,
-            app.db.session(),
-            self.ctx.after,
+        user = self.accounts().register(
+            self.caller, username, password, email, displayName, by_admin=True
         )
-        user = accounts.register(self.caller, username, password, email, displayName, by_admin=True)
         self.admin_audit(actor, "user_create", {}, user=user)
         return {"User": directory.user_json(user)}
 

@@ -13,6 +13,7 @@ from passport.errors import INVALID
 from passport.errors import NOT_FOUND
 from passport.errors import ClientError
 from passport.services import permissions
+from passport.services.accounts import Accounts
 from passport.services.accounts import Caller
 from passport.services.audit import AuditRecord
 from passport.storage.models import User
@@ -30,6 +31,20 @@ class Controller:
     @property
     def caller(self) -> Caller:
         return Caller(ip=self.ctx.client_ip, user_agent=self.ctx.user_agent, now=self.ctx.now)
+
+    def accounts(self) -> Accounts:
+        """The account rules over this request's transaction, audit and after-actions."""
+        app = self.ctx.app
+        return Accounts(
+            app.settings,
+            app.passwords,
+            app.sessions,
+            app.throttle,
+            self.ctx.db,
+            self.ctx.audit,
+            app.db.session(),
+            self.ctx.after,
+        )
 
     def require_user(self) -> User:
         user = self.ctx.user
