@@ -67,6 +67,10 @@ def _empty_tables(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         for table in (
+            "oauth_tokens",
+            "oauth_codes",
+            "consents",
+            "signing_keys",
             "user_permissions",
             "group_permissions",
             "group_members",

@@ -40,6 +40,8 @@ from passport import metrics
 from passport.config import Settings
 from passport.errors import ClientError
 from passport.errors import ServiceUnavailable
+from passport.oidc.keys import KeyConfigurationError
+from passport.oidc.provider import Provider
 from passport.services.applications import registered_origins
 from passport.services.passwords import Passwords
 from passport.services.sessions import DatabaseSessionStore
@@ -146,6 +148,7 @@ class PassportApp:
         self._origins: tuple[float, frozenset[str]] = (0.0, frozenset())
         self._origins_lock = threading.Lock()
         self._openapi: str | None = None
+        self.oidc = Provider(self)
         self._security_headers = _SECURITY_HEADERS + ((_HSTS,) if settings.secure_cookies else ())
 
     # -- WSGI -------------------------------------------------------------------
@@ -219,6 +222,14 @@ class PassportApp:
             return client_error(
                 ClientError("The query string is too long.", source="url", number=414)
             )
+        page = self.oidc.route(request.path)
+        if page is not None:
+            request.environ[ENDPOINT_KEY] = request.path.rstrip("/")
+            try:
+                response: Response = page(request)
+            except KeyConfigurationError as exc:
+                return render(Envelope(server_errors=[str(exc)]), 503)
+            return response
         # Routes: the four operational URLs, and /<Controller>[/<method>] looked up in the
         # registry (an explicit dictionary, see passport.web.registry).
         parts = request.path.strip("/").split("/")

@@ -80,6 +80,25 @@ class Settings:
     metrics_token: str = _setting(
         "", "Bearer token for GET /metrics (empty: loopback clients only).", secret=True
     )
+    key_encryption_key: str = _setting(
+        "",
+        "32 random bytes, base64url: encrypts OIDC signing keys at rest "
+        "(SQLite: generated into <database>.key when empty).",
+        secret=True,
+    )
+    signing_alg: str = _setting("ES256", "ID/access token signature: ES256 or RS256.")
+    key_rotation_delay: int = _setting(
+        3600, "Seconds between `passport keys rotate` publishing a key and signing with it."
+    )
+    access_token_lifetime: int = _setting(900, "Seconds an access token is valid.")
+    id_token_lifetime: int = _setting(900, "Seconds an ID token is valid.")
+    refresh_token_lifetime: int = _setting(2592000, "Seconds a refresh token family lives.")
+    refresh_grace_seconds: int = _setting(
+        5, "Seconds in which a rotated refresh token still gets the same new pair."
+    )
+    consent_skip_first_party: bool = _setting(
+        True, "Skip the consent page for applications marked first-party."
+    )
     trusted_proxies: tuple[str, ...] = _setting(
         (), "Comma-separated proxy IPs whose X-Forwarded-For/-Proto are honoured."
     )
@@ -179,6 +198,11 @@ def _validate(settings: Settings) -> None:
         "db_pool_size",
     ):
         need(getattr(settings, name) > 0, f"setting {name} must be positive")
+    need(settings.signing_alg in {"ES256", "RS256"}, "setting signing_alg must be ES256 or RS256")
+    need(settings.key_rotation_delay >= 0, "setting key_rotation_delay must be >= 0")
+    for name in ("access_token_lifetime", "id_token_lifetime", "refresh_token_lifetime"):
+        need(getattr(settings, name) > 0, f"setting {name} must be positive")
+    need(settings.refresh_grace_seconds >= 0, "setting refresh_grace_seconds must be >= 0")
     need(settings.max_concurrent_hashes >= 0, "setting max_concurrent_hashes must be >= 0")
     need(settings.db_pool_timeout > 0, "setting db_pool_timeout must be positive")
 

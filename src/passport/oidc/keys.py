@@ -1,0 +1,184 @@
+"""Token-signing keys (RFC 7517 JWKs), kept in the database so every process signs alike.
+
+* Generated at first use (ES256 P-256 by default, RS256 2048-bit available).
+* Private keys are stored encrypted (AES-256-GCM, the key id as associated data)
+  with the key-encryption key from configuration; they are never regenerated
+  silently: a key that cannot be decrypted is an error, not a reason for a new one.
+* ``passport keys rotate`` publishes a new key at once and signs with it only after
+  ``key_rotation_delay``, so that relying parties have fetched it by then; an old
+  key stays in the JWKS until every token it signed has expired.
+* Each process caches the key set for a few seconds: a rotation is seen by all
+  processes within that time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from joserfc.jwk import ECKey
+from joserfc.jwk import RSAKey
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from passport.config import Settings
+from passport.storage.db import Database
+from passport.storage.models import SigningKey
+
+CACHE_SECONDS = 5.0
+
+
+class KeyConfigurationError(Exception):
+    """The key-encryption key is missing or wrong; OpenID Connect cannot sign."""
+
+
+def key_encryption_key(settings: Settings) -> bytes | None:
+    """The configured key, or for SQLite one kept in ``<database>.key`` (made if absent)."""
+    if settings.key_encryption_key:
+        try:
+            raw = base64.urlsafe_b64decode(settings.key_encryption_key + "==")
+        except (binascii.Error, ValueError):
+            raise KeyConfigurationError("key_encryption_key is not base64url") from None
+        if len(raw) != 32:
+            raise KeyConfigurationError("key_encryption_key must be 32 bytes (base64url)")
+        return raw
+    if not settings.is_sqlite:
+        return None
+    database = make_url(settings.database_url).database or "passport.sqlite3"
+    path = Path(database + ".key")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return base64.urlsafe_b64decode(path.read_text().strip() + "==")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))
+    return base64.urlsafe_b64decode(path.read_text().strip() + "==")
+
+
+@dataclass(frozen=True)
+class Key:
+    kid: str
+    alg: str
+    public: dict[str, Any]
+    private: ECKey | RSAKey
+    use_after: datetime
+
+
+class KeyRing:
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+        self._kek = key_encryption_key(settings)
+        self._lock = threading.Lock()
+        self._cache: tuple[float, list[Key]] = (0.0, [])
+
+    @property
+    def configured(self) -> bool:
+        return self._kek is not None
+
+    def aead(self) -> AESGCM:
+        if self._kek is None:
+            raise KeyConfigurationError(
+                "OpenID Connect needs PASSPORT_KEY_ENCRYPTION_KEY (32 random bytes, base64url)"
+            )
+        return AESGCM(self._kek)
+
+    def _seal(self, kid: str, pem: bytes) -> str:
+        nonce = os.urandom(12)
+        return base64.b64encode(nonce + self.aead().encrypt(nonce, pem, kid.encode())).decode()
+
+    def _open(self, kid: str, sealed: str) -> bytes:
+        blob = base64.b64decode(sealed)
+        try:
+            return self.aead().decrypt(blob[:12], blob[12:], kid.encode())
+        except InvalidTag:
+            raise KeyConfigurationError(
+                f"signing key {kid} cannot be decrypted: is key_encryption_key the one it was "
+                "made with?"
+            ) from None
+
+    def create(self, now: datetime, *, use_after: datetime | None = None) -> str:
+        """Generate, encrypt and store a new key; returns its kid."""
+        alg = self.settings.signing_alg
+        key: ECKey | RSAKey = (
+            ECKey.generate_key("P-256", auto_kid=True)
+            if alg == "ES256"
+            else RSAKey.generate_key(2048, auto_kid=True)
+        )
+        kid = key.kid
+        assert kid is not None
+        public = {**key.as_dict(private=False), "alg": alg, "use": "sig"}
+        with self.database.session(write=True) as db, db.begin():
+            db.add(
+                SigningKey(
+                    kid=kid,
+                    alg=alg,
+                    public_jwk=json.dumps(public),
+                    private_key=self._seal(kid, key.as_pem(private=True)),
+                    created_at=now,
+                    use_after=use_after or now,
+                )
+            )
+        self._cache = (0.0, [])
+        return kid
+
+    def rotate(self, now: datetime) -> str:
+        return self.create(now, use_after=now + timedelta(seconds=self.settings.key_rotation_delay))
+
+    def keys(self) -> list[Key]:
+        """All stored keys, oldest first (cached for a few seconds)."""
+        stamp, cached = self._cache
+        if time.monotonic() - stamp < CACHE_SECONDS and cached:
+            return cached
+        with self._lock:
+            with self.database.session() as db:
+                rows = db.scalars(select(SigningKey).order_by(SigningKey.use_after)).all()
+                loaded = [
+                    Key(
+                        r.kid,
+                        r.alg,
+                        json.loads(r.public_jwk),
+                        (ECKey if r.alg == "ES256" else RSAKey).import_key(
+                            self._open(r.kid, r.private_key)
+                        ),
+                        r.use_after,
+                    )
+                    for r in rows
+                ]
+            self._cache = (time.monotonic(), loaded)
+            return loaded
+
+    def signing_key(self, now: datetime) -> Key:
+        """The newest key whose time has come; made at first use if there is none."""
+        usable = [k for k in self.keys() if k.use_after <= now]
+        if not usable:
+            self.create(now)
+            usable = [k for k in self.keys() if k.use_after <= now]
+        return usable[-1]
+
+    def published(self, now: datetime) -> list[dict[str, Any]]:
+        """The JWKS: upcoming keys, the signing key, and retired keys whose tokens may live."""
+        keys = self.keys()
+        if not any(k.use_after <= now for k in keys):
+            self.signing_key(now)
+            keys = self.keys()
+        longest = timedelta(
+            seconds=max(self.settings.access_token_lifetime, self.settings.id_token_lifetime)
+        )
+        shown = []
+        for index, key in enumerate(keys):
+            successor = next((k for k in keys[index + 1 :] if k.use_after <= now), None)
+            if successor is None or now < successor.use_after + longest:
+                shown.append(key.public)
+        return shown

@@ -1,0 +1,242 @@
+"""Issuing and checking tokens: ID tokens (OIDC Core 2), JWT access tokens (RFC 9068),
+opaque access tokens and refresh tokens (RFC 6749 6, with rotation).
+
+Every token is recorded by its SHA-256 (never in clear), so any of them can be
+revoked and introspected; JWT access tokens are also verifiable offline with
+the JWKS.  Refresh tokens rotate on every use.  A refresh token used again within
+``refresh_grace_seconds`` of its rotation gets the *same* new pair (kept
+encrypted for that window) — concurrent refreshes of one client do not log its
+user out; used again after the window, the whole family is revoked (reuse
+detection, OAuth 2.0 Security BCP 4.14).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from joserfc import jwt
+from joserfc.errors import JoseError
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from passport.config import Settings
+from passport.oidc.keys import KeyRing
+from passport.services import permissions
+from passport.storage.models import Application
+from passport.storage.models import Group
+from passport.storage.models import GroupMember
+from passport.storage.models import OAuthToken
+from passport.storage.models import User
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def half_hash(value: str) -> str:
+    """``at_hash``: left half of the SHA-256 of the access token, base64url (OIDC Core 3.1.3.6)."""
+    raw = hashlib.sha256(value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(raw[: len(raw) // 2]).decode().rstrip("=")
+
+
+def subject(user: User) -> str:
+    """Stable subject identifier: never the username, which can change."""
+    return f"user-{user.id}"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a token response is for."""
+
+    application: Application
+    scope: str
+    user: User | None = None
+    nonce: str | None = None
+    auth_time: datetime | None = None
+    family: str | None = None
+    code_hash: str | None = None
+    refresh: bool = False
+    id_token: bool = False
+
+
+class Tokens:
+    def __init__(self, settings: Settings, keys: KeyRing, issuer: str) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.issuer = issuer
+
+    # -- claims -------------------------------------------------------------------------
+    def user_claims(self, db: Session, user: User, app: Application, scope: str) -> dict[str, Any]:
+        scopes = set(scope.split())
+        claims: dict[str, Any] = {"sub": subject(user)}
+        if "profile" in scopes:
+            claims.update(
+                name=user.display_name or user.username,
+                preferred_username=user.username,
+                updated_at=int(user.password_changed_at.timestamp()),
+            )
+        if "email" in scopes and user.email:
+            claims.update(email=user.email, email_verified=False)
+        if "groups" in scopes:
+            claims["groups"] = list(
+                db.scalars(
+                    select(Group.name)
+                    .join(GroupMember, GroupMember.group_id == Group.id)
+                    .where(GroupMember.user_id == user.id)
+                    .order_by(Group.name_key)
+                )
+            )
+        if "permissions" in scopes:
+            claims["permissions"] = permissions.effective(db, user.id, app.id)
+        return claims
+
+    # -- issuing ------------------------------------------------------------------------
+    def _sign(self, header_typ: str, claims: dict[str, Any], now: datetime) -> str:
+        key = self.keys.signing_key(now)
+        header = {"alg": key.alg, "kid": key.kid, "typ": header_typ}
+        return jwt.encode(header, claims, key.private)
+
+    def issue(self, db: Session, grant: Grant, now: datetime) -> dict[str, Any]:
+        """The token response (RFC 6749 5.1), recorded in ``db``."""
+        app = grant.application
+        family = grant.family or secrets.token_hex(16)
+        lifetime = self.settings.access_token_lifetime
+        expires = now + timedelta(seconds=lifetime)
+        jti = secrets.token_urlsafe(16)
+        if app.access_token_format == "jwt":
+            access = self._sign(
+                "at+jwt",
+                {
+                    "iss": self.issuer,
+                    "sub": subject(grant.user) if grant.user else app.client_id,
+                    "aud": app.client_id,
+                    "client_id": app.client_id,
+                    "iat": int(now.timestamp()),
+                    "exp": int(expires.timestamp()),
+                    "jti": jti,
+                    "scope": grant.scope,
+                },
+                now,
+            )
+        else:
+            access = secrets.token_urlsafe(32)
+        self._record(db, access, "access", grant, family, now, expires)
+        response: dict[str, Any] = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "scope": grant.scope,
+        }
+        if grant.refresh and grant.user is not None:
+            refresh = secrets.token_urlsafe(32)
+            self._record(
+                db,
+                refresh,
+                "refresh",
+                grant,
+                family,
+                now,
+                now + timedelta(seconds=self.settings.refresh_token_lifetime),
+            )
+            response["refresh_token"] = refresh
+        if grant.id_token and grant.user is not None:
+            claims = self.user_claims(db, grant.user, app, grant.scope)
+            claims.update(
+                iss=self.issuer,
+                aud=app.client_id,
+                azp=app.client_id,
+                iat=int(now.timestamp()),
+                exp=int((now + timedelta(seconds=self.settings.id_token_lifetime)).timestamp()),
+                auth_time=int((grant.auth_time or now).timestamp()),
+                at_hash=half_hash(access),
+                amr=["pwd"],
+            )
+            if grant.nonce:
+                claims["nonce"] = grant.nonce
+            response["id_token"] = self._sign("JWT", claims, now)
+        return response
+
+    def _record(
+        self,
+        db: Session,
+        token: str,
+        kind: str,
+        grant: Grant,
+        family: str,
+        now: datetime,
+        expires: datetime,
+    ) -> None:
+        db.add(
+            OAuthToken(
+                token_hash=digest(token),
+                kind=kind,
+                application_id=grant.application.id,
+                user_id=grant.user.id if grant.user else None,
+                scope=grant.scope,
+                family=family,
+                code_hash=grant.code_hash,
+                auth_time=grant.auth_time,
+                created_at=now,
+                expires_at=expires,
+            )
+        )
+
+    # -- refresh rotation -----------------------------------------------------------------
+    def _aead(self) -> AESGCM:
+        return self.keys.aead()
+
+    def seal(self, response: dict[str, Any], token_hash: str) -> str:
+        nonce = os.urandom(12)
+        data = json.dumps(response).encode()
+        return base64.b64encode(
+            nonce + self._aead().encrypt(nonce, data, token_hash.encode())
+        ).decode()
+
+    def unseal(self, sealed: str, token_hash: str) -> dict[str, Any]:
+        blob = base64.b64decode(sealed)
+        data = self._aead().decrypt(blob[:12], blob[12:], token_hash.encode())
+        return dict(json.loads(data))
+
+    def revoke_family(self, db: Session, family: str, now: datetime) -> None:
+        db.execute(
+            update(OAuthToken)
+            .where(OAuthToken.family == family, OAuthToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    # -- checking ----------------------------------------------------------------------------
+    def find(self, db: Session, token: str, now: datetime) -> OAuthToken | None:
+        """The live (unexpired, unrevoked) token record, or None."""
+        if not token or len(token) > 4096:
+            return None
+        row = db.scalars(select(OAuthToken).where(OAuthToken.token_hash == digest(token))).first()
+        if row is None or row.revoked_at is not None or row.expires_at <= now:
+            return None
+        if row.kind == "access" and token.count(".") == 2 and not self._verifies(token, now):
+            return None
+        return row
+
+    def _verifies(self, token: str, now: datetime) -> bool:
+        """A JWT we issued: signature by one of our keys, with the algorithm we chose."""
+        try:
+            header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+        except ValueError:
+            return False
+        key = next((k for k in self.keys.keys() if k.kid == header.get("kid")), None)
+        if key is None or header.get("alg") != key.alg:
+            return False
+        try:
+            jwt.decode(token, key.private, algorithms=[key.alg])
+        except (JoseError, ValueError):
+            return False
+        return True
