@@ -16,6 +16,7 @@ from passport.cli.directory import grant_group
 from passport.cli.directory import group_group
 from passport.cli.directory import user_group
 from passport.cli.directory import users_group
+from passport.cli.keys import keys_group
 from passport.cli.serve import serve
 from passport.config import ConfigError
 
@@ -34,7 +35,15 @@ cli.add_command(serve)
 cli.add_command(db_group)
 cli.add_command(config_group)
 cli.add_command(app_group)
-for group in (admin_group, user_group, users_group, group_group, grant_group, audit_group):
+for group in (
+    admin_group,
+    user_group,
+    users_group,
+    group_group,
+    grant_group,
+    audit_group,
+    keys_group,
+):
     cli.add_command(group)
 
 

@@ -1,0 +1,83 @@
+"""``passport keys list|rotate``: the OpenID Connect signing keys."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+
+import click
+import sqlalchemy.exc
+
+from passport.cli.common import database_unreachable
+from passport.cli.common import fail
+from passport.cli.directory import Cli
+from passport.cli.directory import emit
+from passport.cli.directory import json_option
+from passport.cli.directory import pass_cli
+from passport.oidc.keys import KeyConfigurationError
+from passport.oidc.keys import KeyRing
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Manage the keys that sign ID and access tokens."""
+
+
+def _ring(cli: Cli) -> KeyRing:
+    ring = cli.app.oidc.keys
+    if not ring.configured:
+        fail("set PASSPORT_KEY_ENCRYPTION_KEY (32 random bytes, base64url) first", 1)
+    return ring
+
+
+@keys_group.command("list")
+@json_option
+@pass_cli
+def list_keys(cli: Cli, as_json: bool) -> None:
+    """Show every key: upcoming, signing, or kept for tokens it signed."""
+    now = datetime.now(UTC)
+    try:
+        ring = _ring(cli)
+        keys = ring.keys()
+        published = {k["kid"] for k in ring.published(now)} if keys else set()
+        signing = ring.signing_key(now).kid if keys else None
+    except KeyConfigurationError as exc:
+        fail(str(exc), 1)
+    except sqlalchemy.exc.OperationalError as exc:
+        database_unreachable(exc)
+    rows = []
+    for key in keys:
+        if key.kid == signing:
+            state = "signing"
+        elif key.use_after > now:
+            state = "published, signs from " + key.use_after.isoformat(timespec="seconds")
+        elif key.kid in published:
+            state = "retired, still published"
+        else:
+            state = "retired"
+        rows.append(
+            {
+                "Kid": key.kid,
+                "Alg": key.alg,
+                "SignsFrom": key.use_after.isoformat(timespec="seconds"),
+                "State": state,
+            }
+        )
+    emit(rows, as_json, ["Kid", "Alg", "SignsFrom", "State"])
+
+
+@keys_group.command("rotate")
+@pass_cli
+def rotate(cli: Cli) -> None:
+    """Publish a new key now; it signs after PASSPORT_KEY_ROTATION_DELAY seconds."""
+    now = datetime.now(UTC)
+    try:
+        ring = _ring(cli)
+        ring.signing_key(now)  # the first key, if there was none, signs until the new one
+        kid = ring.rotate(now)
+    except KeyConfigurationError as exc:
+        fail(str(exc), 1)
+    except sqlalchemy.exc.OperationalError as exc:
+        database_unreachable(exc)
+    delay = cli.app.settings.key_rotation_delay
+    click.echo(f"new key {kid} published; it signs from {delay} s from now")

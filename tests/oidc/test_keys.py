@@ -1,0 +1,110 @@
+"""Signing keys: encrypted at rest, never silently replaced, rotated with a delay,
+kept in the JWKS while their tokens live, and seen alike by every process."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from oidc_support import KEK
+from passport.oidc.keys import KeyConfigurationError
+from passport.oidc.keys import KeyRing
+from passport.storage.models import SigningKey
+from provision import Backend
+
+from support import Harness
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def test_rotation_publishes_at_once_signs_later_and_retires_after_tokens_expire(
+    factory: Any,
+) -> None:
+    h: Harness = factory("sqlite", key_encryption_key=KEK, key_rotation_delay=3600)
+    ring = h.app.oidc.keys
+    first = ring.signing_key(NOW).kid
+    second = ring.rotate(NOW)
+    ring._cache = (0.0, [])
+    published = {k["kid"] for k in ring.published(NOW)}
+    assert published == {first, second}
+    assert ring.signing_key(NOW + timedelta(minutes=59)).kid == first
+    switch = NOW + timedelta(hours=1)
+    assert ring.signing_key(switch).kid == second
+    assert {k["kid"] for k in ring.published(switch + timedelta(seconds=899))} == {first, second}
+    assert {k["kid"] for k in ring.published(switch + timedelta(seconds=901))} == {second}
+    for key in ring.published(NOW):
+        assert key["use"] == "sig" and key["alg"] == "ES256" and "d" not in key
+
+
+def test_private_keys_are_encrypted_and_never_regenerated(factory: Any) -> None:
+    h: Harness = factory("sqlite", key_encryption_key=KEK)
+    kid = h.app.oidc.keys.signing_key(NOW).kid
+    with h.app.db.session() as db:
+        stored = db.scalars(select(SigningKey)).one()
+        assert "PRIVATE KEY" not in stored.private_key
+    other = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    wrong = KeyRing(
+        h.app.db, dataclasses.replace(h.settings, "key_encryption_key": other})
+    )
+    with pytest.raises(KeyConfigurationError, match="cannot be decrypted"):
+        wrong.signing_key(NOW)
+    with h.app.db.session() as db:
+        assert [k.kid for k in db.scalars(select(SigningKey))] == [kid]
+
+
+def test_rs256_is_available(factory: Any) -> None:
+    h: Harness = factory("sqlite", key_encryption_key=KEK, signing_alg="RS256")
+    key = h.app.oidc.keys.published(NOW)[0]
+    assert key["kty"] == "RSA" and key["alg"] == "RS256"
+
+
+@pytest.mark.live
+def test_every_process_sees_keys_and_their_rotation(
+    backends: dict[str, Backend], live_server: Any
+) -> None:
+    from conftest import _empty_tables
+
+    url = backends["postgresql"].url
+    _empty_tables(url)
+    env = {"PASSPORT_KEY_ENCRYPTION_KEY": KEK, "PASSPORT_KEY_ROTATION_DELAY": "0"}
+    a = live_server(url, env=env)
+    b = live_server(url, env=env)
+
+    def kids(server: Any) -> set[str]:
+        keys = requests.get(server.url + "/.well-known/jwks.json", timeout=5).json()["keys"]
+        return {k["kid"] for k in keys}
+
+    assert kids(a) == kids(b) and len(kids(a)) == 1
+    rotated = subprocess.run(
+        [sys.executable, "-m", "passport", "keys", "rotate", "--database-url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("PASSPORT_")}, **env},
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not (len(kids(a)) == 2 and kids(a) == kids(b)):
+        time.sleep(0.5)
+    assert len(kids(a)) == 2 and kids(a) == kids(b)
+    listed = subprocess.run(
+        [sys.executable, "-m", "passport", "keys", "list", "--json", "--database-url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("PASSPORT_")}, **env},
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "signing" in listed.stdout
