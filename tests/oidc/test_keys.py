@@ -55,9 +55,7 @@ def test_private_keys_are_encrypted_and_never_regenerated(factory: Any) -> None:
         stored = db.scalars(select(SigningKey)).one()
         assert "PRIVATE KEY" not in stored.private_key
     other = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
-    wrong = KeyRing(
-        h.app.db, dataclasses.replace(h.settings, "key_encryption_key": other})
-    )
+    wrong = KeyRing(h.app.db, dataclasses.replace(h.settings, key_encryption_key=other))
     with pytest.raises(KeyConfigurationError, match="cannot be decrypted"):
         wrong.signing_key(NOW)
     with h.app.db.session() as db:
