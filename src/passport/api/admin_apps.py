@@ -29,6 +29,7 @@ from passport.web.controller import split_list
 from passport.web.registry import expose
 
 TEXT = {
+    "accessTokenFormat": 10,
     "name": 100,
     "application": 100,
     "permission": 100,
@@ -70,6 +71,8 @@ class ApplicationsController(_AppAdmin):
         origins: str | None,
         redirectUris: str | None,
         confidential: bool | None,
+        firstParty: bool | None,
+        accessTokenFormat: str | None,
     ) -> dict[str, Any]:
         """Register an application; its client secret is in the answer, this once only."""
         actor = self.require_right("apps:write")
@@ -81,6 +84,8 @@ class ApplicationsController(_AppAdmin):
             origins=split_list(origins),
             redirect_uris=split_list(redirectUris),
             confidential=True if confidential is None else confidential,
+            first_party=bool(firstParty),
+            access_token_format=accessTokenFormat or "jwt",
         )
         self.ctx.app.forget_origins()
         self.admin_audit(actor, "app_create", {"id": app.id}, application=app.name)
@@ -118,6 +123,8 @@ class ApplicationsController(_AppAdmin):
         description: str | None,
         origins: str | None,
         redirectUris: str | None,
+        firstParty: bool | None,
+        accessTokenFormat: str | None,
     ) -> dict[str, Any]:
         """Change what is given; ``origins``/``redirectUris`` replace the whole list."""
         actor = self.require_right("apps:write")
@@ -131,6 +138,10 @@ class ApplicationsController(_AppAdmin):
             self.ctx.app.forget_origins()
         if redirectUris is not None:
             app.redirect_uris = directory.validate_redirect_uris(split_list(redirectUris))
+        if firstParty is not None:
+            app.first_party = firstParty
+        if accessTokenFormat is not None:
+            app.access_token_format = directory.validate_token_format(accessTokenFormat)
         self.admin_audit(actor, "app_update", {"id": app.id}, application=app.name)
         return {"Application": directory.application_json(app)}
 

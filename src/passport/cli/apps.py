@@ -25,6 +25,8 @@ def app_group() -> None:
 @click.option("--redirect-uri", "redirect_uris", multiple=True, help="Redirect URI (repeatable).")
 @click.option("--description", default="", help="What the application is.")
 @click.option("--public", is_flag=True, help="A public client (no secret), e.g. a SPA.")
+@click.option("--first-party", is_flag=True, help="Your own application: no consent page.")
+@click.option("--opaque-tokens", is_flag=True, help="Opaque access tokens instead of JWTs.")
 @json_option
 @pass_cli
 def add(
@@ -34,6 +36,8 @@ def add(
     redirect_uris: tuple[str, ...],
     description: str,
     public: bool,
+    first_party: bool,
+    opaque_tokens: bool,
     as_json: bool,
 ) -> None:
     """Register application NAME; its client secret is printed this once only."""
@@ -46,6 +50,8 @@ def add(
             origins=list(origins),
             redirect_uris=list(redirect_uris),
             confidential=not public,
+            first_party=first_party,
+            access_token_format="opaque" if opaque_tokens else "jwt",
         )
         cli.audit(db, "app_create", application=app.name)
     if as_json:

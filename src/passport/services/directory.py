@@ -141,6 +141,8 @@ def application_json(app: Application) -> dict[str, Any]:
         "Confidential": app.confidential,
         "Enabled": app.enabled,
         "ClientId": app.client_id,
+        "FirstParty": app.first_party,
+        "AccessTokenFormat": app.access_token_format,
         "Created": app.created_at.isoformat(),
     }
 
@@ -154,6 +156,8 @@ def create_application(
     origins: list[str] | None = None,
     redirect_uris: list[str] | None = None,
     confidential: bool = True,
+    first_party: bool = False,
+    access_token_format: str = "jwt",
 ) -> tuple[Application, str | None]:
     """A new application; returns it and its client secret (confidential ones only), once."""
     clean = validate_name(name, "name", "Application")
@@ -166,6 +170,8 @@ def create_application(
         confidential=confidential,
         enabled=True,
         created_at=now,
+        first_party=first_party,
+        access_token_format=validate_token_format(access_token_format),
     )
     secret: str | None = clients.issue_credentials(app)
     if not confidential:
@@ -173,6 +179,17 @@ def create_application(
     with unique(db, f"An application named '{clean}' already exists.", "name", clean):
         db.add(app)
     return app, secret
+
+
+def validate_token_format(value: str) -> str:
+    if value not in ("jwt", "opaque"):
+        raise ClientError(
+            "accessTokenFormat must be jwt or opaque.",
+            source="accessTokenFormat",
+            value=value[:20],
+            number=INVALID,
+        )
+    return value
 
 
 def rename_application(db: Session, app: Application, name: str) -> None:

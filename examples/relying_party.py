@@ -1,0 +1,102 @@
+"""An example application that signs its users in through Passport (OpenID Connect).
+
+Run next to Passport (see the README):
+
+    PASSPORT_URL=http://127.0.0.1:8000 CLIENT_ID=... CLIENT_SECRET=... \\
+        .venv/bin/python examples/relying_party.py --port 5000
+
+It is a plain WSGI app with Authlib's OAuth 2 client: "/" says who is signed in,
+"/signin" starts the code flow with PKCE, "/callback" finishes it (checking the
+ID token's signature, issuer, audience and nonce), "/signout" ends the Passport
+session too (RP-initiated logout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import secrets
+from typing import Any
+from wsgiref.simple_server import make_server
+
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.jose import JsonWebKey
+from authlib.jose import jwt
+from werkzeug import Request
+from werkzeug import Response
+
+PASSPORT = os.environ.get("PASSPORT_URL", "http://127.0.0.1:8000").rstrip("/")
+CLIENT_ID = os.environ.get("CLIENT_ID", "")
+CLIENT_SECRET = os.environ.get("CLIENT_SECRET", "")
+sessions: dict[str, dict[str, Any]] = {}  # this example keeps its sessions in memory
+
+
+def app(environ: dict[str, Any], start_response: Any) -> Any:
+    request = Request(environ)
+    sid = request.cookies.get("rp_session") or secrets.token_urlsafe(16)
+    state = sessions.setdefault(sid, {})
+    meta = OAuth2Session().get(f"{PASSPORT}/.well-known/openid-configuration").json()
+    me = f"{request.host_url.rstrip('/')}"
+    client = OAuth2Session(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        scope="openid profile email",
+        redirect_uri=f"{me}/callback",
+        code_challenge_method="S256",
+    )
+    if request.path == "/signin":
+        state["verifier"], state["nonce"] = secrets.token_urlsafe(48), secrets.token_urlsafe(16)
+        uri, state["state"] = client.create_authorization_url(
+            meta["authorization_endpoint"], code_verifier=state["verifier"], nonce=state["nonce"]
+        )
+        response = Response(status=302, headers={"Location": uri})
+    elif request.path == "/callback":
+        token = client.fetch_token(
+            meta["token_endpoint"],
+            authorization_response=request.url,
+            state=state.get("state"),
+            code_verifier=state.get("verifier"),
+        )
+        keys = JsonWebKey.import_key_set(OAuth2Session().get(meta["jwks_uri"]).json())
+        claims = jwt.decode(
+            token["id_token"],
+            keys,
+            claims_options={
+                "iss": {"essential": True, "value": meta["issuer"]},
+                "aud": {"essential": True, "value": CLIENT_ID},
+                "nonce": {"essential": True, "value": state.get("nonce")},
+            },
+        )
+        claims.validate()
+        state["user"], state["id_token"] = claims["preferred_username"], token["id_token"]
+        response = Response(status=302, headers={"Location": "/"})
+    elif request.path == "/signout":
+        hint = state.pop("id_token", "")
+        state.pop("user", None)
+        target = (
+            f"{meta['end_session_endpoint']}?client_id={CLIENT_ID}"
+            f"&post_logout_redirect_uri={me}/&id_token_hint={hint}"
+        )
+        response = Response(status=302, headers={"Location": target})
+    elif "user" in state:
+        body = (
+            f"<h1>Signed in as <span id=user>{html.escape(state['user'])}</span></h1>"
+            "<p><a href=/signout>Sign out</a></p>"
+        )
+        response = Response(body, content_type="text/html")
+    else:
+        response = Response(
+            "<h1>Not signed in</h1><p><a id=signin href=/signin>Sign in with Passport</a></p>",
+            content_type="text/html",
+        )
+    response.set_cookie("rp_session", sid, httponly=True, samesite="Lax")
+    return response(environ, start_response)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Example Passport relying party")
+    parser.add_argument("--port", type=int, default=5000)
+    port = parser.parse_args().port
+    print(f"example app on http://127.0.0.1:{port}", flush=True)
+    make_server("127.0.0.1", port, app).serve_forever()
