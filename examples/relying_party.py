@@ -20,6 +20,7 @@ import secrets
 from typing import Any
 from wsgiref.simple_server import make_server
 
+import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.jose import JsonWebKey
 from authlib.jose import jwt
@@ -36,7 +37,7 @@ def app(environ: dict[str, Any], start_response: Any) -> Any:
     request = Request(environ)
     sid = request.cookies.get("rp_session") or secrets.token_urlsafe(16)
     state = sessions.setdefault(sid, {})
-    meta = OAuth2Session().get(f"{PASSPORT}/.well-known/openid-configuration").json()
+    meta = requests.get(f"{PASSPORT}/.well-known/openid-configuration", timeout=10).json()
     me = f"{request.host_url.rstrip('/')}"
     client = OAuth2Session(
         CLIENT_ID,
@@ -58,7 +59,7 @@ def app(environ: dict[str, Any], start_response: Any) -> Any:
             state=state.get("state"),
             code_verifier=state.get("verifier"),
         )
-        keys = JsonWebKey.import_key_set(OAuth2Session().get(meta["jwks_uri"]).json())
+        keys = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"], timeout=10).json())
         claims = jwt.decode(
             token["id_token"],
             keys,

@@ -149,6 +149,8 @@ class Provider:
         response = Response(body, status=status, content_type="text/html; charset=utf-8")
         response.headers["Content-Security-Policy"] = PAGE_CSP
         response.headers["Cache-Control"] = "no-store"
+        # not no-referrer: with it, browsers send "Origin: null" on the page's own forms
+        response.headers["Referrer-Policy"] = "same-origin"
         return response
 
     def error_page(self, message: str, code: str = "", status: int = 400) -> Response:
