@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
+
+from click.testing import CliRunner
+
+from passport.cli import cli
 
 from support import STRONG
 from support import Harness
 
 
 def passport(h: Harness, *args: str, stdin: str = "") -> Any:
-    return subprocess.run(
-        [sys.executable, "-m", "passport", *args, "--database-url", h.settings.database_url],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    """Run a CLI command in process (click's runner): the same code, without a
+    Python start-up per command; ``passport serve`` has real-process tests."""
+    result = CliRunner().invoke(
+        cli, [*args, "--database-url", h.settings.database_url], input=stdin
     )
+    result.returncode = result.exit_code
+    return result
 
 
 def test_readme_walkthrough(harness: Harness) -> None:
