@@ -8,7 +8,8 @@ Run next to Passport (see the README):
 It is a plain WSGI app with Authlib's OAuth 2 client: "/" says who is signed in,
 "/signin" starts the code flow with PKCE, "/callback" finishes it (checking the
 ID token's signature, issuer, audience and nonce), "/signout" ends the Passport
-session too (RP-initiated logout).
+session too (RP-initiated logout), and "/backchannel-logout" receives Passport's
+logout tokens, so signing out anywhere signs the user out here too.
 """
 
 from __future__ import annotations
@@ -71,7 +72,24 @@ def app(environ: dict[str, Any], start_response: Any) -> Any:
         )
         claims.validate()
         state["user"], state["id_token"] = claims["preferred_username"], token["id_token"]
+        state["sub"] = claims["sub"]
         response = Response(status=302, headers={"Location": "/"})
+    elif request.path == "/backchannel-logout" and request.method == "POST":
+        keys = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"], timeout=10).json())
+        claims = jwt.decode(
+            request.form.get("logout_token", ""),
+            keys,
+            claims_options={
+                "iss": {"essential": True, "value": meta["issuer"]},
+                "aud": {"essential": True, "value": CLIENT_ID},
+                "events": {"essential": True},
+            },
+        )
+        claims.validate()
+        for other in sessions.values():
+            if other.get("sub") == claims["sub"]:
+                other.clear()
+        return Response(status=200)(environ, start_response)
     elif request.path == "/signout":
         hint = state.pop("id_token", "")
         state.pop("user", None)

@@ -32,6 +32,7 @@ import redis
 import redis.exceptions
 import sqlalchemy.exc
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 from werkzeug import Request
 from werkzeug import Response
 from werkzeug.exceptions import HTTPException
@@ -40,6 +41,8 @@ from passport import metrics
 from passport.config import Settings
 from passport.errors import ClientError
 from passport.errors import ServiceUnavailable
+from passport.oidc.backchannel import Deliverer
+from passport.oidc.backchannel import enqueue
 from passport.oidc.keys import KeyConfigurationError
 from passport.oidc.provider import Provider
 from passport.services.applications import registered_origins
@@ -52,6 +55,7 @@ from passport.services.throttle import RedisThrottleStore
 from passport.services.throttle import Throttle
 from passport.storage import migrate
 from passport.storage.db import Database
+from passport.storage.models import User
 from passport.web import binding
 from passport.web import openapi
 from passport.web import origins
@@ -149,6 +153,7 @@ class PassportApp:
         self._origins_lock = threading.Lock()
         self._openapi: str | None = None
         self.oidc = Provider(self)
+        self.backchannel = Deliverer(self.db, self.clock)
         self._security_headers = _SECURITY_HEADERS + ((_HSTS,) if settings.secure_cookies else ())
 
     # -- WSGI -------------------------------------------------------------------
@@ -298,6 +303,14 @@ class PassportApp:
                 fresh = registered_origins(db)
             self._origins = (time.monotonic(), fresh)
             return fresh
+
+    def notify_logout(self, db: Session, user: User, request: Request) -> None:
+        """Queue back-channel logout tokens for ``user`` (in ``db``'s transaction).
+
+        Served processes deliver them from a background thread (``passport.wsgi``).
+        """
+        if self.oidc.keys.configured:
+            enqueue(db, self.oidc.tokens(request), user, self.clock())
 
     def forget_origins(self) -> None:
         """Drop the cached registered origins (after they changed in this process)."""

@@ -12,3 +12,4 @@ from passport.logsetup import configure
 settings = load_settings()
 configure(settings.log_level)
 app: PassportApp = PassportApp(settings)
+app.backchannel.ensure_started()  # deliver logout notifications left by earlier processes

@@ -30,15 +30,16 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def register_example(url: str, ports: list[int]) -> tuple[str, str]:
-    uris = []
-    for port in ports:
-        uris += [
-            "--redirect-uri",
-            f"http://127.0.0.1:{port}/callback",
-            "--redirect-uri",
-            f"http://127.0.0.1:{port}/",
-        ]
+def register_example(url: str, ports: list[int], name: str) -> tuple[str, str]:
+    port = ports[0]
+    uris = [
+        "--redirect-uri",
+        f"http://127.0.0.1:{port}/callback",
+        "--redirect-uri",
+        f"http://127.0.0.1:{port}/",
+        "--backchannel-logout-uri",
+        f"http://127.0.0.1:{port}/backchannel-logout",
+    ]
     result = subprocess.run(
         [
             sys.executable,
@@ -46,7 +47,7 @@ def register_example(url: str, ports: list[int]) -> tuple[str, str]:
             "passport",
             "app",
             "add",
-            "Example",
+            name,
             *uris,
             "--json",
             "--database-url",
@@ -68,15 +69,15 @@ def examples(backends: dict[str, Backend], live_server: Any) -> Iterator[tuple[A
     seed(url)
     passport = live_server(url, env={"PASSPORT_KEY_ENCRYPTION_KEY": KEK})
     ports = [free_port(), free_port()]
-    client_id, secret = register_example(url, ports)
     processes = []
-    env = {
-        **os.environ,
-        "PASSPORT_URL": passport.url,
-        "CLIENT_ID": client_id,
-        "CLIENT_SECRET": secret,
-    }
-    for port in ports:
+    for index, port in enumerate(ports):
+        client_id, secret = register_example(url, [port], f"Example{index + 1}")
+        env = {
+            **os.environ,
+            "PASSPORT_URL": passport.url,
+            "CLIENT_ID": client_id,
+            "CLIENT_SECRET": secret,
+        }
         processes.append(
             subprocess.Popen(
                 [sys.executable, str(ROOT / "examples" / "relying_party.py"), "--port", str(port)],
@@ -137,7 +138,9 @@ def test_single_sign_on_in_a_real_browser(examples: tuple[Any, list[str]], tmp_p
 
         page.goto(second)
         page.click("#signin")
-        page.wait_for_url(f"{second}/")  # the Passport session signs in: no password asked
+        page.wait_for_url(f"{passport.url}/consent**")  # a second application: its own consent
+        page.click("button[value=allow]")
+        page.wait_for_url(f"{second}/")  # the Passport session signed us in: no password asked
         assert page.text_content("#user") == "alice"
 
         page.click("text=Sign out")
@@ -145,6 +148,12 @@ def test_single_sign_on_in_a_real_browser(examples: tuple[Any, list[str]], tmp_p
         page.click("button[type=submit]")
         page.wait_for_url(f"{second}/")
         assert page.is_visible("#signin")
-        page.goto(first + "/signin")
+        for _ in range(50):  # the first application hears of it by back-channel logout
+            page.goto(first)
+            if page.is_visible("#signin"):
+                break
+            time.sleep(0.2)
+        assert page.is_visible("#signin")
+        page.click("#signin")
         page.wait_for_url(f"{passport.url}/login**")  # Passport forgot us: sign in again
         browser.close()

@@ -5,18 +5,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import secrets
 from typing import Any
-from urllib.parse import parse_qs
 from urllib.parse import urlencode
-from urllib.parse import urlsplit
 
 import pytest
 
 from oidc_support import KEK
 from oidc_support import PASSWORD
 from oidc_support import REDIRECT
+from oidc_support import authorize
+from oidc_support import body
+from oidc_support import exchange
+from oidc_support import first_party
+from oidc_support import get_code
+from oidc_support import ids
+from oidc_support import pkce
+from oidc_support import query
 from oidc_support import seed
+from oidc_support import token
 from passport.services import directory
 from passport.services.applications import find_by_name
 
@@ -29,67 +35,6 @@ def h(request: pytest.FixtureRequest, factory: Any) -> Harness:
     harness: Harness = factory(request.param, key_encryption_key=KEK, key_rotation_delay=0)
     harness.ids = seed(harness.settings.database_url)  # type: ignore[attr-defined]
     return harness
-
-
-def ids(h: Harness) -> dict[str, str]:
-    return h.ids  # type: ignore[attr-defined,no-any-return]
-
-
-def pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-def first_party(h: Harness, name: str = "Wiki") -> None:
-    with h.app.db.session(write=True) as db, db.begin():
-        app = find_by_name(db, name)
-        assert app is not None
-        app.first_party = True
-
-
-def authorize(h: Harness, client: Any = None, **params: str) -> Any:
-    return (client or h.client).get("/oauth2/authorize?" + urlencode(params))
-
-
-def query(response: Any) -> dict[str, str]:
-    location = response.headers["Location"]
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-
-
-def get_code(h: Harness, challenge: str | None = None, **extra: str) -> str:
-    h.login("alice", PASSWORD)
-    first_party(h)
-    params = {
-        "client_id": ids(h)["client_id"],
-        "redirect_uri": REDIRECT,
-        "response_type": "code",
-        "scope": "openid",
-        "state": "s1",
-        **extra,
-    }
-    if challenge:
-        params |= {"code_challenge": challenge, "code_challenge_method": "S256"}
-    response = authorize(h, **params)
-    assert response.status_code == 302, response.get_data(as_text=True)
-    assert response.headers["Location"].startswith(REDIRECT)
-    return query(response)["code"]
-
-
-def token(h: Harness, auth: bool = True, **data: str) -> Any:
-    headers = {}
-    if auth:
-        raw = f"{ids(h)['client_id']}:{ids(h)['client_secret']}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
-    return h.client.post("/oauth2/token", data=data, headers=headers)
-
-
-def exchange(h: Harness, code: str, **extra: str) -> Any:
-    return token(h, grant_type="authorization_code", code=code, redirect_uri=REDIRECT, **extra)
-
-
-def body(response: Any) -> dict[str, Any]:
-    return json.loads(response.get_data(as_text=True))  # type: ignore[no-any-return]
 
 
 def test_wrong_redirect_uri_is_an_error_page_not_a_redirect(h: Harness) -> None:

@@ -77,6 +77,8 @@ class AccountController(Controller):
         """End this session on the server and clear the cookie."""
         user = self.ctx.user
         self.accounts().logout(self.caller, user, self.ctx.login_session)
+        if user is not None:
+            self.ctx.app.notify_logout(self.ctx.db, user, self.ctx.request)
         self.ctx.end_session()
         return {"LoggedOut": True}
 

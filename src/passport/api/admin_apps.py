@@ -30,6 +30,7 @@ from passport.web.registry import expose
 
 TEXT = {
     "accessTokenFormat": 10,
+    "backchannelLogoutUri": 500,
     "name": 100,
     "application": 100,
     "permission": 100,
@@ -73,6 +74,7 @@ class ApplicationsController(_AppAdmin):
         confidential: bool | None,
         firstParty: bool | None,
         accessTokenFormat: str | None,
+        backchannelLogoutUri: str | None,
     ) -> dict[str, Any]:
         """Register an application; its client secret is in the answer, this once only."""
         actor = self.require_right("apps:write")
@@ -86,6 +88,7 @@ class ApplicationsController(_AppAdmin):
             confidential=True if confidential is None else confidential,
             first_party=bool(firstParty),
             access_token_format=accessTokenFormat or "jwt",
+            backchannel_logout_uri=backchannelLogoutUri,
         )
         self.ctx.app.forget_origins()
         self.admin_audit(actor, "app_create", {"id": app.id}, application=app.name)
@@ -125,6 +128,7 @@ class ApplicationsController(_AppAdmin):
         redirectUris: str | None,
         firstParty: bool | None,
         accessTokenFormat: str | None,
+        backchannelLogoutUri: str | None,
     ) -> dict[str, Any]:
         """Change what is given; ``origins``/``redirectUris`` replace the whole list."""
         actor = self.require_right("apps:write")
@@ -142,6 +146,8 @@ class ApplicationsController(_AppAdmin):
             app.first_party = firstParty
         if accessTokenFormat is not None:
             app.access_token_format = directory.validate_token_format(accessTokenFormat)
+        if backchannelLogoutUri is not None:
+            app.backchannel_logout_uri = directory.validate_backchannel_uri(backchannelLogoutUri)
         self.admin_audit(actor, "app_update", {"id": app.id}, application=app.name)
         return {"Application": directory.application_json(app)}
 

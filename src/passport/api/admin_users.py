@@ -22,9 +22,11 @@ from passport.services.accounts import validate_display_name
 from passport.services.accounts import validate_email
 from passport.services.identity import identity_of
 from passport.services.passwords import check_policy
+from passport.storage.models import Application
 from passport.storage.models import AuditEvent
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
+from passport.storage.models import LogoutNotification
 from passport.storage.models import User
 from passport.web.controller import Controller
 from passport.web.controller import not_found
@@ -158,6 +160,8 @@ class UsersController(_UserAdmin):
             raise required("disabled", "disabled must be true or false.")
         self._not_self(actor, user)
         directory.set_disabled(self.ctx.db, self.ctx.app.sessions, user, disabled)
+        if disabled:
+            self.ctx.app.notify_logout(self.ctx.db, user, self.ctx.request)
         self.admin_audit(actor, "user_disable" if disabled else "user_enable", {}, user=user)
         return {"User": directory.user_json(user)}
 
@@ -186,8 +190,34 @@ class UsersController(_UserAdmin):
         actor = self.require_right("users:write")
         user = self._user(username)
         ended = self.ctx.app.sessions.remove_for_user(user.id, self.ctx.db)
+        self.ctx.app.notify_logout(self.ctx.db, user, self.ctx.request)
         self.admin_audit(actor, "user_logout_all", {"ended": ended}, user=user)
         return {"Ended": ended}
+
+    @expose("GET", max_length=TEXT, statuses=READ)
+    def logoutNotifications(self, username: str | None) -> dict[str, Any]:
+        """Back-channel logout notifications for a user: which applications heard, when."""
+        self.require_right("users:read")
+        user = self._user(username)
+        rows = self.ctx.db.execute(
+            select(LogoutNotification, Application.name)
+            .join(Application, Application.id == LogoutNotification.application_id)
+            .where(LogoutNotification.user_id == user.id)
+            .order_by(LogoutNotification.id.desc())
+            .limit(100)
+        ).all()
+        return {
+            "Items": [
+                {
+                    "Application": name,
+                    "Created": n.created_at.isoformat(),
+                    "Delivered": n.delivered_at.isoformat() if n.delivered_at else None,
+                    "Attempts": n.attempts,
+                    "LastError": n.last_error,
+                }
+                for n, name in rows
+            ]
+        }
 
     @expose("POST", max_length=TEXT, statuses=WRITE)
     def delete(self, username: str | None) -> dict[str, Any]:

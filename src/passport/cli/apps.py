@@ -27,6 +27,7 @@ def app_group() -> None:
 @click.option("--public", is_flag=True, help="A public client (no secret), e.g. a SPA.")
 @click.option("--first-party", is_flag=True, help="Your own application: no consent page.")
 @click.option("--opaque-tokens", is_flag=True, help="Opaque access tokens instead of JWTs.")
+@click.option("--backchannel-logout-uri", help="Where to POST logout tokens (OIDC back-channel).")
 @json_option
 @pass_cli
 def add(
@@ -38,6 +39,7 @@ def add(
     public: bool,
     first_party: bool,
     opaque_tokens: bool,
+    backchannel_logout_uri: str | None,
     as_json: bool,
 ) -> None:
     """Register application NAME; its client secret is printed this once only."""
@@ -52,6 +54,7 @@ def add(
             confidential=not public,
             first_party=first_party,
             access_token_format="opaque" if opaque_tokens else "jwt",
+            backchannel_logout_uri=backchannel_logout_uri,
         )
         cli.audit(db, "app_create", application=app.name)
     if as_json:

@@ -591,11 +591,14 @@ class Provider:
                 return self.error_page("The form expired; please try again.", status=403)
             session = ctx.login_session
             if session is not None:
+                user = ctx.user
                 self._accounts(ctx).logout(
                     Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now),
-                    ctx.user,
+                    user,
                     session,
                 )
+                if user is not None:
+                    self.app.notify_logout(ctx.db, user, request)
             ctx.end_session()
             ctx.close(commit=True)
             committed = True

@@ -101,7 +101,7 @@ class Tokens:
         return claims
 
     # -- issuing ------------------------------------------------------------------------
-    def _sign(self, header_typ: str, claims: dict[str, Any], now: datetime) -> str:
+    def sign(self, header_typ: str, claims: dict[str, Any], now: datetime) -> str:
         key = self.keys.signing_key(now)
         header = {"alg": key.alg, "kid": key.kid, "typ": header_typ}
         return jwt.encode(header, claims, key.private)
@@ -114,7 +114,7 @@ class Tokens:
         expires = now + timedelta(seconds=lifetime)
         jti = secrets.token_urlsafe(16)
         if app.access_token_format == "jwt":
-            access = self._sign(
+            access = self.sign(
                 "at+jwt",
                 {
                     "iss": self.issuer,
@@ -163,7 +163,7 @@ class Tokens:
             )
             if grant.nonce:
                 claims["nonce"] = grant.nonce
-            response["id_token"] = self._sign("JWT", claims, now)
+            response["id_token"] = self.sign("JWT", claims, now)
         return response
 
     def _record(

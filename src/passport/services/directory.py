@@ -142,6 +142,7 @@ def application_json(app: Application) -> dict[str, Any]:
         "Enabled": app.enabled,
         "ClientId": app.client_id,
         "FirstParty": app.first_party,
+        "BackchannelLogoutUri": app.backchannel_logout_uri,
         "AccessTokenFormat": app.access_token_format,
         "Created": app.created_at.isoformat(),
     }
@@ -158,6 +159,7 @@ def create_application(
     confidential: bool = True,
     first_party: bool = False,
     access_token_format: str = "jwt",
+    backchannel_logout_uri: str | None = None,
 ) -> tuple[Application, str | None]:
     """A new application; returns it and its client secret (confidential ones only), once."""
     clean = validate_name(name, "name", "Application")
@@ -172,6 +174,7 @@ def create_application(
         created_at=now,
         first_party=first_party,
         access_token_format=validate_token_format(access_token_format),
+        backchannel_logout_uri=validate_backchannel_uri(backchannel_logout_uri),
     )
     secret: str | None = clients.issue_credentials(app)
     if not confidential:
@@ -179,6 +182,12 @@ def create_application(
     with unique(db, f"An application named '{clean}' already exists.", "name", clean):
         db.add(app)
     return app, secret
+
+
+def validate_backchannel_uri(value: str | None) -> str | None:
+    if not value:
+        return None
+    return validate_redirect_uris([value], source="backchannelLogoutUri")[0]
 
 
 def validate_token_format(value: str) -> str:

@@ -57,6 +57,7 @@ class Application(Base):
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     first_party: Mapped[bool] = mapped_column(Boolean, default=False)
     access_token_format: Mapped[str] = mapped_column(String(8), default="jwt")
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class User(Base):
@@ -254,3 +255,21 @@ class Consent(Base):
     )
     scope: Mapped[str] = mapped_column(String(500))
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LogoutNotification(Base):
+    """A back-channel logout token waiting for (or done with) delivery: a durable outbox."""
+
+    __tablename__ = "logout_notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("applications.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    logout_token: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(200), default="")

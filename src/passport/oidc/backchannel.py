@@ -1,0 +1,166 @@
+"""OpenID Connect Back-Channel Logout 1.0, delivered from a durable outbox.
+
+When a user's Passport session ends, every application that registered a
+``backchannel_logout_uri`` and received tokens for that user gets a signed
+logout token (§2.4: ``iss``, ``aud``, ``iat``, ``exp``, ``jti``, ``sub``,
+``events``; ``typ: logout+jwt``).  The tokens are written to the
+``logout_notifications`` table in the same transaction as the logout, so none is
+lost if a process dies; any process delivers due rows (claimed with a
+conditional UPDATE, so two processes never send the same row at once) and
+retries with growing delays (up to :data:`MAX_ATTEMPTS`) while an application
+is down.  Administrators read what was delivered with ``Users/logoutNotifications``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import requests
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from passport.oidc.tokens import Tokens
+from passport.oidc.tokens import subject
+from passport.storage.db import Database
+from passport.storage.models import Application
+from passport.storage.models import LogoutNotification
+from passport.storage.models import OAuthToken
+from passport.storage.models import User
+
+log = logging.getLogger("passport.backchannel")
+EVENT = "http://schemas.openid.net/event/backchannel-logout"
+MAX_ATTEMPTS = 12
+TIMEOUT_SECONDS = 5
+POLL_SECONDS = 1.0
+
+
+def enqueue(db: Session, tokens: Tokens, user: User, now: datetime) -> int:
+    """Queue a logout token for every application that must hear of ``user``'s logout."""
+    apps = db.scalars(
+        select(Application).where(
+            Application.backchannel_logout_uri.is_not(None),
+            Application.id.in_(
+                select(OAuthToken.application_id).where(OAuthToken.user_id == user.id).distinct()
+            ),
+        )
+    ).all()
+    for app in apps:
+        claims: dict[str, Any] = {
+            "iss": tokens.issuer,
+            "aud": app.client_id,
+            "iat": int(now.timestamp()),
+            "exp": int((now + timedelta(minutes=2)).timestamp()),
+            "jti": secrets.token_urlsafe(16),
+            "sub": subject(user),
+            "events": {EVENT: {}},
+        }
+        db.add(
+            LogoutNotification(
+                application_id=app.id,
+                user_id=user.id,
+                logout_token=tokens.sign("logout+jwt", claims, now),
+                created_at=now,
+                next_attempt_at=now,
+                attempts=0,
+                last_error="",
+            )
+        )
+    return len(apps)
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(3600, 2 ** min(attempts, 12)))
+
+
+def deliver_due(
+    database: Database, now: datetime, post: Callable[..., object] = requests.post
+) -> int:
+    """Send every due notification once; returns how many were delivered."""
+    delivered = 0
+    with database.session() as db:
+        due = db.execute(
+            select(LogoutNotification.id, LogoutNotification.next_attempt_at)
+            .where(
+                LogoutNotification.delivered_at.is_(None),
+                LogoutNotification.attempts < MAX_ATTEMPTS,
+                LogoutNotification.next_attempt_at <= now,
+            )
+            .order_by(LogoutNotification.id)
+            .limit(50)
+        ).all()
+    for row_id, planned in due:
+        with database.session(write=True) as db, db.begin():
+            claimed = db.execute(
+                update(LogoutNotification)
+                .where(
+                    LogoutNotification.id == row_id,
+                    LogoutNotification.next_attempt_at == planned,
+                    LogoutNotification.delivered_at.is_(None),
+                )
+                .values(next_attempt_at=now + timedelta(seconds=60))
+            )
+            if not getattr(claimed, "rowcount", 0):
+                continue  # another process has it
+        with database.session() as db:
+            note = db.get(LogoutNotification, row_id)
+            app = db.get(Application, note.application_id) if note else None
+            if note is None or app is None or not app.backchannel_logout_uri:
+                continue
+            uri, token, attempts = app.backchannel_logout_uri, note.logout_token, note.attempts
+        error = ""
+        try:
+            response = post(
+                uri, data={"logout_token": token}, timeout=TIMEOUT_SECONDS, allow_redirects=False
+            )
+            status = getattr(response, "status_code", 0)
+            if status not in (200, 204):
+                error = f"HTTP {status}"
+        except requests.RequestException as exc:
+            error = type(exc).__name__
+        with database.session(write=True) as db, db.begin():
+            values: dict[str, object] = {"attempts": attempts + 1, "last_error": error[:200]}
+            if error:
+                values["next_attempt_at"] = now + backoff(attempts + 1)
+            else:
+                values["delivered_at"] = now
+                delivered += 1
+            db.execute(
+                update(LogoutNotification).where(LogoutNotification.id == row_id).values(**values)
+            )
+        if error:
+            log.warning("back-channel logout to application %s failed: %s", app.id, error)
+    return delivered
+
+
+class Deliverer:
+    """A daemon thread per process that delivers due notifications every second."""
+
+    def __init__(self, database: Database, clock: Callable[[], datetime]) -> None:
+        self.database = database
+        self.clock = clock
+        self._started = False
+        self._lock = threading.Lock()
+
+    def ensure_started(self) -> None:
+        if self._started:
+            return
+        with self._lock:
+            if not self._started:
+                threading.Thread(target=self._run, name="passport-backchannel", daemon=True).start()
+                self._started = True
+
+    def _run(self) -> None:
+        while True:
+            try:
+                deliver_due(self.database, self.clock())
+            except Exception as exc:  # keep delivering; the database may be back soon
+                log.warning("back-channel delivery round failed: %s", type(exc).__name__)
+            time.sleep(POLL_SECONDS)

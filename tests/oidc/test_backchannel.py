@@ -1,0 +1,137 @@
+"""Back-channel logout: signed logout tokens, delivered from a durable outbox with retries."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler
+from http.server import HTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+import jwt as pyjwt
+import pytest
+
+from oidc_support import KEK
+from oidc_support import PASSWORD
+from oidc_support import body
+from oidc_support import exchange
+from oidc_support import get_code
+from oidc_support import seed
+from passport.oidc.backchannel import EVENT
+from passport.oidc.backchannel import deliver_due
+from passport.services.applications import find_by_name
+
+from support import Harness
+
+
+class Receiver:
+    """An application's back-channel endpoint that can be down for a while."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.tokens: list[str] = []
+        self.failures = failures
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                form = parse_qs(self.rfile.read(length).decode())
+                if receiver.failures > 0:
+                    receiver.failures -= 1
+                    self.send_response(503)
+                else:
+                    receiver.tokens.append(form["logout_token"][0])
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/backchannel"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def h(request: pytest.FixtureRequest, factory: Any) -> Harness:
+    harness: Harness = factory(request.param, key_encryption_key=KEK)
+    harness.ids = seed(harness.settings.database_url)  # type: ignore[attr-defined]
+    return harness
+
+
+def register(h: Harness, uri: str) -> None:
+    with h.app.db.session(write=True) as db, db.begin():
+        app = find_by_name(db, "Wiki")
+        assert app is not None
+        app.backchannel_logout_uri = uri
+
+
+def test_logout_reaches_the_application_even_after_it_was_down(h: Harness) -> None:
+    receiver = Receiver(failures=2)
+    try:
+        register(h, receiver.url)
+        issued = body(exchange(h, get_code(h)))
+        assert "id_token" in issued
+        assert h.client.post("/Account/logout").status_code == 200
+        now = h.clock()
+        assert deliver_due(h.app.db, now) == 0  # the application is down
+        assert deliver_due(h.app.db, now) == 0  # not due yet: backing off
+        h.clock.advance(seconds=3)
+        assert deliver_due(h.app.db, h.clock()) == 0  # still down
+        h.clock.advance(seconds=5)
+        assert deliver_due(h.app.db, h.clock()) == 1
+        assert deliver_due(h.app.db, h.clock() + timedelta(hours=1)) == 0  # delivered once
+
+        (token,) = receiver.tokens
+        jwks = body(h.client.get("/.well-known/jwks.json"))
+        key = pyjwt.PyJWK(jwks["keys"][0])
+        claims = pyjwt.decode(
+            token,
+            key.key,
+            algorithms=["ES256"],
+            audience=h.ids["client_id"],  # type: ignore[attr-defined]
+            options={"verify_exp": False, "verify_iat": False},
+        )
+        assert claims["events"] == {EVENT: {}} and claims["sub"].startswith("user-")
+        assert "nonce" not in claims
+        assert pyjwt.get_unverified_header(token)["typ"] == "logout+jwt"
+
+        root = h.new_client()
+        h.register("root")
+        from passport.services import directory
+        from passport.storage.models import Application
+
+        with h.app.db.session(write=True) as db, db.begin():
+            user = directory.find_user(db, "root")
+            passport = db.get(Application, 1)
+            assert user is not None and passport is not None
+            admin = directory.find_permission(db, passport, "admin")
+            assert admin is not None
+            directory.grant(db, admin, user=user)
+        root.post(
+            "/Account/login",
+            data={"username": "root", "password": "correct horse battery staple"},
+            headers={"Origin": "http://localhost"},
+        )
+        seen = body(root.get("/Users/logoutNotifications?username=alice"))["Data"]["Items"]
+        assert seen[0]["Application"] == "Wiki" and seen[0]["Delivered"]
+        assert seen[0]["Attempts"] == 3
+    finally:
+        receiver.close()
+
+
+def test_applications_without_tokens_or_uri_are_not_told(h: Harness) -> None:
+    receiver = Receiver()
+    try:
+        register(h, receiver.url)
+        h.login("alice", PASSWORD)  # signed in, but Wiki never got tokens for alice
+        h.client.post("/Account/logout")
+        assert deliver_due(h.app.db, h.clock()) == 0
+        assert receiver.tokens == []
+    finally:
+        receiver.close()
