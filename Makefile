@@ -25,8 +25,8 @@ run: install
 ## Install test dependencies, make sure MariaDB/PostgreSQL/Redis are up, lint, type-check, test
 test: install-test
 	scripts/services-up
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 	$(BIN)/pytest
 

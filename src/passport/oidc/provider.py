@@ -48,6 +48,7 @@ from passport.oidc.tokens import Tokens
 from passport.oidc.tokens import digest
 from passport.services import clients
 from passport.services.accounts import Caller
+from passport.services.identity import identity_of
 from passport.storage.models import Application
 from passport.storage.models import AuthorizationCode
 from passport.storage.models import Consent
@@ -123,6 +124,7 @@ class Provider:
             "/login": self.login,
             "/consent": self.consent,
             "/logout": self.logout,
+            "/account": self.account,
         }
 
     def route(self, path: str) -> Any:
@@ -617,6 +619,75 @@ class Provider:
             response = self.page("logout.html", username="")
         ctx.apply_cookies(response)
         return response
+
+    def account(self, request: Request) -> Response:
+        """The user's own page: profile, password change, sessions with "sign out"."""
+        try:
+            params = self._params(request)
+        except ClientError as exc:
+            return self.error_page(exc.message, status=exc.status)
+        ctx = self.context(request, write=request.method == "POST")
+        committed = False
+        notice, error, status = "", "", 200
+        try:
+            user = ctx.user
+            current = ctx.login_session
+            if user is None or current is None:
+                return self._redirect("/login?" + urlencode({"next": "/account"}))
+            view = identity_of(user)  # plain values: the entity goes with the transaction
+            if request.method == "POST":
+                if not self._csrf_ok(request, params) or not self._same_origin(request):
+                    return self.error_page("The form expired; please try again.", status=403)
+                caller = Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now)
+                try:
+                    if params.get("action") == "password":
+                        token, info = self._accounts(ctx).change_password(
+                            caller,
+                            user,
+                            current,
+                            params.get("oldpassword"),
+                            params.get("newpassword"),
+                        )
+                        ctx.start_session(info, token, user)
+                        notice = "Your password was changed; your other sessions have ended."
+                    elif params.get("action") == "end":
+                        wanted = str(params.get("id", ""))
+                        for item in self.app.sessions.list_for_user(user.id, ctx.now):
+                            if item.id_hash[:16] == wanted:
+                                self.app.sessions.remove(item.id_hash, ctx.db)
+                                if item.id_hash == current.id_hash:
+                                    ctx.end_session()
+                                notice = "That session has ended."
+                    ctx.close(commit=True)
+                    committed = True
+                except ClientError as exc:
+                    ctx.close(commit=False)
+                    error, status = exc.message, exc.status
+                if ctx.login_session is None:
+                    response = self._redirect("/login?" + urlencode({"next": "/account"}))
+                    ctx.apply_cookies(response)
+                    return response
+            mine = ctx.login_session
+            sessions = [
+                s.to_public(mine.id_hash if mine else None)
+                for s in self.app.sessions.list_for_user(view.id, ctx.now)
+            ]
+            response = self._form_page(
+                request,
+                "account.html",
+                status,
+                user=view,
+                sessions=sessions,
+                notice=notice,
+                error=error,
+                min_length=self.settings.password_min_length,
+            )
+            ctx.apply_cookies(response)
+            return response
+        finally:
+            if not committed:
+                ctx.close(commit=False)
+            ctx.finish(committed=committed)
 
     def _logout_target_ok(self, uri: str, params: dict[str, Any]) -> bool:
         """post_logout_redirect_uri must be registered by the client named by client_id."""
