@@ -62,9 +62,11 @@ def register_example(url: str, ports: list[int], name: str) -> tuple[str, str]:
     return app["ClientId"], app["ClientSecret"]
 
 
-@pytest.fixture
-def examples(backends: dict[str, Backend], live_server: Any) -> Iterator[tuple[Any, list[str]]]:
-    url = backends["sqlite"].url
+@pytest.fixture(params=["sqlite", "postgresql"])
+def examples(
+    request: pytest.FixtureRequest, backends: dict[str, Backend], live_server: Any
+) -> Iterator[tuple[Any, list[str]]]:
+    url = backends[request.param].url
     _empty_tables(url)
     seed(url)
     passport = live_server(url, env={"PASSPORT_KEY_ENCRYPTION_KEY": KEK})
