@@ -14,6 +14,7 @@ and each scenario's ratio to its baseline measured in this same run.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import secrets
@@ -137,6 +138,22 @@ class Servers:
             backend = create(f"passport_b{secrets.token_hex(4)}", secrets.token_urlsafe(18))
             self.database_url, self.drop = backend.url, backend.drop
         self.redis_url = REDIS_URL if args.store == "redis" else ""
+        self.kek = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+
+    def client(self) -> tuple[str, str]:
+        """A confidential application for the token endpoint scenarios."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PASSPORT_")}
+        env |= {"PASSPORT_DATABASE_URL": self.database_url, "PASSPORT_KEY_ENCRYPTION_KEY": self.kek}
+        out = subprocess.run(
+            [str(BIN / "passport"), "app", "add", "BenchClient", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            cwd=self.tmp,
+        )
+        app = json.loads(out.stdout)[0]
+        return app["ClientId"], app["ClientSecret"]
 
     def start(self, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         base = {k: v for k, v in os.environ.items() if not k.startswith("PASSPORT_")}
@@ -179,6 +196,7 @@ class Servers:
     def passport(self) -> tuple[str, subprocess.Popen[bytes]]:
         port = free_port()
         env = {
+            "PASSPORT_KEY_ENCRYPTION_KEY": self.kek,
             "PASSPORT_LOG_LEVEL": "WARNING",
             "PASSPORT_AUTO_MIGRATE": "true",
             "PASSPORT_DATABASE_URL": self.database_url,
@@ -220,6 +238,56 @@ def argon2_bound(cpus: int) -> tuple[float, float]:
     return seconds, cpus / seconds
 
 
+def worker_rss_mib(pid: int) -> list[float]:
+    """Current resident memory of each worker process of the server."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    sizes = []
+    for child in map(int, children.split()):
+        try:
+            status = Path(f"/proc/{child}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]) / 1024)
+    return sizes
+
+
+def soak(args: argparse.Namespace, base: str, cookie: dict[str, str], pid: int) -> None:
+    """Mixed traffic for ``args.soak`` seconds; memory of each worker sampled every 10 s."""
+    env = os.environ | {"BENCH_STATS": str(HERE / "stats.lua")}
+    command = [
+        "wrk",
+        "-t",
+        "2",
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{args.soak}s",
+        "-s",
+        str(HERE / "mixed.lua"),
+        "-H",
+        f"Cookie: {cookie['Cookie']}",
+        base,
+    ]
+    samples: list[list[float]] = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as load:
+        time.sleep(min(30, args.soak / 10))  # warm-up: caches and pools fill first
+        while load.poll() is None:
+            samples.append(worker_rss_mib(pid))
+            time.sleep(10)
+        out = load.stdout.read() if load.stdout else ""
+    stats = json.loads(out.strip().splitlines()[-1])
+    first, last = samples[0], samples[-1]
+    print(
+        f"soak {args.soak}s: {stats['requests'] / stats['seconds']:.0f} req/s, "
+        f"p99 {stats['p99_us'] / 1000:.2f} ms, errors {stats['errors']}"
+    )
+    for index, (start, end) in enumerate(zip(first, last, strict=False)):
+        growth = (end - start) / start * 100 if start else 0.0
+        print(f"worker {index}: {start:.0f} MiB after warm-up -> {end:.0f} MiB ({growth:+.1f} %)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "mariadb"], default="sqlite")
@@ -227,6 +295,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--soak",
+        type=int,
+        default=0,
+        help="Instead: mixed traffic for this many seconds, sampling memory.",
+    )
     args = parser.parse_args()
     args.store = args.store or ("db" if args.backend == "sqlite" else "redis")
     if shutil.which("wrk") is None:
@@ -278,6 +352,45 @@ def main() -> None:
             result.baseline, result.ratio = baseline.name, result.rps / baseline.rps
             results.append(result)
 
+        if args.soak:
+            soak(args, base, cookie, passport.pid)
+            return
+
+        client_id, secret = servers.client()
+        basic = {
+            "Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        }
+        grant_env = {"BENCH_BODY": "grant_type=client_credentials"}
+        token_r = wrk(
+            "token endpoint (client credentials)",
+            base + "/oauth2/token",
+            args,
+            basic,
+            script="post.lua",
+            env=grant_env,
+        )
+        keycloak = 4 * 120 * cpus
+        token_r.baseline, token_r.ratio = f"4x Keycloak {keycloak}/s", token_r.rps / keycloak
+        results.append(token_r)
+        access = requests.post(
+            base + "/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            headers=basic,
+            timeout=10,
+        ).json()["access_token"]
+        intro_r = wrk(
+            "token introspection",
+            base + "/oauth2/introspect",
+            args,
+            basic,
+            script="post.lua",
+            env={"BENCH_BODY": f"token={access}"},
+        )
+        intro_r.baseline, intro_r.ratio = least_r.name, intro_r.rps / least_r.rps
+        jwks_r = wrk("JWKS", base + "/.well-known/jwks.json", args)
+        jwks_r.baseline, jwks_r.ratio = hello_r.name, jwks_r.rps / hello_r.rps
+        results += [intro_r, jwks_r]
+
         hash_seconds, bound = argon2_bound(cpus)
         storm_env = {"BENCH_ORIGIN": base}
         login_r = wrk(
@@ -291,7 +404,7 @@ def main() -> None:
         login_r.baseline, login_r.ratio = f"argon2id bound {bound:.0f}/s", login_r.rps / bound
         results.append(login_r)
 
-        idle = results[4]
+        idle = next(r for r in results if r.name == "Account/status (session)")
         with subprocess.Popen(
             [
                 "wrk",

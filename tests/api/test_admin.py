@@ -482,6 +482,7 @@ NOT_FOUND_CALLS = [
     ("POST", "/Users/setDisabled", {"username": "ghost", "disabled": "true"}),
     ("POST", "/Users/resetPassword", {"username": "ghost", "password": STRONG}),
     ("POST", "/Users/logoutAll", {"username": "ghost"}),
+    ("GET", "/Users/logoutNotifications", {"username": "ghost"}),
     ("POST", "/Users/delete", {"username": "ghost"}),
 ]
 
