@@ -25,7 +25,6 @@ import hashlib
 import hmac
 import json
 import secrets
-from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -456,7 +455,7 @@ class Provider:
         try:
             caller = Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now)
             previous = ctx.login_session
-            accounts = self._accounts(ctx)
+            accounts = ctx.accounts()
             result = accounts.login(
                 caller,
                 params.get("username"),
@@ -481,21 +480,6 @@ class Provider:
         response = self._redirect(values["next"])
         ctx.apply_cookies(response)
         return response
-
-    def _accounts(self, ctx: RequestContext) -> Any:
-        from passport.services.accounts import Accounts
-
-        app = self.app
-        return Accounts(
-            app.settings,
-            app.passwords,
-            app.sessions,
-            app.throttle,
-            ctx.db,
-            ctx.audit,
-            app.db.session(),
-            ctx.after,
-        )
 
     def _same_origin(self, request: Request) -> bool:
         origin = origins.request_origin(request)
@@ -594,7 +578,7 @@ class Provider:
             session = ctx.login_session
             if session is not None:
                 user = ctx.user
-                self._accounts(ctx).logout(
+                ctx.accounts().logout(
                     Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now),
                     user,
                     session,
@@ -641,7 +625,7 @@ class Provider:
                 caller = Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now)
                 try:
                     if params.get("action") == "password":
-                        token, info = self._accounts(ctx).change_password(
+                        token, info = ctx.accounts().change_password(
                             caller,
                             user,
                             current,
@@ -940,7 +924,3 @@ class Provider:
             return self._oauth_error(error)
         except ClientError as exc:
             return self._oauth_error(OAuthError("invalid_request", exc.message, exc.status))
-
-
-def expires_in(moment: datetime, now: datetime) -> int:
-    return max(0, int((moment - now).total_seconds()))

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug import Request
 from werkzeug import Response
 
+from passport.services.accounts import Accounts
 from passport.services.audit import AuditRecord
 from passport.services.audit import write as write_audit
 from passport.services.identity import Identity
@@ -177,6 +178,20 @@ class RequestContext:
         finally:
             self._db.close()
             self._db = None
+
+    def accounts(self) -> Accounts:
+        """The account rules over this request's transaction, audit and after-actions."""
+        app = self.app
+        return Accounts(
+            app.settings,
+            app.passwords,
+            app.sessions,
+            app.throttle,
+            self.db,
+            self.audit,
+            app.db.session(),
+            self.after,
+        )
 
     def audit(self, record: AuditRecord, *, durable: bool = False) -> None:
         """Queue an audit record; ``durable`` ones are kept even if the request fails."""

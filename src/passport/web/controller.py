@@ -34,17 +34,7 @@ class Controller:
 
     def accounts(self) -> Accounts:
         """The account rules over this request's transaction, audit and after-actions."""
-        app = self.ctx.app
-        return Accounts(
-            app.settings,
-            app.passwords,
-            app.sessions,
-            app.throttle,
-            self.ctx.db,
-            self.ctx.audit,
-            app.db.session(),
-            self.ctx.after,
-        )
+        return self.ctx.accounts()
 
     def require_user(self) -> User:
         user = self.ctx.user
