@@ -852,18 +852,15 @@ class Provider:
         with self.app.db.session() as db:
             tokens = self.tokens(request)
             row = tokens.find(db, token, now)
-            if (
-                row is None
-                or row.kind != "access"
-                or row.user_id is None
-                or "openid" not in row.scope.split()
-            ):
-                response = self._json({"error": "invalid_token"}, 401)
-                response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-                return response
-            user = db.get(User, row.user_id)
-            app = db.get(Application, row.application_id)
-            if user is None or user.disabled or app is None:
+            usable = (
+                row is not None
+                and row.kind == "access"
+                and row.user_id is not None
+                and "openid" in row.scope.split()
+            )
+            user = db.get(User, row.user_id) if usable and row and row.user_id else None
+            app = db.get(Application, row.application_id) if user and row else None
+            if row is None or user is None or user.disabled or app is None:
                 response = self._json({"error": "invalid_token"}, 401)
                 response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
                 return response
