@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test check lint types install install-test bench clean
+.PHONY: run test test-fast check lint types install install-test bench clean
 
 $(BIN)/passport: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: install-test
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+## Fast development loop: SQLite and the database session store only, no server processes,
+## MariaDB, PostgreSQL or Redis; stops at the first failure.  `make test` still runs everything.
+test-fast: install-test
+	$(BIN)/pytest --fast -x -q
 
 bench: install-test
 	$(BIN)/python bench/run.py

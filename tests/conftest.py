@@ -43,16 +43,52 @@ REDIS_URL = "redis://127.0.0.1:6379/13"
 BACKENDS = ("sqlite", "mariadb", "postgresql")
 
 
+SERVER_BACKENDS = ("mariadb", "postgresql")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="development loop (`make test-fast`): SQLite and the database session store "
+        "only; no `passport serve` process, MariaDB, PostgreSQL or Redis",
+    )
+
+
+def _needs_more_than_sqlite(item: pytest.Item) -> bool:
+    """Whether a test needs a server process, a database server or Redis."""
+    if item.get_closest_marker("live") or "live_server" in getattr(item, "fixturenames", ()):
+        return True
+    callspec = getattr(item, "callspec", None)
+    values: list[object] = []
+    for value in callspec.params.values() if callspec else ():
+        values.extend(value if isinstance(value, tuple) else (value,))
+    return any(v in (*SERVER_BACKENDS, "redis") for v in values if isinstance(v, str))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--fast"):
+        return  # `make test`: everything
+    deselected = [item for item in items if _needs_more_than_sqlite(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not _needs_more_than_sqlite(item)]
+
+
 @pytest.fixture(scope="session")
-def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Backend]]:
+def backends(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Backend]]:
+    """A fresh, migrated database on each backend (SQLite only with ``--fast``)."""
     created: dict[str, Backend] = {}
     tag = secrets.token_hex(4)
     password = secrets.token_urlsafe(18)
     sqlite_file = tmp_path_factory.mktemp("sqlite") / "passport.sqlite3"
     created["sqlite"] = Backend("sqlite", f"sqlite:///{sqlite_file}", lambda: None)
     try:
-        created["mariadb"] = create_mariadb(f"passport_t{tag}", password)
-        created["postgresql"] = create_postgresql(f"passport_t{tag}", password)
+        if not request.config.getoption("--fast"):
+            created["mariadb"] = create_mariadb(f"passport_t{tag}", password)
+            created["postgresql"] = create_postgresql(f"passport_t{tag}", password)
         for backend in created.values():
             engine = create_engine(backend.url)
             migrate.upgrade(engine)
@@ -112,6 +148,8 @@ def build(
     redis_client: redis.Redis | None,
     **overrides: Any,
 ) -> Harness:
+    if backend not in backends:
+        pytest.skip(f"{backend} is not part of a --fast run")
     url = backends[backend].url
     _empty_tables(url)
     client = None
@@ -136,6 +174,16 @@ def harness(
     h.app.db.dispose()
 
 
+def _redis_for(request: pytest.FixtureRequest, store: str) -> redis.Redis | None:
+    """Redis for the Redis session store only: a ``--fast`` run needs no Redis server."""
+    if store != "redis":
+        return None
+    if request.config.getoption("--fast"):
+        pytest.skip("Redis is not part of a --fast run")
+    client: redis.Redis = request.getfixturevalue("redis_client")
+    return client
+
+
 STORE_COMBOS = [
     ("sqlite", "db"),
     ("sqlite", "redis"),
@@ -151,24 +199,23 @@ def accounts(
     request: pytest.FixtureRequest,
     backends: dict[str, Backend],
     clock: FakeClock,
-    redis_client: redis.Redis,
 ) -> Iterator[Harness]:
     """Passport on each database with each session store (database, Redis)."""
     backend, store = request.param
-    h = build(backends, backend, store, clock, redis_client)
+    h = build(backends, backend, store, clock, _redis_for(request, store))
     yield h
     h.app.db.dispose()
 
 
 @pytest.fixture
 def factory(
-    backends: dict[str, Backend], clock: FakeClock, redis_client: redis.Redis
+    request: pytest.FixtureRequest, backends: dict[str, Backend], clock: FakeClock
 ) -> Iterator[Any]:
     """Build a Harness with custom settings: ``factory("sqlite", "db", password_min_length=15)``."""
     built: list[Harness] = []
 
     def make(backend: str = "sqlite", store: str = "db", **overrides: Any) -> Harness:
-        h = build(backends, backend, store, clock, redis_client, **overrides)
+        h = build(backends, backend, store, clock, _redis_for(request, store), **overrides)
         built.append(h)
         return h
 

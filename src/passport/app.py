@@ -354,9 +354,16 @@ class PassportApp:
         return response
 
     def _cors(self, request: Request, response: Response, endpoint: Endpoint) -> None:
+        """CORS with credentials (Fetch standard, CORS protocol): registered origins only,
+        and only on methods marked ``cross_origin`` — never on the administration API."""
         response.vary.add("Origin")
         origin = request.headers.get("Origin")
-        if origin and origin != "null" and origin.lower() in self.registered_origins():
+        if (
+            endpoint.cross_origin
+            and origin
+            and origin != "null"
+            and origin.lower() in self.registered_origins()
+        ):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Credentials"] = "true"
             if request.method == "OPTIONS":
@@ -368,8 +375,10 @@ class PassportApp:
     def _preflight(self, request: Request, endpoint: Endpoint) -> Response:
         origin = request.headers.get("Origin") or ""
         wanted = request.headers.get("Access-Control-Request-Method", "").upper()
-        if origin.lower() not in self.registered_origins() or (
-            wanted and wanted not in endpoint.http_methods
+        if (
+            not endpoint.cross_origin
+            or origin.lower() not in self.registered_origins()
+            or (wanted and wanted not in endpoint.http_methods)
         ):
             return client_error(
                 ClientError(
@@ -381,9 +390,11 @@ class PassportApp:
             )
         return Response(status=204)
 
-    def _origin_allowed(self, origin: str, request: Request) -> bool:
+    def _origin_allowed(self, origin: str, request: Request, endpoint: Endpoint) -> bool:
+        """Passport's own pages may call any method; a registered application's pages only
+        the methods marked ``cross_origin`` (see :func:`passport.web.registry.expose`)."""
         return origin == origins.own_origin(request, self.settings) or (
-            origin in self.registered_origins()
+            endpoint.cross_origin and origin in self.registered_origins()
         )
 
     def _api_call(
@@ -406,13 +417,18 @@ class PassportApp:
         try:
             body: dict[str, Any] = {}
             if not endpoint.read_only:
+                # CSRF (OWASP ASVS 5 3.5.x): a write says where it comes from, and that
+                # place may call this method; a cookie without Origin/Referer is refused.
                 origin = origins.request_origin(request)
-                if (origin is not None and not self._origin_allowed(origin, request)) or (
+                if (origin is not None and not self._origin_allowed(origin, request, endpoint)) or (
                     origin is None and cookie
                 ):
                     raise ClientError(
                         "Cross-site request refused: the Origin is not Passport or a "
-                        "registered application.",
+                        "registered application."
+                        if endpoint.cross_origin
+                        else "Cross-site request refused: this method answers Passport's own "
+                        "pages only.",
                         source="Origin",
                         value=origin,
                         number=403,
@@ -431,7 +447,9 @@ class PassportApp:
         sessions_allowed = True
         if callback is not None:
             referer = origins.referer_origin(request)
-            sessions_allowed = referer is not None and self._origin_allowed(referer, request)
+            sessions_allowed = referer is not None and self._origin_allowed(
+                referer, request, endpoint
+            )
         ctx = RequestContext(
             self,
             request,

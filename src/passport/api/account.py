@@ -23,7 +23,9 @@ LIMITS = {"username": 254, "email": 254, "displayName": 128, "application": 100}
 
 @API.controller("Account")
 class AccountController(Controller):
-    @expose("POST", secrets=PASSWORDS, max_length=LIMITS, statuses=(400, 403, 409))
+    @expose(
+        "POST", cross_origin=True, secrets=PASSWORDS, max_length=LIMITS, statuses=(400, 403, 409)
+    )
     def register(
         self,
         username: str | None,
@@ -35,7 +37,13 @@ class AccountController(Controller):
         user = self.accounts().register(self.caller, username, password, email, displayName)
         return {"User": public_user(user)}
 
-    @expose("POST", secrets=PASSWORDS, max_length=LIMITS, statuses=(400, 401, 404, 429))
+    @expose(
+        "POST",
+        cross_origin=True,
+        secrets=PASSWORDS,
+        max_length=LIMITS,
+        statuses=(400, 401, 404, 429),
+    )
     def login(
         self,
         username: str | None,
@@ -66,13 +74,13 @@ class AccountController(Controller):
         self.ctx.start_session(result.session, result.token, result.user)
         return {"User": public_user(result.user)}
 
-    @expose("GET", jsonp=True)
+    @expose("GET", cross_origin=True, jsonp=True)
     def status(self) -> dict[str, Any]:
         """Whether the request's session is logged in, and as whom."""
         identity = self.ctx.identity
         return {"User": public_user(identity) if identity is not None else None}
 
-    @expose("POST")
+    @expose("POST", cross_origin=True)
     def logout(self) -> dict[str, Any]:
         """End this session on the server and clear the cookie."""
         user = self.ctx.user

@@ -28,7 +28,7 @@ def find_application(conn: Connection, name: str | None) -> applications.AppRef:
 
 @API.controller("Permission")
 class PermissionController(Controller):
-    @expose("GET", jsonp=True, max_length=LIMITS, statuses=(400, 404))
+    @expose("GET", cross_origin=True, jsonp=True, max_length=LIMITS, statuses=(400, 404))
     def check(self, application: str | None, permission: str | None) -> dict[str, Any]:
         """Whether the session's user has ``permission`` in ``application``.
 
@@ -44,7 +44,7 @@ class PermissionController(Controller):
             )
         return {"Granted": granted}
 
-    @expose("GET", max_length=LIMITS, statuses=(400, 401, 404))
+    @expose("GET", cross_origin=True, max_length=LIMITS, statuses=(400, 401, 404))
     def list(self, application: str | None) -> dict[str, Any]:
         """The session user's effective permissions in ``application``."""
         with self.ctx.app.db.hot_read() as conn:

@@ -16,12 +16,12 @@ from passport.web.registry import expose
 
 @API.controller("Service")
 class ServiceController(Controller):
-    @expose("GET", jsonp=True)
+    @expose("GET", cross_origin=True, jsonp=True)
     def Index(self) -> dict[str, Any]:
         """Name and version of the service."""
         return {"Service": "Passport", "Version": __version__}
 
-    @expose("GET", jsonp=True, max_length={"name": 100}, statuses=(400, 404))
+    @expose("GET", cross_origin=True, jsonp=True, max_length={"name": 100}, statuses=(400, 404))
     def getApplication(self, name: str | None) -> dict[str, Any]:
         """The ID of the application called ``name`` (any letter case)."""
         if name is None or name == "":

@@ -37,11 +37,16 @@ def _schema(endpoint: Endpoint, name: str, kind: type, max_length: int) -> dict[
 
 
 def _operation(endpoint: Endpoint) -> dict[str, Any]:
-    statuses = sorted({200, 400, 405, 500, 503, *endpoint.statuses})
+    # Every write may be refused by the CSRF check (403).
+    csrf = () if endpoint.read_only else (403,)
+    statuses = sorted({200, 400, 405, 500, 503, *csrf, *endpoint.statuses})
     operation: dict[str, Any] = {
         "operationId": f"{endpoint.controller}_{endpoint.method}",
         "tags": [endpoint.controller],
         "summary": endpoint.summary or endpoint.method,
+        # Whether pages of an application's registered origins may call it (CORS with
+        # credentials); false: Passport's own pages and servers only.
+        "x-passport-cross-origin": endpoint.cross_origin,
         "responses": {
             str(code): {
                 "description": _REASONS.get(code, "See the envelope."),

@@ -53,6 +53,7 @@ class Endpoint:
     func: Callable[..., Any]
     summary: str
     statuses: tuple[int, ...] = field(default=())
+    cross_origin: bool = False
 
     @property
     def path(self) -> str:
@@ -70,10 +71,12 @@ class _Exposure:
     secrets: frozenset[str]
     max_length: dict[str, int]
     statuses: tuple[int, ...]
+    cross_origin: bool
 
 
 def expose(
     *http_methods: str,
+    cross_origin: bool = False,
     jsonp: bool = False,
     secrets: tuple[str, ...] = (),
     max_length: dict[str, int] | None = None,
@@ -82,7 +85,14 @@ def expose(
     """Mark a controller function as a Passport API method.
 
     :param http_methods: accepted methods; ``GET`` also admits ``HEAD``.
-    :param jsonp: may be answered as JSONP (only allowed for read-only methods).
+    :param cross_origin: pages of an application's registered origins may call it
+        with the user's cookie (CORS with credentials, and writes past the CSRF
+        check).  Closed by default: an unmarked method answers Passport's own pages
+        only, so a registered application's page (or an XSS on it) can never drive
+        it with a visiting administrator's session.  Only what applications need
+        (sign-in, status, permission checks) is marked.
+    :param jsonp: may be answered as JSONP (only allowed for read-only methods,
+        and only for cross-origin ones: JSONP exists to be called from other sites).
     :param secrets: parameters that must come from the request body, never
         the URL (passwords), and are never echoed back in errors.
     :param max_length: per-parameter length limits (default 1024 characters).
@@ -93,12 +103,21 @@ def expose(
         methods |= {"HEAD"}
     if jsonp and not methods <= {"GET", "HEAD"}:
         raise TypeError("JSONP is only for read-only (GET) methods")
+    if jsonp and not cross_origin:
+        raise TypeError("JSONP is a cross-origin channel: mark the method cross_origin=True")
 
     def mark(func: F) -> F:
         setattr(
             func,
             _EXPOSE_MARK,
-            _Exposure(methods, jsonp, frozenset(secrets), dict(max_length or {}), statuses),
+            _Exposure(
+                methods,
+                jsonp,
+                frozenset(secrets),
+                dict(max_length or {}),
+                statuses,
+                cross_origin,
+            ),
         )
         return func
 
@@ -144,6 +163,7 @@ def _endpoint(controller: str, cls: type, func: Callable[..., Any], spec: _Expos
         func=func,
         summary=doc.split("\n\n")[0].replace("\n", " "),
         statuses=spec.statuses,
+        cross_origin=spec.cross_origin,
     )
 
 
