@@ -110,9 +110,7 @@ def table_fingerprints(h: Harness) -> dict[str, tuple[int, str]]:
 def audit_outcomes_since(h: Harness, count_before: int) -> list[tuple[str, str]]:
     """(event, outcome) of the audit rows after the first ``count_before`` (by id)."""
     with h.app.db.engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT event, outcome FROM audit_events ORDER BY id")
-        ).all()
+        rows = conn.execute(text("SELECT event, outcome FROM audit_events ORDER BY id")).all()
     return [(str(r[0]), str(r[1])) for r in rows[count_before:]]
 
 

@@ -18,13 +18,13 @@ import pytest
 
 from passport.api import API
 from passport.web.registry import Endpoint
-
 from site_support import APP_NAME
 from site_support import APP_ORIGIN
 from site_support import SITE_ORIGIN
 from site_support import Site
 from site_support import build_site
 from site_support import table_fingerprints
+
 from support import STRONG
 
 ADMIN_CONTROLLERS = {"Users", "Groups", "Applications", "Grants", "Audit"}
@@ -133,9 +133,9 @@ def test_a_registered_page_cannot_create_an_administrator(site: Site) -> None:
         headers={"Referer": APP_ORIGIN + "/page"},
     )
     assert referer.status_code == 403
-    assert data(site.admin.get("/Users/get?username=mallory"))["ClientExceptions"][0][
-        "Number"
-    ] == "2"
+    assert (
+        data(site.admin.get("/Users/get?username=mallory"))["ClientExceptions"][0]["Number"] == "2"
+    )
 
 
 @pytest.mark.parametrize(
