@@ -6,7 +6,9 @@ its parameters, in the query string (GET) or the body (POST, form and JSON).
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from typing import Any
 
 import pytest
@@ -47,8 +49,12 @@ def snapshot(h: Harness) -> tuple[int, ...]:
         )
 
 
+def strict_constant(name: str) -> Any:
+    raise AssertionError(f"{name} is not JSON (RFC 8259 §6)")
+
+
 def envelope(response: Any) -> dict[str, Any]:
-    data = json.loads(response.get_data(as_text=True))
+    data = json.loads(response.get_data(as_text=True), parse_constant=strict_constant)
     assert set(data) == {"Success", "LoggedIn", "Data", "ClientExceptions", "ServerExceptions"}
     assert data["ServerExceptions"] == []
     return data  # type: ignore[no-any-return]
@@ -141,3 +147,97 @@ def test_repeated_parameter_is_refused(harness: Harness) -> None:
 def test_unknown_parameters_are_ignored(harness: Harness) -> None:
     response = harness.client.get("/Service/getApplication?name=Passport&extra=1&__class__=x")
     assert response.status_code == 200
+
+
+INT_PARAMS = [(e, p) for e in ENDPOINTS for p in e.params if p.kind is int]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\u00b2",  # SUPERSCRIPT TWO: str.isdigit() is True, int() refuses it
+        "\u0663",  # ARABIC-INDIC DIGIT THREE: int() accepts it
+        "\uff11\uff12",  # FULLWIDTH 12
+        "1\u00b9",
+        "1" * 20,
+        "9" * 4400,  # beyond int()'s default digit limit
+        "--1",
+        "1_000",
+        "0x10",
+    ],
+)
+def test_int_parameters_take_ascii_digits_only(harness: Harness, value: str) -> None:
+    """``GET /Users/list?offset=%C2%B2`` was a 500: '²'.isdigit() but int('²') fails."""
+    assert INT_PARAMS
+    for endpoint, param in INT_PARAMS:
+        response = call(harness, endpoint, {param.name: value})
+        assert response.status_code == 400, (endpoint.path, param.name, value)
+        error = envelope(response)["ClientExceptions"][0]
+        assert (error["Source"], error["Number"]) == (param.name, "3")
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("endpoint", WRITE_ENDPOINTS, ids=[e.path for e in WRITE_ENDPOINTS])
+def test_deeply_nested_json_is_400(harness: Harness, endpoint: Any) -> None:
+    """A body nested thousands deep made json.loads raise RecursionError (a 500)."""
+    harness.register("bob")
+    before = snapshot(harness)
+    name = endpoint.params[0].name if endpoint.params else "x"
+    for body in (nested(5000), f'{{"{name}": {nested(5000)}}}', nested(33)):
+        response = harness.client.post(endpoint.path, data=body, content_type="application/json")
+        assert response.status_code == 400, body[:40]
+        error = envelope(response)["ClientExceptions"][0]
+        assert error["Source"] == "request"
+        assert "nested deeper than 32" in error["Message"]
+    # 32 levels are parsed: the value is then refused for its type, not the nesting.
+    within = harness.client.post(
+        endpoint.path, data=f'{{"{name}": {nested(31)}}}', content_type="application/json"
+    )
+    assert within.status_code < 500
+    assert not any("nested" in e["Message"] for e in envelope(within)["ClientExceptions"])
+    assert snapshot(harness) == before
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_deeply_nested_json_at_the_token_endpoint_is_an_oauth_error(
+    factory: Any, backend: str
+) -> None:
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    harness = factory(backend, "db", public_url="http://localhost", key_encryption_key=key)
+    response = harness.client.post(
+        "/oauth2/token", data=nested(5000), content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert json.loads(response.get_data(as_text=True))["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"username": "\\ud800", "password": "x"}',
+        '{"username": "a\\udfffb"}',
+        '{"\\ud83d": "lone half of an emoji as a key"}',
+        '{"username": "ok", "USERNAME": "\\udc00"}',
+    ],
+)
+def test_lone_surrogates_in_json_are_400(harness: Harness, body: str) -> None:
+    """JSON escapes can spell lone surrogates, which no answer or database can encode."""
+    before = snapshot(harness)
+    response = harness.client.post("/Account/register", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert envelope(response)["ClientExceptions"][0]["Source"] == "request"
+    assert snapshot(harness) == before
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_are_not_echoed(harness: Harness, literal: str) -> None:
+    """The error echoes the value it refuses; NaN has no JSON spelling, so it is not echoed."""
+    response = harness.client.post(
+        "/Account/register", data=f'{{"username": {literal}}}', content_type="application/json"
+    )
+    assert response.status_code == 400
+    error = envelope(response)["ClientExceptions"][0]  # strict JSON parse inside
+    assert (error["Source"], error["Value"]) == ("username", None)

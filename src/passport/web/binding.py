@@ -8,6 +8,8 @@ guessed at, because an identity service that guesses can be fooled.
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,8 +22,15 @@ from passport.web.registry import Endpoint
 from passport.web.registry import Param
 
 MAX_FIELDS = 100
+# Deepest JSON nesting accepted.  Passport's parameters are flat; the limit exists so that a
+# body like ``[[[[…]]]]`` is refused before the parser recurses into it (RecursionError).
+MAX_JSON_DEPTH = 32
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
+# ASCII digits only: str.isdigit() and int() also accept "²", "٣" and other Unicode digits,
+# and disagree on some of them.  19 digits cover the signed 64-bit range.
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+_JSON_STRUCTURE = re.compile(rb'[\[\]{}"\\]')
 
 
 def _malformed(message: str) -> ClientError:
@@ -54,6 +63,38 @@ def parse_pairs(raw: str | bytes, where: str) -> dict[str, str]:
     return values
 
 
+def json_depth_exceeds(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``data`` nests arrays/objects deeper than ``limit`` (outside strings).
+
+    One linear pass over the structural characters only, before any parsing, so a
+    hostile body costs no recursion and no quadratic backtracking.
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth = 0
+    in_string = False
+    escaped_until = -1
+    for match in _JSON_STRUCTURE.finditer(data):
+        position = match.start()
+        if position < escaped_until:
+            continue
+        char = data[position]
+        if in_string:
+            if char == 0x5C:  # backslash: the next character is escaped
+                escaped_until = position + 2
+            elif char == 0x22:
+                in_string = False
+        elif char == 0x22:
+            in_string = True
+        elif char in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
 def parse_body(request: Request) -> dict[str, Any]:
     """Form-encoded or JSON object body, keys lower-cased."""
     data = request.get_data(cache=True)
@@ -61,9 +102,14 @@ def parse_body(request: Request) -> dict[str, Any]:
         return {}
     mimetype = request.mimetype
     if mimetype == "application/json":
+        if json_depth_exceeds(data):
+            raise _malformed(f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels.")
         try:
             document = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            # JSON's \uXXXX escapes can spell lone surrogates, which are not text: no
+            # database, log or answer can encode them (RFC 8259 §8.2).
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        except (UnicodeError, ValueError, RecursionError):
             raise _malformed("The request body is not valid JSON.") from None
         if not isinstance(document, dict):
             raise _malformed("The JSON body must be an object.")
@@ -95,6 +141,8 @@ def _shown(param: Param, raw: Any) -> Any:
         return None
     if isinstance(raw, str) and len(raw) > 100:
         return raw[:100] + "…"
+    if isinstance(raw, float) and not math.isfinite(raw):
+        return None  # NaN and Infinity have no JSON spelling
     return raw if isinstance(raw, str | int | float | bool) or raw is None else None
 
 
@@ -114,7 +162,7 @@ def convert(param: Param, raw: Any) -> Any:
     if param.kind is int:
         if isinstance(raw, int) and not isinstance(raw, bool):
             value = raw
-        elif isinstance(raw, str) and raw.strip().lstrip("-").isdigit() and len(raw) <= 19:
+        elif isinstance(raw, str) and len(raw) <= 64 and _INTEGER.fullmatch(raw.strip()):
             value = int(raw.strip(), 10)
         else:
             raise ClientError(
