@@ -39,7 +39,9 @@ from support import PassportClient
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL = ROOT / "docs" / "sql"
-REDIS_URL = "redis://127.0.0.1:6379/13"
+# Each concurrent test run (a developer, a helper, CI) takes its own Redis database: tests
+# flush it between cases.
+REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('PASSPORT_TEST_REDIS_DB', '13')}"
 BACKENDS = ("sqlite", "mariadb", "postgresql")
 
 
@@ -137,6 +139,8 @@ def redis_client() -> Iterator[redis.Redis]:
 
 
 def make_settings(url: str, **overrides: Any) -> Settings:
+    # The test client's requests go to http://localhost: that is the deployment's public URL.
+    overrides.setdefault("public_url", "http://localhost")
     return load_settings(environ={}, overrides={"database_url": url, **overrides})
 
 
@@ -256,8 +260,11 @@ def start_server(
 ) -> LiveServer:
     port = free_port()
     log = tmp_path / f"serve-{port}.log"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PASSPORT_")} | (
-        env or {}
+    # Each test server is its own deployment: its public URL (the issuer) is where it listens.
+    environment = (
+        {k: v for k, v in os.environ.items() if not k.startswith("PASSPORT_")}
+        | {"PASSPORT_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+        | (env or {})
     )
     process = subprocess.Popen(
         [

@@ -304,13 +304,13 @@ class PassportApp:
             self._origins = (time.monotonic(), fresh)
             return fresh
 
-    def notify_logout(self, db: Session, user: User, request: Request) -> None:
+    def notify_logout(self, db: Session, user: User) -> None:
         """Queue back-channel logout tokens for ``user`` (in ``db``'s transaction).
 
         Served processes deliver them from a background thread (``passport.wsgi``).
         """
-        if self.oidc.keys.configured:
-            enqueue(db, self.oidc.tokens(request), user, self.clock())
+        if self.oidc.keys.configured and self.settings.issuer:
+            enqueue(db, self.oidc.tokens(), user, self.clock())
 
     def forget_origins(self) -> None:
         """Drop the cached registered origins (after they changed in this process)."""

@@ -119,6 +119,22 @@ class Settings:
         parts = urlsplit(self.public_url)
         return f"{parts.scheme}://{parts.netloc}".lower()
 
+    @property
+    def issuer(self) -> str | None:
+        """Passport's own origin: the OpenID Connect issuer and the base of every absolute URL.
+
+        It comes from configuration, never from a request's ``Host`` header (OpenID Connect
+        Core §2 and Discovery §4.3: ``iss`` is exactly the configured issuer).  Without
+        ``public_url``, a SQLite set-up (a developer's machine) is its served address;
+        MariaDB/PostgreSQL deployments must configure it (None here).
+        """
+        if self.public_origin:
+            return self.public_origin
+        if not self.is_sqlite:
+            return None
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host.lower()
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 

@@ -86,7 +86,7 @@ class AccountController(Controller):
         user = self.ctx.user
         self.accounts().logout(self.caller, user, self.ctx.login_session)
         if user is not None:
-            self.ctx.app.notify_logout(self.ctx.db, user, self.ctx.request)
+            self.ctx.app.notify_logout(self.ctx.db, user)
         self.ctx.end_session()
         return {"LoggedOut": True}
 

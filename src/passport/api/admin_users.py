@@ -161,7 +161,7 @@ class UsersController(_UserAdmin):
         self._not_self(actor, user)
         directory.set_disabled(self.ctx.db, self.ctx.app.sessions, user, disabled)
         if disabled:
-            self.ctx.app.notify_logout(self.ctx.db, user, self.ctx.request)
+            self.ctx.app.notify_logout(self.ctx.db, user)
         self.admin_audit(actor, "user_disable" if disabled else "user_enable", {}, user=user)
         return {"User": directory.user_json(user)}
 
@@ -190,7 +190,7 @@ class UsersController(_UserAdmin):
         actor = self.require_right("users:write")
         user = self._user(username)
         ended = self.ctx.app.sessions.remove_for_user(user.id, self.ctx.db)
-        self.ctx.app.notify_logout(self.ctx.db, user, self.ctx.request)
+        self.ctx.app.notify_logout(self.ctx.db, user)
         self.admin_audit(actor, "user_logout_all", {"ended": ended}, user=user)
         return {"Ended": ended}
 

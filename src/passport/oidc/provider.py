@@ -130,11 +130,17 @@ class Provider:
         return self._routes.get(path.rstrip("/") or "/")
 
     # -- helpers -------------------------------------------------------------------------
-    def issuer(self, request: Request) -> str:
-        return origins.own_origin(request, self.settings)
+    def issuer(self) -> str:
+        """The configured issuer (never the request's Host); 503 until there is one."""
+        issuer: str | None = self.settings.issuer
+        if not issuer:
+            raise KeyConfigurationError(
+                "OpenID Connect needs PASSPORT_PUBLIC_URL (the issuer) outside SQLite"
+            )
+        return issuer
 
-    def tokens(self, request: Request) -> Tokens:
-        return Tokens(self.settings, self.keys, self.issuer(request))
+    def tokens(self) -> Tokens:
+        return Tokens(self.settings, self.keys, self.issuer())
 
     def context(self, request: Request, *, write: bool) -> RequestContext:
         return RequestContext(
@@ -237,7 +243,7 @@ class Provider:
 
     # -- discovery -------------------------------------------------------------------------
     def discovery(self, request: Request) -> Response:
-        issuer = self.issuer(request)
+        issuer = self.issuer()
         return self._json(
             {
                 "issuer": issuer,
@@ -339,7 +345,7 @@ class Provider:
         params: dict[str, Any],
     ) -> Response:
         state = params.get("state")
-        issuer = self.issuer(request)
+        issuer = self.issuer()
 
         def back(values: dict[str, str]) -> Response:
             if state is not None:
@@ -528,7 +534,7 @@ class Provider:
                 values = {
                     "error": "access_denied",
                     "error_description": "The user said no.",
-                    "iss": self.issuer(request),
+                    "iss": self.issuer(),
                 }
                 if "state" in query:
                     values["state"] = query["state"]
@@ -584,7 +590,7 @@ class Provider:
                     session,
                 )
                 if user is not None:
-                    self.app.notify_logout(ctx.db, user, request)
+                    self.app.notify_logout(ctx.db, user)
             ctx.end_session()
             ctx.close(commit=True)
             committed = True
@@ -709,7 +715,7 @@ class Provider:
                     select(OAuthToken).where(OAuthToken.token_hash == race.token_hash)
                 ).first()
                 if row is not None and row.successor:
-                    return self._json(self.tokens(request).unseal(row.successor, race.token_hash))
+                    return self._json(self.tokens().unseal(row.successor, race.token_hash))
             return self._oauth_error(OAuthError("invalid_grant", "The refresh token was used."))
         except OAuthError as error:
             if error.error == "invalid_grant" and getattr(error, "revoke", None):
@@ -770,13 +776,13 @@ class Provider:
             refresh=True,
             id_token="openid" in scopes,
         )
-        return self.tokens(request).issue(db, grant, now)
+        return self.tokens().issue(db, grant, now)
 
     def _refresh_grant(
         self, db: Session, request: Request, app: Application, params: dict[str, Any]
     ) -> dict[str, Any]:
         now = self.app.clock()
-        tokens = self.tokens(request)
+        tokens = self.tokens()
         token_hash = digest(params.get("refresh_token", ""))
         row = db.scalars(
             select(OAuthToken).where(
@@ -832,7 +838,7 @@ class Provider:
             raise OAuthError("unauthorized_client", "Public clients cannot use this grant.")
         scope = " ".join(s for s in params.get("scope", "").split() if s not in SCOPES)
         grant = Grant(application=app, scope=scope)
-        return self.tokens(request).issue(db, grant, self.app.clock())
+        return self.tokens().issue(db, grant, self.app.clock())
 
     # -- resource endpoints ------------------------------------------------------------------
     def _bearer(self, request: Request, params: dict[str, Any]) -> str:
@@ -850,7 +856,7 @@ class Provider:
         token = self._bearer(request, params)
         now = self.app.clock()
         with self.app.db.session() as db:
-            tokens = self.tokens(request)
+            tokens = self.tokens()
             row = tokens.find(db, token, now)
             usable = (
                 row is not None
@@ -874,7 +880,7 @@ class Provider:
                 app = self._client(db, request, params)
                 if app.client_id is None or not app.confidential:
                     raise OAuthError("invalid_client", "Client authentication failed.", 401)
-                row = self.tokens(request).find(db, params.get("token", ""), self.app.clock())
+                row = self.tokens().find(db, params.get("token", ""), self.app.clock())
                 if row is None or row.application_id != app.id or row.rotated_at is not None:
                     return self._json({"active": False})
                 user = db.get(User, row.user_id) if row.user_id else None
@@ -890,7 +896,7 @@ class Provider:
                         "iat": int(row.created_at.timestamp()),
                         "sub": f"user-{row.user_id}" if row.user_id else app.client_id,
                         "aud": app.client_id,
-                        "iss": self.issuer(request),
+                        "iss": self.issuer(),
                         **({"username": user.username} if user else {}),
                     }
                 )
@@ -913,7 +919,7 @@ class Provider:
                 if row is not None and row.application_id == app.id:
                     now = self.app.clock()
                     if row.kind == "refresh":
-                        self.tokens(request).revoke_family(db, row.family, now)
+                        self.tokens().revoke_family(db, row.family, now)
                     else:
                         row.revoked_at = now
             return Response(status=200)

@@ -59,8 +59,9 @@ def scheme(request: Request, settings: Settings) -> str:
 
 
 def own_origin(request: Request, settings: Settings) -> str:
-    if settings.public_origin:
-        return settings.public_origin
+    """Passport's origin: the configured issuer; the request's own only where none is known."""
+    if settings.issuer:
+        return settings.issuer
     return normalise_origin(f"{scheme(request, settings)}://{request.host}") or ""
 
 
