@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import redis
 import requests
+from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import text
 
@@ -29,6 +30,7 @@ from passport.app import PassportApp
 from passport.config import Settings
 from passport.config import load_settings
 from passport.storage import migrate
+from passport.storage.db import create_db_engine
 from provision import Backend
 from provision import create_mariadb
 from provision import create_postgresql
@@ -77,6 +79,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not _needs_more_than_sqlite(item)]
 
 
+def product_engine(url: str) -> Engine:
+    """The engine `passport db upgrade` and `passport serve` build for ``url`` (on SQLite:
+    WAL, foreign keys on), so that tests migrate and read databases the product's way."""
+    return create_db_engine(make_settings(url))
+
+
+def migrate_like_the_product(url: str, revision: str = "head") -> None:
+    """Migrate ``url`` exactly as `passport db upgrade` does: never ``create_all``."""
+    engine = product_engine(url)
+    try:
+        migrate.upgrade(engine, revision)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def backends(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -92,9 +109,7 @@ def backends(
             created["mariadb"] = create_mariadb(f"passport_t{tag}", password)
             created["postgresql"] = create_postgresql(f"passport_t{tag}", password)
         for backend in created.values():
-            engine = create_engine(backend.url)
-            migrate.upgrade(engine)
-            engine.dispose()
+            migrate_like_the_product(backend.url)
         yield created
     finally:
         for backend in created.values():

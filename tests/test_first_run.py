@@ -1,4 +1,5 @@
-"""The first five minutes: what `make run` installs is all the code needs.
+"""The first five minutes: what `make run` installs is all the code needs, and the
+README's next steps work on the database it makes.
 
 `make run` installs the project without its test extras; a module that imports a
 package only the test extras bring (as ``requests`` once was) works in every test
@@ -8,11 +9,18 @@ and breaks on a new machine.  These tests read the code, not the environment.
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
+
+from passport.config import load_settings
+from passport.services import directory
+from passport.services import permissions
+from passport.storage.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "src" / "passport"
@@ -78,3 +86,43 @@ def test_every_third_party_import_is_a_runtime_dependency() -> None:
                 where = module.relative_to(ROOT)
                 missing.append(f"{where}: {name} (from {sorted(distributions) or 'nothing'})")
     assert missing == [], "imported but not in [project.dependencies]: " + "; ".join(missing)
+
+
+def _passport(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The installed ``passport`` command, as a user types it: a new process, no terminal
+    (``start_new_session``), so a password prompt reads standard input."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PASSPORT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "passport", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environment,
+        start_new_session=True,
+        timeout=120,
+    )
+
+
+def test_readme_next_steps_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
+    """`passport db upgrade`, then `passport admin create root`: root holds Passport:admin."""
+    url = f"sqlite:///{tmp_path / 'passport.sqlite3'}"
+    upgraded = _passport("db", "upgrade", "--database-url", url, cwd=tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    password = "correct horse battery staple"
+    created = _passport(
+        "admin", "create", "root", "--database-url", url, cwd=tmp_path, stdin=f"{password}\n" * 2
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert "root is an administrator" in created.stdout
+    assert "Traceback" not in created.stderr
+
+    database = Database(load_settings(environ={}, overrides={"database_url": url}))
+    try:
+        with database.session() as db:
+            root = directory.find_user(db, "root")
+            assert root is not None
+            assert permissions.granted(db, root.id, 1, "admin")
+            assert "admin" in permissions.effective(db, root.id, 1)
+    finally:
+        database.dispose()

@@ -34,6 +34,11 @@ NAMING = {
 
 
 class Base(DeclarativeBase):
+    """Every table with an integer surrogate id declares ``sqlite_autoincrement``: SQLite
+    would otherwise hand a deleted row's id to the next row, and a deleted user's
+    OpenID Connect ``sub`` to the next account (OpenID Connect Core 1.0 §2: a ``sub`` is
+    never reassigned).  MariaDB and PostgreSQL never reuse ids."""
+
     metadata = MetaData(naming_convention=NAMING)
 
 
@@ -41,6 +46,7 @@ class Application(Base):
     """A relying application that signs its users in through Passport."""
 
     __tablename__ = "applications"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused: see Base
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -64,6 +70,7 @@ class User(Base):
     """A person who signs in; the password is only ever kept as an argon2id hash."""
 
     __tablename__ = "users"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused: see Base
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64))
@@ -110,6 +117,7 @@ class AuditEvent(Base):
     """Who did what, when, from where, and how it ended; never a secret."""
 
     __tablename__ = "audit_events"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused: see Base
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -130,7 +138,10 @@ class Permission(Base):
     """A right that one application defines, e.g. ``wiki:edit``."""
 
     __tablename__ = "permissions"
-    __table_args__ = (UniqueConstraint("application_id", "name_key"),)
+    __table_args__ = (
+        UniqueConstraint("application_id", "name_key"),
+        {"sqlite_autoincrement": True},  # ids never reused: see Base
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     application_id: Mapped[int] = mapped_column(
@@ -145,6 +156,7 @@ class Group(Base):
     """A set of users that receives permissions together."""
 
     __tablename__ = "groups"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused: see Base
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -221,6 +233,7 @@ class OAuthToken(Base):
     """An issued access or refresh token, by hash; ``family`` ties a refresh chain together."""
 
     __tablename__ = "oauth_tokens"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused: see Base
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -261,6 +274,7 @@ class LogoutNotification(Base):
     """A back-channel logout token waiting for (or done with) delivery: a durable outbox."""
 
     __tablename__ = "logout_notifications"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused: see Base
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     application_id: Mapped[int] = mapped_column(
