@@ -5,11 +5,15 @@
 * SQLite in WAL mode with ``synchronous=FULL`` and foreign keys on; write
   requests open ``BEGIN IMMEDIATE`` so that two writers queue on the busy
   timeout instead of failing on a stale read snapshot;
-* READ COMMITTED on MariaDB and PostgreSQL, so all three behave alike.
+* READ COMMITTED on MariaDB and PostgreSQL, so all three behave alike;
+* the SQLite file (password hashes, emails, the audit log) readable by its owner
+  only: created 0600, tightened to 0600 with a warning when found looser.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +30,12 @@ from sqlalchemy.orm import sessionmaker
 from passport.config import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+PRIVATE_FILE_MODE = 0o600
+# Files SQLite keeps beside the database; it creates them with the database file's
+# permissions (https://www.sqlite.org/tempfiles.html), so a private database makes
+# private companions.
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+log = logging.getLogger("passport.storage")
 
 
 def create_db_engine(settings: Settings) -> Engine:
@@ -37,6 +47,7 @@ def create_db_engine(settings: Settings) -> Engine:
         kwargs["pool_pre_ping"] = False  # a local file cannot drop a connection
         if url.database in (None, "", ":memory:"):
             raise ValueError("an in-memory SQLite database cannot be shared; use a file")
+        _make_sqlite_file_private(url.database)
         engine = create_engine(url, pool_size=settings.db_pool_size, **kwargs)
         _configure_sqlite(engine)
         return engine
@@ -58,6 +69,37 @@ def create_db_engine(settings: Settings) -> Engine:
     else:
         kwargs["connect_args"] = {"connect_timeout": settings.db_connect_timeout}
     return create_engine(url, **kwargs)
+
+
+def _make_sqlite_file_private(path: str) -> None:
+    """Create the database file 0600 before SQLite opens it (SQLite would make it 0666
+    less the umask), or tighten an existing one, and its companions, to 0600."""
+    if path.startswith("file:"):
+        return  # a URI filename: the operator chose how to open it
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+        return  # a new, empty file: SQLite makes it a database
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # no such directory, no right to create: SQLite says so in its own words
+    tightened: list[str] = []
+    for candidate in (path, *(path + suffix for suffix in SQLITE_COMPANIONS)):
+        try:
+            if os.stat(candidate).st_mode & 0o077:
+                os.chmod(candidate, PRIVATE_FILE_MODE)
+                tightened.append(candidate)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning(
+                "cannot make %s readable by its owner only (%s)", candidate, type(exc).__name__
+            )
+    if tightened:
+        log.warning(
+            "%s could be read by other users; now 0600 (it holds password hashes)",
+            ", ".join(tightened),
+        )
 
 
 def _configure_sqlite(engine: Engine) -> None:
