@@ -21,7 +21,6 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from passport.oidc.tokens import subject
-from passport.services import directory
 from passport.storage import migrate
 from passport.storage.models import Application
 from passport.storage.models import Base
@@ -245,7 +244,7 @@ def test_a_deleted_users_id_and_sub_go_to_no_one_else(harness: Harness) -> None:
         user = db.get(User, bert)
         assert user is not None
         bert_sub = subject(user)
-        directory.delete_user(db, harness.app.sessions, user)
+        db.delete(user)  # the row goes; the database cascades to sessions and grants
     carl = _register(harness, "carl")
     assert carl > bert
     with harness.app.db.session() as db:
@@ -253,16 +252,17 @@ def test_a_deleted_users_id_and_sub_go_to_no_one_else(harness: Harness) -> None:
         assert user is not None and subject(user) != bert_sub
 
 
+def _add_application(harness: Harness, name: str) -> int:
+    with harness.app.db.session(write=True) as db, db.begin():
+        app = Application(name=name, name_key=name.lower(), created_at=harness.clock())
+        db.add(app)
+        db.flush()
+        return app.id
+
+
 def test_a_deleted_applications_id_goes_to_no_other(harness: Harness) -> None:
-    now = harness.clock()
+    _add_application(harness, "Alpha")
+    beta = _add_application(harness, "Beta")
     with harness.app.db.session(write=True) as db, db.begin():
-        directory.create_application(db, now, "Alpha")
-        newest, _ = directory.create_application(db, now, "Beta")
-        db.flush()
-        beta = newest.id
-        directory.delete_application(db, newest)
-    with harness.app.db.session(write=True) as db, db.begin():
-        gamma, _ = directory.create_application(db, now, "Gamma")
-        db.flush()
-        assert gamma.id > beta
-        assert db.get(Application, beta) is None
+        db.execute(sa.delete(Application).where(Application.id == beta))
+    assert _add_application(harness, "Gamma") > beta
