@@ -314,6 +314,46 @@ def test_admin_actions_are_audited_with_the_actor(harness: Harness, admin: Passp
     assert data(admin.get("/Audit/list?since=2999-01-01T00:00:00Z"))["Data"]["Total"] == 0
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"since": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC: no datetime holds it
+        {"until": "0001-01-01T00:30:00+00:45"},
+        {"until": "9999-12-31T23:59:59-01:00"},  # after year 9999 in UTC
+        {"since": "2026-01-01T00:00:00"},  # no time zone
+    ],
+)
+def test_audit_times_out_of_range_are_400(admin: PassportClient, params: dict[str, str]) -> None:
+    response = admin.get("/Audit/list", query_string=params)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert error(response)["Source"] in params
+
+
+BAD_URIS = [
+    "https://[zz",
+    "https://[zz/callback",
+    "https://wiki.example:99999/callback",
+    "https://wiki.example:x/callback",
+    "https://wiki.example/\x01",
+    "https://wiki.example/\u202e",
+]
+
+
+@pytest.mark.parametrize("uri", BAD_URIS)
+@pytest.mark.parametrize("param", ["redirectUris", "origins", "backchannelLogoutUri"])
+def test_unreadable_urls_are_400_and_change_nothing(
+    harness: Harness, admin: PassportClient, param: str, uri: str
+) -> None:
+    before = snapshot(harness)
+    created = admin.post("/Applications/create", data={"name": "Wiki", param: uri})
+    assert created.status_code == 400, created.get_data(as_text=True)
+    assert error(created)["Source"] == param and error(created)["Number"] == "3"
+    assert snapshot(harness) == before
+    admin.post("/Applications/create", data={"name": "Blog"})
+    updated = admin.post("/Applications/update", data={"application": "Blog", param: uri})
+    assert updated.status_code == 400, updated.get_data(as_text=True)
+
+
 HOSTILE = ["", "x" * 5000, "' OR '1'='1", "<script>", "a\x00b", "😀", "-1", "9" * 30]
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from typing import Any
 
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from passport.cli import cli
+from passport.storage.models import AuditEvent
 
 from support import STRONG
 from support import Harness
@@ -80,3 +83,36 @@ def test_cli_errors_are_one_clear_line(factory: Any) -> None:
         assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
     weak = passport(harness, "user", "add", "frank", stdin="password\npassword\n")
     assert weak.returncode == 1 and "at least 12" in weak.stderr
+
+
+def test_cli_changes_are_audited_with_the_operator(harness: Harness) -> None:
+    twice = f"{STRONG}\n{STRONG}\n"
+    assert passport(harness, "user", "add", "erin", stdin=twice).returncode == 0
+    assert passport(harness, "group", "add", "Editors").returncode == 0
+    assert passport(harness, "group", "add-member", "Editors", "erin").returncode == 0
+    assert passport(harness, "user", "disable", "erin").returncode == 0
+    tail = passport(harness, "audit", "tail", "--json", "-n", "50")
+    events = {row["Event"]: row for row in map(json.loads, tail.stdout.splitlines())}
+    operator = f"cli:{getpass.getuser()}"
+    for event in ("user_create", "group_create", "group_add_member", "user_disable"):
+        assert json.loads(events[event]["Detail"])["actor"] == operator, event
+    with harness.app.db.session() as db:
+        rows = db.scalars(select(AuditEvent).where(AuditEvent.event == "user_disable")).all()
+        assert [(r.actor_id, r.username, r.ip) for r in rows] == [(None, "erin", "cli")]
+
+
+def test_the_cli_and_the_api_give_one_answer(harness: Harness) -> None:
+    """The same operation refuses the same input with the same message on both."""
+    assert passport(harness, "app", "add", "Spa", "--public").returncode == 0
+    cli_answer = passport(harness, "app", "rotate-secret", "Spa")
+    assert cli_answer.returncode == 1
+    root = harness.new_client()
+    harness.register("root")
+    assert passport(harness, "admin", "create", "root").returncode == 0
+    root.post("/Account/login", data={"username": "root", "password": STRONG})
+    api_answer = root.post("/Applications/rotateSecret", data={"application": "Spa"})
+    message = json.loads(api_answer.get_data(as_text=True))["ClientExceptions"][0]["Message"]
+    assert cli_answer.stderr.strip() == f"passport: {message}"
+    for args in (("app", "disable", "Passport"), ("app", "delete", "Passport", "--yes")):
+        refused = passport(harness, *args)
+        assert refused.returncode == 1 and "Passport" in refused.stderr, args

@@ -2,10 +2,13 @@
 
 Reading users and groups needs ``users:read``; changing users ``users:write``;
 changing groups and memberships ``groups:write``; the audit log ``audit:read``.
+Changes are :mod:`passport.services.administration`'s operations: a delegated
+right never reaches an account or group holding Passport rights the caller lacks.
 """
 
 from __future__ import annotations
 
+from datetime import UTC
 from datetime import datetime
 from typing import Any
 
@@ -14,14 +17,11 @@ from sqlalchemy import or_
 from sqlalchemy import select
 
 from passport.api import API
+from passport.api.shapes import group_json
+from passport.api.shapes import user_json
 from passport.errors import INVALID
 from passport.errors import ClientError
-from passport.errors import required
 from passport.services import directory
-from passport.services.accounts import validate_display_name
-from passport.services.accounts import validate_email
-from passport.services.identity import identity_of
-from passport.services.passwords import check_policy
 from passport.storage.models import Application
 from passport.storage.models import AuditEvent
 from passport.storage.models import Group
@@ -29,7 +29,6 @@ from passport.storage.models import GroupMember
 from passport.storage.models import LogoutNotification
 from passport.storage.models import User
 from passport.web.controller import Controller
-from passport.web.controller import not_found
 from passport.web.registry import expose
 
 TEXT = {
@@ -52,25 +51,10 @@ WRITE = (400, 401, 403, 404, 409)
 
 class _UserAdmin(Controller):
     def _user(self, ref: str | None) -> User:
-        user = directory.find_user(self.ctx.db, ref)
-        if user is None:
-            raise not_found("user", "username", ref)
-        return user
+        return directory.get_user(self.ctx.db, ref)
 
     def _group(self, ref: str | None) -> Group:
-        group = directory.find_group(self.ctx.db, ref)
-        if group is None:
-            raise not_found("group", "group", ref)
-        return group
-
-    def _not_self(self, actor: User, user: User) -> None:
-        if actor.id == user.id:
-            raise ClientError(
-                "Administrators cannot do this to their own account; ask another administrator.",
-                source="username",
-                value=user.username,
-                number=403,
-            )
+        return directory.get_group(self.ctx.db, ref)
 
 
 @API.controller("Users")
@@ -80,12 +64,10 @@ class UsersController(_UserAdmin):
         self, username: str | None, password: str | None, email: str | None, displayName: str | None
     ) -> dict[str, Any]:
         """Create a user (also when self-registration is switched off)."""
-        actor = self.require_right("users:write")
-        user = self.accounts().register(
-            self.caller, username, password, email, displayName, by_admin=True
+        user = self.administration("users:write").create_user(
+            username, password, email, displayName
         )
-        self.admin_audit(actor, "user_create", {}, user=user)
-        return {"User": directory.user_json(user)}
+        return {"User": user_json(user)}
 
     @expose("GET", max_length=TEXT, statuses=READ)
     def get(self, username: str | None) -> dict[str, Any]:
@@ -98,7 +80,7 @@ class UsersController(_UserAdmin):
             .where(GroupMember.user_id == user.id)
             .order_by(Group.name_key)
         ).all()
-        return {"User": directory.user_json(user), "Groups": list(groups)}
+        return {"User": user_json(user), "Groups": list(groups)}
 
     @expose("GET", max_length=TEXT, statuses=READ)
     def list(
@@ -130,68 +112,34 @@ class UsersController(_UserAdmin):
             sort,
             {"username": User.username_key, "id": User.id, "created": User.created_at},
         )
-        return {"Items": [directory.user_json(u) for u in items], **meta}
+        return {"Items": [user_json(u) for u in items], **meta}
 
     @expose("POST", max_length=TEXT, statuses=WRITE)
     def update(
         self, username: str | None, email: str | None, displayName: str | None
     ) -> dict[str, Any]:
         """Change a user's email or display name (empty email removes it)."""
-        actor = self.require_right("users:write")
-        user = self._user(username)
-        if email is not None:
-            mail = validate_email(email)
-            with directory.unique(
-                self.ctx.db, "This email address is already registered.", "email", mail
-            ):
-                user.email, user.email_key = mail, mail.casefold() if mail else None
-        if displayName is not None:
-            user.display_name = validate_display_name(displayName)
-        self.ctx.app.sessions.refresh_identity(identity_of(user))
-        self.admin_audit(actor, "user_update", {}, user=user)
-        return {"User": directory.user_json(user)}
+        user = self.administration("users:write").update_user(
+            username, email=email, display_name=displayName
+        )
+        return {"User": user_json(user)}
 
     @expose("POST", max_length=TEXT, statuses=WRITE)
     def setDisabled(self, username: str | None, disabled: bool | None) -> dict[str, Any]:
-        """Disable (ends all their sessions, grants nothing) or re-enable a user."""
-        actor = self.require_right("users:write")
-        user = self._user(username)
-        if disabled is None:
-            raise required("disabled", "disabled must be true or false.")
-        self._not_self(actor, user)
-        directory.set_disabled(self.ctx.db, self.ctx.app.sessions, user, disabled)
-        if disabled:
-            self.ctx.app.notify_logout(self.ctx.db, user)
-        self.admin_audit(actor, "user_disable" if disabled else "user_enable", {}, user=user)
-        return {"User": directory.user_json(user)}
+        """Disable (ends their sessions and tokens, grants nothing) or re-enable a user."""
+        user = self.administration("users:write").set_user_disabled(username, disabled)
+        return {"User": user_json(user)}
 
     @expose("POST", secrets=("password",), max_length=TEXT, statuses=WRITE)
     def resetPassword(self, username: str | None, password: str | None) -> dict[str, Any]:
-        """Set a new password for a user; all their sessions end."""
-        actor = self.require_right("users:write")
-        user = self._user(username)
-        if not password:
-            raise required("password", "Password must be specified.")
-        text = check_policy(
-            password,
-            username=user.username,
-            min_length=self.ctx.settings.password_min_length,
-            source="password",
-        )
-        user.password_hash = self.ctx.app.passwords.hash(text)
-        user.password_changed_at = self.ctx.now
-        self.ctx.app.sessions.remove_for_user(user.id, self.ctx.db)
-        self.admin_audit(actor, "user_reset_password", {}, user=user)
-        return {"User": directory.user_json(user)}
+        """Set a new password for a user; all their sessions and tokens end."""
+        user = self.administration("users:write").reset_password(username, password)
+        return {"User": user_json(user)}
 
     @expose("POST", max_length=TEXT, statuses=WRITE)
     def logoutAll(self, username: str | None) -> dict[str, Any]:
-        """End every session of a user."""
-        actor = self.require_right("users:write")
-        user = self._user(username)
-        ended = self.ctx.app.sessions.remove_for_user(user.id, self.ctx.db)
-        self.ctx.app.notify_logout(self.ctx.db, user)
-        self.admin_audit(actor, "user_logout_all", {"ended": ended}, user=user)
+        """End every session and token of a user; applications are told."""
+        _user, ended = self.administration("users:write").logout_everywhere(username)
         return {"Ended": ended}
 
     @expose("GET", max_length=TEXT, statuses=READ)
@@ -221,13 +169,8 @@ class UsersController(_UserAdmin):
 
     @expose("POST", max_length=TEXT, statuses=WRITE)
     def delete(self, username: str | None) -> dict[str, Any]:
-        """Delete a user with their sessions, memberships and grants (the audit log stays)."""
-        actor = self.require_right("users:write")
-        user = self._user(username)
-        self._not_self(actor, user)
-        self.admin_audit(actor, "user_delete", {}, user=user)
-        directory.delete_user(self.ctx.db, self.ctx.app.sessions, user)
-        return {"Deleted": user.username}
+        """Delete a user with their sessions, tokens, memberships and grants (audit stays)."""
+        return {"Deleted": self.administration("users:write").delete_user(username)}
 
 
 @API.controller("Groups")
@@ -235,10 +178,8 @@ class GroupsController(_UserAdmin):
     @expose("POST", max_length=TEXT, statuses=WRITE)
     def create(self, name: str | None, description: str | None) -> dict[str, Any]:
         """Create a group."""
-        actor = self.require_right("groups:write")
-        group = directory.create_group(self.ctx.db, name, description or "")
-        self.admin_audit(actor, "group_create", {"group": group.name})
-        return {"Group": directory.group_json(group, 0)}
+        group = self.administration("groups:write").create_group(name, description)
+        return {"Group": group_json(group, 0)}
 
     @expose("GET", max_length=TEXT, statuses=READ)
     def get(self, group: str | None) -> dict[str, Any]:
@@ -251,7 +192,7 @@ class GroupsController(_UserAdmin):
             .where(GroupMember.group_id == found.id)
             .order_by(User.username_key)
         ).all()
-        return {"Group": directory.group_json(found, len(members)), "Members": list(members)}
+        return {"Group": group_json(found, len(members)), "Members": list(members)}
 
     @expose("GET", max_length=TEXT, statuses=READ)
     def list(
@@ -265,68 +206,52 @@ class GroupsController(_UserAdmin):
         items, meta = self.page(
             query, offset, limit, sort, {"name": Group.name_key, "id": Group.id}
         )
-        return {"Items": [directory.group_json(g) for g in items], **meta}
+        return {"Items": [group_json(g) for g in items], **meta}
 
     @expose("POST", max_length=TEXT, statuses=WRITE)
     def update(
         self, group: str | None, name: str | None, description: str | None
     ) -> dict[str, Any]:
         """Rename a group or change its description."""
-        actor = self.require_right("groups:write")
-        found = self._group(group)
-        if name is not None:
-            directory.rename_group(self.ctx.db, found, name)
-        if description is not None:
-            found.description = description
-        self.admin_audit(actor, "group_update", {"group": found.name})
-        return {"Group": directory.group_json(found)}
+        found = self.administration("groups:write").update_group(
+            group, name=name, description=description
+        )
+        return {"Group": group_json(found)}
 
     @expose("POST", max_length=TEXT, statuses=WRITE)
     def delete(self, group: str | None) -> dict[str, Any]:
         """Delete a group with its memberships and grants (the users stay)."""
-        actor = self.require_right("groups:write")
-        found = self._group(group)
-        self.ctx.db.delete(found)
-        self.ctx.db.flush()
-        self.admin_audit(actor, "group_delete", {"group": found.name})
-        return {"Deleted": found.name}
+        return {"Deleted": self.administration("groups:write").delete_group(group)}
 
     @expose("POST", max_length=TEXT, statuses=WRITE)
     def addMember(self, group: str | None, username: str | None) -> dict[str, Any]:
         """Put a user in a group."""
-        actor = self.require_right("groups:write")
-        found, user = self._group(group), self._user(username)
-        added = directory.add_member(self.ctx.db, found, user)
-        self.admin_audit(actor, "group_add_member", {"group": found.name}, user=user)
+        admin = self.administration("groups:write")
+        _group, _user, added = admin.change_membership(True, group, username)
         return {"Changed": added}
 
     @expose("POST", max_length=TEXT, statuses=WRITE)
     def removeMember(self, group: str | None, username: str | None) -> dict[str, Any]:
         """Take a user out of a group."""
-        actor = self.require_right("groups:write")
-        found, user = self._group(group), self._user(username)
-        removed = directory.remove_member(self.ctx.db, found, user)
-        self.admin_audit(actor, "group_remove_member", {"group": found.name}, user=user)
+        admin = self.administration("groups:write")
+        _group, _user, removed = admin.change_membership(False, group, username)
         return {"Changed": removed}
 
 
 def _time(value: str | None, source: str) -> datetime | None:
+    """An ISO 8601 time with a zone, as UTC; a time that has no UTC form (the first
+    hours of year 1 east of Greenwich, the last of 9999 west of it) is refused too."""
     if not value:
         return None
+    problem = f"{source} must be an ISO 8601 time like 2026-01-31T12:00:00Z."
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ClientError(
-            f"{source} must be an ISO 8601 time like 2026-01-31T12:00:00Z.",
-            source=source,
-            value=value,
-            number=INVALID,
-        ) from None
-    if moment.tzinfo is None:
-        raise ClientError(
-            f"{source} must carry a time zone (e.g. Z).", source=source, value=value, number=INVALID
-        )
-    return moment
+        if moment.tzinfo is None:
+            problem = f"{source} must carry a time zone (e.g. Z)."
+            raise ValueError(problem)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ClientError(problem, source=source, value=value, number=INVALID) from None
 
 
 @API.controller("Audit")

@@ -1,15 +1,20 @@
-"""``passport app ...``: register applications, their origins, redirect URIs and secrets."""
+"""``passport app ...``: register applications, their origins, redirect URIs and secrets.
+
+Each command is one operation of :mod:`passport.services.administration`, as the
+``Applications/*`` methods of the API are.
+"""
 
 from __future__ import annotations
 
 import click
+from sqlalchemy import select
 
+from passport.api.shapes import application_json
+from passport.cli.common import say
 from passport.cli.directory import Cli
-from passport.cli.directory import _app
 from passport.cli.directory import emit
 from passport.cli.directory import json_option
 from passport.cli.directory import pass_cli
-from passport.services import clients
 from passport.services import directory
 from passport.storage.models import Application
 
@@ -44,9 +49,7 @@ def add(
 ) -> None:
     """Register application NAME; its client secret is printed this once only."""
     with cli.transaction() as db:
-        app, secret = directory.create_application(
-            db,
-            cli.now,
+        app, secret = cli.administration(db).create_application(
             name,
             description=description,
             origins=list(origins),
@@ -56,15 +59,14 @@ def add(
             access_token_format="opaque" if opaque_tokens else "jwt",
             backchannel_logout_uri=backchannel_logout_uri,
         )
-        cli.audit(db, "app_create", application=app.name)
     if as_json:
-        emit([{**directory.application_json(app), "ClientSecret": secret}], True)
+        emit([{**application_json(app), "ClientSecret": secret}], True)
         return
-    click.echo(f"application '{app.name}' registered with id {app.id}")
-    click.echo(f"client id:     {app.client_id}")
+    say(f"application '{app.name}' registered with id {app.id}")
+    say(f"client id:     {app.client_id}")
     if secret:
-        click.echo(f"client secret: {secret}")
-        click.echo("Keep the client secret now: Passport stores only its hash.", err=True)
+        say(f"client secret: {secret}")
+        say("Keep the client secret now: Passport stores only its hash.", err=True)
 
 
 @app_group.command("list")
@@ -72,12 +74,9 @@ def add(
 @pass_cli
 def list_apps(cli: Cli, as_json: bool) -> None:
     """List registered applications."""
-    from sqlalchemy import select
-
     with cli.transaction() as db:
         rows = [
-            directory.application_json(a)
-            for a in db.scalars(select(Application).order_by(Application.id))
+            application_json(a) for a in db.scalars(select(Application).order_by(Application.id))
         ]
     emit(rows, as_json, ["ID", "Name", "Enabled", "ClientId", "AllowedOrigins", "RedirectUris"])
 
@@ -89,7 +88,7 @@ def list_apps(cli: Cli, as_json: bool) -> None:
 def show(cli: Cli, name: str, as_json: bool) -> None:
     """Show application NAME (or id)."""
     with cli.transaction() as db:
-        row = directory.application_json(_app(db, name))
+        row = application_json(directory.get_application(db, name))
     emit([row], as_json)
 
 
@@ -99,6 +98,9 @@ def show(cli: Cli, name: str, as_json: bool) -> None:
 @click.option("--description", help="New description.")
 @click.option("--origin", "origins", multiple=True, help="Replace the allowed origins.")
 @click.option("--redirect-uri", "redirect_uris", multiple=True, help="Replace the redirect URIs.")
+@click.option("--first-party/--third-party", default=None, help="Skip the consent page or not.")
+@click.option("--token-format", type=click.Choice(["jwt", "opaque"]), help="Access token format.")
+@click.option("--backchannel-logout-uri", help="Where to POST logout tokens ('' removes it).")
 @pass_cli
 def update(
     cli: Cli,
@@ -107,20 +109,23 @@ def update(
     description: str | None,
     origins: tuple[str, ...],
     redirect_uris: tuple[str, ...],
+    first_party: bool | None,
+    token_format: str | None,
+    backchannel_logout_uri: str | None,
 ) -> None:
     """Change application NAME."""
     with cli.transaction() as db:
-        app = _app(db, name)
-        if rename:
-            directory.rename_application(db, app, rename)
-        if description is not None:
-            app.description = description
-        if origins:
-            app.allowed_origins = directory.validate_origins(list(origins))
-        if redirect_uris:
-            app.redirect_uris = directory.validate_redirect_uris(list(redirect_uris))
-        cli.audit(db, "app_update", application=app.name)
-    click.echo(f"application '{app.name}' updated")
+        app = cli.administration(db).update_application(
+            name,
+            name=rename,
+            description=description,
+            origins=list(origins) if origins else None,
+            redirect_uris=list(redirect_uris) if redirect_uris else None,
+            first_party=first_party,
+            access_token_format=token_format,
+            backchannel_logout_uri=backchannel_logout_uri,
+        )
+    say(f"application '{app.name}' updated")
 
 
 @app_group.command("origins")
@@ -131,14 +136,12 @@ def update(
 def set_origins(cli: Cli, name: str, added: tuple[str, ...], removed: tuple[str, ...]) -> None:
     """Show or change the origins allowed for application NAME."""
     with cli.transaction() as db:
-        app = _app(db, name)
-        gone = directory.validate_origins(list(removed))
-        current = [o for o in app.allowed_origins if o not in gone]
-        current += [o for o in directory.validate_origins(list(added)) if o not in current]
-        app.allowed_origins = current
         if added or removed:
-            cli.audit(db, "app_update", application=app.name, origins=current)
-    click.echo("\n".join(current) or "(no origins)")
+            app = cli.administration(db).change_origins(name, list(added), list(removed))
+        else:
+            app = directory.get_application(db, name)
+        current = list(app.allowed_origins)
+    say("\n".join(current) or "(no origins)")
 
 
 @app_group.command("rotate-secret")
@@ -153,26 +156,15 @@ def set_origins(cli: Cli, name: str, added: tuple[str, ...], removed: tuple[str,
 def rotate_secret(cli: Cli, name: str, overlap: int) -> None:
     """Give application NAME a new client secret (printed once)."""
     with cli.transaction() as db:
-        app = _app(db, name)
-        if not app.confidential:
-            raise click.UsageError("a public application has no secret")
-        secret = (
-            clients.rotate_secret(app, cli.now, overlap)
-            if app.client_id
-            else clients.issue_credentials(app)
-        )
-        cli.audit(db, "app_rotate_secret", application=app.name, overlap=overlap)
-    click.echo(f"client id:     {app.client_id}\nclient secret: {secret}")
+        app, secret = cli.administration(db).rotate_secret(name, overlap)
+    say(f"client id:     {app.client_id}")
+    say(f"client secret: {secret}")
 
 
 def _enable(cli: Cli, name: str, enabled: bool) -> None:
     with cli.transaction() as db:
-        app = _app(db, name)
-        if app.id == 1 and not enabled:
-            raise click.UsageError("Passport itself cannot be disabled")
-        app.enabled = enabled
-        cli.audit(db, "app_enable" if enabled else "app_disable", application=app.name)
-    click.echo(f"application '{app.name}' {'enabled' if enabled else 'disabled'}")
+        app = cli.administration(db).set_application_enabled(name, enabled)
+    say(f"application '{app.name}' {'enabled' if enabled else 'disabled'}")
 
 
 @app_group.command("disable")
@@ -189,3 +181,14 @@ def disable(cli: Cli, name: str) -> None:
 def enable(cli: Cli, name: str) -> None:
     """Enable application NAME again."""
     _enable(cli, name, True)
+
+
+@app_group.command("delete")
+@click.argument("name")
+@click.confirmation_option(prompt="Delete this application with its permissions and grants?")
+@pass_cli
+def delete(cli: Cli, name: str) -> None:
+    """Delete application NAME with its permissions and every grant of them."""
+    with cli.transaction() as db:
+        deleted = cli.administration(db).delete_application(name)
+    say(f"application '{deleted}' deleted")

@@ -1,12 +1,16 @@
 """``passport admin|user|group|grant|audit``: the directory from the command line.
 
-The same domain services as the admin API; every change is audited with actor
-"cli".  Output is a table by default and JSON with ``--json``.
+The same operations as the admin API (:mod:`passport.services.administration`),
+acted by the machine's operator: whoever can read the database credentials holds
+every right, so the escalation policy lets them through, but every change is
+audited with the actor ``cli:<os user>`` and ends what it must end (sessions,
+tokens, back-channel logout) exactly as through the API.  Output is a table by
+default and JSON with ``--json``; untrusted text is printed escaped.
 """
 
 from __future__ import annotations
 
-import json
+import getpass
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -21,25 +25,30 @@ import sqlalchemy.exc
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from passport.api.shapes import group_json
+from passport.api.shapes import user_json
 from passport.app import PassportApp
 from passport.cli.common import database_unreachable
 from passport.cli.common import fail
+from passport.cli.common import json_text
+from passport.cli.common import printable
+from passport.cli.common import say
 from passport.cli.common import settings_from
 from passport.cli.common import settings_options
 from passport.errors import ClientError
 from passport.services import directory
 from passport.services.accounts import Accounts
 from passport.services.accounts import Caller
-from passport.services.audit import AuditRecord
+from passport.services.administration import Administration
 from passport.services.audit import write as write_audit
 from passport.services.importer import ImportAborted
 from passport.services.importer import Importer
 from passport.services.importer import count_rows
-from passport.services.passwords import check_policy
-from passport.storage.models import Application
+from passport.services.policy import Actor
 from passport.storage.models import AuditEvent
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
@@ -51,8 +60,9 @@ def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str] | None = None) -> None:
+    """Rows as a table (every cell plain text, escaped: never rich markup) or as JSON."""
     if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
+        click.echo(json_text(rows, indent=2))
         return
     columns = columns or (list(rows[0]) if rows else [])
     table = Table(*columns)
@@ -61,19 +71,28 @@ def emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str] | None = 
     Console().print(table)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Text:
     if isinstance(value, list):
-        return "\n".join(str(v) for v in value)
-    return "" if value is None else str(value)
+        return Text("\n".join(printable(v) for v in value))
+    return Text("" if value is None else printable(value))
+
+
+def operator_name() -> str:
+    """The operating-system user running the command (for the audit log)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
 
 
 class Cli:
-    """What a command needs: the composed services, a transaction, a way to audit."""
+    """What a command needs: the composed services, a transaction, the operations."""
 
     def __init__(self, config_file: str | None, database_url: str | None) -> None:
         self.app = PassportApp(settings_from(config_file, database_url=database_url))
         self.now = datetime.now(UTC)
         self.caller = Caller(ip="cli", user_agent="passport-cli", now=self.now)
+        self.actor = Actor.operator(operator_name())
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -87,22 +106,6 @@ class Cli:
         finally:
             self.app.db.dispose()
 
-    def audit(self, db: Session, event: str, user: User | None = None, **detail: Any) -> None:
-        write_audit(
-            db,
-            AuditRecord(
-                event,
-                "success",
-                self.now,
-                user.id if user else None,
-                user.username if user else "",
-                application=str(detail.pop("application", "")),
-                ip="cli",
-                user_agent="passport-cli",
-                detail=json.dumps(detail, ensure_ascii=False, default=str),
-            ),
-        )
-
     def accounts(self, db: Session) -> Accounts:
         app = self.app
         return Accounts(
@@ -114,7 +117,17 @@ class Cli:
             lambda record, durable=False: write_audit(db, record),
             app.db.session(),
             lambda action: action(),
+            app.notify_logout,
         )
+
+    def administration(self, db: Session) -> Administration:
+        """The administrative operations, acted by this machine's operator."""
+        # Another process's cached origins expire by themselves within seconds.
+        return Administration(self.accounts(db), self.actor, self.caller, origins_changed=_nothing)
+
+
+def _nothing() -> None:
+    return None
 
 
 def pass_cli(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -136,27 +149,6 @@ def prompt_password(label: str = "Password") -> str:
     return str(click.prompt(label, hide_input=True, confirmation_prompt=True))
 
 
-def _user(db: Session, ref: str) -> User:
-    user = directory.find_user(db, ref)
-    if user is None:
-        fail(f"no user '{ref}'", 1)
-    return user
-
-
-def _group(db: Session, ref: str) -> Group:
-    group = directory.find_group(db, ref)
-    if group is None:
-        fail(f"no group '{ref}'", 1)
-    return group
-
-
-def _app(db: Session, ref: str) -> Application:
-    app = directory.find_application(db, ref)
-    if app is None:
-        fail(f"no application '{ref}'", 1)
-    return app
-
-
 # -- admin ---------------------------------------------------------------------------------------
 
 
@@ -173,18 +165,14 @@ def admin_create(cli: Cli, username: str, email: str | None) -> None:
     """Create USERNAME as an administrator (password prompted twice), or make an
     existing user one.  This is how the first administrator comes to be."""
     with cli.transaction() as db:
-        user = directory.find_user(db, username)
-        if user is None:
-            password = prompt_password()
-            user = cli.accounts(db).register(
-                cli.caller, username, password, email, None, by_admin=True
-            )
-        passport = _app(db, "1")
-        admin = directory.find_permission(db, passport, "admin")
-        assert admin is not None
-        directory.grant(db, admin, user=user)
-        cli.audit(db, "admin_create", user)
-    click.echo(f"{user.username} is an administrator")
+        exists = directory.find_user(db, username) is not None
+    password = None if exists else prompt_password()
+    with cli.transaction() as db:
+        admin = cli.administration(db)
+        if password is not None:
+            admin.create_user(username, password, email, None)
+        user = admin.make_administrator(username)
+    say(f"{user.username} is an administrator")
 
 
 # -- users ---------------------------------------------------------------------------------------
@@ -204,10 +192,8 @@ def user_add(cli: Cli, username: str, email: str | None, display_name: str | Non
     """Create USERNAME (password prompted twice)."""
     password = prompt_password()
     with cli.transaction() as db:
-        user = cli.accounts(db).register(
-            cli.caller, username, password, email, display_name, by_admin=True
-        )
-    click.echo(f"user '{user.username}' created with id {user.id}")
+        user = cli.administration(db).create_user(username, password, email, display_name)
+    say(f"user '{user.username}' created with id {user.id}")
 
 
 @user_group.command("list")
@@ -220,7 +206,7 @@ def user_list(cli: Cli, query: str | None, as_json: bool) -> None:
         stmt = select(User).order_by(User.username_key)
         if query:
             stmt = stmt.where(User.username_key.contains(query.casefold(), autoescape=True))
-        rows = [directory.user_json(u) for u in db.scalars(stmt).all()]
+        rows = [user_json(u) for u in db.scalars(stmt).all()]
     emit(rows, as_json, ["ID", "Username", "Email", "DisplayName", "Disabled", "Created"])
 
 
@@ -231,8 +217,8 @@ def user_list(cli: Cli, query: str | None, as_json: bool) -> None:
 def user_show(cli: Cli, username: str, as_json: bool) -> None:
     """Show one user and their groups."""
     with cli.transaction() as db:
-        user = _user(db, username)
-        row = directory.user_json(user)
+        user = directory.get_user(db, username)
+        row = user_json(user)
         row["Groups"] = list(
             db.scalars(
                 select(Group.name)
@@ -244,19 +230,29 @@ def user_show(cli: Cli, username: str, as_json: bool) -> None:
     emit([row], as_json)
 
 
+@user_group.command("update")
+@click.argument("username")
+@click.option("--email", help="New email address ('' removes it).")
+@click.option("--display-name", help="New name shown to people.")
+@pass_cli
+def user_update(cli: Cli, username: str, email: str | None, display_name: str | None) -> None:
+    """Change USERNAME's email or display name."""
+    with cli.transaction() as db:
+        user = cli.administration(db).update_user(username, email=email, display_name=display_name)
+    say(f"user '{user.username}' updated")
+
+
 def _set_disabled(cli: Cli, username: str, disabled: bool) -> None:
     with cli.transaction() as db:
-        user = _user(db, username)
-        directory.set_disabled(db, cli.app.sessions, user, disabled)
-        cli.audit(db, "user_disable" if disabled else "user_enable", user)
-    click.echo(f"user '{user.username}' {'disabled' if disabled else 'enabled'}")
+        user = cli.administration(db).set_user_disabled(username, disabled)
+    say(f"user '{user.username}' {'disabled' if disabled else 'enabled'}")
 
 
 @user_group.command("disable")
 @click.argument("username")
 @pass_cli
 def user_disable(cli: Cli, username: str) -> None:
-    """Disable USERNAME and end all their sessions."""
+    """Disable USERNAME: their sessions and tokens end, applications are told."""
     _set_disabled(cli, username, True)
 
 
@@ -272,33 +268,32 @@ def user_enable(cli: Cli, username: str) -> None:
 @click.argument("username")
 @pass_cli
 def user_reset_password(cli: Cli, username: str) -> None:
-    """Set a new password for USERNAME (prompted twice); their sessions end."""
+    """Set a new password for USERNAME (prompted twice); their sessions and tokens end."""
     password = prompt_password("New password")
     with cli.transaction() as db:
-        user = _user(db, username)
-        text = check_policy(
-            password,
-            username=user.username,
-            min_length=cli.app.settings.password_min_length,
-            source="password",
-        )
-        user.password_hash = cli.app.passwords.hash(text)
-        user.password_changed_at = cli.now
-        cli.app.sessions.remove_for_user(user.id, db)
-        cli.audit(db, "user_reset_password", user)
-    click.echo(f"password of '{user.username}' changed; their sessions ended")
+        user = cli.administration(db).reset_password(username, password)
+    say(f"password of '{user.username}' changed; their sessions and tokens ended")
 
 
 @user_group.command("logout-all")
 @click.argument("username")
 @pass_cli
 def user_logout_all(cli: Cli, username: str) -> None:
-    """End every session of USERNAME."""
+    """End every session and token of USERNAME; applications are told."""
     with cli.transaction() as db:
-        user = _user(db, username)
-        ended = cli.app.sessions.remove_for_user(user.id, db)
-        cli.audit(db, "user_logout_all", user, ended=ended)
-    click.echo(f"{ended} session(s) of '{user.username}' ended")
+        user, ended = cli.administration(db).logout_everywhere(username)
+    say(f"{ended} session(s) of '{user.username}' ended")
+
+
+@user_group.command("delete")
+@click.argument("username")
+@click.confirmation_option(prompt="Delete this user with their memberships and grants?")
+@pass_cli
+def user_delete(cli: Cli, username: str) -> None:
+    """Delete USERNAME with their sessions, tokens, memberships and grants."""
+    with cli.transaction() as db:
+        name = cli.administration(db).delete_user(username)
+    say(f"user '{name}' deleted")
 
 
 # -- groups --------------------------------------------------------------------------------------
@@ -316,9 +311,8 @@ def group_group() -> None:
 def group_add(cli: Cli, name: str, description: str) -> None:
     """Create group NAME."""
     with cli.transaction() as db:
-        group = directory.create_group(db, name, description)
-        cli.audit(db, "group_create", group=group.name)
-    click.echo(f"group '{group.name}' created")
+        group = cli.administration(db).create_group(name, description)
+    say(f"group '{group.name}' created")
 
 
 @group_group.command("list")
@@ -327,7 +321,7 @@ def group_add(cli: Cli, name: str, description: str) -> None:
 def group_list(cli: Cli, as_json: bool) -> None:
     """List groups."""
     with cli.transaction() as db:
-        rows = [directory.group_json(g) for g in db.scalars(select(Group).order_by(Group.name_key))]
+        rows = [group_json(g) for g in db.scalars(select(Group).order_by(Group.name_key))]
     emit(rows, as_json, ["ID", "Name", "Description"])
 
 
@@ -338,7 +332,7 @@ def group_list(cli: Cli, as_json: bool) -> None:
 def group_show(cli: Cli, name: str, as_json: bool) -> None:
     """Show group NAME and its members."""
     with cli.transaction() as db:
-        group = _group(db, name)
+        group = directory.get_group(db, name)
         members = list(
             db.scalars(
                 select(User.username)
@@ -347,8 +341,29 @@ def group_show(cli: Cli, name: str, as_json: bool) -> None:
                 .order_by(User.username_key)
             ).all()
         )
-        row = {**directory.group_json(group, len(members)), "MemberNames": members}
+        row = {**group_json(group, len(members)), "MemberNames": members}
     emit([row], as_json)
+
+
+@group_group.command("update")
+@click.argument("name")
+@click.option("--rename", help="New name.")
+@click.option("--description", help="New description.")
+@pass_cli
+def group_update(cli: Cli, name: str, rename: str | None, description: str | None) -> None:
+    """Rename group NAME or change its description."""
+    with cli.transaction() as db:
+        group = cli.administration(db).update_group(name, name=rename, description=description)
+    say(f"group '{group.name}' updated")
+
+
+def _membership(cli: Cli, add: bool, name: str, usernames: tuple[str, ...]) -> None:
+    with cli.transaction() as db:
+        admin = cli.administration(db)
+        for ref in usernames:
+            group, _user, _changed = admin.change_membership(add, name, ref)
+    verb = "added to" if add else "removed from"
+    say(f"{len(usernames)} member(s) {verb} '{group.name}'")
 
 
 @group_group.command("add-member")
@@ -357,13 +372,7 @@ def group_show(cli: Cli, name: str, as_json: bool) -> None:
 @pass_cli
 def group_add_member(cli: Cli, name: str, usernames: tuple[str, ...]) -> None:
     """Put USERNAMES in group NAME."""
-    with cli.transaction() as db:
-        group = _group(db, name)
-        for ref in usernames:
-            user = _user(db, ref)
-            directory.add_member(db, group, user)
-            cli.audit(db, "group_add_member", user, group=group.name)
-    click.echo(f"{len(usernames)} member(s) in '{group.name}'")
+    _membership(cli, True, name, usernames)
 
 
 @group_group.command("remove-member")
@@ -372,13 +381,7 @@ def group_add_member(cli: Cli, name: str, usernames: tuple[str, ...]) -> None:
 @pass_cli
 def group_remove_member(cli: Cli, name: str, usernames: tuple[str, ...]) -> None:
     """Take USERNAMES out of group NAME."""
-    with cli.transaction() as db:
-        group = _group(db, name)
-        for ref in usernames:
-            user = _user(db, ref)
-            directory.remove_member(db, group, user)
-            cli.audit(db, "group_remove_member", user, group=group.name)
-    click.echo(f"removed from '{group.name}'")
+    _membership(cli, False, name, usernames)
 
 
 @group_group.command("delete")
@@ -387,10 +390,8 @@ def group_remove_member(cli: Cli, name: str, usernames: tuple[str, ...]) -> None
 def group_delete(cli: Cli, name: str) -> None:
     """Delete group NAME with its memberships and grants."""
     with cli.transaction() as db:
-        group = _group(db, name)
-        db.delete(group)
-        cli.audit(db, "group_delete", group=group.name)
-    click.echo(f"group '{group.name}' deleted")
+        deleted = cli.administration(db).delete_group(name)
+    say(f"group '{deleted}' deleted")
 
 
 # -- grants --------------------------------------------------------------------------------------
@@ -407,25 +408,10 @@ def _change_grant(
     if bool(user) == bool(group):
         fail("give exactly one of --user or --group", 1)
     with cli.transaction() as db:
-        app = _app(db, application)
-        target = directory.find_permission(db, app, permission)
-        if target is None:
-            if not add:
-                fail(f"'{app.name}' has no permission '{permission}'", 1)
-            target = directory.create_permission(db, app, permission)
-        who_user = _user(db, user) if user else None
-        who_group = _group(db, group) if group else None
-        change = directory.grant if add else directory.revoke
-        change(db, target, user=who_user, group=who_group)
-        cli.audit(
-            db,
-            "grant" if add else "revoke",
-            who_user,
-            application=app.name,
-            permission=target.name,
-            group=who_group.name if who_group else None,
+        app, target, _changed = cli.administration(db).change_grant(
+            add, application, permission, username=user, group=group, define_missing=add
         )
-    click.echo(f"{'granted' if add else 'revoked'} {app.name}:{target.name}")
+    say(f"{'granted' if add else 'revoked'} {app.name}:{target.name}")
 
 
 @grant_group.command("add")
@@ -487,11 +473,12 @@ def audit_tail(cli: Cli, lines: int, follow: bool, as_json: bool) -> None:
         for e in rows:
             row = _event_row(e)
             if as_json:
-                click.echo(json.dumps(row, ensure_ascii=False))
+                click.echo(json_text(row))
             else:
+                safe = {key: printable(value) for key, value in row.items()}
                 click.echo(
-                    f"{row['At']}  {row['Event']:<20} {row['Outcome']:<10} "
-                    f"{row['Username']:<20} {row['IP']:<16} {row['Detail']}"
+                    f"{safe['At']}  {safe['Event']:<20} {safe['Outcome']:<10} "
+                    f"{safe['Username']:<20} {safe['IP']:<16} {safe['Detail']}"
                 )
 
     try:
@@ -580,10 +567,10 @@ def users_import(
         "Errors": [{"Line": line, "Message": msg} for line, msg in report.errors],
     }
     if as_json:
-        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        click.echo(json_text(summary, indent=2))
         return
     for line, message in report.errors:
-        click.echo(f"line {line}: {message}", err=True)
+        say(f"line {line}: {message}", err=True)
     click.echo(
         f"imported {report.imported}, already present {report.already_present}, "
         f"skipped {report.skipped}"

@@ -35,6 +35,8 @@ from passport.services.passwords import normalise
 from passport.services.sessions import LoginSessionInfo
 from passport.services.sessions import SessionStore
 from passport.services.sessions import new_session_info
+from passport.services.signout import NotifyLogout
+from passport.services.signout import end_user_access
 from passport.services.throttle import Throttle
 from passport.services.throttle import account_key
 from passport.services.throttle import ip_key
@@ -158,6 +160,7 @@ class Accounts:
         audit: Audit,
         read_session: Session,
         after: Callable[[Callable[[], None]], None],
+        notify_logout: NotifyLogout,
     ) -> None:
         self.settings = settings
         self.passwords = passwords
@@ -167,6 +170,7 @@ class Accounts:
         self.audit = audit
         self.read_session = read_session
         self.after = after
+        self.notify_logout = notify_logout
 
     # -- registration -------------------------------------------------------
     def register(
@@ -389,7 +393,15 @@ class Accounts:
         )
         user.password_hash = self.passwords.hash(text)
         user.password_changed_at = caller.now
-        self.sessions.remove_for_user(user.id, self.db, keep=current.id_hash)
+        # Every other way in ends: sessions, OAuth tokens; applications are told.
+        end_user_access(
+            self.db,
+            self.sessions,
+            self.notify_logout,
+            user,
+            caller.now,
+            keep_session=current.id_hash,
+        )
         self.sessions.remove(current.id_hash, self.db)
         token, info = new_session_info(
             self.settings,

@@ -1,10 +1,12 @@
-"""The directory that administrators keep: applications, their permissions, groups,
-memberships, grants and users.  Used by the admin API and the CLI alike.
+"""The directory's building blocks: applications, their permissions, groups,
+memberships, grants and users — validation, lookup, and the row changes.
 
-Names are unique in any letter case, decided by unique indexes (no check-then-
-insert).  Deleting is explicit about what depends on the deleted object: grants,
-memberships and sessions go with it (database cascades, and the Redis session
-store is told); Passport itself and its built-in rights cannot be deleted.
+The operations that administrators run (with rights, the escalation policy,
+audit and what must end) are :mod:`passport.services.administration`, built on
+these.  Names are unique in any letter case, decided by unique indexes (no
+check-then-insert).  Deleting is explicit about what depends on the deleted
+object: grants and memberships go with it (database cascades); Passport itself
+and its built-in rights cannot be deleted.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete
 from sqlalchemy import select
@@ -22,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from passport.errors import INVALID
 from passport.errors import LENGTH
+from passport.errors import NOT_FOUND
 from passport.errors import TAKEN
 from passport.errors import ClientError
 from passport.errors import required
@@ -30,7 +34,6 @@ from passport.services.accounts import canonical
 from passport.services.applications import name_key
 from passport.services.applications import normalise_origin
 from passport.services.permissions import PASSPORT_APP_ID
-from passport.services.sessions import SessionStore
 from passport.storage.models import Application
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
@@ -74,10 +77,15 @@ def validate_name(value: str | None, source: str, kind: str, max_length: int = 1
     return name
 
 
+def _uri_text(value: str) -> bool:
+    """Printable ASCII only: RFC 3986 §2 URIs have no spaces, controls or raw Unicode."""
+    return value.isascii() and value.isprintable() and " " not in value
+
+
 def validate_origins(values: list[str], source: str = "origins") -> list[str]:
     result: list[str] = []
     for value in values:
-        origin = normalise_origin(value)
+        origin = normalise_origin(value) if _uri_text(value.strip()) else None
         if origin is None or origin != value.strip().lower().rstrip("/"):
             raise ClientError(
                 f"'{value[:100]}' is not an origin like https://app.example.com[:port].",
@@ -90,21 +98,30 @@ def validate_origins(values: list[str], source: str = "origins") -> list[str]:
     return result
 
 
-def validate_redirect_uris(values: list[str], source: str = "redirectUris") -> list[str]:
-    """Absolute https URIs (http only for loopback), no fragment: RFC 6749 3.1.2."""
-    from urllib.parse import urlsplit
+def _redirect_uri_ok(value: str) -> bool:
+    """Absolute https (http only for loopback), with a host, no fragment: RFC 6749 §3.1.2;
+    what ``urlsplit`` cannot read (``https://[zz``, a bad port) is not a URI."""
+    if len(value) > 500 or not _uri_text(value):
+        return False
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018  (raises ValueError for a port that is not one)
+    except ValueError:
+        return False
+    loopback = host in ("localhost", "127.0.0.1", "::1")
+    return (
+        parts.scheme in ("https", "http")
+        and (parts.scheme == "https" or loopback)
+        and bool(host)
+        and not parts.fragment
+    )
 
+
+def validate_redirect_uris(values: list[str], source: str = "redirectUris") -> list[str]:
     result: list[str] = []
     for value in values:
-        parts = urlsplit(value)
-        loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
-        if (
-            parts.scheme not in ("https", "http")
-            or (parts.scheme == "http" and not loopback)
-            or not parts.hostname
-            or parts.fragment
-            or len(value) > 500
-        ):
+        if not _redirect_uri_ok(value):
             raise ClientError(
                 f"'{value[:100]}' is not a valid redirect URI (absolute https, no fragment; "
                 "http only for localhost).",
@@ -129,23 +146,6 @@ def unique(db: Session, message: str, source: str, value: Any) -> Iterator[None]
 
 
 # -- applications ------------------------------------------------------------------------------
-
-
-def application_json(app: Application) -> dict[str, Any]:
-    return {
-        "ID": app.id,
-        "Name": app.name,
-        "Description": app.description,
-        "AllowedOrigins": app.allowed_origins,
-        "RedirectUris": app.redirect_uris,
-        "Confidential": app.confidential,
-        "Enabled": app.enabled,
-        "ClientId": app.client_id,
-        "FirstParty": app.first_party,
-        "BackchannelLogoutUri": app.backchannel_logout_uri,
-        "AccessTokenFormat": app.access_token_format,
-        "Created": app.created_at.isoformat(),
-    }
 
 
 def create_application(
@@ -229,15 +229,6 @@ BUILT_IN = {
 }
 
 
-def permission_json(permission: Permission, app: Application) -> dict[str, Any]:
-    return {
-        "ID": permission.id,
-        "Application": app.name,
-        "Name": permission.name,
-        "Description": permission.description,
-    }
-
-
 def create_permission(
     db: Session, app: Application, name: str | None, description: str = ""
 ) -> Permission:
@@ -273,13 +264,6 @@ def delete_permission(db: Session, permission: Permission) -> None:
 
 
 # -- groups --------------------------------------------------------------------------------------
-
-
-def group_json(group: Group, members: int | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {"ID": group.id, "Name": group.name, "Description": group.description}
-    if members is not None:
-        data["Members"] = members
-    return data
 
 
 def create_group(db: Session, name: str | None, description: str = "") -> Group:
@@ -361,18 +345,6 @@ def revoke(
 # -- users ---------------------------------------------------------------------------------------
 
 
-def user_json(user: User) -> dict[str, Any]:
-    return {
-        "ID": user.id,
-        "Username": user.username,
-        "Email": user.email,
-        "DisplayName": user.display_name,
-        "Disabled": user.disabled,
-        "Created": user.created_at.isoformat(),
-        "PasswordChanged": user.password_changed_at.isoformat(),
-    }
-
-
 def find_application(db: Session, ref: str) -> Application | None:
     """By id (digits) or name (any letter case)."""
     row_id = as_id(ref)
@@ -391,13 +363,32 @@ def find_user(db: Session, ref: str | None, source: str = "username") -> User | 
     return db.scalars(select(User).where(User.username_key == canonical(ref))).first()
 
 
-def set_disabled(db: Session, sessions: SessionStore, user: User, disabled: bool) -> None:
-    user.disabled = disabled
-    if disabled:
-        sessions.remove_for_user(user.id, db)
+def missing(kind: str, source: str, value: Any) -> ClientError:
+    """The 404 ClientError for an object that does not exist."""
+    return ClientError(
+        f"Could not find {kind} '{value}'.", source=source, value=value, number=NOT_FOUND
+    )
 
 
-def delete_user(db: Session, sessions: SessionStore, user: User) -> None:
-    sessions.remove_for_user(user.id, db)
-    db.delete(user)
-    db.flush()
+def get_user(db: Session, ref: str | None, source: str = "username") -> User:
+    """The user named by id or username, or a ClientError (missing: 400, unknown: 404)."""
+    user = find_user(db, ref, source)
+    if user is None:
+        raise missing("user", source, ref)
+    return user
+
+
+def get_group(db: Session, ref: str | None, source: str = "group") -> Group:
+    group = find_group(db, ref, source)
+    if group is None:
+        raise missing("group", source, ref)
+    return group
+
+
+def get_application(db: Session, ref: str | None, source: str = "application") -> Application:
+    if not ref:
+        raise required(source, "Application must be specified.")
+    app = find_application(db, ref)
+    if app is None:
+        raise missing("application", source, ref)
+    return app

@@ -191,6 +191,7 @@ class RequestContext:
             self.audit,
             app.db.session(),
             self.after,
+            app.notify_logout,
         )
 
     def audit(self, record: AuditRecord, *, durable: bool = False) -> None:

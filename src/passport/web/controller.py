@@ -1,8 +1,7 @@
-"""Base class of Passport API controllers: request context, rights, lists, admin audit."""
+"""Base class of Passport API controllers: request context, rights, lists, administration."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import Select
@@ -15,7 +14,9 @@ from passport.errors import ClientError
 from passport.services import permissions
 from passport.services.accounts import Accounts
 from passport.services.accounts import Caller
-from passport.services.audit import AuditRecord
+from passport.services.administration import Administration
+from passport.services.policy import Actor
+from passport.services.policy import ensure_right
 from passport.storage.models import User
 from passport.web.context import RequestContext
 
@@ -54,29 +55,13 @@ class Controller:
             )
         return user
 
-    def admin_audit(
-        self,
-        actor: User,
-        event: str,
-        detail: dict[str, Any],
-        *,
-        user: User | None = None,
-        application: str = "",
-    ) -> None:
-        """Record an administrative action with the acting admin (kept only if it succeeds)."""
-        self.ctx.audit(
-            AuditRecord(
-                event,
-                "success",
-                self.ctx.now,
-                user_id=user.id if user else None,
-                username=user.username if user else "",
-                actor_id=actor.id,
-                application=application,
-                ip=self.ctx.client_ip,
-                user_agent=self.ctx.user_agent,
-                detail=json.dumps(detail, ensure_ascii=False, default=str),
-            )
+    def administration(self, right: str) -> Administration:
+        """The administrative operations, acted by the logged-in user if they hold
+        ``right`` (checked first, so a caller without it learns nothing of the objects)."""
+        actor = Actor.administrator(self.ctx.db, self.require_user())
+        ensure_right(actor, right)
+        return Administration(
+            self.accounts(), actor, self.caller, origins_changed=self.ctx.app.forget_origins
         )
 
     def page(

@@ -1,0 +1,56 @@
+"""How the directory's objects look in the administration API's answers, and in the
+CLI's ``--json`` output (the same shapes: both interfaces show the same result)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from passport.storage.models import Application
+from passport.storage.models import Group
+from passport.storage.models import Permission
+from passport.storage.models import User
+
+
+def application_json(app: Application) -> dict[str, Any]:
+    return {
+        "ID": app.id,
+        "Name": app.name,
+        "Description": app.description,
+        "AllowedOrigins": app.allowed_origins,
+        "RedirectUris": app.redirect_uris,
+        "Confidential": app.confidential,
+        "Enabled": app.enabled,
+        "ClientId": app.client_id,
+        "FirstParty": app.first_party,
+        "BackchannelLogoutUri": app.backchannel_logout_uri,
+        "AccessTokenFormat": app.access_token_format,
+        "Created": app.created_at.isoformat(),
+    }
+
+
+def permission_json(permission: Permission, app: Application) -> dict[str, Any]:
+    return {
+        "ID": permission.id,
+        "Application": app.name,
+        "Name": permission.name,
+        "Description": permission.description,
+    }
+
+
+def group_json(group: Group, members: int | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"ID": group.id, "Name": group.name, "Description": group.description}
+    if members is not None:
+        data["Members"] = members
+    return data
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "ID": user.id,
+        "Username": user.username,
+        "Email": user.email,
+        "DisplayName": user.display_name,
+        "Disabled": user.disabled,
+        "Created": user.created_at.isoformat(),
+        "PasswordChanged": user.password_changed_at.isoformat(),
+    }

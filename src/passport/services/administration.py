@@ -1,0 +1,490 @@
+"""The administrative operations: one function each, for the API, the CLI and what comes.
+
+Every operation here, in this order: checks that the actor holds the right it
+needs and may act on its target (:mod:`passport.services.policy`), makes the
+change, ends what must end (sessions, OAuth tokens, with back-channel logout:
+:func:`passport.services.signout.end_user_access`), and writes one audit record
+with the actor — the administrator's user id, or for the command line an
+``"actor": "cli:<os user>"`` entry in the record's detail.  All in the caller's
+transaction: a refusal or a failure leaves nothing behind.
+
+Adapters (API controllers, CLI commands) only parse their input, call one of
+these functions, and format the domain objects it returns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from passport.errors import INVALID
+from passport.errors import LENGTH
+from passport.errors import ClientError
+from passport.errors import required
+from passport.services import clients
+from passport.services import directory
+from passport.services.accounts import Accounts
+from passport.services.accounts import Caller
+from passport.services.accounts import validate_display_name
+from passport.services.accounts import validate_email
+from passport.services.audit import AuditRecord
+from passport.services.identity import identity_of
+from passport.services.passwords import check_policy
+from passport.services.permissions import ADMIN
+from passport.services.permissions import PASSPORT_APP_ID
+from passport.services.policy import Actor
+from passport.services.policy import Target
+from passport.services.policy import ensure_may_act_on
+from passport.services.policy import ensure_not_self
+from passport.services.policy import ensure_right
+from passport.services.signout import end_user_access
+from passport.storage.models import Application
+from passport.storage.models import Group
+from passport.storage.models import Permission
+from passport.storage.models import User
+
+USERS_WRITE = "users:write"
+GROUPS_WRITE = "groups:write"
+APPS_WRITE = "apps:write"
+MAX_DESCRIPTION = 2000
+MAX_OVERLAP_SECONDS = 30 * 86400
+
+
+def _description(value: str | None, source: str = "description") -> str:
+    text = value or ""
+    if len(text) > MAX_DESCRIPTION:
+        raise ClientError(
+            f"{source} must be at most {MAX_DESCRIPTION} characters long.",
+            source=source,
+            number=LENGTH,
+        )
+    return text
+
+
+class Administration:
+    """The operations of one actor, in one transaction (``accounts.db``)."""
+
+    def __init__(
+        self,
+        accounts: Accounts,
+        actor: Actor,
+        caller: Caller,
+        *,
+        origins_changed: Callable[[], None],
+    ) -> None:
+        self.accounts = accounts
+        self.db = accounts.db
+        self.actor = actor
+        self.caller = caller
+        self.origins_changed = origins_changed
+
+    # -- shared steps --------------------------------------------------------------------------
+    def _audit(
+        self, event: str, *, about: User | None = None, application: str = "", **detail: Any
+    ) -> None:
+        if self.actor.user_id is None:
+            detail["actor"] = self.actor.label
+        self.accounts.audit(
+            AuditRecord(
+                event,
+                "success",
+                self.caller.now,
+                user_id=about.id if about else None,
+                username=about.username if about else "",
+                actor_id=self.actor.user_id,
+                application=application,
+                ip=self.caller.ip,
+                user_agent=self.caller.user_agent,
+                detail=json.dumps(detail, ensure_ascii=False, default=str),
+            )
+        )
+
+    def _may_change(self, right: str, *targets: tuple[Target, str]) -> None:
+        ensure_right(self.actor, right)
+        for target, source in targets:
+            ensure_may_act_on(self.db, self.actor, target, source)
+
+    def _end_access(self, user: User) -> int:
+        return end_user_access(
+            self.db,
+            self.accounts.sessions,
+            self.accounts.notify_logout,
+            user,
+            self.caller.now,
+        )
+
+    def _user(self, ref: str | None, source: str = "username") -> User:
+        return directory.get_user(self.db, ref, source)
+
+    def _group(self, ref: str | None, source: str = "group") -> Group:
+        return directory.get_group(self.db, ref, source)
+
+    def _application(self, ref: str | None, source: str = "application") -> Application:
+        return directory.get_application(self.db, ref, source)
+
+    def _permission(
+        self, app: Application, ref: str | None, source: str = "permission"
+    ) -> Permission:
+        found = directory.find_permission(self.db, app, ref)
+        if found is None:
+            raise directory.missing("permission", source, ref)
+        return found
+
+    # -- users -----------------------------------------------------------------------------------
+    def create_user(
+        self,
+        username: str | None,
+        password: str | None,
+        email: str | None,
+        display_name: str | None,
+    ) -> User:
+        ensure_right(self.actor, USERS_WRITE)
+        user = self.accounts.register(
+            self.caller, username, password, email, display_name, by_admin=True
+        )
+        self._audit("user_create", about=user)
+        return user
+
+    def make_administrator(self, ref: str | None) -> User:
+        """Grant ``admin`` to a user: only an administrator (or the operator) may."""
+        user = self._user(ref)
+        passport = self._application(str(PASSPORT_APP_ID))
+        admin = self._permission(passport, ADMIN)
+        self._may_change(APPS_WRITE, (admin, "permission"), (user, "username"))
+        directory.grant(self.db, admin, user=user)
+        self._audit("admin_create", about=user)
+        return user
+
+    def update_user(
+        self, ref: str | None, *, email: str | None = None, display_name: str | None = None
+    ) -> User:
+        """Change a user's email (empty removes it) or display name."""
+        ensure_right(self.actor, USERS_WRITE)
+        user = self._user(ref)
+        self._may_change(USERS_WRITE, (user, "username"))
+        changed: list[str] = []
+        if email is not None:
+            mail = validate_email(email)
+            with directory.unique(
+                self.db, "This email address is already registered.", "email", mail
+            ):
+                user.email, user.email_key = mail, mail.casefold() if mail else None
+            changed.append("email")
+        if display_name is not None:
+            user.display_name = validate_display_name(display_name)
+            changed.append("displayName")
+        self.accounts.sessions.refresh_identity(identity_of(user))
+        self._audit("user_update", about=user, changed=changed)
+        return user
+
+    def set_user_disabled(self, ref: str | None, disabled: bool | None) -> User:
+        """Disable a user (every way in ends; they grant nothing) or enable them again."""
+        ensure_right(self.actor, USERS_WRITE)
+        user = self._user(ref)
+        if disabled is None:
+            raise required("disabled", "disabled must be true or false.")
+        ensure_not_self(self.actor, user)
+        self._may_change(USERS_WRITE, (user, "username"))
+        if disabled:
+            self._end_access(user)
+        user.disabled = disabled
+        self._audit("user_disable" if disabled else "user_enable", about=user)
+        return user
+
+    def reset_password(self, ref: str | None, password: str | None) -> User:
+        """Set a new password for a user; every way in that they had ends."""
+        ensure_right(self.actor, USERS_WRITE)
+        user = self._user(ref)
+        if not password:
+            raise required("password", "Password must be specified.")
+        self._may_change(USERS_WRITE, (user, "username"))
+        text = check_policy(
+            password,
+            username=user.username,
+            min_length=self.accounts.settings.password_min_length,
+            source="password",
+        )
+        user.password_hash = self.accounts.passwords.hash(text)
+        user.password_changed_at = self.caller.now
+        ended = self._end_access(user)
+        self._audit("user_reset_password", about=user, ended=ended)
+        return user
+
+    def logout_everywhere(self, ref: str | None) -> tuple[User, int]:
+        """End every session and token of a user; returns the user and the sessions ended."""
+        ensure_right(self.actor, USERS_WRITE)
+        user = self._user(ref)
+        self._may_change(USERS_WRITE, (user, "username"))
+        ended = self._end_access(user)
+        self._audit("user_logout_all", about=user, ended=ended)
+        return user, ended
+
+    def delete_user(self, ref: str | None) -> str:
+        """Delete a user with their sessions, tokens, memberships and grants (the audit
+        log keeps the name); returns the username."""
+        ensure_right(self.actor, USERS_WRITE)
+        user = self._user(ref)
+        ensure_not_self(self.actor, user)
+        self._may_change(USERS_WRITE, (user, "username"))
+        self._end_access(user)
+        self._audit("user_delete", about=user)
+        name = user.username
+        self.db.delete(user)
+        self.db.flush()
+        return name
+
+    # -- groups ----------------------------------------------------------------------------------
+    def create_group(self, name: str | None, description: str | None = None) -> Group:
+        ensure_right(self.actor, GROUPS_WRITE)
+        group = directory.create_group(self.db, name, _description(description))
+        self._audit("group_create", group=group.name)
+        return group
+
+    def update_group(
+        self, ref: str | None, *, name: str | None = None, description: str | None = None
+    ) -> Group:
+        """Rename a group or change its description."""
+        ensure_right(self.actor, GROUPS_WRITE)
+        group = self._group(ref)
+        self._may_change(GROUPS_WRITE, (group, "group"))
+        if name is not None:
+            directory.rename_group(self.db, group, name)
+        if description is not None:
+            group.description = _description(description)
+        self._audit("group_update", group=group.name)
+        return group
+
+    def delete_group(self, ref: str | None) -> str:
+        """Delete a group with its memberships and grants; returns its name."""
+        ensure_right(self.actor, GROUPS_WRITE)
+        group = self._group(ref)
+        self._may_change(GROUPS_WRITE, (group, "group"))
+        name = group.name
+        self.db.delete(group)
+        self.db.flush()
+        self._audit("group_delete", group=name)
+        return name
+
+    def change_membership(
+        self, add: bool, group_ref: str | None, user_ref: str | None
+    ) -> tuple[Group, User, bool]:
+        """Put a user in a group or take them out; True when something changed.  A member
+        receives the group's rights, so those must be the actor's too (and the user's)."""
+        ensure_right(self.actor, GROUPS_WRITE)
+        group, user = self._group(group_ref), self._user(user_ref)
+        self._may_change(GROUPS_WRITE, (group, "group"), (user, "username"))
+        if add:
+            changed = directory.add_member(self.db, group, user)
+        else:
+            changed = directory.remove_member(self.db, group, user)
+        self._audit(
+            "group_add_member" if add else "group_remove_member", about=user, group=group.name
+        )
+        return group, user, changed
+
+    # -- grants ----------------------------------------------------------------------------------
+    def change_grant(
+        self,
+        add: bool,
+        application: str | None,
+        permission: str | None,
+        *,
+        username: str | None = None,
+        group: str | None = None,
+        define_missing: bool = False,
+    ) -> tuple[Application, Permission, bool]:
+        """Grant a permission to exactly one user or group, or revoke it; True when
+        something changed.  ``define_missing`` defines a new permission first."""
+        ensure_right(self.actor, APPS_WRITE)
+        app = self._application(application)
+        found = directory.find_permission(self.db, app, permission)
+        if found is None and not (add and define_missing):
+            raise directory.missing("permission", "permission", permission)
+        if bool(username) == bool(group):
+            raise required("username", "Give exactly one of username or group.")
+        holder: Target = self._user(username) if username else self._group(group)
+        target = found if found is not None else self.add_permission(application, permission)[1]
+        self._may_change(
+            APPS_WRITE,
+            (target, "permission"),
+            (holder, "username" if isinstance(holder, User) else "group"),
+        )
+        user = holder if isinstance(holder, User) else None
+        team = holder if isinstance(holder, Group) else None
+        change = directory.grant if add else directory.revoke
+        changed = change(self.db, target, user=user, group=team)
+        who = {"user": user.username} if user else {"group": team.name if team else ""}
+        self._audit(
+            "grant" if add else "revoke",
+            about=user,
+            application=app.name,
+            permission=target.name,
+            **who,
+        )
+        return app, target, changed
+
+    # -- applications ----------------------------------------------------------------------------
+    def create_application(
+        self,
+        name: str | None,
+        *,
+        description: str | None = None,
+        origins: list[str] | None = None,
+        redirect_uris: list[str] | None = None,
+        confidential: bool = True,
+        first_party: bool = False,
+        access_token_format: str | None = None,
+        backchannel_logout_uri: str | None = None,
+    ) -> tuple[Application, str | None]:
+        """Register an application; returns it and its client secret (once)."""
+        ensure_right(self.actor, APPS_WRITE)
+        app, secret = directory.create_application(
+            self.db,
+            self.caller.now,
+            name,
+            description=_description(description),
+            origins=origins,
+            redirect_uris=redirect_uris,
+            confidential=confidential,
+            first_party=first_party,
+            access_token_format=access_token_format or "jwt",
+            backchannel_logout_uri=backchannel_logout_uri,
+        )
+        self.origins_changed()
+        self._audit("app_create", application=app.name, id=app.id)
+        return app, secret
+
+    def update_application(
+        self,
+        ref: str | None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        origins: list[str] | None = None,
+        redirect_uris: list[str] | None = None,
+        first_party: bool | None = None,
+        access_token_format: str | None = None,
+        backchannel_logout_uri: str | None = None,
+    ) -> Application:
+        """Change what is given (None: unchanged); lists replace the whole list."""
+        ensure_right(self.actor, APPS_WRITE)
+        app = self._application(ref)
+        self._may_change(APPS_WRITE, (app, "application"))
+        changed: list[str] = []
+        if name is not None:
+            directory.rename_application(self.db, app, name)
+            changed.append("name")
+        if description is not None:
+            app.description = _description(description)
+            changed.append("description")
+        if origins is not None:
+            app.allowed_origins = directory.validate_origins(origins)
+            changed.append("origins")
+        if redirect_uris is not None:
+            app.redirect_uris = directory.validate_redirect_uris(redirect_uris)
+            changed.append("redirectUris")
+        if first_party is not None:
+            app.first_party = first_party
+            changed.append("firstParty")
+        if access_token_format is not None:
+            app.access_token_format = directory.validate_token_format(access_token_format)
+            changed.append("accessTokenFormat")
+        if backchannel_logout_uri is not None:
+            app.backchannel_logout_uri = directory.validate_backchannel_uri(backchannel_logout_uri)
+            changed.append("backchannelLogoutUri")
+        if origins is not None:
+            self.origins_changed()
+        self._audit("app_update", application=app.name, id=app.id, changed=changed)
+        return app
+
+    def change_origins(self, ref: str | None, added: list[str], removed: list[str]) -> Application:
+        """Allow some origins and stop allowing others, keeping the rest."""
+        ensure_right(self.actor, APPS_WRITE)
+        app = self._application(ref)
+        self._may_change(APPS_WRITE, (app, "application"))
+        gone = directory.validate_origins(removed, "remove")
+        current = [o for o in app.allowed_origins if o not in gone]
+        current += [o for o in directory.validate_origins(added, "add") if o not in current]
+        if current != app.allowed_origins:
+            app.allowed_origins = current
+            self.origins_changed()
+            self._audit("app_update", application=app.name, id=app.id, origins=current)
+        return app
+
+    def set_application_enabled(self, ref: str | None, enabled: bool | None) -> Application:
+        """Enable or disable an application (a disabled one grants nothing)."""
+        ensure_right(self.actor, APPS_WRITE)
+        app = self._application(ref)
+        if enabled is None:
+            raise required("enabled", "enabled must be true or false.")
+        self._may_change(APPS_WRITE, (app, "application"))
+        if app.id == PASSPORT_APP_ID and not enabled:
+            raise ClientError(
+                "Passport itself cannot be disabled.", source="application", number=403
+            )
+        app.enabled = enabled
+        self._audit("app_enable" if enabled else "app_disable", application=app.name, id=app.id)
+        return app
+
+    def rotate_secret(
+        self, ref: str | None, overlap_seconds: int | None
+    ) -> tuple[Application, str]:
+        """A new client secret (returned once); the old one keeps working for the overlap."""
+        ensure_right(self.actor, APPS_WRITE)
+        app = self._application(ref)
+        self._may_change(APPS_WRITE, (app, "application"))
+        overlap = overlap_seconds or 0
+        if not 0 <= overlap <= MAX_OVERLAP_SECONDS:
+            raise ClientError(
+                f"overlapSeconds must be between 0 and {MAX_OVERLAP_SECONDS}.",
+                source="overlapSeconds",
+                value=overlap,
+                number=INVALID,
+            )
+        if not app.confidential:
+            raise ClientError(
+                "A public application has no secret.",
+                source="application",
+                value=app.name,
+                number=INVALID,
+            )
+        if app.client_id is None:
+            secret = clients.issue_credentials(app)
+        else:
+            secret = clients.rotate_secret(app, self.caller.now, overlap)
+        self._audit("app_rotate_secret", application=app.name, id=app.id, overlap=overlap)
+        return app, secret
+
+    def delete_application(self, ref: str | None) -> str:
+        """Delete an application with its permissions and their grants; returns its name."""
+        ensure_right(self.actor, APPS_WRITE)
+        app = self._application(ref)
+        self._may_change(APPS_WRITE, (app, "application"))
+        name, app_id = app.name, app.id
+        directory.delete_application(self.db, app)
+        self.origins_changed()
+        self._audit("app_delete", application=name, id=app_id)
+        return name
+
+    def add_permission(
+        self, application: str | None, name: str | None, description: str | None = None
+    ) -> tuple[Application, Permission]:
+        """Define a permission in an application."""
+        ensure_right(self.actor, APPS_WRITE)
+        app = self._application(application)
+        self._may_change(APPS_WRITE, (app, "application"))
+        permission = directory.create_permission(self.db, app, name, _description(description))
+        self._audit("permission_create", application=app.name, name=permission.name)
+        return app, permission
+
+    def delete_permission(self, application: str | None, permission: str | None) -> str:
+        """Delete a permission and every grant of it; returns its name."""
+        ensure_right(self.actor, APPS_WRITE)
+        app = self._application(application)
+        target = self._permission(app, permission)
+        self._may_change(APPS_WRITE, (app, "application"), (target, "permission"))
+        name = target.name
+        directory.delete_permission(self.db, target)
+        self._audit("permission_delete", application=app.name, name=name)
+        return name

@@ -1,0 +1,52 @@
+"""Ending everything a user is signed in with: one function for every reason to do it.
+
+A password change or reset, disabling, deleting and an administrator's "log out
+everywhere" all end the user's Passport sessions *and* their OAuth refresh and
+access tokens, and tell the applications by back-channel logout (security
+checklist items 18 and 41; OpenID Connect Back-Channel Logout 1.0 §2.7: the OP
+sends a logout token whenever the user's session at the OP ends).  All of it in
+the caller's transaction: the tokens die with the change that ends them, or not
+at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from passport.services.sessions import SessionStore
+from passport.storage.models import AuthorizationCode
+from passport.storage.models import OAuthToken
+from passport.storage.models import User
+
+NotifyLogout = Callable[[Session, User], None]
+"""Queues back-channel logout tokens for a user in a transaction
+(:meth:`passport.app.PassportApp.notify_logout`: the durable outbox)."""
+
+
+def end_user_access(
+    db: Session,
+    sessions: SessionStore,
+    notify_logout: NotifyLogout,
+    user: User,
+    now: datetime,
+    *,
+    keep_session: str | None = None,
+) -> int:
+    """End ``user``'s sessions (but ``keep_session``, an id hash), revoke every OAuth
+    token of theirs (RFC 7009 §2.1: a refresh token's access tokens go with it), drop
+    their unused authorization codes, and queue logout tokens for the applications
+    that hold tokens for them.  Returns the number of sessions ended."""
+    # First, while their tokens still name the applications that must be told.
+    notify_logout(db, user)
+    db.execute(
+        update(OAuthToken)
+        .where(OAuthToken.user_id == user.id, OAuthToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    db.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user.id))
+    return sessions.remove_for_user(user.id, db, keep=keep_session)
