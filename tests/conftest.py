@@ -120,6 +120,7 @@ def _empty_tables(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         for table in (
+            "pending_authorizations",
             "logout_notifications",
             "oauth_tokens",
             "oauth_codes",

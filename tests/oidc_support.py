@@ -87,8 +87,12 @@ def seed(url: str) -> dict[str, str]:
     return ids
 
 
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-NEXT = re.compile(r'name="next" value="([^"]+)"')
+HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+def hidden_fields(html: str) -> dict[str, str]:
+    """The hidden fields of a hosted page's form, as a browser would post them."""
+    return {name: _unescape(value) for name, value in HIDDEN.findall(html)}
 
 
 def follow_to_client(
@@ -100,51 +104,41 @@ def follow_to_client(
     username: str | None = None,
     password: str | None = None,
     consent: bool = True,
+    visited: list[str] | None = None,
 ) -> str:
     """Follow redirects from ``url``, signing in and allowing when asked, until Passport
-    sends the browser to ``redirect_uri``; returns that final URL."""
+    sends the browser to ``redirect_uri``; returns that final URL.  Each page's form is
+    posted with exactly its hidden fields, as a browser would; ``visited`` collects the
+    pages shown ("login", "consent")."""
     for _ in range(10):
         if url.startswith(redirect_uri):
             return url
         response = browser.get(url, allow_redirects=False, timeout=10)
-        if response.status_code in (301, 302, 303):
+        if response.status_code in (301, 302, 303, 307):
             url = urljoin(base, response.headers["Location"])
             continue
         assert response.status_code == 200, (url, response.status_code, response.text[:500])
         html = response.text
-        csrf = CSRF.search(html)
-        assert csrf is not None, html[:500]
-        next_url = NEXT.search(html)
+        form = hidden_fields(html)
+        assert "csrf" in form, html[:500]
         if 'action="/login"' in html:
             assert username and password, "asked to sign in"
-            form = {
-                "csrf": csrf.group(1),
-                "next": _unescape(next_url.group(1)) if next_url else "",
-                "username": username,
-                "password": password,
-            }
-            posted = browser.post(
-                base + "/login",
-                data=form,
-                allow_redirects=False,
-                headers={"Origin": base},
-                timeout=10,
-            )
+            form |= {"username": username, "password": password}
+            page = "login"
         elif 'action="/consent"' in html:
-            form = {
-                "csrf": csrf.group(1),
-                "next": _unescape(next_url.group(1)) if next_url else "",
-                "decision": "allow" if consent else "deny",
-            }
-            posted = browser.post(
-                base + "/consent",
-                data=form,
-                allow_redirects=False,
-                headers={"Origin": base},
-                timeout=10,
-            )
+            form |= {"decision": "allow" if consent else "deny"}
+            page = "consent"
         else:
             raise AssertionError(f"unexpected page at {url}: {html[:300]}")
+        if visited is not None:
+            visited.append(page)
+        posted = browser.post(
+            f"{base}/{page}",
+            data=form,
+            allow_redirects=False,
+            headers={"Origin": base},
+            timeout=10,
+        )
         assert posted.status_code == 302, (posted.status_code, posted.text[:500])
         url = urljoin(base, posted.headers["Location"])
     raise AssertionError("too many redirects")
@@ -216,3 +210,36 @@ def exchange(h: Harness, code: str, **extra: str) -> Any:
 
 def body(response: Any) -> dict[str, Any]:
     return json.loads(response.get_data(as_text=True))  # type: ignore[no-any-return]
+
+
+def handle_of(response: Any) -> str:
+    """The pending-authorization handle in a redirect to /login or /consent."""
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    location = response.headers["Location"]
+    assert location.startswith(("/login?", "/consent?")), location
+    return query(response)["authorization"]
+
+
+def form_of(page: Any) -> dict[str, str]:
+    """A hosted page's hidden form fields (csrf, authorization…), as a browser posts them."""
+    return hidden_fields(page.get_data(as_text=True))
+
+
+def rows(h: Harness, table: str) -> int:
+    """How many rows ``table`` holds (to prove that a refusal wrote nothing)."""
+    from sqlalchemy import text
+
+    with h.app.db.session() as db:
+        return int(db.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+
+
+def wiki_request(h: Harness, **extra: str) -> dict[str, str]:
+    """An authorization request of the Wiki application (confidential, not first-party)."""
+    return {
+        "client_id": ids(h)["client_id"],
+        "redirect_uri": REDIRECT,
+        "response_type": "code",
+        "scope": "openid",
+        "state": "st",
+        **extra,
+    }

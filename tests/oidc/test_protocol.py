@@ -6,35 +6,25 @@ import base64
 import hashlib
 import json
 from typing import Any
-from urllib.parse import urlencode
 
-import pytest
-
-from oidc_support import KEK
 from oidc_support import PASSWORD
 from oidc_support import REDIRECT
 from oidc_support import authorize
 from oidc_support import body
 from oidc_support import exchange
 from oidc_support import first_party
+from oidc_support import form_of
 from oidc_support import get_code
 from oidc_support import ids
 from oidc_support import pkce
 from oidc_support import query
-from oidc_support import seed
 from oidc_support import token
+from oidc_support import wiki_request
 from passport.services import directory
 from passport.services.applications import find_by_name
 
 from support import ORIGIN
 from support import Harness
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def h(request: pytest.FixtureRequest, factory: Any) -> Harness:
-    harness: Harness = factory(request.param, key_encryption_key=KEK, key_rotation_delay=0)
-    harness.ids = seed(harness.settings.database_url)  # type: ignore[attr-defined]
-    return harness
 
 
 def test_wrong_redirect_uri_is_an_error_page_not_a_redirect(h: Harness) -> None:
@@ -195,35 +185,27 @@ def test_prompt_login_and_max_age_ask_again(h: Harness) -> None:
 
 def test_consent_is_asked_remembered_and_can_be_denied(h: Harness) -> None:
     h.login("alice", PASSWORD)
-    base = {
-        "client_id": ids(h)["client_id"],
-        "redirect_uri": REDIRECT,
-        "response_type": "code",
-        "scope": "openid email",
-        "state": "x",
-    }
+    base = wiki_request(h, scope="openid email", state="x")
     none = authorize(h, **base, prompt="none")
     assert query(none)["error"] == "consent_required"
     asked = authorize(h, **base)
     assert asked.headers["Location"].startswith("/consent?")
     page = h.client.get(asked.headers["Location"])
     assert page.status_code == 200 and "Wiki" in page.get_data(as_text=True)
-    csrf = h.client.get_cookie("passport_csrf")
-    assert csrf is not None
-    next_url = "/oauth2/authorize?" + urlencode(base)
-    denied = h.client.post(
-        "/consent", data={"csrf": csrf.value, "next": next_url, "decision": "deny"}
-    )
-    assert query(denied)["error"] == "access_denied" and query(denied)["state"] == "x"
-    forged = h.client.post(
-        "/consent", data={"csrf": "wrong", "next": next_url, "decision": "allow"}
-    )
+    form = form_of(page)
+    forged = h.client.post("/consent", data={**form, "csrf": "wrong", "decision": "allow"})
     assert forged.status_code == 403
-    allowed = h.client.post(
-        "/consent", data={"csrf": csrf.value, "next": next_url, "decision": "allow"}
-    )
-    assert allowed.headers["Location"].startswith("/oauth2/authorize?")
+    denied = h.client.post("/consent", data={**form, "decision": "deny"})
+    assert query(denied)["error"] == "access_denied" and query(denied)["state"] == "x"
+    assert query(denied)["iss"] == ORIGIN
+
+    form = form_of(h.client.get(authorize(h, **base).headers["Location"]))
+    allowed = h.client.post("/consent", data={**form, "decision": "allow"})
+    assert allowed.status_code == 302 and allowed.headers["Location"].startswith(REDIRECT)
+    assert "code" in query(allowed) and query(allowed)["state"] == "x"
     assert authorize(h, **base).headers["Location"].startswith(REDIRECT)  # remembered
+    assert "code" in query(authorize(h, **base, prompt="none"))
+    assert authorize(h, **base, prompt="consent").headers["Location"].startswith("/consent?")
 
 
 def test_login_page_csrf_and_no_open_redirect(h: Harness) -> None:
@@ -252,7 +234,9 @@ def test_login_page_csrf_and_no_open_redirect(h: Harness) -> None:
 
 def test_rp_initiated_logout(h: Harness) -> None:
     h.login("alice", PASSWORD)
-    unregistered = h.client.get("/logout?post_logout_redirect_uri=https://evil.example/")
+    unregistered = h.client.get(
+        f"/logout?post_logout_redirect_uri=https://evil.example/&client_id={ids(h)['client_id']}"
+    )
     assert unregistered.status_code == 400
     page = h.client.get(
         f"/logout?post_logout_redirect_uri={REDIRECT}&client_id={ids(h)['client_id']}&state=bye"
@@ -293,7 +277,7 @@ def test_disabled_user_tokens_stop_working(h: Harness) -> None:
     with h.app.db.session(write=True) as db, db.begin():
         user = directory.find_user(db, "alice")
         assert user is not None
-        directory.set_disabled(db, h.app.sessions, user, True)
+        user.disabled = True
     assert token_introspect(h, issued["access_token"]) == {"active": False}
     refresh = token(h, grant_type="refresh_token", refresh_token=issued["refresh_token"])
     assert body(refresh)["error"] == "invalid_grant"

@@ -27,7 +27,12 @@ def discovery(p: Provider) -> dict[str, Any]:
 
 
 def sign_in_with_authlib(
-    p: Provider, scope: str = "openid profile email groups permissions"
+    p: Provider,
+    scope: str = "openid profile email groups permissions",
+    *,
+    browser: requests.Session | None = None,
+    visited: list[str] | None = None,
+    **extra: Any,
 ) -> tuple[OAuth2Session, dict[str, Any], str]:
     meta = discovery(p)
     client = OAuth2Session(
@@ -40,16 +45,30 @@ def sign_in_with_authlib(
     verifier = secrets.token_urlsafe(48)
     nonce = secrets.token_urlsafe(16)
     uri, _state = client.create_authorization_url(
-        meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce
+        meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce, **extra
     )
-    browser = requests.Session()
     final = follow_to_client(
-        browser, uri, p.url, p.redirect_uri, username="alice", password=PASSWORD
+        browser or requests.Session(),
+        uri,
+        p.url,
+        p.redirect_uri,
+        username="alice",
+        password=PASSWORD,
+        visited=visited,
     )
     token = client.fetch_token(
         meta["token_endpoint"], authorization_response=final, code_verifier=verifier
     )
     return client, dict(token), nonce
+
+
+def verified_claims(p: Provider, id_token: str) -> dict[str, Any]:
+    meta = discovery(p)
+    key = pyjwt.PyJWKClient(meta["jwks_uri"]).get_signing_key_from_jwt(id_token)
+    claims: dict[str, Any] = pyjwt.decode(
+        id_token, key.key, algorithms=["ES256"], audience=p.client_id, issuer=p.url
+    )
+    return claims
 
 
 def test_discovery_document(provider: Provider) -> None:
@@ -218,3 +237,26 @@ def test_requests_oauthlib_public_client_with_pkce(
     )
     assert "id_token" in token
     assert session.get(meta["userinfo_endpoint"]).json()["preferred_username"] == "alice"
+
+
+@pytest.mark.parametrize("fresh", [{"prompt": "login"}, {"max_age": 0}])
+def test_authlib_fresh_login_completes_after_one_sign_in(
+    provider: Provider, fresh: dict[str, Any]
+) -> None:
+    """prompt=login and max_age=0 (OIDC Core §3.1.2.1) ask for the password once more, then
+    the code comes; the ID token's auth_time is that fresh login's."""
+    browser = requests.Session()
+    first: list[str] = []
+    _, token, _ = sign_in_with_authlib(provider, "openid", browser=browser, visited=first)
+    assert first == ["login", "consent"]
+    before = verified_claims(provider, token["id_token"])["auth_time"]
+    time.sleep(1.1)  # auth_time counts whole seconds
+    started = int(time.time())
+    again: list[str] = []
+    _, token, nonce = sign_in_with_authlib(
+        provider, "openid", browser=browser, visited=again, **fresh
+    )
+    assert again == ["login"]  # once, then the code: no loop, consent remembered
+    claims = verified_claims(provider, token["id_token"])
+    assert claims["nonce"] == nonce
+    assert started <= claims["auth_time"] <= time.time() and claims["auth_time"] > before

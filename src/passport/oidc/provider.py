@@ -7,7 +7,9 @@ Endpoints (paths as published in discovery):
 * ``/oauth2/authorize`` — RFC 6749 §4.1 (``code`` only), PKCE RFC 7636 (S256),
   OIDC Core §3.1.2 (``nonce``, ``prompt``, ``max_age``, ``login_hint``);
   errors go back to the client only once its ``redirect_uri`` is known to be
-  registered (RFC 6749 §4.1.2.1), else they are shown on an error page
+  registered (RFC 6749 §4.1.2.1), else they are shown on an error page.  A request
+  that needs the user (to sign in, to allow) becomes a pending authorization kept on
+  the server (:mod:`passport.oidc.pending`); the pages pass only its handle.
 * ``/oauth2/token`` — ``authorization_code``, ``refresh_token``, ``client_credentials``;
   client authentication ``client_secret_basic``, ``client_secret_post``, ``none``
 * ``/oauth2/userinfo`` — OIDC Core §5.3 (GET and POST, Bearer)
@@ -15,7 +17,10 @@ Endpoints (paths as published in discovery):
 * ``/login``, ``/consent``, ``/logout`` (RP-Initiated Logout 1.0) — hosted pages
 
 The Passport session cookie is the single sign-on: signed in once, a user is not
-asked again by the next application.
+asked again by the next application.  Credentials are read from POST bodies only: a
+secret, code or token in a URL is refused (RFC 6749 §3.2, RFC 9700 §4.3.2 and the
+``access_token`` query parameter that RFC 6750 §2.3 advises against), and so are a
+username or password in a hosted page's URL.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
+from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,18 +47,22 @@ from werkzeug import Request
 from werkzeug import Response
 
 from passport.errors import ClientError
+from passport.oidc import pending
 from passport.oidc.keys import KeyConfigurationError
 from passport.oidc.keys import KeyRing
+from passport.oidc.pending import AuthorizationRequest
 from passport.oidc.tokens import Grant
 from passport.oidc.tokens import Tokens
 from passport.oidc.tokens import digest
 from passport.services import clients
 from passport.services.accounts import Caller
 from passport.services.identity import identity_of
+from passport.services.sessions import LoginSessionInfo
 from passport.storage.models import Application
 from passport.storage.models import AuthorizationCode
 from passport.storage.models import Consent
 from passport.storage.models import OAuthToken
+from passport.storage.models import PendingAuthorization
 from passport.storage.models import User
 from passport.web import binding
 from passport.web import origins
@@ -71,6 +82,34 @@ SCOPES = {
     "permissions": "See your permissions in this application",
     "offline_access": "Keep access while you are away",
 }
+PROMPTS = frozenset({"none", "login", "consent"})
+# Longest parameter value read at all; longer ones are refused, never cut or dropped.
+MAX_PARAMETER_LENGTH = 8192
+# The scope columns of codes and tokens (RFC 6749 §3.3 gives no limit; ours is 500).
+MAX_SCOPE_LENGTH = 500
+# max_age must fit the database's INTEGER (and Python's timedelta): 68 years.
+MAX_AGE_LIMIT = 2**31 - 1
+_ASCII_DIGITS = re.compile(r"[0-9]{1,10}")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 §3.3 scope-token
+# Never accepted in a URL of the token, introspection, revocation or userinfo endpoint.
+OAUTH_SECRETS = frozenset(
+    {
+        "client_secret",
+        "client_assertion",
+        "code",
+        "code_verifier",
+        "refresh_token",
+        "token",
+        "access_token",
+        "password",
+    }
+)
+# Never accepted in a URL of a hosted page (names as binding lower-cases them).
+FORM_SECRETS = frozenset({"username", "password", "oldpassword", "newpassword"})
+STALE_AUTHORIZATION = (
+    "This sign-in request has expired, was already used, or was started in another "
+    "browser. Go back to the application and sign in from there again."
+)
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 
 
@@ -205,14 +244,48 @@ class Provider:
             response.headers["WWW-Authenticate"] = 'Basic realm="passport"'
         return response
 
-    def _params(self, request: Request) -> dict[str, Any]:
-        values = binding.parse_pairs(request.environ.get("QUERY_STRING", ""), "query string")
+    def _read(
+        self,
+        request: Request,
+        *,
+        query: bool,
+        refuse_in_query: frozenset[str] = frozenset(),
+    ) -> dict[str, str]:
+        """The request's parameters: the POST body, and the query string if ``query``.
+
+        A parameter of ``refuse_in_query`` in the URL is refused whatever the method: a
+        secret in a URL ends up in logs, histories and ``Referer`` headers.  A value longer
+        than :data:`MAX_PARAMETER_LENGTH` is refused, never silently dropped.
+        """
+        in_query = binding.parse_pairs(request.environ.get("QUERY_STRING", ""), "query string")
+        leaked = sorted(name for name in in_query if name in refuse_in_query)
+        if leaked:
+            raise ClientError(
+                f"'{leaked[0]}' must be sent in a POST body, never in the URL.",
+                source=leaked[0],
+                number=400,
+            )
+        values: dict[str, Any] = dict(in_query) if query else {}
         if request.method == "POST":
             if (request.content_length or 0) > self.settings.max_body_bytes:
                 raise ClientError("The request body is too large.", source="body", number=413)
-            for key, value in binding.parse_body(request).items():
-                values[key] = value
-        return {k: v for k, v in values.items() if isinstance(v, str) and len(v) <= 4096}
+            values.update(binding.parse_body(request))
+        for name, value in values.items():
+            if isinstance(value, str) and len(value) > MAX_PARAMETER_LENGTH:
+                raise ClientError(
+                    f"The parameter '{name[:64]}' is too long.", source=name[:64], number=4
+                )
+        return {k: v for k, v in values.items() if isinstance(v, str)}
+
+    def _oauth_params(self, request: Request) -> dict[str, str]:
+        """Token, introspection, revocation and userinfo: the POST body only (RFC 6749 §3.2,
+        §4.1.3: parameters in the entity-body), and no credential in the URL."""
+        return self._read(request, query=False, refuse_in_query=OAUTH_SECRETS)
+
+    def _page_params(self, request: Request) -> dict[str, str]:
+        """Hosted pages: a GET reads its URL, a POST its form only; never a credential in
+        the URL."""
+        return self._read(request, query=request.method != "POST", refuse_in_query=FORM_SECRETS)
 
     def _client(self, db: Session, request: Request, params: dict[str, Any]) -> Application:
         """Client authentication: secret_basic, secret_post, or none for public clients."""
@@ -312,117 +385,221 @@ class Provider:
     def authorize(self, request: Request) -> Response:
         self._keys_ready()
         try:
-            params = self._params(request)
+            params = self._read(request, query=True)
         except ClientError as exc:
-            return self.error_page(exc.message)
+            return self.error_page(exc.message, status=exc.status)
+        client_id = params.get("client_id", "")
+        with self.app.db.session() as db:
+            app = db.scalars(select(Application).where(Application.client_id == client_id)).first()
+            if app is None or not app.enabled or not client_id:
+                return self.error_page(
+                    "This application is not known to Passport.", "invalid_client"
+                )
+            redirect_uri = params.get("redirect_uri", "")
+            if redirect_uri not in app.redirect_uris:
+                return self.error_page(
+                    "The application asked to return to an address it has not registered.",
+                    "invalid_redirect_uri",
+                )
+            db.expunge(app)
+        checked = self._authorization_request(app, redirect_uri, params)
+        if isinstance(checked, OAuthError):
+            return self._back(
+                redirect_uri,
+                params.get("state"),
+                {"error": checked.error, "error_description": checked.description},
+            )
         ctx = self.context(request, write=False)
         try:
-            with self.app.db.session() as db:
-                app = db.scalars(
-                    select(Application).where(Application.client_id == params.get("client_id", ""))
-                ).first()
-                if app is None or not app.enabled or not params.get("client_id"):
-                    return self.error_page(
-                        "This application is not known to Passport.", "invalid_client"
-                    )
-                redirect_uri = params.get("redirect_uri", "")
-                if redirect_uri not in app.redirect_uris:
-                    return self.error_page(
-                        "The application asked to return to an address it has not registered.",
-                        "invalid_redirect_uri",
-                    )
-                db.expunge(app)
-            return self._authorize(request, ctx, app, redirect_uri, params)
+            return self._start(request, ctx, app, checked)
         finally:
             ctx.close(commit=False)
+            ctx.finish(committed=False)
 
-    def _authorize(
-        self,
-        request: Request,
-        ctx: RequestContext,
-        app: Application,
-        redirect_uri: str,
-        params: dict[str, Any],
-    ) -> Response:
-        state = params.get("state")
-        issuer = self.issuer()
+    def _authorization_request(
+        self, app: Application, redirect_uri: str, params: dict[str, str]
+    ) -> AuthorizationRequest | OAuthError:
+        """Check what the client asked for (RFC 6749 §4.1.1, OIDC Core §3.1.2.1-2).
 
-        def back(values: dict[str, str]) -> Response:
-            if state is not None:
-                values["state"] = state
-            values["iss"] = issuer
-            response = Response(status=302)
-            response.headers["Location"] = _with_query(redirect_uri, values)
-            return response
-
-        def fail(error: str, description: str) -> Response:
-            return back({"error": error, "error_description": description})
-
+        Only these parameters count; any other (``_consented``, ``_logged_in``…) is ignored:
+        nothing a client sends can say that the user signed in or agreed.
+        """
         if params.get("response_type") != "code":
-            return fail("unsupported_response_type", "Only response_type=code is supported.")
-        scopes = params.get("scope", "").split()
+            return OAuthError("unsupported_response_type", "Only response_type=code is supported.")
+        raw_scope = params.get("scope", "")
+        if len(raw_scope) > MAX_SCOPE_LENGTH:
+            return OAuthError("invalid_scope", f"scope is longer than {MAX_SCOPE_LENGTH}.")
+        scopes = raw_scope.split()
         unknown = [s for s in scopes if s not in SCOPES]
         if unknown:
-            return fail("invalid_scope", f"Unknown scope: {unknown[0][:50]}")
+            return OAuthError("invalid_scope", f"Unknown scope: {unknown[0][:50]}")
         challenge = params.get("code_challenge")
         method = params.get("code_challenge_method", "plain" if challenge else "")
         if challenge and method != "S256":
-            return fail("invalid_request", "code_challenge_method must be S256.")
+            return OAuthError("invalid_request", "code_challenge_method must be S256.")
         if challenge and not (43 <= len(challenge) <= 128):
-            return fail("invalid_request", "code_challenge must be 43 to 128 characters.")
+            return OAuthError("invalid_request", "code_challenge must be 43 to 128 characters.")
         if not app.confidential and not challenge:
-            return fail("invalid_request", "Public clients must use PKCE (S256).")
+            return OAuthError("invalid_request", "Public clients must use PKCE (S256).")
         prompts = set(params.get("prompt", "").split())
         if "none" in prompts and len(prompts) > 1:
-            return fail("invalid_request", "prompt=none cannot be combined.")
-        max_age = params.get("max_age")
-        if max_age is not None and not max_age.isdigit():
-            return fail("invalid_request", "max_age must be a number of seconds.")
-
-        now = self.app.clock()
-        session = ctx.login_session
-        identity = ctx.identity
-        fresh = session is not None and identity is not None
-        if fresh and max_age is not None and session is not None:
-            fresh = now - session.created_at <= timedelta(seconds=int(max_age))
-        if "login" in prompts and fresh and params.get("_logged_in") != "1":
-            fresh = False
-        if not fresh:
-            if "none" in prompts:
-                return fail("login_required", "The user is not signed in.")
-            return self._to_login(request, params, app)
-        assert session is not None and identity is not None
-
-        scope = " ".join(dict.fromkeys(scopes))
-        skip = app.first_party and self.settings.consent_skip_first_party
-        with self.app.db.session() as db:
-            consent = db.get(Consent, (identity.id, app.id))
-            covered = consent is not None and set(scopes) <= set(consent.scope.split())
-        if not skip and (not covered or "consent" in prompts) and params.get("_consented") != "1":
-            if "none" in prompts:
-                return fail("consent_required", "The user has not allowed this application.")
-            return self._redirect("/consent?" + urlencode(self._without(params, "_consented")))
-
-        code = secrets.token_urlsafe(32)
-        with self.app.db.session(write=True) as db, db.begin():
-            db.add(
-                AuthorizationCode(
-                    code_hash=digest(code),
-                    application_id=app.id,
-                    user_id=identity.id,
-                    redirect_uri=redirect_uri,
-                    scope=scope,
-                    nonce=params.get("nonce"),
-                    code_challenge=challenge,
-                    auth_time=session.created_at,
-                    expires_at=now + timedelta(seconds=CODE_LIFETIME),
+            return OAuthError("invalid_request", "prompt=none cannot be combined.")
+        max_age: int | None = None
+        if "max_age" in params:
+            raw = params["max_age"]
+            if not _ASCII_DIGITS.fullmatch(raw) or int(raw) > MAX_AGE_LIMIT:
+                return OAuthError(
+                    "invalid_request", f"max_age must be a number of seconds up to {MAX_AGE_LIMIT}."
                 )
-            )
-        return back({"code": code})
+            max_age = int(raw)
+        for name in ("state", "nonce", "login_hint"):
+            limit = pending.column_length(name)
+            if len(params.get(name) or "") > limit:
+                return OAuthError("invalid_request", f"{name} is longer than {limit} characters.")
+        return AuthorizationRequest(
+            application_id=app.id,
+            redirect_uri=redirect_uri,
+            scope=" ".join(dict.fromkeys(scopes)),
+            state=params.get("state"),
+            nonce=params.get("nonce") or None,
+            code_challenge=challenge or None,
+            prompts=frozenset(prompts & PROMPTS),
+            max_age=max_age,
+            login_hint=params.get("login_hint") or None,
+        )
 
-    @staticmethod
-    def _without(params: dict[str, Any], *names: str) -> dict[str, Any]:
-        return {k: v for k, v in params.items() if k not in names}
+    def _start(
+        self, request: Request, ctx: RequestContext, app: Application, asked: AuthorizationRequest
+    ) -> Response:
+        """Answer at once when nothing is needed from the user (or ``prompt=none``); else keep
+        the request as a pending authorization and send the browser to sign in or to allow."""
+        now = self.app.clock()
+        session, identity = ctx.login_session, ctx.identity
+        if session is None or identity is None:
+            login_required = True
+        else:
+            # OIDC Core §3.1.2.1: prompt=login, and max_age (max_age=0 is prompt=login).
+            age = now - session.created_at
+            login_required = "login" in asked.prompts or (
+                asked.max_age is not None
+                and (asked.max_age == 0 or age > timedelta(seconds=asked.max_age))
+            )
+        with self.app.db.session(write=True) as db, db.begin():
+            consent_required = identity is None or self._needs_consent(
+                db, app, identity.id, asked, consented=False
+            )
+            if "none" in asked.prompts:  # OIDC Core §3.1.2.6
+                if login_required:
+                    return self._refuse(asked, "login_required", "The user is not signed in.")
+                if consent_required:
+                    return self._refuse(
+                        asked, "consent_required", "The user has not allowed this application."
+                    )
+            if not login_required and not consent_required:
+                assert session is not None and identity is not None
+                return self._issue_code(db, app, asked, identity.id, session.created_at, now)
+            browser = request.cookies.get(pending.BROWSER_COOKIE)
+            fresh_browser = not pending.valid_browser_binding(browser)
+            if browser is None or fresh_browser:
+                browser = pending.new_browser_binding()
+            handle = pending.start(
+                db,
+                asked,
+                browser=browser,
+                session_hash=None if login_required or session is None else session.id_hash,
+                login_required=login_required,
+                now=now,
+            )
+        response = self._redirect(
+            ("/login?" if login_required else "/consent?") + urlencode({"authorization": handle})
+        )
+        if fresh_browser:
+            response.set_cookie(
+                pending.BROWSER_COOKIE,
+                browser,
+                httponly=True,
+                samesite="Lax",  # sent on the client's top-level redirect to us
+                path="/",
+                secure=self._secure(request),
+            )
+        return response
+
+    def _needs_consent(
+        self,
+        db: Session,
+        app: Application,
+        user_id: int,
+        asked: AuthorizationRequest,
+        *,
+        consented: bool,
+    ) -> bool:
+        if consented or (app.first_party and self.settings.consent_skip_first_party):
+            return False
+        if "consent" in asked.prompts:
+            return True
+        given = db.get(Consent, (user_id, app.id))
+        return given is None or not set(asked.scope.split()) <= set(given.scope.split())
+
+    def _advance(
+        self,
+        db: Session,
+        row: PendingAuthorization,
+        handle: str,
+        session: LoginSessionInfo | None,
+        user_id: int | None,
+    ) -> Response:
+        """The next step of a pending authorization: sign in, allow, or the code."""
+        now = self.app.clock()
+        if session is None or user_id is None or (row.login_required and not row.logged_in_at):
+            return self._redirect("/login?" + urlencode({"authorization": handle}))
+        if row.session_hash is None or not hmac.compare_digest(row.session_hash, session.id_hash):
+            return self.error_page(STALE_AUTHORIZATION, "invalid_request")
+        app = db.get(Application, row.application_id)
+        asked = pending.request_of(row)
+        if app is None or not app.enabled:
+            pending.consume(db, row)
+            return self.error_page("This application is not known to Passport.", "invalid_client")
+        if self._needs_consent(db, app, user_id, asked, consented=row.consented_at is not None):
+            return self._redirect("/consent?" + urlencode({"authorization": handle}))
+        if not pending.consume(db, row):
+            return self.error_page(STALE_AUTHORIZATION, "invalid_request")
+        return self._issue_code(db, app, asked, user_id, session.created_at, now)
+
+    def _issue_code(
+        self,
+        db: Session,
+        app: Application,
+        asked: AuthorizationRequest,
+        user_id: int,
+        auth_time: datetime,
+        now: datetime,
+    ) -> Response:
+        code = secrets.token_urlsafe(32)
+        db.add(
+            AuthorizationCode(
+                code_hash=digest(code),
+                application_id=app.id,
+                user_id=user_id,
+                redirect_uri=asked.redirect_uri,
+                scope=asked.scope,
+                nonce=asked.nonce,
+                code_challenge=asked.code_challenge,
+                auth_time=auth_time,
+                expires_at=now + timedelta(seconds=CODE_LIFETIME),
+            )
+        )
+        return self._back(asked.redirect_uri, asked.state, {"code": code})
+
+    def _refuse(self, asked: AuthorizationRequest, error: str, description: str) -> Response:
+        values = {"error": error, "error_description": description}
+        return self._back(asked.redirect_uri, asked.state, values)
+
+    def _back(self, redirect_uri: str, state: str | None, values: dict[str, str]) -> Response:
+        """The authorization response (RFC 6749 §4.1.2) with ``iss`` (RFC 9207)."""
+        if state is not None:
+            values["state"] = state
+        values["iss"] = self.issuer()
+        return self._redirect(_with_query(redirect_uri, values))
 
     @staticmethod
     def _redirect(location: str) -> Response:
@@ -430,26 +607,39 @@ class Provider:
         response.headers["Location"] = location
         return response
 
-    def _to_login(self, request: Request, params: dict[str, Any], app: Application) -> Response:
-        back = "/oauth2/authorize?" + urlencode(
-            {**self._without(params, "_logged_in"), "_logged_in": "1"}
-        )
-        query = {"next": back, "application": app.name}
-        if params.get("login_hint"):
-            query["login_hint"] = params["login_hint"]
-        return self._redirect("/login?" + urlencode(query))
+    def _secure(self, request: Request) -> bool:
+        return self.settings.secure_cookies or origins.scheme(request, self.settings) == "https"
+
+    def _pending(
+        self, db: Session, request: Request, handle: str | None
+    ) -> PendingAuthorization | None:
+        browser = request.cookies.get(pending.BROWSER_COOKIE)
+        return pending.find(db, handle, browser, self.app.clock())
 
     # -- hosted pages ----------------------------------------------------------------------
     def login(self, request: Request) -> Response:
         try:
-            params = self._params(request)
+            params = self._page_params(request)
         except ClientError as exc:
             return self.error_page(exc.message, status=exc.status)
-        values = {
+        handle = params.get("authorization")
+        values: dict[str, Any] = {
             "next": _safe_next(params.get("next")),
-            "application": params.get("application", "")[:100],
-            "login_hint": params.get("login_hint", "")[:254],
+            "application": "",
+            "login_hint": "",
         }
+        if handle is not None:
+            with self.app.db.session() as db:
+                row = self._pending(db, request, handle)
+                app = db.get(Application, row.application_id) if row else None
+                if row is None or app is None or not app.enabled:
+                    return self.error_page(STALE_AUTHORIZATION, "invalid_request")
+                # Only what Passport knows: the registered name, the client's hint.
+                values = {
+                    "authorization": handle,
+                    "application": app.name,
+                    "login_hint": row.login_hint or "",
+                }
         if request.method != "POST":
             return self._form_page(request, "login.html", **values)
         if not self._csrf_ok(request, params) or not self._same_origin(request):
@@ -471,6 +661,16 @@ class Provider:
             if previous is not None:
                 self.app.sessions.remove(previous.id_hash, ctx.db)
             ctx.start_session(result.session, result.token, result.user)
+            response = self._redirect(values["next"]) if handle is None else None
+            if handle is not None:
+                row = self._pending(ctx.db, request, handle)
+                if row is None:
+                    response = self.error_page(STALE_AUTHORIZATION, "invalid_request")
+                else:
+                    # The fresh login that prompt=login / max_age asked for, in this session.
+                    row.logged_in_at = result.session.created_at
+                    row.session_hash = result.session.id_hash
+                    response = self._advance(ctx.db, row, handle, result.session, result.user.id)
             ctx.close(commit=True)
             committed = True
         except ClientError as exc:
@@ -482,8 +682,10 @@ class Provider:
                 response.headers[name] = value
             return response
         finally:
+            if not committed:
+                ctx.close(commit=False)
             ctx.finish(committed=committed)
-        response = self._redirect(values["next"])
+        assert response is not None
         ctx.apply_cookies(response)
         return response
 
@@ -492,128 +694,158 @@ class Provider:
         return origin is None or origin == origins.own_origin(request, self.settings)
 
     def consent(self, request: Request) -> Response:
+        """Allow or deny a pending authorization (its handle is the only parameter that
+        names what is decided; the rest is on the server)."""
         try:
-            params = self._params(request)
+            params = self._page_params(request)
         except ClientError as exc:
             return self.error_page(exc.message, status=exc.status)
+        handle = params.get("authorization")
+        if request.method == "POST" and (
+            not self._csrf_ok(request, params) or not self._same_origin(request)
+        ):
+            return self.error_page("The form expired; please try again.", status=403)
         ctx = self.context(request, write=False)
         try:
-            identity = ctx.identity
-            if identity is None:
-                return self._redirect("/login?" + urlencode({"next": request.full_path}))
-            if request.method == "POST":
-                target = params.get("next", "")
-                if not self._csrf_ok(request, params) or not self._same_origin(request):
-                    return self.error_page("The form expired; please try again.", status=403)
-                if not target.startswith("/oauth2/authorize?"):
-                    return self.error_page("Nothing to allow here.")
-                query = binding.parse_pairs(target.split("?", 1)[1], "query string")
-            else:
-                query = params
-            with self.app.db.session() as db:
-                app = db.scalars(
-                    select(Application).where(Application.client_id == query.get("client_id", ""))
-                ).first()
-                if app is None or query.get("redirect_uri") not in app.redirect_uris:
+            session, identity = ctx.login_session, ctx.identity
+            with self.app.db.session(write=request.method == "POST") as db, db.begin():
+                row = self._pending(db, request, handle)
+                if row is None or handle is None:
+                    return self.error_page(STALE_AUTHORIZATION, "invalid_request")
+                if (
+                    session is None
+                    or identity is None
+                    or row.session_hash is None
+                    or not hmac.compare_digest(row.session_hash, session.id_hash)
+                    or (row.login_required and not row.logged_in_at)
+                ):
+                    # Not (or no longer) signed in here: the same check as every other step.
+                    user_id = identity.id if identity is not None else None
+                    return self._advance(db, row, handle, session, user_id)
+                asked = pending.request_of(row)
+                app = db.get(Application, row.application_id)
+                if app is None or not app.enabled:
                     return self.error_page(
                         "This application is not known to Passport.", "invalid_client"
                     )
-                db.expunge(app)
-            scopes = [s for s in query.get("scope", "").split() if s in SCOPES]
-            if request.method != "POST":
-                next_url = "/oauth2/authorize?" + urlencode(query)
-                return self._form_page(
-                    request,
-                    "consent.html",
-                    application=app.name,
-                    username=identity.username,
-                    scopes=[SCOPES[s] for s in scopes],
-                    next=next_url,
-                )
-            if params.get("decision") != "allow":
-                values = {
-                    "error": "access_denied",
-                    "error_description": "The user said no.",
-                    "iss": self.issuer(),
-                }
-                if "state" in query:
-                    values["state"] = query["state"]
-                return self._redirect(_with_query(query["redirect_uri"], values))
-            with self.app.db.session(write=True) as db, db.begin():
-                existing = db.get(Consent, (identity.id, app.id))
-                if existing is None:
-                    db.add(
-                        Consent(
-                            user_id=identity.id,
-                            application_id=app.id,
-                            scope=" ".join(scopes),
-                            granted_at=ctx.now,
-                        )
+                if request.method != "POST":
+                    return self._form_page(
+                        request,
+                        "consent.html",
+                        application=app.name,
+                        username=identity.username,
+                        scopes=[SCOPES[s] for s in asked.scope.split() if s in SCOPES],
+                        authorization=handle,
                     )
-                else:
-                    existing.scope = " ".join(sorted(set(existing.scope.split()) | set(scopes)))
-                    existing.granted_at = ctx.now
-            return self._redirect("/oauth2/authorize?" + urlencode({**query, "_consented": "1"}))
+                if params.get("decision") != "allow":
+                    if not pending.consume(db, row):
+                        return self.error_page(STALE_AUTHORIZATION, "invalid_request")
+                    return self._refuse(asked, "access_denied", "The user said no.")
+                self._remember_consent(db, identity.id, app.id, asked.scope, ctx.now)
+                row.consented_at = ctx.now
+                return self._advance(db, row, handle, session, identity.id)
         finally:
             ctx.close(commit=False)
+            ctx.finish(committed=False)
+
+    @staticmethod
+    def _remember_consent(
+        db: Session, user_id: int, application_id: int, scope: str, now: datetime
+    ) -> None:
+        existing = db.get(Consent, (user_id, application_id))
+        if existing is None:
+            db.add(
+                Consent(user_id=user_id, application_id=application_id, scope=scope, granted_at=now)
+            )
+        else:
+            existing.scope = " ".join(sorted(set(existing.scope.split()) | set(scope.split())))
+            existing.granted_at = now
 
     def logout(self, request: Request) -> Response:
+        """RP-Initiated Logout 1.0 §2-§3: ask the user, end the session, and return to the
+        application only at a URI it registered, with its ``state``."""
         try:
-            params = self._params(request)
+            params = self._page_params(request)
+            redirect_uri, client_id = self._logout_target(params)
         except ClientError as exc:
-            return self.error_page(exc.message, status=exc.status)
-        redirect_uri = params.get("post_logout_redirect_uri", "")
-        if redirect_uri and not self._logout_target_ok(redirect_uri, params):
-            return self.error_page(
-                "The application asked to return to an unregistered address.", "invalid_request"
-            )
+            return self.error_page(exc.message, "invalid_request", status=exc.status)
+        state = params.get("state") or ""
         ctx = self.context(request, write=True)
         committed = False
         try:
             identity = ctx.identity
-            if request.method != "POST":
+            if request.method != "POST" and identity is not None:
                 return self._form_page(
                     request,
                     "logout.html",
-                    username=identity.username if identity else "",
+                    username=identity.username,
                     redirect_uri=redirect_uri,
-                    state=params.get("state", ""),
+                    client_id=client_id,
+                    state=state,
                 )
-            if not self._csrf_ok(request, params) or not self._same_origin(request):
-                return self.error_page("The form expired; please try again.", status=403)
-            session = ctx.login_session
-            if session is not None:
-                user = ctx.user
-                ctx.accounts().logout(
-                    Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now),
-                    user,
-                    session,
-                )
-                if user is not None:
-                    self.app.notify_logout(ctx.db, user)
-            ctx.end_session()
+            if request.method == "POST":
+                if not self._csrf_ok(request, params) or not self._same_origin(request):
+                    return self.error_page("The form expired; please try again.", status=403)
+                session = ctx.login_session
+                if session is not None:
+                    user = ctx.user
+                    ctx.accounts().logout(
+                        Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now),
+                        user,
+                        session,
+                    )
+                    if user is not None:
+                        self.app.notify_logout(ctx.db, user)
+                ctx.end_session()
             ctx.close(commit=True)
             committed = True
         finally:
             if not committed:
                 ctx.close(commit=False)
             ctx.finish(committed=committed)
+        # Signed out now, or already: back to the application when it said where (§3).
         if redirect_uri:
-            target = (
-                _with_query(redirect_uri, {"state": params["state"]})
-                if params.get("state")
-                else redirect_uri
+            response = self._redirect(
+                _with_query(redirect_uri, {"state": state}) if state else redirect_uri
             )
-            response = self._redirect(target)
         else:
             response = self.page("logout.html", username="")
         ctx.apply_cookies(response)
         return response
 
+    def _logout_target(self, params: dict[str, str]) -> tuple[str, str]:
+        """``(post_logout_redirect_uri, client_id)`` to return to, or empty strings.
+
+        RP-Initiated Logout 1.0 §2: ``id_token_hint`` must be an ID token we issued (an
+        expired one is fine); its ``aud`` names the client when ``client_id`` does not, and
+        must equal it when both are given.  The URI must be registered by that client,
+        which must be enabled; with no client named there is nowhere to return to.
+        """
+        hint = params.get("id_token_hint")
+        audience = None
+        if hint:
+            self._keys_ready()
+            claims = self.tokens().id_token_hint_claims(hint)
+            if claims is None:
+                raise ClientError("id_token_hint is not an ID token that Passport issued.")
+            audience = str(claims["aud"])
+        client_id = params.get("client_id") or ""
+        if client_id and audience and not hmac.compare_digest(client_id, audience):
+            raise ClientError("id_token_hint was not issued to this client_id.")
+        client_id = client_id or audience or ""
+        uri = params.get("post_logout_redirect_uri") or ""
+        if not uri or not client_id:
+            return "", ""
+        with self.app.db.session() as db:
+            app = db.scalars(select(Application).where(Application.client_id == client_id)).first()
+            if app is None or not app.enabled or uri not in app.redirect_uris:
+                raise ClientError("The application asked to return to an unregistered address.")
+        return uri, client_id
+
     def account(self, request: Request) -> Response:
         """The user's own page: profile, password change, sessions with "sign out"."""
         try:
-            params = self._params(request)
+            params = self._page_params(request)
         except ClientError as exc:
             return self.error_page(exc.message, status=exc.status)
         ctx = self.context(request, write=request.method == "POST")
@@ -679,14 +911,6 @@ class Provider:
                 ctx.close(commit=False)
             ctx.finish(committed=committed)
 
-    def _logout_target_ok(self, uri: str, params: dict[str, Any]) -> bool:
-        """post_logout_redirect_uri must be registered by the client named by client_id."""
-        with self.app.db.session() as db:
-            query = select(Application.redirect_uris)
-            if params.get("client_id"):
-                query = query.where(Application.client_id == params["client_id"])
-            return any(uri in listed for listed in db.scalars(query))
-
     # -- token endpoint ----------------------------------------------------------------------
     def token(self, request: Request) -> Response:
         self._keys_ready()
@@ -696,7 +920,7 @@ class Provider:
         # second writer inside it would wait for our own lock.
         self.keys.signing_key(self.app.clock())
         try:
-            params = self._params(request)
+            params = self._oauth_params(request)
             with self.app.db.session(write=True) as db, db.begin():
                 app = self._client(db, request, params)
                 grant_type = params.get("grant_type")
@@ -804,7 +1028,7 @@ class Provider:
             error.revoke = (row.family, None)  # type: ignore[attr-defined]
             raise error
         user = db.get(User, row.user_id) if row.user_id else None
-        if user is None or user.disabled:
+        if user is None or user.disabled or not app.enabled:
             raise OAuthError("invalid_grant", "The user can no longer sign in.")
         scope = row.scope
         wanted = params.get("scope")
@@ -834,9 +1058,27 @@ class Provider:
     def _client_credentials(
         self, db: Session, request: Request, app: Application, params: dict[str, Any]
     ) -> dict[str, Any]:
+        """RFC 6749 §4.4: only scopes the application was registered for (RFC 7591 §2
+        ``scope``); without ``scope``, all of them (the "pre-defined default" of §3.3)."""
         if not app.confidential:
             raise OAuthError("unauthorized_client", "Public clients cannot use this grant.")
-        scope = " ".join(s for s in params.get("scope", "").split() if s not in SCOPES)
+        registered = list(dict.fromkeys(app.scopes))
+        requested = params.get("scope")
+        if requested is None or not requested.strip():
+            wanted = registered
+        else:
+            if len(requested) > MAX_SCOPE_LENGTH:
+                raise OAuthError("invalid_scope", f"scope is longer than {MAX_SCOPE_LENGTH}.")
+            wanted = list(dict.fromkeys(requested.split()))
+            for item in wanted:
+                if not _SCOPE_TOKEN.fullmatch(item) or item not in registered or item in SCOPES:
+                    raise OAuthError(
+                        "invalid_scope",
+                        f"The scope '{item[:50]}' is not registered for this client.",
+                    )
+        scope = " ".join(s for s in wanted if s not in SCOPES)
+        if len(scope) > MAX_SCOPE_LENGTH:
+            raise OAuthError("invalid_scope", f"scope is longer than {MAX_SCOPE_LENGTH}.")
         grant = Grant(application=app, scope=scope)
         return self.tokens().issue(db, grant, self.app.clock())
 
@@ -850,42 +1092,37 @@ class Provider:
     def userinfo(self, request: Request) -> Response:
         self._keys_ready()
         try:
-            params = self._params(request)
-        except ClientError:
-            params = {}
+            params = self._oauth_params(request)
+        except ClientError as exc:
+            return self._oauth_error(OAuthError("invalid_request", exc.message, exc.status))
         token = self._bearer(request, params)
         now = self.app.clock()
         with self.app.db.session() as db:
             tokens = self.tokens()
-            row = tokens.find(db, token, now)
-            usable = (
-                row is not None
-                and row.kind == "access"
-                and row.user_id is not None
-                and "openid" in row.scope.split()
-            )
-            user = db.get(User, row.user_id) if usable and row and row.user_id else None
-            app = db.get(Application, row.application_id) if user and row else None
-            if row is None or user is None or user.disabled or app is None:
+            live = tokens.live(db, token, now)
+            if (
+                live is None
+                or live.user is None
+                or live.row.kind != "access"
+                or "openid" not in live.row.scope.split()
+            ):
                 response = self._json({"error": "invalid_token"}, 401)
                 response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
                 return response
-            return self._json(tokens.user_claims(db, user, app, row.scope))
+            return self._json(tokens.user_claims(db, live.user, live.application, live.row.scope))
 
     def introspect(self, request: Request) -> Response:
         self._keys_ready()
         try:
-            params = self._params(request)
+            params = self._oauth_params(request)
             with self.app.db.session() as db:
                 app = self._client(db, request, params)
                 if app.client_id is None or not app.confidential:
                     raise OAuthError("invalid_client", "Client authentication failed.", 401)
-                row = self.tokens().find(db, params.get("token", ""), self.app.clock())
-                if row is None or row.application_id != app.id or row.rotated_at is not None:
+                live = self.tokens().live(db, params.get("token", ""), self.app.clock())
+                if live is None or live.application.id != app.id:
                     return self._json({"active": False})
-                user = db.get(User, row.user_id) if row.user_id else None
-                if row.user_id and (user is None or user.disabled):
-                    return self._json({"active": False})
+                row, user = live.row, live.user
                 return self._json(
                     {
                         "active": True,
@@ -908,7 +1145,7 @@ class Provider:
     def revoke(self, request: Request) -> Response:
         self._keys_ready()
         try:
-            params = self._params(request)
+            params = self._oauth_params(request)
             with self.app.db.session(write=True) as db, db.begin():
                 app = self._client(db, request, params)
                 row = db.scalars(

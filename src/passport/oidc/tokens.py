@@ -222,21 +222,70 @@ class Tokens:
         row = db.scalars(select(OAuthToken).where(OAuthToken.token_hash == digest(token))).first()
         if row is None or row.revoked_at is not None or row.expires_at <= now:
             return None
-        if row.kind == "access" and token.count(".") == 2 and not self._verifies(token, now):
+        if row.kind == "access" and token.count(".") == 2 and self._decode(token) is None:
             return None
         return row
 
-    def _verifies(self, token: str, now: datetime) -> bool:
-        """A JWT we issued: signature by one of our keys, with the algorithm we chose."""
+    def live(self, db: Session, token: str, now: datetime) -> LiveToken | None:
+        """A token that still stands for something: live itself (:meth:`find`; revoked when
+        its user's sessions were ended), of an application that is still enabled, and of a
+        user (if any) who still exists and is enabled.  Userinfo and introspection ask
+        this one question."""
+        row = self.find(db, token, now)
+        if row is None or row.rotated_at is not None:
+            return None
+        app = db.get(Application, row.application_id)
+        if app is None or not app.enabled:
+            return None
+        user = db.get(User, row.user_id) if row.user_id is not None else None
+        if row.user_id is not None and (user is None or user.disabled):
+            return None
+        return LiveToken(row, app, user)
+
+    def id_token_hint_claims(self, token: str) -> dict[str, Any] | None:
+        """The claims of an ID token that Passport issued, or None (RP-Initiated Logout 1.0
+        §2 ``id_token_hint``): signed by one of our keys, with our issuer, one audience and a
+        subject.  An expired one is still a good hint (ibid.: the OP need not check ``exp``)."""
+        if not token or len(token) > 8192:
+            return None
+        decoded = self._decode(token)
+        if decoded is None:
+            return None
+        header, claims = decoded
+        if (
+            header.get("typ") != "JWT"  # not an access token (at+jwt) or a logout token
+            or claims.get("iss") != self.issuer
+            or not isinstance(claims.get("aud"), str)
+            or not isinstance(claims.get("sub"), str)
+        ):
+            return None
+        return claims
+
+    def _decode(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Header and claims of a JWT we signed: by one of our keys, with the algorithm we
+        chose for it (never ``none`` or a MAC keyed with a public key)."""
+        if token.count(".") != 2:
+            return None
         try:
             header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
         except ValueError:
-            return False
+            return None
+        if not isinstance(header, dict):
+            return None
         key = next((k for k in self.keys.keys() if k.kid == header.get("kid")), None)
         if key is None or header.get("alg") != key.alg:
-            return False
+            return None
         try:
-            jwt.decode(token, key.private, algorithms=[key.alg])
+            decoded = jwt.decode(token, key.private, algorithms=[key.alg])
         except (JoseError, ValueError):
-            return False
-        return True
+            return None
+        return header, dict(decoded.claims)
+
+
+@dataclass(frozen=True)
+class LiveToken:
+    """A usable token with its application and user (None for client credentials)."""
+
+    row: OAuthToken
+    application: Application
+    user: User | None

@@ -64,6 +64,8 @@ class Application(Base):
     first_party: Mapped[bool] = mapped_column(Boolean, default=False)
     access_token_format: Mapped[str] = mapped_column(String(8), default="jwt")
     backchannel_logout_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # RFC 7591 §2 ``scope``: what the client credentials grant may issue to it.
+    scopes: Mapped[list[str]] = mapped_column(JSONList, default=list)
 
 
 class User(Base):
@@ -287,3 +289,37 @@ class LogoutNotification(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str] = mapped_column(String(200), default="")
+
+
+class PendingAuthorization(Base):
+    """One ``/oauth2/authorize`` request between its pages (sign-in, consent), on the server.
+
+    Whether the user signed in afresh and allowed the application is recorded here, never
+    in a parameter the client or the browser could set.  The handle that the pages pass
+    along is kept only as its SHA-256; it is bound to the browser that made the request
+    (``browser_hash``, the hash of an HttpOnly cookie) and, once someone is signed in, to
+    that login session (``session_hash``).  The row is deleted when the code is issued or
+    the user refuses: a handle is good for one authorization only.
+    """
+
+    __tablename__ = "pending_authorizations"
+
+    handle_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    session_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    application_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("applications.id", ondelete="CASCADE"), index=True
+    )
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(String(500))
+    state: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    nonce: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    code_challenge: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    prompt: Mapped[str] = mapped_column(String(64), default="")
+    max_age: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    login_hint: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    login_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    logged_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
