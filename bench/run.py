@@ -200,6 +200,7 @@ class Servers:
             "PASSPORT_LOG_LEVEL": "WARNING",
             "PASSPORT_AUTO_MIGRATE": "true",
             "PASSPORT_DATABASE_URL": self.database_url,
+            "PASSPORT_PUBLIC_URL": f"http://127.0.0.1:{port}",  # serve needs it off SQLite
             "PASSPORT_REDIS_URL": self.redis_url,
             "PASSPORT_THROTTLE_IP_LIMIT": "1000000000",
         }

@@ -27,6 +27,8 @@ from datetime import UTC
 from datetime import datetime
 from typing import TYPE_CHECKING
 from typing import Any
+from urllib.parse import quote
+from urllib.parse import urlsplit
 
 import redis
 import redis.exceptions
@@ -227,6 +229,9 @@ class PassportApp:
             return client_error(
                 ClientError("The query string is too long.", source="url", number=414)
             )
+        misdirected = self._misdirected(request)
+        if misdirected is not None:
+            return misdirected
         page = self.oidc.route(request.path)
         if page is not None:
             request.environ[ENDPOINT_KEY] = request.path.rstrip("/")
@@ -263,6 +268,35 @@ class PassportApp:
         if self._openapi is None:
             self._openapi = json.dumps(openapi.build(self.registry, self.settings.public_url))
         return Response(self._openapi, content_type="application/json; charset=utf-8")
+
+    def _misdirected(self, request: Request) -> Response | None:
+        """Without ``public_url`` (SQLite development) Passport is its served address, the
+        issuer: a request that names another host (``Host: evil.example``, or ``localhost``
+        for ``127.0.0.1``) would get cookies and pages for a name the configuration never
+        gave (OpenID Connect Core §2: ``iss`` is exactly the issuer).  GET and HEAD are sent
+        to the same path on the issuer; anything else is refused (421, RFC 9110 §15.5.20).
+        ``/healthz`` answers whatever the name, for probes."""
+        issuer = self.settings.issuer
+        if self.settings.public_url or issuer is None or request.path == "/healthz":
+            return None
+        served = urlsplit(issuer)
+        host = request.host.lower()
+        if host == served.netloc or (served.port == 80 and host == served.hostname):
+            return None
+        if request.method in ("GET", "HEAD"):
+            query = request.environ.get("QUERY_STRING", "")
+            location = issuer + quote(request.path) + (f"?{query}" if query else "")
+            return Response(status=307, headers={"Location": location})
+        return client_error(
+            ClientError(
+                f"This Passport answers at {issuer} only; set PASSPORT_PUBLIC_URL to serve "
+                "it under another name.",
+                source="Host",
+                value=host[:100],
+                number=400,
+                status=421,
+            )
+        )
 
     def _refresh_gauges(self) -> None:
         pool = self.db.engine.pool

@@ -60,6 +60,11 @@ def serve(
     settings = settings_from(config_file, **overrides)
     configure(settings.log_level)
     prepare_schema(settings)
+    if settings.issuer is None:
+        fail(
+            "set PASSPORT_PUBLIC_URL (e.g. https://sso.example.com): outside SQLite it is "
+            "Passport's address and OpenID Connect issuer, never taken from a request"
+        )
 
     if config_file:
         os.environ[ENV_PREFIX + "CONFIG"] = config_file
