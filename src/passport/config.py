@@ -20,6 +20,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 ENV_PREFIX = "PASSPORT_"
+# Threads per process kept for requests that hash no password (status, healthz, sessions).
+CHEAP_REQUEST_THREADS = 8
 
 
 class ConfigError(Exception):
@@ -102,6 +104,22 @@ class Settings:
     trusted_proxies: tuple[str, ...] = _setting(
         (), "Comma-separated proxy IPs whose X-Forwarded-For/-Proto are honoured."
     )
+
+    @property
+    def hash_slots(self) -> int:
+        """Password hashes computed at once per process (each takes a CPU and ~19 MiB)."""
+        return self.max_concurrent_hashes or os.cpu_count() or 1
+
+    @property
+    def hash_queue_limit(self) -> int:
+        """Sign-ins that may wait for a hashing slot; any more are answered 503 at once."""
+        return self.hash_slots
+
+    @property
+    def server_threads(self) -> int:
+        """Request threads per process: one per hashing slot and per place in the hashing
+        queue, plus :data:`CHEAP_REQUEST_THREADS` that password hashing can never occupy."""
+        return self.hash_slots + self.hash_queue_limit + CHEAP_REQUEST_THREADS
 
     @property
     def is_sqlite(self) -> bool:

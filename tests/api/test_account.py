@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from http.cookies import SimpleCookie
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from passport.services.accounts import canonical
 from passport.services.applications import find_by_name
-from passport.services.throttle import account_key
+from passport.services.passwords import Passwords
+from passport.services.throttle import user_account_key
 from passport.storage.models import AuditEvent
 from passport.storage.models import User
 
@@ -148,6 +149,8 @@ def test_password_in_query_string_is_refused(accounts: Harness) -> None:
 
 
 def test_twenty_concurrent_registrations_make_one_user(accounts: Harness) -> None:
+    # Room for all twenty hashes at once, so that every registration reaches the insert.
+    accounts.app.passwords = Passwords(replace(accounts.settings, max_concurrent_hashes=20))
     names = ["alice", "Alice", "ALICE", "\uff21\uff2c\uff29\uff23\uff25"] * 5
     results: list[Any] = [None] * len(names)
 
@@ -424,7 +427,7 @@ def test_ip_throttle(factory: Any) -> None:
 
 def test_parallel_failures_all_count(accounts: Harness) -> None:
     """Below the limit nothing is refused, so four parallel failures must count four."""
-    accounts.register()
+    alice = data(accounts.register())["Data"]["User"]["ID"]
     threads = [
         threading.Thread(
             target=lambda: accounts.new_client().post(
@@ -439,8 +442,93 @@ def test_parallel_failures_all_count(accounts: Harness) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    count = accounts.app.throttle.store.peek(account_key(canonical("alice")))
+    count = accounts.app.throttle.store.peek(user_account_key(alice))
     assert count is not None and count.failures == 4
+
+
+# Every way of naming alice's account: username, email in another case, white space around
+# it (and MariaDB compares 'alice ' equal to 'alice'), letter case, a Cyrillic look-alike and
+# an invisible combining grapheme joiner.
+ALICE_FORMS = [
+    "alice",
+    "ALICE@EXAMPLE.COM",
+    " alice ",
+    "ALICE",
+    "alice ",
+    "\u0430lice",
+    "alice\u034f",
+]
+THROTTLE_COMBOS = ["sqlite-db", "mariadb-db", "postgresql-db", "postgresql-redis"]
+
+
+def count_verifications(h: Harness) -> list[str]:
+    """Spy on the real password check: each stored hash it was asked to compare."""
+    checked: list[str] = []
+    verify = h.app.passwords.verify
+
+    def counting(stored_hash: str, password: str) -> bool:
+        checked.append(stored_hash)
+        return verify(stored_hash, password)
+
+    h.app.passwords.verify = counting  # type: ignore[method-assign]
+    return checked
+
+
+@pytest.mark.parametrize("combo", THROTTLE_COMBOS)
+def test_parallel_attempts_in_every_form_check_at_most_the_limit(factory: Any, combo: str) -> None:
+    # Room for every attempt to hash at once: only the throttle may hold them back.
+    h = factory(*combo.split("-"), max_concurrent_hashes=32)
+    h.register(email="alice@example.com")
+    with h.app.db.session() as db:
+        alice_hash = db.scalars(select(User.password_hash)).one()
+    checked = count_verifications(h)
+    answers: list[Any] = [None] * 20
+
+    def attempt(i: int) -> None:
+        answers[i] = h.new_client().post(
+            "/Account/login",
+            data={"username": ALICE_FORMS[i % len(ALICE_FORMS)], "password": "wrong password!!"},
+            headers={"Origin": ORIGIN},
+        )
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    limit = h.settings.throttle_account_limit
+    codes = [a.status_code for a in answers]
+    assert set(codes) <= {401, 429}, codes
+    assert checked.count(alice_hash) <= limit
+    assert codes.count(401) == len(checked) <= limit
+    failures = [e for e in audit_events(h) if e[:2] == ("login", "failure")]
+    assert len(failures) <= limit
+    for form in ALICE_FORMS:  # now locked in every form, even with the right password
+        locked = h.login(form, STRONG)
+        assert locked.status_code == 429, form
+        assert int(locked.headers["Retry-After"]) > 0
+    assert checked.count(alice_hash) <= limit
+
+
+@pytest.mark.parametrize("combo", THROTTLE_COMBOS)
+def test_unknown_names_are_throttled_in_their_normalised_form(factory: Any, combo: str) -> None:
+    h = factory(*combo.split("-"))
+    for form in ["ghost", "GHOST", " ghost", "gh\u043est", "\uff47host\u200d"]:
+        assert h.login(form, "wrong password!!").status_code == 401
+    for form in ["ghost", "Ghost ", "gh\u043est"]:
+        assert h.login(form, "wrong password!!").status_code == 429
+    assert h.login("ghostly", "wrong password!!").status_code == 401  # another name
+
+
+def test_a_success_resets_the_account_in_every_form(accounts: Harness) -> None:
+    accounts.register(email="alice@example.com")
+    for form in ALICE_FORMS[:4]:
+        assert accounts.login(form, "wrong password!!").status_code == 401
+    assert accounts.login("ALICE@example.com", STRONG).status_code == 200
+    for form in ALICE_FORMS[:4]:
+        assert accounts.login(form, "wrong password!!").status_code == 401
+    assert accounts.login("\u0430lice", STRONG).status_code == 200
 
 
 # -- cross-site defences -----------------------------------------------------------------------

@@ -82,7 +82,7 @@ def serve(
 
     click.echo(
         f"passport: serving on http://{settings.host}:{settings.port} "
-        f"with {settings.workers} worker(s)",
+        f"with {settings.workers} worker(s) of {settings.server_threads} threads",
         err=True,
     )
     Granian(
@@ -91,7 +91,9 @@ def serve(
         port=settings.port,
         interface=Interfaces.WSGI,
         workers=settings.workers,
-        blocking_threads=4,
+        # More threads than password hashes can occupy (hashing slots plus their bounded
+        # queue), so requests that hash nothing always find a free thread in a login storm.
+        blocking_threads=settings.server_threads,
         reload=reload,
         log_level=settings.log_level.lower(),  # type: ignore[arg-type]
         respawn_failed_workers=True,

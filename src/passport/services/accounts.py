@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -24,11 +25,16 @@ from passport.errors import INVALID
 from passport.errors import LENGTH
 from passport.errors import TAKEN
 from passport.errors import ClientError
+from passport.errors import ServiceUnavailable
 from passport.errors import required
+from passport.lookalikes import lookalike_key
+from passport.lookalikes import username_problem
+from passport.lookalikes import without_ignorables
 from passport.metrics import LOGINS
 from passport.services import applications
 from passport.services.audit import AuditRecord
 from passport.services.identity import identity_of
+from passport.services.passwords import BUSY_MESSAGE
 from passport.services.passwords import Passwords
 from passport.services.passwords import check_policy
 from passport.services.passwords import normalise
@@ -40,6 +46,7 @@ from passport.services.signout import end_user_access
 from passport.services.throttle import Throttle
 from passport.services.throttle import account_key
 from passport.services.throttle import ip_key
+from passport.services.throttle import user_account_key
 from passport.storage.models import User
 
 GENERIC_LOGIN_FAILURE = "Invalid username or password."
@@ -63,10 +70,20 @@ class Caller:
 
 
 def canonical(text: str) -> str:
+    """The username in any letter case and width (``users.username_key``)."""
     return applications.name_key(text)
 
 
+def sign_in_name(identifier: str) -> str:
+    """A typed username or email as the lookup compares it: NFKC, without the white
+    space around it or invisible (default-ignorable) characters anywhere in it."""
+    text = without_ignorables(unicodedata.normalize("NFKC", identifier)).strip()
+    return unicodedata.normalize("NFKC", text)
+
+
 def validate_username(raw: str | None) -> str:
+    """The NFKC username, or a ClientError: 3-64 letters, digits, ``.``, ``_``, ``-``
+    that RFC 8265's UsernameCaseMapped profile accepts (nothing invisible)."""
     if raw is None or raw == "":
         raise required("username", "Username must be specified.")
     name = unicodedata.normalize("NFKC", raw)
@@ -74,6 +91,9 @@ def validate_username(raw: str | None) -> str:
         raise ClientError(
             "Username must be 3 to 64 characters long.", source="username", number=LENGTH
         )
+    problem = username_problem(name)
+    if problem is not None:
+        raise ClientError(problem, source="username", value=raw[:64], number=INVALID)
     for char in name:
         category = unicodedata.category(char)
         if not (category[0] in "LNM" or char in _USERNAME_EXTRA):
@@ -243,19 +263,36 @@ class Accounts:
         return user
 
     # -- sign-in --------------------------------------------------------------
-    def _find(self, identifier: str) -> User | None:
-        """The user named by username or email, detached from the read session."""
-        if "@" in identifier:
-            condition = (
-                User.email_key == unicodedata.normalize("NFKC", identifier.strip()).casefold()
-            )
+    def _find(self, identifier: str) -> tuple[User | None, str]:
+        """The user named by username, email or a look-alike of the username
+        (detached from the read session), and the throttle key of the attempt.
+
+        A name that looks like a username (passport.lookalikes) names that account:
+        registration refuses look-alikes, so it names no other, and the account's
+        password is still needed.  Every form of one account therefore shares the
+        counter ``account:user:<id>``; a name that no account has is counted under
+        its look-alike key, so its look-alikes share a counter too.
+        """
+        name = sign_in_name(identifier)
+        exact: str | None = None
+        if "@" in name:
+            email = name.casefold()
+            condition = User.email_key == email
+            unknown = account_key("email:" + email)
         else:
-            condition = User.username_key == canonical(identifier)
+            exact, similar = canonical(name), lookalike_key(name)
+            condition = or_(User.username_key == exact, User.username_skeleton == similar)
+            unknown = account_key(similar)
         try:
-            user = self.read_session.scalars(select(User).where(condition)).first()
+            found = self.read_session.scalars(select(User).where(condition).limit(2)).all()
+            # Users that looked alike before names were compared so (migration 0008)
+            # each keep their own exact name.
+            user = next((u for u in found if u.username_key == exact), None)
+            if user is None and found:
+                user = found[0]
             if user is not None:
                 self.read_session.expunge(user)
-            return user
+            return user, user_account_key(user.id) if user is not None else unknown
         finally:
             self.read_session.close()
 
@@ -272,9 +309,11 @@ class Accounts:
             raise required("username", "Username must be specified.")
         if password is None or password == "":
             raise required("password", "Password must be specified.")
+        if self.passwords.saturated():  # refused before it costs a lookup or a counter
+            raise ServiceUnavailable(BUSY_MESSAGE)
         attempted = unicodedata.normalize("NFKC", identifier)[:64]
-        keys = [account_key(canonical(identifier)), ip_key(caller.ip)]
-        wait, counted = self.throttle.check(keys, caller.now)
+        user, account = self._find(identifier)
+        keys = [account, ip_key(caller.ip)]
         record = AuditRecord(
             "login",
             "",
@@ -284,39 +323,44 @@ class Accounts:
             ip=caller.ip,
             user_agent=caller.user_agent,
         )
-        if wait:
+        # Reserved (counted as a failure) before the password is checked, atomically:
+        # parallel attempts cannot all pass a check made before any of them is counted.
+        attempt = self.throttle.reserve(keys, caller.now)
+        if attempt.wait:
             self.audit(_with(record, outcome="throttled"), durable=True)
             LOGINS.labels("throttled").inc()
             raise ClientError(
                 "Too many failed attempts; try again later.",
                 source="username",
                 number=429,
-                headers={"Retry-After": str(wait)},
+                headers={"Retry-After": str(attempt.wait)},
             )
 
-        user = self._find(identifier)
-        if user is None:
-            self.passwords.verify_dummy(password)
-            ok = False
-        else:
-            ok = self.passwords.verify(user.password_hash, password) and not user.disabled
+        try:
+            if user is None:
+                self.passwords.verify_dummy(password)
+                ok = False
+            else:
+                ok = self.passwords.verify(user.password_hash, password) and not user.disabled
+        except ServiceUnavailable:
+            self.throttle.release(keys)  # no password was checked: not a failure
+            raise
         if not ok or user is None:
-            over = self.throttle.failure(keys, caller.now)
             uid = user.id if user is not None else None
             self.audit(_with(record, outcome="failure", user_id=uid), durable=True)
             LOGINS.labels("failure").inc()
-            if over:
+            if attempt.over:
                 self.audit(
                     _with(record, event="lockout", outcome="throttled", user_id=uid),
                     durable=True,
                 )
             raise ClientError(GENERIC_LOGIN_FAILURE, source="username", number=401)
 
+        # The account's count starts again; the address keeps only its failures.
+        self.throttle.succeeded(account, keys[1])
         user = self.db.merge(user, load=False)
         if self.passwords.needs_rehash(user.password_hash):
             user.password_hash = self.passwords.hash(normalise(password))
-        if keys[0] in counted:  # a success resets the account's count; no write if none
-            self.throttle.success(keys[0])
         token, info = new_session_info(
             self.settings,
             user.id,
@@ -359,7 +403,7 @@ class Accounts:
             raise required("oldPassword", "The current password must be specified.")
         if new_password is None or new_password == "":
             raise required("newPassword", "The new password must be specified.")
-        keys = [account_key(user.username_key), ip_key(caller.ip)]
+        keys = [user_account_key(user.id), ip_key(caller.ip)]
         wait = self.throttle.retry_after(keys, caller.now)
         if wait:
             raise ClientError(

@@ -6,16 +6,21 @@ common passwords that the ``zxcvbn`` package ships (offline), or equals the
 username or the service name.  Text is NFKC-normalised before it is checked
 or hashed, so composed and decomposed forms of the same password both work.
 
-Hashing: argon2id with at least OWASP's parameters; the number of hashes
-computed at once is bounded (each costs ~19 MiB), so a login storm gets a fast
-503 instead of exhausting memory.
+Hashing: argon2id with at least OWASP's parameters.  A hash costs a CPU for tens
+of milliseconds and ~19 MiB, so at most ``settings.hash_slots`` are computed at
+once, at most ``settings.hash_queue_limit`` more requests wait for a slot (for at
+most :data:`HASH_WAIT_SECONDS`), and any further one is refused at once with
+:class:`ServiceUnavailable` (503 with ``Retry-After``).  The server runs more
+threads than slots plus waiters (``settings.server_threads``), so a login storm
+never occupies the threads that serve cheap requests.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
 from argon2 import PasswordHasher
@@ -31,7 +36,8 @@ from passport.errors import ServiceUnavailable
 
 MAX_PASSWORD_LENGTH = 1024
 SERVICE_NAME = "passport"
-HASH_WAIT_SECONDS = 10
+HASH_WAIT_SECONDS = 5
+BUSY_MESSAGE = "Too many sign-ins at once; retry in a moment."
 
 
 def normalise(password: str) -> str:
@@ -157,42 +163,59 @@ class Passwords:
             salt_len=16,
             type=Type.ID,
         )
-        slots = settings.max_concurrent_hashes or os.cpu_count() or 1
-        self._slots = threading.BoundedSemaphore(slots)
+        self._slots = threading.BoundedSemaphore(settings.hash_slots)
+        self._queue_limit = settings.hash_queue_limit
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
         self._dummy: str | None = None
         self.dummy_verifications = 0
 
-    def _acquire(self) -> None:
-        if not self._slots.acquire(timeout=HASH_WAIT_SECONDS):
-            raise ServiceUnavailable("Too many sign-ins at once; retry in a moment.")
+    def saturated(self) -> bool:
+        """True when a new hash would be refused now: callers skip their other work."""
+        return self._waiting >= self._queue_limit
+
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        """Hold a hashing slot; wait for one only if the queue has room, and not for long."""
+        if not self._slots.acquire(blocking=False):
+            with self._waiting_lock:
+                if self._waiting >= self._queue_limit:
+                    raise ServiceUnavailable(BUSY_MESSAGE)
+                self._waiting += 1
+            try:
+                acquired = self._slots.acquire(timeout=HASH_WAIT_SECONDS)
+            finally:
+                with self._waiting_lock:
+                    self._waiting -= 1
+            if not acquired:
+                raise ServiceUnavailable(BUSY_MESSAGE)
+        try:
+            yield
+        finally:
+            self._slots.release()
 
     def hash(self, password: str) -> str:
         """Hash an already policy-checked, normalised password."""
-        self._acquire()
-        try:
+        with self._slot():
             return self.hasher.hash(password)
-        finally:
-            self._slots.release()
 
     def verify(self, stored_hash: str, password: str) -> bool:
         """Check ``password`` against an argon2id hash, or an imported bcrypt or
         Django PBKDF2-SHA256 hash; never runs on more than 1024 characters."""
         if len(password) > MAX_PASSWORD_LENGTH:
             return False
-        self._acquire()
-        try:
-            if stored_hash.startswith("$argon2"):
-                return bool(self.hasher.verify(stored_hash, normalise(password)))
-            return verify_imported(stored_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
-        finally:
-            self._slots.release()
+        with self._slot():
+            try:
+                if stored_hash.startswith("$argon2"):
+                    return bool(self.hasher.verify(stored_hash, normalise(password)))
+                return verify_imported(stored_hash, password)
+            except (VerificationError, InvalidHashError):
+                return False
 
     def verify_dummy(self, password: str) -> None:
         """Spend the same work as a real check, for users that do not exist."""
         if self._dummy is None:
-            self._dummy = self.hasher.hash("passport-dummy-password-for-timing")
+            self._dummy = self.hash("passport-dummy-password-for-timing")
         self.dummy_verifications += 1
         self.verify(self._dummy, password[:MAX_PASSWORD_LENGTH])
 

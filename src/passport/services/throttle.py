@@ -1,11 +1,17 @@
 """Throttling of credential guessing, shared by every process (database or Redis).
 
-Failures are counted per key (``account:<sha256 of the canonical name>``,
-``ip:<address>``) in a fixed window.  Once a key reaches its limit, each further
-attempt must wait ``base_delay * 2**(failures - limit)`` seconds (capped at the
-window) after the last failure: a growing delay, never a permanent lock that an
-attacker could use to keep a person out (NIST SP 800-63B 5.2.2).  Increments are
-atomic, so N parallel failures count N.
+Attempts are counted per key (``account:user:<id>`` for a known account,
+``account:name:<sha256>`` for a name no account has, ``ip:<address>``) in a fixed
+window.  Once a key reaches its limit, each further attempt must wait
+``base_delay * 2**(failures - limit)`` seconds (capped at the window) after the
+last failure: a growing delay, never a permanent lock that an attacker could use
+to keep a person out (NIST SP 800-63B 5.2.2).
+
+An attempt is *reserved* before its password is checked: one atomic step decides
+whether it may proceed and, if so, counts it as a failure (a row lock in the
+database, a Lua script in Redis).  So N parallel attempts count N and at most the
+limit of them ever reach the password check; a success then resets the account's
+count and takes its own attempt back off the address's count.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import OperationalError
 
 from passport.config import Settings
 from passport.storage.db import Database
@@ -37,12 +44,47 @@ class Count:
     last_failure: datetime
 
 
+@dataclass(frozen=True)
+class Policy:
+    """The rule every store applies when it reserves an attempt."""
+
+    window: int
+    base_delay: int
+
+    def wait(self, count: Count, limit: int, now: datetime) -> int:
+        """Seconds before the next attempt on a key with ``count`` may proceed (0 = now)."""
+        if now - count.window_start >= timedelta(seconds=self.window):
+            return 0
+        over = count.failures - limit
+        if over < 0:
+            return 0
+        delay = min(self.window, self.base_delay * 2 ** min(over, 20))
+        remaining = (count.last_failure + timedelta(seconds=delay) - now).total_seconds()
+        return max(0, math.ceil(remaining))
+
+
 class ThrottleStore(Protocol):
     def hit(self, key: str, now: datetime, window: int) -> Count: ...
+
+    def reserve(
+        self, keys: list[str], limits: list[int], now: datetime, policy: Policy
+    ) -> tuple[int, list[int]]:
+        """Atomically: the wait when some key must wait (nothing counted), else
+        ``(0, failures)`` with one more failure counted on every key."""
+        ...
+
+    def release(self, key: str) -> None:
+        """Take one reserved attempt back off ``key`` (it was not a failure)."""
+        ...
 
     def peek(self, key: str) -> Count | None: ...
 
     def reset(self, key: str) -> None: ...
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return "deadlock" in text or "lock wait timeout" in text
 
 
 class DatabaseThrottleStore:
@@ -79,6 +121,69 @@ class DatabaseThrottleStore:
                 continue  # another process inserted it first: update instead
         raise RuntimeError("throttle counter could not be updated")
 
+    def reserve(
+        self, keys: list[str], limits: list[int], now: datetime, policy: Policy
+    ) -> tuple[int, list[int]]:
+        # One transaction holds the rows of every key (locked in key order, so two
+        # reservations cannot deadlock; SQLite's BEGIN IMMEDIATE serialises them all)
+        # from the decision to the increment.
+        cutoff = now - timedelta(seconds=policy.window)
+        limit_of = dict(zip(keys, limits, strict=True))
+        for _ in range(5):
+            try:
+                with self.database.session(write=True) as db, db.begin():
+                    rows = {
+                        row.key: row
+                        for row in db.scalars(
+                            select(ThrottleCounter)
+                            .where(ThrottleCounter.key.in_(sorted(keys)))
+                            .order_by(ThrottleCounter.key)
+                            .with_for_update()
+                        )
+                    }
+                    wait = max(
+                        [
+                            policy.wait(
+                                Count(row.failures, row.window_start, row.last_failure),
+                                limit_of[key],
+                                now,
+                            )
+                            for key, row in rows.items()
+                        ],
+                        default=0,
+                    )
+                    if wait:
+                        return wait, []
+                    failures = []
+                    for key in keys:
+                        row = rows.get(key)
+                        if row is None:
+                            row = ThrottleCounter(
+                                key=key, failures=0, window_start=now, last_failure=now
+                            )
+                            db.add(row)
+                        elif row.window_start <= cutoff:
+                            row.failures, row.window_start = 0, now
+                        row.failures += 1
+                        row.last_failure = now
+                        failures.append(row.failures)
+                return 0, failures
+            except IntegrityError:
+                continue  # another attempt created a row first: lock it this time
+            except OperationalError as exc:
+                if not _is_deadlock(exc):
+                    raise
+        raise RuntimeError("throttle counters could not be reserved")
+
+    def release(self, key: str) -> None:
+        with self.database.session(write=True) as db, db.begin():
+            db.execute(
+                update(ThrottleCounter)
+                .where(ThrottleCounter.key == key, ThrottleCounter.failures > 0)
+                .values(failures=ThrottleCounter.failures - 1)
+                .execution_options(synchronize_session=False)
+            )
+
     def peek(self, key: str) -> Count | None:
         with self.database.session() as db:
             row = db.get(ThrottleCounter, key)
@@ -104,15 +209,74 @@ return {failures, tostring(start)}
 """
 
 
+# KEYS: the counters; ARGV: now, window, base delay, then one limit per key.  The same
+# rule as Policy.wait, decided and counted in one atomic step.
+_RESERVE_SCRIPT = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local base = tonumber(ARGV[3])
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local v = redis.call('HMGET', key, 'f', 'w', 'l')
+  if v[1] and v[2] and v[3] then
+    local over = tonumber(v[1]) - tonumber(ARGV[3 + i])
+    if now - tonumber(v[2]) < window and over >= 0 then
+      local delay = math.min(window, base * 2 ^ math.min(over, 20))
+      local remaining = tonumber(v[3]) + delay - now
+      if remaining > wait then wait = remaining end
+    end
+  end
+end
+if wait > 0 then
+  return {tostring(wait)}
+end
+local out = {'0'}
+for _, key in ipairs(KEYS) do
+  local start = tonumber(redis.call('HGET', key, 'w') or '-1')
+  if start < 0 or now - start >= window then
+    redis.call('HSET', key, 'f', 0, 'w', ARGV[1])
+  end
+  table.insert(out, redis.call('HINCRBY', key, 'f', 1))
+  redis.call('HSET', key, 'l', ARGV[1])
+  redis.call('EXPIRE', key, window * 2)
+end
+return out
+"""
+
+_RELEASE_SCRIPT = """
+if tonumber(redis.call('HGET', KEYS[1], 'f') or '0') > 0 then
+  redis.call('HINCRBY', KEYS[1], 'f', -1)
+end
+return 0
+"""
+
+
 class RedisThrottleStore:
     def __init__(self, client: redis.Redis, prefix: str = "passport:throttle:") -> None:
         self.client = client
         self.prefix = prefix
         self._hit = client.register_script(_HIT_SCRIPT)
+        self._reserve = client.register_script(_RESERVE_SCRIPT)
+        self._release = client.register_script(_RELEASE_SCRIPT)
 
     def hit(self, key: str, now: datetime, window: int) -> Count:
         failures, start = self._hit(keys=[self.prefix + key], args=[now.timestamp(), window])
         return Count(int(failures), datetime.fromtimestamp(float(start), UTC), now)
+
+    def reserve(
+        self, keys: list[str], limits: list[int], now: datetime, policy: Policy
+    ) -> tuple[int, list[int]]:
+        answer = self._reserve(
+            keys=[self.prefix + key for key in keys],
+            args=[repr(now.timestamp()), policy.window, policy.base_delay, *limits],
+        )
+        wait = float(answer[0].decode() if isinstance(answer[0], bytes) else answer[0])
+        if wait > 0:
+            return max(1, math.ceil(wait)), []
+        return 0, [int(failures) for failures in answer[1:]]
+
+    def release(self, key: str) -> None:
+        self._release(keys=[self.prefix + key])
 
     def peek(self, key: str) -> Count | None:
         raw = self.client.hgetall(self.prefix + key)
@@ -130,11 +294,26 @@ class RedisThrottleStore:
 
 
 def account_key(canonical_name: str) -> str:
-    return "account:" + hashlib.sha256(canonical_name.encode("utf-8", "surrogatepass")).hexdigest()
+    """The counter of a name that no account has (``canonical_name``: its look-alike key)."""
+    digest = hashlib.sha256(canonical_name.encode("utf-8", "surrogatepass")).hexdigest()
+    return "account:name:" + digest
+
+
+def user_account_key(user_id: int) -> str:
+    """The counter of an account, however its user was named (username, email, look-alike)."""
+    return f"account:user:{user_id}"
 
 
 def ip_key(ip: str) -> str:
     return "ip:" + ip[:64]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The outcome of :meth:`Throttle.reserve`."""
+
+    wait: int  # seconds to wait; 0 = reserved and counted, go ahead
+    over: bool  # this attempt reached a key's limit (the lockout starts with it)
 
 
 class Throttle:
@@ -144,20 +323,34 @@ class Throttle:
         self.store = store
         self.window = settings.throttle_window
         self.base_delay = settings.throttle_base_delay
+        self.policy = Policy(settings.throttle_window, settings.throttle_base_delay)
         self.limits = {"account": settings.throttle_account_limit, "ip": settings.throttle_ip_limit}
 
     def _limit(self, key: str) -> int:
         return self.limits[key.split(":", 1)[0]]
 
     def _wait(self, key: str, count: Count, now: datetime) -> int:
-        if now - count.window_start >= timedelta(seconds=self.window):
-            return 0
-        over = count.failures - self._limit(key)
-        if over < 0:
-            return 0
-        delay = min(self.window, self.base_delay * 2 ** min(over, 20))
-        remaining = (count.last_failure + timedelta(seconds=delay) - now).total_seconds()
-        return max(0, math.ceil(remaining))
+        return self.policy.wait(count, self._limit(key), now)
+
+    def reserve(self, keys: list[str], now: datetime) -> Attempt:
+        """Count an attempt on every key before its password is checked, unless one
+        of them must wait: then nothing is counted and the wait is returned."""
+        limits = [self._limit(key) for key in keys]
+        wait, failures = self.store.reserve(keys, limits, now, self.policy)
+        if wait:
+            return Attempt(wait, False)
+        return Attempt(0, any(f >= limit for f, limit in zip(failures, limits, strict=True)))
+
+    def release(self, keys: list[str]) -> None:
+        """Take a reserved attempt back (its password was never checked)."""
+        for key in keys:
+            self.store.release(key)
+
+    def succeeded(self, account: str, ip: str) -> None:
+        """A correct password: the account's count starts again, and the address's
+        reserved attempt is taken back (it was not a failure)."""
+        self.store.reset(account)
+        self.store.release(ip)
 
     def retry_after(self, keys: list[str], now: datetime) -> int:
         """Seconds to wait before another attempt may proceed (0 = go ahead)."""

@@ -48,14 +48,12 @@ def create_db_engine(settings: Settings) -> Engine:
         if url.database in (None, "", ":memory:"):
             raise ValueError("an in-memory SQLite database cannot be shared; use a file")
         _make_sqlite_file_private(url.database)
-        engine = create_engine(url, pool_size=settings.db_pool_size, **kwargs)
+        engine = create_engine(url, **_pool_sizes(settings), **kwargs)
         _configure_sqlite(engine)
         return engine
 
     kwargs.update(
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
-        pool_timeout=settings.db_pool_timeout,
+        **_pool_sizes(settings),
         pool_recycle=1800,
         isolation_level="READ COMMITTED",
     )
@@ -69,6 +67,17 @@ def create_db_engine(settings: Settings) -> Engine:
     else:
         kwargs["connect_args"] = {"connect_timeout": settings.db_connect_timeout}
     return create_engine(url, **kwargs)
+
+
+def _pool_sizes(settings: Settings) -> dict[str, Any]:
+    """A pool that cannot run dry with the server's threads.
+
+    Each request thread keeps one connection for :meth:`Database.hot_read` and may
+    hold one more for its transaction, so the pool keeps a connection per thread
+    (at least ``db_pool_size``) and lends as many again while they are needed.
+    """
+    kept = max(settings.db_pool_size, settings.server_threads)
+    return {"pool_size": kept, "max_overflow": kept, "pool_timeout": settings.db_pool_timeout}
 
 
 def _make_sqlite_file_private(path: str) -> None:

@@ -17,10 +17,12 @@ from sqlalchemy import MetaData
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
+from passport.lookalikes import lookalike_key
 from passport.storage.types import JSONList
 from passport.storage.types import UTCDateTime
 
@@ -68,6 +70,11 @@ class Application(Base):
     scopes: Mapped[list[str]] = mapped_column(JSONList, default=list)
 
 
+def _username_skeleton(context: DefaultExecutionContext) -> str:
+    parameters: dict[str, str] = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return lookalike_key(parameters["username"])
+
+
 class User(Base):
     """A person who signs in; the password is only ever kept as an argon2id hash."""
 
@@ -77,6 +84,11 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64))
     username_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # Equal for names that look alike (passport.lookalikes), so the unique index refuses
+    # a look-alike of an existing name; ``<key>:<id>`` for look-alikes from before it.
+    username_skeleton: Mapped[str] = mapped_column(
+        String(80), unique=True, default=_username_skeleton
+    )
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     email_key: Mapped[str | None] = mapped_column(String(254), unique=True, nullable=True)
     display_name: Mapped[str] = mapped_column(String(128), default="")
