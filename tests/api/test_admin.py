@@ -550,3 +550,21 @@ def test_every_admin_method_has_a_404_case() -> None:
         "/Audit/list",
     }
     assert {e.path for e in ADMIN_ENDPOINTS} - lists_and_creates == covered
+
+
+def test_registered_scopes(harness: Harness, admin: PassportClient) -> None:
+    created = admin.post("/Applications/create", data={"name": "Batch", "scopes": "jobs:run, r"})
+    assert data(created)["Data"]["Application"]["Scopes"] == ["jobs:run", "r"]
+    updated = admin.post("/Applications/update", data={"application": "Batch", "scopes": "x y x"})
+    assert data(updated)["Data"]["Application"]["Scopes"] == ["x", "y"]
+    kept = admin.post("/Applications/update", data={"application": "Batch", "description": "d"})
+    assert data(kept)["Data"]["Application"]["Scopes"] == ["x", "y"]
+    for bad in ('say"hi', "back\\slash", "é", " ".join(f"scope{i:03}" for i in range(60))):
+        before = snapshot(harness)
+        refused = admin.post("/Applications/create", data={"name": "Other", "scopes": bad})
+        assert refused.status_code == 400 and error(refused)["Source"] == "scopes", bad
+        assert snapshot(harness) == before
+        refused = admin.post("/Applications/update", data={"application": "Batch", "scopes": bad})
+        assert refused.status_code == 400, bad
+    emptied = admin.post("/Applications/update", data={"application": "Batch", "scopes": ""})
+    assert data(emptied)["Data"]["Application"]["Scopes"] == []

@@ -116,3 +116,16 @@ def test_the_cli_and_the_api_give_one_answer(harness: Harness) -> None:
     for args in (("app", "disable", "Passport"), ("app", "delete", "Passport", "--yes")):
         refused = passport(harness, *args)
         assert refused.returncode == 1 and "Passport" in refused.stderr, args
+
+
+def test_app_scopes_from_the_cli(harness: Harness) -> None:
+    added = passport(
+        harness, "app", "add", "Batch", "--scope", "jobs:run", "--scope", "r", "--json"
+    )
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)[0]["Scopes"] == ["jobs:run", "r"]
+    assert passport(harness, "app", "update", "Batch", "--scope", "x").returncode == 0
+    shown = json.loads(passport(harness, "app", "show", "Batch", "--json").stdout)[0]
+    assert shown["Scopes"] == ["x"]
+    refused = passport(harness, "app", "update", "Batch", "--scope", 'a"b')
+    assert refused.returncode == 1 and "scope" in refused.stderr

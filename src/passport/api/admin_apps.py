@@ -37,6 +37,7 @@ TEXT = {
     "description": 2000,
     "origins": 4000,
     "redirectUris": 8000,
+    "scopes": 1000,
     "username": 64,
     "group": 100,
     "sort": 32,
@@ -68,6 +69,7 @@ class ApplicationsController(_AppAdmin):
         firstParty: bool | None,
         accessTokenFormat: str | None,
         backchannelLogoutUri: str | None,
+        scopes: str | None,
     ) -> dict[str, Any]:
         """Register an application; its client secret is in the answer, this once only."""
         app, secret = self.administration("apps:write").create_application(
@@ -79,6 +81,7 @@ class ApplicationsController(_AppAdmin):
             first_party=bool(firstParty),
             access_token_format=accessTokenFormat,
             backchannel_logout_uri=backchannelLogoutUri,
+            scopes=split_list(scopes),
         )
         return {"Application": application_json(app), "ClientSecret": secret}
 
@@ -117,8 +120,9 @@ class ApplicationsController(_AppAdmin):
         firstParty: bool | None,
         accessTokenFormat: str | None,
         backchannelLogoutUri: str | None,
+        scopes: str | None,
     ) -> dict[str, Any]:
-        """Change what is given; ``origins``/``redirectUris`` replace the whole list."""
+        """Change what is given; lists (``origins``, ``redirectUris``, ``scopes``) replace."""
         app = self.administration("apps:write").update_application(
             application,
             name=name,
@@ -128,6 +132,7 @@ class ApplicationsController(_AppAdmin):
             first_party=firstParty,
             access_token_format=accessTokenFormat,
             backchannel_logout_uri=backchannelLogoutUri,
+            scopes=_list(scopes),
         )
         return {"Application": application_json(app)}
 

@@ -24,6 +24,7 @@ def application_json(app: Application) -> dict[str, Any]:
         "FirstParty": app.first_party,
         "BackchannelLogoutUri": app.backchannel_logout_uri,
         "AccessTokenFormat": app.access_token_format,
+        "Scopes": app.scopes,
         "Created": app.created_at.isoformat(),
     }
 

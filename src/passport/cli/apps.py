@@ -33,6 +33,7 @@ def app_group() -> None:
 @click.option("--first-party", is_flag=True, help="Your own application: no consent page.")
 @click.option("--opaque-tokens", is_flag=True, help="Opaque access tokens instead of JWTs.")
 @click.option("--backchannel-logout-uri", help="Where to POST logout tokens (OIDC back-channel).")
+@click.option("--scope", "scopes", multiple=True, help="Client credentials scope (repeatable).")
 @json_option
 @pass_cli
 def add(
@@ -45,6 +46,7 @@ def add(
     first_party: bool,
     opaque_tokens: bool,
     backchannel_logout_uri: str | None,
+    scopes: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Register application NAME; its client secret is printed this once only."""
@@ -58,6 +60,7 @@ def add(
             first_party=first_party,
             access_token_format="opaque" if opaque_tokens else "jwt",
             backchannel_logout_uri=backchannel_logout_uri,
+            scopes=list(scopes),
         )
     if as_json:
         emit([{**application_json(app), "ClientSecret": secret}], True)
@@ -101,6 +104,7 @@ def show(cli: Cli, name: str, as_json: bool) -> None:
 @click.option("--first-party/--third-party", default=None, help="Skip the consent page or not.")
 @click.option("--token-format", type=click.Choice(["jwt", "opaque"]), help="Access token format.")
 @click.option("--backchannel-logout-uri", help="Where to POST logout tokens ('' removes it).")
+@click.option("--scope", "scopes", multiple=True, help="Replace the client credentials scopes.")
 @pass_cli
 def update(
     cli: Cli,
@@ -112,6 +116,7 @@ def update(
     first_party: bool | None,
     token_format: str | None,
     backchannel_logout_uri: str | None,
+    scopes: tuple[str, ...],
 ) -> None:
     """Change application NAME."""
     with cli.transaction() as db:
@@ -124,6 +129,7 @@ def update(
             first_party=first_party,
             access_token_format=token_format,
             backchannel_logout_uri=backchannel_logout_uri,
+            scopes=list(scopes) if scopes else None,
         )
     say(f"application '{app.name}' updated")
 

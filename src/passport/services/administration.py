@@ -336,6 +336,7 @@ class Administration:
         first_party: bool = False,
         access_token_format: str | None = None,
         backchannel_logout_uri: str | None = None,
+        scopes: list[str] | None = None,
     ) -> tuple[Application, str | None]:
         """Register an application; returns it and its client secret (once)."""
         ensure_right(self.actor, APPS_WRITE)
@@ -350,6 +351,7 @@ class Administration:
             first_party=first_party,
             access_token_format=access_token_format or "jwt",
             backchannel_logout_uri=backchannel_logout_uri,
+            scopes=scopes,
         )
         self.origins_changed()
         self._audit("app_create", application=app.name, id=app.id)
@@ -366,6 +368,7 @@ class Administration:
         first_party: bool | None = None,
         access_token_format: str | None = None,
         backchannel_logout_uri: str | None = None,
+        scopes: list[str] | None = None,
     ) -> Application:
         """Change what is given (None: unchanged); lists replace the whole list."""
         ensure_right(self.actor, APPS_WRITE)
@@ -393,6 +396,9 @@ class Administration:
         if backchannel_logout_uri is not None:
             app.backchannel_logout_uri = directory.validate_backchannel_uri(backchannel_logout_uri)
             changed.append("backchannelLogoutUri")
+        if scopes is not None:
+            app.scopes = directory.validate_scopes(scopes)
+            changed.append("scopes")
         if origins is not None:
             self.origins_changed()
         self._audit("app_update", application=app.name, id=app.id, changed=changed)

@@ -11,6 +11,7 @@ and its built-in rights cannot be deleted.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -134,6 +135,34 @@ def validate_redirect_uris(values: list[str], source: str = "redirectUris") -> l
     return result
 
 
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+MAX_SCOPES = 500  # characters, space-separated: the width of oauth_tokens.scope
+
+
+def validate_scopes(values: list[str], source: str = "scopes") -> list[str]:
+    """Scope tokens an application may be issued by the client credentials grant
+    (RFC 7591 §2 ``scope``), each of RFC 6749 §3.3's syntax, at most 500 characters."""
+    result: list[str] = []
+    for value in values:
+        if not _SCOPE_TOKEN.fullmatch(value):
+            raise ClientError(
+                f"'{value[:100]}' is not a scope (printable ASCII, no spaces, quotes or '\\').",
+                source=source,
+                value=value[:100],
+                number=INVALID,
+            )
+        if value not in result:
+            result.append(value)
+    if len(" ".join(result)) > MAX_SCOPES:
+        raise ClientError(
+            f"{source} must be at most {MAX_SCOPES} characters long.",
+            source=source,
+            number=LENGTH,
+        )
+    return result
+
+
 @contextmanager
 def unique(db: Session, message: str, source: str, value: Any) -> Iterator[None]:
     """Turn a unique-index violation inside the block into a 409 ClientError."""
@@ -160,6 +189,7 @@ def create_application(
     first_party: bool = False,
     access_token_format: str = "jwt",
     backchannel_logout_uri: str | None = None,
+    scopes: list[str] | None = None,
 ) -> tuple[Application, str | None]:
     """A new application; returns it and its client secret (confidential ones only), once."""
     clean = validate_name(name, "name", "Application")
@@ -175,6 +205,7 @@ def create_application(
         first_party=first_party,
         access_token_format=validate_token_format(access_token_format),
         backchannel_logout_uri=validate_backchannel_uri(backchannel_logout_uri),
+        scopes=validate_scopes(scopes or []),
     )
     secret: str | None = clients.issue_credentials(app)
     if not confidential:
