@@ -97,7 +97,7 @@ def test_forwarded_proto_makes_cookies_secure_only_from_trusted_proxies(factory:
             environ_base={"REMOTE_ADDR": peer},
             headers={
                 "X-Forwarded-Proto": "https",
-                "Origin": "https://localhost" if secure else "http://localhost",
+                "Origin": "http://localhost",  # Passport's configured origin (public_url)
             },
         )
         assert response.status_code == 200, response.get_data(as_text=True)
