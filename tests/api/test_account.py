@@ -511,6 +511,59 @@ def test_parallel_attempts_in_every_form_check_at_most_the_limit(factory: Any, c
     assert checked.count(alice_hash) <= limit
 
 
+@pytest.mark.parametrize("combo", ["sqlite-db", "postgresql-redis"])
+@pytest.mark.parametrize("path", ["/Account/changePassword", "/account"])
+def test_parallel_password_change_guesses_check_at_most_the_limit(
+    factory: Any, combo: str, path: str
+) -> None:
+    """Someone holding a stolen session guesses the current password in parallel: each
+    guess is counted before it is checked, on the account's login counter too."""
+    h = factory(*combo.split("-"), max_concurrent_hashes=32)
+    h.register()
+    assert h.login().status_code == 200
+    cookie = h.client.get_cookie(h.settings.session_cookie_name)
+    assert cookie is not None
+    checked = count_verifications(h)
+    answers: list[Any] = [None] * 16
+
+    def guess(i: int) -> None:
+        client = h.new_client()
+        client.set_cookie(h.settings.session_cookie_name, cookie.value)
+        if path == "/account":  # the hosted page: its form's CSRF token, then the POST
+            client.set_cookie("passport_csrf", "c" * 43)
+            form = {"csrf": "c" * 43, "action": "password"}
+            fields = {
+                "oldpassword": f"wrong guess {i:02d}!",
+                "newpassword": "a new long passphrase",
+            }
+        else:
+            form = {}
+            fields = {
+                "oldPassword": f"wrong guess {i:02d}!",
+                "newPassword": "a new long passphrase",
+            }
+        answers[i] = client.post(path, data={**form, **fields}, headers={"Origin": ORIGIN})
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    limit = h.settings.throttle_account_limit
+    codes = [a.status_code for a in answers]
+    assert 500 not in codes and 503 not in codes, codes
+    assert 0 < len(checked) <= limit, codes
+    # The account is now throttled for sign-in as well, even with the right password.
+    assert (
+        h.new_client()
+        .post("/Account/login", data={"username": "alice", "password": STRONG})
+        .status_code
+        == 429
+    )
+    assert len(checked) <= limit
+
+
 @pytest.mark.parametrize("combo", THROTTLE_COMBOS)
 def test_unknown_names_are_throttled_in_their_normalised_form(factory: Any, combo: str) -> None:
     h = factory(*combo.split("-"))

@@ -108,6 +108,28 @@ def test_a_hint_passport_did_not_issue_is_refused(h: Harness) -> None:
     assert signed_in(h)
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"[" * 3000 + b"]" * 3000,  # nested past the JSON parser's recursion limit
+        b'{"a":' * 400 + b"1" + b"}" * 400,  # nested, short enough to look like a header
+        b'"a string"',
+        b"\xff\xfe not json",
+        b"{" + b'"k":"' + b"x" * 3000 + b'"}',  # huge
+    ],
+)
+def test_a_hint_that_is_not_a_jws_is_400_not_500(h: Harness, header: bytes) -> None:
+    hint = f"{_b64(header)}.{_b64(b'{}')}.sig"
+    for params in ({"id_token_hint": hint}, {"id_token_hint": hint, "client_id": "x"}):
+        answer = logout(h, **params)
+        assert answer.status_code == 400, answer.get_data(as_text=True)[:200]
+        assert "Location" not in answer.headers
+
+
 def test_hint_and_client_id_must_agree(h: Harness) -> None:
     hint = id_token(h)
     answer = logout(

@@ -97,11 +97,13 @@ class AccountController(Controller):
         newPassword: str | None,
     ) -> dict[str, Any]:
         """Change your password; every other session of yours ends."""
-        user = self.require_user()
-        current = self.ctx.login_session
-        assert current is not None
-        token, info = self.accounts().change_password(
-            self.caller, user, current, oldPassword, newPassword
+        # Who, without loading the user in this request's transaction: the service counts
+        # the attempt before it takes the write lock.
+        identity, current = self.ctx.identity, self.ctx.login_session
+        if identity is None or current is None:
+            raise ClientError("You must be logged in.", source="session", number=401)
+        user, token, info = self.accounts().change_password(
+            self.caller, identity.id, current, oldPassword, newPassword
         )
         self.ctx.start_session(info, token, user)
         return {"User": public_user(user)}

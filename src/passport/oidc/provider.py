@@ -56,7 +56,6 @@ from passport.oidc.tokens import Tokens
 from passport.oidc.tokens import digest
 from passport.services import clients
 from passport.services.accounts import Caller
-from passport.services.identity import identity_of
 from passport.services.sessions import LoginSessionInfo
 from passport.storage.models import Application
 from passport.storage.models import AuthorizationCode
@@ -852,20 +851,21 @@ class Provider:
         committed = False
         notice, error, status = "", "", 200
         try:
-            user = ctx.user
+            # Plain values, not an entity of this request's transaction: a password change
+            # counts its attempt before the transaction takes SQLite's write lock.
+            view = ctx.identity
             current = ctx.login_session
-            if user is None or current is None:
+            if view is None or current is None:
                 return self._redirect("/login?" + urlencode({"next": "/account"}))
-            view = identity_of(user)  # plain values: the entity goes with the transaction
             if request.method == "POST":
                 if not self._csrf_ok(request, params) or not self._same_origin(request):
                     return self.error_page("The form expired; please try again.", status=403)
                 caller = Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now)
                 try:
                     if params.get("action") == "password":
-                        token, info = ctx.accounts().change_password(
+                        user, token, info = ctx.accounts().change_password(
                             caller,
-                            user,
+                            view.id,
                             current,
                             params.get("oldpassword"),
                             params.get("newpassword"),
@@ -874,7 +874,7 @@ class Provider:
                         notice = "Your password was changed; your other sessions have ended."
                     elif params.get("action") == "end":
                         wanted = str(params.get("id", ""))
-                        for item in self.app.sessions.list_for_user(user.id, ctx.now):
+                        for item in self.app.sessions.list_for_user(view.id, ctx.now):
                             if item.id_hash[:16] == wanted:
                                 self.app.sessions.remove(item.id_hash, ctx.db)
                                 if item.id_hash == current.id_hash:

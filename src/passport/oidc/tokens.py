@@ -54,6 +54,9 @@ def subject(user: User) -> str:
     return f"user-{user.id}"
 
 
+_MAX_HEADER_CHARS = 1024  # base64url of a JOSE header (RFC 7515 §4); ours are ~100
+
+
 @dataclass(frozen=True)
 class Grant:
     """What a token response is for."""
@@ -264,11 +267,14 @@ class Tokens:
     def _decode(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """Header and claims of a JWT we signed: by one of our keys, with the algorithm we
         chose for it (never ``none`` or a MAC keyed with a public key)."""
-        if token.count(".") != 2:
+        encoded_header = token.split(".")[0]
+        # Our headers are a few dozen bytes; a long one is not ours, and a deeply nested
+        # one must never reach the JSON parser's recursion (a 500 for an anonymous client).
+        if token.count(".") != 2 or len(encoded_header) > _MAX_HEADER_CHARS:
             return None
         try:
-            header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
-        except ValueError:
+            header = json.loads(base64.urlsafe_b64decode(encoded_header + "=="))
+        except (ValueError, RecursionError):
             return None
         if not isinstance(header, dict):
             return None

@@ -394,24 +394,38 @@ class Accounts:
     def change_password(
         self,
         caller: Caller,
-        user: User,
+        user_id: int,
         current: LoginSessionInfo,
         old_password: str | None,
         new_password: str | None,
-    ) -> tuple[str, LoginSessionInfo]:
+    ) -> tuple[User, str, LoginSessionInfo]:
+        """Change the signed-in user's password, proving the current one.
+
+        The current password is a credential check like a login (security checklist
+        item 40): the attempt is reserved on the account's and the address's counters
+        *before* the password is checked and before this request's transaction takes
+        SQLite's write lock (so ``user_id``, not an entity loaded in that transaction),
+        so parallel guesses by someone holding a stolen session count one each.
+        """
         if old_password is None or old_password == "":
             raise required("oldPassword", "The current password must be specified.")
         if new_password is None or new_password == "":
             raise required("newPassword", "The new password must be specified.")
-        keys = [user_account_key(user.id), ip_key(caller.ip)]
-        wait = self.throttle.retry_after(keys, caller.now)
-        if wait:
+        if self.passwords.saturated():  # refused before it costs a counter
+            raise ServiceUnavailable(BUSY_MESSAGE)
+        keys = [user_account_key(user_id), ip_key(caller.ip)]
+        attempt = self.throttle.reserve(keys, caller.now)
+        if attempt.wait:
             raise ClientError(
                 "Too many failed attempts; try again later.",
                 source="oldPassword",
                 number=429,
-                headers={"Retry-After": str(wait)},
+                headers={"Retry-After": str(attempt.wait)},
             )
+        user = self.db.get(User, user_id)
+        if user is None or user.disabled:
+            self.after(lambda: self.throttle.release(keys))
+            raise ClientError("You must be logged in.", source="session", number=401)
         record = AuditRecord(
             "password_change",
             "",
@@ -421,14 +435,20 @@ class Accounts:
             ip=caller.ip,
             user_agent=caller.user_agent,
         )
-        if not self.passwords.verify(user.password_hash, old_password):
-            # Counted once this request's transaction is over: on SQLite it holds the
-            # write lock, which the counter's own transaction would wait for.
-            self.after(lambda: self.throttle.count_failure(keys, caller.now))
+        try:
+            correct = self.passwords.verify(user.password_hash, old_password)
+        except ServiceUnavailable:
+            self.after(lambda: self.throttle.release(keys))  # nothing was checked
+            raise
+        if not correct:
+            # The reserved attempt stays counted as the failure it was.
             self.audit(_with(record, outcome="failure"), durable=True)
             raise ClientError(
                 "The current password is not correct.", source="oldPassword", number=401
             )
+        # Not a failure: the reservation is taken back once the transaction is over (on
+        # SQLite it holds the write lock, which the counters' own transaction would wait for).
+        self.after(lambda: self.throttle.release(keys))
         text = check_policy(
             new_password,
             username=user.username,
@@ -457,7 +477,7 @@ class Accounts:
         )
         self.sessions.add(info, self.db, identity_of(user))
         self.audit(_with(record, outcome="success"))
-        return token, info
+        return user, token, info
 
 
 def _with(record: AuditRecord, **changes: object) -> AuditRecord:
