@@ -194,3 +194,15 @@ def test_re_enabling_does_not_revive_old_tokens(h: Harness) -> None:
     assert introspect(h, issued["access_token"]) == {"active": False}
     refreshed = token(h, grant_type="refresh_token", refresh_token=issued["refresh_token"])
     assert body(refreshed)["error"] == "invalid_grant"
+
+
+def test_a_re_enabled_application_s_old_tokens_stay_dead(h: Harness) -> None:
+    issued = body(exchange(h, get_code(h)))
+    assert introspect(h, issued["access_token"])["active"] is True
+    run_cli(h, "app", "disable", "Wiki")
+    run_cli(h, "app", "enable", "Wiki")
+    assert introspect(h, issued["access_token"]) == {"active": False}
+    refreshed = token(h, grant_type="refresh_token", refresh_token=issued["refresh_token"])
+    assert body(refreshed)["error"] == "invalid_grant"
+    fresh = body(exchange(h, get_code(h)))  # the application works again, with new tokens
+    assert introspect(h, fresh["access_token"])["active"] is True

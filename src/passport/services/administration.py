@@ -38,6 +38,7 @@ from passport.services.policy import Target
 from passport.services.policy import ensure_may_act_on
 from passport.services.policy import ensure_not_self
 from passport.services.policy import ensure_right
+from passport.services.signout import end_application_access
 from passport.services.signout import end_user_access
 from passport.storage.models import Application
 from passport.storage.models import Group
@@ -430,6 +431,8 @@ class Administration:
                 "Passport itself cannot be disabled.", source="application", number=403
             )
         app.enabled = enabled
+        if not enabled:
+            end_application_access(self.db, app.id, self.caller.now)
         self._audit("app_enable" if enabled else "app_disable", application=app.name, id=app.id)
         return app
 

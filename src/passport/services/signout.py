@@ -50,3 +50,15 @@ def end_user_access(
     )
     db.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user.id))
     return sessions.remove_for_user(user.id, db, keep=keep_session)
+
+
+def end_application_access(db: Session, application_id: int, now: datetime) -> None:
+    """Revoke every token an application holds and drop its unused codes: a disabled
+    application's tokens stay dead when it is enabled again (an application is disabled
+    when it is compromised or retired; its holders must sign in again)."""
+    db.execute(
+        update(OAuthToken)
+        .where(OAuthToken.application_id == application_id, OAuthToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    db.execute(delete(AuthorizationCode).where(AuthorizationCode.application_id == application_id))
