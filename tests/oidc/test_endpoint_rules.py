@@ -167,6 +167,18 @@ def test_hosted_forms_refuse_credentials_in_the_url(h: Harness) -> None:
     assert h.login("alice", PASSWORD).status_code == 200  # the password did not change
 
 
+def test_the_login_page_says_busy_as_a_page_when_hashing_is_saturated(h: Harness) -> None:
+    """The bounded hashing queue refuses with 503 (passwords.Passwords.saturated); a person
+    on the hosted page gets the form back with the reason, not the API's JSON."""
+    form = form_of(h.client.get("/login"))
+    h.app.passwords.saturated = lambda: True  # type: ignore[method-assign]
+    busy = h.client.post("/login", data={**form, "username": "alice", "password": PASSWORD})
+    assert busy.status_code == 503 and busy.mimetype == "text/html"
+    assert int(busy.headers["Retry-After"]) > 0
+    assert 'name="password"' in busy.get_data(as_text=True)
+    assert body(h.client.get("/Account/status"))["LoggedIn"] is False
+
+
 # -- tokens that no longer stand for anything ---------------------------------------------------
 
 

@@ -47,6 +47,7 @@ from werkzeug import Request
 from werkzeug import Response
 
 from passport.errors import ClientError
+from passport.errors import ServiceUnavailable
 from passport.oidc import pending
 from passport.oidc.keys import KeyConfigurationError
 from passport.oidc.keys import KeyRing
@@ -679,6 +680,13 @@ class Provider:
             )
             for name, value in exc.headers.items():
                 response.headers[name] = value
+            return response
+        except ServiceUnavailable as exc:
+            # Every hashing slot busy (passwords.BUSY_MESSAGE): the person gets the form back
+            # with the reason, not the API's JSON; RFC 9110 §10.2.3 Retry-After.
+            ctx.close(commit=False)
+            response = self._form_page(request, "login.html", 503, error=exc.message, **values)
+            response.headers["Retry-After"] = "5"
             return response
         finally:
             if not committed:
