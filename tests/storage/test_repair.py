@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from passport.errors import ClientError
 from passport.oidc.tokens import subject
 from passport.storage import migrate
 from passport.storage.models import Application
@@ -266,3 +267,73 @@ def test_a_deleted_applications_id_goes_to_no_other(harness: Harness) -> None:
     with harness.app.db.session(write=True) as db, db.begin():
         db.execute(sa.delete(Application).where(Application.id == beta))
     assert _add_application(harness, "Gamma") > beta
+
+
+# -- 0009: look-alike names kept apart -----------------------------------------------------
+
+
+def test_existing_lookalike_names_keep_working_after_0009(
+    empty_backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Groups, applications and permissions (per application) that already look alike
+    (UTS #39 skeleton) before 0009 all survive it: the later one's key is suffixed with
+    its id, one warning line names them, and each is still found by name."""
+    from passport.services import directory
+
+    lookalike = "\u0410dmins"  # CYRILLIC CAPITAL LETTER A
+    engine = product_engine(empty_backend.url)
+    try:
+        migrate_like_the_product(empty_backend.url, "0008")
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        with engine.begin() as conn:
+            for name in ("Admins", lookalike):
+                conn.execute(
+                    sa.text("INSERT INTO groups (name, name_key, description) VALUES (:n, :k, '')"),
+                    {"n": name, "k": name.lower()},
+                )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO applications (name, name_key, description, allowed_origins,"
+                    " created_at, redirect_uris, confidential, enabled, first_party,"
+                    " access_token_format, scopes)"
+                    " VALUES (:n, :k, '', '[]', :t, '[]', false, true, false, 'jwt', '[]')"
+                ),
+                {"n": "P\u0430ssport", "k": "p\u0430ssport", "t": now},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO permissions (application_id, name, name_key, description)"
+                    " VALUES (1, :n, :n, '')"
+                ),
+                {"n": "\u0430dmin"},  # looks like Passport's own "admin"
+            )
+        with caplog.at_level(logging.WARNING, logger="passport.migrate"):
+            migrate_like_the_product(empty_backend.url)
+        warnings = [r.getMessage() for r in caplog.records if r.name == "passport.migrate"]
+        assert len(warnings) == 1, warnings
+        assert "applications 2; groups 2; permissions 8" in warnings[0]
+        assert "look like earlier names" in warnings[0]
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT name, name_skeleton FROM groups")).all()
+            keys = {name: key for name, key in rows}
+            assert keys[lookalike].endswith(":2") and keys[lookalike][:-2] == keys["Admins"]
+        with sa.orm.Session(engine) as db:
+            for name in ("Admins", lookalike):
+                group = directory.find_group(db, name)
+                assert group is not None and group.name == name
+            for name in ("Passport", "P\u0430ssport"):
+                app = directory.find_application(db, name)
+                assert app is not None and app.name == name
+            passport = directory.get_application(db, "Passport")
+            for name in ("admin", "\u0430dmin"):
+                permission = directory.find_permission(db, passport, name)
+                assert permission is not None and permission.name == name
+            # A kept-apart row may change its letter case; a new look-alike is refused.
+            group = directory.get_group(db, lookalike)
+            directory.rename_group(db, group, lookalike.upper())
+            with pytest.raises(ClientError) as taken:
+                directory.create_group(db, "ADMINS")
+            assert taken.value.number == "5"
+            db.rollback()
+    finally:
+        engine.dispose()

@@ -4,9 +4,11 @@ memberships, grants and users — validation, lookup, and the row changes.
 The operations that administrators run (with rights, the escalation policy,
 audit and what must end) are :mod:`passport.services.administration`, built on
 these.  Names are unique in any letter case, decided by unique indexes (no
-check-then-insert).  Deleting is explicit about what depends on the deleted
-object: grants and memberships go with it (database cascades); Passport itself
-and its built-in rights cannot be deleted.
+check-then-insert), and so are look-alikes: a group, application or permission name
+whose UTS #39 skeleton (:mod:`passport.lookalikes`) equals an existing one's is
+taken too (``name_skeleton`` columns, migration 0009).  Deleting is explicit about
+what depends on the deleted object: grants and memberships go with it (database
+cascades); Passport itself and its built-in rights cannot be deleted.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from passport.errors import NOT_FOUND
 from passport.errors import TAKEN
 from passport.errors import ClientError
 from passport.errors import required
+from passport.lookalikes import is_default_ignorable
+from passport.lookalikes import lookalike_key
 from passport.services import clients
 from passport.services.accounts import canonical
 from passport.services.applications import name_key
@@ -75,7 +79,21 @@ def validate_name(value: str | None, source: str, kind: str, max_length: int = 1
             value=value[:100],
             number=INVALID,
         )
+    # RFC 8265 §3.3 / UTS #39 §4: a default-ignorable code point (U+034F, U+200B...) is
+    # drawn as nothing, so a name holding one would read like another name.
+    if any(is_default_ignorable(c) for c in name):
+        raise ClientError(
+            f"{kind} name must not contain invisible characters.",
+            source=source,
+            value=value[:100],
+            number=INVALID,
+        )
     return name
+
+
+def _taken(kind: str, name: str) -> str:
+    """The 409 message: the same name in any letter case, or a look-alike (UTS #39)."""
+    return f"{kind} named '{name}', or one that looks like it, already exists."
 
 
 def _uri_text(value: str) -> bool:
@@ -196,6 +214,7 @@ def create_application(
     app = Application(
         name=clean,
         name_key=name_key(clean),
+        name_skeleton=lookalike_key(clean),
         description=description,
         allowed_origins=validate_origins(origins or []),
         redirect_uris=validate_redirect_uris(redirect_uris or []),
@@ -210,7 +229,7 @@ def create_application(
     secret: str | None = clients.issue_credentials(app)
     if not confidential:
         app.secret_hash, secret = None, None
-    with unique(db, f"An application named '{clean}' already exists.", "name", clean):
+    with unique(db, _taken("An application", clean), "name", clean):
         db.add(app)
     return app, secret
 
@@ -234,8 +253,17 @@ def validate_token_format(value: str) -> str:
 
 def rename_application(db: Session, app: Application, name: str) -> None:
     clean = validate_name(name, "name", "Application")
-    with unique(db, f"An application named '{clean}' already exists.", "name", clean):
+    with unique(db, _taken("An application", clean), "name", clean):
         app.name, app.name_key = clean, name_key(clean)
+        app.name_skeleton = _renamed_key(app.name_skeleton, clean, app.id)
+
+
+def _renamed_key(current: str, name: str, row_id: int) -> str:
+    """The look-alike key after a rename.  A row that migration 0009 kept apart from an
+    earlier look-alike (``<key>:<id>``) keeps its key while its name still looks the
+    same (a change of letter case), so that such a rename is not refused as taken."""
+    key = lookalike_key(name)
+    return current if current == f"{key}:{row_id}" else key
 
 
 def delete_application(db: Session, app: Application) -> None:
@@ -265,9 +293,14 @@ def create_permission(
 ) -> Permission:
     clean = validate_name(name, "name", "Permission")
     permission = Permission(
-        application_id=app.id, name=clean, name_key=name_key(clean), description=description
+        application_id=app.id,
+        name=clean,
+        name_key=name_key(clean),
+        name_skeleton=lookalike_key(clean),
+        description=description,
     )
-    with unique(db, f"'{app.name}' already has a permission '{clean}'.", "name", clean):
+    message = f"'{app.name}' already has a permission '{clean}' or one that looks like it."
+    with unique(db, message, "name", clean):
         db.add(permission)
     return permission
 
@@ -299,16 +332,22 @@ def delete_permission(db: Session, permission: Permission) -> None:
 
 def create_group(db: Session, name: str | None, description: str = "") -> Group:
     clean = validate_name(name, "name", "Group")
-    group = Group(name=clean, name_key=name_key(clean), description=description)
-    with unique(db, f"A group named '{clean}' already exists.", "name", clean):
+    group = Group(
+        name=clean,
+        name_key=name_key(clean),
+        name_skeleton=lookalike_key(clean),
+        description=description,
+    )
+    with unique(db, _taken("A group", clean), "name", clean):
         db.add(group)
     return group
 
 
 def rename_group(db: Session, group: Group, name: str) -> None:
     clean = validate_name(name, "name", "Group")
-    with unique(db, f"A group named '{clean}' already exists.", "name", clean):
+    with unique(db, _taken("A group", clean), "name", clean):
         group.name, group.name_key = clean, name_key(clean)
+        group.name_skeleton = _renamed_key(group.name_skeleton, clean, group.id)
 
 
 def find_group(db: Session, name: str | None, source: str = "group") -> Group | None:

@@ -44,6 +44,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+def _name_skeleton(context: DefaultExecutionContext) -> str:
+    parameters: dict[str, str] = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return lookalike_key(parameters["name"])
+
+
 class Application(Base):
     """A relying application that signs its users in through Passport."""
 
@@ -53,6 +58,10 @@ class Application(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100))
     name_key: Mapped[str] = mapped_column(String(100), unique=True)
+    # Equal for names that look alike (UTS #39 skeleton, passport.lookalikes): the unique
+    # index refuses a look-alike of an existing name; ``<key>:<id>`` for look-alikes
+    # from before migration 0009.
+    name_skeleton: Mapped[str] = mapped_column(String(80), unique=True, default=_name_skeleton)
     description: Mapped[str] = mapped_column(Text, default="")
     allowed_origins: Mapped[list[str]] = mapped_column(JSONList, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -154,6 +163,10 @@ class Permission(Base):
     __tablename__ = "permissions"
     __table_args__ = (
         UniqueConstraint("application_id", "name_key"),
+        # Look-alike permission names within one application collide (UTS #39 skeleton).
+        UniqueConstraint(
+            "application_id", "name_skeleton", name="uq_permissions_application_id_name_skeleton"
+        ),
         {"sqlite_autoincrement": True},  # ids never reused: see Base
     )
 
@@ -163,6 +176,7 @@ class Permission(Base):
     )
     name: Mapped[str] = mapped_column(String(100))
     name_key: Mapped[str] = mapped_column(String(100))
+    name_skeleton: Mapped[str] = mapped_column(String(80), default=_name_skeleton)
     description: Mapped[str] = mapped_column(Text, default="")
 
 
@@ -175,6 +189,8 @@ class Group(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100))
     name_key: Mapped[str] = mapped_column(String(100), unique=True)
+    # Look-alike group names collide, as application names do (see Application).
+    name_skeleton: Mapped[str] = mapped_column(String(80), unique=True, default=_name_skeleton)
     description: Mapped[str] = mapped_column(Text, default="")
 
 
