@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 
 
 def configure(level: str) -> None:
@@ -17,3 +18,14 @@ def configure(level: str) -> None:
     root.setLevel(level)
     root.propagate = False
     root._passport_configured = True  # type: ignore[attr-defined]
+
+
+def code_location(exc: BaseException) -> str:
+    """Where an exception happened, as file:line frames only (no message, no locals, no
+    SQL): what a log line or a terminal may show of an unexpected error."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "/passport/" in f.filename] or frames
+    return " < ".join(
+        f"{f.filename.rsplit('/passport/', 1)[-1]}:{f.lineno} in {f.name}"
+        for f in reversed(ours[-4:])
+    )

@@ -107,6 +107,53 @@ def test_bad_rows_are_reported_by_line_and_skipped(harness: Harness, tmp_path: P
     assert users(harness) == 3
 
 
+def test_look_alike_names_are_reported_not_crashed_on(harness: Harness, tmp_path: Path) -> None:
+    """Usernames collide by look-alike key (users.username_skeleton): the importer reports a
+    look-alike of a name in the file or in the directory by its line, as it does a taken name."""
+    good = reference_hashes()["bcrypt"]
+    harness.register("existing")
+    rows = [
+        {"username": "root", "password_hash": good},
+        {"username": "r\u043e\u043et", "password_hash": good},  # line 3: looks like root
+        {"username": "\u0435xisting", "password_hash": good},  # line 4: looks like existing
+        {"username": "bob", "password_hash": good},
+    ]
+    report = Importer(harness.app.db, NOW).run(write_csv(tmp_path / "u.csv", rows))
+    assert report.imported == 2
+    assert [line for line, _ in report.errors] == [3, 4]
+    assert "looks like" in dict(report.errors)[3] and "already exists" in dict(report.errors)[4]
+    assert users(harness) == 3
+
+
+def test_an_unexpected_cli_error_is_one_line_without_sql_or_secrets(
+    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    import sqlalchemy.exc
+
+    from passport import cli
+
+    secret_hash = reference_hashes()["bcrypt"]
+
+    def explode(self: Any, path: Path, resume: bool = True) -> Any:
+        raise sqlalchemy.exc.IntegrityError(
+            "INSERT INTO users (username, password_hash) VALUES (?, ?)",
+            [("root", secret_hash)],
+            Exception("UNIQUE constraint failed"),
+        )
+
+    monkeypatch.setattr(Importer, "run", explode)
+    path = write_csv(tmp_path / "u.csv", [{"username": "root", "password_hash": secret_hash}])
+    args = ["passport", "users", "import", str(path), "--database-url"]
+    monkeypatch.setattr(sys, "argv", [*args, harness.settings.database_url])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 1
+    out, err = capsys.readouterr()
+    assert "unexpected IntegrityError (error id " in err and len(err.strip().splitlines()) == 1
+    for leaked in ("Traceback", "INSERT", "UNIQUE", secret_hash):
+        assert leaked not in out + err
+
+
 def test_abort_keeps_earlier_batches_and_resumes(harness: Harness, tmp_path: Path) -> None:
     good = reference_hashes()["bcrypt"]
     rows = [{"username": f"user{i:03d}", "password_hash": good} for i in range(10)]

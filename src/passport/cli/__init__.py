@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
 
 import click
@@ -19,6 +20,7 @@ from passport.cli.directory import users_group
 from passport.cli.keys import keys_group
 from passport.cli.serve import serve
 from passport.config import ConfigError
+from passport.logsetup import code_location
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,3 +61,9 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:  # the last resort: no traceback, SQL or secret on the terminal
+        error_id = secrets.token_hex(4)
+        fail(
+            f"unexpected {type(exc).__name__} (error id {error_id}) at {code_location(exc)}",
+            code=1,
+        )

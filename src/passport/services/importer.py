@@ -31,6 +31,7 @@ from sqlalchemy import insert
 from sqlalchemy import select
 
 from passport.errors import ClientError
+from passport.lookalikes import lookalike_key
 from passport.services.accounts import canonical
 from passport.services.accounts import validate_display_name
 from passport.services.accounts import validate_email
@@ -53,6 +54,7 @@ class Row:
     line: int
     username: str
     username_key: str
+    username_skeleton: str  # look-alikes share it (passport.lookalikes)
     email: str | None
     display_name: str
     groups: tuple[str, ...]
@@ -119,6 +121,7 @@ def _row(line: int, record: dict[str, Any]) -> Row:
         line=line,
         username=username,
         username_key=canonical(username),
+        username_skeleton=lookalike_key(username),
         email=validate_email(text("email")),
         display_name=validate_display_name(text("display_name")),
         groups=groups,
@@ -187,15 +190,18 @@ class Importer:
                 if isinstance(record, str):
                     raise ClientError(record)
                 row = _row(line, record)
-                if row.username_key in seen_keys:
-                    raise ClientError(f"username '{row.username}' appears twice in the file")
+                if row.username_skeleton in seen_keys:
+                    raise ClientError(
+                        f"username '{row.username}' appears twice in the file "
+                        "(or looks like another one in it)"
+                    )
                 if row.email and row.email.casefold() in seen_emails:
                     raise ClientError(f"email '{row.email}' appears twice in the file")
             except ClientError as exc:
                 self._bad(report, line, exc.message)
                 self.progress(1)
                 continue
-            seen_keys.add(row.username_key)
+            seen_keys.add(row.username_skeleton)
             if row.email:
                 seen_emails.add(row.email.casefold())
             batch.append(row)
@@ -225,12 +231,16 @@ class Importer:
     def _write(self, batch: list[Row], report: ImportReport) -> None:
         """One transaction: conflicting rows are reported, the rest inserted together."""
         with self.database.session(write=True) as db, db.begin():
-            keys = [r.username_key for r in batch]
+            # Existing accounts by look-alike key: a name that looks like an existing one
+            # is that one (the unique index on users.username_skeleton would refuse it).
+            skeletons = [r.username_skeleton for r in batch]
             emails = [r.email.casefold() for r in batch if r.email]
             existing = {
-                key: stored_hash
-                for key, stored_hash in db.execute(
-                    select(User.username_key, User.password_hash).where(User.username_key.in_(keys))
+                skeleton: (key, stored_hash)
+                for skeleton, key, stored_hash in db.execute(
+                    select(User.username_skeleton, User.username_key, User.password_hash).where(
+                        User.username_skeleton.in_(skeletons)
+                    )
                 )
             }
             taken_emails = (
@@ -240,11 +250,16 @@ class Importer:
             )
             fresh: list[Row] = []
             for row in batch:
-                if row.username_key in existing:
-                    if existing[row.username_key] == row.password_hash:
+                if row.username_skeleton in existing:
+                    if existing[row.username_skeleton] == (row.username_key, row.password_hash):
                         report.already_present += 1
                     else:
-                        self._bad(report, row.line, f"username '{row.username}' already exists")
+                        self._bad(
+                            report,
+                            row.line,
+                            f"username '{row.username}' already exists "
+                            "(or looks like one that does)",
+                        )
                 elif row.email and row.email.casefold() in taken_emails:
                     self._bad(report, row.line, f"email '{row.email}' is already registered")
                 else:
@@ -256,6 +271,7 @@ class Importer:
                         {
                             "username": r.username,
                             "username_key": r.username_key,
+                            "username_skeleton": r.username_skeleton,
                             "email": r.email,
                             "email_key": r.email.casefold() if r.email else None,
                             "display_name": r.display_name,
