@@ -101,6 +101,12 @@ class Settings:
     consent_skip_first_party: bool = _setting(
         True, "Skip the consent page for applications marked first-party."
     )
+    backchannel_allow_private: bool = _setting(
+        False,
+        "Allow back-channel logout URIs on http and on loopback, link-local or private "
+        "addresses (development, e.g. the example application on 127.0.0.1); by default "
+        "Passport posts logout tokens only to https on public addresses.",
+    )
     trusted_proxies: tuple[str, ...] = _setting(
         (), "Comma-separated proxy IPs whose X-Forwarded-For/-Proto are honoured."
     )

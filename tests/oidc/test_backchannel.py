@@ -59,7 +59,10 @@ class Receiver:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def h(request: pytest.FixtureRequest, factory: Any) -> Harness:
-    harness: Harness = factory(request.param, key_encryption_key=KEK)
+    # The receivers below listen on 127.0.0.1: the operator allows private targets.
+    harness: Harness = factory(
+        request.param, key_encryption_key=KEK, backchannel_allow_private=True
+    )
     harness.ids = seed(harness.settings.database_url)  # type: ignore[attr-defined]
     return harness
 
@@ -133,5 +136,90 @@ def test_applications_without_tokens_or_uri_are_not_told(h: Harness) -> None:
         h.client.post("/Account/logout")
         assert deliver_due(h.app.db, h.clock()) == 0
         assert receiver.tokens == []
+    finally:
+        receiver.close()
+
+
+# -- only public targets (server-side request forgery) ----------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def strict(request: pytest.FixtureRequest, factory: Any) -> Harness:
+    """Passport with the default settings: back-channel logout to public addresses only."""
+    harness: Harness = factory(request.param, key_encryption_key=KEK)
+    harness.ids = seed(harness.settings.database_url)  # type: ignore[attr-defined]
+    return harness
+
+
+def last_errors(h: Harness) -> list[str]:
+    from sqlalchemy import select
+
+    from passport.storage.models import LogoutNotification
+
+    with h.app.db.session() as db:
+        return list(db.scalars(select(LogoutNotification.last_error)))
+
+
+def test_a_name_resolving_to_a_private_address_is_not_contacted(
+    strict: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenID Connect Back-Channel Logout 1.0 §2.2: a registered https name that resolves
+    to loopback (DNS the delegate controls) is refused at delivery, with a clear error."""
+    import socket
+
+    from passport.services import outbound
+
+    real = socket.getaddrinfo
+
+    def resolve(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "rp.example.com":
+            return real("127.0.0.1", *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(outbound.socket, "getaddrinfo", resolve)
+    sent: list[str] = []
+    register(strict, "https://rp.example.com:6379/backchannel")
+    body(exchange(strict, get_code(strict)))
+    assert strict.client.post("/Account/logout").status_code == 200
+    assert deliver_due(strict.app.db, strict.clock(), post=lambda uri, **kw: sent.append(uri)) == 0
+    assert sent == []
+    assert last_errors(strict) == [
+        "refused, not contacted: the host name resolves to a non-public address"
+    ]
+
+
+def test_an_old_loopback_registration_is_not_contacted(strict: Harness) -> None:
+    """A loopback http URI registered before the rule is refused at delivery too."""
+    receiver = Receiver()
+    try:
+        register(strict, receiver.url)
+        body(exchange(strict, get_code(strict)))
+        strict.client.post("/Account/logout")
+        assert deliver_due(strict.app.db, strict.clock()) == 0
+        assert receiver.tokens == []
+        assert last_errors(strict) == ["refused, not contacted: not https"]
+    finally:
+        receiver.close()
+
+
+def test_the_recorded_error_carries_no_response_body(h: Harness) -> None:
+    """LastError (Users/logoutNotifications, administrators only) is the status alone."""
+    receiver = Receiver(failures=1)
+    try:
+        register(h, receiver.url)
+        body(exchange(h, get_code(h)))
+        h.client.post("/Account/logout")
+
+        class Answer:
+            status_code = 500
+            text = "redis_version:7.0.0 secret body"
+            closed = False
+
+            def close(self) -> None:
+                self.closed = True
+
+        answer = Answer()
+        assert deliver_due(h.app.db, h.clock(), post=lambda uri, **kw: answer) == 0
+        assert last_errors(h) == ["HTTP 500"] and answer.closed
     finally:
         receiver.close()

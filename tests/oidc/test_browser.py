@@ -28,6 +28,8 @@ from conftest import free_port
 pytestmark = pytest.mark.live
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent.parent
+# The example applications listen on 127.0.0.1 and hear of logouts there.
+ALLOW_PRIVATE = {"PASSPORT_BACKCHANNEL_ALLOW_PRIVATE": "true"}
 
 
 def register_example(url: str, ports: list[int], name: str) -> tuple[str, str]:
@@ -56,6 +58,7 @@ def register_example(url: str, ports: list[int], name: str) -> tuple[str, str]:
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, **ALLOW_PRIVATE},
     )
     assert result.returncode == 0, result.stderr
     app = json.loads(result.stdout)[0]
@@ -69,7 +72,7 @@ def examples(
     url = backends[request.param].url
     _empty_tables(url)
     seed(url)
-    passport = live_server(url, env={"PASSPORT_KEY_ENCRYPTION_KEY": KEK})
+    passport = live_server(url, env={"PASSPORT_KEY_ENCRYPTION_KEY": KEK, **ALLOW_PRIVATE})
     ports = [free_port(), free_port()]
     processes = []
     for index, port in enumerate(ports):

@@ -9,6 +9,12 @@ lost if a process dies; any process delivers due rows (claimed with a
 conditional UPDATE, so two processes never send the same row at once) and
 retries with growing delays (up to :data:`MAX_ATTEMPTS`) while an application
 is down.  Administrators read what was delivered with ``Users/logoutNotifications``.
+
+Passport sends only to public addresses (:mod:`passport.services.outbound`, unless the
+operator sets ``backchannel_allow_private``): a URI whose host resolves to a loopback,
+link-local or private address is not contacted, and the notification records why.
+What is recorded of a failed delivery (``last_error``) is the HTTP status or the
+name of the connection error, never a byte of the response.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections.abc import Callable
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from sqlalchemy import select
@@ -29,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from passport.oidc.tokens import Tokens
 from passport.oidc.tokens import subject
+from passport.services import outbound
 from passport.storage.db import Database
 from passport.storage.models import Application
 from passport.storage.models import LogoutNotification
@@ -80,6 +88,24 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(3600, 2 ** min(attempts, 12)))
 
 
+def refusal(uri: str) -> str:
+    """Why Passport must not POST to ``uri`` (a non-public target), or "" when it may.
+
+    Registration refused such hosts when written as addresses; a name is checked here,
+    when resolved, so that one pointing at an internal address is never contacted
+    (OpenID Connect Back-Channel Logout 1.0 §2.2: the RP's URI; §4: Passport's request).
+    """
+    try:
+        parts = urlsplit(uri)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return "refused, not contacted: not a URI"
+    if parts.scheme != "https":
+        return "refused, not contacted: not https"
+    problem = outbound.resolution_problem(host, port or 443)
+    return f"refused, not contacted: {problem}" if problem else ""
+
+
 def deliver_due(
     database: Database, now: datetime, post: Callable[..., object] = requests.post
 ) -> int:
@@ -115,16 +141,24 @@ def deliver_due(
             if note is None or app is None or not app.backchannel_logout_uri:
                 continue
             uri, token, attempts = app.backchannel_logout_uri, note.logout_token, note.attempts
-        error = ""
-        try:
-            response = post(
-                uri, data={"logout_token": token}, timeout=TIMEOUT_SECONDS, allow_redirects=False
-            )
-            status = getattr(response, "status_code", 0)
-            if status not in (200, 204):
-                error = f"HTTP {status}"
-        except requests.RequestException as exc:
-            error = type(exc).__name__
+        error = "" if database.settings.backchannel_allow_private else refusal(uri)
+        if not error:
+            try:
+                response = post(
+                    uri,
+                    data={"logout_token": token},
+                    timeout=TIMEOUT_SECONDS,
+                    allow_redirects=False,
+                    stream=True,  # the body is never read: the status is all Passport keeps
+                )
+                status = getattr(response, "status_code", 0)
+                close = getattr(response, "close", None)
+                if callable(close):
+                    close()
+                if status not in (200, 204):
+                    error = f"HTTP {status}"
+            except requests.RequestException as exc:
+                error = type(exc).__name__
         with database.session(write=True) as db, db.begin():
             values: dict[str, object] = {"attempts": attempts + 1, "last_error": error[:200]}
             if error:

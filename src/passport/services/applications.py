@@ -46,8 +46,8 @@ def normalise_origin(value: str) -> str | None:
         port = parts.port
     except ValueError:
         return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        return None  # port 0 is reserved (RFC 6335 §6): no page is served from it
     default = {"http": 80, "https": 443}[parts.scheme]
     host = parts.hostname.lower()
     if ":" in host:

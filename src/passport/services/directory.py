@@ -35,6 +35,7 @@ from passport.errors import required
 from passport.lookalikes import is_default_ignorable
 from passport.lookalikes import lookalike_key
 from passport.services import clients
+from passport.services import outbound
 from passport.services.accounts import canonical
 from passport.services.applications import name_key
 from passport.services.applications import normalise_origin
@@ -119,14 +120,17 @@ def validate_origins(values: list[str], source: str = "origins") -> list[str]:
 
 def _redirect_uri_ok(value: str) -> bool:
     """Absolute https (http only for loopback), with a host, no fragment: RFC 6749 §3.1.2;
-    what ``urlsplit`` cannot read (``https://[zz``, a bad port) is not a URI."""
+    what ``urlsplit`` cannot read (``https://[zz``, a bad port) is not a URI, and port 0
+    names no port one can connect to (RFC 6335 §6: reserved)."""
     if len(value) > 500 or not _uri_text(value):
         return False
     try:
         parts = urlsplit(value)
         host = parts.hostname
-        parts.port  # noqa: B018  (raises ValueError for a port that is not one)
+        port = parts.port  # raises ValueError for a port that is not one
     except ValueError:
+        return False
+    if port == 0:
         return False
     loopback = host in ("localhost", "127.0.0.1", "::1")
     return (
@@ -234,10 +238,36 @@ def create_application(
     return app, secret
 
 
-def validate_backchannel_uri(value: str | None) -> str | None:
+def validate_backchannel_uri(value: str | None, *, allow_private: bool | None = None) -> str | None:
+    """OpenID Connect Back-Channel Logout 1.0 §2.2 ``backchannel_logout_uri``: absolute,
+    no fragment.  Passport POSTs to it, so it must be https to a public host
+    (:mod:`passport.services.outbound`: no loopback, link-local or private literal
+    address, no ``localhost``); names are checked again when resolved, at delivery.
+    ``allow_private`` (default: the operator's ``backchannel_allow_private``) allows
+    what a redirect URI may be, http on loopback included."""
     if not value:
         return None
-    return validate_redirect_uris([value], source="backchannelLogoutUri")[0]
+    source = "backchannelLogoutUri"
+    uri = validate_redirect_uris([value], source=source)[0]
+    if allow_private is None:
+        allow_private = outbound.private_targets_allowed()
+    if allow_private:
+        return uri
+    parts = urlsplit(uri)
+    problem = (
+        "it is not https"
+        if parts.scheme != "https"
+        else outbound.host_problem(parts.hostname or "")
+    )
+    if problem is not None:
+        raise ClientError(
+            f"'{value[:100]}' is not a back-channel logout URI Passport may call ({problem}): "
+            "https to a public host only.",
+            source=source,
+            value=value[:100],
+            number=INVALID,
+        )
+    return uri
 
 
 def validate_token_format(value: str) -> str:
