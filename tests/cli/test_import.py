@@ -125,6 +125,30 @@ def test_look_alike_names_are_reported_not_crashed_on(harness: Harness, tmp_path
     assert users(harness) == 3
 
 
+def test_look_alike_group_names_are_reported(harness: Harness, tmp_path: Path) -> None:
+    """Group names collide by look-alike key too (groups.name_skeleton): a row naming a
+    look-alike of an existing group, or of another spelling in the file, is reported by line
+    (never silently joined to the look-alike group, never a crash)."""
+    from passport.services import directory
+
+    good = reference_hashes()["bcrypt"]
+    with harness.app.db.session(write=True) as db, db.begin():
+        directory.create_group(db, "Admins")
+    cyrillic_a = "\u0410dmins"  # looks like Admins
+    rows = [
+        {"username": "ann", "groups": "Staff", "password_hash": good},
+        {"username": "ben", "groups": cyrillic_a, "password_hash": good},  # line 3
+        {"username": "cat", "groups": "\u0405taff", "password_hash": good},  # line 4: Staff
+        {"username": "dan", "groups": "Admins;staff", "password_hash": good},
+    ]
+    report = Importer(harness.app.db, NOW).run(write_csv(tmp_path / "u.csv", rows))
+    assert [line for line, _ in report.errors] == [3, 4]
+    assert report.imported == 2
+    with harness.app.db.session() as db:
+        assert sorted(db.scalars(select(Group.name)).all()) == ["Admins", "Staff"]
+        assert db.scalar(select(func.count()).select_from(GroupMember)) == 3
+
+
 def test_an_unexpected_cli_error_is_one_line_without_sql_or_secrets(
     harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -248,9 +248,19 @@ class Importer:
                 if emails
                 else set()
             )
+            group_names = self._group_names(db, batch)
             fresh: list[Row] = []
             for row in batch:
-                if row.username_skeleton in existing:
+                clash = next(
+                    (g for g in row.groups if group_names[lookalike_key(g)] != name_key(g)), None
+                )
+                if clash is not None:
+                    self._bad(
+                        report,
+                        row.line,
+                        f"group '{clash}' looks like another group's name; use that name exactly",
+                    )
+                elif row.username_skeleton in existing:
                     if existing[row.username_skeleton] == (row.username_key, row.password_hash):
                         report.already_present += 1
                     else:
@@ -287,6 +297,20 @@ class Importer:
             report.imported += len(fresh)
 
     @staticmethod
+    def _group_names(db: Any, batch: list[Row]) -> dict[str, str]:
+        """The one name key each look-alike key stands for (groups.name_skeleton is unique):
+        an existing group's, else the first spelling in the batch."""
+        skeletons = {lookalike_key(g): name_key(g) for r in reversed(batch) for g in r.groups}
+        if not skeletons:
+            return {}
+        existing = db.execute(
+            select(Group.name_skeleton, Group.name_key).where(
+                Group.name_skeleton.in_(list(skeletons))
+            )
+        )
+        return {**skeletons, **dict(existing.all())}
+
+    @staticmethod
     def _memberships(db: Any, rows: list[Row]) -> None:
         wanted = {g for r in rows for g in r.groups}
         if not wanted:
@@ -302,7 +326,15 @@ class Importer:
         if missing:
             db.execute(
                 insert(Group),
-                [{"name": by_key[k], "name_key": k, "description": "Imported."} for k in missing],
+                [
+                    {
+                        "name": by_key[k],
+                        "name_key": k,
+                        "name_skeleton": lookalike_key(by_key[k]),
+                        "description": "Imported.",
+                    }
+                    for k in missing
+                ],
             )
             groups.update(
                 {
