@@ -47,7 +47,6 @@ from passport.oidc.backchannel import Deliverer
 from passport.oidc.backchannel import enqueue
 from passport.oidc.keys import KeyConfigurationError
 from passport.oidc.provider import Provider
-from passport.services import outbound
 from passport.services.applications import registered_origins
 from passport.services.passwords import Passwords
 from passport.services.sessions import DatabaseSessionStore
@@ -157,8 +156,6 @@ class PassportApp:
         self._openapi: str | None = None
         self.oidc = Provider(self)
         self.backchannel = Deliverer(self.db, self.clock)
-        # Which back-channel logout URIs registrations accept (SSRF, see services.outbound).
-        outbound.allow_private_targets(settings.backchannel_allow_private)
         self._security_headers = _SECURITY_HEADERS + ((_HSTS,) if settings.secure_cookies else ())
 
     # -- WSGI -------------------------------------------------------------------

@@ -352,6 +352,7 @@ class Administration:
             first_party=first_party,
             access_token_format=access_token_format or "jwt",
             backchannel_logout_uri=backchannel_logout_uri,
+            allow_private_backchannel=self.accounts.settings.backchannel_allow_private,
             scopes=scopes,
         )
         self.origins_changed()
@@ -395,7 +396,10 @@ class Administration:
             app.access_token_format = directory.validate_token_format(access_token_format)
             changed.append("accessTokenFormat")
         if backchannel_logout_uri is not None:
-            app.backchannel_logout_uri = directory.validate_backchannel_uri(backchannel_logout_uri)
+            app.backchannel_logout_uri = directory.validate_backchannel_uri(
+                backchannel_logout_uri,
+                allow_private=self.accounts.settings.backchannel_allow_private,
+            )
             changed.append("backchannelLogoutUri")
         if scopes is not None:
             app.scopes = directory.validate_scopes(scopes)

@@ -211,6 +211,7 @@ def create_application(
     first_party: bool = False,
     access_token_format: str = "jwt",
     backchannel_logout_uri: str | None = None,
+    allow_private_backchannel: bool = False,
     scopes: list[str] | None = None,
 ) -> tuple[Application, str | None]:
     """A new application; returns it and its client secret (confidential ones only), once."""
@@ -227,7 +228,9 @@ def create_application(
         created_at=now,
         first_party=first_party,
         access_token_format=validate_token_format(access_token_format),
-        backchannel_logout_uri=validate_backchannel_uri(backchannel_logout_uri),
+        backchannel_logout_uri=validate_backchannel_uri(
+            backchannel_logout_uri, allow_private=allow_private_backchannel
+        ),
         scopes=validate_scopes(scopes or []),
     )
     secret: str | None = clients.issue_credentials(app)
@@ -238,19 +241,17 @@ def create_application(
     return app, secret
 
 
-def validate_backchannel_uri(value: str | None, *, allow_private: bool | None = None) -> str | None:
+def validate_backchannel_uri(value: str | None, *, allow_private: bool) -> str | None:
     """OpenID Connect Back-Channel Logout 1.0 §2.2 ``backchannel_logout_uri``: absolute,
     no fragment.  Passport POSTs to it, so it must be https to a public host
     (:mod:`passport.services.outbound`: no loopback, link-local or private literal
     address, no ``localhost``); names are checked again when resolved, at delivery.
-    ``allow_private`` (default: the operator's ``backchannel_allow_private``) allows
-    what a redirect URI may be, http on loopback included."""
+    ``allow_private`` (the operator's ``backchannel_allow_private``) allows what a
+    redirect URI may be, http on loopback included."""
     if not value:
         return None
     source = "backchannelLogoutUri"
     uri = validate_redirect_uris([value], source=source)[0]
-    if allow_private is None:
-        allow_private = outbound.private_targets_allowed()
     if allow_private:
         return uri
     parts = urlsplit(uri)

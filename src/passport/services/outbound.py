@@ -26,20 +26,6 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
 
-# The process's policy for registrations (set from Settings.backchannel_allow_private by
-# the composition root, passport.app); delivery reads the Settings it is given.
-_allow_private = False
-
-
-def allow_private_targets(allowed: bool) -> None:
-    """Whether registrations may name http/loopback/private targets (the operator's setting)."""
-    global _allow_private
-    _allow_private = allowed
-
-
-def private_targets_allowed() -> bool:
-    return _allow_private
-
 
 def _embedded_v4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 one carries (mapped, NAT64, 6to4, Teredo), if any."""
