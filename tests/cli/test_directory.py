@@ -129,3 +129,18 @@ def test_app_scopes_from_the_cli(harness: Harness) -> None:
     assert shown["Scopes"] == ["x"]
     refused = passport(harness, "app", "update", "Batch", "--scope", 'a"b')
     assert refused.returncode == 1 and "scope" in refused.stderr
+
+
+def test_the_operator_setting_for_private_backchannel_targets_reaches_the_cli(
+    harness: Harness, monkeypatch: Any
+) -> None:
+    """PASSPORT_BACKCHANNEL_ALLOW_PRIVATE is read from the settings of whoever registers
+    the application (the README's example application runs on 127.0.0.1)."""
+    uri = "http://127.0.0.1:5000/backchannel-logout"
+    args = ["app", "add", "Example", "--redirect-uri", "http://127.0.0.1:5000/callback"]
+    refused = passport(harness, *args, "--backchannel-logout-uri", uri)
+    assert refused.returncode == 1 and "public host" in refused.stderr
+    monkeypatch.setenv("PASSPORT_BACKCHANNEL_ALLOW_PRIVATE", "true")
+    allowed = passport(harness, *args, "--backchannel-logout-uri", uri, "--json")
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads(allowed.stdout)[0]["BackchannelLogoutUri"] == uri
