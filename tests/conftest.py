@@ -24,13 +24,18 @@ import redis
 import requests
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
+from sqlalchemy import insert
+from sqlalchemy import select
 from sqlalchemy import text
+from sqlalchemy import update
 
 from passport.app import PassportApp
 from passport.config import Settings
 from passport.config import load_settings
 from passport.storage import migrate
 from passport.storage.db import create_db_engine
+from passport.storage.models import Application
+from passport.storage.models import Permission
 from provision import Backend
 from provision import create_mariadb
 from provision import create_postgresql
@@ -110,10 +115,30 @@ def backends(
             created["postgresql"] = create_postgresql(f"passport_t{tag}", password)
         for backend in created.values():
             migrate_like_the_product(backend.url)
+            _SEEDED[backend.url] = _seeded_passport(backend.url)
         yield created
     finally:
         for backend in created.values():
             backend.drop()
+
+
+# Passport's own application and permissions as the migrations seeded them, per database:
+# every test starts from them again (a test acting as an administrator may change Passport
+# itself: its origins, its permissions).
+_SEEDED: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+
+
+def _seeded_passport(url: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    applications, permissions = Application.__table__, Permission.__table__
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        app = dict(
+            conn.execute(select(applications).where(applications.c.id == 1)).mappings().one()
+        )
+        rows = conn.execute(select(permissions).where(permissions.c.application_id == 1))
+        seeded = (app, [dict(row) for row in rows.mappings()])
+    engine.dispose()
+    return seeded
 
 
 def _empty_tables(url: str) -> None:
@@ -138,6 +163,15 @@ def _empty_tables(url: str) -> None:
             conn.execute(text(f"DELETE FROM {table}"))
         conn.execute(text("DELETE FROM permissions WHERE application_id <> 1"))
         conn.execute(text("DELETE FROM applications WHERE id <> 1"))
+        if url in _SEEDED:
+            app, permissions = _SEEDED[url]
+            conn.execute(
+                update(Application.__table__)
+                .where(Application.__table__.c.id == 1)
+                .values({k: v for k, v in app.items() if k != "id"})
+            )
+            conn.execute(text("DELETE FROM permissions"))
+            conn.execute(insert(Permission.__table__), permissions)
     engine.dispose()
 
 
