@@ -312,10 +312,11 @@ class Importer:
 
     @staticmethod
     def _memberships(db: Any, rows: list[Row]) -> None:
-        wanted = {g for r in rows for g in r.groups}
-        if not wanted:
+        by_key: dict[str, str] = {}
+        for group in (g for r in rows for g in r.groups):
+            by_key.setdefault(name_key(group), group)  # a new group takes its first spelling
+        if not by_key:
             return
-        by_key = {name_key(g): g for g in wanted}
         groups = {
             key: gid
             for key, gid in db.execute(
