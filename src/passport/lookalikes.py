@@ -24,6 +24,7 @@ for the column's default.
 from __future__ import annotations
 
 import hashlib
+import string
 import unicodedata
 from functools import cache
 from importlib.resources import files
@@ -75,6 +76,25 @@ def fold(name: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
 
 
+@cache
+def capital_lookalikes() -> dict[str, str]:
+    """Capitals of other scripts that look like a Latin capital, to that capital (Cyrillic
+    capital TE U+0422 and Greek TAU U+03A4 to T, Cyrillic U+0406 to I).  Folding first
+    would lose them: the lower case of U+0422 looks like a small-capital T, not like t
+    (UTS #39 §4 skeletons are case-sensitive; names are shown as typed, so "ROOT" spelled
+    with a Cyrillic TE must meet "ROOT")."""
+    table = prototypes()
+    latin = {table.get(capital, capital): capital for capital in string.ascii_uppercase}
+    return {
+        source: latin[target]
+        for source, target in table.items()
+        if len(source) == 1
+        and not source.isascii()
+        and source != source.casefold()
+        and target in latin
+    }
+
+
 def lookalike_key(name: str) -> str:
     """SHA-256 (hex) of the folded skeleton: equal for names that look alike in any case.
 
@@ -83,7 +103,9 @@ def lookalike_key(name: str) -> str:
     A fixed-length hex key also keeps MariaDB's collations (case- and
     trailing-space-insensitive) out of the comparison.
     """
-    current = fold(name)
+    capitals = capital_lookalikes()
+    spelled = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", name))
+    current = fold("".join(capitals.get(c, c) for c in spelled))
     for _ in range(4):
         following = fold(skeleton(current))
         if following == current:

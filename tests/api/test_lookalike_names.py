@@ -93,6 +93,7 @@ def test_a_lookalike_application_name_is_taken(harness: Harness) -> None:
     assert delegate.post("/Applications/create", data={"name": "Wiki"}).status_code == 200
     assert delegate.post("/Applications/create", data={"name": "Blog"}).status_code == 200
     _taken(delegate.post("/Applications/create", data={"name": "W\u0456ki"}))  # Ukrainian i
+    _taken(delegate.post("/Applications/create", data={"name": "W\u0406\u041aI"}))  # capitals
     _taken(
         delegate.post(
             "/Applications/update",

@@ -54,6 +54,23 @@ def test_look_alikes_share_one_key(alike: str) -> None:
     assert lookalike_key(alike) == lookalike_key("root")
 
 
+# Capitals of other scripts whose lower case looks like nothing Latin (Cyrillic TE U+0422,
+# VE U+0412, KA U+041A, BYELORUSSIAN I U+0406, Greek TAU U+03A4, NU U+039D): in capitals
+# they look exactly like the Latin name.
+@pytest.mark.parametrize(
+    ("name", "alike"),
+    [
+        ("root", "ROO\u0422"),
+        ("bob", "\u0412OB"),
+        ("wiki", "W\u0406\u041aI"),
+        ("team", "\u03a4EAM"),
+        ("nina", "\u039dINA"),
+    ],
+)
+def test_look_alike_capitals_share_the_key(name: str, alike: str) -> None:
+    assert lookalike_key(alike) == lookalike_key(name) == lookalike_key(name.upper())
+
+
 @pytest.mark.parametrize("other", ["roots", "rot", "r00ts", "boot"])
 def test_different_names_keep_different_keys(other: str) -> None:
     assert lookalike_key(other) != lookalike_key("root")
@@ -62,7 +79,9 @@ def test_different_names_keep_different_keys(other: str) -> None:
 # -- registration and sign-in -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("alike", [CYRILLIC_ROOT, "root" + CGJ, "R\u041e\u041eT", "r\u03bfot"])
+@pytest.mark.parametrize(
+    "alike", [CYRILLIC_ROOT, "root" + CGJ, "R\u041e\u041eT", "r\u03bfot", "ROO\u0422"]
+)
 def test_a_look_alike_of_a_taken_name_is_taken(accounts: Harness, alike: str) -> None:
     assert accounts.register("root").status_code == 200
     response = accounts.register(alike, password=STRONG + "!")
