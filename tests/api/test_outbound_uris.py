@@ -64,6 +64,12 @@ PRIVATE_TARGETS = [
     "https://127.1/logout",
     "https://0x7f.1/logout",
     "http://rp.example.com/logout",  # public, but not https
+    # urlsplit reads the host after the last "@" (8.8.8.8); HTTP clients stop the authority
+    # at the backslash and connect to 127.0.0.1:9443 (the second review's finding)
+    "https://127.0.0.1:9443\\@8.8.8.8/",
+    "https://127.0.0.1:9443\\@rp.example.com/",
+    "https://[::127.0.0.1]/logout",  # IPv4-compatible
+    "https://[::ffff:0:127.0.0.1]/logout",  # IPv4-translated
 ]
 
 

@@ -223,3 +223,18 @@ def test_the_recorded_error_carries_no_response_body(h: Harness) -> None:
         assert last_errors(h) == ["HTTP 500"] and answer.closed
     finally:
         receiver.close()
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://127.0.0.1:9443\\@8.8.8.8/",  # the HTTP client would connect to 127.0.0.1
+        "https://[::127.0.0.1]/",
+        "https://[::ffff:0:127.0.0.1]/",
+    ],
+)
+def test_a_uri_the_http_client_reads_otherwise_is_not_contacted(uri: str) -> None:
+    """Registered before the rule (or written to the database by hand): refused at delivery."""
+    from passport.oidc.backchannel import refusal
+
+    assert refusal(uri).startswith("refused, not contacted")

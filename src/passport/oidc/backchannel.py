@@ -33,6 +33,8 @@ import requests
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from passport.oidc.tokens import Tokens
 from passport.oidc.tokens import subject
@@ -98,8 +100,11 @@ def refusal(uri: str) -> str:
     try:
         parts = urlsplit(uri)
         host, port = parts.hostname or "", parts.port
-    except ValueError:
+        sent_to = parse_url(uri)  # how the HTTP client will read it: both must agree
+    except (ValueError, LocationParseError):
         return "refused, not contacted: not a URI"
+    if (sent_to.host or "").strip("[]").lower() != host or (sent_to.port or None) != port:
+        return "refused, not contacted: not a plain URI"
     if parts.scheme != "https":
         return "refused, not contacted: not https"
     problem = outbound.resolution_problem(host, port or 443)

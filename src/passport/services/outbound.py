@@ -25,13 +25,16 @@ import socket
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
+# IPv4-compatible (RFC 4291 §2.5.5.1, deprecated: ::127.0.0.1) and IPv4-translated
+# (RFC 2765 §2.1: ::ffff:0:127.0.0.1) addresses carry an IPv4 address in their last 32 bits.
+_CARRIERS = (ipaddress.IPv6Network("::/96"), ipaddress.IPv6Network("::ffff:0:0:0/96"))
 
 
 def _embedded_v4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 one carries (mapped, NAT64, 6to4, Teredo), if any."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
-    if address in _NAT64:
+    if address in _NAT64 or any(address in network for network in _CARRIERS):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     if address.sixtofour is not None:
         return address.sixtofour
