@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
 import requests
 
 from oidc_support import KEK
@@ -114,6 +115,7 @@ def test_a_live_development_server_redirects_other_names(
     assert posted.status_code == 421
 
 
+@pytest.mark.live  # a real `passport serve` on PostgreSQL
 def test_serve_outside_sqlite_needs_a_public_url(
     backends: dict[str, Backend], tmp_path: Path
 ) -> None:
