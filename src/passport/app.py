@@ -20,7 +20,6 @@ import re
 import secrets
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from collections.abc import Iterable
 from datetime import UTC
@@ -43,6 +42,7 @@ from passport import metrics
 from passport.config import Settings
 from passport.errors import ClientError
 from passport.errors import ServiceUnavailable
+from passport.logsetup import code_location
 from passport.oidc.backchannel import Deliverer
 from passport.oidc.backchannel import enqueue
 from passport.oidc.keys import KeyConfigurationError
@@ -104,16 +104,6 @@ _ORIGIN_CACHE_SECONDS = 2.0
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _where(exc: BaseException) -> str:
-    """Where an exception happened, as file:line frames only (no message, no locals)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    ours = [f for f in frames if "/passport/" in f.filename] or frames
-    return " < ".join(
-        f"{f.filename.rsplit('/passport/', 1)[-1]}:{f.lineno} in {f.name}"
-        for f in reversed(ours[-4:])
-    )
 
 
 def _safe_path(path: str) -> str:
@@ -209,7 +199,9 @@ class PassportApp:
         if isinstance(exc, UNAVAILABLE_ERRORS):
             return self._unavailable(exc)
         error_id = secrets.token_hex(4)
-        log.error("error_id=%s unexpected %s at %s", error_id, type(exc).__name__, _where(exc))
+        log.error(
+            "error_id=%s unexpected %s at %s", error_id, type(exc).__name__, code_location(exc)
+        )
         return render(
             Envelope(server_errors=[f"An unexpected error occurred (error id {error_id})."]), 500
         )
@@ -220,7 +212,7 @@ class PassportApp:
             if isinstance(exc, ServiceUnavailable)
             else "The database is unreachable; retry later."
         )
-        log.warning("unavailable: %s at %s", type(exc).__name__, _where(exc))
+        log.warning("unavailable: %s at %s", type(exc).__name__, code_location(exc))
         return render(Envelope(server_errors=[message]), 503, headers={"Retry-After": "5"})
 
     # -- routing ----------------------------------------------------------------
