@@ -144,3 +144,17 @@ def test_the_operator_setting_for_private_backchannel_targets_reaches_the_cli(
     allowed = passport(harness, *args, "--backchannel-logout-uri", uri, "--json")
     assert allowed.returncode == 0, allowed.stderr
     assert json.loads(allowed.stdout)[0]["BackchannelLogoutUri"] == uri
+
+
+def test_an_old_schema_is_told_to_upgrade_not_to_check_the_url(tmp_path: Any) -> None:
+    """A database at an older revision answers, but lacks tables and columns: the operator
+    is told to run `passport db upgrade`, not that the database cannot be reached."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    runner = CliRunner()
+    old = runner.invoke(cli, ["db", "upgrade", "--revision", "0005", "--database-url", url])
+    assert old.exit_code == 0, old.output
+    for args in (["user", "list"], ["group", "add", "Staff"], ["app", "list"]):
+        result = runner.invoke(cli, [*args, "--database-url", url])
+        assert result.exit_code != 0
+        assert "passport db upgrade" in result.output and "out of date" in result.output, args
+        assert "cannot reach" not in result.output and "Traceback" not in result.output

@@ -16,6 +16,7 @@ import sqlalchemy.exc
 
 from passport.config import Settings
 from passport.config import load_settings
+from passport.storage import migrate
 from passport.storage.db import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,5 +100,18 @@ def open_database(settings: Settings) -> Database:
         fail(f"cannot use database_url: {exc}")
 
 
-def database_unreachable(exc: Exception) -> NoReturn:
+def database_unreachable(exc: Exception, database: Database | None = None) -> NoReturn:
+    """A database error, explained: a database that answers but whose schema is older than
+    this Passport (a missing table or column) is told to upgrade, not to check the URL."""
+    if database is not None:
+        try:
+            revision = migrate.current_revision(database.engine)
+        except sqlalchemy.exc.SQLAlchemyError:
+            revision = "unreachable"
+        head = migrate.head_revision()
+        if revision != "unreachable" and revision != head:
+            fail(
+                f"the database schema is out of date ({revision or 'empty'}, need {head}); "
+                "run `passport db upgrade` first"
+            )
     fail(f"cannot reach the database ({type(exc).__name__}); is it running and is the URL right?")

@@ -102,7 +102,7 @@ class Cli:
         except ClientError as exc:
             fail(exc.message, 1)
         except sqlalchemy.exc.OperationalError as exc:
-            database_unreachable(exc)
+            database_unreachable(exc, self.app.db)
         finally:
             self.app.db.dispose()
 
@@ -501,7 +501,7 @@ def audit_tail(cli: Cli, lines: int, follow: bool, as_json: bool) -> None:
             show(rows)
             last = rows[-1].id if rows else last
     except sqlalchemy.exc.OperationalError as exc:
-        database_unreachable(exc)
+        database_unreachable(exc, cli.app.db)
     except KeyboardInterrupt:
         pass
 
@@ -556,7 +556,7 @@ def users_import(
     except ImportAborted as exc:
         fail(f"import stopped: {exc}; fix the row and run the same command to resume", 1)
     except sqlalchemy.exc.OperationalError as exc:
-        database_unreachable(exc)
+        database_unreachable(exc, cli.app.db)
     finally:
         cli.app.db.dispose()
     summary = {
