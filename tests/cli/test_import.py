@@ -149,6 +149,22 @@ def test_look_alike_group_names_are_reported(harness: Harness, tmp_path: Path) -
         assert db.scalar(select(func.count()).select_from(GroupMember)) == 3
 
 
+def test_bytes_that_are_not_utf8_are_reported_by_line(harness: Harness, tmp_path: Path) -> None:
+    good = reference_hashes()["bcrypt"].encode()
+    path = tmp_path / "u.csv"
+    path.write_bytes(
+        b"username,email,display_name,groups,password_hash\n"
+        b"ann,,,," + good + b"\n"
+        b"\xff\xfe,,,," + good + b"\n"  # line 3: not UTF-8
+        b"ben,,Ben \xe9,," + good + b"\n"  # line 4: Latin-1 in the display name
+        b"cat,,,Staff\xff," + good + b"\n"  # line 5: in a group name
+        b"dan,,,," + good + b"\n"
+    )
+    report = Importer(harness.app.db, NOW).run(path)
+    assert [line for line, _ in report.errors] == [3, 4, 5]
+    assert report.imported == 2 and users(harness) == 2
+
+
 def test_an_unexpected_cli_error_is_one_line_without_sql_or_secrets(
     harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -72,7 +72,9 @@ class ImportReport:
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """``(line number, record or error message)`` for every data row of the file."""
-    with path.open("r", encoding="utf-8", newline="") as fh:
+    # Bytes that are not UTF-8 are kept as surrogates and refused by their row (``_row``):
+    # one bad line is reported like any other, the rest of the file still imports.
+    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as fh:
         first = fh.read(1)
         fh.seek(0)
         if path.suffix.lower() in (".jsonl", ".ndjson") or first == "{":
@@ -81,7 +83,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
                     continue
                 try:
                     record = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     yield number, "not valid JSON"
                     continue
                 yield number, record if isinstance(record, dict) else "not a JSON object"
@@ -102,6 +104,8 @@ def _row(line: int, record: dict[str, Any]) -> Row:
             return None
         if not isinstance(value, str):
             raise ClientError(f"{name} must be text", source=name)
+        if any("\udc80" <= c <= "\udcff" for c in value):
+            raise ClientError(f"{name} is not UTF-8 text", source=name)
         return value
 
     username = validate_username(text("username"))
