@@ -233,7 +233,7 @@ def harness(
     """Passport on each database, with the database session store."""
     h = build(backends, request.param, "db", clock, None)
     yield h
-    h.app.db.dispose()
+    h.app.services.db.dispose()
 
 
 def _redis_for(request: pytest.FixtureRequest, store: str) -> redis.Redis | None:
@@ -266,7 +266,7 @@ def accounts(
     backend, store = request.param
     h = build(backends, backend, store, clock, _redis_for(request, store))
     yield h
-    h.app.db.dispose()
+    h.app.services.db.dispose()
 
 
 @pytest.fixture
@@ -283,7 +283,7 @@ def factory(
 
     yield make
     for h in built:
-        h.app.db.dispose()
+        h.app.services.db.dispose()
 
 
 # -- live servers -------------------------------------------------------------------------

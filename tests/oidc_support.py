@@ -162,7 +162,7 @@ def pkce() -> tuple[str, str]:
 
 
 def first_party(h: Harness, name: str = "Wiki") -> None:
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         app = find_by_name(db, name)
         assert app is not None
         app.first_party = True
@@ -229,7 +229,7 @@ def rows(h: Harness, table: str) -> int:
     """How many rows ``table`` holds (to prove that a refusal wrote nothing)."""
     from sqlalchemy import text
 
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         return int(db.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
 
 

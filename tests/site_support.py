@@ -46,7 +46,7 @@ class Site:
 
 def grant_admin(h: Harness, username: str) -> None:
     """Give ``username`` Passport's ``admin`` right (idempotent)."""
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         user = directory.find_user(db, username)
         passport = db.get(Application, 1)
         assert user is not None and passport is not None
@@ -93,7 +93,7 @@ def build_site(h: Harness) -> Site:
 
 def table_fingerprints(h: Harness) -> dict[str, tuple[int, str]]:
     """Every table of the migrated schema: its row count and a digest of its rows."""
-    engine = h.app.db.engine
+    engine = h.app.services.db.engine
     names = sorted(inspect(engine).get_table_names())
     prints: dict[str, tuple[int, str]] = {}
     with engine.connect() as conn:
@@ -109,7 +109,7 @@ def table_fingerprints(h: Harness) -> dict[str, tuple[int, str]]:
 
 def audit_outcomes_since(h: Harness, count_before: int) -> list[tuple[str, str]]:
     """(event, outcome) of the audit rows after the first ``count_before`` (by id)."""
-    with h.app.db.engine.connect() as conn:
+    with h.app.services.db.engine.connect() as conn:
         rows = conn.execute(text("SELECT event, outcome FROM audit_events ORDER BY id")).all()
     return [(str(r[0]), str(r[1])) for r in rows[count_before:]]
 

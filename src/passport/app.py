@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
-from datetime import UTC
 from datetime import datetime
 from typing import TYPE_CHECKING
 from typing import Any
@@ -33,31 +32,21 @@ import redis
 import redis.exceptions
 import sqlalchemy.exc
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 from werkzeug import Request
 from werkzeug import Response
 from werkzeug.exceptions import HTTPException
 
 from passport import metrics
+from passport.composition import Services
+from passport.composition import utcnow
 from passport.config import Settings
 from passport.errors import ClientError
 from passport.errors import ServiceUnavailable
 from passport.logsetup import code_location
-from passport.oidc.backchannel import Deliverer
-from passport.oidc.backchannel import enqueue
 from passport.oidc.keys import KeyConfigurationError
 from passport.oidc.provider import Provider
 from passport.services.applications import registered_origins
-from passport.services.passwords import Passwords
-from passport.services.sessions import DatabaseSessionStore
-from passport.services.sessions import RedisSessionStore
-from passport.services.sessions import SessionStore
-from passport.services.throttle import DatabaseThrottleStore
-from passport.services.throttle import RedisThrottleStore
-from passport.services.throttle import Throttle
 from passport.storage import migrate
-from passport.storage.db import Database
-from passport.storage.models import User
 from passport.web import binding
 from passport.web import openapi
 from passport.web import origins
@@ -102,10 +91,6 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _ORIGIN_CACHE_SECONDS = 2.0
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _safe_path(path: str) -> str:
     return "".join(c if c.isprintable() and c != " " else "?" for c in path[:200])
 
@@ -117,6 +102,7 @@ class PassportApp:
         self,
         settings: Settings,
         *,
+        services: Services | None = None,
         registry: Registry | None = None,
         clock: Callable[[], datetime] = utcnow,
         redis_client: redis.Redis | None = None,
@@ -126,26 +112,12 @@ class PassportApp:
 
             registry = API
         self.settings = settings
+        self.services = services or Services(settings, clock=clock, redis_client=redis_client)
         self.registry = registry
-        self.clock = clock
-        self.db = Database(settings)
-        self.redis = redis_client
-        if self.redis is None and settings.redis_url:
-            self.redis = redis.Redis.from_url(
-                settings.redis_url, socket_timeout=5, socket_connect_timeout=5
-            )
-        if self.redis is not None:
-            self.sessions: SessionStore = RedisSessionStore(self.redis)
-            self.throttle = Throttle(RedisThrottleStore(self.redis), settings)
-        else:
-            self.sessions = DatabaseSessionStore(self.db)
-            self.throttle = Throttle(DatabaseThrottleStore(self.db), settings)
-        self.passwords = Passwords(settings)
         self._origins: tuple[float, frozenset[str]] = (0.0, frozenset())
         self._origins_lock = threading.Lock()
         self._openapi: str | None = None
-        self.oidc = Provider(self)
-        self.backchannel = Deliverer(self.db, self.clock)
+        self.oidc = Provider(self.services, self.context)
         self._security_headers = _SECURITY_HEADERS + ((_HSTS,) if settings.secure_cookies else ())
 
     # -- WSGI -------------------------------------------------------------------
@@ -291,21 +263,21 @@ class PassportApp:
         )
 
     def _refresh_gauges(self) -> None:
-        pool = self.db.engine.pool
+        pool = self.services.db.engine.pool
         metrics.DB_POOL_IN_USE.set(getattr(pool, "checkedout", lambda: 0)())
         metrics.DB_POOL_SIZE.set(getattr(pool, "size", lambda: 0)())
         try:
-            metrics.ACTIVE_SESSIONS.set(self.sessions.count_active(self.clock()))
+            metrics.ACTIVE_SESSIONS.set(self.services.sessions.count_active(self.services.clock()))
         except UNAVAILABLE_ERRORS:
             pass
 
     def readiness(self) -> Response:
         try:
-            with self.db.engine.connect() as conn:
+            with self.services.db.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-            current = migrate.is_current(self.db.engine)
-            if self.redis is not None:
-                self.redis.ping()
+            current = migrate.is_current(self.services.db.engine)
+            if self.services.redis is not None:
+                self.services.redis.ping()
         except UNAVAILABLE_ERRORS as exc:
             return self._unavailable(exc)
         if not current:
@@ -319,24 +291,29 @@ class PassportApp:
         return render(Envelope(success=True, data={"Status": "ready"}), 200)
 
     # -- the Passport API ---------------------------------------------------------
+    def context(
+        self, request: Request, *, write: bool, sessions_allowed: bool = True
+    ) -> RequestContext:
+        """The scope of one request: its transaction, who is logged in, its audit records."""
+        return RequestContext(
+            self.services,
+            request,
+            client_ip=origins.client_ip(request, self.settings),
+            write=write,
+            sessions_allowed=sessions_allowed,
+            origins_changed=self.forget_origins,
+        )
+
     def registered_origins(self) -> frozenset[str]:
         """Origins registered by applications, cached for a couple of seconds."""
         stamp, cached = self._origins
         if time.monotonic() - stamp < _ORIGIN_CACHE_SECONDS:
             return cached
         with self._origins_lock:
-            with self.db.session() as db:
+            with self.services.db.session() as db:
                 fresh = registered_origins(db)
             self._origins = (time.monotonic(), fresh)
             return fresh
-
-    def notify_logout(self, db: Session, user: User) -> None:
-        """Queue back-channel logout tokens for ``user`` (in ``db``'s transaction).
-
-        Served processes deliver them from a background thread (``passport.wsgi``).
-        """
-        if self.oidc.keys.configured and self.settings.issuer:
-            enqueue(db, self.oidc.tokens(), user, self.clock())
 
     def forget_origins(self) -> None:
         """Drop the cached registered origins (after they changed in this process)."""
@@ -476,13 +453,7 @@ class PassportApp:
             sessions_allowed = referer is not None and self._origin_allowed(
                 referer, request, endpoint
             )
-        ctx = RequestContext(
-            self,
-            request,
-            client_ip=origins.client_ip(request, self.settings),
-            write=not endpoint.read_only,
-            sessions_allowed=sessions_allowed,
-        )
+        ctx = self.context(request, write=not endpoint.read_only, sessions_allowed=sessions_allowed)
         envelope = Envelope()
         status = 200
         headers: dict[str, str] = {}

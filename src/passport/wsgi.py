@@ -12,4 +12,4 @@ from passport.logsetup import configure
 settings = load_settings()
 configure(settings.log_level)
 app: PassportApp = PassportApp(settings)
-app.backchannel.ensure_started()  # deliver logout notifications left by earlier processes
+app.services.start_background()  # deliver logout notifications left by earlier processes

@@ -45,13 +45,13 @@ def status(h: Harness, client: Any = None) -> dict[str, Any]:
 
 
 def audit_events(h: Harness) -> list[tuple[str, str, str]]:
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         rows = db.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
         return [(r.event, r.outcome, r.username) for r in rows]
 
 
 def register_origin(h: Harness, origin: str) -> None:
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         app = find_by_name(db, "Passport")
         assert app is not None
         app.allowed_origins = [*app.allowed_origins, origin]
@@ -72,7 +72,7 @@ def test_register_returns_the_user(accounts: Harness) -> None:
             "DisplayName": "Alice A.",
         }
     }
-    with accounts.app.db.session() as db:
+    with accounts.app.services.db.session() as db:
         user = db.scalars(select(User)).one()
         assert user.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
         assert STRONG not in user.password_hash
@@ -150,7 +150,9 @@ def test_password_in_query_string_is_refused(accounts: Harness) -> None:
 
 def test_twenty_concurrent_registrations_make_one_user(accounts: Harness) -> None:
     # Room for all twenty hashes at once, so that every registration reaches the insert.
-    accounts.app.passwords = Passwords(replace(accounts.settings, max_concurrent_hashes=20))
+    accounts.app.services.passwords = Passwords(
+        replace(accounts.settings, max_concurrent_hashes=20)
+    )
     names = ["alice", "Alice", "ALICE", "\uff21\uff2c\uff29\uff23\uff25"] * 5
     results: list[Any] = [None] * len(names)
 
@@ -171,7 +173,7 @@ def test_twenty_concurrent_registrations_make_one_user(accounts: Harness) -> Non
     for response in results:
         if response.status_code == 409:
             assert "already taken" in error(response)["Message"]
-    with accounts.app.db.session() as db:
+    with accounts.app.services.db.session() as db:
         assert len(db.scalars(select(User)).all()) == 1
 
 
@@ -212,16 +214,16 @@ def test_login_by_email(accounts: Harness) -> None:
 def test_failures_are_generic_and_unknown_users_cost_a_hash(accounts: Harness) -> None:
     accounts.register()
     accounts.register("bob")
-    with accounts.app.db.session(write=True) as db, db.begin():
+    with accounts.app.services.db.session(write=True) as db, db.begin():
         bob = db.scalars(select(User).where(User.username == "bob")).one()
         bob.disabled = True
-    before = accounts.app.passwords.dummy_verifications
+    before = accounts.app.services.passwords.dummy_verifications
     answers = [
         accounts.login("alice", "wrong password here"),
         accounts.login("nobody", STRONG),
         accounts.login("bob", STRONG),
     ]
-    assert accounts.app.passwords.dummy_verifications == before + 1
+    assert accounts.app.services.passwords.dummy_verifications == before + 1
     for response in answers:
         assert response.status_code == 401
         assert data(response)["ClientExceptions"] == [
@@ -442,7 +444,7 @@ def test_parallel_failures_all_count(accounts: Harness) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    count = accounts.app.throttle.store.peek(user_account_key(alice))
+    count = accounts.app.services.throttle.store.peek(user_account_key(alice))
     assert count is not None and count.failures == 4
 
 
@@ -464,13 +466,13 @@ THROTTLE_COMBOS = ["sqlite-db", "mariadb-db", "postgresql-db", "postgresql-redis
 def count_verifications(h: Harness) -> list[str]:
     """Spy on the real password check: each stored hash it was asked to compare."""
     checked: list[str] = []
-    verify = h.app.passwords.verify
+    verify = h.app.services.passwords.verify
 
     def counting(stored_hash: str, password: str) -> bool:
         checked.append(stored_hash)
         return verify(stored_hash, password)
 
-    h.app.passwords.verify = counting  # type: ignore[method-assign]
+    h.app.services.passwords.verify = counting  # type: ignore[method-assign]
     return checked
 
 
@@ -479,7 +481,7 @@ def test_parallel_attempts_in_every_form_check_at_most_the_limit(factory: Any, c
     # Room for every attempt to hash at once: only the throttle may hold them back.
     h = factory(*combo.split("-"), max_concurrent_hashes=32)
     h.register(email="alice@example.com")
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         alice_hash = db.scalars(select(User.password_hash)).one()
     checked = count_verifications(h)
     answers: list[Any] = [None] * 20
@@ -641,15 +643,15 @@ def test_password_hash_is_upgraded_at_login(factory: Any) -> None:
     weak.register()
     row = _copy_user(weak)
     strong = factory("sqlite", argon2_time_cost=3)
-    with strong.app.db.session(write=True) as db, db.begin():
+    with strong.app.services.db.session(write=True) as db, db.begin():
         db.add(User(**{**row, "id": None}))
     assert strong.login().status_code == 200
-    with strong.app.db.session() as db:
+    with strong.app.services.db.session() as db:
         assert "t=3" in db.scalars(select(User)).one().password_hash
 
 
 def _copy_user(h: Harness) -> dict[str, Any]:
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         user = db.scalars(select(User)).one()
         return {c.name: getattr(user, c.name) for c in User.__table__.columns}
 
@@ -662,12 +664,12 @@ def test_status_follows_profile_changes_and_costs_no_query_on_redis(accounts: Ha
 
     accounts.register(email="alice@example.com")
     accounts.login()
-    counter = QueryCounter(accounts.app.db.engine)
+    counter = QueryCounter(accounts.app.services.db.engine)
     assert status(accounts)["Data"]["User"]["Email"] == "alice@example.com"
     assert counter.count == (0 if accounts.store == "redis" else 1)
-    with accounts.app.db.session(write=True) as db, db.begin():
+    with accounts.app.services.db.session(write=True) as db, db.begin():
         user = directory.find_user(db, "alice")
         assert user is not None
         user.display_name = "Alice Liddell"
-        accounts.app.sessions.refresh_identity(identity_of(user))
+        accounts.app.services.sessions.refresh_identity(identity_of(user))
     assert status(accounts)["Data"]["User"]["DisplayName"] == "Alice Liddell"

@@ -35,7 +35,7 @@ def error(response: Any) -> dict[str, Any]:
 
 
 def grant_passport(h: Harness, username: str, *rights: str) -> None:
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         user = directory.find_user(db, username)
         passport = db.get(Application, 1)
         assert user is not None and passport is not None
@@ -110,7 +110,7 @@ def test_application_lifecycle(harness: Harness, admin: PassportClient) -> None:
 
     shown = admin.get("/Applications/get?application=wiki")
     assert secret not in shown.get_data(as_text=True)
-    with harness.app.db.session() as db:
+    with harness.app.services.db.session() as db:
         stored = db.get(Application, app["ID"])
         assert stored is not None and secret not in (stored.secret_hash or "")
 
@@ -185,10 +185,10 @@ def test_deleting_an_application_removes_its_grants(
     admin.post(
         "/Grants/grant", data={"application": "Wiki", "permission": "edit", "username": "bob"}
     )
-    with harness.app.db.session() as db:
+    with harness.app.services.db.session() as db:
         before = db.scalar(select(func.count()).select_from(UserPermission))
     admin.post("/Applications/delete", data={"application": "Wiki"})
-    with harness.app.db.session() as db:
+    with harness.app.services.db.session() as db:
         assert db.scalar(select(func.count()).select_from(UserPermission)) == (before or 0) - 1
 
 
@@ -243,7 +243,7 @@ def test_groups_members_and_grants(harness: Harness, admin: PassportClient) -> N
         "Granted": False
     }  # revocation takes effect on the next request
     admin.post("/Groups/delete", data={"group": "Editors"})
-    with harness.app.db.session() as db:
+    with harness.app.services.db.session() as db:
         assert db.scalar(select(func.count()).select_from(GroupMember)) == 0
 
 
@@ -305,7 +305,7 @@ def test_user_administration(harness: Harness, admin: PassportClient) -> None:
 def test_admin_actions_are_audited_with_the_actor(harness: Harness, admin: PassportClient) -> None:
     admin.post("/Groups/create", data={"name": "Ops"})
     admin.post("/Groups/create", data={"name": "ops"})  # refused: not audited as done
-    with harness.app.db.session() as db:
+    with harness.app.services.db.session() as db:
         events = db.scalars(select(AuditEvent).where(AuditEvent.event == "group_create")).all()
         assert len(events) == 1 and events[0].actor_id is not None
     audit = data(admin.get("/Audit/list?event=group_create"))["Data"]
@@ -380,7 +380,7 @@ def snapshot(h: Harness) -> tuple[int, ...]:
     from passport.storage.models import Permission
     from passport.storage.models import User
 
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         return tuple(
             db.scalar(select(func.count()).select_from(model)) or 0
             for model in (Application, Group, Permission, User, UserPermission, GroupMember)

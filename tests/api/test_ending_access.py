@@ -49,7 +49,7 @@ def h(request: pytest.FixtureRequest, factory: Any) -> Harness:
     backend, store = request.param
     harness: Harness = factory(backend, store, key_encryption_key=KEK)
     harness.ids = seed(harness.settings.database_url)  # type: ignore[attr-defined]
-    with harness.app.db.session(write=True) as db, db.begin():
+    with harness.app.services.db.session(write=True) as db, db.begin():
         wiki = find_by_name(db, "Wiki")
         assert wiki is not None
         wiki.backchannel_logout_uri = "http://127.0.0.1:9/backchannel"
@@ -68,7 +68,7 @@ def introspect(h: Harness, value: str) -> dict[str, Any]:
 
 def administrator(h: Harness) -> PassportClient:
     h.register("root")
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         passport = db.get(Application, 1)
         assert passport is not None
         admin = directory.find_permission(db, passport, "admin")
@@ -95,12 +95,12 @@ def run_cli(h: Harness, *args: str, stdin: str = "") -> Any:
 
 
 def notifications(h: Harness) -> int:
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         return db.scalar(select(func.count()).select_from(LogoutNotification)) or 0
 
 
 def live_tokens(h: Harness) -> int:
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         alice = directory.find_user(db, "alice")
         if alice is None:
             return 0

@@ -46,7 +46,7 @@ def body(response: Any) -> dict[str, Any]:
 
 
 def grant(h: Harness, *, user: str | None = None, group: str | None = None, rights: str) -> None:
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         passport = db.get(Application, 1)
         assert passport is not None
         for right in rights.split():
@@ -70,7 +70,7 @@ def scene(h: Harness) -> int:
     delegate; peer holds users:write only.  Returns the id of Admins."""
     for name in ("root", "boss", "helper", "peer"):
         assert h.register(name).status_code == 200
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         admins = directory.create_group(db, "Admins")
         directory.add_member(db, admins, directory.get_user(db, "boss"))
         wiki, _ = directory.create_application(db, datetime.now(UTC), "Wiki")
@@ -122,7 +122,7 @@ def escalations(admins: int) -> list[tuple[str, dict[str, str]]]:
 
 def state(h: Harness) -> tuple[Any, ...]:
     """Everything an escalation could change."""
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         counts = tuple(
             db.scalar(select(func.count()).select_from(model))
             for model in (User, Group, GroupMember, GroupPermission, UserPermission, Permission)

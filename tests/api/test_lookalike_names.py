@@ -31,7 +31,7 @@ def error(response: Any) -> dict[str, Any]:
 def signed_in(h: Harness, username: str, *rights: str) -> PassportClient:
     """A client logged in as a new user holding the given Passport rights."""
     h.register(username)
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         user = directory.find_user(db, username)
         passport = db.get(Application, 1)
         assert user is not None and passport is not None
@@ -51,7 +51,7 @@ def admin(harness: Harness) -> PassportClient:
 
 
 def snapshot(h: Harness) -> tuple[int, ...]:
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         return tuple(
             db.scalar(select(func.count()).select_from(model)) or 0
             for model in (Application, Group, Permission)
@@ -104,7 +104,7 @@ def test_a_lookalike_application_name_is_taken(harness: Harness) -> None:
     for name in ("Passport", "Wiki", "wiki", "Blog"):
         found = delegate.get("/Applications/get", query_string={"application": name})
         assert found.status_code == 200, name
-    with harness.app.db.session() as db:
+    with harness.app.services.db.session() as db:
         names = sorted(db.scalars(select(Application.name)))
     assert names == ["Blog", "Passport", "Wiki"]
 
@@ -148,19 +148,19 @@ def test_invisible_characters_are_refused_in_names(
 def test_the_database_refuses_lookalikes_without_the_service(harness: Harness) -> None:
     """The rule is the unique index, not a check-then-insert: a row written directly
     with a look-alike name is refused too (its key comes from the column default)."""
-    with harness.app.db.session(write=True) as db, db.begin():
+    with harness.app.services.db.session(write=True) as db, db.begin():
         db.add(Group(name="Admins", name_key="admins"))
     for model, extra in ((Group, {}), (Application, {"created_at": harness.clock()})):
         with (
             pytest.raises(sqlalchemy.exc.IntegrityError),
-            harness.app.db.session(write=True) as db,
+            harness.app.services.db.session(write=True) as db,
             db.begin(),
         ):
             name = f"{CYRILLIC_A}dmins" if model is Group else f"P{CYRILLIC_SMALL_A}ssport"
             db.add(model(name=name, name_key=name.lower(), **extra))
     with (
         pytest.raises(sqlalchemy.exc.IntegrityError),
-        harness.app.db.session(write=True) as db,
+        harness.app.services.db.session(write=True) as db,
         db.begin(),
     ):
         db.add(Permission(application_id=1, name="\u0430dmin", name_key="\u0430dmin"))

@@ -26,7 +26,7 @@ def error(response: Any) -> dict[str, Any]:
 def apps_writer(h: Harness) -> PassportClient:
     """A client signed in as an ``apps:write`` delegate (not an administrator)."""
     h.register("deployer")
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         user = directory.find_user(db, "deployer")
         passport = db.get(Application, 1)
         assert user is not None and passport is not None
@@ -41,7 +41,7 @@ def apps_writer(h: Harness) -> PassportClient:
 
 
 def applications(h: Harness) -> int:
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         return db.scalar(select(func.count()).select_from(Application)) or 0
 
 
@@ -89,7 +89,7 @@ def test_backchannel_uris_to_private_targets_are_refused(harness: Harness, uri: 
         "/Applications/update", data={"application": "Blog", "backchannelLogoutUri": uri}
     )
     assert updated.status_code == 400, updated.get_data(as_text=True)
-    with harness.app.db.session() as db:
+    with harness.app.services.db.session() as db:
         blog = directory.find_application(db, "Blog")
         assert blog is not None and blog.backchannel_logout_uri is None
 

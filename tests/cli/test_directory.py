@@ -96,7 +96,7 @@ def test_cli_changes_are_audited_with_the_operator(harness: Harness) -> None:
     operator = f"cli:{getpass.getuser()}"
     for event in ("user_create", "group_create", "group_add_member", "user_disable"):
         assert json.loads(events[event]["Detail"])["actor"] == operator, event
-    with harness.app.db.session() as db:
+    with harness.app.services.db.session() as db:
         rows = db.scalars(select(AuditEvent).where(AuditEvent.event == "user_disable")).all()
         assert [(r.actor_id, r.username, r.ip) for r in rows] == [(None, "erin", "cli")]
 

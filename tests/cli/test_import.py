@@ -45,7 +45,7 @@ def reference_hashes() -> dict[str, str]:
 
 
 def users(h: Harness) -> int:
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         return db.scalar(select(func.count()).select_from(User)) or 0
 
 
@@ -73,16 +73,16 @@ def test_each_hash_format_logs_in_and_is_upgraded(harness: Harness, tmp_path: Pa
         }
         for kind in hashes
     ]
-    report = Importer(harness.app.db, NOW).run(write_csv(tmp_path / "u.csv", rows))
+    report = Importer(harness.app.services.db, NOW).run(write_csv(tmp_path / "u.csv", rows))
     assert (report.imported, report.skipped) == (3, 0)
     for kind, password in PASSWORDS.items():
         assert harness.login(f"{kind}-user", "not the password at all").status_code == 401
         assert harness.login(f"{kind}-user", password).status_code == 200, kind
-        with harness.app.db.session() as db:
+        with harness.app.services.db.session() as db:
             stored = db.scalars(select(User).where(User.username == f"{kind}-user")).one()
             assert stored.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
         assert harness.login(f"{kind}-user", password).status_code == 200
-    with harness.app.db.session() as db:
+    with harness.app.services.db.session() as db:
         assert sorted(db.scalars(select(Group.name)).all()) == ["Imported", "Staff"]
         assert db.scalar(select(func.count()).select_from(GroupMember)) == 6
 
@@ -100,7 +100,7 @@ def test_bad_rows_are_reported_by_line_and_skipped(harness: Harness, tmp_path: P
         {"username": "ok4", "groups": "1234", "password_hash": good},  # line 8: numeric group
         {"username": "ok5", "password_hash": good},
     ]
-    report = Importer(harness.app.db, NOW).run(write_csv(tmp_path / "u.csv", rows))
+    report = Importer(harness.app.services.db, NOW).run(write_csv(tmp_path / "u.csv", rows))
     assert report.imported == 2
     assert [line for line, _ in report.errors] == [3, 4, 5, 6, 7, 8]
     assert "already exists" in dict(report.errors)[6]
@@ -118,7 +118,7 @@ def test_look_alike_names_are_reported_not_crashed_on(harness: Harness, tmp_path
         {"username": "\u0435xisting", "password_hash": good},  # line 4: looks like existing
         {"username": "bob", "password_hash": good},
     ]
-    report = Importer(harness.app.db, NOW).run(write_csv(tmp_path / "u.csv", rows))
+    report = Importer(harness.app.services.db, NOW).run(write_csv(tmp_path / "u.csv", rows))
     assert report.imported == 2
     assert [line for line, _ in report.errors] == [3, 4]
     assert "looks like" in dict(report.errors)[3] and "already exists" in dict(report.errors)[4]
@@ -132,7 +132,7 @@ def test_look_alike_group_names_are_reported(harness: Harness, tmp_path: Path) -
     from passport.services import directory
 
     good = reference_hashes()["bcrypt"]
-    with harness.app.db.session(write=True) as db, db.begin():
+    with harness.app.services.db.session(write=True) as db, db.begin():
         directory.create_group(db, "Admins")
     cyrillic_a = "\u0410dmins"  # looks like Admins
     rows = [
@@ -141,10 +141,10 @@ def test_look_alike_group_names_are_reported(harness: Harness, tmp_path: Path) -
         {"username": "cat", "groups": "\u0405taff", "password_hash": good},  # line 4: Staff
         {"username": "dan", "groups": "Admins;staff", "password_hash": good},
     ]
-    report = Importer(harness.app.db, NOW).run(write_csv(tmp_path / "u.csv", rows))
+    report = Importer(harness.app.services.db, NOW).run(write_csv(tmp_path / "u.csv", rows))
     assert [line for line, _ in report.errors] == [3, 4]
     assert report.imported == 2
-    with harness.app.db.session() as db:
+    with harness.app.services.db.session() as db:
         assert sorted(db.scalars(select(Group.name)).all()) == ["Admins", "Staff"]
         assert db.scalar(select(func.count()).select_from(GroupMember)) == 3
 
@@ -160,7 +160,7 @@ def test_bytes_that_are_not_utf8_are_reported_by_line(harness: Harness, tmp_path
         b"cat,,,Staff\xff," + good + b"\n"  # line 5: in a group name
         b"dan,,,," + good + b"\n"
     )
-    report = Importer(harness.app.db, NOW).run(path)
+    report = Importer(harness.app.services.db, NOW).run(path)
     assert [line for line, _ in report.errors] == [3, 4, 5]
     assert report.imported == 2 and users(harness) == 2
 
@@ -200,13 +200,13 @@ def test_abort_keeps_earlier_batches_and_resumes(harness: Harness, tmp_path: Pat
     rows[7]["password_hash"] = "garbage"
     path = write_csv(tmp_path / "u.csv", rows)
     with pytest.raises(ImportAborted, match="line 9"):
-        Importer(harness.app.db, NOW, batch_size=3, on_error="abort").run(path)
+        Importer(harness.app.services.db, NOW, batch_size=3, on_error="abort").run(path)
     assert users(harness) == 6  # two whole batches; the third never committed
     rows[7]["password_hash"] = good
     write_csv(path, rows)
     with pytest.raises(ImportAborted, match="file changed"):
-        Importer(harness.app.db, NOW, batch_size=3).run(path, resume=True)
-    report = Importer(harness.app.db, NOW, batch_size=3).run(path, resume=False)
+        Importer(harness.app.services.db, NOW, batch_size=3).run(path, resume=True)
+    report = Importer(harness.app.services.db, NOW, batch_size=3).run(path, resume=False)
     assert (report.imported, report.already_present) == (4, 6)
     assert users(harness) == 10
 
@@ -229,10 +229,10 @@ def test_interrupted_import_resumes_without_duplicates(harness: Harness, tmp_pat
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Importer(harness.app.db, NOW, batch_size=50, progress=crash_midway).run(path)
+        Importer(harness.app.services.db, NOW, batch_size=50, progress=crash_midway).run(path)
     assert users(harness) == 150  # the batch being reported had committed
     assert json.loads(checkpoint_path(path).read_text())["done_line"] == 150
-    report = Importer(harness.app.db, NOW, batch_size=50).run(path, resume=True)
+    report = Importer(harness.app.services.db, NOW, batch_size=50).run(path, resume=True)
     assert report.resumed_from == 150 and report.imported == 100
     assert users(harness) == 250
     assert not checkpoint_path(path).exists()
@@ -254,7 +254,7 @@ def test_hundred_thousand_rows(factory: Any, tmp_path: Path) -> None:
             for i in range(100_000)
         ],
     )
-    report = Importer(h.app.db, NOW, batch_size=2000).run(path)
+    report = Importer(h.app.services.db, NOW, batch_size=2000).run(path)
     assert report.imported == 100_000 and not report.errors
     assert users(h) == 100_000
     assert h.login("bulk099999", PASSWORDS["bcrypt"]).status_code == 200

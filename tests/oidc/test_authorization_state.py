@@ -307,6 +307,6 @@ def test_longest_accepted_values_are_kept(h: Harness) -> None:
 def test_handles_are_random_and_stored_hashed(h: Harness) -> None:
     handles = {handle_of(authorize(h, **wiki_request(h))) for _ in range(3)}
     assert len(handles) == 3
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         stored = set(db.execute(text("SELECT handle_hash FROM pending_authorizations")).scalars())
     assert len(stored) == 3 and not stored & handles and all(len(s) == 64 for s in stored)

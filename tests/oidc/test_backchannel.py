@@ -68,7 +68,7 @@ def h(request: pytest.FixtureRequest, factory: Any) -> Harness:
 
 
 def register(h: Harness, uri: str) -> None:
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         app = find_by_name(db, "Wiki")
         assert app is not None
         app.backchannel_logout_uri = uri
@@ -82,13 +82,13 @@ def test_logout_reaches_the_application_even_after_it_was_down(h: Harness) -> No
         assert "id_token" in issued
         assert h.client.post("/Account/logout").status_code == 200
         now = h.clock()
-        assert deliver_due(h.app.db, now) == 0  # the application is down
-        assert deliver_due(h.app.db, now) == 0  # not due yet: backing off
+        assert deliver_due(h.app.services.db, now) == 0  # the application is down
+        assert deliver_due(h.app.services.db, now) == 0  # not due yet: backing off
         h.clock.advance(seconds=3)
-        assert deliver_due(h.app.db, h.clock()) == 0  # still down
+        assert deliver_due(h.app.services.db, h.clock()) == 0  # still down
         h.clock.advance(seconds=5)
-        assert deliver_due(h.app.db, h.clock()) == 1
-        assert deliver_due(h.app.db, h.clock() + timedelta(hours=1)) == 0  # delivered once
+        assert deliver_due(h.app.services.db, h.clock()) == 1
+        assert deliver_due(h.app.services.db, h.clock() + timedelta(hours=1)) == 0  # delivered once
 
         (token,) = receiver.tokens
         jwks = body(h.client.get("/.well-known/jwks.json"))
@@ -109,7 +109,7 @@ def test_logout_reaches_the_application_even_after_it_was_down(h: Harness) -> No
         from passport.services import directory
         from passport.storage.models import Application
 
-        with h.app.db.session(write=True) as db, db.begin():
+        with h.app.services.db.session(write=True) as db, db.begin():
             user = directory.find_user(db, "root")
             passport = db.get(Application, 1)
             assert user is not None and passport is not None
@@ -134,7 +134,7 @@ def test_applications_without_tokens_or_uri_are_not_told(h: Harness) -> None:
         register(h, receiver.url)
         h.login("alice", PASSWORD)  # signed in, but Wiki never got tokens for alice
         h.client.post("/Account/logout")
-        assert deliver_due(h.app.db, h.clock()) == 0
+        assert deliver_due(h.app.services.db, h.clock()) == 0
         assert receiver.tokens == []
     finally:
         receiver.close()
@@ -156,7 +156,7 @@ def last_errors(h: Harness) -> list[str]:
 
     from passport.storage.models import LogoutNotification
 
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         return list(db.scalars(select(LogoutNotification.last_error)))
 
 
@@ -181,7 +181,10 @@ def test_a_name_resolving_to_a_private_address_is_not_contacted(
     register(strict, "https://rp.example.com:6379/backchannel")
     body(exchange(strict, get_code(strict)))
     assert strict.client.post("/Account/logout").status_code == 200
-    assert deliver_due(strict.app.db, strict.clock(), post=lambda uri, **kw: sent.append(uri)) == 0
+    assert (
+        deliver_due(strict.app.services.db, strict.clock(), post=lambda uri, **kw: sent.append(uri))
+        == 0
+    )
     assert sent == []
     assert last_errors(strict) == [
         "refused, not contacted: the host name resolves to a non-public address"
@@ -195,7 +198,7 @@ def test_an_old_loopback_registration_is_not_contacted(strict: Harness) -> None:
         register(strict, receiver.url)
         body(exchange(strict, get_code(strict)))
         strict.client.post("/Account/logout")
-        assert deliver_due(strict.app.db, strict.clock()) == 0
+        assert deliver_due(strict.app.services.db, strict.clock()) == 0
         assert receiver.tokens == []
         assert last_errors(strict) == ["refused, not contacted: not https"]
     finally:
@@ -219,7 +222,7 @@ def test_the_recorded_error_carries_no_response_body(h: Harness) -> None:
                 self.closed = True
 
         answer = Answer()
-        assert deliver_due(h.app.db, h.clock(), post=lambda uri, **kw: answer) == 0
+        assert deliver_due(h.app.services.db, h.clock(), post=lambda uri, **kw: answer) == 0
         assert last_errors(h) == ["HTTP 500"] and answer.closed
     finally:
         receiver.close()

@@ -41,7 +41,7 @@ def batch(h: Harness) -> dict[str, str]:
 
 
 def register_scopes(h: Harness, name: str, scopes: list[str]) -> None:
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         app = find_by_name(db, name)
         assert app is not None
         app.scopes = scopes
@@ -171,7 +171,7 @@ def test_the_login_page_says_busy_as_a_page_when_hashing_is_saturated(h: Harness
     """The bounded hashing queue refuses with 503 (passwords.Passwords.saturated); a person
     on the hosted page gets the form back with the reason, not the API's JSON."""
     form = form_of(h.client.get("/login"))
-    h.app.passwords.saturated = lambda: True  # type: ignore[method-assign]
+    h.app.services.passwords.saturated = lambda: True  # type: ignore[method-assign]
     busy = h.client.post("/login", data={**form, "username": "alice", "password": PASSWORD})
     assert busy.status_code == 503 and busy.mimetype == "text/html"
     assert int(busy.headers["Retry-After"]) > 0
@@ -208,12 +208,12 @@ def assert_dead(h: Harness, issued: dict[str, Any]) -> None:
 @pytest.mark.parametrize("opaque", [False, True])
 def test_a_disabled_application_s_tokens_stop_working(h: Harness, opaque: bool) -> None:
     if opaque:
-        with h.app.db.session(write=True) as db, db.begin():
+        with h.app.services.db.session(write=True) as db, db.begin():
             app = find_by_name(db, "Wiki")
             assert app is not None
             app.access_token_format = "opaque"
     issued = flows(h)
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         app = find_by_name(db, "Wiki")
         assert app is not None
         app.enabled = False
@@ -246,7 +246,7 @@ def test_a_disabled_application_s_public_client_cannot_refresh(h: Harness) -> No
         "code_verifier": verifier,
     }
     issued = body(h.client.post("/oauth2/token", data=data))
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         app = find_by_name(db, "Spa")
         assert app is not None
         app.enabled = False
@@ -264,7 +264,7 @@ def test_a_disabled_application_s_public_client_cannot_refresh(h: Harness) -> No
 
 def test_a_disabled_user_s_tokens_stop_working(h: Harness) -> None:
     issued = flows(h)
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         db.execute(update(User).where(User.username == "alice").values(disabled=True))
     assert_dead(h, issued)
 
@@ -273,7 +273,7 @@ def test_revoked_tokens_stop_working(h: Harness) -> None:
     """Ending a user's sessions revokes their tokens in the database (``revoked_at``):
     every check honours it."""
     issued = flows(h)
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         db.execute(update(OAuthToken).values(revoked_at=datetime.now(UTC)))
     assert_dead(h, issued)
     revoke = h.client.post(

@@ -33,7 +33,7 @@ def test_rotation_publishes_at_once_signs_later_and_retires_after_tokens_expire(
     factory: Any,
 ) -> None:
     h: Harness = factory("sqlite", key_encryption_key=KEK, key_rotation_delay=3600)
-    ring = h.app.oidc.keys
+    ring = h.app.services.keys
     first = ring.signing_key(NOW).kid
     second = ring.rotate(NOW)
     ring._cache = (0.0, [])
@@ -50,21 +50,21 @@ def test_rotation_publishes_at_once_signs_later_and_retires_after_tokens_expire(
 
 def test_private_keys_are_encrypted_and_never_regenerated(factory: Any) -> None:
     h: Harness = factory("sqlite", key_encryption_key=KEK)
-    kid = h.app.oidc.keys.signing_key(NOW).kid
-    with h.app.db.session() as db:
+    kid = h.app.services.keys.signing_key(NOW).kid
+    with h.app.services.db.session() as db:
         stored = db.scalars(select(SigningKey)).one()
         assert "PRIVATE KEY" not in stored.private_key
     other = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
-    wrong = KeyRing(h.app.db, dataclasses.replace(h.settings, key_encryption_key=other))
+    wrong = KeyRing(h.app.services.db, dataclasses.replace(h.settings, key_encryption_key=other))
     with pytest.raises(KeyConfigurationError, match="cannot be decrypted"):
         wrong.signing_key(NOW)
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         assert [k.kid for k in db.scalars(select(SigningKey))] == [kid]
 
 
 def test_rs256_is_available(factory: Any) -> None:
     h: Harness = factory("sqlite", key_encryption_key=KEK, signing_alg="RS256")
-    key = h.app.oidc.keys.published(NOW)[0]
+    key = h.app.services.keys.published(NOW)[0]
     assert key["kty"] == "RSA" and key["alg"] == "RS256"
 
 

@@ -50,7 +50,7 @@ def signed_in(h: Harness) -> bool:
 
 
 def add_other_application(h: Harness) -> None:
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         directory.create_application(db, datetime.now(UTC), "Other", redirect_uris=[OTHER_REDIRECT])
 
 
@@ -159,7 +159,7 @@ def test_only_the_named_client_s_registered_uri(h: Harness) -> None:
 
 def test_a_disabled_application_gets_no_redirect(h: Harness) -> None:
     h.login("alice", PASSWORD)
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         app = find_by_name(db, "Wiki")
         assert app is not None
         app.enabled = False

@@ -259,7 +259,7 @@ def test_rp_initiated_logout(h: Harness) -> None:
 
 
 def test_opaque_access_tokens(h: Harness) -> None:
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         app = find_by_name(db, "Wiki")
         assert app is not None
         app.access_token_format = "opaque"
@@ -274,7 +274,7 @@ def test_opaque_access_tokens(h: Harness) -> None:
 
 def test_disabled_user_tokens_stop_working(h: Harness) -> None:
     issued = body(exchange(h, get_code(h)))
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         user = directory.find_user(db, "alice")
         assert user is not None
         user.disabled = True

@@ -76,7 +76,7 @@ def test_effective_permissions_table(
     enabled: bool,
     expected: list[str],
 ) -> None:
-    with harness.app.db.session(write=True) as db, db.begin():
+    with harness.app.services.db.session(write=True) as db, db.begin():
         app = app_with(db, "read", "write", "admin", enabled=enabled)
         other = app_with(db, "read", "write")
         person = user(db, disabled=disabled)
@@ -94,7 +94,7 @@ def test_effective_permissions_table(
 
 
 def test_passport_admin_implies_every_passport_right(harness: Harness) -> None:
-    with harness.app.db.session(write=True) as db, db.begin():
+    with harness.app.services.db.session(write=True) as db, db.begin():
         passport = find_by_name(db, "Passport")
         assert passport is not None
         person = user(db)
@@ -115,7 +115,7 @@ def test_passport_admin_implies_every_passport_right(harness: Harness) -> None:
 def test_effective_is_the_union_of_direct_and_member_groups(
     harness: Harness, direct: set[str], groups: list[set[str]], member_of: list[bool]
 ) -> None:
-    with harness.app.db.session(write=True) as db:
+    with harness.app.services.db.session(write=True) as db:
         with db.begin():
             app = app_with(db, "a", "b", "c", "d")
             person = user(db)

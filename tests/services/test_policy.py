@@ -70,7 +70,7 @@ def test_rights_come_from_grants_and_groups_even_when_disabled(factory: object) 
     h.register("boss")
     h.register("helper")
     now = datetime.now(UTC)
-    with h.app.db.session(write=True) as db, db.begin():
+    with h.app.services.db.session(write=True) as db, db.begin():
         boss = directory.get_user(db, "boss")
         helper = directory.get_user(db, "helper")
         passport = db.get(Application, 1)

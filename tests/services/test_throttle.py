@@ -11,7 +11,7 @@ from support import Harness
 
 
 def test_concurrent_hits_are_never_lost(accounts: Harness) -> None:
-    store = accounts.app.throttle.store
+    store = accounts.app.services.throttle.store
     now = accounts.clock()
     threads = [
         threading.Thread(target=lambda: [store.hit("account:x", now, 900) for _ in range(5)])
@@ -26,7 +26,7 @@ def test_concurrent_hits_are_never_lost(accounts: Harness) -> None:
 
 
 def test_window_restarts_the_count(accounts: Harness) -> None:
-    store = accounts.app.throttle.store
+    store = accounts.app.services.throttle.store
     now = accounts.clock()
     for _ in range(3):
         store.hit("ip:10.0.0.1", now, 900)
@@ -34,7 +34,7 @@ def test_window_restarts_the_count(accounts: Harness) -> None:
 
 
 def test_delays_double_and_are_capped(accounts: Harness) -> None:
-    throttle: Throttle = accounts.app.throttle
+    throttle: Throttle = accounts.app.services.throttle
     now = accounts.clock()
     keys = ["account:y"]
     waits = []

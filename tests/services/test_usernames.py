@@ -92,7 +92,7 @@ def test_a_look_alike_of_a_taken_name_is_taken(accounts: Harness, alike: str) ->
         assert response.status_code == 409
         error = body(response)["ClientExceptions"][0]
         assert error["Number"] == "5" and "already taken" in error["Message"]
-    with accounts.app.db.session() as db:
+    with accounts.app.services.db.session() as db:
         assert db.execute(text("SELECT COUNT(*) FROM users")).scalar_one() == 1
 
 
@@ -104,7 +104,7 @@ def test_default_ignorable_code_points_are_refused(harness: Harness, invisible: 
     assert response.status_code == 400
     error = body(response)["ClientExceptions"][0]
     assert error["Source"] == "username" and error["Number"] == "3"
-    with harness.app.db.session() as db:
+    with harness.app.services.db.session() as db:
         assert db.execute(text("SELECT COUNT(*) FROM users")).scalar_one() == 0
 
 
@@ -197,4 +197,4 @@ def test_migration_keeps_existing_look_alikes_working(
         refused = harness.register("R\u041e\u041eT", password=STRONG + "!")
         assert refused.status_code == 409
     finally:
-        app.db.dispose()
+        app.services.db.dispose()

@@ -241,20 +241,20 @@ def test_a_deleted_users_id_and_sub_go_to_no_one_else(harness: Harness) -> None:
     """OpenID Connect Core 1.0 §2: a ``sub`` is never reassigned to another user."""
     _register(harness, "anna")
     bert = _register(harness, "bert")  # the newest user: the id SQLite would hand out again
-    with harness.app.db.session(write=True) as db, db.begin():
+    with harness.app.services.db.session(write=True) as db, db.begin():
         user = db.get(User, bert)
         assert user is not None
         bert_sub = subject(user)
         db.delete(user)  # the row goes; the database cascades to sessions and grants
     carl = _register(harness, "carl")
     assert carl > bert
-    with harness.app.db.session() as db:
+    with harness.app.services.db.session() as db:
         user = db.get(User, carl)
         assert user is not None and subject(user) != bert_sub
 
 
 def _add_application(harness: Harness, name: str) -> int:
-    with harness.app.db.session(write=True) as db, db.begin():
+    with harness.app.services.db.session(write=True) as db, db.begin():
         app = Application(name=name, name_key=name.lower(), created_at=harness.clock())
         db.add(app)
         db.flush()
@@ -264,7 +264,7 @@ def _add_application(harness: Harness, name: str) -> int:
 def test_a_deleted_applications_id_goes_to_no_other(harness: Harness) -> None:
     _add_application(harness, "Alpha")
     beta = _add_application(harness, "Beta")
-    with harness.app.db.session(write=True) as db, db.begin():
+    with harness.app.services.db.session(write=True) as db, db.begin():
         db.execute(sa.delete(Application).where(Application.id == beta))
     assert _add_application(harness, "Gamma") > beta
 

@@ -42,7 +42,7 @@ WRITE_ENDPOINTS = [e for e in ENDPOINTS if "POST" in e.http_methods]
 
 
 def snapshot(h: Harness) -> tuple[int, ...]:
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         return tuple(
             db.scalar(select(func.count()).select_from(model)) or 0
             for model in (User, Application, LoginSession)

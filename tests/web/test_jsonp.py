@@ -100,7 +100,7 @@ def test_status_over_jsonp_hides_the_user_without_registered_referer(harness: Ha
 
     from passport.services.applications import find_by_name
 
-    with harness.app.db.session(write=True) as db, db.begin():
+    with harness.app.services.db.session(write=True) as db, db.begin():
         app = find_by_name(db, "Passport")
         assert app is not None
         app.allowed_origins = ["https://app.example.com"]

@@ -82,7 +82,7 @@ def test_forwarded_for_only_from_trusted_proxies(
 
     from passport.storage.models import AuditEvent
 
-    with h.app.db.session() as db:
+    with h.app.services.db.session() as db:
         event_row = db.scalars(select(AuditEvent).where(AuditEvent.event == "login")).one()
         assert event_row.ip == expected
 
@@ -109,7 +109,7 @@ def test_hot_paths_make_few_queries(harness: Harness) -> None:
     harness.register()
     harness.login()
     harness.client.get("/Account/status")  # warm: the idle-timer touch is not every request
-    counter = QueryCounter(harness.app.db.engine)
+    counter = QueryCounter(harness.app.services.db.engine)
     harness.client.get("/Account/status")
     assert counter.count == 1  # the session joined with its user
     counter.count = 0

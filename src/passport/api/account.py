@@ -54,7 +54,7 @@ class AccountController(Controller):
         """Sign in with username (or email) and password; sets the session cookie."""
         app_name = ""
         if application:
-            with self.ctx.app.db.session() as db:  # not the write transaction: no lock held
+            with self.ctx.services.db.session() as db:  # not the write transaction: no lock held
                 found = applications.find_by_name(db, application)
             if found is None:
                 raise ClientError(
@@ -70,7 +70,7 @@ class AccountController(Controller):
             self.caller, username, password, remember=bool(remember), application=app_name
         )
         if previous is not None:
-            self.ctx.app.sessions.remove(previous.id_hash, self.ctx.db)
+            self.ctx.services.sessions.remove(previous.id_hash, self.ctx.db)
         self.ctx.start_session(result.session, result.token, result.user)
         return {"User": public_user(result.user)}
 
@@ -86,7 +86,7 @@ class AccountController(Controller):
         user = self.ctx.user
         self.accounts().logout(self.caller, user, self.ctx.login_session)
         if user is not None:
-            self.ctx.app.notify_logout(self.ctx.db, user)
+            self.ctx.services.notify_logout(self.ctx.db, user)
         self.ctx.end_session()
         return {"LoggedOut": True}
 
@@ -113,7 +113,7 @@ class AccountController(Controller):
         """Your active sessions: created, last seen, IP, browser, and which one is this."""
         user = self.require_user()
         current = self.ctx.login_session
-        items = self.ctx.app.sessions.list_for_user(user.id, self.ctx.now)
+        items = self.ctx.services.sessions.list_for_user(user.id, self.ctx.now)
         return {"Sessions": [s.to_public(current.id_hash if current else None) for s in items]}
 
     @expose("POST", max_length={"id": 64}, statuses=(400, 401, 404))
@@ -123,9 +123,9 @@ class AccountController(Controller):
         if not id:
             raise required("id", "Session id must be specified.")
         current = self.ctx.login_session
-        for item in self.ctx.app.sessions.list_for_user(user.id, self.ctx.now):
+        for item in self.ctx.services.sessions.list_for_user(user.id, self.ctx.now):
             if item.id_hash[:16] == id.lower():
-                self.ctx.app.sessions.remove(item.id_hash, self.ctx.db)
+                self.ctx.services.sessions.remove(item.id_hash, self.ctx.db)
                 if current is not None and item.id_hash == current.id_hash:
                     self.ctx.end_session()
                 return {"Ended": id}

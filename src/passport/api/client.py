@@ -69,7 +69,7 @@ class ClientController(Controller):
         app = self._application()
         if not token:
             raise required("token", "Session token must be specified.")
-        info = self.ctx.app.sessions.get(token, self.ctx.now)
+        info = self.ctx.services.sessions.get(token, self.ctx.now)
         user = self.ctx.db.get(User, info.user_id) if info is not None else None
         if info is None or user is None or user.disabled:
             return {"Valid": False, "User": None, "Permissions": []}

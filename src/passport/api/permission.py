@@ -35,7 +35,7 @@ class PermissionController(Controller):
         False when nobody is logged in (or over JSONP from an unregistered page).
         """
         identity = self.ctx.identity
-        with self.ctx.app.db.hot_read() as conn:
+        with self.ctx.services.db.hot_read() as conn:
             app = find_application(conn, application)
             if not permission:
                 raise required("permission", "Permission name must be specified.")
@@ -47,7 +47,7 @@ class PermissionController(Controller):
     @expose("GET", cross_origin=True, max_length=LIMITS, statuses=(400, 401, 404))
     def list(self, application: str | None) -> dict[str, Any]:
         """The session user's effective permissions in ``application``."""
-        with self.ctx.app.db.hot_read() as conn:
+        with self.ctx.services.db.hot_read() as conn:
             app = find_application(conn, application)
         user = self.require_user()
         return {

@@ -26,7 +26,7 @@ class ServiceController(Controller):
         """The ID of the application called ``name`` (any letter case)."""
         if name is None or name == "":
             raise required("name", "Application name must be specified.")
-        with self.ctx.app.db.hot_read() as conn:
+        with self.ctx.services.db.hot_read() as conn:
             app = applications.lookup(conn, name)
         if app is None:
             raise ClientError(

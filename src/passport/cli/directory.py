@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session
 
 from passport.api.shapes import group_json
 from passport.api.shapes import user_json
-from passport.app import PassportApp
 from passport.cli.common import database_unreachable
 from passport.cli.common import fail
 from passport.cli.common import json_text
@@ -39,6 +38,7 @@ from passport.cli.common import printable
 from passport.cli.common import say
 from passport.cli.common import settings_from
 from passport.cli.common import settings_options
+from passport.composition import Services
 from passport.errors import ClientError
 from passport.services import directory
 from passport.services.accounts import Accounts
@@ -89,7 +89,7 @@ class Cli:
     """What a command needs: the composed services, a transaction, the operations."""
 
     def __init__(self, config_file: str | None, database_url: str | None) -> None:
-        self.app = PassportApp(settings_from(config_file, database_url=database_url))
+        self.services = Services(settings_from(config_file, database_url=database_url))
         self.now = datetime.now(UTC)
         self.caller = Caller(ip="cli", user_agent="passport-cli", now=self.now)
         self.actor = Actor.operator(operator_name())
@@ -97,27 +97,20 @@ class Cli:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         try:
-            with self.app.db.session(write=True) as db, db.begin():
+            with self.services.db.session(write=True) as db, db.begin():
                 yield db
         except ClientError as exc:
             fail(exc.message, 1)
         except sqlalchemy.exc.OperationalError as exc:
-            database_unreachable(exc, self.app.db)
+            database_unreachable(exc, self.services.db)
         finally:
-            self.app.db.dispose()
+            self.services.db.dispose()
 
     def accounts(self, db: Session) -> Accounts:
-        app = self.app
-        return Accounts(
-            app.settings,
-            app.passwords,
-            app.sessions,
-            app.throttle,
-            db,
-            lambda record, durable=False: write_audit(db, record),
-            app.db.session(),
-            lambda action: action(),
-            app.notify_logout,
+        """The account rules in ``db``'s transaction: audit records are written in it,
+        after-actions run at once."""
+        return self.services.accounts(
+            db, audit=lambda record, durable=False: write_audit(db, record), after=_run
         )
 
     def administration(self, db: Session) -> Administration:
@@ -128,6 +121,10 @@ class Cli:
 
 def _nothing() -> None:
     return None
+
+
+def _run(action: Callable[[], None]) -> None:
+    action()
 
 
 def pass_cli(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -226,7 +223,7 @@ def user_show(cli: Cli, username: str, as_json: bool) -> None:
                 .where(GroupMember.user_id == user.id)
             ).all()
         )
-        row["Sessions"] = len(cli.app.sessions.list_for_user(user.id, cli.now))
+        row["Sessions"] = len(cli.services.sessions.list_for_user(user.id, cli.now))
     emit([row], as_json)
 
 
@@ -482,7 +479,7 @@ def audit_tail(cli: Cli, lines: int, follow: bool, as_json: bool) -> None:
                 )
 
     try:
-        with cli.app.db.session() as db:
+        with cli.services.db.session() as db:
             rows = list(
                 reversed(
                     db.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(lines)).all()
@@ -492,7 +489,7 @@ def audit_tail(cli: Cli, lines: int, follow: bool, as_json: bool) -> None:
         last = rows[-1].id if rows else 0
         while follow:
             time.sleep(1)
-            with cli.app.db.session() as db:
+            with cli.services.db.session() as db:
                 rows = list(
                     db.scalars(
                         select(AuditEvent).where(AuditEvent.id > last).order_by(AuditEvent.id)
@@ -501,7 +498,7 @@ def audit_tail(cli: Cli, lines: int, follow: bool, as_json: bool) -> None:
             show(rows)
             last = rows[-1].id if rows else last
     except sqlalchemy.exc.OperationalError as exc:
-        database_unreachable(exc, cli.app.db)
+        database_unreachable(exc, cli.services.db)
     except KeyboardInterrupt:
         pass
 
@@ -550,15 +547,18 @@ def users_import(
         with Progress(disable=as_json, transient=True) as progress:
             task = progress.add_task(f"importing {file.name}", total=total)
             importer = Importer(
-                cli.app.db, cli.now, progress=lambda n: progress.advance(task, n), **importer_kwargs
+                cli.services.db,
+                cli.now,
+                progress=lambda n: progress.advance(task, n),
+                **importer_kwargs,
             )
             report = importer.run(file, resume=resume)
     except ImportAborted as exc:
         fail(f"import stopped: {exc}; fix the row and run the same command to resume", 1)
     except sqlalchemy.exc.OperationalError as exc:
-        database_unreachable(exc, cli.app.db)
+        database_unreachable(exc, cli.services.db)
     finally:
-        cli.app.db.dispose()
+        cli.services.db.dispose()
     summary = {
         "Imported": report.imported,
         "AlreadyPresent": report.already_present,

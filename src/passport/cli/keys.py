@@ -24,7 +24,7 @@ def keys_group() -> None:
 
 
 def _ring(cli: Cli) -> KeyRing:
-    ring = cli.app.oidc.keys
+    ring = cli.services.keys
     if not ring.configured:
         fail("set PASSPORT_KEY_ENCRYPTION_KEY (32 random bytes, base64url) first", 1)
     return ring
@@ -79,5 +79,5 @@ def rotate(cli: Cli) -> None:
         fail(str(exc), 1)
     except sqlalchemy.exc.OperationalError as exc:
         database_unreachable(exc)
-    delay = cli.app.settings.key_rotation_delay
+    delay = cli.services.settings.key_rotation_delay
     click.echo(f"new key {kid} published; it signs from {delay} s from now")

@@ -31,9 +31,11 @@ import hmac
 import json
 import re
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urlencode
 
@@ -50,7 +52,6 @@ from passport.errors import ClientError
 from passport.errors import ServiceUnavailable
 from passport.oidc import pending
 from passport.oidc.keys import KeyConfigurationError
-from passport.oidc.keys import KeyRing
 from passport.oidc.pending import AuthorizationRequest
 from passport.oidc.tokens import Grant
 from passport.oidc.tokens import Tokens
@@ -67,6 +68,9 @@ from passport.storage.models import User
 from passport.web import binding
 from passport.web import origins
 from passport.web.context import RequestContext
+
+if TYPE_CHECKING:
+    from passport.composition import Services
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 CSS = (TEMPLATES / "passport.css").read_text()
@@ -147,10 +151,11 @@ def _safe_next(value: str | None) -> str:
 
 
 class Provider:
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.settings = app.settings
-        self.keys = KeyRing(app.db, app.settings)
+    def __init__(self, services: Services, context: Callable[..., RequestContext]) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.keys = services.keys
+        self._context = context
         self._routes = {
             "/.well-known/openid-configuration": self.discovery,
             "/.well-known/jwks.json": self.jwks,
@@ -171,24 +176,13 @@ class Provider:
     # -- helpers -------------------------------------------------------------------------
     def issuer(self) -> str:
         """The configured issuer (never the request's Host); 503 until there is one."""
-        issuer: str | None = self.settings.issuer
-        if not issuer:
-            raise KeyConfigurationError(
-                "OpenID Connect needs PASSPORT_PUBLIC_URL (the issuer) outside SQLite"
-            )
-        return issuer
+        return self.services.issuer
 
     def tokens(self) -> Tokens:
-        return Tokens(self.settings, self.keys, self.issuer())
+        return self.services.tokens()
 
     def context(self, request: Request, *, write: bool) -> RequestContext:
-        return RequestContext(
-            self.app,
-            request,
-            client_ip=origins.client_ip(request, self.settings),
-            write=write,
-            sessions_allowed=True,
-        )
+        return self._context(request, write=write)
 
     def page(self, name: str, status: int = 200, **values: Any) -> Response:
         body = _env.get_template(name).render(css=CSS, **values)
@@ -290,7 +284,7 @@ class Provider:
     def _client(self, db: Session, request: Request, params: dict[str, Any]) -> Application:
         """Client authentication: secret_basic, secret_post, or none for public clients."""
         basic = clients.parse_basic(request.headers.get("Authorization"))
-        now = self.app.clock()
+        now = self.services.clock()
         if basic is not None:
             app = clients.authenticate(db, basic, now)
             if app is None:
@@ -377,7 +371,7 @@ class Provider:
 
     def jwks(self, request: Request) -> Response:
         self._keys_ready()
-        response = self._json({"keys": self.keys.published(self.app.clock())})
+        response = self._json({"keys": self.keys.published(self.services.clock())})
         response.headers["Cache-Control"] = "public, max-age=60"
         return response
 
@@ -389,7 +383,7 @@ class Provider:
         except ClientError as exc:
             return self.error_page(exc.message, status=exc.status)
         client_id = params.get("client_id", "")
-        with self.app.db.session() as db:
+        with self.services.db.session() as db:
             app = db.scalars(select(Application).where(Application.client_id == client_id)).first()
             if app is None or not app.enabled or not client_id:
                 return self.error_page(
@@ -473,7 +467,7 @@ class Provider:
     ) -> Response:
         """Answer at once when nothing is needed from the user (or ``prompt=none``); else keep
         the request as a pending authorization and send the browser to sign in or to allow."""
-        now = self.app.clock()
+        now = self.services.clock()
         session, identity = ctx.login_session, ctx.identity
         if session is None or identity is None:
             login_required = True
@@ -484,7 +478,7 @@ class Provider:
                 asked.max_age is not None
                 and (asked.max_age == 0 or age > timedelta(seconds=asked.max_age))
             )
-        with self.app.db.session(write=True) as db, db.begin():
+        with self.services.db.session(write=True) as db, db.begin():
             consent_required = identity is None or self._needs_consent(
                 db, app, identity.id, asked, consented=False
             )
@@ -549,7 +543,7 @@ class Provider:
         user_id: int | None,
     ) -> Response:
         """The next step of a pending authorization: sign in, allow, or the code."""
-        now = self.app.clock()
+        now = self.services.clock()
         if session is None or user_id is None or (row.login_required and not row.logged_in_at):
             return self._redirect("/login?" + urlencode({"authorization": handle}))
         if row.session_hash is None or not hmac.compare_digest(row.session_hash, session.id_hash):
@@ -614,7 +608,7 @@ class Provider:
         self, db: Session, request: Request, handle: str | None
     ) -> PendingAuthorization | None:
         browser = request.cookies.get(pending.BROWSER_COOKIE)
-        return pending.find(db, handle, browser, self.app.clock())
+        return pending.find(db, handle, browser, self.services.clock())
 
     # -- hosted pages ----------------------------------------------------------------------
     def login(self, request: Request) -> Response:
@@ -629,7 +623,7 @@ class Provider:
             "login_hint": "",
         }
         if handle is not None:
-            with self.app.db.session() as db:
+            with self.services.db.session() as db:
                 row = self._pending(db, request, handle)
                 app = db.get(Application, row.application_id) if row else None
                 if row is None or app is None or not app.enabled:
@@ -659,7 +653,7 @@ class Provider:
                 remember=params.get("remember") == "true",
             )
             if previous is not None:
-                self.app.sessions.remove(previous.id_hash, ctx.db)
+                self.services.sessions.remove(previous.id_hash, ctx.db)
             ctx.start_session(result.session, result.token, result.user)
             response = self._redirect(values["next"]) if handle is None else None
             if handle is not None:
@@ -715,7 +709,7 @@ class Provider:
         ctx = self.context(request, write=False)
         try:
             session, identity = ctx.login_session, ctx.identity
-            with self.app.db.session(write=request.method == "POST") as db, db.begin():
+            with self.services.db.session(write=request.method == "POST") as db, db.begin():
                 row = self._pending(db, request, handle)
                 if row is None or handle is None:
                     return self.error_page(STALE_AUTHORIZATION, "invalid_request")
@@ -802,7 +796,7 @@ class Provider:
                         session,
                     )
                     if user is not None:
-                        self.app.notify_logout(ctx.db, user)
+                        self.services.notify_logout(ctx.db, user)
                 ctx.end_session()
             ctx.close(commit=True)
             committed = True
@@ -843,7 +837,7 @@ class Provider:
         uri = params.get("post_logout_redirect_uri") or ""
         if not uri or not client_id:
             return "", ""
-        with self.app.db.session() as db:
+        with self.services.db.session() as db:
             app = db.scalars(select(Application).where(Application.client_id == client_id)).first()
             if app is None or not app.enabled or uri not in app.redirect_uris:
                 raise ClientError("The application asked to return to an unregistered address.")
@@ -882,9 +876,9 @@ class Provider:
                         notice = "Your password was changed; your other sessions have ended."
                     elif params.get("action") == "end":
                         wanted = str(params.get("id", ""))
-                        for item in self.app.sessions.list_for_user(view.id, ctx.now):
+                        for item in self.services.sessions.list_for_user(view.id, ctx.now):
                             if item.id_hash[:16] == wanted:
-                                self.app.sessions.remove(item.id_hash, ctx.db)
+                                self.services.sessions.remove(item.id_hash, ctx.db)
                                 if item.id_hash == current.id_hash:
                                     ctx.end_session()
                                 notice = "That session has ended."
@@ -900,7 +894,7 @@ class Provider:
             mine = ctx.login_session
             sessions = [
                 s.to_public(mine.id_hash if mine else None)
-                for s in self.app.sessions.list_for_user(view.id, ctx.now)
+                for s in self.services.sessions.list_for_user(view.id, ctx.now)
             ]
             response = self._form_page(
                 request,
@@ -926,10 +920,10 @@ class Provider:
             return self._oauth_error(OAuthError("invalid_request", "Use POST.", 405))
         # The signing key is loaded (or made) before the write transaction: on SQLite a
         # second writer inside it would wait for our own lock.
-        self.keys.signing_key(self.app.clock())
+        self.keys.signing_key(self.services.clock())
         try:
             params = self._oauth_params(request)
-            with self.app.db.session(write=True) as db, db.begin():
+            with self.services.db.session(write=True) as db, db.begin():
                 app = self._client(db, request, params)
                 grant_type = params.get("grant_type")
                 if grant_type == "authorization_code":
@@ -942,7 +936,7 @@ class Provider:
                     raise OAuthError("unsupported_grant_type", "Unsupported grant_type.")
             return self._json(body)
         except _LostRace as race:
-            with self.app.db.session() as db:
+            with self.services.db.session() as db:
                 row = db.scalars(
                     select(OAuthToken).where(OAuthToken.token_hash == race.token_hash)
                 ).first()
@@ -958,8 +952,8 @@ class Provider:
             return self._oauth_error(OAuthError("invalid_request", exc.message, exc.status))
 
     def _revoke_after_reuse(self, family: str | None, code_hash: str | None) -> None:
-        now = self.app.clock()
-        with self.app.db.session(write=True) as db, db.begin():
+        now = self.services.clock()
+        with self.services.db.session(write=True) as db, db.begin():
             condition = (
                 (OAuthToken.family == family) if family else (OAuthToken.code_hash == code_hash)
             )
@@ -972,7 +966,7 @@ class Provider:
     def _code_grant(
         self, db: Session, request: Request, app: Application, params: dict[str, Any]
     ) -> dict[str, Any]:
-        now = self.app.clock()
+        now = self.services.clock()
         code_hash = digest(params.get("code", ""))
         code = db.get(AuthorizationCode, code_hash, with_for_update=True)
         if code is None or code.application_id != app.id:
@@ -1013,7 +1007,7 @@ class Provider:
     def _refresh_grant(
         self, db: Session, request: Request, app: Application, params: dict[str, Any]
     ) -> dict[str, Any]:
-        now = self.app.clock()
+        now = self.services.clock()
         tokens = self.tokens()
         token_hash = digest(params.get("refresh_token", ""))
         row = db.scalars(
@@ -1088,7 +1082,7 @@ class Provider:
         if len(scope) > MAX_SCOPE_LENGTH:
             raise OAuthError("invalid_scope", f"scope is longer than {MAX_SCOPE_LENGTH}.")
         grant = Grant(application=app, scope=scope)
-        return self.tokens().issue(db, grant, self.app.clock())
+        return self.tokens().issue(db, grant, self.services.clock())
 
     # -- resource endpoints ------------------------------------------------------------------
     def _bearer(self, request: Request, params: dict[str, Any]) -> str:
@@ -1104,8 +1098,8 @@ class Provider:
         except ClientError as exc:
             return self._oauth_error(OAuthError("invalid_request", exc.message, exc.status))
         token = self._bearer(request, params)
-        now = self.app.clock()
-        with self.app.db.session() as db:
+        now = self.services.clock()
+        with self.services.db.session() as db:
             tokens = self.tokens()
             live = tokens.live(db, token, now)
             if (
@@ -1123,11 +1117,11 @@ class Provider:
         self._keys_ready()
         try:
             params = self._oauth_params(request)
-            with self.app.db.session() as db:
+            with self.services.db.session() as db:
                 app = self._client(db, request, params)
                 if app.client_id is None or not app.confidential:
                     raise OAuthError("invalid_client", "Client authentication failed.", 401)
-                live = self.tokens().live(db, params.get("token", ""), self.app.clock())
+                live = self.tokens().live(db, params.get("token", ""), self.services.clock())
                 if live is None or live.application.id != app.id:
                     return self._json({"active": False})
                 row, user = live.row, live.user
@@ -1154,7 +1148,7 @@ class Provider:
         self._keys_ready()
         try:
             params = self._oauth_params(request)
-            with self.app.db.session(write=True) as db, db.begin():
+            with self.services.db.session(write=True) as db, db.begin():
                 app = self._client(db, request, params)
                 row = db.scalars(
                     select(OAuthToken).where(
@@ -1162,7 +1156,7 @@ class Provider:
                     )
                 ).first()
                 if row is not None and row.application_id == app.id:
-                    now = self.app.clock()
+                    now = self.services.clock()
                     if row.kind == "refresh":
                         self.tokens().revoke_family(db, row.family, now)
                     else:

@@ -26,7 +26,7 @@ from passport.storage.models import User
 from passport.web.origins import scheme
 
 if TYPE_CHECKING:
-    from passport.app import PassportApp
+    from passport.composition import Services
 
 
 @dataclass
@@ -40,15 +40,17 @@ class RequestContext:
 
     def __init__(
         self,
-        app: PassportApp,
+        services: Services,
         request: Request,
         *,
         client_ip: str,
         write: bool,
         sessions_allowed: bool,
+        origins_changed: Callable[[], None],
     ) -> None:
-        self.app = app
-        self.settings = app.settings
+        self.services = services
+        self.settings = services.settings
+        self.origins_changed = origins_changed
         self.request = request
         self.client_ip = client_ip
         self.user_agent = (request.user_agent.string or "")[:255]
@@ -66,12 +68,12 @@ class RequestContext:
 
     @property
     def now(self) -> datetime:
-        return self.app.clock()
+        return self.services.clock()
 
     @property
     def db(self) -> Session:
         if self._db is None:
-            self._db = self.app.db.session(write=self._write)
+            self._db = self.services.db.session(write=self._write)
         return self._db
 
     # -- who is logged in -------------------------------------------------
@@ -88,13 +90,13 @@ class RequestContext:
             self._session_loaded = True
             token = self.session_token
             if token is not None:
-                found = self.app.sessions.lookup(token, self.now)
+                found = self.services.sessions.lookup(token, self.now)
                 info = found[0] if found else None
                 if found is not None and found[1] is not None:
                     self._identity, self._identity_known = found[1], True
                 if info is not None and info.needs_touch(self.now):
                     now = self.now
-                    self.after(lambda: self.app.sessions.touch(info, now))
+                    self.after(lambda: self.services.sessions.touch(info, now))
                 self._session = info
         return self._session
 
@@ -106,7 +108,7 @@ class RequestContext:
             return None
         if not self._identity_known:
             self._identity_known = True
-            with self.app.db.hot_read() as conn:
+            with self.services.db.hot_read() as conn:
                 self._identity = load_identity(conn, info.user_id)
             if self._identity is None:
                 self._session = None
@@ -165,7 +167,7 @@ class RequestContext:
 
     def close(self, *, commit: bool) -> None:
         if self._db is None and commit and self._audit:
-            self._db = self.app.db.session(write=True)
+            self._db = self.services.db.session(write=True)
         if self._db is None:
             return
         try:
@@ -181,18 +183,7 @@ class RequestContext:
 
     def accounts(self) -> Accounts:
         """The account rules over this request's transaction, audit and after-actions."""
-        app = self.app
-        return Accounts(
-            app.settings,
-            app.passwords,
-            app.sessions,
-            app.throttle,
-            self.db,
-            self.audit,
-            app.db.session(),
-            self.after,
-            app.notify_logout,
-        )
+        return self.services.accounts(self.db, audit=self.audit, after=self.after)
 
     def audit(self, record: AuditRecord, *, durable: bool = False) -> None:
         """Queue an audit record; ``durable`` ones are kept even if the request fails."""
@@ -206,7 +197,7 @@ class RequestContext:
         """Write queued audit records in their own transaction, then run after-actions."""
         records = [] if committed else [r for r, durable in self._audit if durable]
         if records:
-            with self.app.db.session(write=True) as db, db.begin():
+            with self.services.db.session(write=True) as db, db.begin():
                 for record in records:
                     write_audit(db, record)
         for action in self._after:

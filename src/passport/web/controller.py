@@ -61,7 +61,7 @@ class Controller:
         actor = Actor.administrator(self.ctx.db, self.require_user())
         ensure_right(actor, right)
         return Administration(
-            self.accounts(), actor, self.caller, origins_changed=self.ctx.app.forget_origins
+            self.accounts(), actor, self.caller, origins_changed=self.ctx.origins_changed
         )
 
     def page(
