@@ -1,32 +1,27 @@
-"""Errors that reach clients, and their numbers.
+"""Domain errors: what went wrong, in the words of the rules, with no HTTP in them.
 
-Every answer of the Passport API is an envelope; what went wrong is told in
-its ``ClientExceptions`` (the caller can fix it) or ``ServerExceptions`` (we
-must fix it).  The tree::
+Services raise these; each adapter says what they mean on its wire — the web
+layer's one table (:mod:`passport.web.errors`) gives each kind its Passport API
+``Number``, its HTTP status and its headers, the CLI prints the message and
+exits 1.  The tree::
 
     PassportError                     base, never raised itself
-    ├── ClientError                   -> ClientExceptions[], HTTP 4xx
-    │     Number is a string, as in the original design:
-    │       "1"   a required value is missing          (400)
-    │       "2"   the named object does not exist       (404)
-    │       "3"   a value has the wrong type or form    (400)
-    │       "4"   a value is too long or too short      (400)
-    │       "5"   the name is already taken             (409)
-    │       "6"   a password is refused by the policy   (400)
-    │       "7"   a feature is switched off             (403)
-    │       "400" the request itself is malformed       (400)
-    │       "401" not logged in / bad credentials       (401)
-    │       "403" not allowed                           (403)
-    │       "404" no such URL                           (404)
-    │       "405" wrong HTTP method                     (405)
-    │       "413" body too large                        (413)
-    │       "414" query string too long                 (414)
-    │       "429" throttled                             (429)
-    └── ServiceUnavailable            -> ServerExceptions[], HTTP 503
-          the database (or Redis) cannot be reached; retry later.
+    ├── ClientError                   the caller can fix it; raised as is: a malformed request
+    │   ├── Missing                   a required value is missing
+    │   ├── NotFound                  the named object does not exist
+    │   ├── Invalid                   a value has the wrong type or form
+    │   ├── WrongLength               a value is too long or too short
+    │   ├── Taken                     the name is already taken
+    │   ├── PasswordRefused           a password is refused by the policy
+    │   ├── FeatureDisabled           a feature is switched off
+    │   ├── NotSignedIn               not signed in, or wrong credentials
+    │   ├── Forbidden                 signed in, but not allowed
+    │   └── Throttled                 too many attempts; ``retry_after`` seconds
+    └── ServiceUnavailable            the database, Redis or the hashing queue cannot serve
+                                      now; retry later
 
-Anything else raised inside a request is unexpected: it is logged once with
-a short error id and answered as a ServerException carrying only that id.
+Anything else raised inside a request or a command is unexpected: it is logged
+once with a short error id, and the client learns only that id.
 """
 
 from __future__ import annotations
@@ -35,82 +30,82 @@ from typing import Any
 
 
 class PassportError(Exception):
-    """Base of the errors that the web layer turns into envelope entries."""
+    """Base of the errors that adapters turn into answers."""
 
-    status: int = 500
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class ClientError(PassportError):
-    """A problem with the request that the client can fix."""
+    """A problem with the request that the caller can fix (raised as is: malformed)."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        source: str | None = None,
-        value: Any = None,
-        number: int | str = 400,
-        status: int | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, message: str, *, source: str | None = None, value: Any = None) -> None:
         super().__init__(message)
-        self.message = message
         self.source = source
         self.value = value
-        self.number = str(number)
-        self.status = status if status is not None else _STATUS_BY_NUMBER.get(self.number, 400)
-        self.headers = headers or {}
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "Message": self.message,
-            "Source": self.source,
-            "Value": self.value,
-            "Number": self.number,
-        }
+
+class Missing(ClientError):
+    """A required value is missing."""
+
+
+class NotFound(ClientError):
+    """The named object does not exist."""
+
+
+class Invalid(ClientError):
+    """A value has the wrong type or form."""
+
+
+class WrongLength(ClientError):
+    """A value is too long or too short."""
+
+
+class Taken(ClientError):
+    """The name is already taken (by the same name or a look-alike)."""
+
+
+class PasswordRefused(ClientError):
+    """The password breaks the password policy."""
+
+
+class FeatureDisabled(ClientError):
+    """The operation is switched off by configuration."""
+
+
+class NotSignedIn(ClientError):
+    """Nobody is signed in, or the credentials are wrong."""
+
+
+class Forbidden(ClientError):
+    """The caller is known but may not do this."""
+
+
+class Throttled(ClientError):
+    """Too many attempts; the caller may try again after ``retry_after`` seconds."""
+
+    def __init__(
+        self, message: str, *, retry_after: int, source: str | None = None, value: Any = None
+    ) -> None:
+        super().__init__(message, source=source, value=value)
+        self.retry_after = retry_after
 
 
 class ServiceUnavailable(PassportError):
-    """A backing service (database, Redis) cannot be reached right now."""
+    """A backing service (database, Redis, the hashing queue) cannot serve right now."""
 
-    status = 503
+    retry_after = 5
 
     def __init__(
         self, message: str = "The service is temporarily unavailable; retry later."
     ) -> None:
         super().__init__(message)
-        self.message = message
 
 
-REQUIRED = 1
-NOT_FOUND = 2
-INVALID = 3
-LENGTH = 4
-TAKEN = 5
-PASSWORD_POLICY = 6
-DISABLED_FEATURE = 7
-
-_STATUS_BY_NUMBER = {
-    "1": 400,
-    "2": 404,
-    "3": 400,
-    "4": 400,
-    "5": 409,
-    "6": 400,
-    "7": 403,
-    "401": 401,
-    "403": 403,
-    "404": 404,
-    "405": 405,
-    "413": 413,
-    "414": 414,
-    "429": 429,
-}
+def required(source: str, message: str | None = None) -> Missing:
+    return Missing(message or f"{source} must be specified.", source=source)
 
 
-def required(source: str, message: str | None = None) -> ClientError:
-    return ClientError(message or f"{source} must be specified.", source=source, number=REQUIRED)
-
-
-def invalid(source: str, message: str, value: Any = None) -> ClientError:
-    return ClientError(message, source=source, value=value, number=INVALID)
+def invalid(source: str, message: str, value: Any = None) -> Invalid:
+    return Invalid(message, source=source, value=value)

@@ -1,4 +1,5 @@
-"""Prometheus metrics (``GET /metrics``).
+"""Prometheus meters: what Passport counts (served at ``GET /metrics`` by
+:mod:`passport.web.metrics`; nothing here knows HTTP).
 
 With several worker processes, ``passport serve`` points ``PROMETHEUS_MULTIPROC_DIR``
 at a fresh directory so that every worker's samples are summed into one answer,
@@ -11,20 +12,11 @@ is required; without one, only loopback clients may scrape.
 
 from __future__ import annotations
 
-import hmac
-import os
-from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry
 from prometheus_client import Counter
 from prometheus_client import Gauge
 from prometheus_client import Histogram
-from prometheus_client import generate_latest
-from prometheus_client import multiprocess
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from werkzeug import Request
-from werkzeug import Response
 
 REQUESTS = Counter(
     "passport_http_requests_total", "HTTP requests by endpoint and status.", ["endpoint", "status"]
@@ -35,6 +27,7 @@ LATENCY = Histogram(
     ["endpoint"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+#: counted from the audit records of sign-ins (:meth:`passport.web.context.RequestContext.audit`)
 LOGINS = Counter("passport_logins_total", "Password sign-ins by outcome.", ["outcome"])
 ACTIVE_SESSIONS = Gauge(
     "passport_active_sessions", "Live login sessions (counted at scrape).", multiprocess_mode="max"
@@ -60,32 +53,3 @@ def observe(endpoint: str, status: int, seconds: float) -> None:
         _children[(endpoint, status)] = pair
     pair[0].inc()
     pair[1].observe(seconds)
-
-
-def _allowed(request: Request, token: str, client_ip: str) -> bool:
-    if token:
-        given = request.headers.get("Authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
-    return client_ip in ("127.0.0.1", "::1")
-
-
-def exposition(
-    request: Request,
-    token: str,
-    client_ip: str,
-    refresh: Callable[[], None],
-) -> Response:
-    if not _allowed(request, token, client_ip):
-        return Response(
-            "metrics need the configured bearer token\n",
-            status=403,
-            content_type="text/plain; charset=utf-8",
-        )
-    refresh()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        body = generate_latest(registry)
-    else:
-        body = generate_latest()
-    return Response(body, content_type=CONTENT_TYPE_LATEST)

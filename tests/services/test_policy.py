@@ -8,6 +8,7 @@ from datetime import datetime
 import pytest
 
 from passport.errors import ClientError
+from passport.errors import Forbidden
 from passport.services import directory
 from passport.services.policy import Actor
 from passport.services.policy import ensure_may_act_on
@@ -60,7 +61,7 @@ def test_the_operator_holds_every_right() -> None:
     delegate = Actor(7, "user:7", frozenset({"users:write"}))
     with pytest.raises(ClientError) as refused:
         ensure_right(delegate, "apps:write")
-    assert refused.value.status == 403 and "apps:write" in refused.value.message
+    assert isinstance(refused.value, Forbidden) and "apps:write" in refused.value.message
     with pytest.raises(ClientError):
         ensure_not_self(delegate, User(id=7, username="me"))
 
@@ -94,7 +95,7 @@ def test_rights_come_from_grants_and_groups_even_when_disabled(factory: object) 
         for target, source in ((boss, "username"), (admins, "group"), (passport, "application")):
             with pytest.raises(ClientError) as refused:
                 ensure_may_act_on(db, actor, target, source)
-            assert refused.value.status == 403 and refused.value.source == source
+            assert isinstance(refused.value, Forbidden) and refused.value.source == source
         ensure_may_act_on(db, actor, helper, "username")  # no more than their own rights
         ensure_may_act_on(db, actor, wiki, "application")
         ensure_may_act_on(db, actor, edit, "permission")

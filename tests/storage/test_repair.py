@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from passport.errors import ClientError
+from passport.errors import Taken
 from passport.oidc.tokens import subject
 from passport.storage import migrate
 from passport.storage.models import Application
@@ -333,7 +334,7 @@ def test_existing_lookalike_names_keep_working_after_0009(
             directory.rename_group(db, group, lookalike.upper())
             with pytest.raises(ClientError) as taken:
                 directory.create_group(db, "ADMINS")
-            assert taken.value.number == "5"
+            assert isinstance(taken.value, Taken)
             db.rollback()
     finally:
         engine.dispose()

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from passport.api import API
-from passport.errors import NOT_FOUND
-from passport.errors import ClientError
+from passport.errors import NotFound
+from passport.errors import NotSignedIn
 from passport.errors import required
 from passport.services import applications
 from passport.services.accounts import public_user
@@ -57,11 +57,10 @@ class AccountController(Controller):
             with self.ctx.services.db.session() as db:  # not the write transaction: no lock held
                 found = applications.find_by_name(db, application)
             if found is None:
-                raise ClientError(
+                raise NotFound(
                     f"Could not find application '{application}'.",
                     source="application",
                     value=application,
-                    number=NOT_FOUND,
                 )
             app_name = found.name
         accounts = self.accounts()
@@ -101,7 +100,7 @@ class AccountController(Controller):
         # the attempt before it takes the write lock.
         identity, current = self.ctx.identity, self.ctx.login_session
         if identity is None or current is None:
-            raise ClientError("You must be logged in.", source="session", number=401)
+            raise NotSignedIn("You must be logged in.", source="session")
         user, token, info = self.accounts().change_password(
             self.caller, identity.id, current, oldPassword, newPassword
         )
@@ -129,6 +128,4 @@ class AccountController(Controller):
                 if current is not None and item.id_hash == current.id_hash:
                     self.ctx.end_session()
                 return {"Ended": id}
-        raise ClientError(
-            "You have no active session with this id.", source="id", value=id, number=NOT_FOUND
-        )
+        raise NotFound("You have no active session with this id.", source="id", value=id)

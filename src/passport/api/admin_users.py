@@ -19,8 +19,7 @@ from sqlalchemy import select
 from passport.api import API
 from passport.api.shapes import group_json
 from passport.api.shapes import user_json
-from passport.errors import INVALID
-from passport.errors import ClientError
+from passport.errors import Invalid
 from passport.services import directory
 from passport.storage.models import Application
 from passport.storage.models import AuditEvent
@@ -251,7 +250,7 @@ def _time(value: str | None, source: str) -> datetime | None:
             raise ValueError(problem)
         return moment.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise ClientError(problem, source=source, value=value, number=INVALID) from None
+        raise Invalid(problem, source=source, value=value) from None
 
 
 @API.controller("Audit")

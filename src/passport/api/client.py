@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import select
 
 from passport.api import API
-from passport.errors import ClientError
 from passport.errors import required
 from passport.services import clients
 from passport.services import permissions
@@ -18,6 +17,7 @@ from passport.storage.models import Application
 from passport.storage.models import User
 from passport.web.controller import Controller
 from passport.web.controller import not_found
+from passport.web.errors import WebError
 from passport.web.registry import expose
 
 
@@ -29,7 +29,7 @@ class ClientController(Controller):
         if credentials is not None:
             app = clients.authenticate(self.ctx.db, credentials, self.ctx.now)
         if app is None:
-            raise ClientError(
+            raise WebError(
                 "Authenticate with the application's client id and secret (HTTP Basic).",
                 source="Authorization",
                 number=401,

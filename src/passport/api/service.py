@@ -6,8 +6,7 @@ from typing import Any
 
 from passport import __version__
 from passport.api import API
-from passport.errors import NOT_FOUND
-from passport.errors import ClientError
+from passport.errors import NotFound
 from passport.errors import required
 from passport.services import applications
 from passport.web.controller import Controller
@@ -29,9 +28,7 @@ class ServiceController(Controller):
         with self.ctx.services.db.hot_read() as conn:
             app = applications.lookup(conn, name)
         if app is None:
-            raise ClientError(
-                f"Could not find application '{name}'.", source="name", value=name, number=NOT_FOUND
-            )
+            raise NotFound(f"Could not find application '{name}'.", source="name", value=name)
         return {
             "Message": f"Application ID for '{app.name}' is: {app.id}",
             "Application": {"ID": app.id},

@@ -50,6 +50,7 @@ from werkzeug import Response
 
 from passport.errors import ClientError
 from passport.errors import ServiceUnavailable
+from passport.errors import WrongLength
 from passport.oidc import pending
 from passport.oidc.keys import KeyConfigurationError
 from passport.oidc.pending import AuthorizationRequest
@@ -68,6 +69,9 @@ from passport.storage.models import User
 from passport.web import binding
 from passport.web import origins
 from passport.web.context import RequestContext
+from passport.web.errors import WebError
+from passport.web.errors import headers_of
+from passport.web.errors import status_of
 
 if TYPE_CHECKING:
     from passport.composition import Services
@@ -257,18 +261,15 @@ class Provider:
             raise ClientError(
                 f"'{leaked[0]}' must be sent in a POST body, never in the URL.",
                 source=leaked[0],
-                number=400,
             )
         values: dict[str, Any] = dict(in_query) if query else {}
         if request.method == "POST":
             if (request.content_length or 0) > self.settings.max_body_bytes:
-                raise ClientError("The request body is too large.", source="body", number=413)
+                raise WebError("The request body is too large.", source="body", number=413)
             values.update(binding.parse_body(request))
         for name, value in values.items():
             if isinstance(value, str) and len(value) > MAX_PARAMETER_LENGTH:
-                raise ClientError(
-                    f"The parameter '{name[:64]}' is too long.", source=name[:64], number=4
-                )
+                raise WrongLength(f"The parameter '{name[:64]}' is too long.", source=name[:64])
         return {k: v for k, v in values.items() if isinstance(v, str)}
 
     def _oauth_params(self, request: Request) -> dict[str, str]:
@@ -381,7 +382,7 @@ class Provider:
         try:
             params = self._read(request, query=True)
         except ClientError as exc:
-            return self.error_page(exc.message, status=exc.status)
+            return self.error_page(exc.message, status=status_of(exc))
         client_id = params.get("client_id", "")
         with self.services.db.session() as db:
             app = db.scalars(select(Application).where(Application.client_id == client_id)).first()
@@ -615,7 +616,7 @@ class Provider:
         try:
             params = self._page_params(request)
         except ClientError as exc:
-            return self.error_page(exc.message, status=exc.status)
+            return self.error_page(exc.message, status=status_of(exc))
         handle = params.get("authorization")
         values: dict[str, Any] = {
             "next": _safe_next(params.get("next")),
@@ -670,9 +671,9 @@ class Provider:
         except ClientError as exc:
             ctx.close(commit=False)
             response = self._form_page(
-                request, "login.html", exc.status, error=exc.message, **values
+                request, "login.html", status_of(exc), error=exc.message, **values
             )
-            for name, value in exc.headers.items():
+            for name, value in headers_of(exc).items():
                 response.headers[name] = value
             return response
         except ServiceUnavailable as exc:
@@ -700,7 +701,7 @@ class Provider:
         try:
             params = self._page_params(request)
         except ClientError as exc:
-            return self.error_page(exc.message, status=exc.status)
+            return self.error_page(exc.message, status=status_of(exc))
         handle = params.get("authorization")
         if request.method == "POST" and (
             not self._csrf_ok(request, params) or not self._same_origin(request)
@@ -769,7 +770,7 @@ class Provider:
             params = self._page_params(request)
             redirect_uri, client_id = self._logout_target(params)
         except ClientError as exc:
-            return self.error_page(exc.message, "invalid_request", status=exc.status)
+            return self.error_page(exc.message, "invalid_request", status=status_of(exc))
         state = params.get("state") or ""
         ctx = self.context(request, write=True)
         committed = False
@@ -848,7 +849,7 @@ class Provider:
         try:
             params = self._page_params(request)
         except ClientError as exc:
-            return self.error_page(exc.message, status=exc.status)
+            return self.error_page(exc.message, status=status_of(exc))
         ctx = self.context(request, write=request.method == "POST")
         committed = False
         notice, error, status = "", "", 200
@@ -886,7 +887,7 @@ class Provider:
                     committed = True
                 except ClientError as exc:
                     ctx.close(commit=False)
-                    error, status = exc.message, exc.status
+                    error, status = exc.message, status_of(exc)
                 if ctx.login_session is None:
                     response = self._redirect("/login?" + urlencode({"next": "/account"}))
                     ctx.apply_cookies(response)
@@ -949,7 +950,7 @@ class Provider:
                 self._revoke_after_reuse(family, code_hash)
             return self._oauth_error(error)
         except ClientError as exc:
-            return self._oauth_error(OAuthError("invalid_request", exc.message, exc.status))
+            return self._oauth_error(OAuthError("invalid_request", exc.message, status_of(exc)))
 
     def _revoke_after_reuse(self, family: str | None, code_hash: str | None) -> None:
         now = self.services.clock()
@@ -1096,7 +1097,7 @@ class Provider:
         try:
             params = self._oauth_params(request)
         except ClientError as exc:
-            return self._oauth_error(OAuthError("invalid_request", exc.message, exc.status))
+            return self._oauth_error(OAuthError("invalid_request", exc.message, status_of(exc)))
         token = self._bearer(request, params)
         now = self.services.clock()
         with self.services.db.session() as db:
@@ -1142,7 +1143,7 @@ class Provider:
         except OAuthError as error:
             return self._oauth_error(error)
         except ClientError as exc:
-            return self._oauth_error(OAuthError("invalid_request", exc.message, exc.status))
+            return self._oauth_error(OAuthError("invalid_request", exc.message, status_of(exc)))
 
     def revoke(self, request: Request) -> Response:
         self._keys_ready()
@@ -1165,4 +1166,4 @@ class Provider:
         except OAuthError as error:
             return self._oauth_error(error)
         except ClientError as exc:
-            return self._oauth_error(OAuthError("invalid_request", exc.message, exc.status))
+            return self._oauth_error(OAuthError("invalid_request", exc.message, status_of(exc)))

@@ -20,17 +20,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from passport.config import Settings
-from passport.errors import DISABLED_FEATURE
-from passport.errors import INVALID
-from passport.errors import LENGTH
-from passport.errors import TAKEN
-from passport.errors import ClientError
+from passport.errors import FeatureDisabled
+from passport.errors import Invalid
+from passport.errors import NotSignedIn
 from passport.errors import ServiceUnavailable
+from passport.errors import Taken
+from passport.errors import Throttled
+from passport.errors import WrongLength
 from passport.errors import required
 from passport.lookalikes import lookalike_key
 from passport.lookalikes import username_problem
 from passport.lookalikes import without_ignorables
-from passport.metrics import LOGINS
 from passport.services import applications
 from passport.services.audit import AuditRecord
 from passport.services.identity import identity_of
@@ -88,20 +88,17 @@ def validate_username(raw: str | None) -> str:
         raise required("username", "Username must be specified.")
     name = unicodedata.normalize("NFKC", raw)
     if not 3 <= len(name) <= 64:
-        raise ClientError(
-            "Username must be 3 to 64 characters long.", source="username", number=LENGTH
-        )
+        raise WrongLength("Username must be 3 to 64 characters long.", source="username")
     problem = username_problem(name)
     if problem is not None:
-        raise ClientError(problem, source="username", value=raw[:64], number=INVALID)
+        raise Invalid(problem, source="username", value=raw[:64])
     for char in name:
         category = unicodedata.category(char)
         if not (category[0] in "LNM" or char in _USERNAME_EXTRA):
-            raise ClientError(
+            raise Invalid(
                 "Username may contain letters, digits, '.', '_' and '-' only.",
                 source="username",
                 value=raw[:64],
-                number=INVALID,
             )
     return name
 
@@ -111,11 +108,10 @@ def validate_email(raw: str | None) -> str | None:
         return None
     email = unicodedata.normalize("NFKC", raw.strip())
     if len(email) > 254 or not _EMAIL_RE.fullmatch(email):
-        raise ClientError(
+        raise Invalid(
             "Email must be a valid address like name@example.com.",
             source="email",
             value=raw[:100],
-            number=INVALID,
         )
     return email
 
@@ -125,14 +121,11 @@ def validate_display_name(raw: str | None) -> str:
         return ""
     name = unicodedata.normalize("NFKC", raw.strip())
     if len(name) > 128:
-        raise ClientError(
-            "Display name must be at most 128 characters long.", source="displayName", number=LENGTH
-        )
+        raise WrongLength("Display name must be at most 128 characters long.", source="displayName")
     if any(unicodedata.category(c) == "Cc" for c in name):
-        raise ClientError(
+        raise Invalid(
             "Display name must not contain control characters.",
             source="displayName",
-            number=INVALID,
         )
     return name
 
@@ -204,10 +197,9 @@ class Accounts:
         by_admin: bool = False,
     ) -> User:
         if not self.settings.registration_enabled and not by_admin:
-            raise ClientError(
+            raise FeatureDisabled(
                 "Registration is switched off; ask an administrator for an account.",
                 source="url",
-                number=DISABLED_FEATURE,
             )
         name = validate_username(username)
         mail = validate_email(email)
@@ -237,17 +229,15 @@ class Accounts:
                 self.db.flush()
         except IntegrityError as exc:
             if "email" in str(exc.orig).lower():
-                raise ClientError(
+                raise Taken(
                     "This email address is already registered.",
                     source="email",
                     value=mail,
-                    number=TAKEN,
                 ) from None
-            raise ClientError(
+            raise Taken(
                 f"The username '{name}' is already taken.",
                 source="username",
                 value=name,
-                number=TAKEN,
             ) from None
         self.audit(
             AuditRecord(
@@ -328,12 +318,10 @@ class Accounts:
         attempt = self.throttle.reserve(keys, caller.now)
         if attempt.wait:
             self.audit(_with(record, outcome="throttled"), durable=True)
-            LOGINS.labels("throttled").inc()
-            raise ClientError(
+            raise Throttled(
                 "Too many failed attempts; try again later.",
                 source="username",
-                number=429,
-                headers={"Retry-After": str(attempt.wait)},
+                retry_after=attempt.wait,
             )
 
         try:
@@ -348,13 +336,12 @@ class Accounts:
         if not ok or user is None:
             uid = user.id if user is not None else None
             self.audit(_with(record, outcome="failure", user_id=uid), durable=True)
-            LOGINS.labels("failure").inc()
             if attempt.over:
                 self.audit(
                     _with(record, event="lockout", outcome="throttled", user_id=uid),
                     durable=True,
                 )
-            raise ClientError(GENERIC_LOGIN_FAILURE, source="username", number=401)
+            raise NotSignedIn(GENERIC_LOGIN_FAILURE, source="username")
 
         # The account's count starts again; the address keeps only its failures.
         self.throttle.succeeded(account, keys[1])
@@ -371,7 +358,6 @@ class Accounts:
         )
         self.sessions.add(info, self.db, identity_of(user))
         self.audit(_with(record, outcome="success", user_id=user.id, username=user.username))
-        LOGINS.labels("success").inc()
         return LoginResult(user, token, info)
 
     def logout(self, caller: Caller, user: User | None, session: LoginSessionInfo | None) -> None:
@@ -416,16 +402,15 @@ class Accounts:
         keys = [user_account_key(user_id), ip_key(caller.ip)]
         attempt = self.throttle.reserve(keys, caller.now)
         if attempt.wait:
-            raise ClientError(
+            raise Throttled(
                 "Too many failed attempts; try again later.",
                 source="oldPassword",
-                number=429,
-                headers={"Retry-After": str(attempt.wait)},
+                retry_after=attempt.wait,
             )
         user = self.db.get(User, user_id)
         if user is None or user.disabled:
             self.after(lambda: self.throttle.release(keys))
-            raise ClientError("You must be logged in.", source="session", number=401)
+            raise NotSignedIn("You must be logged in.", source="session")
         record = AuditRecord(
             "password_change",
             "",
@@ -443,9 +428,7 @@ class Accounts:
         if not correct:
             # The reserved attempt stays counted as the failure it was.
             self.audit(_with(record, outcome="failure"), durable=True)
-            raise ClientError(
-                "The current password is not correct.", source="oldPassword", number=401
-            )
+            raise NotSignedIn("The current password is not correct.", source="oldPassword")
         # Not a failure: the reservation is taken back once the transaction is over (on
         # SQLite it holds the write lock, which the counters' own transaction would wait for).
         self.after(lambda: self.throttle.release(keys))

@@ -18,9 +18,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from passport.errors import INVALID
-from passport.errors import LENGTH
-from passport.errors import ClientError
+from passport.errors import Forbidden
+from passport.errors import Invalid
+from passport.errors import WrongLength
 from passport.errors import required
 from passport.services import clients
 from passport.services import directory
@@ -55,10 +55,9 @@ MAX_OVERLAP_SECONDS = 30 * 86400
 def _description(value: str | None, source: str = "description") -> str:
     text = value or ""
     if len(text) > MAX_DESCRIPTION:
-        raise ClientError(
+        raise WrongLength(
             f"{source} must be at most {MAX_DESCRIPTION} characters long.",
             source=source,
-            number=LENGTH,
         )
     return text
 
@@ -431,9 +430,7 @@ class Administration:
             raise required("enabled", "enabled must be true or false.")
         self._may_change(APPS_WRITE, (app, "application"))
         if app.id == PASSPORT_APP_ID and not enabled:
-            raise ClientError(
-                "Passport itself cannot be disabled.", source="application", number=403
-            )
+            raise Forbidden("Passport itself cannot be disabled.", source="application")
         app.enabled = enabled
         if not enabled:
             end_application_access(self.db, app.id, self.caller.now)
@@ -449,18 +446,16 @@ class Administration:
         self._may_change(APPS_WRITE, (app, "application"))
         overlap = overlap_seconds or 0
         if not 0 <= overlap <= MAX_OVERLAP_SECONDS:
-            raise ClientError(
+            raise Invalid(
                 f"overlapSeconds must be between 0 and {MAX_OVERLAP_SECONDS}.",
                 source="overlapSeconds",
                 value=overlap,
-                number=INVALID,
             )
         if not app.confidential:
-            raise ClientError(
+            raise Invalid(
                 "A public application has no secret.",
                 source="application",
                 value=app.name,
-                number=INVALID,
             )
         if app.client_id is None:
             secret = clients.issue_credentials(app)

@@ -26,11 +26,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from passport.errors import INVALID
-from passport.errors import LENGTH
-from passport.errors import NOT_FOUND
-from passport.errors import TAKEN
 from passport.errors import ClientError
+from passport.errors import Forbidden
+from passport.errors import Invalid
+from passport.errors import NotFound
+from passport.errors import Taken
+from passport.errors import WrongLength
 from passport.errors import required
 from passport.lookalikes import is_default_ignorable
 from passport.lookalikes import lookalike_key
@@ -61,33 +62,29 @@ def validate_name(value: str | None, source: str, kind: str, max_length: int = 1
         raise required(source, f"{kind} name must be specified.")
     name = unicodedata.normalize("NFKC", value.strip())
     if len(name) > max_length:
-        raise ClientError(
+        raise WrongLength(
             f"{kind} name must be at most {max_length} characters long.",
             source=source,
-            number=LENGTH,
         )
     if as_id(name) is not None or name.lstrip("-").isdigit():
-        raise ClientError(
+        raise Invalid(
             f"{kind} name must not be a number (numbers refer to ids).",
             source=source,
             value=value[:100],
-            number=INVALID,
         )
     if any(unicodedata.category(c)[0] == "C" for c in name):
-        raise ClientError(
+        raise Invalid(
             f"{kind} name must not contain control characters.",
             source=source,
             value=value[:100],
-            number=INVALID,
         )
     # RFC 8265 §3.3 / UTS #39 §4: a default-ignorable code point (U+034F, U+200B...) is
     # drawn as nothing, so a name holding one would read like another name.
     if any(is_default_ignorable(c) for c in name):
-        raise ClientError(
+        raise Invalid(
             f"{kind} name must not contain invisible characters.",
             source=source,
             value=value[:100],
-            number=INVALID,
         )
     return name
 
@@ -116,11 +113,10 @@ def validate_origins(values: list[str], source: str = "origins") -> list[str]:
     for value in values:
         origin = normalise_origin(value) if _uri_text(value.strip()) else None
         if origin is None or origin != value.strip().lower().rstrip("/"):
-            raise ClientError(
+            raise Invalid(
                 f"'{value[:100]}' is not an origin like https://app.example.com[:port].",
                 source=source,
                 value=value[:100],
-                number=INVALID,
             )
         if origin not in result:
             result.append(origin)
@@ -154,12 +150,11 @@ def validate_redirect_uris(values: list[str], source: str = "redirectUris") -> l
     result: list[str] = []
     for value in values:
         if not _redirect_uri_ok(value):
-            raise ClientError(
+            raise Invalid(
                 f"'{value[:100]}' is not a valid redirect URI (absolute https, no fragment; "
                 "http only for localhost).",
                 source=source,
                 value=value[:100],
-                number=INVALID,
             )
         if value not in result:
             result.append(value)
@@ -177,19 +172,17 @@ def validate_scopes(values: list[str], source: str = "scopes") -> list[str]:
     result: list[str] = []
     for value in values:
         if not _SCOPE_TOKEN.fullmatch(value):
-            raise ClientError(
+            raise Invalid(
                 f"'{value[:100]}' is not a scope (printable ASCII, no spaces, quotes or '\\').",
                 source=source,
                 value=value[:100],
-                number=INVALID,
             )
         if value not in result:
             result.append(value)
     if len(" ".join(result)) > MAX_SCOPES:
-        raise ClientError(
+        raise WrongLength(
             f"{source} must be at most {MAX_SCOPES} characters long.",
             source=source,
-            number=LENGTH,
         )
     return result
 
@@ -202,7 +195,7 @@ def unique(db: Session, message: str, source: str, value: Any) -> Iterator[None]
             yield
             db.flush()
     except IntegrityError:
-        raise ClientError(message, source=source, value=value, number=TAKEN) from None
+        raise Taken(message, source=source, value=value) from None
 
 
 # -- applications ------------------------------------------------------------------------------
@@ -270,23 +263,21 @@ def validate_backchannel_uri(value: str | None, *, allow_private: bool) -> str |
         else outbound.host_problem(parts.hostname or "")
     )
     if problem is not None:
-        raise ClientError(
+        raise Invalid(
             f"'{value[:100]}' is not a back-channel logout URI Passport may call ({problem}): "
             "https to a public host only.",
             source=source,
             value=value[:100],
-            number=INVALID,
         )
     return uri
 
 
 def validate_token_format(value: str) -> str:
     if value not in ("jwt", "opaque"):
-        raise ClientError(
+        raise Invalid(
             "accessTokenFormat must be jwt or opaque.",
             source="accessTokenFormat",
             value=value[:20],
-            number=INVALID,
         )
     return value
 
@@ -308,9 +299,7 @@ def _renamed_key(current: str, name: str, row_id: int) -> str:
 
 def delete_application(db: Session, app: Application) -> None:
     if app.id == PASSPORT_APP_ID:
-        raise ClientError(
-            "The Passport application cannot be deleted.", source="id", value=app.id, number=403
-        )
+        raise Forbidden("The Passport application cannot be deleted.", source="id", value=app.id)
     db.delete(app)
     db.flush()
 
@@ -357,11 +346,10 @@ def find_permission(db: Session, app: Application, name: str | None) -> Permissi
 
 def delete_permission(db: Session, permission: Permission) -> None:
     if permission.application_id == PASSPORT_APP_ID and permission.name_key in BUILT_IN:
-        raise ClientError(
+        raise Forbidden(
             f"'{permission.name}' is built into Passport and cannot be deleted.",
             source="permission",
             value=permission.name,
-            number=403,
         )
     db.delete(permission)
     db.flush()
@@ -475,9 +463,7 @@ def find_user(db: Session, ref: str | None, source: str = "username") -> User | 
 
 def missing(kind: str, source: str, value: Any) -> ClientError:
     """The 404 ClientError for an object that does not exist."""
-    return ClientError(
-        f"Could not find {kind} '{value}'.", source=source, value=value, number=NOT_FOUND
-    )
+    return NotFound(f"Could not find {kind} '{value}'.", source=source, value=value)
 
 
 def get_user(db: Session, ref: str | None, source: str = "username") -> User:

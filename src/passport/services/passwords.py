@@ -29,10 +29,9 @@ from argon2.exceptions import InvalidHashError
 from argon2.exceptions import VerificationError
 
 from passport.config import Settings
-from passport.errors import LENGTH
-from passport.errors import PASSWORD_POLICY
-from passport.errors import ClientError
+from passport.errors import PasswordRefused
 from passport.errors import ServiceUnavailable
+from passport.errors import WrongLength
 
 MAX_PASSWORD_LENGTH = 1024
 SERVICE_NAME = "passport"
@@ -55,42 +54,36 @@ def common_passwords() -> frozenset[str]:
 def check_policy(password: str, *, username: str, min_length: int, source: str) -> str:
     """The normalised password, or a ClientError that says which rule it breaks."""
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise ClientError(
+        raise WrongLength(
             f"The password must be at most {MAX_PASSWORD_LENGTH} characters long.",
             source=source,
-            number=LENGTH,
         )
     text = normalise(password)
     if len(text) < min_length:
-        raise ClientError(
+        raise WrongLength(
             f"The password must be at least {min_length} characters long.",
             source=source,
-            number=LENGTH,
         )
     folded = text.casefold()
     if folded in common_passwords() or _repeats_common(folded):
-        raise ClientError(
+        raise PasswordRefused(
             "This password is in a list of commonly used passwords; choose another.",
             source=source,
-            number=PASSWORD_POLICY,
         )
     if len(set(folded)) < 4:
-        raise ClientError(
+        raise PasswordRefused(
             "The password repeats too few characters; choose a longer phrase.",
             source=source,
-            number=PASSWORD_POLICY,
         )
     if folded == normalise(username).casefold():
-        raise ClientError(
+        raise PasswordRefused(
             "The password must not be the same as the username.",
             source=source,
-            number=PASSWORD_POLICY,
         )
     if folded == SERVICE_NAME:
-        raise ClientError(
+        raise PasswordRefused(
             "The password must not be the name of the service.",
             source=source,
-            number=PASSWORD_POLICY,
         )
     return text
 

@@ -30,7 +30,7 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from passport.errors import ClientError
+from passport.errors import Forbidden
 from passport.services.permissions import ADMIN
 from passport.services.permissions import PASSPORT_APP_ID
 from passport.storage.models import Application
@@ -131,31 +131,28 @@ def ensure_may_act_on(db: Session, actor: Actor, target: Target, source: str) ->
         kind, name = "permission", target.name
         reason = refusal(actor.rights, (), protected=target.application_id == PASSPORT_APP_ID)
     if reason is not None:
-        raise ClientError(
+        raise Forbidden(
             f"You may not change {kind} '{name}': {reason}.",
             source=source,
             value=name,
-            number=FORBIDDEN,
         )
 
 
 def ensure_right(actor: Actor, right: str) -> None:
     """Raise a 403 ClientError unless the actor holds the Passport permission ``right``."""
     if not actor.holds(right):
-        raise ClientError(
+        raise Forbidden(
             f"You need the Passport permission '{right}' for this.",
             source="permission",
             value=right,
-            number=FORBIDDEN,
         )
 
 
 def ensure_not_self(actor: Actor, user: User) -> None:
     """Administrators cannot lock themselves out (disable or delete their own account)."""
     if actor.user_id is not None and actor.user_id == user.id:
-        raise ClientError(
+        raise Forbidden(
             "Administrators cannot do this to their own account; ask another administrator.",
             source="username",
             value=user.username,
-            number=FORBIDDEN,
         )

@@ -15,9 +15,10 @@ from urllib.parse import parse_qsl
 
 from werkzeug import Request
 
-from passport.errors import INVALID
-from passport.errors import LENGTH
 from passport.errors import ClientError
+from passport.errors import Invalid
+from passport.errors import WrongLength
+from passport.web.errors import WebError
 from passport.web.registry import Endpoint
 from passport.web.registry import Param
 
@@ -34,7 +35,7 @@ _JSON_STRUCTURE = re.compile(rb'[\[\]{}"\\]')
 
 
 def _malformed(message: str) -> ClientError:
-    return ClientError(message, source="request", number=400)
+    return ClientError(message, source="request")
 
 
 def parse_pairs(raw: str | bytes, where: str) -> dict[str, str]:
@@ -56,9 +57,7 @@ def parse_pairs(raw: str | bytes, where: str) -> dict[str, str]:
     for key, value in pairs:
         lowered = key.lower()
         if lowered in values:
-            raise ClientError(
-                f"Parameter '{key}' is given more than once.", source=key[:64], number=INVALID
-            )
+            raise Invalid(f"Parameter '{key}' is given more than once.", source=key[:64])
         values[lowered] = value
     return values
 
@@ -118,16 +117,15 @@ def parse_body(request: Request) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for key, value in document.items():
             if key.lower() in values:
-                raise ClientError(
+                raise Invalid(
                     f"Parameter '{key}' is given more than once.",
                     source=key[:64],
-                    number=INVALID,
                 )
             values[key.lower()] = value
         return values
     if mimetype in ("application/x-www-form-urlencoded", ""):
         return parse_pairs(data, "request body")
-    raise ClientError(
+    raise WebError(
         "Send the body as application/x-www-form-urlencoded or application/json.",
         source="Content-Type",
         value=mimetype[:100],
@@ -156,43 +154,34 @@ def convert(param: Param, raw: Any) -> Any:
             return raw
         if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
             return raw.strip().lower() in _TRUE
-        raise ClientError(
-            f"{name} must be true or false.", source=name, value=_shown(param, raw), number=INVALID
-        )
+        raise Invalid(f"{name} must be true or false.", source=name, value=_shown(param, raw))
     if param.kind is int:
         if isinstance(raw, int) and not isinstance(raw, bool):
             value = raw
         elif isinstance(raw, str) and len(raw) <= 64 and _INTEGER.fullmatch(raw.strip()):
             value = int(raw.strip(), 10)
         else:
-            raise ClientError(
+            raise Invalid(
                 f"{name} must be an integer.",
                 source=name,
                 value=_shown(param, raw),
-                number=INVALID,
             )
         if not -(2**63) <= value < 2**63:
-            raise ClientError(
-                f"{name} is out of range.", source=name, value=_shown(param, raw), number=INVALID
-            )
+            raise Invalid(f"{name} is out of range.", source=name, value=_shown(param, raw))
         return value
     if not isinstance(raw, str):
-        raise ClientError(
-            f"{name} must be a string.", source=name, value=_shown(param, raw), number=INVALID
-        )
+        raise Invalid(f"{name} must be a string.", source=name, value=_shown(param, raw))
     if len(raw) > param.max_length:
-        raise ClientError(
+        raise WrongLength(
             f"{name} must be at most {param.max_length} characters long.",
             source=name,
             value=_shown(param, raw),
-            number=LENGTH,
         )
     if "\x00" in raw:
-        raise ClientError(
+        raise Invalid(
             f"{name} must not contain NUL characters.",
             source=name,
             value=_shown(param, raw.replace("\x00", "\\0")),
-            number=INVALID,
         )
     return raw
 
@@ -202,17 +191,15 @@ def bind(endpoint: Endpoint, query: dict[str, str], body: dict[str, Any]) -> dic
     kwargs: dict[str, Any] = {}
     for param in endpoint.params:
         if param.secret and param.key in query:
-            raise ClientError(
+            raise Invalid(
                 f"{param.name} must be sent in the request body (POST), never in the URL.",
                 source=param.name,
-                number=INVALID,
             )
         raw = body.get(param.key, query.get(param.key))
         if param.key in body and param.key in query and body[param.key] != query[param.key]:
-            raise ClientError(
+            raise Invalid(
                 f"Parameter '{param.name}' is given more than once.",
                 source=param.name,
-                number=INVALID,
             )
         kwargs[param.name] = convert(param, raw)
     return kwargs

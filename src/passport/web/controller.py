@@ -8,9 +8,11 @@ from sqlalchemy import Select
 from sqlalchemy import func
 from sqlalchemy import select
 
-from passport.errors import INVALID
-from passport.errors import NOT_FOUND
 from passport.errors import ClientError
+from passport.errors import Forbidden
+from passport.errors import Invalid
+from passport.errors import NotFound
+from passport.errors import NotSignedIn
 from passport.services import permissions
 from passport.services.accounts import Accounts
 from passport.services.accounts import Caller
@@ -40,18 +42,17 @@ class Controller:
     def require_user(self) -> User:
         user = self.ctx.user
         if user is None:
-            raise ClientError("You must be logged in.", source="session", number=401)
+            raise NotSignedIn("You must be logged in.", source="session")
         return user
 
     def require_right(self, right: str) -> User:
         """The logged-in user, if Passport grants them ``right`` (or ``admin``); else 401/403."""
         user = self.require_user()
         if not permissions.granted(self.ctx.db, user.id, permissions.PASSPORT_APP_ID, right):
-            raise ClientError(
+            raise Forbidden(
                 f"You need the Passport permission '{right}' for this.",
                 source="permission",
                 value=right,
-                number=403,
             )
         return user
 
@@ -76,24 +77,20 @@ class Controller:
         start = offset or 0
         size = limit if limit is not None else 50
         if start < 0:
-            raise ClientError(
-                "offset must be 0 or more.", source="offset", value=start, number=INVALID
-            )
+            raise Invalid("offset must be 0 or more.", source="offset", value=start)
         if not 1 <= size <= MAX_PAGE:
-            raise ClientError(
+            raise Invalid(
                 f"limit must be between 1 and {MAX_PAGE}.",
                 source="limit",
                 value=size,
-                number=INVALID,
             )
         key = (sort or next(iter(sortable))).strip()
         column = sortable.get(key.lstrip("-").lower())
         if column is None:
-            raise ClientError(
+            raise Invalid(
                 f"sort must be one of {', '.join(sorted(sortable))} (prefix '-' to reverse).",
                 source="sort",
                 value=key[:64],
-                number=INVALID,
             )
         total = self.ctx.db.scalar(select(func.count()).select_from(query.subquery())) or 0
         ordered = query.order_by(column.desc() if key.startswith("-") else column.asc())
@@ -102,9 +99,7 @@ class Controller:
 
 
 def not_found(kind: str, source: str, value: Any) -> ClientError:
-    return ClientError(
-        f"Could not find {kind} '{value}'.", source=source, value=value, number=NOT_FOUND
-    )
+    return NotFound(f"Could not find {kind} '{value}'.", source=source, value=value)
 
 
 def split_list(value: str | None) -> list[str]:

@@ -19,6 +19,9 @@ from typing import Any
 from werkzeug import Response
 
 from passport.errors import ClientError
+from passport.web.errors import error_json
+from passport.web.errors import headers_of
+from passport.web.errors import status_of
 
 CALLBACK_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}(\.[A-Za-z_$][A-Za-z0-9_$]{0,63}){0,3}$")
 JSON_TYPE = "application/json; charset=utf-8"
@@ -37,7 +40,7 @@ class Envelope:
             "Success": self.success,
             "LoggedIn": self.logged_in,
             "Data": self.data,
-            "ClientExceptions": [e.to_json() for e in self.client_errors],
+            "ClientExceptions": [error_json(e) for e in self.client_errors],
             "ServerExceptions": [{"Message": m} for m in self.server_errors],
         }
 
@@ -70,5 +73,8 @@ def render(
 
 def client_error(error: ClientError, *, callback: str | None = None) -> Response:
     return render(
-        Envelope(client_errors=[error]), error.status, callback=callback, headers=error.headers
+        Envelope(client_errors=[error]),
+        status_of(error),
+        callback=callback,
+        headers=headers_of(error),
     )
