@@ -41,6 +41,8 @@ from passport.composition import Services
 from passport.composition import utcnow
 from passport.config import Settings
 from passport.errors import ClientError
+from passport.errors import Forbidden
+from passport.errors import Invalid
 from passport.errors import ServiceUnavailable
 from passport.logsetup import code_location
 from passport.oidc.keys import KeyConfigurationError
@@ -48,6 +50,7 @@ from passport.oidc.provider import Provider
 from passport.services.applications import registered_origins
 from passport.storage import migrate
 from passport.web import binding
+from passport.web import metrics as web_metrics
 from passport.web import openapi
 from passport.web import origins
 from passport.web.context import RequestContext
@@ -55,6 +58,9 @@ from passport.web.envelope import Envelope
 from passport.web.envelope import client_error
 from passport.web.envelope import render
 from passport.web.envelope import valid_callback
+from passport.web.errors import WebError
+from passport.web.errors import headers_of
+from passport.web.errors import status_of
 from passport.web.registry import Endpoint
 from passport.web.registry import Registry
 
@@ -190,9 +196,7 @@ class PassportApp:
     # -- routing ----------------------------------------------------------------
     def handle(self, request: Request) -> Response:
         if len(request.environ.get("QUERY_STRING", "")) > self.settings.max_query_bytes:
-            return client_error(
-                ClientError("The query string is too long.", source="url", number=414)
-            )
+            return client_error(WebError("The query string is too long.", source="url", number=414))
         misdirected = self._misdirected(request)
         if misdirected is not None:
             return misdirected
@@ -212,14 +216,14 @@ class PassportApp:
             if len(parts) > 2 or (len(parts) == 2 and "" in parts):
                 path = request.path.strip("/")
                 return client_error(
-                    ClientError(f"No method '{path}' found.", source="url", value=path, number=404)
+                    WebError(f"No method '{path}' found.", source="url", value=path, number=404)
                 )
             controller = parts[0] or "Service"
             method = parts[1] if len(parts) == 2 else "Index"
             return self.api(request, controller, method)
         request.environ[ENDPOINT_KEY] = f"/{endpoint}"
         if endpoint == "metrics":
-            return metrics.exposition(
+            return web_metrics.exposition(
                 request,
                 self.settings.metrics_token,
                 origins.client_ip(request, self.settings),
@@ -252,7 +256,7 @@ class PassportApp:
             location = issuer + quote(request.path) + (f"?{query}" if query else "")
             return Response(status=307, headers={"Location": location})
         return client_error(
-            ClientError(
+            WebError(
                 f"This Passport answers at {issuer} only; set PASSPORT_PUBLIC_URL to serve "
                 "it under another name.",
                 source="Host",
@@ -327,11 +331,10 @@ class PassportApp:
         callback = query.get("callback")
         if callback is not None and not valid_callback(callback):
             return client_error(
-                ClientError(
+                Invalid(
                     "The callback must be a JavaScript identifier (dotted, at most 64 characters).",
                     source="callback",
                     value=callback[:100],
-                    number=3,
                 )
             )
         endpoint = self.registry.find(controller, method)
@@ -339,16 +342,15 @@ class PassportApp:
         if endpoint is None:
             name = f"{controller}/{method}"
             return client_error(
-                ClientError(f"No method '{name}' found.", source="url", value=name, number=404),
+                WebError(f"No method '{name}' found.", source="url", value=name, number=404),
                 callback=callback,
             )
         if callback is not None and (not endpoint.jsonp or request.method not in ("GET", "HEAD")):
             return client_error(
-                ClientError(
+                Invalid(
                     "JSONP is only available for read-only methods that allow it.",
                     source="callback",
                     value=callback,
-                    number=3,
                 )
             )
         response = self._api_call(request, endpoint, query, callback)
@@ -384,11 +386,10 @@ class PassportApp:
             or (wanted and wanted not in endpoint.http_methods)
         ):
             return client_error(
-                ClientError(
+                Forbidden(
                     "This origin may not call this method.",
                     source="Origin",
                     value=origin[:200] or None,
-                    number=403,
                 )
             )
         return Response(status=204)
@@ -408,7 +409,7 @@ class PassportApp:
         if request.method not in endpoint.http_methods:
             allow = ", ".join(sorted(endpoint.http_methods | {"OPTIONS"}))
             return client_error(
-                ClientError(
+                WebError(
                     f"Method {request.method} is not allowed here; use {allow}.",
                     source="method",
                     value=request.method[:16],
@@ -426,7 +427,7 @@ class PassportApp:
                 if (origin is not None and not self._origin_allowed(origin, request, endpoint)) or (
                     origin is None and cookie
                 ):
-                    raise ClientError(
+                    raise Forbidden(
                         "Cross-site request refused: the Origin is not Passport or a "
                         "registered application."
                         if endpoint.cross_origin
@@ -434,17 +435,16 @@ class PassportApp:
                         "pages only.",
                         source="Origin",
                         value=origin,
-                        number=403,
                     )
                 if (request.content_length or 0) > self.settings.max_body_bytes:
-                    raise ClientError("The request body is too large.", source="body", number=413)
+                    raise WebError("The request body is too large.", source="body", number=413)
                 body = binding.parse_body(request)
             kwargs = binding.bind(endpoint, query, body)
         except ClientError as error:
             return client_error(error, callback=callback)
         except HTTPException as exc:  # werkzeug's RequestEntityTooLarge on a streamed body
             return client_error(
-                ClientError("The request body is too large.", source="body", number=exc.code or 413)
+                WebError("The request body is too large.", source="body", number=exc.code or 413)
             )
 
         sessions_allowed = True
@@ -454,33 +454,26 @@ class PassportApp:
                 referer, request, endpoint
             )
         ctx = self.context(request, write=not endpoint.read_only, sessions_allowed=sessions_allowed)
-        envelope = Envelope()
-        status = 200
-        headers: dict[str, str] = {}
-        committed = False
-        try:
+
+        def call_endpoint() -> Response:
+            envelope = Envelope()
             try:
-                instance = endpoint.cls(ctx)
-                envelope.data = endpoint.func(instance, **kwargs)
-                envelope.success = True
-                envelope.logged_in = ctx.logged_in
-                ctx.close(commit=True)
-                committed = True
+                envelope.data = endpoint.func(endpoint.cls(ctx), **kwargs)
             except ClientError as error:
+                ctx.refuse()
                 envelope.logged_in = ctx.logged_in
-                ctx.close(commit=False)
                 envelope.client_errors.append(error)
-                status, headers = error.status, error.headers
-            except BaseException:
-                ctx.close(commit=False)
-                raise
-            finally:
-                ctx.finish(committed=committed)
+                return render(
+                    envelope, status_of(error), callback=callback, headers=headers_of(error)
+                )
+            envelope.success = True
+            envelope.logged_in = ctx.logged_in
+            return render(envelope, 200, callback=callback)
+
+        try:
+            return ctx.respond(call_endpoint)
         except UNAVAILABLE_ERRORS as exc:
             return self._unavailable(exc)
-        response = render(envelope, status, callback=callback, headers=headers)
-        ctx.apply_cookies(response)
-        return response
 
 
 def create_app(settings: Settings, **kwargs: Any) -> PassportApp:

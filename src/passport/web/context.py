@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug import Request
 from werkzeug import Response
 
+from passport.metrics import LOGINS
 from passport.services.accounts import Accounts
 from passport.services.audit import AuditRecord
 from passport.services.audit import write as write_audit
@@ -65,6 +66,7 @@ class RequestContext:
         self._cookie: _CookieChange | None = None
         self._audit: list[tuple[AuditRecord, bool]] = []
         self._after: list[Callable[[], None]] = []
+        self._refused = False
 
     @property
     def now(self) -> datetime:
@@ -146,8 +148,49 @@ class RequestContext:
         self._identity, self._identity_known = None, True
         self._cookie = _CookieChange(None, None)
 
-    # -- finishing ----------------------------------------------------------
+    # -- the scope: the one place that commits, writes audit rows and sets cookies ----
+    def refuse(self) -> None:
+        """End this request's transaction with a rollback: the handler answers a refusal
+        itself (an error page, an OAuth error), and nothing it changed is kept — only the
+        audit records queued as ``durable`` (a failed sign-in, a throttled attempt)."""
+        self._refused = True
+
+    def respond(self, handler: Callable[[], Response]) -> Response:
+        """Run ``handler`` inside this request's scope and finish the scope.
+
+        This is the only place where a request's transaction is committed or rolled
+        back, its audit records written, its after-actions run (a session's sliding
+        expiry among them) and its cookies set.  ``handler`` returns the response; if it
+        calls :meth:`refuse` or raises, the transaction is rolled back (durable audit
+        records are still written) and no cookie changes; an exception goes on to the
+        caller, which answers it in its own format.
+        """
+        committed = False
+        try:
+            try:
+                response = handler()
+            except BaseException:
+                self._close(commit=False)
+                raise
+            committed = not self._refused
+            self._close(commit=committed)
+        finally:
+            self._finish(committed=committed)
+        if committed:
+            self._apply_cookies(response)
+        return response
+
+    # TODO(issue 10, the OAuth split): the provider's handlers still finish by hand.
+    def close(self, *, commit: bool) -> None:
+        self._close(commit=commit)
+
+    def finish(self, *, committed: bool) -> None:
+        self._finish(committed=committed)
+
     def apply_cookies(self, response: Response) -> None:
+        self._apply_cookies(response)
+
+    def _apply_cookies(self, response: Response) -> None:
         if self._cookie is None:
             return
         name = self.settings.session_cookie_name
@@ -165,7 +208,7 @@ class RequestContext:
                 samesite="Lax",
             )
 
-    def close(self, *, commit: bool) -> None:
+    def _close(self, *, commit: bool) -> None:
         if self._db is None and commit and self._audit:
             self._db = self.services.db.session(write=True)
         if self._db is None:
@@ -186,14 +229,17 @@ class RequestContext:
         return self.services.accounts(self.db, audit=self.audit, after=self.after)
 
     def audit(self, record: AuditRecord, *, durable: bool = False) -> None:
-        """Queue an audit record; ``durable`` ones are kept even if the request fails."""
+        """Queue an audit record; ``durable`` ones are kept even if the request fails.
+        Sign-ins are counted here for ``/metrics``, from the record that tells them."""
+        if record.event == "login":
+            LOGINS.labels(record.outcome).inc()
         self._audit.append((record, durable))
 
     def after(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the request's transaction is over (and its locks released)."""
         self._after.append(action)
 
-    def finish(self, *, committed: bool) -> None:
+    def _finish(self, *, committed: bool) -> None:
         """Write queued audit records in their own transaction, then run after-actions."""
         records = [] if committed else [r for r, durable in self._audit if durable]
         if records:
