@@ -458,7 +458,10 @@ class PassportApp:
         def call_endpoint() -> Response:
             envelope = Envelope()
             try:
-                envelope.data = endpoint.func(endpoint.cls(ctx), **kwargs)
+                controller = endpoint.cls(ctx)
+                if endpoint.right is not None:
+                    controller.authorize(endpoint.right)
+                envelope.data = endpoint.func(controller, **kwargs)
             except ClientError as error:
                 ctx.refuse()
                 envelope.logged_in = ctx.logged_in

@@ -70,6 +70,22 @@ def call(client: PassportClient, method: str, path: str, **params: Any) -> Any:
 
 
 @pytest.mark.parametrize("endpoint", ADMIN_ENDPOINTS, ids=[e.path for e in ADMIN_ENDPOINTS])
+def test_admin_methods_declare_a_built_in_right(endpoint: Any) -> None:
+    """The right is declared on the endpoint and checked before it runs (not remembered
+    inside each method), and it is one of Passport's own permissions."""
+    assert endpoint.right in directory.BUILT_IN
+
+
+def test_a_caller_without_the_right_learns_nothing_of_the_object(harness: Harness) -> None:
+    """The declared right is checked before the parameters are looked at: an unknown
+    user and a missing parameter both get 403, not 404 or 400."""
+    nobody = signed_in(harness, "nobody")
+    for params in ({"username": "ghost"}, {}):
+        refused = nobody.get("/Users/get", query_string=params)
+        assert refused.status_code == 403, params
+
+
+@pytest.mark.parametrize("endpoint", ADMIN_ENDPOINTS, ids=[e.path for e in ADMIN_ENDPOINTS])
 def test_admin_methods_need_login_and_rights(harness: Harness, endpoint: Any) -> None:
     method = "GET" if "GET" in endpoint.http_methods else "POST"
     anonymous = call(harness.new_client(), method, endpoint.path)

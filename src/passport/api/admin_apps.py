@@ -58,7 +58,7 @@ class _AppAdmin(Controller):
 
 @API.controller("Applications")
 class ApplicationsController(_AppAdmin):
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="apps:write", max_length=TEXT, statuses=WRITE)
     def create(
         self,
         name: str | None,
@@ -72,7 +72,7 @@ class ApplicationsController(_AppAdmin):
         scopes: str | None,
     ) -> dict[str, Any]:
         """Register an application; its client secret is in the answer, this once only."""
-        app, secret = self.administration("apps:write").create_application(
+        app, secret = self.administration().create_application(
             name,
             description=description,
             origins=split_list(origins),
@@ -85,18 +85,16 @@ class ApplicationsController(_AppAdmin):
         )
         return {"Application": application_json(app), "ClientSecret": secret}
 
-    @expose("GET", max_length=TEXT, statuses=READ)
+    @expose("GET", right="apps:read", max_length=TEXT, statuses=READ)
     def get(self, application: str | None) -> dict[str, Any]:
         """One application, by id or name."""
-        self.require_right("apps:read")
         return {"Application": application_json(self._app(application))}
 
-    @expose("GET", max_length=TEXT, statuses=READ)
+    @expose("GET", right="apps:read", max_length=TEXT, statuses=READ)
     def list(
         self, q: str | None, offset: int | None, limit: int | None, sort: str | None
     ) -> dict[str, Any]:
         """Applications, filtered by ``q`` (part of the name), paginated, sorted."""
-        self.require_right("apps:read")
         query = select(Application)
         if q:
             query = query.where(Application.name_key.contains(q.casefold(), autoescape=True))
@@ -109,7 +107,7 @@ class ApplicationsController(_AppAdmin):
         )
         return {"Items": [application_json(a) for a in items], **meta}
 
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="apps:write", max_length=TEXT, statuses=WRITE)
     def update(
         self,
         application: str | None,
@@ -123,7 +121,7 @@ class ApplicationsController(_AppAdmin):
         scopes: str | None,
     ) -> dict[str, Any]:
         """Change what is given; lists (``origins``, ``redirectUris``, ``scopes``) replace."""
-        app = self.administration("apps:write").update_application(
+        app = self.administration().update_application(
             application,
             name=name,
             description=description,
@@ -136,38 +134,35 @@ class ApplicationsController(_AppAdmin):
         )
         return {"Application": application_json(app)}
 
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="apps:write", max_length=TEXT, statuses=WRITE)
     def setEnabled(self, application: str | None, enabled: bool | None) -> dict[str, Any]:
         """Enable or disable an application (a disabled one grants nothing)."""
-        app = self.administration("apps:write").set_application_enabled(application, enabled)
+        app = self.administration().set_application_enabled(application, enabled)
         return {"Application": application_json(app)}
 
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="apps:write", max_length=TEXT, statuses=WRITE)
     def rotateSecret(self, application: str | None, overlapSeconds: int | None) -> dict[str, Any]:
         """A new client secret; the old one keeps working for ``overlapSeconds`` (default 0)."""
-        app, secret = self.administration("apps:write").rotate_secret(application, overlapSeconds)
+        app, secret = self.administration().rotate_secret(application, overlapSeconds)
         return {"Application": application_json(app), "ClientSecret": secret}
 
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="apps:write", max_length=TEXT, statuses=WRITE)
     def delete(self, application: str | None) -> dict[str, Any]:
         """Delete an application with its permissions and every grant of them."""
-        return {"Deleted": self.administration("apps:write").delete_application(application)}
+        return {"Deleted": self.administration().delete_application(application)}
 
     # -- permission definitions ------------------------------------------------------------
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="apps:write", max_length=TEXT, statuses=WRITE)
     def addPermission(
         self, application: str | None, name: str | None, description: str | None
     ) -> dict[str, Any]:
         """Define a permission in an application."""
-        app, permission = self.administration("apps:write").add_permission(
-            application, name, description
-        )
+        app, permission = self.administration().add_permission(application, name, description)
         return {"Permission": permission_json(permission, app)}
 
-    @expose("GET", max_length=TEXT, statuses=READ)
+    @expose("GET", right="apps:read", max_length=TEXT, statuses=READ)
     def permissions(self, application: str | None) -> dict[str, Any]:
         """The permissions an application defines."""
-        self.require_right("apps:read")
         app = self._app(application)
         rows = self.ctx.db.scalars(
             select(Permission)
@@ -176,10 +171,10 @@ class ApplicationsController(_AppAdmin):
         ).all()
         return {"Items": [permission_json(p, app) for p in rows]}
 
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="apps:write", max_length=TEXT, statuses=WRITE)
     def deletePermission(self, application: str | None, permission: str | None) -> dict[str, Any]:
         """Delete a permission and every grant of it."""
-        admin = self.administration("apps:write")
+        admin = self.administration()
         return {"Deleted": admin.delete_permission(application, permission)}
 
 
@@ -193,12 +188,12 @@ class GrantsController(_AppAdmin):
         username: str | None,
         group: str | None,
     ) -> dict[str, Any]:
-        _app, _permission, changed = self.administration("apps:write").change_grant(
+        _app, _permission, changed = self.administration().change_grant(
             add, application, permission, username=username, group=group
         )
         return {"Changed": changed}
 
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="apps:write", max_length=TEXT, statuses=WRITE)
     def grant(
         self,
         application: str | None,
@@ -209,7 +204,7 @@ class GrantsController(_AppAdmin):
         """Grant a permission to a user or a group."""
         return self._change(True, application, permission, username, group)
 
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="apps:write", max_length=TEXT, statuses=WRITE)
     def revoke(
         self,
         application: str | None,
@@ -220,10 +215,9 @@ class GrantsController(_AppAdmin):
         """Take a permission back from a user or a group."""
         return self._change(False, application, permission, username, group)
 
-    @expose("GET", max_length=TEXT, statuses=READ)
+    @expose("GET", right="apps:read", max_length=TEXT, statuses=READ)
     def list(self, application: str | None) -> dict[str, Any]:
         """Who holds which permission of an application, directly or through a group."""
-        self.require_right("apps:read")
         app = self._app(application)
         direct = self.ctx.db.execute(
             select(Permission.name, User.username)

@@ -58,20 +58,17 @@ class _UserAdmin(Controller):
 
 @API.controller("Users")
 class UsersController(_UserAdmin):
-    @expose("POST", secrets=("password",), max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="users:write", secrets=("password",), max_length=TEXT, statuses=WRITE)
     def create(
         self, username: str | None, password: str | None, email: str | None, displayName: str | None
     ) -> dict[str, Any]:
         """Create a user (also when self-registration is switched off)."""
-        user = self.administration("users:write").create_user(
-            username, password, email, displayName
-        )
+        user = self.administration().create_user(username, password, email, displayName)
         return {"User": user_json(user)}
 
-    @expose("GET", max_length=TEXT, statuses=READ)
+    @expose("GET", right="users:read", max_length=TEXT, statuses=READ)
     def get(self, username: str | None) -> dict[str, Any]:
         """One user, by id or username, with their groups."""
-        self.require_right("users:read")
         user = self._user(username)
         groups = self.ctx.db.scalars(
             select(Group.name)
@@ -81,7 +78,7 @@ class UsersController(_UserAdmin):
         ).all()
         return {"User": user_json(user), "Groups": list(groups)}
 
-    @expose("GET", max_length=TEXT, statuses=READ)
+    @expose("GET", right="users:read", max_length=TEXT, statuses=READ)
     def list(
         self,
         q: str | None,
@@ -91,7 +88,6 @@ class UsersController(_UserAdmin):
         sort: str | None,
     ) -> dict[str, Any]:
         """Users, filtered by ``q`` (part of username, email or display name) and ``disabled``."""
-        self.require_right("users:read")
         query = select(User)
         if q:
             needle = q.casefold()
@@ -113,38 +109,35 @@ class UsersController(_UserAdmin):
         )
         return {"Items": [user_json(u) for u in items], **meta}
 
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="users:write", max_length=TEXT, statuses=WRITE)
     def update(
         self, username: str | None, email: str | None, displayName: str | None
     ) -> dict[str, Any]:
         """Change a user's email or display name (empty email removes it)."""
-        user = self.administration("users:write").update_user(
-            username, email=email, display_name=displayName
-        )
+        user = self.administration().update_user(username, email=email, display_name=displayName)
         return {"User": user_json(user)}
 
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="users:write", max_length=TEXT, statuses=WRITE)
     def setDisabled(self, username: str | None, disabled: bool | None) -> dict[str, Any]:
         """Disable (ends their sessions and tokens, grants nothing) or re-enable a user."""
-        user = self.administration("users:write").set_user_disabled(username, disabled)
+        user = self.administration().set_user_disabled(username, disabled)
         return {"User": user_json(user)}
 
-    @expose("POST", secrets=("password",), max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="users:write", secrets=("password",), max_length=TEXT, statuses=WRITE)
     def resetPassword(self, username: str | None, password: str | None) -> dict[str, Any]:
         """Set a new password for a user; all their sessions and tokens end."""
-        user = self.administration("users:write").reset_password(username, password)
+        user = self.administration().reset_password(username, password)
         return {"User": user_json(user)}
 
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="users:write", max_length=TEXT, statuses=WRITE)
     def logoutAll(self, username: str | None) -> dict[str, Any]:
         """End every session and token of a user; applications are told."""
-        _user, ended = self.administration("users:write").logout_everywhere(username)
+        _user, ended = self.administration().logout_everywhere(username)
         return {"Ended": ended}
 
-    @expose("GET", max_length=TEXT, statuses=READ)
+    @expose("GET", right="users:read", max_length=TEXT, statuses=READ)
     def logoutNotifications(self, username: str | None) -> dict[str, Any]:
         """Back-channel logout notifications for a user: which applications heard, when."""
-        self.require_right("users:read")
         user = self._user(username)
         rows = self.ctx.db.execute(
             select(LogoutNotification, Application.name)
@@ -166,24 +159,23 @@ class UsersController(_UserAdmin):
             ]
         }
 
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="users:write", max_length=TEXT, statuses=WRITE)
     def delete(self, username: str | None) -> dict[str, Any]:
         """Delete a user with their sessions, tokens, memberships and grants (audit stays)."""
-        return {"Deleted": self.administration("users:write").delete_user(username)}
+        return {"Deleted": self.administration().delete_user(username)}
 
 
 @API.controller("Groups")
 class GroupsController(_UserAdmin):
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="groups:write", max_length=TEXT, statuses=WRITE)
     def create(self, name: str | None, description: str | None) -> dict[str, Any]:
         """Create a group."""
-        group = self.administration("groups:write").create_group(name, description)
+        group = self.administration().create_group(name, description)
         return {"Group": group_json(group, 0)}
 
-    @expose("GET", max_length=TEXT, statuses=READ)
+    @expose("GET", right="users:read", max_length=TEXT, statuses=READ)
     def get(self, group: str | None) -> dict[str, Any]:
         """One group and its members."""
-        self.require_right("users:read")
         found = self._group(group)
         members = self.ctx.db.scalars(
             select(User.username)
@@ -193,12 +185,11 @@ class GroupsController(_UserAdmin):
         ).all()
         return {"Group": group_json(found, len(members)), "Members": list(members)}
 
-    @expose("GET", max_length=TEXT, statuses=READ)
+    @expose("GET", right="users:read", max_length=TEXT, statuses=READ)
     def list(
         self, q: str | None, offset: int | None, limit: int | None, sort: str | None
     ) -> dict[str, Any]:
         """Groups, filtered by ``q`` (part of the name), paginated, sorted."""
-        self.require_right("users:read")
         query = select(Group)
         if q:
             query = query.where(Group.name_key.contains(q.casefold(), autoescape=True))
@@ -207,32 +198,30 @@ class GroupsController(_UserAdmin):
         )
         return {"Items": [group_json(g) for g in items], **meta}
 
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="groups:write", max_length=TEXT, statuses=WRITE)
     def update(
         self, group: str | None, name: str | None, description: str | None
     ) -> dict[str, Any]:
         """Rename a group or change its description."""
-        found = self.administration("groups:write").update_group(
-            group, name=name, description=description
-        )
+        found = self.administration().update_group(group, name=name, description=description)
         return {"Group": group_json(found)}
 
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="groups:write", max_length=TEXT, statuses=WRITE)
     def delete(self, group: str | None) -> dict[str, Any]:
         """Delete a group with its memberships and grants (the users stay)."""
-        return {"Deleted": self.administration("groups:write").delete_group(group)}
+        return {"Deleted": self.administration().delete_group(group)}
 
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="groups:write", max_length=TEXT, statuses=WRITE)
     def addMember(self, group: str | None, username: str | None) -> dict[str, Any]:
         """Put a user in a group."""
-        admin = self.administration("groups:write")
+        admin = self.administration()
         _group, _user, added = admin.change_membership(True, group, username)
         return {"Changed": added}
 
-    @expose("POST", max_length=TEXT, statuses=WRITE)
+    @expose("POST", right="groups:write", max_length=TEXT, statuses=WRITE)
     def removeMember(self, group: str | None, username: str | None) -> dict[str, Any]:
         """Take a user out of a group."""
-        admin = self.administration("groups:write")
+        admin = self.administration()
         _group, _user, removed = admin.change_membership(False, group, username)
         return {"Changed": removed}
 
@@ -255,7 +244,7 @@ def _time(value: str | None, source: str) -> datetime | None:
 
 @API.controller("Audit")
 class AuditController(_UserAdmin):
-    @expose("GET", max_length=TEXT, statuses=READ)
+    @expose("GET", right="audit:read", max_length=TEXT, statuses=READ)
     def list(
         self,
         username: str | None,
@@ -267,7 +256,6 @@ class AuditController(_UserAdmin):
         limit: int | None,
     ) -> dict[str, Any]:
         """Audit events, newest first, filtered by user, application, event and time range."""
-        self.require_right("audit:read")
         query = select(AuditEvent)
         if username:
             query = query.where(AuditEvent.username == username)

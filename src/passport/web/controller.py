@@ -9,11 +9,9 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from passport.errors import ClientError
-from passport.errors import Forbidden
 from passport.errors import Invalid
 from passport.errors import NotFound
 from passport.errors import NotSignedIn
-from passport.services import permissions
 from passport.services.accounts import Accounts
 from passport.services.accounts import Caller
 from passport.services.administration import Administration
@@ -45,22 +43,19 @@ class Controller:
             raise NotSignedIn("You must be logged in.", source="session")
         return user
 
-    def require_right(self, right: str) -> User:
-        """The logged-in user, if Passport grants them ``right`` (or ``admin``); else 401/403."""
-        user = self.require_user()
-        if not permissions.granted(self.ctx.db, user.id, permissions.PASSPORT_APP_ID, right):
-            raise Forbidden(
-                f"You need the Passport permission '{right}' for this.",
-                source="permission",
-                value=right,
-            )
-        return user
-
-    def administration(self, right: str) -> Administration:
-        """The administrative operations, acted by the logged-in user if they hold
-        ``right`` (checked first, so a caller without it learns nothing of the objects)."""
+    def authorize(self, right: str) -> None:
+        """Check the right an endpoint declares (``@expose(right=...)``) before it runs:
+        the caller is signed in (401) and holds ``right`` or ``admin`` (403)."""
         actor = Actor.administrator(self.ctx.db, self.require_user())
         ensure_right(actor, right)
+        self._actor = actor
+
+    def administration(self) -> Administration:
+        """The administrative operations, acted by the signed-in user whose right the
+        endpoint declared and :meth:`authorize` checked."""
+        actor = getattr(self, "_actor", None)
+        if actor is None:
+            raise TypeError("administration() needs @expose(right=...) on the endpoint")
         return Administration(
             self.accounts(), actor, self.caller, origins_changed=self.ctx.origins_changed
         )

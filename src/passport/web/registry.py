@@ -54,6 +54,7 @@ class Endpoint:
     summary: str
     statuses: tuple[int, ...] = field(default=())
     cross_origin: bool = False
+    right: str | None = None
 
     @property
     def path(self) -> str:
@@ -72,6 +73,7 @@ class _Exposure:
     max_length: dict[str, int]
     statuses: tuple[int, ...]
     cross_origin: bool
+    right: str | None
 
 
 def expose(
@@ -81,6 +83,7 @@ def expose(
     secrets: tuple[str, ...] = (),
     max_length: dict[str, int] | None = None,
     statuses: tuple[int, ...] = (),
+    right: str | None = None,
 ) -> Callable[[F], F]:
     """Mark a controller function as a Passport API method.
 
@@ -97,6 +100,11 @@ def expose(
         the URL (passwords), and are never echoed back in errors.
     :param max_length: per-parameter length limits (default 1024 characters).
     :param statuses: error statuses the method itself may answer (for OpenAPI).
+    :param right: the Passport permission the caller must hold (``users:write``…, or
+        ``admin``), checked before the method runs: a caller without it learns nothing
+        of the objects it names (401 signed out, 403 without the right).  The
+        operation in :mod:`passport.services.administration` checks it again, with the
+        escalation rule, because the CLI and the console call it too.
     """
     methods = frozenset(m.upper() for m in (http_methods or ("GET",)))
     if "GET" in methods:
@@ -117,6 +125,7 @@ def expose(
                 dict(max_length or {}),
                 statuses,
                 cross_origin,
+                right,
             ),
         )
         return func
@@ -164,6 +173,7 @@ def _endpoint(controller: str, cls: type, func: Callable[..., Any], spec: _Expos
         summary=doc.split("\n\n")[0].replace("\n", " "),
         statuses=spec.statuses,
         cross_origin=spec.cross_origin,
+        right=spec.right,
     )
 
 
