@@ -51,7 +51,7 @@ class Router:
         self._routes = {route.path: route for route in routes}
         self._api = api
         rules = [
-            Rule(path, endpoint=path, methods=sorted(route.methods | {"OPTIONS"}))
+            Rule(path, endpoint=path, methods=sorted(route.methods))
             for path, route in self._routes.items()
         ]
         rules += [
@@ -61,13 +61,16 @@ class Router:
         ]
         self._map = Map(rules, strict_slashes=False, merge_slashes=False)
 
-    def match(self, request: Request) -> tuple[Route, dict[str, str]] | WebError:
+    def match(self, request: Request) -> tuple[Route | None, dict[str, str] | WebError]:
+        """The route and its arguments, or the refusal (404, or 405 with the route whose
+        family answers it)."""
         adapter = self._map.bind_to_environ(request.environ)
         try:
             endpoint, arguments = adapter.match(request.path, method=request.method)
         except MethodNotAllowed as exc:
             allowed = ", ".join(sorted(set(exc.valid_methods or ())))
-            return WebError(
+            route = self._routes.get(request.path.rstrip("/") or "/")
+            return route, WebError(
                 f"Method {request.method[:16]} is not allowed here; use {allowed}.",
                 source="method",
                 value=request.method[:16],
@@ -76,6 +79,8 @@ class Router:
             )
         except NotFound:
             path = request.path.strip("/")[:200]
-            return WebError(f"No method '{path}' found.", source="url", value=path, number=404)
+            return None, WebError(
+                f"No method '{path}' found.", source="url", value=path, number=404
+            )
         route = self._api if endpoint == "api" else self._routes[endpoint]
         return route, {name: str(value) for name, value in arguments.items()}
