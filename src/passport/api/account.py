@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from passport.api import API
+from passport.api.shapes import public_user
+from passport.api.shapes import session_json
 from passport.errors import NotFound
 from passport.errors import NotSignedIn
-from passport.errors import required
 from passport.services import applications
-from passport.services.accounts import public_user
 from passport.web.controller import Controller
 from passport.web.registry import expose
 
@@ -63,13 +63,14 @@ class AccountController(Controller):
                     value=application,
                 )
             app_name = found.name
-        accounts = self.accounts()
-        previous = self.ctx.login_session
-        result = accounts.login(
-            self.caller, username, password, remember=bool(remember), application=app_name
+        result = self.accounts().login(
+            self.caller,
+            username,
+            password,
+            remember=bool(remember),
+            application=app_name,
+            replacing=self.ctx.login_session,
         )
-        if previous is not None:
-            self.ctx.services.sessions.remove(previous.id_hash, self.ctx.db)
         self.ctx.start_session(result.session, result.token, result.user)
         return {"User": public_user(result.user)}
 
@@ -82,10 +83,7 @@ class AccountController(Controller):
     @expose("POST", cross_origin=True)
     def logout(self) -> dict[str, Any]:
         """End this session on the server and clear the cookie."""
-        user = self.ctx.user
-        self.accounts().logout(self.caller, user, self.ctx.login_session)
-        if user is not None:
-            self.ctx.services.notify_logout(self.ctx.db, user)
+        self.accounts().sign_out(self.caller, self.ctx.user, self.ctx.login_session)
         self.ctx.end_session()
         return {"LoggedOut": True}
 
@@ -112,20 +110,15 @@ class AccountController(Controller):
         """Your active sessions: created, last seen, IP, browser, and which one is this."""
         user = self.require_user()
         current = self.ctx.login_session
-        items = self.ctx.services.sessions.list_for_user(user.id, self.ctx.now)
-        return {"Sessions": [s.to_public(current.id_hash if current else None) for s in items]}
+        items = self.accounts().sessions_of(user.id, self.ctx.now)
+        return {"Sessions": [session_json(s, current.id_hash if current else None) for s in items]}
 
     @expose("POST", max_length={"id": 64}, statuses=(400, 401, 404))
     def endSession(self, id: str | None) -> dict[str, Any]:
         """End one of your sessions, named by the ``ID`` that ``sessions`` lists."""
         user = self.require_user()
-        if not id:
-            raise required("id", "Session id must be specified.")
+        ended = self.accounts().end_own_session(self.caller, user, id)
         current = self.ctx.login_session
-        for item in self.ctx.services.sessions.list_for_user(user.id, self.ctx.now):
-            if item.id_hash[:16] == id.lower():
-                self.ctx.services.sessions.remove(item.id_hash, self.ctx.db)
-                if current is not None and item.id_hash == current.id_hash:
-                    self.ctx.end_session()
-                return {"Ended": id}
-        raise NotFound("You have no active session with this id.", source="id", value=id)
+        if current is not None and ended.id_hash == current.id_hash:
+            self.ctx.end_session()
+        return {"Ended": id}

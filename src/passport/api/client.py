@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import select
 
 from passport.api import API
+from passport.api.shapes import public_user
 from passport.errors import required
 from passport.services import clients
 from passport.services import permissions
 from passport.services.accounts import canonical
-from passport.services.accounts import public_user
 from passport.storage.models import Application
 from passport.storage.models import User
 from passport.web.controller import Controller

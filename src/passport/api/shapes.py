@@ -4,7 +4,9 @@ CLI's ``--json`` output (the same shapes: both interfaces show the same result).
 from __future__ import annotations
 
 from typing import Any
+from typing import Protocol
 
+from passport.services.sessions import LoginSessionInfo
 from passport.storage.models import Application
 from passport.storage.models import Group
 from passport.storage.models import Permission
@@ -54,4 +56,41 @@ def user_json(user: User) -> dict[str, Any]:
         "Disabled": user.disabled,
         "Created": user.created_at.isoformat(),
         "PasswordChanged": user.password_changed_at.isoformat(),
+    }
+
+
+class UserLike(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def email(self) -> str | None: ...
+
+    @property
+    def display_name(self) -> str: ...
+
+
+def public_user(user: UserLike) -> dict[str, object]:
+    return {
+        "ID": user.id,
+        "Username": user.username,
+        "Email": user.email,
+        "DisplayName": user.display_name,
+    }
+
+
+def session_json(info: LoginSessionInfo, current_hash: str | None) -> dict[str, object]:
+    """A login session as ``Account/sessions`` lists it: the ``ID`` is a prefix of the
+    token's hash (never the token), enough to name it to ``Account/endSession``."""
+    return {
+        "ID": info.id_hash[:16],
+        "Created": info.created_at.isoformat(),
+        "LastSeen": info.last_seen_at.isoformat(),
+        "Expires": info.expires_at.isoformat(),
+        "IP": info.ip,
+        "UserAgent": info.user_agent,
+        "Current": info.id_hash == current_hash,
     }

@@ -6,6 +6,7 @@ and receive domain objects or a :class:`~passport.errors.ClientError`.
 
 from __future__ import annotations
 
+import hmac
 import re
 import unicodedata
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from passport.config import Settings
 from passport.errors import FeatureDisabled
 from passport.errors import Invalid
+from passport.errors import NotFound
 from passport.errors import NotSignedIn
 from passport.errors import ServiceUnavailable
 from passport.errors import Taken
@@ -128,29 +130,6 @@ def validate_display_name(raw: str | None) -> str:
             source="displayName",
         )
     return name
-
-
-class UserLike(Protocol):
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def username(self) -> str: ...
-
-    @property
-    def email(self) -> str | None: ...
-
-    @property
-    def display_name(self) -> str: ...
-
-
-def public_user(user: UserLike) -> dict[str, object]:
-    return {
-        "ID": user.id,
-        "Username": user.username,
-        "Email": user.email,
-        "DisplayName": user.display_name,
-    }
 
 
 @dataclass(frozen=True)
@@ -294,7 +273,13 @@ class Accounts:
         *,
         remember: bool = False,
         application: str = "",
+        replacing: LoginSessionInfo | None = None,
     ) -> LoginResult:
+        """Sign in with a username (or email) and password.
+
+        ``replacing`` is the browser's session before this sign-in, if any: it ends
+        when the new one starts (a fresh session id at every sign-in, OWASP ASVS 5
+        7.2.4: no session fixation)."""
         if identifier is None or identifier == "":
             raise required("username", "Username must be specified.")
         if password is None or password == "":
@@ -357,8 +342,45 @@ class Accounts:
             user_agent=caller.user_agent,
         )
         self.sessions.add(info, self.db, identity_of(user))
+        if replacing is not None:
+            self.sessions.remove(replacing.id_hash, self.db)
         self.audit(_with(record, outcome="success", user_id=user.id, username=user.username))
         return LoginResult(user, token, info)
+
+    def sign_out(self, caller: Caller, user: User | None, session: LoginSessionInfo | None) -> None:
+        """End the browser's session and tell the applications that hold tokens of the
+        user (back-channel logout, queued in this transaction)."""
+        self.logout(caller, user, session)
+        if user is not None and session is not None:
+            self.notify_logout(self.db, user)
+
+    def sessions_of(self, user_id: int, now: datetime) -> list[LoginSessionInfo]:
+        """The user's live sessions, newest first as the store lists them."""
+        return self.sessions.list_for_user(user_id, now)
+
+    def end_own_session(
+        self, caller: Caller, user: User, session_id: str | None
+    ) -> LoginSessionInfo:
+        """End one of the user's own sessions, named by the prefix of its hash that
+        :meth:`sessions_of` shows (``Account/endSession``, the account page)."""
+        if not session_id:
+            raise required("id", "Session id must be specified.")
+        for item in self.sessions.list_for_user(user.id, caller.now):
+            if hmac.compare_digest(item.id_hash[:16].encode(), session_id.lower().encode()):
+                self.sessions.remove(item.id_hash, self.db)
+                self.audit(
+                    AuditRecord(
+                        "session.end",
+                        "success",
+                        caller.now,
+                        user.id,
+                        user.username,
+                        ip=caller.ip,
+                        user_agent=caller.user_agent,
+                    )
+                )
+                return item
+        raise NotFound("You have no active session with this id.", source="id", value=session_id)
 
     def logout(self, caller: Caller, user: User | None, session: LoginSessionInfo | None) -> None:
         if session is None:
