@@ -1,4 +1,9 @@
-"""The ``passport`` command line: serve, db, config, app."""
+"""The ``passport`` command line: one module per noun, imported when its command runs.
+
+``passport --help`` imports click and this package only: the commands and their short
+help are listed from :data:`COMMANDS`, and a command's module (with SQLAlchemy, the
+services and the rest of the application) is imported when that command is run.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,42 @@ import sys
 
 import click
 
-from passport.cli.apps import app_group
-from passport.cli.common import fail
-from passport.cli.configcmd import config_group
-from passport.cli.db import db_group
-from passport.cli.directory import admin_group
-from passport.cli.directory import audit_group
-from passport.cli.directory import grant_group
-from passport.cli.directory import group_group
-from passport.cli.directory import user_group
-from passport.cli.directory import users_group
-from passport.cli.keys import keys_group
-from passport.cli.serve import serve
-from passport.config import ConfigError
-from passport.logsetup import code_location
+from passport.cli.common import Lazy
+from passport.cli.common import LazyGroup
+from passport.cli.common import printable
+
+# name -> where the command is, and its short help (a test checks it is the command's own).
+COMMANDS = {
+    "admin": Lazy("passport.cli.admin:admin_group", "Bootstrap administration."),
+    "app": Lazy(
+        "passport.cli.app:app_group",
+        "Manage the applications that sign users in through Passport.",
+    ),
+    "audit": Lazy("passport.cli.audit:audit_group", "Read the audit log."),
+    "config": Lazy("passport.cli.config:config_group", "Inspect the effective configuration."),
+    "db": Lazy("passport.cli.db:db_group", "Create and migrate the database schema."),
+    "grant": Lazy("passport.cli.permission:grant_group", "Grant and revoke permissions."),
+    "group": Lazy("passport.cli.group:group_group", "Manage groups and their members."),
+    "keys": Lazy("passport.cli.key:keys_group", "Manage the keys that sign ID and access tokens."),
+    "serve": Lazy(
+        "passport.cli.serve:serve",
+        "Serve Passport over HTTP with Granian (production-grade WSGI server).",
+    ),
+    "user": Lazy("passport.cli.user:user_group", "Manage users."),
+    # The old spelling of `passport user import`, kept for scripts.
+    "users": Lazy(
+        "passport.cli.user:users_group",
+        "Old spelling of `passport user import` (kept for scripts).",
+        hidden=True,
+    ),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="passport")
 def cli() -> None:
     """Passport, the single sign-on identity service.
@@ -33,37 +57,20 @@ def cli() -> None:
     """
 
 
-cli.add_command(serve)
-cli.add_command(db_group)
-cli.add_command(config_group)
-cli.add_command(app_group)
-for group in (
-    admin_group,
-    user_group,
-    users_group,
-    group_group,
-    grant_group,
-    audit_group,
-    keys_group,
-):
-    cli.add_command(group)
-
-
 def main() -> None:
+    """The ``passport`` program: click's standalone mode (failures are one line, exit
+    status 1, usage errors 2), and one last resort for what nobody expected."""
     try:
-        cli.main(standalone_mode=False)
-    except ConfigError as exc:
-        fail(f"configuration error: {exc}")
-    except click.exceptions.Abort:
-        fail("aborted")
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        cli.main(prog_name="passport")
     except Exception as exc:  # the last resort: no traceback, SQL or secret on the terminal
+        from passport.logsetup import code_location
+
         error_id = secrets.token_hex(4)
-        fail(
-            f"unexpected {type(exc).__name__} (error id {error_id}) at {code_location(exc)}",
-            code=1,
+        click.echo(
+            printable(
+                f"passport: unexpected {type(exc).__name__} (error id {error_id}) "
+                f"at {code_location(exc)}"
+            ),
+            err=True,
         )
+        sys.exit(1)

@@ -10,11 +10,11 @@ import click
 from sqlalchemy import select
 
 from passport.api.shapes import application_json
+from passport.cli.common import json_option
 from passport.cli.common import say
-from passport.cli.directory import Cli
-from passport.cli.directory import emit
-from passport.cli.directory import json_option
-from passport.cli.directory import pass_cli
+from passport.cli.context import Cli
+from passport.cli.context import emit
+from passport.cli.context import pass_cli
 from passport.services import directory
 from passport.storage.models import Application
 

@@ -6,15 +6,12 @@ from datetime import UTC
 from datetime import datetime
 
 import click
-import sqlalchemy.exc
 
-from passport.cli.common import database_unreachable
-from passport.cli.common import fail
-from passport.cli.directory import Cli
-from passport.cli.directory import emit
-from passport.cli.directory import json_option
-from passport.cli.directory import pass_cli
-from passport.oidc.keys import KeyConfigurationError
+from passport.cli.common import Failure
+from passport.cli.common import json_option
+from passport.cli.context import Cli
+from passport.cli.context import emit
+from passport.cli.context import pass_cli
 from passport.oidc.keys import KeyRing
 
 
@@ -26,7 +23,7 @@ def keys_group() -> None:
 def _ring(cli: Cli) -> KeyRing:
     ring = cli.services.keys
     if not ring.configured:
-        fail("set PASSPORT_KEY_ENCRYPTION_KEY (32 random bytes, base64url) first", 1)
+        raise Failure("set PASSPORT_KEY_ENCRYPTION_KEY (32 random bytes, base64url) first")
     return ring
 
 
@@ -36,15 +33,10 @@ def _ring(cli: Cli) -> KeyRing:
 def list_keys(cli: Cli, as_json: bool) -> None:
     """Show every key: upcoming, signing, or kept for tokens it signed."""
     now = datetime.now(UTC)
-    try:
-        ring = _ring(cli)
-        keys = ring.keys()
-        published = {k["kid"] for k in ring.published(now)} if keys else set()
-        signing = ring.signing_key(now).kid if keys else None
-    except KeyConfigurationError as exc:
-        fail(str(exc), 1)
-    except sqlalchemy.exc.OperationalError as exc:
-        database_unreachable(exc)
+    ring = _ring(cli)
+    keys = ring.keys()
+    published = {k["kid"] for k in ring.published(now)} if keys else set()
+    signing = ring.signing_key(now).kid if keys else None
     rows = []
     for key in keys:
         if key.kid == signing:
@@ -71,13 +63,8 @@ def list_keys(cli: Cli, as_json: bool) -> None:
 def rotate(cli: Cli) -> None:
     """Publish a new key now; it signs after PASSPORT_KEY_ROTATION_DELAY seconds."""
     now = datetime.now(UTC)
-    try:
-        ring = _ring(cli)
-        ring.signing_key(now)  # the first key, if there was none, signs until the new one
-        kid = ring.rotate(now)
-    except KeyConfigurationError as exc:
-        fail(str(exc), 1)
-    except sqlalchemy.exc.OperationalError as exc:
-        database_unreachable(exc)
+    ring = _ring(cli)
+    ring.signing_key(now)  # the first key, if there was none, signs until the new one
+    kid = ring.rotate(now)
     delay = cli.services.settings.key_rotation_delay
     click.echo(f"new key {kid} published; it signs from {delay} s from now")

@@ -12,8 +12,9 @@ import tempfile
 import click
 import sqlalchemy.exc
 
+from passport.cli.common import Failure
+from passport.cli.common import Misuse
 from passport.cli.common import database_unreachable
-from passport.cli.common import fail
 from passport.cli.common import open_database
 from passport.cli.common import settings_from
 from passport.cli.common import settings_options
@@ -31,7 +32,7 @@ def prepare_schema(settings: Settings) -> None:
             migrate.upgrade(database.engine)
         elif not migrate.is_current(database.engine):
             current = migrate.current_revision(database.engine) or "empty"
-            fail(
+            raise Failure(
                 f"the database schema is out of date ({current}, need "
                 f"{migrate.head_revision()}); run `passport db upgrade` first"
             )
@@ -61,7 +62,7 @@ def serve(
     configure(settings.log_level)
     prepare_schema(settings)
     if settings.issuer is None:
-        fail(
+        raise Misuse(
             "set PASSPORT_PUBLIC_URL (e.g. https://sso.example.com): outside SQLite it is "
             "Passport's address and OpenID Connect issuer, never taken from a request"
         )
