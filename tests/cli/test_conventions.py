@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,26 @@ def test_user_import_and_its_old_spelling(database: str, tmp_path: Path) -> None
     assert [u["Username"] for u in listed] == ["ann", "bob"]
     assert "users" not in commands_in(run("--help").stdout)
     assert run("users", "--help").exit_code == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_old_schema_is_told_to_upgrade_on_every_database(backend: str, tmp_path: Path) -> None:
+    """PostgreSQL reports a missing column as a ProgrammingError, not an OperationalError:
+    it is explained too, not left to the last resort."""
+    from provision import create_postgresql
+
+    server = None
+    if backend == "postgresql":
+        server = create_postgresql(f"passport_c{secrets.token_hex(4)}", secrets.token_urlsafe(18))
+        url = server.url
+    else:
+        url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    try:
+        assert run("db", "upgrade", "--revision", "0005", "--database-url", url).exit_code == 0
+        result = run("user", "list", "--database-url", url)
+        assert result.exit_code == 1, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert "out of date (0005" in line and "run `passport db upgrade` first" in line
+    finally:
+        if server is not None:
+            server.drop()
