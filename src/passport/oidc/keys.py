@@ -87,6 +87,14 @@ class KeyRing:
     def configured(self) -> bool:
         return self._kek is not None
 
+    def require(self) -> None:
+        """Raise :class:`KeyConfigurationError` (answered 503) unless tokens can be signed:
+        every protocol endpoint but discovery needs the key-encryption key."""
+        if self._kek is None:
+            raise KeyConfigurationError(
+                "OpenID Connect needs PASSPORT_KEY_ENCRYPTION_KEY (32 random bytes, base64url)"
+            )
+
     def aead(self) -> AESGCM:
         if self._kek is None:
             raise KeyConfigurationError(

@@ -1,0 +1,331 @@
+"""The authorization endpoint, ``/oauth2/authorize``: RFC 6749 §4.1 (``response_type=code``
+only), PKCE (RFC 7636, ``S256`` only), OpenID Connect Core §3.1.2 (``nonce``,
+``prompt``, ``max_age``, ``login_hint``), and ``iss`` in the response (RFC 9207).
+
+Errors go back to the client only once its ``redirect_uri`` is known to be registered
+(RFC 6749 §4.1.2.1); before that they are shown on an error page, so that Passport
+never redirects to an address an attacker chose.  A request that needs the user (to
+sign in, to allow) becomes a pending authorization kept on the server
+(:mod:`passport.oidc.pending`); the hosted pages pass only its handle, and continue it
+with :meth:`AuthorizationEndpoint.advance`.
+
+The Passport session cookie is the single sign-on: signed in once, a user is not asked
+again by the next application — and passing through here is activity, so the session's
+sliding expiry runs as for any other request (the request scope's after-actions).
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from datetime import datetime
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug import Request
+from werkzeug import Response
+
+from passport.errors import ClientError
+from passport.oidc import params as oauth_params
+from passport.oidc import pending
+from passport.oidc.base import Part
+from passport.oidc.base import redirect
+from passport.oidc.base import with_query
+from passport.oidc.errors import AccessDenied
+from passport.oidc.errors import ConsentRequired
+from passport.oidc.errors import InvalidRequest
+from passport.oidc.errors import InvalidScope
+from passport.oidc.errors import LoginRequired
+from passport.oidc.errors import OAuthError
+from passport.oidc.errors import UnsupportedResponseType
+from passport.oidc.pending import AuthorizationRequest
+from passport.oidc.tokens import digest
+from passport.pages import render
+from passport.services.sessions import LoginSessionInfo
+from passport.storage.models import Application
+from passport.storage.models import AuthorizationCode
+from passport.storage.models import Consent
+from passport.storage.models import PendingAuthorization
+from passport.web.context import RequestContext
+
+# RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED";
+# ours is one minute — a code is redeemed by the client's back end at once.
+CODE_LIFETIME = 60
+SCOPES = {
+    "openid": "Sign you in (your user id)",
+    "profile": "See your name and username",
+    "email": "See your email address",
+    "groups": "See which groups you are in",
+    "permissions": "See your permissions in this application",
+    "offline_access": "Keep access while you are away",
+}
+PROMPTS = frozenset({"none", "login", "consent"})  # OIDC Core §3.1.2.1 (no select_account)
+# The scope columns of codes and tokens (RFC 6749 §3.3 gives no limit; ours is 500).
+MAX_SCOPE_LENGTH = 500
+# max_age must fit the database's INTEGER (and Python's timedelta): 68 years.
+MAX_AGE_LIMIT = 2**31 - 1
+# RFC 7636 §4.1-4.2: a verifier, and so an S256 challenge's input, is 43 to 128 characters.
+PKCE_MIN, PKCE_MAX = 43, 128
+_ASCII_DIGITS = re.compile(r"[0-9]{1,10}")
+STALE_AUTHORIZATION = (
+    "This sign-in request has expired, was already used, or was started in another "
+    "browser. Go back to the application and sign in from there again."
+)
+UNKNOWN_APPLICATION = "This application is not known to Passport."
+
+
+class AuthorizationEndpoint(Part):
+    def authorize(self, request: Request) -> Response:
+        """GET or POST (OIDC Core §3.1.2.1) ``/oauth2/authorize``."""
+        self.services.keys.require()
+        try:
+            params = oauth_params.authorization(request, self.settings)
+        except ClientError as exc:
+            return render.client_error_page(exc)
+        client_id = params.get("client_id", "")
+        redirect_uri = params.get("redirect_uri", "")
+        with self.services.db.session() as db:
+            app = db.scalars(select(Application).where(Application.client_id == client_id)).first()
+            if app is None or not app.enabled or not client_id:
+                return render.error_page(UNKNOWN_APPLICATION, "invalid_client")
+            # RFC 6749 §3.1.2.3 / RFC 9700 §4.1.3: exact string match with a registered URI.
+            if redirect_uri not in app.redirect_uris:
+                return render.error_page(
+                    "The application asked to return to an address it has not registered.",
+                    "invalid_redirect_uri",
+                )
+            db.expunge(app)
+        try:
+            asked = self.check(app, redirect_uri, params)
+        except OAuthError as error:
+            return self.refuse_to_client(redirect_uri, params.get("state"), error)
+        ctx = self.context(request, write=True)
+        return ctx.respond(lambda: self._start(request, ctx, app, asked))
+
+    def check(
+        self, app: Application, redirect_uri: str, params: dict[str, str]
+    ) -> AuthorizationRequest:
+        """Check what the client asked for (RFC 6749 §4.1.1, OIDC Core §3.1.2.1-2).
+
+        Only these parameters count; any other (``_consented``, ``_logged_in``…) is ignored:
+        nothing a client sends can say that the user signed in or agreed.
+        """
+        if params.get("response_type") != "code":
+            raise UnsupportedResponseType("Only response_type=code is supported.")
+        raw_scope = params.get("scope", "")
+        if len(raw_scope) > MAX_SCOPE_LENGTH:
+            raise InvalidScope(f"scope is longer than {MAX_SCOPE_LENGTH}.")
+        scopes = raw_scope.split()
+        unknown = [s for s in scopes if s not in SCOPES]
+        if unknown:
+            raise InvalidScope(f"Unknown scope: {unknown[0][:50]}")
+        # RFC 7636 §4.3: without a method the challenge is "plain", which we do not accept
+        # (RFC 9700 §2.1.1: S256 is the one to use).
+        challenge = params.get("code_challenge")
+        method = params.get("code_challenge_method", "plain" if challenge else "")
+        if challenge and method != "S256":
+            raise InvalidRequest("code_challenge_method must be S256.")
+        if challenge and not (PKCE_MIN <= len(challenge) <= PKCE_MAX):
+            raise InvalidRequest("code_challenge must be 43 to 128 characters.")
+        # RFC 9700 §2.1.1: public clients MUST use PKCE.
+        if not app.confidential and not challenge:
+            raise InvalidRequest("Public clients must use PKCE (S256).")
+        prompts = set(params.get("prompt", "").split())
+        if "none" in prompts and len(prompts) > 1:  # OIDC Core §3.1.2.1
+            raise InvalidRequest("prompt=none cannot be combined.")
+        max_age: int | None = None
+        if "max_age" in params:
+            raw = params["max_age"]
+            if not _ASCII_DIGITS.fullmatch(raw) or int(raw) > MAX_AGE_LIMIT:
+                raise InvalidRequest(f"max_age must be a number of seconds up to {MAX_AGE_LIMIT}.")
+            max_age = int(raw)
+        for name in ("state", "nonce", "login_hint"):
+            limit = pending.column_length(name)
+            if len(params.get(name) or "") > limit:
+                raise InvalidRequest(f"{name} is longer than {limit} characters.")
+        return AuthorizationRequest(
+            application_id=app.id,
+            redirect_uri=redirect_uri,
+            scope=" ".join(dict.fromkeys(scopes)),
+            state=params.get("state"),
+            nonce=params.get("nonce") or None,
+            code_challenge=challenge or None,
+            prompts=frozenset(prompts & PROMPTS),
+            max_age=max_age,
+            login_hint=params.get("login_hint") or None,
+        )
+
+    def _start(
+        self, request: Request, ctx: RequestContext, app: Application, asked: AuthorizationRequest
+    ) -> Response:
+        """Answer at once when nothing is needed from the user (or ``prompt=none``); else keep
+        the request as a pending authorization and send the browser to sign in or to allow."""
+        now = ctx.now
+        session, identity = ctx.login_session, ctx.identity
+        if session is None or identity is None:
+            login_required = True
+        else:
+            # OIDC Core §3.1.2.1: prompt=login, and max_age (max_age=0 is prompt=login).
+            age = now - session.created_at
+            login_required = "login" in asked.prompts or (
+                asked.max_age is not None
+                and (asked.max_age == 0 or age > timedelta(seconds=asked.max_age))
+            )
+        db = ctx.db
+        consent_required = identity is None or self.needs_consent(
+            db, app, identity.id, asked, consented=False
+        )
+        if "none" in asked.prompts:  # OIDC Core §3.1.2.6
+            if login_required:
+                ctx.refuse()
+                return self.refuse_to(asked, LoginRequired("The user is not signed in."))
+            if consent_required:
+                ctx.refuse()
+                return self.refuse_to(
+                    asked, ConsentRequired("The user has not allowed this application.")
+                )
+        if not login_required and not consent_required:
+            assert session is not None and identity is not None
+            return self.issue_code(db, app, asked, identity.id, session.created_at, now)
+        browser = request.cookies.get(pending.BROWSER_COOKIE)
+        fresh_browser = not pending.valid_browser_binding(browser)
+        if browser is None or fresh_browser:
+            browser = pending.new_browser_binding()
+        handle = pending.start(
+            db,
+            asked,
+            browser=browser,
+            session_hash=None if login_required or session is None else session.id_hash,
+            login_required=login_required,
+            now=now,
+        )
+        response = redirect(
+            ("/login?" if login_required else "/consent?") + urlencode({"authorization": handle})
+        )
+        if fresh_browser:
+            response.set_cookie(
+                pending.BROWSER_COOKIE,
+                browser,
+                httponly=True,
+                samesite="Lax",  # sent on the client's top-level redirect to us
+                path="/",
+                secure=self.secure(request),
+            )
+        return response
+
+    def needs_consent(
+        self,
+        db: Session,
+        app: Application,
+        user_id: int,
+        asked: AuthorizationRequest,
+        *,
+        consented: bool,
+    ) -> bool:
+        """Whether the user must allow this (OIDC Core §3.1.2.4): not for a first-party
+        application when so configured, always for ``prompt=consent``, else when the
+        scopes asked are not all among those allowed before."""
+        if consented or (app.first_party and self.settings.consent_skip_first_party):
+            return False
+        if "consent" in asked.prompts:
+            return True
+        given = db.get(Consent, (user_id, app.id))
+        return given is None or not set(asked.scope.split()) <= set(given.scope.split())
+
+    def find_pending(
+        self, db: Session, request: Request, handle: str | None
+    ) -> PendingAuthorization | None:
+        """The live pending authorization ``handle`` names, if this browser made it."""
+        browser = request.cookies.get(pending.BROWSER_COOKIE)
+        return pending.find(db, handle, browser, self.services.clock())
+
+    def advance(
+        self,
+        db: Session,
+        row: PendingAuthorization,
+        handle: str,
+        session: LoginSessionInfo | None,
+        user_id: int | None,
+    ) -> Response:
+        """The next step of a pending authorization: sign in, allow, or the code."""
+        now = self.services.clock()
+        if session is None or user_id is None or (row.login_required and not row.logged_in_at):
+            return redirect("/login?" + urlencode({"authorization": handle}))
+        if row.session_hash is None or not hmac.compare_digest(row.session_hash, session.id_hash):
+            return render.error_page(STALE_AUTHORIZATION, "invalid_request")
+        app = db.get(Application, row.application_id)
+        asked = pending.request_of(row)
+        if app is None or not app.enabled:
+            pending.consume(db, row)
+            return render.error_page(UNKNOWN_APPLICATION, "invalid_client")
+        if self.needs_consent(db, app, user_id, asked, consented=row.consented_at is not None):
+            return redirect("/consent?" + urlencode({"authorization": handle}))
+        if not pending.consume(db, row):
+            return render.error_page(STALE_AUTHORIZATION, "invalid_request")
+        return self.issue_code(db, app, asked, user_id, session.created_at, now)
+
+    def deny(self, db: Session, row: PendingAuthorization) -> Response:
+        """The user said no (RFC 6749 §4.1.2.1 ``access_denied``); the request is used up."""
+        asked = pending.request_of(row)
+        if not pending.consume(db, row):
+            return render.error_page(STALE_AUTHORIZATION, "invalid_request")
+        return self.refuse_to(asked, AccessDenied("The user said no."))
+
+    @staticmethod
+    def remember_consent(
+        db: Session, user_id: int, application_id: int, scope: str, now: datetime
+    ) -> None:
+        """Keep the user's agreement (the union with what they allowed before)."""
+        existing = db.get(Consent, (user_id, application_id))
+        if existing is None:
+            db.add(
+                Consent(user_id=user_id, application_id=application_id, scope=scope, granted_at=now)
+            )
+        else:
+            existing.scope = " ".join(sorted(set(existing.scope.split()) | set(scope.split())))
+            existing.granted_at = now
+
+    def issue_code(
+        self,
+        db: Session,
+        app: Application,
+        asked: AuthorizationRequest,
+        user_id: int,
+        auth_time: datetime,
+        now: datetime,
+    ) -> Response:
+        """RFC 6749 §4.1.2: a single-use code, kept only as its SHA-256, bound to the
+        client, the ``redirect_uri``, the PKCE challenge and the ``nonce``."""
+        code = secrets.token_urlsafe(32)
+        db.add(
+            AuthorizationCode(
+                code_hash=digest(code),
+                application_id=app.id,
+                user_id=user_id,
+                redirect_uri=asked.redirect_uri,
+                scope=asked.scope,
+                nonce=asked.nonce,
+                code_challenge=asked.code_challenge,
+                auth_time=auth_time,
+                expires_at=now + timedelta(seconds=CODE_LIFETIME),
+            )
+        )
+        return self.back(asked.redirect_uri, asked.state, {"code": code})
+
+    def refuse_to(self, asked: AuthorizationRequest, error: OAuthError) -> Response:
+        return self.refuse_to_client(asked.redirect_uri, asked.state, error)
+
+    def refuse_to_client(self, redirect_uri: str, state: str | None, error: OAuthError) -> Response:
+        """An error response to a registered ``redirect_uri`` (RFC 6749 §4.1.2.1)."""
+        values = {"error": error.error, "error_description": error.description}
+        return self.back(redirect_uri, state, values)
+
+    def back(self, redirect_uri: str, state: str | None, values: dict[str, str]) -> Response:
+        """The authorization response (RFC 6749 §4.1.2) with ``iss`` (RFC 9207)."""
+        if state is not None:
+            values["state"] = state
+        values["iss"] = self.issuer()
+        return redirect(with_query(redirect_uri, values))

@@ -1,0 +1,187 @@
+"""Typed OAuth 2.0 errors and their one JSON rendering.
+
+Each class is one ``error`` code of the specifications, with the HTTP status it is
+answered with when it goes back as a JSON body (the token, introspection, revocation
+and userinfo endpoints).  At the authorization endpoint the same codes go back to the
+client in the redirect (RFC 6749 §4.1.2.1), never as a status: see
+:meth:`passport.oidc.authorization.AuthorizationEndpoint.back`.
+
+* RFC 6749 §5.2 (token endpoint): ``invalid_request``, ``invalid_client`` (401 with
+  ``WWW-Authenticate``), ``invalid_grant``, ``unauthorized_client``,
+  ``unsupported_grant_type``, ``invalid_scope``;
+* RFC 6749 §4.1.2.1 (authorization endpoint): ``access_denied``,
+  ``unsupported_response_type``, and ``invalid_request``/``invalid_scope``;
+* OpenID Connect Core §3.1.2.6: ``login_required``, ``consent_required``;
+* RFC 6750 §3.1 (protected resources): ``invalid_token``, 401 with a ``Bearer``
+  challenge.
+
+A domain :class:`~passport.errors.ClientError` raised while reading a request (a
+repeated parameter, a value too long, a body too large) becomes ``invalid_request``
+with the status of the one table in :mod:`passport.web.errors` (400, 413, 415…).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from typing import ClassVar
+
+from werkzeug import Response
+
+from passport.errors import ClientError
+from passport.web.errors import WebError
+from passport.web.errors import headers_of
+from passport.web.errors import status_of
+
+
+class OAuthError(Exception):
+    """An OAuth error response: ``error`` (the code), ``error_description``, a status."""
+
+    error: ClassVar[str] = "invalid_request"
+    status: int = 400
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.description = description
+        if status is not None:
+            self.status = status
+        self.headers = dict(headers or {})
+
+    def challenge(self) -> str | None:
+        """The ``WWW-Authenticate`` value that goes with a 401 (RFC 9110 §11.6.1)."""
+        return None
+
+
+class InvalidRequest(OAuthError):
+    """RFC 6749 §5.2 / §4.1.2.1: a parameter missing, repeated, malformed or too long."""
+
+    error = "invalid_request"
+
+    @classmethod
+    def of(cls, exc: ClientError) -> InvalidRequest:
+        """The domain error of a malformed request, with its own HTTP status (413, 415…)."""
+        return cls(exc.message, status=status_of(exc), headers=headers_of(exc))
+
+
+class InvalidClient(OAuthError):
+    """RFC 6749 §5.2: client authentication failed — 401 with a ``Basic`` challenge,
+    since the client may authenticate with the ``Authorization`` header (§2.3.1)."""
+
+    error = "invalid_client"
+    status = 401
+
+    def __init__(self, description: str = "Client authentication failed.") -> None:
+        super().__init__(description)
+
+    def challenge(self) -> str | None:
+        return 'Basic realm="passport"'
+
+
+class InvalidGrant(OAuthError):
+    """RFC 6749 §5.2: the code or refresh token is invalid, expired, used or not this
+    client's, or ``redirect_uri``/``code_verifier`` do not match."""
+
+    error = "invalid_grant"
+
+
+class ReusedGrant(InvalidGrant):
+    """An authorization code or refresh token presented again after it was used: answered
+    ``invalid_grant``, and what it issued is revoked (RFC 6749 §4.1.2 for codes; RFC 9700
+    §4.14.2 for refresh tokens, after the grace window).  ``family`` names a refresh
+    token family, ``code_hash`` the code whose tokens go."""
+
+    def __init__(
+        self, description: str, *, family: str | None = None, code_hash: str | None = None
+    ) -> None:
+        super().__init__(description)
+        self.family, self.code_hash = family, code_hash
+
+
+class UnauthorizedClient(OAuthError):
+    """RFC 6749 §5.2: this client may not use this grant type."""
+
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    """RFC 6749 §5.2."""
+
+    error = "unsupported_grant_type"
+
+
+class InvalidScope(OAuthError):
+    """RFC 6749 §5.2 / §4.1.2.1 / §3.3: unknown, unregistered, too long or wider."""
+
+    error = "invalid_scope"
+
+
+class AccessDenied(OAuthError):
+    """RFC 6749 §4.1.2.1: the user said no."""
+
+    error = "access_denied"
+
+
+class UnsupportedResponseType(OAuthError):
+    """RFC 6749 §4.1.2.1: only ``code``."""
+
+    error = "unsupported_response_type"
+
+
+class LoginRequired(OAuthError):
+    """OpenID Connect Core §3.1.2.6: ``prompt=none`` and nobody (fresh enough) signed in."""
+
+    error = "login_required"
+
+
+class ConsentRequired(OAuthError):
+    """OpenID Connect Core §3.1.2.6: ``prompt=none`` and the user has not allowed it."""
+
+    error = "consent_required"
+
+
+class InvalidToken(OAuthError):
+    """RFC 6750 §3.1: the access token is missing, expired, revoked or not for this."""
+
+    error = "invalid_token"
+    status = 401
+
+    def __init__(self, description: str = "") -> None:
+        super().__init__(description)
+
+    def challenge(self) -> str | None:
+        return 'Bearer error="invalid_token"'
+
+
+def json_response(data: dict[str, Any], status: int = 200) -> Response:
+    """A JSON answer of the protocol endpoints: never cached (RFC 6749 §5.1)."""
+    response = Response(json.dumps(data), status=status, content_type="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def render(error: OAuthError) -> Response:
+    """The JSON error body of RFC 6749 §5.2 (RFC 6750 §3.1 for ``invalid_token``, whose
+    body is the bare code, as before)."""
+    data: dict[str, Any] = {"error": error.error}
+    if error.description or not isinstance(error, InvalidToken):
+        data["error_description"] = error.description
+    response = json_response(data, error.status)
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    challenge = error.challenge()
+    if challenge is not None and error.status == 401:
+        response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
+def refusal(request: object, error: WebError) -> Response:
+    """How a protocol endpoint answers a refusal of the routing map (405 with ``Allow``,
+    404…): an OAuth ``invalid_request`` with that status and its headers."""
+    return render(InvalidRequest.of(error))

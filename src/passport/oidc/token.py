@@ -1,0 +1,250 @@
+"""The token endpoint, ``/oauth2/token`` (RFC 6749 §3.2, POST only), and its grants:
+
+* ``authorization_code`` — RFC 6749 §4.1.3, PKCE RFC 7636 §4.6, OIDC Core §3.1.3
+  (the ID token); a code used twice revokes what it issued (RFC 6749 §4.1.2);
+* ``refresh_token`` — RFC 6749 §6 with rotation (RFC 9700 §4.14.2): a refresh token
+  used again within ``refresh_grace_seconds`` of its rotation gets the *same* new pair
+  (concurrent refreshes of one client do not log its user out); after the window the
+  whole family is revoked (reuse detection);
+* ``client_credentials`` — RFC 6749 §4.4, confidential clients only.
+
+The grant runs in the request's transaction (:meth:`RequestContext.respond`): the
+tokens it issues and the code or refresh token it uses up are committed together or
+not at all.  A refused grant rolls back; revoking after a reuse is an after-action of
+the scope, which runs once the rollback is done.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+from werkzeug import Request
+from werkzeug import Response
+
+from passport.errors import ClientError
+from passport.oidc import client_auth
+from passport.oidc import params as oauth_params
+from passport.oidc.authorization import MAX_SCOPE_LENGTH
+from passport.oidc.authorization import PKCE_MAX
+from passport.oidc.authorization import PKCE_MIN
+from passport.oidc.authorization import SCOPES
+from passport.oidc.base import Part
+from passport.oidc.errors import InvalidGrant
+from passport.oidc.errors import InvalidRequest
+from passport.oidc.errors import InvalidScope
+from passport.oidc.errors import OAuthError
+from passport.oidc.errors import ReusedGrant
+from passport.oidc.errors import UnauthorizedClient
+from passport.oidc.errors import UnsupportedGrantType
+from passport.oidc.errors import json_response
+from passport.oidc.errors import render
+from passport.oidc.tokens import Grant
+from passport.oidc.tokens import digest
+from passport.storage.models import Application
+from passport.storage.models import AuthorizationCode
+from passport.storage.models import OAuthToken
+from passport.storage.models import User
+from passport.web.context import RequestContext
+
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 §3.3 scope-token
+
+
+class _LostRace(Exception):
+    """Two refreshes of one token at once; the other one rotated it first."""
+
+    def __init__(self, token_hash: str) -> None:
+        super().__init__(token_hash)
+        self.token_hash = token_hash
+
+
+def _b64url_sha256(text: str) -> str:
+    """RFC 7636 §4.6: BASE64URL-ENCODE(SHA256(ASCII(code_verifier)))."""
+    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).decode().rstrip("=")
+
+
+class TokenEndpoint(Part):
+    def token(self, request: Request) -> Response:
+        self.services.keys.require()
+        if request.method != "POST":  # RFC 6749 §3.2
+            return render(InvalidRequest("Use POST.", status=405, headers={"Allow": "POST"}))
+        try:
+            params = oauth_params.protocol(request, self.settings)
+        except ClientError as exc:
+            return render(InvalidRequest.of(exc))
+        # The signing key is loaded (or made) before the write transaction: on SQLite a
+        # second writer inside it would wait for our own lock.
+        self.services.keys.signing_key(self.services.clock())
+        ctx = self.context(request, write=True)
+        try:
+            return ctx.respond(lambda: self._grant(request, ctx, params))
+        except _LostRace as race:
+            # The rollback is done; the winner's answer is committed: answer as it did.
+            with self.services.db.session() as db:
+                row = db.scalars(
+                    select(OAuthToken).where(OAuthToken.token_hash == race.token_hash)
+                ).first()
+                if row is not None and row.successor:
+                    return json_response(self.tokens().unseal(row.successor, race.token_hash))
+            return render(InvalidGrant("The refresh token was used."))
+
+    def _grant(self, request: Request, ctx: RequestContext, params: dict[str, str]) -> Response:
+        db = ctx.db
+        try:
+            app = client_auth.authenticate(db, request, params, ctx.now)
+            grant_type = params.get("grant_type")
+            if grant_type == "authorization_code":
+                body = self._code_grant(db, app, params)
+            elif grant_type == "refresh_token":
+                body = self._refresh_grant(db, app, params)
+            elif grant_type == "client_credentials":
+                body = self._client_credentials(db, app, params)
+            else:
+                raise UnsupportedGrantType("Unsupported grant_type.")
+        except OAuthError as error:
+            ctx.refuse()
+            if isinstance(error, ReusedGrant):
+                family, code_hash = error.family, error.code_hash
+                ctx.after(lambda: self._revoke_after_reuse(family, code_hash))
+            return render(error)
+        return json_response(body)
+
+    def _revoke_after_reuse(self, family: str | None, code_hash: str | None) -> None:
+        """Revoke the tokens of a reused code or refresh-token family, in a transaction of
+        its own: the request's own was rolled back with its refusal."""
+        now = self.services.clock()
+        with self.services.db.session(write=True) as db, db.begin():
+            condition = (
+                (OAuthToken.family == family) if family else (OAuthToken.code_hash == code_hash)
+            )
+            db.execute(
+                update(OAuthToken)
+                .where(condition, OAuthToken.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+
+    def _code_grant(self, db: Session, app: Application, params: dict[str, str]) -> dict[str, Any]:
+        """RFC 6749 §4.1.3, RFC 7636 §4.6, OIDC Core §3.1.3.2."""
+        now = self.services.clock()
+        code_hash = digest(params.get("code", ""))
+        code = db.get(AuthorizationCode, code_hash, with_for_update=True)
+        if code is None or code.application_id != app.id:
+            raise InvalidGrant("The code is not valid.")
+        if code.used_at is not None:
+            # RFC 6749 §4.1.2: used twice, "SHOULD revoke ... all tokens previously issued".
+            raise ReusedGrant("The code was already used.", code_hash=code_hash)
+        if code.expires_at <= now:
+            raise InvalidGrant("The code has expired.")
+        if params.get("redirect_uri") != code.redirect_uri:  # RFC 6749 §4.1.3
+            raise InvalidGrant("redirect_uri does not match the authorization.")
+        if code.code_challenge:
+            verifier = params.get("code_verifier", "")
+            if not (PKCE_MIN <= len(verifier) <= PKCE_MAX) or not hmac.compare_digest(
+                _b64url_sha256(verifier), code.code_challenge
+            ):
+                raise InvalidGrant("code_verifier does not match.")
+        elif params.get("code_verifier"):
+            # RFC 9700 §4.8.2: a verifier without a challenge is a downgrade attempt.
+            raise InvalidGrant("No code_challenge was given for this code.")
+        code.used_at = now
+        user = db.get(User, code.user_id)
+        if user is None or user.disabled:
+            raise InvalidGrant("The user can no longer sign in.")
+        scopes = code.scope.split()
+        grant = Grant(
+            application=app,
+            scope=code.scope,
+            user=user,
+            nonce=code.nonce,
+            auth_time=code.auth_time,
+            code_hash=code_hash,
+            refresh=True,
+            id_token="openid" in scopes,
+        )
+        return self.tokens().issue(db, grant, now)
+
+    def _refresh_grant(
+        self, db: Session, app: Application, params: dict[str, str]
+    ) -> dict[str, Any]:
+        """RFC 6749 §6, rotation and reuse detection of RFC 9700 §4.14.2."""
+        now = self.services.clock()
+        tokens = self.tokens()
+        token_hash = digest(params.get("refresh_token", ""))
+        row = db.scalars(
+            select(OAuthToken).where(
+                OAuthToken.token_hash == token_hash, OAuthToken.kind == "refresh"
+            )
+        ).first()
+        if (
+            row is None
+            or row.application_id != app.id
+            or row.revoked_at is not None
+            or row.expires_at <= now
+        ):
+            raise InvalidGrant("The refresh token is not valid.")
+        if row.rotated_at is not None:
+            grace = timedelta(seconds=self.settings.refresh_grace_seconds)
+            if row.successor and now - row.rotated_at <= grace:
+                return tokens.unseal(row.successor, token_hash)
+            raise ReusedGrant("The refresh token was already used.", family=row.family)
+        user = db.get(User, row.user_id) if row.user_id else None
+        if user is None or user.disabled or not app.enabled:
+            raise InvalidGrant("The user can no longer sign in.")
+        scope = row.scope
+        wanted = params.get("scope")
+        if wanted:
+            # RFC 6749 §6: the scope "MUST NOT include any scope not originally granted".
+            if not set(wanted.split()) <= set(scope.split()):
+                raise InvalidScope("A refresh cannot widen the scope.")
+            scope = " ".join(wanted.split())
+        grant = Grant(
+            application=app,
+            scope=scope,
+            user=user,
+            auth_time=row.auth_time,
+            family=row.family,
+            refresh=True,
+            id_token="openid" in scope.split(),
+        )
+        body = tokens.issue(db, grant, now)
+        claimed = db.execute(
+            update(OAuthToken)
+            .where(OAuthToken.id == row.id, OAuthToken.rotated_at.is_(None))
+            .values(rotated_at=now, successor=tokens.seal(body, token_hash))
+        )
+        if not getattr(claimed, "rowcount", 0):
+            raise _LostRace(token_hash)  # a concurrent refresh won: answer as it did
+        return body
+
+    def _client_credentials(
+        self, db: Session, app: Application, params: dict[str, str]
+    ) -> dict[str, Any]:
+        """RFC 6749 §4.4: only scopes the application was registered for (RFC 7591 §2
+        ``scope``); without ``scope``, all of them (the "pre-defined default" of §3.3)."""
+        if not app.confidential:  # RFC 6749 §4.4: "MUST only be used by confidential clients"
+            raise UnauthorizedClient("Public clients cannot use this grant.")
+        registered = list(dict.fromkeys(app.scopes))
+        requested = params.get("scope")
+        if requested is None or not requested.strip():
+            wanted = registered
+        else:
+            if len(requested) > MAX_SCOPE_LENGTH:
+                raise InvalidScope(f"scope is longer than {MAX_SCOPE_LENGTH}.")
+            wanted = list(dict.fromkeys(requested.split()))
+            for item in wanted:
+                if not _SCOPE_TOKEN.fullmatch(item) or item not in registered or item in SCOPES:
+                    raise InvalidScope(
+                        f"The scope '{item[:50]}' is not registered for this client."
+                    )
+        scope = " ".join(s for s in wanted if s not in SCOPES)
+        if len(scope) > MAX_SCOPE_LENGTH:
+            raise InvalidScope(f"scope is longer than {MAX_SCOPE_LENGTH}.")
+        grant = Grant(application=app, scope=scope)
+        return self.tokens().issue(db, grant, self.services.clock())

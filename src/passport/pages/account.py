@@ -1,0 +1,114 @@
+"""``/account``: the user's own page — profile, password change, sessions with "sign out".
+
+Not OpenID Connect at all: a page of Passport's own, with the pages' CSRF defence.
+A change runs in the request's scope; the page shown after it is rendered once the
+scope has committed, so that it lists the sessions as they now are (a password
+change ends the others; "sign out" ends one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from werkzeug import Request
+from werkzeug import Response
+
+from passport.errors import ClientError
+from passport.oidc import params as oauth_params
+from passport.oidc.base import redirect
+from passport.pages import render
+from passport.services.accounts import Caller
+from passport.services.identity import Identity
+from passport.web.context import RequestContext
+from passport.web.errors import headers_of
+from passport.web.errors import status_of
+
+_SIGN_IN = "/login?" + urlencode({"next": "/account"})
+
+
+@dataclass
+class _Outcome:
+    """What the scope decided, for the page rendered after it."""
+
+    view: Identity | None = None
+    notice: str = ""
+    error: str = ""
+    status: int = 200
+    headers: dict[str, str] | None = None
+
+
+class AccountPage(render.Page):
+    def account(self, request: Request) -> Response:
+        try:
+            params = oauth_params.page(request, self.settings)
+        except ClientError as exc:
+            return render.client_error_page(exc)
+        ctx = self.context(request, write=request.method == "POST")
+        outcome = _Outcome()
+        answered = ctx.respond(lambda: self._act(request, ctx, params, outcome))
+        if outcome.view is None:  # sent to sign in, or refused: the scope's answer
+            return answered
+        mine = ctx.login_session
+        sessions = [
+            s.to_public(mine.id_hash if mine else None)
+            for s in self.services.sessions.list_for_user(outcome.view.id, ctx.now)
+        ]
+        response = self.form(
+            request,
+            "account.html",
+            outcome.status,
+            user=outcome.view,
+            sessions=sessions,
+            notice=outcome.notice,
+            error=outcome.error,
+            min_length=self.settings.password_min_length,
+        )
+        for name, value in (outcome.headers or {}).items():
+            response.headers[name] = value
+        # The scope's cookies (a new session after a password change) go with the page.
+        for cookie in answered.headers.getlist("Set-Cookie"):
+            response.headers.add("Set-Cookie", cookie)
+        return response
+
+    def _act(
+        self, request: Request, ctx: RequestContext, params: dict[str, str], outcome: _Outcome
+    ) -> Response:
+        """Do what the form asked; an empty answer means "render the page after me"."""
+        # Plain values, not an entity of this request's transaction: a password change
+        # counts its attempt before the transaction takes SQLite's write lock.
+        view, current = ctx.identity, ctx.login_session
+        if view is None or current is None:
+            return redirect(_SIGN_IN)
+        if request.method == "POST":
+            if not self.form_ok(request, params):
+                ctx.refuse()
+                return render.error_page(render.FORM_EXPIRED, status=403)
+            caller = Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now)
+            try:
+                if params.get("action") == "password":
+                    user, token, info = ctx.accounts().change_password(
+                        caller,
+                        view.id,
+                        current,
+                        params.get("oldpassword"),
+                        params.get("newpassword"),
+                    )
+                    ctx.start_session(info, token, user)
+                    outcome.notice = "Your password was changed; your other sessions have ended."
+                elif params.get("action") == "end":
+                    wanted = params.get("id", "")
+                    for item in self.services.sessions.list_for_user(view.id, ctx.now):
+                        if item.id_hash[:16] == wanted:
+                            self.services.sessions.remove(item.id_hash, ctx.db)
+                            if item.id_hash == current.id_hash:
+                                ctx.end_session()
+                            outcome.notice = "That session has ended."
+            except ClientError as exc:
+                ctx.refuse()
+                outcome.error, outcome.status = exc.message, status_of(exc)
+                outcome.headers = headers_of(exc)
+            if ctx.login_session is None:  # the user ended this very session
+                return redirect(_SIGN_IN)
+        outcome.view = view
+        return Response(status=204)

@@ -1,0 +1,104 @@
+"""``/logout``: RP-Initiated Logout 1.0 (the ``end_session_endpoint`` of discovery).
+
+A GET asks the signed-in user to confirm (§2: the OP "SHOULD ask the End-User whether
+to log out"); the POST ends the Passport session, queues back-channel logout
+notifications (:mod:`passport.oidc.backchannel`) and returns to the application only
+at a URI it registered, with its ``state`` (§3).
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from sqlalchemy import select
+from werkzeug import Request
+from werkzeug import Response
+
+from passport.errors import ClientError
+from passport.oidc import params as oauth_params
+from passport.oidc.base import redirect
+from passport.oidc.base import with_query
+from passport.pages import render
+from passport.services.accounts import Caller
+from passport.storage.models import Application
+from passport.web.context import RequestContext
+from passport.web.errors import status_of
+
+
+class LogoutPage(render.Page):
+    def logout(self, request: Request) -> Response:
+        try:
+            params = oauth_params.page(request, self.settings)
+            redirect_uri, client_id = self._target(params)
+        except ClientError as exc:
+            return render.error_page(exc.message, "invalid_request", status=status_of(exc))
+        state = params.get("state") or ""
+        ctx = self.context(request, write=True)
+        return ctx.respond(
+            lambda: self._logout(request, ctx, params, redirect_uri, client_id, state)
+        )
+
+    def _logout(
+        self,
+        request: Request,
+        ctx: RequestContext,
+        params: dict[str, str],
+        redirect_uri: str,
+        client_id: str,
+        state: str,
+    ) -> Response:
+        identity = ctx.identity
+        if request.method != "POST" and identity is not None:
+            return self.form(
+                request,
+                "logout.html",
+                username=identity.username,
+                redirect_uri=redirect_uri,
+                client_id=client_id,
+                state=state,
+            )
+        if request.method == "POST":
+            if not self.form_ok(request, params):
+                ctx.refuse()
+                return render.error_page(render.FORM_EXPIRED, status=403)
+            session = ctx.login_session
+            if session is not None:
+                user = ctx.user
+                caller = Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now)
+                ctx.accounts().logout(caller, user, session)
+                if user is not None:
+                    self.services.notify_logout(ctx.db, user)
+            ctx.end_session()
+        # Signed out now, or already: back to the application when it said where (§3).
+        if redirect_uri:
+            return redirect(with_query(redirect_uri, {"state": state}) if state else redirect_uri)
+        return render.page("logout.html", username="")
+
+    def _target(self, params: dict[str, str]) -> tuple[str, str]:
+        """``(post_logout_redirect_uri, client_id)`` to return to, or empty strings.
+
+        RP-Initiated Logout 1.0 §2: ``id_token_hint`` must be an ID token we issued (an
+        expired one is fine); its ``aud`` names the client when ``client_id`` does not, and
+        must equal it when both are given.  The URI must be registered by that client,
+        which must be enabled; with no client named there is nowhere to return to.
+        """
+        hint = params.get("id_token_hint")
+        audience = None
+        if hint:
+            self.services.keys.require()
+            claims = self.tokens().id_token_hint_claims(hint)
+            if claims is None:
+                raise ClientError("id_token_hint is not an ID token that Passport issued.")
+            audience = str(claims["aud"])
+        client_id = params.get("client_id") or ""
+        if client_id and audience and not hmac.compare_digest(client_id, audience):
+            raise ClientError("id_token_hint was not issued to this client_id.")
+        client_id = client_id or audience or ""
+        uri = params.get("post_logout_redirect_uri") or ""
+        if not uri or not client_id:
+            return "", ""
+        with self.services.db.session() as db:
+            app = db.scalars(select(Application).where(Application.client_id == client_id)).first()
+            if app is None or not app.enabled or uri not in app.redirect_uris:
+                raise ClientError("The application asked to return to an unregistered address.")
+        return uri, client_id
