@@ -31,9 +31,11 @@ test: install-test
 	$(BIN)/pytest
 
 ## Fast development loop: SQLite and the database session store only, no server processes,
-## MariaDB, PostgreSQL or Redis; stops at the first failure.  `make test` still runs everything.
+## MariaDB, PostgreSQL or Redis (markers: -m "not (live or browser or mariadb or postgresql
+## or redis)"), on every CPU (pytest-xdist); stops at the first failure.
+## `make test` still runs everything.
 test-fast: install-test
-	$(BIN)/pytest --fast -x -q
+	$(BIN)/pytest --fast -x -q -n auto
 
 bench: install-test
 	$(BIN)/python bench/run.py

@@ -4,18 +4,30 @@ Each test run creates its own MariaDB and PostgreSQL databases and a
 least-privilege user with exactly the SQL in ``docs/sql/`` (names and password
 substituted), migrates them as that user, and drops them at the end.  Between
 tests the tables are emptied (the seeded ``Passport`` application stays).
+
+A backend is created the first time a test asks for it, so a run that selects no
+test of MariaDB, PostgreSQL or Redis never touches them.  Every test is marked
+with what it needs (``sqlite``, ``mariadb``, ``postgresql``, ``redis``, ``live``,
+``browser``), so ``-m "not mariadb"`` or ``-m sqlite`` choose by backend; ``--fast``
+(``make test-fast``) is ``-m "not (live or browser or mariadb or postgresql or redis)"``.
+
+Passwords are hashed with argon2id at its smallest cost in the in-process harness
+(the cost is not what most tests are about); a test that checks the hash format,
+its cost or the hashing queue is marked ``real_hash_cost`` and gets production's.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +42,10 @@ from sqlalchemy import text
 from sqlalchemy import update
 
 from passport.app import PassportApp
+from passport.composition import Services
 from passport.config import Settings
 from passport.config import load_settings
+from passport.services.passwords import Passwords
 from passport.storage import migrate
 from passport.storage.db import create_db_engine
 from passport.storage.models import Application
@@ -53,6 +67,9 @@ BACKENDS = ("sqlite", "mariadb", "postgresql")
 
 
 SERVER_BACKENDS = ("mariadb", "postgresql")
+# What a test may need beyond SQLite; ``--fast`` deselects every one of them.
+FAST_EXCLUDES = ("live", "browser", *SERVER_BACKENDS, "redis")
+FAST_MARKEXPR = "not (" + " or ".join(FAST_EXCLUDES) + ")"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -60,28 +77,70 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--fast",
         action="store_true",
         help="development loop (`make test-fast`): SQLite and the database session store "
-        "only; no `passport serve` process, MariaDB, PostgreSQL or Redis",
+        f"only; no `passport serve` process, MariaDB, PostgreSQL or Redis (-m '{FAST_MARKEXPR}')",
     )
 
 
-def _needs_more_than_sqlite(item: pytest.Item) -> bool:
-    """Whether a test needs a server process, a database server or Redis."""
-    if item.get_closest_marker("live") or "live_server" in getattr(item, "fixturenames", ()):
-        return True
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--fast"):
+        given = config.option.markexpr
+        config.option.markexpr = f"({given}) and {FAST_MARKEXPR}" if given else FAST_MARKEXPR
+
+
+def _needs(item: pytest.Item) -> set[str]:
+    """The markers a test earns from what it uses: its backend and session-store
+    parameters, a live server, a real browser."""
+    needs: set[str] = set()
+    fixtures = getattr(item, "fixturenames", ())
+    if "live_server" in fixtures or item.get_closest_marker("live"):
+        needs.add("live")
+    if item.path.name == "test_browser.py":
+        needs.add("browser")
     callspec = getattr(item, "callspec", None)
     values: list[object] = []
     for value in callspec.params.values() if callspec else ():
         values.extend(value if isinstance(value, tuple) else (value,))
-    return any(v in (*SERVER_BACKENDS, "redis") for v in values if isinstance(v, str))
+    for value in values:
+        if not isinstance(value, str):
+            continue
+        for part in value.split("-"):  # "postgresql-redis" combos of the OIDC tests
+            if part in (*BACKENDS, "redis"):
+                needs.add(part)
+    if "factory" in fixtures and not needs & {*BACKENDS}:
+        needs.add("sqlite")  # factory() builds on SQLite unless told otherwise
+    return needs
 
 
+# Tests whose subject is the production hash (its format and parameters), marked here
+# because their files are not this harness's; new ones use @pytest.mark.real_hash_cost.
+# (Tests that set an argon2 parameter, and the live servers, always hash for real.)
+REAL_HASH_COST_TESTS = (
+    "tests/api/test_account.py::test_register_returns_the_user",
+    "tests/cli/test_import.py::test_each_hash_format_logs_in_and_is_upgraded",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.getoption("--fast"):
-        return  # `make test`: everything
-    deselected = [item for item in items if _needs_more_than_sqlite(item)]
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not _needs_more_than_sqlite(item)]
+    for item in items:
+        for name in sorted(_needs(item)):
+            if not item.get_closest_marker(name):
+                item.add_marker(name)
+        if item.nodeid.split("[")[0] in REAL_HASH_COST_TESTS:
+            item.add_marker("real_hash_cost")
+
+
+def _selected(config: pytest.Config, marker: str) -> bool:
+    """Whether the run's ``-m`` expression lets a test that needs ``marker`` run."""
+    expression = config.option.markexpr
+    if not expression:
+        return True
+    from _pytest.mark.expression import Expression
+
+    def only(name: str, /, **_: str | int | bool | None) -> bool:
+        return name == marker
+
+    return Expression.compile(expression).evaluate(only)
 
 
 def product_engine(url: str) -> Engine:
@@ -99,34 +158,53 @@ def migrate_like_the_product(url: str, revision: str = "head") -> None:
         engine.dispose()
 
 
-class _SqliteOnly(dict[str, Backend]):
-    """The backends of ``--fast``: a test that asks for a database server is skipped."""
+class Backends(dict[str, Backend]):
+    """The test run's databases, each created, migrated and seeded on first use; one
+    that the run's ``-m`` leaves out (``--fast``: every server) is skipped instead."""
+
+    def __init__(self, config: pytest.Config, sqlite_dir: Path) -> None:
+        super().__init__()
+        self.config = config
+        self.sqlite_dir = sqlite_dir
+        self.tag = secrets.token_hex(4)
+        self.password = secrets.token_urlsafe(18)
 
     def __missing__(self, name: str) -> Backend:
-        pytest.skip(f"needs {name} (not in the fast loop)")
+        if name not in BACKENDS:
+            raise KeyError(name)
+        if not _selected(self.config, name):
+            pytest.skip(f"needs {name}, which this run leaves out (-m)")
+        if name == "sqlite":
+            backend = Backend("sqlite", f"sqlite:///{self.sqlite_dir / 'passport.sqlite3'}", _keep)
+        elif name == "mariadb":
+            backend = create_mariadb(f"passport_t{self.tag}", self.password)
+        else:
+            backend = create_postgresql(f"passport_t{self.tag}", self.password)
+        self[name] = backend
+        migrate_like_the_product(backend.url)
+        _SEEDED[backend.url] = _seeded_passport(backend.url)
+        return backend
+
+    def drop_all(self) -> None:
+        for backend in list(self.values()):
+            backend.drop()
+            _ENGINES.pop(backend.url, None)
+
+
+def _keep() -> None:
+    return None
 
 
 @pytest.fixture(scope="session")
 def backends(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Backend]]:
-    """A fresh, migrated database on each backend (SQLite only with ``--fast``)."""
-    created: dict[str, Backend] = _SqliteOnly() if request.config.getoption("--fast") else {}
-    tag = secrets.token_hex(4)
-    password = secrets.token_urlsafe(18)
-    sqlite_file = tmp_path_factory.mktemp("sqlite") / "passport.sqlite3"
-    created["sqlite"] = Backend("sqlite", f"sqlite:///{sqlite_file}", lambda: None)
+    """A fresh, migrated database on each backend, created when a test first needs it."""
+    created = Backends(request.config, tmp_path_factory.mktemp("sqlite"))
     try:
-        if not request.config.getoption("--fast"):
-            created["mariadb"] = create_mariadb(f"passport_t{tag}", password)
-            created["postgresql"] = create_postgresql(f"passport_t{tag}", password)
-        for backend in created.values():
-            migrate_like_the_product(backend.url)
-            _SEEDED[backend.url] = _seeded_passport(backend.url)
         yield created
     finally:
-        for backend in created.values():
-            backend.drop()
+        created.drop_all()
 
 
 # Passport's own application and permissions as the migrations seeded them, per database:
@@ -148,8 +226,15 @@ def _seeded_passport(url: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return seeded
 
 
+# One engine per test database for emptying it between tests (building an engine, and
+# compiling the seeded rows' statements for it, cost more than the emptying).
+_ENGINES: dict[str, Engine] = {}
+
+
 def _empty_tables(url: str) -> None:
-    engine = create_engine(url)
+    engine = _ENGINES.get(url)
+    if engine is None:
+        engine = _ENGINES[url] = create_engine(url)
     with engine.begin() as conn:
         for table in (
             "pending_authorizations",
@@ -179,12 +264,45 @@ def _empty_tables(url: str) -> None:
             )
             conn.execute(text("DELETE FROM permissions"))
             conn.execute(insert(Permission.__table__), permissions)
-    engine.dispose()
+    engine.dispose()  # no connection kept between tests (a test may drop or lock the database)
 
 
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file migrated once, the product's way, for tests to copy."""
+    path = tmp_path_factory.mktemp("template") / "passport.sqlite3"
+    migrate_like_the_product(f"sqlite:///{path}")
+    for leftover in path.parent.glob("passport.sqlite3-*"):  # WAL checkpointed at dispose
+        assert leftover.stat().st_size == 0 or leftover.name.endswith("-shm"), leftover
+    return path
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A freshly migrated SQLite database of this test's own: a copy of the template."""
+    copy = tmp_path / "passport.sqlite3"
+    shutil.copyfile(sqlite_template, copy)
+    return f"sqlite:///{copy}"
+
+
+@pytest.fixture
+def services(
+    sqlite_url: str, clock: FakeClock, request: pytest.FixtureRequest
+) -> Iterator[Services]:
+    """The composed services over this test's own migrated SQLite database (no HTTP)."""
+    settings = make_settings(sqlite_url)
+    built = Services(
+        settings,
+        clock=clock,
+        passwords=None if _real_hash_cost(request) else cheap_passwords(settings),
+    )
+    yield built
+    built.close()
 
 
 @pytest.fixture(scope="session")
@@ -202,16 +320,24 @@ def make_settings(url: str, **overrides: Any) -> Settings:
     return load_settings(environ={}, overrides={"database_url": url, **overrides})
 
 
+def cheap_passwords(settings: Settings) -> Passwords:
+    """argon2id at its smallest cost (1 pass over 8 KiB), for tests whose subject is not the
+    hashing: the same code, the same hash format, a thousandth of the work."""
+    return Passwords(replace(settings, argon2_memory_kib=8, argon2_time_cost=1))
+
+
 def build(
     backends: dict[str, Backend],
     backend: str,
     store: str,
     clock: FakeClock,
     redis_client: redis.Redis | None,
+    *,
+    real_hash_cost: bool = False,
     **overrides: Any,
 ) -> Harness:
-    if backend not in backends:
-        pytest.skip(f"{backend} is not part of a --fast run")
+    """A Passport app over ``backend``'s emptied database.  Its passwords are hashed at the
+    smallest cost unless ``real_hash_cost`` (or the test sets an argon2 parameter)."""
     url = backends[backend].url
     _empty_tables(url)
     client = None
@@ -220,8 +346,19 @@ def build(
         redis_client.flushdb()
         client = redis_client
     settings = make_settings(url, **overrides)
-    app = PassportApp(settings, clock=clock, redis_client=client)
+    real_hash_cost = real_hash_cost or any(k.startswith("argon2_") for k in overrides)
+    services = Services(
+        settings,
+        clock=clock,
+        redis_client=client,
+        passwords=None if real_hash_cost else cheap_passwords(settings),
+    )
+    app = PassportApp(settings, services=services, clock=clock, redis_client=client)
     return Harness(app, PassportClient(app), settings, backend, store, clock)
+
+
+def _real_hash_cost(request: pytest.FixtureRequest) -> bool:
+    return request.node.get_closest_marker("real_hash_cost") is not None
 
 
 @pytest.fixture(params=BACKENDS)
@@ -231,7 +368,7 @@ def harness(
     clock: FakeClock,
 ) -> Iterator[Harness]:
     """Passport on each database, with the database session store."""
-    h = build(backends, request.param, "db", clock, None)
+    h = build(backends, request.param, "db", clock, None, real_hash_cost=_real_hash_cost(request))
     yield h
     h.app.services.db.dispose()
 
@@ -240,8 +377,8 @@ def _redis_for(request: pytest.FixtureRequest, store: str) -> redis.Redis | None
     """Redis for the Redis session store only: a ``--fast`` run needs no Redis server."""
     if store != "redis":
         return None
-    if request.config.getoption("--fast"):
-        pytest.skip("Redis is not part of a --fast run")
+    if not _selected(request.config, "redis"):
+        pytest.skip("needs Redis, which this run leaves out (-m)")
     client: redis.Redis = request.getfixturevalue("redis_client")
     return client
 
@@ -264,7 +401,10 @@ def accounts(
 ) -> Iterator[Harness]:
     """Passport on each database with each session store (database, Redis)."""
     backend, store = request.param
-    h = build(backends, backend, store, clock, _redis_for(request, store))
+    redis_client = _redis_for(request, store)
+    h = build(
+        backends, backend, store, clock, redis_client, real_hash_cost=_real_hash_cost(request)
+    )
     yield h
     h.app.services.db.dispose()
 
@@ -277,7 +417,15 @@ def factory(
     built: list[Harness] = []
 
     def make(backend: str = "sqlite", store: str = "db", **overrides: Any) -> Harness:
-        h = build(backends, backend, store, clock, _redis_for(request, store), **overrides)
+        h = build(
+            backends,
+            backend,
+            store,
+            clock,
+            _redis_for(request, store),
+            real_hash_cost=_real_hash_cost(request),
+            **overrides,
+        )
         built.append(h)
         return h
 
