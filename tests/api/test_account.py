@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import replace
+from datetime import timedelta
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -280,13 +281,19 @@ def test_idle_timeout(accounts: Harness) -> None:
 
 
 def test_absolute_lifetime(accounts: Harness) -> None:
+    """Activity keeps a session from going idle, but not past its absolute lifetime."""
     accounts.register()
     accounts.login()
-    for _ in range(12 * 3):
-        accounts.clock.advance(minutes=20)
-        if not status(accounts)["LoggedIn"]:
-            break
-    assert accounts.clock.now.hour == 0  # 12:00 + 12 h: ended at the absolute lifetime
+    login = accounts.clock.now
+    end = login + timedelta(seconds=accounts.settings.session_absolute_lifetime)
+    assert accounts.settings.session_idle_timeout < accounts.settings.session_absolute_lifetime
+    while accounts.clock.now + timedelta(minutes=20) < end:
+        accounts.clock.advance(minutes=20)  # well within the idle timeout: never idle
+        assert status(accounts)["LoggedIn"] is True, accounts.clock.now
+    accounts.clock.now = end - timedelta(seconds=1)
+    assert status(accounts)["LoggedIn"] is True  # seen a second ago: not idle
+    accounts.clock.now = end
+    assert status(accounts)["LoggedIn"] is False  # ended by the absolute lifetime alone
 
 
 def test_remember_me(accounts: Harness) -> None:
