@@ -1,0 +1,303 @@
+"""The admin API and the CLI are two doors to one set of operations.
+
+For every operation both offer, the same change is made once through the JSON API
+(an administrator signed in) and once through ``passport ...`` (the operator, in
+process with click's runner) on an equal fresh state; both must run the same
+:class:`passport.services.administration.Administration` operation and leave the same
+traces: the audit records (event, outcome, target, detail keys; only the actor
+differs: a user id for the API, ``"actor": "cli:<os user>"`` in the detail for the
+CLI), the back-channel logout notifications queued for the application that held the
+user's tokens, and the user's sessions and tokens that remain.  The API has no import,
+so ``passport user import`` has no counterpart here.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func
+from sqlalchemy import select
+
+from oidc_support import KEK
+from oidc_support import body
+from oidc_support import exchange
+from oidc_support import get_code
+from oidc_support import seed
+from passport.cli import cli
+from passport.services import directory
+from passport.services.administration import Administration
+from passport.services.applications import find_by_name
+from passport.storage.models import Application
+from passport.storage.models import AuditEvent
+from passport.storage.models import LoginSession
+from passport.storage.models import LogoutNotification
+from passport.storage.models import OAuthToken
+
+from support import STRONG
+from support import Harness
+from support import PassportClient
+
+pytestmark = pytest.mark.sqlite  # the same code on every database: SQLite is enough here
+
+NEW = "a brand new passphrase for alice"
+BACKCHANNEL = "http://127.0.0.1:9/backchannel"
+
+
+@dataclass(frozen=True)
+class Operation:
+    api: tuple[str, dict[str, str]]
+    cli: tuple[str, ...]
+    stdin: str = ""
+    before: Callable[[Harness], None] | None = None
+
+
+def _disable_alice(h: Harness) -> None:
+    with h.app.services.db.session(write=True) as db, db.begin():
+        directory.get_user(db, "alice").disabled = True
+
+
+def _create_readers(h: Harness) -> None:
+    with h.app.services.db.session(write=True) as db, db.begin():
+        directory.create_group(db, "Readers")
+
+
+OPERATIONS = {
+    "disable user": Operation(
+        ("/Users/setDisabled", {"username": "alice", "disabled": "true"}),
+        ("user", "disable", "alice"),
+    ),
+    "enable user": Operation(
+        ("/Users/setDisabled", {"username": "alice", "disabled": "false"}),
+        ("user", "enable", "alice"),
+        before=_disable_alice,
+    ),
+    "reset password": Operation(
+        ("/Users/resetPassword", {"username": "alice", "password": NEW}),
+        ("user", "reset-password", "alice"),
+        stdin=f"{NEW}\n{NEW}\n",
+    ),
+    "logout-all": Operation(
+        ("/Users/logoutAll", {"username": "alice"}), ("user", "logout-all", "alice")
+    ),
+    "delete user": Operation(
+        ("/Users/delete", {"username": "alice"}), ("user", "delete", "alice", "--yes")
+    ),
+    "create group": Operation(
+        ("/Groups/create", {"name": "Readers", "description": "They read"}),
+        ("group", "add", "Readers", "--description", "They read"),
+    ),
+    "rename group": Operation(
+        ("/Groups/update", {"group": "Editors", "name": "Writers"}),
+        ("group", "update", "Editors", "--rename", "Writers"),
+    ),
+    "delete group": Operation(
+        ("/Groups/delete", {"group": "Editors"}), ("group", "delete", "Editors")
+    ),
+    "add member": Operation(
+        ("/Groups/addMember", {"group": "Readers", "username": "alice"}),
+        ("group", "add-member", "Readers", "alice"),
+        before=_create_readers,
+    ),
+    "remove member": Operation(
+        ("/Groups/removeMember", {"group": "Editors", "username": "alice"}),
+        ("group", "remove-member", "Editors", "alice"),
+    ),
+    "grant permission": Operation(
+        ("/Grants/grant", {"application": "Wiki", "permission": "edit", "group": "Editors"}),
+        ("grant", "add", "Wiki", "edit", "--group", "Editors"),
+    ),
+    "revoke permission": Operation(
+        ("/Grants/revoke", {"application": "Wiki", "permission": "edit", "username": "alice"}),
+        ("grant", "remove", "Wiki", "edit", "--user", "alice"),
+    ),
+    "create application": Operation(
+        (
+            "/Applications/create",
+            {
+                "name": "Notes",
+                "origins": "https://notes.example.com",
+                "redirectUris": "https://notes.example.com/callback",
+            },
+        ),
+        (
+            "app",
+            "add",
+            "Notes",
+            "--origin",
+            "https://notes.example.com",
+            "--redirect-uri",
+            "https://notes.example.com/callback",
+        ),
+    ),
+    "rotate application secret": Operation(
+        ("/Applications/rotateSecret", {"application": "Wiki"}), ("app", "rotate-secret", "Wiki")
+    ),
+    "disable application": Operation(
+        ("/Applications/setEnabled", {"application": "Wiki", "enabled": "false"}),
+        ("app", "disable", "Wiki"),
+    ),
+}
+
+
+@dataclass
+class Traces:
+    """What one run of an operation left behind (actors aside)."""
+
+    operations: list[str] = field(default_factory=list)
+    audit: list[tuple[str, str, str, str, list[str]]] = field(default_factory=list)
+    notifications: list[tuple[str, bool]] = field(default_factory=list)
+    alice_sessions: int = 0
+    alice_live_tokens: int = 0
+
+
+@dataclass
+class World:
+    """The state both doors start from: Wiki, with a back-channel logout URI, holds an
+    access and a refresh token of alice, who is signed in; root is an administrator."""
+
+    h: Harness
+    alice_id: int
+    root_id: int
+    root: PassportClient
+
+
+def make_world(factory: Any) -> World:
+    h: Harness = factory("sqlite", "db", key_encryption_key=KEK)
+    h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
+    with h.app.services.db.session(write=True) as db, db.begin():
+        wiki = find_by_name(db, "Wiki")
+        assert wiki is not None
+        wiki.backchannel_logout_uri = BACKCHANNEL
+    assert h.register("root").status_code == 200
+    with h.app.services.db.session(write=True) as db, db.begin():
+        passport = db.get(Application, 1)
+        assert passport is not None
+        admin = directory.find_permission(db, passport, "admin")
+        assert admin is not None
+        root_user = directory.get_user(db, "root")
+        directory.grant(db, admin, user=root_user)
+        root_id, alice_id = root_user.id, directory.get_user(db, "alice").id
+    issued = body(exchange(h, get_code(h)))  # alice signs in, Wiki gets her tokens
+    assert "refresh_token" in issued, issued
+    root = h.new_client()
+    signed_in = root.post("/Account/login", data={"username": "root", "password": STRONG})
+    assert signed_in.status_code == 200
+    return World(h, alice_id, root_id, root)
+
+
+def watermark(h: Harness) -> int:
+    with h.app.services.db.session() as db:
+        return db.scalar(select(func.max(AuditEvent.id))) or 0
+
+
+def traces_since(world: World, mark: int, called: list[str]) -> tuple[Traces, list[AuditEvent]]:
+    with world.h.app.services.db.session() as db:
+        rows = list(db.scalars(select(AuditEvent).where(AuditEvent.id > mark).order_by("id")))
+        names = {id_: name for id_, name in db.execute(select(Application.id, Application.name))}
+        queued = db.scalars(select(LogoutNotification).order_by(LogoutNotification.id)).all()
+        sessions = db.scalar(
+            select(func.count())
+            .select_from(LoginSession)
+            .where(LoginSession.user_id == world.alice_id)
+        )
+        tokens = db.scalar(
+            select(func.count())
+            .select_from(OAuthToken)
+            .where(OAuthToken.user_id == world.alice_id, OAuthToken.revoked_at.is_(None))
+        )
+        traces = Traces(
+            operations=list(called),
+            audit=[
+                (
+                    r.event,
+                    r.outcome,
+                    r.username,
+                    r.application,
+                    sorted(set(json.loads(r.detail or "{}")) - {"actor"}),
+                )
+                for r in rows
+            ],
+            notifications=[(names[n.application_id], n.user_id == world.alice_id) for n in queued],
+            alice_sessions=sessions or 0,
+            alice_live_tokens=tokens or 0,
+        )
+        db.expunge_all()
+    return traces, rows
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the Administration operations run, whoever runs them."""
+    called: list[str] = []
+    for name, method in list(vars(Administration).items()):
+        if name.startswith("_") or not callable(method):
+            continue
+
+        def record(*args: Any, _name: str = name, _method: Any = method, **kwargs: Any) -> Any:
+            called.append(_name)
+            return _method(*args, **kwargs)
+
+        monkeypatch.setattr(Administration, name, functools.wraps(method)(record))
+    return called
+
+
+def through_the_api(factory: Any, operation: Operation, called: list[str]) -> Traces:
+    world = make_world(factory)
+    if operation.before:
+        operation.before(world.h)
+    mark = watermark(world.h)
+    called.clear()
+    path, params = operation.api
+    response = world.root.post(path, data=params)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    traces, rows = traces_since(world, mark, called)
+    for row in rows:  # the administrator, by user id
+        assert row.actor_id == world.root_id and "actor" not in json.loads(row.detail or "{}")
+    return traces
+
+
+def through_the_cli(factory: Any, operation: Operation, called: list[str]) -> Traces:
+    world = make_world(factory)
+    if operation.before:
+        operation.before(world.h)
+    mark = watermark(world.h)
+    called.clear()
+    env = {"PASSPORT_PUBLIC_URL": world.h.settings.public_url, "PASSPORT_KEY_ENCRYPTION_KEY": KEK}
+    args = [*operation.cli, "--database-url", world.h.settings.database_url]
+    result = CliRunner().invoke(cli, args, input=operation.stdin, env=env)
+    assert result.exit_code == 0, result.output
+    traces, rows = traces_since(world, mark, called)
+    for row in rows:  # the operator, by name, in the detail
+        assert row.actor_id is None
+        assert json.loads(row.detail)["actor"] == f"cli:{getpass.getuser()}"
+    return traces
+
+
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_the_api_and_the_cli_run_the_same_operation(
+    factory: Any, spy: list[str], name: str
+) -> None:
+    operation = OPERATIONS[name]
+    api = through_the_api(factory, operation, spy)
+    cli_traces = through_the_cli(factory, operation, spy)
+    assert len(api.operations) == 1, api.operations  # one operation per request
+    assert api.audit, "every change is audited"
+    assert cli_traces == api
+
+
+def test_ending_access_is_seen_by_the_comparison(factory: Any, spy: list[str]) -> None:
+    """The traces that parity compares do tell apart an operation that ends alice's access
+    from one that does not (so a door that skipped it would be caught)."""
+    ending = through_the_api(factory, OPERATIONS["logout-all"], spy)
+    keeping = through_the_api(factory, OPERATIONS["create group"], spy)
+    assert (ending.alice_sessions, ending.alice_live_tokens) == (0, 0)
+    assert (keeping.alice_sessions, keeping.alice_live_tokens) == (1, 2)
+    assert ending.notifications == [("Wiki", True)] and keeping.notifications == []
