@@ -63,6 +63,9 @@ from passport.web.errors import headers_of
 from passport.web.errors import status_of
 from passport.web.registry import Endpoint
 from passport.web.registry import Registry
+from passport.web.routing import Handler
+from passport.web.routing import Route
+from passport.web.routing import Router
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -87,18 +90,28 @@ _SECURITY_HEADERS = (
     ("Referrer-Policy", "no-referrer"),
     ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
 )
-_SPECIAL_PATHS = {
-    "healthz": "healthz",
-    "readyz": "readyz",
-    "openapi.json": "openapi",
-    "metrics": "metrics",
-}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _ORIGIN_CACHE_SECONDS = 2.0
 
 
 def _safe_path(path: str) -> str:
     return "".join(c if c.isprintable() and c != " " else "?" for c in path[:200])
+
+
+Middleware = Callable[[Request, Handler], Response]
+
+
+def _envelope_refusal(request: Request, error: WebError) -> Response:
+    """How the Passport API and the operational URLs answer a refusal of the router."""
+    return client_error(error)
+
+
+def _chain(middleware: Middleware, call_next: Handler) -> Handler:
+    return lambda request: middleware(request, call_next)
+
+
+def _no_handler(request: Request) -> Response:
+    raise AssertionError("the API route is dispatched by PassportApp.api")
 
 
 class PassportApp:
@@ -124,6 +137,11 @@ class PassportApp:
         self._origins_lock = threading.Lock()
         self._openapi: str | None = None
         self.oidc = Provider(self.services, self.context)
+        self._api_route = Route(
+            "/<Controller>/<method>", frozenset(), _no_handler, _envelope_refusal, "api"
+        )
+        self.router = Router(self._routes(), api=self._api_route)
+        self._pipeline = self._build_pipeline()
         self._security_headers = _SECURITY_HEADERS + ((_HSTS,) if settings.secure_cookies else ())
 
     # -- WSGI -------------------------------------------------------------------
@@ -193,46 +211,76 @@ class PassportApp:
         log.warning("unavailable: %s at %s", type(exc).__name__, code_location(exc))
         return render(Envelope(server_errors=[message]), 503, headers={"Retry-After": "5"})
 
-    # -- routing ----------------------------------------------------------------
+    # -- the middleware stack and the one routing map ------------------------------
+    def _build_pipeline(self) -> Handler:
+        """The handler of every request: middleware, outermost first, then the router.
+
+        Each middleware takes the request and the rest of the stack; it may answer by
+        itself (a refusal) or call on.  What every answer needs whatever happened — the
+        request id, the access log, metrics, the security headers and the last-resort
+        handler — is the WSGI entry point's (:meth:`__call__`), around all of this.
+        """
+        stack: list[Middleware] = [self._limit_sizes, self._trusted_host]
+        handler: Handler = self._dispatch
+        for middleware in reversed(stack):
+            handler = _chain(middleware, handler)
+        return handler
+
     def handle(self, request: Request) -> Response:
+        return self._pipeline(request)
+
+    def _limit_sizes(self, request: Request, call_next: Handler) -> Response:
+        """Size limits (RFC 9110 §15.5.15 414, §15.5.14 413): the query string here, the
+        body as it is read (``max_content_length``)."""
+        request.max_content_length = self.settings.max_body_bytes
         if len(request.environ.get("QUERY_STRING", "")) > self.settings.max_query_bytes:
             return client_error(WebError("The query string is too long.", source="url", number=414))
+        return call_next(request)
+
+    def _trusted_host(self, request: Request, call_next: Handler) -> Response:
         misdirected = self._misdirected(request)
-        if misdirected is not None:
-            return misdirected
-        page = self.oidc.route(request.path)
-        if page is not None:
-            request.environ[ENDPOINT_KEY] = request.path.rstrip("/")
-            try:
-                response: Response = page(request)
-            except KeyConfigurationError as exc:
-                return render(Envelope(server_errors=[str(exc)]), 503)
-            return response
-        # Routes: the four operational URLs, and /<Controller>[/<method>] looked up in the
-        # registry (an explicit dictionary, see passport.web.registry).
-        parts = request.path.strip("/").split("/")
-        endpoint = _SPECIAL_PATHS.get(parts[0]) if len(parts) == 1 else None
-        if endpoint is None:
-            if len(parts) > 2 or (len(parts) == 2 and "" in parts):
-                path = request.path.strip("/")
-                return client_error(
-                    WebError(f"No method '{path}' found.", source="url", value=path, number=404)
-                )
-            controller = parts[0] or "Service"
-            method = parts[1] if len(parts) == 2 else "Index"
-            return self.api(request, controller, method)
-        request.environ[ENDPOINT_KEY] = f"/{endpoint}"
-        if endpoint == "metrics":
-            return web_metrics.exposition(
-                request,
-                self.settings.metrics_token,
-                origins.client_ip(request, self.settings),
-                self._refresh_gauges,
-            )
-        if endpoint == "healthz":
-            return render(Envelope(success=True, data={"Status": "alive"}), 200)
-        if endpoint == "readyz":
-            return self.readiness()
+        return misdirected if misdirected is not None else call_next(request)
+
+    def _dispatch(self, request: Request) -> Response:
+        route, found = self.router.match(request)
+        request.environ[ENDPOINT_KEY] = route.label if route is not None else "other"
+        if isinstance(found, WebError):
+            return route.refuse(request, found) if route is not None else client_error(found)
+        assert route is not None
+        if route is self._api_route:
+            controller = found.get("controller") or "Service"
+            return self.api(request, controller, found.get("method") or "Index")
+        try:
+            return route.handler(request)
+        except KeyConfigurationError as exc:
+            return render(Envelope(server_errors=[str(exc)]), 503)
+
+    def _routes(self) -> list[Route]:
+        """Operational URLs; the protocol endpoints and pages come from the provider."""
+
+        def operational(path: str, handler: Handler) -> Route:
+            return Route(path, frozenset({"GET"}), handler, _envelope_refusal, path)
+
+        return [
+            *self.oidc.routes(),
+            operational("/healthz", self._healthz),
+            operational("/readyz", lambda request: self.readiness()),
+            operational("/openapi.json", self._openapi_document),
+            operational("/metrics", self._metrics),
+        ]
+
+    def _healthz(self, request: Request) -> Response:
+        return render(Envelope(success=True, data={"Status": "alive"}), 200)
+
+    def _metrics(self, request: Request) -> Response:
+        return web_metrics.exposition(
+            request,
+            self.settings.metrics_token,
+            origins.client_ip(request, self.settings),
+            self._refresh_gauges,
+        )
+
+    def _openapi_document(self, request: Request) -> Response:
         if self._openapi is None:
             self._openapi = json.dumps(openapi.build(self.registry, self.settings.public_url))
         return Response(self._openapi, content_type="application/json; charset=utf-8")

@@ -3,7 +3,7 @@
 Protocol endpoints and hosted pages (:meth:`passport.oidc.provider.Provider.routes`),
 the operational URLs (``/healthz``, ``/readyz``, ``/openapi.json``, ``/metrics``) and
 the Passport API (``/<Controller>/<method>``, looked up case-insensitively in
-:mod:`passport.web.registry`) are rules of one :class:`werkzeug.routing.Map`.  A
+:mod:`passport.web.registry`) are matched by one :class:`Router`.  A
 method a route does not accept is answered 405 with ``Allow`` (RFC 9110 §15.5.6) in
 the format of the route's family (``Route.refuse``): an envelope, an OAuth error or
 an HTML page.
@@ -17,10 +17,6 @@ from dataclasses import dataclass
 
 from werkzeug import Request
 from werkzeug import Response
-from werkzeug.exceptions import MethodNotAllowed
-from werkzeug.exceptions import NotFound
-from werkzeug.routing import Map
-from werkzeug.routing import Rule
 
 from passport.web.errors import WebError
 
@@ -45,31 +41,33 @@ class Route:
 
 
 class Router:
-    """Matches a request to a :class:`Route`; the API's rules carry ``controller``/``method``."""
+    """Matches a request to a :class:`Route`: the fixed URLs by a dictionary, then the
+    API's ``/<Controller>[/<method>]`` (its arguments ``controller`` and ``method``).
+
+    Fixed URLs come first and keep their paths whatever the method — ``GET
+    /oauth2/token`` is the token endpoint refusing GET (405), never an API method named
+    ``oauth2/token``.  A trailing slash is ignored.
+    """
 
     def __init__(self, routes: Iterable[Route], api: Route) -> None:
         self._routes = {route.path: route for route in routes}
         self._api = api
-        rules = [
-            Rule(path, endpoint=path, methods=sorted(route.methods))
-            for path, route in self._routes.items()
-        ]
-        rules += [
-            Rule("/", endpoint="api"),
-            Rule("/<controller>", endpoint="api"),
-            Rule("/<controller>/<method>", endpoint="api"),
-        ]
-        self._map = Map(rules, strict_slashes=False, merge_slashes=False)
+
+    @staticmethod
+    def accepted(route: Route) -> frozenset[str]:
+        """The methods ``route`` answers: HEAD wherever GET is (RFC 9110 §9.3.2)."""
+        return route.methods | {"HEAD"} if "GET" in route.methods else route.methods
 
     def match(self, request: Request) -> tuple[Route | None, dict[str, str] | WebError]:
         """The route and its arguments, or the refusal (404, or 405 with the route whose
         family answers it)."""
-        adapter = self._map.bind_to_environ(request.environ)
-        try:
-            endpoint, arguments = adapter.match(request.path, method=request.method)
-        except MethodNotAllowed as exc:
-            allowed = ", ".join(sorted(set(exc.valid_methods or ())))
-            route = self._routes.get(request.path.rstrip("/") or "/")
+        path = request.path.rstrip("/") or "/"
+        route = self._routes.get(path)
+        if route is not None:
+            accepted = self.accepted(route)
+            if request.method in accepted:
+                return route, {}
+            allowed = ", ".join(sorted(accepted))
             return route, WebError(
                 f"Method {request.method[:16]} is not allowed here; use {allowed}.",
                 source="method",
@@ -77,10 +75,13 @@ class Router:
                 number=405,
                 headers={"Allow": allowed},
             )
-        except NotFound:
-            path = request.path.strip("/")[:200]
+        parts = request.path.strip("/").split("/")
+        if len(parts) > 2 or (len(parts) == 2 and "" in parts):
+            shown = request.path.strip("/")[:200]
             return None, WebError(
-                f"No method '{path}' found.", source="url", value=path, number=404
+                f"No method '{shown}' found.", source="url", value=shown, number=404
             )
-        route = self._api if endpoint == "api" else self._routes[endpoint]
-        return route, {name: str(value) for name, value in arguments.items()}
+        arguments = {"controller": parts[0]}
+        if len(parts) == 2:
+            arguments["method"] = parts[1]
+        return self._api, arguments
