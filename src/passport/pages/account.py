@@ -97,13 +97,13 @@ class AccountPage(render.Page):
                     ctx.start_session(info, token, user)
                     outcome.notice = "Your password was changed; your other sessions have ended."
                 elif params.get("action") == "end":
-                    wanted = params.get("id", "")
-                    for item in self.services.sessions.list_for_user(view.id, ctx.now):
-                        if item.id_hash[:16] == wanted:
-                            self.services.sessions.remove(item.id_hash, ctx.db)
-                            if item.id_hash == current.id_hash:
-                                ctx.end_session()
-                            outcome.notice = "That session has ended."
+                    owner = ctx.user
+                    if owner is None:  # disabled since the page was shown
+                        return redirect(_SIGN_IN)
+                    ended = ctx.accounts().end_own_session(caller, owner, params.get("id"))
+                    if ended.id_hash == current.id_hash:
+                        ctx.end_session()
+                    outcome.notice = "That session has ended."
             except ClientError as exc:
                 ctx.refuse()
                 outcome.error, outcome.status = exc.message, status_of(exc)

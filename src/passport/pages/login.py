@@ -94,10 +94,8 @@ class LoginPage(render.Page):
                 params.get("username"),
                 params.get("password"),
                 remember=params.get("remember") == "true",
+                replacing=previous,  # a fresh session id at every sign-in (no fixation)
             )
-            # A new sign-in replaces this browser's session (no session fixation).
-            if previous is not None:
-                self.services.sessions.remove(previous.id_hash, ctx.db)
             ctx.start_session(result.session, result.token, result.user)
             if handle is None:
                 return redirect(values["next"])

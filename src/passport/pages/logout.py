@@ -63,11 +63,8 @@ class LogoutPage(render.Page):
                 return render.error_page(render.FORM_EXPIRED, status=403)
             session = ctx.login_session
             if session is not None:
-                user = ctx.user
                 caller = Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now)
-                ctx.accounts().logout(caller, user, session)
-                if user is not None:
-                    self.services.notify_logout(ctx.db, user)
+                ctx.accounts().sign_out(caller, ctx.user, session)
             ctx.end_session()
         # Signed out now, or already: back to the application when it said where (§3).
         if redirect_uri:
