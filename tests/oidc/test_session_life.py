@@ -27,7 +27,10 @@ IDLE = 30 * 60  # the idle timeout: shorter than the two hours of the test
 STEP = 20 * 60  # the user comes back through an application every 20 minutes
 
 
-@pytest.fixture(params=[("sqlite", "db"), ("postgresql", "redis")], ids=["sqlite-db", "pg-redis"])
+COMBOS = [("sqlite", "db"), ("mariadb", "db"), ("postgresql", "redis")]
+
+
+@pytest.fixture(params=COMBOS, ids=[f"{b}-{s}" for b, s in COMBOS])
 def idle_h(request: pytest.FixtureRequest, factory: Any) -> Harness:
     backend, store = request.param
     harness: Harness = factory(
