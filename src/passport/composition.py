@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import redis
 
     from passport.oidc.backchannel import Deliverer
+    from passport.services.housekeeping import Housekeeper
 
 Clock = Callable[[], datetime]
 AuditSink = Callable[..., None]
@@ -125,6 +126,16 @@ class Services:
 
         return Deliverer(self.db, self.clock)
 
+    @cached_property
+    def housekeeper(self) -> Housekeeper:
+        """The background purge of expired rows (:mod:`passport.services.housekeeping`),
+        with the back-channel outbox's rule for "given up" (its attempt limit)."""
+        from passport.oidc.backchannel import MAX_ATTEMPTS
+        from passport.services.housekeeping import Housekeeper
+        from passport.services.housekeeping import Retention
+
+        return Housekeeper(self.db, self.clock, retention=Retention(delivery_attempts=MAX_ATTEMPTS))
+
     def notify_logout(self, db: Session, user: User) -> None:
         """Queue back-channel logout tokens for ``user`` in ``db``'s transaction (the
         durable outbox of :mod:`passport.oidc.backchannel`); a background worker sends
@@ -160,6 +171,7 @@ class Services:
         """Start the worker that delivers back-channel logout notifications and keeps the
         tables bounded (served processes only; the CLI runs nothing in the background)."""
         self.deliverer.ensure_started()
+        self.housekeeper.ensure_started()
 
     def close(self) -> None:
         """Release connections (the CLI, at the end of a command)."""

@@ -1,14 +1,21 @@
-"""``passport db upgrade|current|history``: Alembic migrations."""
+"""``passport db upgrade|current|history``: Alembic migrations; ``passport db purge``:
+housekeeping (:mod:`passport.services.housekeeping`)."""
 
 from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 
 import click
 import sqlalchemy.exc
 
 from passport.cli.common import database_unreachable
+from passport.cli.common import json_text
 from passport.cli.common import open_database
 from passport.cli.common import settings_from
 from passport.cli.common import settings_options
+from passport.services import housekeeping
 from passport.storage import migrate
 
 
@@ -54,3 +61,56 @@ def history() -> None:
     """List the migrations this version of Passport knows."""
     for revision, message in migrate.history():
         click.echo(f"{revision}  {message.splitlines()[0] if message else ''}")
+
+
+@db_group.command("purge")
+@settings_options
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=housekeeping.DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Rows deleted per transaction.",
+)
+@click.option(
+    "--keep-notifications",
+    "keep_days",
+    type=click.IntRange(0, None),
+    default=housekeeping.Retention().notifications.days,
+    show_default=True,
+    help="Days to keep delivered or abandoned back-channel logout notifications.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def purge(
+    config_file: str | None,
+    database_url: str | None,
+    batch_size: int,
+    keep_days: int,
+    as_json: bool,
+) -> None:
+    """Delete expired sessions, codes, tokens, pending authorizations, old logout
+    notifications and spent throttle counters once (served processes do it every 10
+    minutes by themselves).  Audit records are never deleted."""
+    # Here, not at the top: `passport db upgrade` needs none of the protocol's imports.
+    from passport.oidc.backchannel import MAX_ATTEMPTS
+
+    database = open_database(settings_from(config_file, database_url=database_url))
+    retention = housekeeping.Retention(
+        notifications=timedelta(days=keep_days), delivery_attempts=MAX_ATTEMPTS
+    )
+    try:
+        report = housekeeping.purge_expired(
+            database, datetime.now(UTC), batch_size=batch_size, retention=retention
+        )
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError) as exc:
+        database_unreachable(exc, database)
+    finally:
+        database.dispose()
+    counts = report.as_dict()
+    if as_json:
+        click.echo(json_text(counts))
+        return
+    width = max(len(table) for table in counts)
+    for table, count in counts.items():
+        click.echo(f"{table:<{width}}  {count}")
+    click.echo(f"{'total':<{width}}  {report.total}")
