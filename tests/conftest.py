@@ -67,8 +67,8 @@ BACKENDS = ("sqlite", "mariadb", "postgresql")
 
 
 SERVER_BACKENDS = ("mariadb", "postgresql")
-# What a test may need beyond SQLite; ``--fast`` deselects every one of them.
-FAST_EXCLUDES = ("live", "browser", *SERVER_BACKENDS, "redis")
+# What a test may need beyond SQLite, and scale tests; ``--fast`` deselects every one.
+FAST_EXCLUDES = ("live", "browser", *SERVER_BACKENDS, "redis", "slow")
 FAST_MARKEXPR = "not (" + " or ".join(FAST_EXCLUDES) + ")"
 
 

@@ -238,6 +238,7 @@ def test_interrupted_import_resumes_without_duplicates(harness: Harness, tmp_pat
     assert not checkpoint_path(path).exists()
 
 
+@pytest.mark.slow
 def test_hundred_thousand_rows(factory: Any, tmp_path: Path) -> None:
     h = factory("sqlite")
     hashes = list(reference_hashes().values())

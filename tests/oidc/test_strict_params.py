@@ -126,12 +126,9 @@ def test_routes_name_every_url_with_its_methods_and_family(h: Harness) -> None:
     refusal = WebError("no", number=405, headers={"Allow": "POST"})
     request: Any = None
     for route in routes:
-        assert provider.route(route.path) is route.handler
-        assert provider.route(route.path + "/") is route.handler
         answer = route.refuse(request, refusal)
         assert answer.status_code == 405 and answer.headers["Allow"] == "POST"
         protocol = route.path.startswith("/.well-known") or (
             route.path.startswith("/oauth2/") and route.path != "/oauth2/authorize"
         )
         assert answer.mimetype == ("application/json" if protocol else "text/html"), route.path
-    assert provider.route("/nowhere") is None

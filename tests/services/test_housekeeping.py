@@ -436,6 +436,7 @@ BOUNDS = {
 }
 
 
+@pytest.mark.slow
 def test_tables_stay_bounded_over_200_simulated_hours(backend: str, factory: Any) -> None:
     """Every 2 simulated hours: a sign-in, a code exchanged and its refresh token used, a
     code never exchanged, a sign-in never finished, a failed login; every other time a

@@ -40,7 +40,6 @@ from passport.pages.account import AccountPage
 from passport.pages.consent import ConsentPage
 from passport.pages.login import LoginPage
 from passport.pages.logout import LogoutPage
-from passport.web.routing import Handler
 from passport.web.routing import Route
 
 if TYPE_CHECKING:
@@ -83,14 +82,7 @@ class Provider:
                 ("/account", GET_POST, account.account, pages),
             )
         ]
-        self._handlers = {route.path: route.handler for route in self._routes}
 
     def routes(self) -> list[Route]:
         """Every URL of the provider, for :class:`passport.web.routing.Router`."""
         return list(self._routes)
-
-    def route(self, path: str) -> Handler | None:
-        """The handler of ``path`` (a trailing slash ignored), any method: the routing of
-        :mod:`passport.app` before the one routing map.  Nothing calls it now that the app
-        routes with :meth:`routes`; it can go."""
-        return self._handlers.get(path.rstrip("/") or "/")

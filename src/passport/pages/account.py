@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from werkzeug import Request
 from werkzeug import Response
 
+from passport.api.shapes import session_json
 from passport.errors import ClientError
 from passport.oidc import params as oauth_params
 from passport.oidc.base import redirect
@@ -51,7 +52,7 @@ class AccountPage(render.Page):
             return answered
         mine = ctx.login_session
         sessions = [
-            s.to_public(mine.id_hash if mine else None)
+            session_json(s, mine.id_hash if mine else None)
             for s in self.services.sessions.list_for_user(outcome.view.id, ctx.now)
         ]
         response = self.form(

@@ -78,17 +78,6 @@ class LoginSessionInfo:
             return None
         return max(0, int((self.expires_at - self.last_seen_at).total_seconds()))
 
-    def to_public(self, current_hash: str | None) -> dict[str, object]:
-        return {
-            "ID": self.id_hash[:16],
-            "Created": self.created_at.isoformat(),
-            "LastSeen": self.last_seen_at.isoformat(),
-            "Expires": self.expires_at.isoformat(),
-            "IP": self.ip,
-            "UserAgent": self.user_agent,
-            "Current": self.id_hash == current_hash,
-        }
-
 
 def new_session_info(
     settings: Settings,

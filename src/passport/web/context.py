@@ -180,16 +180,6 @@ class RequestContext:
             self._apply_cookies(response)
         return response
 
-    # TODO(issue 10, the OAuth split): the provider's handlers still finish by hand.
-    def close(self, *, commit: bool) -> None:
-        self._close(commit=commit)
-
-    def finish(self, *, committed: bool) -> None:
-        self._finish(committed=committed)
-
-    def apply_cookies(self, response: Response) -> None:
-        self._apply_cookies(response)
-
     def _apply_cookies(self, response: Response) -> None:
         if self._cookie is None:
             return
