@@ -58,6 +58,12 @@ RULES = [
         ("passport.api", "passport.cli", "passport.app"),
     ),
     Rule(
+        "the HTTP plumbing (scope, routing, binding, errors) imports no protocol, page, API "
+        "or CLI module: they all build on it",
+        ("passport.web",),
+        ("passport.oidc", "passport.pages", "passport.api", "passport.cli", "passport.app"),
+    ),
+    Rule(
         "the web and the API import nothing of the CLI",
         ("passport.web", "passport.api"),
         ("passport.cli",),

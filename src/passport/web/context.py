@@ -148,7 +148,7 @@ class RequestContext:
         self._identity, self._identity_known = None, True
         self._cookie = _CookieChange(None, None)
 
-    # -- the scope: the one place that commits, writes audit rows and sets cookies ----
+    # -- the scope: the one place that commits, writes audit rows, sets the session cookie
     def refuse(self) -> None:
         """End this request's transaction with a rollback: the handler answers a refusal
         itself (an error page, an OAuth error), and nothing it changed is kept — only the
@@ -172,8 +172,11 @@ class RequestContext:
             except BaseException:
                 self._close(commit=False)
                 raise
-            committed = not self._refused
-            self._close(commit=committed)
+            if self._refused:
+                self._close(commit=False)
+            else:
+                self._close(commit=True)
+                committed = True  # only once the commit went through
         finally:
             self._finish(committed=committed)
         if committed:
