@@ -82,3 +82,27 @@ def test_an_existing_readable_database_is_tightened_with_one_warning(tmp_path: P
     ]
     again = _passport("db", "current", "--database-url", url, cwd=tmp_path)
     assert "could be read" not in again.stderr  # said once, when it was true
+
+
+def test_a_file_that_is_not_a_database_keeps_its_mode(tmp_path: Path) -> None:
+    """A URL naming another file (a typo, or ``sqlite:////etc/passwd``) must not change
+    that file: SQLite refuses it, and its mode stays what it was."""
+    other = tmp_path / "notes.txt"
+    other.write_text("not a database\n")
+    other.chmod(0o644)
+    result = _passport("user", "list", "--database-url", f"sqlite:///{other}", cwd=tmp_path)
+    assert result.returncode != 0
+    assert _mode(other) == 0o644
+    assert "could be read" not in result.stderr
+    assert other.read_text() == "not a database\n"
+
+
+def test_a_symbolic_link_to_a_database_is_not_followed_to_change_a_mode(tmp_path: Path) -> None:
+    database = tmp_path / "real.sqlite3"
+    url = f"sqlite:///{database}"
+    assert _passport("db", "upgrade", "--database-url", url, cwd=tmp_path).returncode == 0
+    database.chmod(0o644)
+    link = tmp_path / "link.sqlite3"
+    link.symlink_to(database)
+    _passport("db", "current", "--database-url", f"sqlite:///{link}", cwd=tmp_path)
+    assert _mode(database) == 0o644

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ PRIVATE_FILE_MODE = 0o600
 # permissions (https://www.sqlite.org/tempfiles.html), so a private database makes
 # private companions.
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+SQLITE_HEADER = b"SQLite format 3\x00"
 log = logging.getLogger("passport.storage")
 
 
@@ -80,9 +82,26 @@ def _pool_sizes(settings: Settings) -> dict[str, Any]:
     return {"pool_size": kept, "max_overflow": kept, "pool_timeout": settings.db_pool_timeout}
 
 
+def _is_sqlite_file(path: str) -> bool:
+    """A regular file (not a symbolic link) that is empty or starts with SQLite's
+    header string (https://sqlite.org/fileformat.html §1.3): one Passport may tighten."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with open(path, "rb") as file:
+            head = file.read(len(SQLITE_HEADER))
+    except OSError:
+        return False
+    return head in (b"", SQLITE_HEADER)
+
+
 def _make_sqlite_file_private(path: str) -> None:
     """Create the database file 0600 before SQLite opens it (SQLite would make it 0666
-    less the umask), or tighten an existing one, and its companions, to 0600."""
+    less the umask), or tighten an existing one, and its companions, to 0600.
+
+    Only a regular file that is a SQLite database (or still empty) is tightened, never
+    a symbolic link: a URL that names another file (``sqlite:////etc/passwd``) must not
+    change that file's mode — SQLite then refuses it as "not a database"."""
     if path.startswith("file:"):
         return  # a URI filename: the operator chose how to open it
     try:
@@ -92,10 +111,13 @@ def _make_sqlite_file_private(path: str) -> None:
         pass
     except OSError:
         return  # no such directory, no right to create: SQLite says so in its own words
+    if not _is_sqlite_file(path):
+        return
     tightened: list[str] = []
     for candidate in (path, *(path + suffix for suffix in SQLITE_COMPANIONS)):
         try:
-            if os.stat(candidate).st_mode & 0o077:
+            status = os.lstat(candidate)
+            if stat.S_ISREG(status.st_mode) and status.st_mode & 0o077:
                 os.chmod(candidate, PRIVATE_FILE_MODE)
                 tightened.append(candidate)
         except FileNotFoundError:
