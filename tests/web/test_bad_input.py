@@ -241,3 +241,33 @@ def test_non_finite_numbers_are_not_echoed(harness: Harness, literal: str) -> No
     assert response.status_code == 400
     error = envelope(response)["ClientExceptions"][0]  # strict JSON parse inside
     assert (error["Source"], error["Value"]) == ("username", None)
+
+
+def test_a_json_name_given_twice_is_refused_not_last_wins(harness: Harness) -> None:
+    """``{"username": "nobody", "username": "alice"}`` once signed in as alice: a filter
+    reading the first value and Passport the last must never disagree (review finding)."""
+    harness.register("alice")
+    body = '{"username": "nobody-here", "username": "alice", "password": "%s"}' % STRONG
+    response = harness.client.post(
+        "/Account/login", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "more than once" in envelope(response)["ClientExceptions"][0]["Message"]
+    assert not response.headers.getlist("Set-Cookie")
+    nested = '{"username": "alice", "password": "x", "extra": {"a": 1, "a": 2}}'
+    again = harness.client.post(
+        "/Account/login", data=nested, headers={"Content-Type": "application/json"}
+    )
+    assert again.status_code == 400
+
+
+def test_a_parameter_in_both_the_url_and_the_body_is_refused_even_if_equal(
+    harness: Harness,
+) -> None:
+    harness.register("alice")
+    response = harness.client.post(
+        "/Account/login?application=Passport",
+        data={"username": "alice", "password": STRONG, "application": "Passport"},
+    )
+    assert response.status_code == 400
+    assert "more than once" in envelope(response)["ClientExceptions"][0]["Message"]

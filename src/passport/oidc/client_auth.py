@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from werkzeug import Request
 
 from passport.oidc.errors import InvalidClient
+from passport.oidc.errors import InvalidRequest
 from passport.services import clients
 from passport.storage.models import Application
 
@@ -31,6 +32,14 @@ def authenticate(
     """The application that made this request: secret_basic, secret_post, or none."""
     basic = clients.parse_basic(request.headers.get("Authorization"))
     if basic is not None:
+        # RFC 6749 §2.3: a client "MUST NOT use more than one authentication method in
+        # each request" — a secret in the body beside the header, or a body naming
+        # another client, is refused rather than one of them silently winning.
+        named = params.get("client_id")
+        if "client_secret" in params or (named is not None and named != basic.client_id):
+            raise InvalidRequest(
+                "Authenticate the client once: the Authorization header or the body."
+            )
         return _checked(clients.authenticate(db, basic, now))
     client_id = params.get("client_id", "")
     secret = params.get("client_secret")

@@ -88,6 +88,11 @@ def read(
             raise Invalid(f"The parameter '{name[:64]}' must be a string.", source=name[:64])
         if len(value) > MAX_PARAMETER_LENGTH:
             raise WrongLength(f"The parameter '{name[:64]}' is too long.", source=name[:64])
+        if "\x00" in value:  # as the API's binding: no database stores it alike
+            raise Invalid(
+                f"The parameter '{name[:64]}' must not contain NUL characters.",
+                source=name[:64],
+            )
     return values
 
 

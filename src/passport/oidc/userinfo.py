@@ -20,11 +20,17 @@ from passport.oidc.errors import render
 
 
 def bearer(request: Request, params: dict[str, str]) -> str:
-    """RFC 6750 §2.1 (the header), else §2.2 (a form body, POST only)."""
+    """RFC 6750 §2.1 (the header), or §2.2 (a form body, POST only) — not both: a client
+    "MUST NOT use more than one method to transmit the token in each request" (§2)."""
     header = request.headers.get("Authorization", "")
+    in_body = params.get("access_token") if request.method == "POST" else None
     if header[:7].lower() == "bearer ":
+        if in_body is not None:
+            raise InvalidRequest(
+                "Send the access token in the Authorization header or the body, not both."
+            )
         return header[7:].strip()
-    return params.get("access_token", "") if request.method == "POST" else ""
+    return in_body or ""
 
 
 class UserInfoEndpoint(Part):
@@ -34,7 +40,10 @@ class UserInfoEndpoint(Part):
             params = oauth_params.protocol(request, self.settings)
         except ClientError as exc:
             return render(InvalidRequest.of(exc))
-        token = bearer(request, params)
+        try:
+            token = bearer(request, params)
+        except InvalidRequest as refused:
+            return render(refused)
         # A read: no transaction to commit, so no request scope.
         with self.services.db.session() as db:
             tokens = self.tokens()
