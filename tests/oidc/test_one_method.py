@@ -18,6 +18,7 @@ from oidc_support import first_party
 from oidc_support import get_code
 from oidc_support import ids
 from oidc_support import token
+
 from support import Harness
 
 PASSWORD = "correct horse battery staple"

@@ -247,7 +247,7 @@ def test_a_json_name_given_twice_is_refused_not_last_wins(harness: Harness) -> N
     """``{"username": "nobody", "username": "alice"}`` once signed in as alice: a filter
     reading the first value and Passport the last must never disagree (review finding)."""
     harness.register("alice")
-    body = '{"username": "nobody-here", "username": "alice", "password": "%s"}' % STRONG
+    body = '{"username": "nobody-here", "username": "alice", "password": "' + STRONG + '"}'
     response = harness.client.post(
         "/Account/login", data=body, headers={"Content-Type": "application/json"}
     )
