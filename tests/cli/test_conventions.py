@@ -102,6 +102,8 @@ def test_every_command_of_a_group_is_reachable() -> None:
         ("user", "list", "--no-such-option"),
         ("user", "import", "/no/such/file.csv"),
         ("audit", "tail", "-n", "many"),
+        ("audit", "tail", "-n", "-1"),  # review: printed the whole log
+        ("audit", "tail", "-n", "99999999999999999999"),  # review: an unexpected OverflowError
     ],
 )
 def test_bad_usage_exits_2(args: tuple[str, ...]) -> None:

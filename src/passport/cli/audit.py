@@ -35,7 +35,14 @@ def _event_row(e: AuditEvent) -> dict[str, Any]:
 
 
 @audit_group.command("tail")
-@click.option("-n", "--lines", default=20, show_default=True, help="How many recent events.")
+@click.option(
+    "-n",
+    "--lines",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="How many recent events (1 to 100,000).",
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they come.")
 @json_option
 @pass_cli

@@ -33,10 +33,13 @@ if TYPE_CHECKING:
 
 
 def safe_next(value: str | None) -> str:
-    """Only a path on Passport itself (no scheme, no host, no ``//``): no open redirect."""
+    """Only a path on Passport itself (no scheme, no host, no ``//``): no open redirect.
+    Printable ASCII only (RFC 3986 §2: a URI is ASCII; a raw DEL or UTF-8 byte in
+    ``Location`` is dropped or mangled by servers and browsers): anything else, and
+    anything odd, goes to ``/account``."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/account"
-    if any(ord(c) < 32 for c in value):
+    if any(not 32 < ord(c) < 127 for c in value):
         return "/account"
     return value
 

@@ -73,7 +73,9 @@ def csrf_ok(request: Request, form: dict[str, str]) -> bool:
     """The form's ``csrf`` field equals the CSRF cookie (constant-time)."""
     cookie = request.cookies.get(CSRF_COOKIE, "")
     given = form.get("csrf") or ""
-    return bool(cookie) and hmac.compare_digest(cookie.encode(), given.encode())
+    # Only a token of the form Passport issues (32 random bytes): a short value a
+    # sibling site managed to plant as a cookie is not one.
+    return len(cookie) == _CSRF_LENGTH and hmac.compare_digest(cookie.encode(), given.encode())
 
 
 def form_page(
