@@ -85,3 +85,12 @@ def test_head_is_get_without_a_body(factory: Any) -> None:
     get = h.client.get("/.well-known/openid-configuration")
     assert head.status_code == get.status_code
     assert head.get_data() == b""
+
+
+@pytest.mark.parametrize("path", ["/Users%2Flist", "/oauth2%2ftoken", "/Account%5Cstatus"])
+def test_an_encoded_separator_names_no_route(factory: Any, path: str) -> None:
+    """``/Users%2Flist`` must not reach ``Users/list``: a path rule in a proxy in front
+    of Passport would not have seen that name (review finding)."""
+    h: Harness = factory("sqlite")
+    response = h.client.get(path)
+    assert response.status_code == 404

@@ -61,6 +61,11 @@ class Router:
     def match(self, request: Request) -> tuple[Route | None, dict[str, str] | WebError]:
         """The route and its arguments, or the refusal (404, or 405 with the route whose
         family answers it)."""
+        if _encoded_separator(request):
+            shown = request.path.strip("/")[:200]
+            return None, WebError(
+                f"No method '{shown}' found.", source="url", value=shown, number=404
+            )
         path = request.path.rstrip("/") or "/"
         route = self._routes.get(path)
         if route is not None:
@@ -85,3 +90,16 @@ class Router:
         if len(parts) == 2:
             arguments["method"] = parts[1]
         return self._api, arguments
+
+
+def _encoded_separator(request: Request) -> bool:
+    """Whether the path as sent spells a ``/`` or ``\\`` percent-encoded (``%2F``,
+    ``%5C``).  The WSGI path is decoded, so ``/Users%2Flist`` would reach ``Users/list``
+    — a route a proxy in front of Passport never saw named (RFC 3986 §2.2: an encoded
+    reserved character is data, not a separator).  Servers that pass the raw request
+    target (``RAW_URI``/``REQUEST_URI``: gunicorn, Werkzeug) let Passport refuse it;
+    Granian passes only the decoded path, so behind it the proxy must not route on
+    encoded separators either (docs/architecture.md)."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    target = raw.split("?", 1)[0].lower()
+    return "%2f" in target or "%5c" in target
