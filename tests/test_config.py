@@ -43,6 +43,8 @@ def test_defaults_are_safe() -> None:
         ({"PASSPORT_REDIS_URL": "http://x"}, "redis_url must start with"),
         ({"PASSPORT_PASSWORD_MIN_LENGTH": "4"}, "password_min_length must be at least 8"),
         ({"PASSPORT_DATABASE_URL": ""}, "database_url must not be empty"),
+        ({"PASSPORT_KEY_ENCRYPTION_KEY": "short"}, "key_encryption_key must be 32 random"),
+        ({"PASSPORT_KEY_ENCRYPTION_KEY": "A" * 44 + "!"}, "key_encryption_key must be 32"),
     ],
 )
 def test_bad_values_are_one_clear_line(environ: dict[str, str], message: str) -> None:
@@ -56,6 +58,9 @@ def test_secret_values_are_not_echoed_in_errors() -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings(environ={}, overrides={"database_url": ["pw-secret"]})
     assert "pw-secret" not in str(raised.value)
+    with pytest.raises(ConfigError) as bad_key:
+        load_settings(environ={"PASSPORT_KEY_ENCRYPTION_KEY": "kek-secret-value"})
+    assert "kek-secret-value" not in str(bad_key.value)
 
 
 def test_toml_errors(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ instead of failing later inside a request.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import os
 import tomllib
@@ -195,6 +197,15 @@ def _convert(name: str, raw: Any) -> Any:
         raise ConfigError(f"setting {name}: {shown} is not a valid {kind}") from None
 
 
+def _is_32_bytes_base64url(value: str) -> bool:
+    """The form of the key-encryption key (checked with the other settings, so a wrong
+    one stops start-up and every command with the settings' own message)."""
+    try:
+        return len(base64.urlsafe_b64decode(value + "==")) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
 def _validate(settings: Settings) -> None:
     def need(ok: bool, message: str) -> None:
         if not ok:
@@ -206,6 +217,11 @@ def _validate(settings: Settings) -> None:
         scheme in {"sqlite", "mysql+pymysql", "mariadb+pymysql", "postgresql+psycopg"},
         f"setting database_url: unsupported scheme '{scheme}' "
         "(use sqlite, mysql+pymysql or postgresql+psycopg)",
+    )
+    need(
+        settings.key_encryption_key == "" or _is_32_bytes_base64url(settings.key_encryption_key),
+        "setting key_encryption_key must be 32 random bytes, base64url "
+        "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')",
     )
     need(1 <= settings.port <= 65535, "setting port must be between 1 and 65535")
     need(1 <= settings.workers <= 512, "setting workers must be between 1 and 512")
