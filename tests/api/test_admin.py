@@ -584,3 +584,88 @@ def test_registered_scopes(harness: Harness, admin: PassportClient) -> None:
         assert refused.status_code == 400, bad
     emptied = admin.post("/Applications/update", data={"application": "Batch", "scopes": ""})
     assert data(emptied)["Data"]["Application"]["Scopes"] == []
+
+
+# -- free text: no control, bidi or invisible characters (services/text.py) --
+
+HOSTILE_DESCRIPTIONS = [
+    "\x1b]0;PWNED\x07\x1b[2J Totally normal group",
+    "Invoice \u202egpj.exe",
+    "Ops \u2066team\u2069",
+    "Ops\u200bteam",
+    "Ops \ue000",
+]
+LABELS = {"description": "description", "displayName": "Display name", "email": "Email"}
+
+
+def test_descriptions_with_control_bidi_or_invisible_characters_are_400_and_store_nothing(
+    harness: Harness,
+) -> None:
+    delegate = signed_in(
+        harness, "delegate", "groups:write", "apps:write", "users:write", "users:read", "apps:read"
+    )
+    for path, params in (
+        ("/Groups/create", {"name": "Plain"}),
+        ("/Applications/create", {"name": "Wiki"}),
+        ("/Users/create", {"username": "plainuser", "password": STRONG}),
+    ):
+        assert delegate.post(path, data=params).status_code == 200, path
+    added = delegate.post("/Applications/addPermission", data={"application": "Wiki", "name": "a"})
+    assert added.status_code == 200
+    calls: list[tuple[str, dict[str, str], str]] = []
+    for text in HOSTILE_DESCRIPTIONS:
+        calls += [
+            ("/Groups/create", {"name": "Ops", "description": text}, "description"),
+            ("/Applications/create", {"name": "Blog", "description": text}, "description"),
+            (
+                "/Applications/addPermission",
+                {"application": "Wiki", "name": "edit", "description": text},
+                "description",
+            ),
+            ("/Groups/update", {"group": "Plain", "description": text}, "description"),
+            ("/Applications/update", {"application": "Wiki", "description": text}, "description"),
+        ]
+    for char in ("\u202e", "\u200b", "\x1b"):
+        calls += [
+            (
+                "/Users/create",
+                {"username": "mallory", "password": STRONG, "displayName": f"M{char}"},
+                "displayName",
+            ),
+            (
+                "/Users/create",
+                {"username": "mallory", "password": STRONG, "email": f"m{char}@example.com"},
+                "email",
+            ),
+            ("/Users/update", {"username": "plainuser", "displayName": f"P{char}"}, "displayName"),
+            ("/Users/update", {"username": "plainuser", "email": f"p{char}@example.com"}, "email"),
+        ]
+
+    def stored() -> tuple[Any, ...]:
+        shown = [
+            data(delegate.get(path))["Data"]
+            for path in (
+                "/Groups/get?group=Plain",
+                "/Groups/list",
+                "/Applications/get?application=Wiki",
+                "/Applications/list",
+                "/Applications/permissions?application=Wiki",
+                "/Users/get?username=plainuser",
+            )
+        ]
+        assert all(shown)
+        return snapshot(harness), *shown
+
+    before = stored()
+    for path, params, source in calls:
+        response = delegate.post(path, data=params)
+        assert response.status_code == 400, (path, params, response.get_data(as_text=True))
+        refused = error(response)
+        assert refused["Number"] == "3" and refused["Source"] == source, (path, refused)
+        assert refused["Message"].startswith(f"{LABELS[source]} must not contain U+"), refused
+        assert stored() == before, (path, params)
+
+    text = "Équipe d'exploitation\n\t運用チーム 👩\u200d💻"
+    kept = delegate.post("/Groups/create", data={"name": "Ops", "description": text})
+    assert kept.status_code == 200, kept.get_data(as_text=True)
+    assert data(delegate.get("/Groups/get?group=Ops"))["Data"]["Group"]["Description"] == text

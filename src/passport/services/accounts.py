@@ -45,6 +45,7 @@ from passport.services.sessions import SessionStore
 from passport.services.sessions import new_session_info
 from passport.services.signout import NotifyLogout
 from passport.services.signout import end_user_access
+from passport.services.text import check_text
 from passport.services.throttle import Throttle
 from passport.services.throttle import account_key
 from passport.services.throttle import ip_key
@@ -106,9 +107,13 @@ def validate_username(raw: str | None) -> str:
 
 
 def validate_email(raw: str | None) -> str | None:
+    """The NFKC address, None for none, or a ClientError: nothing invisible or
+    bidirectional in it (:func:`passport.services.text.check_text`, no shaping
+    characters), then the form ``local@domain.tld``."""
     if raw is None or raw.strip() == "":
         return None
     email = unicodedata.normalize("NFKC", raw.strip())
+    check_text(email, field="Email", source="email", shaping=False)
     if len(email) > 254 or not _EMAIL_RE.fullmatch(email):
         raise Invalid(
             "Email must be a valid address like name@example.com.",
@@ -119,17 +124,16 @@ def validate_email(raw: str | None) -> str | None:
 
 
 def validate_display_name(raw: str | None) -> str:
+    """The NFKC display name ("" for none), or a ClientError: at most 128 characters,
+    one line of text for people (:func:`passport.services.text.check_text`: no control,
+    bidi or invisible characters; ZWJ, ZWNJ, variation selectors and emoji tag
+    sequences are kept for scripts and emoji)."""
     if raw is None:
         return ""
     name = unicodedata.normalize("NFKC", raw.strip())
     if len(name) > 128:
         raise WrongLength("Display name must be at most 128 characters long.", source="displayName")
-    if any(unicodedata.category(c) == "Cc" for c in name):
-        raise Invalid(
-            "Display name must not contain control characters.",
-            source="displayName",
-        )
-    return name
+    return check_text(name, field="Display name", source="displayName")
 
 
 @dataclass(frozen=True)

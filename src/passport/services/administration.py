@@ -40,6 +40,7 @@ from passport.services.policy import ensure_not_self
 from passport.services.policy import ensure_right
 from passport.services.signout import end_application_access
 from passport.services.signout import end_user_access
+from passport.services.text import check_text
 from passport.storage.models import Application
 from passport.storage.models import Group
 from passport.storage.models import Permission
@@ -53,13 +54,17 @@ MAX_OVERLAP_SECONDS = 30 * 86400
 
 
 def _description(value: str | None, source: str = "description") -> str:
-    text = value or ""
+    """A description of a group, application or permission: at most 2000 characters of
+    multi-line text for people (:func:`passport.services.text.check_text`: TAB and LF
+    are kept, other control, bidi and invisible characters are refused).  A CR LF or
+    lone CR line break, as browsers send a textarea's lines, is stored as LF."""
+    text = (value or "").replace("\r\n", "\n").replace("\r", "\n")
     if len(text) > MAX_DESCRIPTION:
         raise WrongLength(
             f"{source} must be at most {MAX_DESCRIPTION} characters long.",
             source=source,
         )
-    return text
+    return check_text(text, field=source, source=source, multiline=True)
 
 
 class Administration:
