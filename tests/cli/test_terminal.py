@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from passport.cli import cli
 from passport.cli.common import json_text
 from passport.cli.common import printable
+from passport.services import directory
 
 from support import Harness
 
@@ -77,9 +78,20 @@ def test_markup_in_names_lists_as_written(harness: Harness, display_name: str) -
     assert as_json[0]["DisplayName"] == display_name
 
 
-def test_bidi_and_separators_in_a_display_name_are_escaped(harness: Harness) -> None:
-    name = "Bob\u202egnp.exe\u2028x"  # accepted as a display name; shown escaped
-    assert harness.register("bob", displayName=name).status_code == 200
+def test_bidi_and_separators_in_a_display_name_are_refused(harness: Harness) -> None:
+    response = harness.register("bob", displayName="Bob\u202egnp.exe\u2028x")
+    assert response.status_code == 400
+
+
+def test_bidi_and_separators_in_a_stored_display_name_are_escaped(harness: Harness) -> None:
+    """Names stored before the text rule (services/text.py) still reach the terminal
+    escaped."""
+    name = "Bob\u202egnp.exe\u2028x"
+    assert harness.register("bob").status_code == 200
+    with harness.app.services.db.session(write=True) as db, db.begin():
+        user = directory.find_user(db, "bob")
+        assert user is not None
+        user.display_name = name
     listed = passport(harness, "user", "list").stdout
     assert "\u202e" not in listed and "\u2028" not in listed
     assert "Bob\\u202egnp.exe\\u2028x" in listed
