@@ -11,10 +11,12 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
+from urllib.parse import unquote_to_bytes
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -66,17 +68,56 @@ class BasicCredentials:
 
 
 def parse_basic(header: str | None) -> BasicCredentials | None:
-    """``Authorization: Basic base64(id:secret)`` (RFC 7617), or None."""
+    """``Authorization: Basic base64(id:secret)`` (RFC 7617), or None.
+
+    RFC 6749 §2.3.1: the client id and the secret are each encoded with
+    ``application/x-www-form-urlencoded`` (Appendix B) *before* they are joined with
+    ``:`` and base64-encoded, so the header is split on its first ``:`` and then each
+    part is form-decoded (``+`` is a space, ``%XX`` a byte; the bytes strict UTF-8).
+    Conforming clients (openid-client, oauth4webapi, Spring, Nimbus) escape every
+    character but ASCII letters and digits — a Passport secret's ``-`` and ``_``
+    arrive as ``%2D`` and ``%5F``.
+
+    Lenient clients that send the id and secret as they are keep working: Passport's
+    client ids and secrets are ``secrets.token_urlsafe`` (``A-Z a-z 0-9 - _``), which
+    contain neither ``%`` nor ``+``, and on such a string form-decoding changes
+    nothing — the raw and the encoded spelling name the same credentials, so
+    decoding is never ambiguous for what Passport issues.  The cost falls only on a
+    credential that holds ``%`` or ``+`` itself (none that Passport issues): sent
+    unencoded it decodes to something else and fails, as RFC 6749 says it must.
+    A malformed escape (``%`` without two hex digits) or bytes that are not UTF-8
+    authenticate nobody.
+    """
     if not header or not header[:6].lower() == "basic ":
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None
-    client_id, sep, secret = decoded.partition(":")
-    if not sep or not client_id or not secret or len(decoded) > 512:
+    if len(decoded) > 512:
+        return None
+    encoded_id, sep, encoded_secret = decoded.partition(":")
+    client_id, secret = _form_decode(encoded_id), _form_decode(encoded_secret)
+    if not sep or not client_id or not secret:
         return None
     return BasicCredentials(client_id, secret)
+
+
+_MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _form_decode(value: str) -> str | None:
+    """``application/x-www-form-urlencoded`` decoding of one value (RFC 6749 Appendix B,
+    the WHATWG URL standard's parser): ``+`` is a space, ``%XX`` a byte, the result
+    strict UTF-8.  None for a ``%`` not followed by two hex digits, or bytes that are
+    not UTF-8 — where a lenient decoder would keep the ``%`` or substitute U+FFFD and
+    so turn two different headers into one credential."""
+    if _MALFORMED_ESCAPE.search(value):
+        return None
+    try:
+        return unquote_to_bytes(value.replace("+", " ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def authenticate(db: Session, credentials: BasicCredentials, now: datetime) -> Application | None:
