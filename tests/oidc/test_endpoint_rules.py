@@ -135,9 +135,10 @@ def test_credentials_in_a_url_are_refused(
 
 
 def test_the_token_endpoint_reads_the_body_only(h: Harness) -> None:
-    """RFC 6749 §4.1.3: parameters in the entity-body; a grant_type in the URL is none."""
+    """RFC 6749 §4.1.3: parameters in the entity-body; a grant_type in the URL is none,
+    so the request misses it (§5.2 invalid_request)."""
     answer = h.client.post("/oauth2/token?grant_type=client_credentials", headers=batch(h))
-    assert answer.status_code == 400 and body(answer)["error"] == "unsupported_grant_type"
+    assert answer.status_code == 400 and body(answer)["error"] == "invalid_request"
 
 
 def test_hosted_forms_refuse_credentials_in_the_url(h: Harness) -> None:

@@ -12,8 +12,9 @@ client in the redirect (RFC 6749 §4.1.2.1), never as a status: see
 * RFC 6749 §4.1.2.1 (authorization endpoint): ``access_denied``,
   ``unsupported_response_type``, and ``invalid_request``/``invalid_scope``;
 * OpenID Connect Core §3.1.2.6: ``login_required``, ``consent_required``;
-* RFC 6750 §3.1 (protected resources): ``invalid_token``, 401 with a ``Bearer``
-  challenge.
+* RFC 6750 §3.1 (protected resources): ``invalid_token`` (401) and
+  ``insufficient_scope`` (403), each with a ``Bearer`` challenge; no token at all is a
+  bare ``Bearer`` challenge without an error code (:func:`bearer_challenge`).
 
 A domain :class:`~passport.errors.ClientError` raised while reading a request (a
 repeated parameter, a value too long, a body too large) becomes ``invalid_request``
@@ -145,17 +146,43 @@ class ConsentRequired(OAuthError):
     error = "consent_required"
 
 
-class InvalidToken(OAuthError):
-    """RFC 6750 §3.1: the access token is missing, expired, revoked or not for this."""
-
-    error = "invalid_token"
-    status = 401
+class BearerError(OAuthError):
+    """An error of a protected resource (RFC 6750 §3.1), told in the ``Bearer``
+    challenge of ``WWW-Authenticate`` as well as the body, which holds the bare code
+    unless there is a description."""
 
     def __init__(self, description: str = "") -> None:
         super().__init__(description)
 
     def challenge(self) -> str | None:
-        return 'Bearer error="invalid_token"'
+        return f'Bearer error="{self.error}"'
+
+
+class InvalidToken(BearerError):
+    """RFC 6750 §3.1: the access token is expired, revoked, malformed or not an access
+    token — 401.  A request with no token at all is not this: see
+    :func:`bearer_challenge`."""
+
+    error = "invalid_token"
+    status = 401
+
+
+class InsufficientScope(BearerError):
+    """RFC 6750 §3.1: the token is valid but does not carry the scope the resource
+    needs — 403, and the challenge names that scope (``scope="openid"`` at userinfo,
+    OIDC Core §5.3: "the Access Token ... obtained from an OpenID Connect Authentication
+    Request", so a token without ``openid`` or without a user, from
+    ``client_credentials``, is not enough)."""
+
+    error = "insufficient_scope"
+    status = 403
+
+    def __init__(self, scope: str, description: str = "") -> None:
+        super().__init__(description)
+        self.scope = scope
+
+    def challenge(self) -> str | None:
+        return f'Bearer error="{self.error}", scope="{self.scope}"'
 
 
 def json_response(data: dict[str, Any], status: int = 200) -> Response:
@@ -167,17 +194,30 @@ def json_response(data: dict[str, Any], status: int = 200) -> Response:
 
 
 def render(error: OAuthError) -> Response:
-    """The JSON error body of RFC 6749 §5.2 (RFC 6750 §3.1 for ``invalid_token``, whose
-    body is the bare code, as before)."""
+    """The JSON error body of RFC 6749 §5.2 (RFC 6750 §3.1 for the errors of a protected
+    resource, whose body is the bare code when there is no description), and the
+    challenge that goes with a 401 (RFC 9110 §11.6.1) or with RFC 6750's 403."""
     data: dict[str, Any] = {"error": error.error}
-    if error.description or not isinstance(error, InvalidToken):
+    if error.description or not isinstance(error, BearerError):
         data["error_description"] = error.description
     response = json_response(data, error.status)
     for name, value in error.headers.items():
         response.headers[name] = value
     challenge = error.challenge()
-    if challenge is not None and error.status == 401:
+    if challenge is not None and error.status in (401, 403):
         response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
+def bearer_challenge() -> Response:
+    """The answer to a request for a protected resource that carries no access token at
+    all: 401 with a bare ``Bearer`` challenge and no error code — RFC 6750 §3.1: "If the
+    request lacks any authentication information (e.g., the client was unaware that
+    authentication is necessary ...), the resource server SHOULD NOT include an error
+    code or other error information."  The body is an empty JSON object, for clients
+    that parse every answer as JSON."""
+    response = json_response({}, 401)
+    response.headers["WWW-Authenticate"] = "Bearer"
     return response
 
 

@@ -4,7 +4,8 @@ The client authenticates as at the token endpoint (§2.1; a public client names 
 with ``client_id``).  Revoking a refresh token revokes its whole family — the access
 tokens issued with it too (§2.1: "SHOULD also invalidate all access tokens based on
 the same authorization grant").  An unknown token, or another client's, is answered
-200 all the same (§2.2): the answer tells nothing about tokens."""
+200 all the same (§2.2): the answer tells nothing about tokens.  The answer is
+``{}`` as ``application/json`` with ``Cache-Control: no-store``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from passport.oidc import params as oauth_params
 from passport.oidc.base import Part
 from passport.oidc.errors import InvalidRequest
 from passport.oidc.errors import OAuthError
+from passport.oidc.errors import json_response
 from passport.oidc.errors import render
 from passport.oidc.tokens import digest
 from passport.storage.models import OAuthToken
@@ -48,4 +50,7 @@ class RevocationEndpoint(Part):
                 self.tokens().revoke_family(db, row.family, ctx.now)
             else:
                 row.revoked_at = ctx.now
-        return Response(status=200)
+        # §2.2: "The content of the response body is ignored by the client" — but clients
+        # such as oidc-client-ts parse it as JSON and refuse text/plain, so the answer is
+        # an empty JSON object; never cached, as the token endpoint's (RFC 6749 §5.1).
+        return json_response({})

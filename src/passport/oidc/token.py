@@ -100,6 +100,11 @@ class TokenEndpoint(Part):
         try:
             app = client_auth.authenticate(db, request, params, ctx.now)
             grant_type = params.get("grant_type")
+            if not grant_type:
+                # RFC 6749 §5.2 invalid_request: "The request is missing a required
+                # parameter"; unsupported_grant_type is for a grant_type that is given
+                # but not one this server knows.
+                raise InvalidRequest("grant_type is required.")
             if grant_type == "authorization_code":
                 body = self._code_grant(db, app, params)
             elif grant_type == "refresh_token":
@@ -107,7 +112,7 @@ class TokenEndpoint(Part):
             elif grant_type == "client_credentials":
                 body = self._client_credentials(db, app, params)
             else:
-                raise UnsupportedGrantType("Unsupported grant_type.")
+                raise UnsupportedGrantType("Unsupported grant_type.")  # RFC 6749 §5.2
         except OAuthError as error:
             ctx.refuse()
             if isinstance(error, ReusedGrant):
