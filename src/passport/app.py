@@ -61,6 +61,7 @@ from passport.web.envelope import valid_callback
 from passport.web.errors import WebError
 from passport.web.errors import headers_of
 from passport.web.errors import status_of
+from passport.web.origins import CorsPolicy
 from passport.web.registry import Endpoint
 from passport.web.registry import Registry
 from passport.web.routing import Handler
@@ -244,16 +245,79 @@ class PassportApp:
     def _dispatch(self, request: Request) -> Response:
         route, found = self.router.match(request)
         request.environ[ENDPOINT_KEY] = route.label if route is not None else "other"
-        if isinstance(found, WebError):
-            return route.refuse(request, found) if route is not None else client_error(found)
-        assert route is not None
-        if route is self._api_route:
+        if route is None:
+            assert isinstance(found, WebError)
+            return client_error(found)
+        if route is self._api_route and not isinstance(found, WebError):
             controller = found.get("controller") or "Service"
             return self.api(request, controller, found.get("method") or "Index")
+        response = self._answer(request, route, found)
+        if route.cors is not None:
+            self._route_cors(request, route, route.cors, response)
+        return response
+
+    def _answer(self, request: Request, route: Route, found: dict[str, str] | WebError) -> Response:
+        if isinstance(found, WebError):
+            return route.refuse(request, found)
+        if route.cors is not None and request.method == "OPTIONS":
+            return self._route_preflight(request, route, route.cors)
         try:
             return route.handler(request)
         except KeyConfigurationError as exc:
             return render(Envelope(server_errors=[str(exc)]), 503)
+
+    # -- CORS of the routes that declare it (the OpenID Connect endpoints) ----------
+    def _route_preflight(self, request: Request, route: Route, policy: CorsPolicy) -> Response:
+        """``OPTIONS`` on a route with a CORS policy (Fetch standard, "CORS-preflight
+        request"): 204 for an origin the policy allows and a method the route accepts,
+        403 in the route's error format otherwise.  The allow-headers go on in
+        :meth:`_route_cors`, with the rest.  Without ``Origin`` it is a plain OPTIONS
+        (RFC 9110 §9.3.7): 204 with ``Allow``."""
+        origin = request.headers.get("Origin")
+        accepted = self.router.accepted(route)
+        if origin is None:
+            return Response(status=204, headers={"Allow": ", ".join(sorted(accepted))})
+        wanted = request.headers.get("Access-Control-Request-Method", "").upper()
+        if policy.allow_origin(origin, self._cors_origins(policy)) is None or (
+            wanted and wanted not in accepted - {"OPTIONS"}
+        ):
+            return route.refuse(
+                request,
+                WebError(
+                    "This origin may not call this endpoint from a browser: register it "
+                    "as an allowed origin of the application.",
+                    source="Origin",
+                    value=origin[:200],
+                    number=403,
+                ),
+            )
+        return Response(status=204)
+
+    def _route_cors(
+        self, request: Request, route: Route, policy: CorsPolicy, response: Response
+    ) -> None:
+        """The CORS headers of every answer of a route with a policy — the handler's, a
+        refusal of the router, a preflight.  Never ``Access-Control-Allow-Credentials``
+        (:class:`~passport.web.origins.CorsPolicy` says why)."""
+        if not policy.any_origin:
+            response.vary.add("Origin")
+        preflight = request.method == "OPTIONS"
+        if preflight and response.status_code != 204:
+            return  # a refused preflight says nothing a page could take for consent
+        allowed = policy.allow_origin(request.headers.get("Origin"), self._cors_origins(policy))
+        if allowed is None:
+            return
+        response.headers["Access-Control-Allow-Origin"] = allowed
+        if preflight:
+            response.headers["Access-Control-Allow-Methods"] = ", ".join(sorted(route.methods))
+            response.headers["Access-Control-Allow-Headers"] = ", ".join(policy.allow_headers)
+            response.headers["Access-Control-Max-Age"] = str(policy.max_age)
+        elif policy.expose_headers:
+            response.headers["Access-Control-Expose-Headers"] = ", ".join(policy.expose_headers)
+
+    def _cors_origins(self, policy: CorsPolicy) -> frozenset[str]:
+        """The registered origins, when the policy needs them (no query for ``*``)."""
+        return frozenset() if policy.any_origin else self.registered_origins()
 
     def _routes(self) -> list[Route]:
         """Operational URLs; the protocol endpoints and pages come from the provider."""

@@ -97,7 +97,8 @@ def test_pages_refuse_non_strings_and_repeats_with_the_error_page(h: Harness, pa
 
 def test_the_token_endpoint_answers_get_with_405_and_allow(h: Harness) -> None:
     answer = h.client.get("/oauth2/token")
-    assert answer.status_code == 405 and answer.headers["Allow"] == "POST"
+    # OPTIONS too: the token endpoint answers CORS preflights (tests/oidc/test_cors.py).
+    assert answer.status_code == 405 and answer.headers["Allow"] == "OPTIONS, POST"
     assert body(answer)["error"] == "invalid_request"
 
 

@@ -15,15 +15,15 @@ import pytest
 
 from support import Harness
 
-# (method, path, the methods the path accepts)
+# (method, path, the methods the path accepts: OPTIONS where the route has a CORS policy)
 WRONG_METHODS = [
-    ("GET", "/oauth2/token", {"POST"}),
+    ("GET", "/oauth2/token", {"OPTIONS", "POST"}),
     ("PUT", "/oauth2/introspect", {"POST"}),
-    ("GET", "/oauth2/revoke", {"POST"}),
-    ("DELETE", "/oauth2/userinfo", {"GET", "HEAD", "POST"}),
+    ("GET", "/oauth2/revoke", {"OPTIONS", "POST"}),
+    ("DELETE", "/oauth2/userinfo", {"GET", "HEAD", "OPTIONS", "POST"}),
     ("DELETE", "/oauth2/authorize", {"GET", "HEAD", "POST"}),
-    ("POST", "/.well-known/openid-configuration", {"GET", "HEAD"}),
-    ("PUT", "/.well-known/jwks.json", {"GET", "HEAD"}),
+    ("POST", "/.well-known/openid-configuration", {"GET", "HEAD", "OPTIONS"}),
+    ("PUT", "/.well-known/jwks.json", {"GET", "HEAD", "OPTIONS"}),
     ("DELETE", "/login", {"GET", "HEAD", "POST"}),
     ("PATCH", "/consent", {"GET", "HEAD", "POST"}),
     ("DELETE", "/logout", {"GET", "HEAD", "POST"}),

@@ -1,24 +1,30 @@
 """The OpenID Connect provider: builds the protocol endpoints and the hosted pages, and
 names their URLs.
 
-=====================================  ==========  ===========================================
-path (as published in discovery)       methods     specification, module
-=====================================  ==========  ===========================================
-``/.well-known/openid-configuration``  GET         Discovery 1.0 §4 — :mod:`.discovery`
-``/.well-known/jwks.json``             GET         RFC 7517 — :mod:`.discovery`
-``/oauth2/authorize``                  GET, POST   RFC 6749 §4.1, RFC 7636, OIDC Core §3.1.2
-                                                   — :mod:`.authorization`
-``/oauth2/token``                      POST        RFC 6749 §3.2, §4.1.3, §6, §4.4
-                                                   — :mod:`.token`, :mod:`.client_auth`
-``/oauth2/userinfo``                   GET, POST   OIDC Core §5.3, RFC 6750 — :mod:`.userinfo`
-``/oauth2/introspect``                 POST        RFC 7662 — :mod:`.introspection`
-``/oauth2/revoke``                     POST        RFC 7009 — :mod:`.revocation`
-``/login``, ``/consent``               GET, POST   hosted pages — :mod:`passport.pages`
-``/logout``                            GET, POST   RP-Initiated Logout 1.0 — :mod:`passport.pages`
-``/account``                           GET, POST   the user's page — :mod:`passport.pages`
-=====================================  ==========  ===========================================
+=====================================  ==========  ==========  =====================================
+path (as published in discovery)       methods     CORS        specification, module
+=====================================  ==========  ==========  =====================================
+``/.well-known/openid-configuration``  GET         any         Discovery 1.0 §4 — :mod:`.discovery`
+``/.well-known/jwks.json``             GET         any         RFC 7517 — :mod:`.discovery`
+``/oauth2/authorize``                  GET, POST   —           RFC 6749 §4.1, RFC 7636, OIDC Core
+                                                               §3.1.2 — :mod:`.authorization`
+``/oauth2/token``                      POST        registered  RFC 6749 §3.2, §4.1.3, §6, §4.4
+                                                               — :mod:`.token`, :mod:`.client_auth`
+``/oauth2/userinfo``                   GET, POST   registered  OIDC Core §5.3, RFC 6750
+                                                               — :mod:`.userinfo`
+``/oauth2/introspect``                 POST        —           RFC 7662 — :mod:`.introspection`
+``/oauth2/revoke``                     POST        registered  RFC 7009 — :mod:`.revocation`
+``/login``, ``/consent``               GET, POST   —           hosted pages — :mod:`passport.pages`
+``/logout``                            GET, POST   —           RP-Initiated Logout 1.0
+                                                               — :mod:`passport.pages`
+``/account``                           GET, POST   —           the user's page
+                                                               — :mod:`passport.pages`
+=====================================  ==========  ==========  =====================================
 
-HEAD goes with GET.  Every handler answers inside its request scope
+HEAD goes with GET; OPTIONS (the CORS preflight) with a CORS policy
+(:class:`passport.web.origins.CorsPolicy`: "any" is ``*``, "registered" the origins
+applications registered, never with credentials), applied by the dispatcher.  Every
+handler answers inside its request scope
 (:meth:`passport.web.context.RequestContext.respond`); parameters are read by the one
 strict reader, :mod:`passport.oidc.params`; OAuth errors are :mod:`passport.oidc.errors`.
 """
@@ -40,6 +46,7 @@ from passport.pages.account import AccountPage
 from passport.pages.consent import ConsentPage
 from passport.pages.login import LoginPage
 from passport.pages.logout import LogoutPage
+from passport.web import origins
 from passport.web.routing import Route
 
 if TYPE_CHECKING:
@@ -64,22 +71,29 @@ class Provider:
         logout = LogoutPage(services, context)
         account = AccountPage(services, context)
         protocol, pages = oauth_errors.refusal, render.refusal
+        public, registered = origins.PUBLIC_CORS, origins.REGISTERED_CORS
         # The metrics label of each route is its path, as it was before the one routing
-        # map: dashboards keep their series.
+        # map: dashboards keep their series.  CORS (the last column, see the table
+        # above): public documents for any page; what a browser application calls —
+        # the token endpoint (a public client with PKCE), userinfo, revocation — for
+        # registered origins.  Introspection none: only a confidential client with its
+        # secret may introspect (RFC 7662 §2.1), and a secret has no place in a page.
+        # The hosted pages and the authorization endpoint are navigated to, never
+        # fetched: no CORS.
         self._routes = [
-            Route(path, methods, handler, refuse, path)
-            for path, methods, handler, refuse in (
-                ("/.well-known/openid-configuration", GET, discovery.discovery, protocol),
-                ("/.well-known/jwks.json", GET, discovery.jwks, protocol),
-                ("/oauth2/authorize", GET_POST, authorization.authorize, pages),
-                ("/oauth2/token", POST, token.token, protocol),
-                ("/oauth2/userinfo", GET_POST, userinfo.userinfo, protocol),
-                ("/oauth2/introspect", POST, introspection.introspect, protocol),
-                ("/oauth2/revoke", POST, revocation.revoke, protocol),
-                ("/login", GET_POST, login.login, pages),
-                ("/consent", GET_POST, consent.consent, pages),
-                ("/logout", GET_POST, logout.logout, pages),
-                ("/account", GET_POST, account.account, pages),
+            Route(path, methods, handler, refuse, path, cors)
+            for path, methods, handler, refuse, cors in (
+                ("/.well-known/openid-configuration", GET, discovery.discovery, protocol, public),
+                ("/.well-known/jwks.json", GET, discovery.jwks, protocol, public),
+                ("/oauth2/authorize", GET_POST, authorization.authorize, pages, None),
+                ("/oauth2/token", POST, token.token, protocol, registered),
+                ("/oauth2/userinfo", GET_POST, userinfo.userinfo, protocol, registered),
+                ("/oauth2/introspect", POST, introspection.introspect, protocol, None),
+                ("/oauth2/revoke", POST, revocation.revoke, protocol, registered),
+                ("/login", GET_POST, login.login, pages, None),
+                ("/consent", GET_POST, consent.consent, pages, None),
+                ("/logout", GET_POST, logout.logout, pages, None),
+                ("/account", GET_POST, account.account, pages, None),
             )
         ]
 

@@ -6,13 +6,17 @@
   (or the origin of its ``Referer``) must be Passport itself or an origin that
   an application registered.  A cross-site write without either header is
   refused too; non-browser clients simply send ``Origin``.
-* CORS with credentials echoes only registered origins, never ``*``, never
-  ``null``, and always says ``Vary: Origin``.
+* CORS with credentials (the Passport API) echoes only registered origins, never
+  ``*``, never ``null``, and always says ``Vary: Origin``.
+* CORS without credentials (the OpenID Connect endpoints): a route's
+  :class:`CorsPolicy` — any origin (``*``) for public documents, registered origins
+  for the endpoints that browser applications call with a token or a code.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 
 from werkzeug import Request
 
@@ -79,3 +83,53 @@ def request_origin(request: Request) -> str | None:
 def referer_origin(request: Request) -> str | None:
     referer = request.headers.get("Referer")
     return normalise_origin(referer) if referer else None
+
+
+@dataclass(frozen=True)
+class CorsPolicy:
+    """Which cross-origin pages may read a route's answers (Fetch standard, "CORS
+    protocol"), declared on the route (:class:`passport.web.routing.Route`) and applied
+    by the dispatcher alone (:meth:`passport.app.PassportApp._dispatch`).
+
+    Never with credentials: the routes that carry a policy read no cookie — a client
+    authenticates with its secret or a PKCE verifier, a resource request with its
+    Bearer token — so ``Access-Control-Allow-Credentials`` is never sent, and with it
+    a page could not make the browser attach Passport's session cookie anyway.  For
+    the same reason an actual request from an origin the policy does not allow is not
+    refused: it is answered as to any other client (which could send it without a
+    browser), only without ``Access-Control-Allow-Origin``, so the page cannot read it.
+
+    ``any_origin``: ``Access-Control-Allow-Origin: *`` for every origin, ``null``
+    included — public documents (discovery, the JWK Set) that any page may read.
+    Otherwise only origins registered by an application (``Application.allowed_origins``)
+    are echoed, never ``null`` (an opaque origin — a sandboxed frame, a ``file:`` page —
+    names no application), and every answer says ``Vary: Origin``, since it depends on
+    it (Fetch §3.2.6 "CORS protocol and HTTP caches").
+    """
+
+    any_origin: bool = False
+    # What a preflight allows a page to send: the Bearer token or Basic credentials
+    # (``Authorization``) and a form or JSON body (``Content-Type``).  No DPoP.
+    allow_headers: tuple[str, ...] = ("Authorization", "Content-Type")
+    # Response headers a page may read beyond the safelisted ones: a resource's
+    # ``WWW-Authenticate`` challenge (RFC 6750 §3), which clients such as oauth4webapi
+    # parse to tell invalid_token from insufficient_scope.
+    expose_headers: tuple[str, ...] = ()
+    max_age: int = 600
+
+    def allow_origin(self, origin: str | None, registered: frozenset[str]) -> str | None:
+        """The ``Access-Control-Allow-Origin`` value for a request from ``origin``, or None
+        when that origin may not read the answer (or the request named none)."""
+        if origin is None:
+            return None
+        if self.any_origin:
+            return "*"
+        # The header must equal the browser's serialisation of the origin byte for byte
+        # (Fetch, "CORS check"); registered origins are kept in that form.
+        return origin if origin != "null" and origin in registered else None
+
+
+# Discovery and the JWK Set: any page may read them.
+PUBLIC_CORS = CorsPolicy(any_origin=True)
+# Token, userinfo, revocation: the pages of registered applications.
+REGISTERED_CORS = CorsPolicy(expose_headers=("WWW-Authenticate",))

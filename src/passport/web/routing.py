@@ -6,7 +6,8 @@ the Passport API (``/<Controller>/<method>``, looked up case-insensitively in
 :mod:`passport.web.registry`) are matched by one :class:`Router`.  A
 method a route does not accept is answered 405 with ``Allow`` (RFC 9110 §15.5.6) in
 the format of the route's family (``Route.refuse``): an envelope, an OAuth error or
-an HTML page.
+an HTML page.  A route with a CORS policy (``Route.cors``) also accepts ``OPTIONS``,
+the CORS preflight, which the dispatcher answers from the policy.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from werkzeug import Request
 from werkzeug import Response
 
 from passport.web.errors import WebError
+from passport.web.origins import CorsPolicy
 
 Handler = Callable[[Request], Response]
 Refusal = Callable[[Request, WebError], Response]
@@ -26,13 +28,15 @@ Refusal = Callable[[Request, WebError], Response]
 
 @dataclass(frozen=True)
 class Route:
-    """One URL: its handler, the methods it accepts, how its family answers a refusal."""
+    """One URL: its handler, the methods it accepts, how its family answers a refusal,
+    and which cross-origin pages may read its answers (None: no CORS at all)."""
 
     path: str
     methods: frozenset[str]
     handler: Handler
     refuse: Refusal
     name: str = ""
+    cors: CorsPolicy | None = None
 
     @property
     def label(self) -> str:
@@ -55,8 +59,11 @@ class Router:
 
     @staticmethod
     def accepted(route: Route) -> frozenset[str]:
-        """The methods ``route`` answers: HEAD wherever GET is (RFC 9110 §9.3.2)."""
-        return route.methods | {"HEAD"} if "GET" in route.methods else route.methods
+        """The methods ``route`` answers: HEAD wherever GET is (RFC 9110 §9.3.2), and
+        OPTIONS where a CORS policy answers preflights (Fetch, "CORS-preflight
+        request")."""
+        accepted = route.methods | {"HEAD"} if "GET" in route.methods else route.methods
+        return accepted | {"OPTIONS"} if route.cors is not None else accepted
 
     def match(self, request: Request) -> tuple[Route | None, dict[str, str] | WebError]:
         """The route and its arguments, or the refusal (404, or 405 with the route whose
