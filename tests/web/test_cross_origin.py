@@ -239,3 +239,19 @@ def test_openapi_marks_cross_origin_methods(site: Site) -> None:
         for method in endpoint.http_methods - {"HEAD"}:
             operation = document["paths"][endpoint.path][method.lower()]
             assert operation["x-passport-cross-origin"] is endpoint.cross_origin
+
+
+def test_a_disabled_applications_origin_is_no_longer_trusted(site: Site) -> None:
+    """Disabling an application withdraws its origin: no CORS answer, no write past the
+    CSRF check from its pages (its origin was trusted while it was disabled before)."""
+    disabled = site.admin.post(
+        "/Applications/setEnabled",
+        data={"application": "Wiki", "enabled": "false"},
+        headers={"Origin": SITE_ORIGIN},
+    )
+    assert disabled.status_code == 200, disabled.get_data(as_text=True)
+    site.harness.app.forget_origins()
+    status = next(e for e in CROSS_ORIGIN_ENDPOINTS if e.path == "/Account/status")
+    refused = preflight(site, status, APP_ORIGIN)
+    assert refused.status_code == 403
+    assert "Access-Control-Allow-Origin" not in refused.headers

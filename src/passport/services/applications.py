@@ -57,9 +57,11 @@ def normalise_origin(value: str) -> str | None:
 
 
 def registered_origins(db: Session) -> frozenset[str]:
-    """Every origin that some application registered, normalised."""
+    """Every origin that some enabled application registered, normalised: a disabled
+    application's pages get no CORS and pass no CSRF check."""
     origins: set[str] = set()
-    for listed in db.scalars(select(Application.allowed_origins)).all():
+    enabled = select(Application.allowed_origins).where(Application.enabled.is_(True))
+    for listed in db.scalars(enabled).all():
         for origin in listed:
             normal = normalise_origin(origin)
             if normal:
