@@ -237,7 +237,9 @@ def test_rp_initiated_logout(h: Harness) -> None:
     unregistered = h.client.get(
         f"/logout?post_logout_redirect_uri=https://evil.example/&client_id={ids(h)['client_id']}"
     )
-    assert unregistered.status_code == 400
+    # Not a redirect: the sign-out page, which will not return there (RP-Initiated Logout §4).
+    assert unregistered.status_code == 200 and "Location" not in unregistered.headers
+    assert "evil.example" not in unregistered.get_data(as_text=True)
     page = h.client.get(
         f"/logout?post_logout_redirect_uri={REDIRECT}&client_id={ids(h)['client_id']}&state=bye"
     )

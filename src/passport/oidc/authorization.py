@@ -189,7 +189,7 @@ class AuthorizationEndpoint(Part):
                 )
         if not login_required and not consent_required:
             assert session is not None and identity is not None
-            return self.issue_code(db, app, asked, identity.id, session.created_at, now)
+            return self.issue_code(db, app, asked, identity.id, session, now)
         browser = request.cookies.get(pending.BROWSER_COOKIE)
         fresh_browser = not pending.valid_browser_binding(browser)
         if browser is None or fresh_browser:
@@ -265,7 +265,7 @@ class AuthorizationEndpoint(Part):
             return redirect("/consent?" + urlencode({"authorization": handle}))
         if not pending.consume(db, row):
             return render.error_page(STALE_AUTHORIZATION, "invalid_request")
-        return self.issue_code(db, app, asked, user_id, session.created_at, now)
+        return self.issue_code(db, app, asked, user_id, session, now)
 
     def deny(self, db: Session, row: PendingAuthorization) -> Response:
         """The user said no (RFC 6749 §4.1.2.1 ``access_denied``); the request is used up."""
@@ -294,11 +294,13 @@ class AuthorizationEndpoint(Part):
         app: Application,
         asked: AuthorizationRequest,
         user_id: int,
-        auth_time: datetime,
+        session: LoginSessionInfo,
         now: datetime,
     ) -> Response:
         """RFC 6749 §4.1.2: a single-use code, kept only as its SHA-256, bound to the
-        client, the ``redirect_uri``, the PKCE challenge and the ``nonce``."""
+        client, the ``redirect_uri``, the PKCE challenge and the ``nonce``, and to the
+        login session it was issued in (its ``auth_time``, OIDC Core §2; its ``sid``, which
+        the tokens made from it keep: Back-Channel Logout 1.0 §2.3)."""
         code = secrets.token_urlsafe(32)
         db.add(
             AuthorizationCode(
@@ -309,7 +311,8 @@ class AuthorizationEndpoint(Part):
                 scope=asked.scope,
                 nonce=asked.nonce,
                 code_challenge=asked.code_challenge,
-                auth_time=auth_time,
+                auth_time=session.created_at,
+                sid=session.sid,
                 expires_at=now + timedelta(seconds=CODE_LIFETIME),
             )
         )

@@ -1,13 +1,16 @@
 """OpenID Connect Back-Channel Logout 1.0, delivered from a durable outbox.
 
 When a user's Passport session ends, every application that registered a
-``backchannel_logout_uri`` and received tokens for that user gets a signed
-logout token (§2.4: ``iss``, ``aud``, ``iat``, ``exp``, ``jti``, ``sub``,
-``events``; ``typ: logout+jwt``).  The tokens are written to the
-``logout_notifications`` table in the same transaction as the logout, so none is
-lost if a process dies; any process delivers due rows (claimed with a
-conditional UPDATE, so two processes never send the same row at once) and
-retries with growing delays (up to :data:`MAX_ATTEMPTS`) while an application
+``backchannel_logout_uri`` and received tokens for that user in that session gets a
+signed logout token (§2.4: ``iss``, ``aud``, ``iat``, ``exp``, ``jti``, ``sub``,
+``sid``, ``events``, never ``nonce``; ``typ: logout+jwt``).  The ``sid`` is the one
+in the ID tokens of that session (:func:`enqueue` says who is told what; ending all a
+user's sessions sends ``sub`` alone, :mod:`passport.services.signout`).
+
+The tokens are written to the ``logout_notifications`` table in the same transaction
+as the logout, so none is lost if a process dies; any process delivers due rows
+(claimed with a conditional UPDATE, so two processes never send the same row at once)
+and retries with growing delays (up to :data:`MAX_ATTEMPTS`) while an application
 is down.  Administrators read what was delivered with ``Users/logoutNotifications``.
 
 Passport sends only to public addresses (:mod:`passport.services.outbound`, unless the
@@ -30,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -52,16 +56,40 @@ TIMEOUT_SECONDS = 5
 POLL_SECONDS = 1.0
 
 
-def enqueue(db: Session, tokens: Tokens, user: User, now: datetime) -> int:
-    """Queue a logout token for every application that must hear of ``user``'s logout."""
-    apps = db.scalars(
-        select(Application).where(
-            Application.backchannel_logout_uri.is_not(None),
-            Application.id.in_(
-                select(OAuthToken.application_id).where(OAuthToken.user_id == user.id).distinct()
-            ),
-        )
-    ).all()
+def enqueue(
+    db: Session, tokens: Tokens, user: User, now: datetime, *, sid: str | None = None
+) -> int:
+    """Queue one logout token for every application that must hear that ``user``'s
+    session ``sid`` ended, or (``sid`` None) that all of their sessions did.
+
+    Which applications (§2.3, "Remembering Logged-In RPs"): those with a
+    ``backchannel_logout_uri`` that were issued tokens for the user — in session ``sid``
+    when one session ends.  What they are told (§2.4): ``sub`` always, and ``sid`` when
+    one session ends, so that an application ends only its own session made from that
+    one, not the user's other sessions with it.  An application holding tokens from
+    before sessions had a ``sid`` (migration 0010) cannot be told which of its sessions
+    to end; it gets a token without ``sid`` (all its sessions of the user), as all get
+    when all the user's sessions end.  One token per application whatever the number
+    of its token families.
+    """
+    held = select(OAuthToken.application_id, OAuthToken.sid).where(OAuthToken.user_id == user.id)
+    if sid is not None:
+        held = held.where(or_(OAuthToken.sid == sid, OAuthToken.sid.is_(None)))
+    named: dict[int, str | None] = {}
+    for application_id, token_sid in db.execute(held.distinct()).all():
+        if token_sid is None or sid is None:
+            named[application_id] = None  # all of the user's sessions with it
+        else:
+            named.setdefault(application_id, sid)
+    apps = (
+        db.scalars(
+            select(Application)
+            .where(Application.backchannel_logout_uri.is_not(None), Application.id.in_(named))
+            .order_by(Application.id)
+        ).all()
+        if named
+        else []
+    )
     for app in apps:
         claims: dict[str, Any] = {
             "iss": tokens.issuer,
@@ -72,6 +100,8 @@ def enqueue(db: Session, tokens: Tokens, user: User, now: datetime) -> int:
             "sub": subject(user),
             "events": {EVENT: {}},
         }
+        if named[app.id] is not None:
+            claims["sid"] = named[app.id]
         db.add(
             LogoutNotification(
                 application_id=app.id,

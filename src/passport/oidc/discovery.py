@@ -66,6 +66,7 @@ class DiscoveryEndpoint(Part):
                     "at_hash",
                     "amr",
                     "azp",
+                    "sid",
                     "name",
                     "preferred_username",
                     "email",
@@ -75,6 +76,10 @@ class DiscoveryEndpoint(Part):
                 ],
                 "prompt_values_supported": ["none", "login", "consent"],
                 "authorization_response_iss_parameter_supported": True,
+                # Back-Channel Logout 1.0 §2.1: logout tokens, with ``sid`` (also in ID
+                # tokens).  Front-Channel Logout is not implemented: not announced.
+                "backchannel_logout_supported": True,
+                "backchannel_logout_session_supported": True,
             }
         )
 

@@ -172,6 +172,7 @@ class TokenEndpoint(Part):
             code_hash=code_hash,
             refresh=True,
             id_token="openid" in scopes,
+            sid=code.sid,
         )
         return self.tokens().issue(db, grant, now)
 
@@ -217,6 +218,7 @@ class TokenEndpoint(Part):
             family=row.family,
             refresh=True,
             id_token="openid" in scope.split(),
+            sid=row.sid,  # OIDC Core §12.2: the refreshed ID token is of the same session
         )
         body = tokens.issue(db, grant, now)
         claimed = db.execute(

@@ -70,6 +70,10 @@ class Grant:
     code_hash: str | None = None
     refresh: bool = False
     id_token: bool = False
+    # The login session the grant comes from (its code's, kept by each refresh): the ID
+    # token's ``sid`` (Back-Channel Logout 1.0 §2.1 ``backchannel_logout_session_supported``:
+    # the OP that sends ``sid`` in logout tokens puts it in ID tokens too).
+    sid: str | None = None
 
 
 class Tokens:
@@ -166,6 +170,8 @@ class Tokens:
             )
             if grant.nonce:
                 claims["nonce"] = grant.nonce
+            if grant.sid:
+                claims["sid"] = grant.sid
             response["id_token"] = self.sign("JWT", claims, now)
         return response
 
@@ -189,6 +195,7 @@ class Tokens:
                 family=family,
                 code_hash=grant.code_hash,
                 auth_time=grant.auth_time,
+                sid=grant.sid,
                 created_at=now,
                 expires_at=expires,
             )

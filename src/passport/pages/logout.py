@@ -1,9 +1,13 @@
 """``/logout``: RP-Initiated Logout 1.0 (the ``end_session_endpoint`` of discovery).
 
 A GET asks the signed-in user to confirm (§2: the OP "SHOULD ask the End-User whether
-to log out"); the POST ends the Passport session, queues back-channel logout
-notifications (:mod:`passport.oidc.backchannel`) and returns to the application only
-at a URI it registered, with its ``state`` (§3).
+to log out", and MUST without a hint of the current session: Passport always asks, so
+that no link can sign a user out); the POST ends the Passport session, queues
+back-channel logout tokens naming its ``sid`` for the applications signed in through
+it (:mod:`passport.oidc.backchannel`) and returns to the application only at a URI it
+registered, with its ``state`` (§3) — also when the user was already signed out.
+Without such a URI the user sees Passport's own "signed out" page: never an open
+redirect.
 """
 
 from __future__ import annotations
@@ -29,13 +33,13 @@ class LogoutPage(render.Page):
     def logout(self, request: Request) -> Response:
         try:
             params = oauth_params.page(request, self.settings)
-            redirect_uri, client_id = self._target(params)
+            redirect_uri, client_id, refused = self._target(params)
         except ClientError as exc:
             return render.error_page(exc.message, "invalid_request", status=status_of(exc))
         state = params.get("state") or ""
         ctx = self.context(request, write=True)
         return ctx.respond(
-            lambda: self._logout(request, ctx, params, redirect_uri, client_id, state)
+            lambda: self._logout(request, ctx, params, redirect_uri, client_id, state, refused)
         )
 
     def _logout(
@@ -46,6 +50,7 @@ class LogoutPage(render.Page):
         redirect_uri: str,
         client_id: str,
         state: str,
+        refused: bool,
     ) -> Response:
         identity = ctx.identity
         if request.method != "POST" and identity is not None:
@@ -56,6 +61,7 @@ class LogoutPage(render.Page):
                 redirect_uri=redirect_uri,
                 client_id=client_id,
                 state=state,
+                refused=refused,
             )
         if request.method == "POST":
             if not self.form_ok(request, params):
@@ -66,18 +72,25 @@ class LogoutPage(render.Page):
                 caller = Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now)
                 ctx.accounts().sign_out(caller, ctx.user, session)
             ctx.end_session()
-        # Signed out now, or already: back to the application when it said where (§3).
+        # Signed out now, or already (§2: a logout request is idempotent, and a signed-out
+        # user is sent back all the same): to the application when it said where, with
+        # its ``state`` (§3), keeping the registered URI's own query.
         if redirect_uri:
             return redirect(with_query(redirect_uri, {"state": state}) if state else redirect_uri)
-        return render.page("logout.html", username="")
+        return render.page("logout.html", username="", refused=refused)
 
-    def _target(self, params: dict[str, str]) -> tuple[str, str]:
-        """``(post_logout_redirect_uri, client_id)`` to return to, or empty strings.
+    def _target(self, params: dict[str, str]) -> tuple[str, str, bool]:
+        """``(post_logout_redirect_uri, client_id, refused)``: where to return to (or
+        empty strings), and whether a return address was asked for and refused.
 
         RP-Initiated Logout 1.0 §2: ``id_token_hint`` must be an ID token we issued (an
-        expired one is fine); its ``aud`` names the client when ``client_id`` does not, and
-        must equal it when both are given.  The URI must be registered by that client,
-        which must be enabled; with no client named there is nowhere to return to.
+        expired one is fine: :meth:`Tokens.id_token_hint_claims`); its ``aud`` names the
+        client when ``client_id`` does not, and must equal it when both are given — a
+        hint that fails is an error (§4: what fails validation is not used), the user
+        stays signed in.  §3: the URI must be one the named client registered (exactly),
+        and the client must be enabled; else Passport does not redirect (§4), and the
+        sign-out goes on to Passport's own "signed out" page.  With no client named there
+        is nowhere to return to.
         """
         hint = params.get("id_token_hint")
         audience = None
@@ -92,10 +105,12 @@ class LogoutPage(render.Page):
             raise ClientError("id_token_hint was not issued to this client_id.")
         client_id = client_id or audience or ""
         uri = params.get("post_logout_redirect_uri") or ""
-        if not uri or not client_id:
-            return "", ""
+        if not uri:
+            return "", "", False
+        if not client_id:
+            return "", "", True
         with self.services.db.session() as db:
             app = db.scalars(select(Application).where(Application.client_id == client_id)).first()
             if app is None or not app.enabled or uri not in app.redirect_uris:
-                raise ClientError("The application asked to return to an unregistered address.")
-        return uri, client_id
+                return "", "", True
+        return uri, client_id, False

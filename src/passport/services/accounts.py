@@ -44,6 +44,7 @@ from passport.services.sessions import LoginSessionInfo
 from passport.services.sessions import SessionStore
 from passport.services.sessions import new_session_info
 from passport.services.signout import NotifyLogout
+from passport.services.signout import end_session_access
 from passport.services.signout import end_user_access
 from passport.services.text import check_text
 from passport.services.throttle import Throttle
@@ -337,6 +338,11 @@ class Accounts:
         user = self.db.merge(user, load=False)
         if self.passwords.needs_rehash(user.password_hash):
             user.password_hash = self.passwords.hash(normalise(password))
+        # The same user signing in again in this browser (prompt=login, max_age) goes on
+        # with the same session at the OP: a new cookie, the same ``sid``, so that the
+        # applications that know it are still told when it ends.  Another user's
+        # session ends here, and its applications are told (Back-Channel Logout 1.0 §2).
+        same_user = replacing is not None and replacing.user_id == user.id
         token, info = new_session_info(
             self.settings,
             user.id,
@@ -344,10 +350,14 @@ class Accounts:
             remember=remember,
             ip=caller.ip,
             user_agent=caller.user_agent,
+            sid=replacing.sid if same_user and replacing is not None else None,
         )
         self.sessions.add(info, self.db, identity_of(user))
         if replacing is not None:
             self.sessions.remove(replacing.id_hash, self.db)
+            previous = None if same_user else self.db.get(User, replacing.user_id)
+            if previous is not None:
+                end_session_access(self.db, self.notify_logout, previous, replacing.sid)
         self.audit(_with(record, outcome="success", user_id=user.id, username=user.username))
         return LoginResult(user, token, info)
 
@@ -356,7 +366,7 @@ class Accounts:
         user (back-channel logout, queued in this transaction)."""
         self.logout(caller, user, session)
         if user is not None and session is not None:
-            self.notify_logout(self.db, user)
+            end_session_access(self.db, self.notify_logout, user, session.sid)
 
     def sessions_of(self, user_id: int, now: datetime) -> list[LoginSessionInfo]:
         """The user's live sessions, newest first as the store lists them."""
@@ -372,6 +382,7 @@ class Accounts:
         for item in self.sessions.list_for_user(user.id, caller.now):
             if hmac.compare_digest(item.id_hash[:16].encode(), session_id.lower().encode()):
                 self.sessions.remove(item.id_hash, self.db)
+                end_session_access(self.db, self.notify_logout, user, item.sid)
                 self.audit(
                     AuditRecord(
                         "session.end",

@@ -12,6 +12,7 @@ enforce the same rules with the caller's clock (UTC):
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
@@ -37,6 +38,7 @@ from passport.services.identity import Identity
 from passport.storage.db import Database
 from passport.storage.models import LoginSession
 from passport.storage.models import User
+from passport.storage.models import new_sid
 
 TOUCH_INTERVAL = 60
 
@@ -50,6 +52,14 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def legacy_sid(id_hash: str) -> str:
+    """The ``sid`` of a Redis-held session from before sessions had one: the same at every
+    read, and one-way (a SHA-256 of the hash, with a label), so that it reveals neither
+    the cookie nor the hash that the account page shows a prefix of."""
+    raw = hashlib.sha256(b"passport-sid:" + id_hash.encode()).digest()[:16]
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 @dataclass(frozen=True)
 class LoginSessionInfo:
     id_hash: str
@@ -61,6 +71,9 @@ class LoginSessionInfo:
     remember: bool
     ip: str
     user_agent: str
+    # What relying parties know the session by (OpenID Connect ``sid``): random, never
+    # derived from the cookie (:func:`passport.storage.models.new_sid`).
+    sid: str
 
     def alive(self, now: datetime) -> bool:
         return now < self.expires_at and now < self.last_seen_at + timedelta(
@@ -87,7 +100,12 @@ def new_session_info(
     remember: bool,
     ip: str,
     user_agent: str,
+    sid: str | None = None,
 ) -> tuple[str, LoginSessionInfo]:
+    """A new session and its cookie value.  ``sid``: the OpenID Connect session id to
+    keep, when this sign-in re-authenticates the same user in the same browser (the
+    session at the OP goes on: relying parties that know its ``sid`` are still told when
+    it ends); otherwise a new one."""
     token = new_token()
     lifetime = settings.remember_me_lifetime if remember else settings.session_absolute_lifetime
     idle = settings.remember_me_lifetime if remember else settings.session_idle_timeout
@@ -101,6 +119,7 @@ def new_session_info(
         remember=remember,
         ip=ip[:45],
         user_agent=user_agent[:255],
+        sid=sid or new_sid(),
     )
     return token, info
 
@@ -141,6 +160,7 @@ def _from_row(row: LoginSession) -> LoginSessionInfo:
         remember=row.remember,
         ip=row.ip,
         user_agent=row.user_agent,
+        sid=row.sid,
     )
 
 
@@ -281,6 +301,8 @@ class RedisSessionStore:
         for name in ("created_at", "last_seen_at", "expires_at"):
             data[name] = datetime.fromisoformat(data[name]).astimezone(UTC)
         identity = data.pop("identity", None)
+        if "sid" not in data:  # kept before sessions had one (migration 0010): stable, opaque
+            data["sid"] = legacy_sid(data["id_hash"])
         return LoginSessionInfo(**data), Identity(**identity) if identity else None
 
     @classmethod

@@ -1,12 +1,20 @@
-"""Ending everything a user is signed in with: one function for every reason to do it.
+"""Ending what a user is signed in with: one function for every reason to do it.
 
 A password change or reset, disabling, deleting and an administrator's "log out
 everywhere" all end the user's Passport sessions *and* their OAuth refresh and
 access tokens, and tell the applications by back-channel logout (security
-checklist items 18 and 41; OpenID Connect Back-Channel Logout 1.0 §2.7: the OP
-sends a logout token whenever the user's session at the OP ends).  All of it in
+checklist items 18 and 41; OpenID Connect Back-Channel Logout 1.0 §2: the OP
+sends a logout token when the user's session at the OP ends).  All of it in
 the caller's transaction: the tokens die with the change that ends them, or not
 at all.
+
+Ending *one* session (sign-out, RP-Initiated Logout, ending a session from the account
+page) tells only the applications that were signed in through that session, naming
+its ``sid`` (:func:`end_session_access`).  Ending *all* of them sends each application
+one token with ``sub`` and no ``sid`` (§2.4: "all sessions at the RP" of that user):
+one per application rather than one per session, because it also covers sessions
+whose tokens predate ``sid`` (migration 0010) or whose session already expired while
+its refresh tokens live on.
 """
 
 from __future__ import annotations
@@ -23,9 +31,10 @@ from passport.storage.models import AuthorizationCode
 from passport.storage.models import OAuthToken
 from passport.storage.models import User
 
-NotifyLogout = Callable[[Session, User], None]
-"""Queues back-channel logout tokens for a user in a transaction
-(:meth:`passport.app.PassportApp.notify_logout`: the durable outbox)."""
+NotifyLogout = Callable[[Session, User, str | None], None]
+"""Queues back-channel logout tokens for a user in a transaction: for the session
+named by its ``sid``, or (None) for all of the user's sessions
+(:meth:`passport.composition.Services.notify_logout`: the durable outbox)."""
 
 
 def end_user_access(
@@ -42,7 +51,7 @@ def end_user_access(
     their unused authorization codes, and queue logout tokens for the applications
     that hold tokens for them.  Returns the number of sessions ended."""
     # First, while their tokens still name the applications that must be told.
-    notify_logout(db, user)
+    notify_logout(db, user, None)
     db.execute(
         update(OAuthToken)
         .where(OAuthToken.user_id == user.id, OAuthToken.revoked_at.is_(None))
@@ -50,6 +59,21 @@ def end_user_access(
     )
     db.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user.id))
     return sessions.remove_for_user(user.id, db, keep=keep_session)
+
+
+def end_session_access(db: Session, notify_logout: NotifyLogout, user: User, sid: str) -> None:
+    """One of ``user``'s sessions ended (its store entry is the caller's to remove): queue
+    logout tokens naming its ``sid`` for the applications signed in through it
+    (Back-Channel Logout 1.0 §2.3-§2.4), and drop the codes issued in it and not yet
+    redeemed, so that no application is signed in through the session after it was
+    told.  Its tokens live on: a refresh token (``offline_access``) outlives the
+    browser session it came from (OpenID Connect Core 1.0 §11)."""
+    notify_logout(db, user, sid)
+    db.execute(
+        delete(AuthorizationCode).where(
+            AuthorizationCode.user_id == user.id, AuthorizationCode.sid == sid
+        )
+    )
 
 
 def end_application_access(db: Session, application_id: int, now: datetime) -> None:

@@ -7,6 +7,7 @@ decided by the database, atomically, never by a check-then-insert.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import BigInteger
@@ -107,8 +108,19 @@ class User(Base):
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+def new_sid() -> str:
+    """A login session's OpenID Connect ``sid`` (Back-Channel Logout 1.0 §2.1, §2.4): 128
+    random bits, unrelated to the cookie, so that relying parties can be told which
+    session ended without learning anything that opens it."""
+    return secrets.token_urlsafe(16)
+
+
 class LoginSession(Base):
-    """A server-side login session; the cookie value is kept only as its SHA-256."""
+    """A server-side login session; the cookie value is kept only as its SHA-256.
+
+    ``sid`` names the session to relying parties (in ID tokens and logout tokens); a
+    sign-in of the same user that replaces the session keeps it (it is the same
+    session at the OP, re-authenticated)."""
 
     __tablename__ = "login_sessions"
 
@@ -123,6 +135,7 @@ class LoginSession(Base):
     remember: Mapped[bool] = mapped_column(Boolean, default=False)
     ip: Mapped[str] = mapped_column(String(45), default="")
     user_agent: Mapped[str] = mapped_column(String(255), default="")
+    sid: Mapped[str] = mapped_column(String(32), default=new_sid)
 
 
 class ThrottleCounter(Base):
@@ -257,6 +270,9 @@ class AuthorizationCode(Base):
     auth_time: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The login session it was issued in (Back-Channel Logout 1.0 §2.3: the OP remembers
+    # which relying parties each session signed in to); None before migration 0010.
+    sid: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class OAuthToken(Base):
@@ -283,6 +299,11 @@ class OAuthToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     successor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The login session the family was issued in (its code's; kept by every refresh),
+    # for the ID tokens' ``sid`` and for telling this application when that session
+    # ends (Back-Channel Logout 1.0 §2.3).  None for client credentials, and for
+    # families from before migration 0010.
+    sid: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class Consent(Base):
