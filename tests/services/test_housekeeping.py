@@ -488,7 +488,8 @@ def test_tables_stay_bounded_over_200_simulated_hours(backend: str, factory: Any
     assert all(peaks[table] <= BOUNDS[table] for table in TABLES), peaks
     # The run wrote (and purged) far more than the bounds: growth would have shown.
     assert deleted.oauth_tokens >= 4 * steps - BOUNDS["oauth_tokens"]
-    assert deleted.oauth_codes >= 2 * steps - BOUNDS["oauth_codes"]
+    # (The unexchanged code of a session that signs out goes at the sign-out, not here.)
+    assert deleted.oauth_codes >= 2 * steps - steps // 2 - BOUNDS["oauth_codes"]
     assert deleted.login_sessions >= steps // 2 - BOUNDS["login_sessions"]
     assert deleted.logout_notifications >= steps // 2 - BOUNDS["logout_notifications"]
     assert deleted.throttle_counters >= steps - BOUNDS["throttle_counters"]

@@ -71,7 +71,11 @@ def end_session_access(db: Session, notify_logout: NotifyLogout, user: User, sid
     notify_logout(db, user, sid)
     db.execute(
         delete(AuthorizationCode).where(
-            AuthorizationCode.user_id == user.id, AuthorizationCode.sid == sid
+            AuthorizationCode.user_id == user.id,
+            AuthorizationCode.sid == sid,
+            # A used code stays until it expires: used again, it revokes what it issued
+            # (RFC 6749 §4.1.2), which those tokens, alive after the sign-out, still need.
+            AuthorizationCode.used_at.is_(None),
         )
     )
 
