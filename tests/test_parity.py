@@ -144,6 +144,10 @@ OPERATIONS = {
         ("/Applications/setEnabled", {"application": "Wiki", "enabled": "false"}),
         ("app", "disable", "Wiki"),
     ),
+    "refresh tokens only for offline_access": Operation(
+        ("/Applications/update", {"application": "Wiki", "refreshTokens": "false"}),
+        ("app", "update", "Wiki", "--no-refresh-tokens"),
+    ),
 }
 
 

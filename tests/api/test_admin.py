@@ -568,6 +568,31 @@ def test_every_admin_method_has_a_404_case() -> None:
     assert {e.path for e in ADMIN_ENDPOINTS} - lists_and_creates == covered
 
 
+def test_refresh_tokens_setting(harness: Harness, admin: PassportClient) -> None:
+    """``refreshTokens`` (OIDC Core §11 policy): on unless said otherwise, changed only when
+    given, and a value that is not a boolean is refused with nothing written."""
+    created = admin.post("/Applications/create", data={"name": "Notes"})
+    assert data(created)["Data"]["Application"]["RefreshTokens"] is True
+    off = admin.post("/Applications/create", data={"name": "Cal", "refreshTokens": "false"})
+    assert data(off)["Data"]["Application"]["RefreshTokens"] is False
+    updated = admin.post(
+        "/Applications/update", data={"application": "Notes", "refreshTokens": "false"}
+    )
+    assert data(updated)["Data"]["Application"]["RefreshTokens"] is False
+    kept = admin.post("/Applications/update", data={"application": "Notes", "description": "d"})
+    assert data(kept)["Data"]["Application"]["RefreshTokens"] is False
+    back_on = admin.post(
+        "/Applications/update", data={"application": "Notes", "refreshTokens": "true"}
+    )
+    assert data(back_on)["Data"]["Application"]["RefreshTokens"] is True
+    before = snapshot(harness)
+    refused = admin.post(
+        "/Applications/update", data={"application": "Notes", "refreshTokens": "x"}
+    )
+    assert refused.status_code == 400 and error(refused)["Source"] == "refreshTokens"
+    assert snapshot(harness) == before
+
+
 def test_registered_scopes(harness: Harness, admin: PassportClient) -> None:
     created = admin.post("/Applications/create", data={"name": "Batch", "scopes": "jobs:run, r"})
     assert data(created)["Data"]["Application"]["Scopes"] == ["jobs:run", "r"]

@@ -131,6 +131,22 @@ def test_app_scopes_from_the_cli(harness: Harness) -> None:
     assert refused.returncode == 1 and "scope" in refused.stderr
 
 
+def test_app_refresh_tokens_from_the_cli(harness: Harness) -> None:
+    """``--no-refresh-tokens`` / ``--refresh-tokens`` (OIDC Core §11 policy) on add and
+    update; ``update`` without either leaves the setting as it is."""
+    added = passport(harness, "app", "add", "Batch", "--json")
+    assert json.loads(added.stdout)[0]["RefreshTokens"] is True
+    added = passport(harness, "app", "add", "Cal", "--no-refresh-tokens", "--json")
+    assert json.loads(added.stdout)[0]["RefreshTokens"] is False
+    assert passport(harness, "app", "update", "Batch", "--no-refresh-tokens").returncode == 0
+    assert passport(harness, "app", "update", "Batch", "--description", "d").returncode == 0
+    shown = json.loads(passport(harness, "app", "show", "Batch", "--json").stdout)[0]
+    assert shown["RefreshTokens"] is False
+    assert passport(harness, "app", "update", "Batch", "--refresh-tokens").returncode == 0
+    shown = json.loads(passport(harness, "app", "show", "Batch", "--json").stdout)[0]
+    assert shown["RefreshTokens"] is True
+
+
 def test_the_operator_setting_for_private_backchannel_targets_reaches_the_cli(
     harness: Harness, monkeypatch: Any
 ) -> None:

@@ -43,7 +43,7 @@ def test_wrong_redirect_uri_is_an_error_page_not_a_redirect(h: Harness) -> None:
 def test_errors_go_back_to_a_registered_redirect_uri(h: Harness) -> None:
     cases = [
         ({"response_type": "token"}, "unsupported_response_type"),
-        ({"response_type": "code", "scope": "openid admin"}, "invalid_scope"),
+        ({"response_type": "code", "scope": "admin phone"}, "invalid_scope"),
         (
             {"response_type": "code", "code_challenge": "x" * 43, "code_challenge_method": "plain"},
             "invalid_request",

@@ -338,3 +338,44 @@ def test_existing_lookalike_names_keep_working_after_0009(
             db.rollback()
     finally:
         engine.dispose()
+
+
+# -- 0011: refresh tokens per application -------------------------------------------------
+
+
+def test_existing_applications_keep_refresh_tokens_after_0011(empty_backend: Backend) -> None:
+    """Applications from before 0011 received refresh tokens with every code: they keep
+    ``refresh_tokens`` true (nothing breaks); a new one takes the model's default (true)
+    unless told otherwise; the column is a real boolean on every backend."""
+    engine = product_engine(empty_backend.url)
+    try:
+        migrate_like_the_product(empty_backend.url, "0009")
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO applications (name, name_key, name_skeleton, description,"
+                    " allowed_origins, created_at, redirect_uris, confidential, enabled,"
+                    " first_party, access_token_format, scopes)"
+                    " VALUES ('Old', 'old', 'old-key', '', '[]', :t, '[]', true, true, false,"
+                    " 'jwt', '[]')"
+                ),
+                {"t": now},
+            )
+        migrate_like_the_product(empty_backend.url)
+        with sa.orm.Session(engine) as db:
+            flags = dict(db.execute(sa.select(Application.name, Application.refresh_tokens)).all())
+            assert flags == {"Passport": True, "Old": True}
+            db.add(
+                Application(
+                    name="New",
+                    name_key="new",
+                    created_at=now.replace(tzinfo=UTC),
+                    refresh_tokens=False,
+                )
+            )
+            db.commit()
+            new = db.scalars(sa.select(Application).where(Application.name == "New")).one()
+            assert new.refresh_tokens is False
+    finally:
+        engine.dispose()

@@ -70,6 +70,7 @@ class ApplicationsController(_AppAdmin):
         accessTokenFormat: str | None,
         backchannelLogoutUri: str | None,
         scopes: str | None,
+        refreshTokens: bool | None,
     ) -> dict[str, Any]:
         """Register an application; its client secret is in the answer, this once only."""
         app, secret = self.administration().create_application(
@@ -82,6 +83,7 @@ class ApplicationsController(_AppAdmin):
             access_token_format=accessTokenFormat,
             backchannel_logout_uri=backchannelLogoutUri,
             scopes=split_list(scopes),
+            refresh_tokens=True if refreshTokens is None else refreshTokens,
         )
         return {"Application": application_json(app), "ClientSecret": secret}
 
@@ -119,6 +121,7 @@ class ApplicationsController(_AppAdmin):
         accessTokenFormat: str | None,
         backchannelLogoutUri: str | None,
         scopes: str | None,
+        refreshTokens: bool | None,
     ) -> dict[str, Any]:
         """Change what is given; lists (``origins``, ``redirectUris``, ``scopes``) replace."""
         app = self.administration().update_application(
@@ -131,6 +134,7 @@ class ApplicationsController(_AppAdmin):
             access_token_format=accessTokenFormat,
             backchannel_logout_uri=backchannelLogoutUri,
             scopes=_list(scopes),
+            refresh_tokens=refreshTokens,
         )
         return {"Application": application_json(app)}
 

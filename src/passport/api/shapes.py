@@ -27,6 +27,7 @@ def application_json(app: Application) -> dict[str, Any]:
         "BackchannelLogoutUri": app.backchannel_logout_uri,
         "AccessTokenFormat": app.access_token_format,
         "Scopes": app.scopes,
+        "RefreshTokens": app.refresh_tokens,
         "Created": app.created_at.isoformat(),
     }
 

@@ -34,6 +34,12 @@ def app_group() -> None:
 @click.option("--opaque-tokens", is_flag=True, help="Opaque access tokens instead of JWTs.")
 @click.option("--backchannel-logout-uri", help="Where to POST logout tokens (OIDC back-channel).")
 @click.option("--scope", "scopes", multiple=True, help="Client credentials scope (repeatable).")
+@click.option(
+    "--refresh-tokens/--no-refresh-tokens",
+    default=True,
+    show_default=True,
+    help="Refresh tokens always, or only for offline_access allowed by the user.",
+)
 @json_option
 @pass_cli
 def add(
@@ -47,6 +53,7 @@ def add(
     opaque_tokens: bool,
     backchannel_logout_uri: str | None,
     scopes: tuple[str, ...],
+    refresh_tokens: bool,
     as_json: bool,
 ) -> None:
     """Register application NAME; its client secret is printed this once only."""
@@ -61,6 +68,7 @@ def add(
             access_token_format="opaque" if opaque_tokens else "jwt",
             backchannel_logout_uri=backchannel_logout_uri,
             scopes=list(scopes),
+            refresh_tokens=refresh_tokens,
         )
     if as_json:
         emit([{**application_json(app), "ClientSecret": secret}], True)
@@ -105,6 +113,11 @@ def show(cli: Cli, name: str, as_json: bool) -> None:
 @click.option("--token-format", type=click.Choice(["jwt", "opaque"]), help="Access token format.")
 @click.option("--backchannel-logout-uri", help="Where to POST logout tokens ('' removes it).")
 @click.option("--scope", "scopes", multiple=True, help="Replace the client credentials scopes.")
+@click.option(
+    "--refresh-tokens/--no-refresh-tokens",
+    default=None,
+    help="Refresh tokens always, or only for offline_access allowed by the user.",
+)
 @pass_cli
 def update(
     cli: Cli,
@@ -117,6 +130,7 @@ def update(
     token_format: str | None,
     backchannel_logout_uri: str | None,
     scopes: tuple[str, ...],
+    refresh_tokens: bool | None,
 ) -> None:
     """Change application NAME."""
     with cli.transaction() as db:
@@ -130,6 +144,7 @@ def update(
             access_token_format=token_format,
             backchannel_logout_uri=backchannel_logout_uri,
             scopes=list(scopes) if scopes else None,
+            refresh_tokens=refresh_tokens,
         )
     say(f"application '{app.name}' updated")
 

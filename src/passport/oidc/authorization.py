@@ -4,10 +4,30 @@ only), PKCE (RFC 7636, ``S256`` only), OpenID Connect Core §3.1.2 (``nonce``,
 
 Errors go back to the client only once its ``redirect_uri`` is known to be registered
 (RFC 6749 §4.1.2.1); before that they are shown on an error page, so that Passport
-never redirects to an address an attacker chose.  A request that needs the user (to
-sign in, to allow) becomes a pending authorization kept on the server
-(:mod:`passport.oidc.pending`); the hosted pages pass only its handle, and continue it
-with :meth:`AuthorizationEndpoint.advance`.
+never redirects to an address an attacker chose.  From then on every answer, code or
+error, goes back by the ``response_mode`` asked for: ``query`` (the default of the
+code flow, OAuth 2.0 Multiple Response Type Encoding Practices §2.1) or ``form_post``
+(OAuth 2.0 Form Post Response Mode: a page that posts it, :func:`render.form_post`).
+
+What the request may ask and how much of it counts:
+
+* ``scope``: values Passport does not know are ignored, not refused (RFC 6749 §3.3:
+  the server "MAY fully or partially ignore the scope"; OIDC Core §3.1.2.1: "Scope
+  values used that are not understood by an implementation SHOULD be ignored"); the
+  token response's ``scope`` says what was granted (RFC 6749 §5.1).  Only when
+  nothing known is left of a non-empty ``scope`` is it ``invalid_scope``.
+* ``offline_access`` (OIDC Core §11) counts only with ``prompt=consent`` — the user is
+  asked then, every time — or for a first-party application, whose administrator
+  decided for its users; otherwise it is ignored like an unknown scope.
+* ``request`` and ``request_uri`` (OIDC Core §6) are refused, ``request_not_supported``
+  and ``request_uri_not_supported``: a Request Object may say something the plain
+  parameters do not, so answering as if it were not there would be wrong.
+* any other parameter is ignored (OIDC Core §3.1.2.1, RFC 6749 §3.1: "The
+  authorization server MUST ignore unrecognized request parameters").
+
+A request that needs the user (to sign in, to allow) becomes a pending authorization
+kept on the server (:mod:`passport.oidc.pending`); the hosted pages pass only its
+handle, and continue it with :meth:`AuthorizationEndpoint.advance`.
 
 The Passport session cookie is the single sign-on: signed in once, a user is not asked
 again by the next application — and passing through here is activity, so the session's
@@ -40,6 +60,8 @@ from passport.oidc.errors import InvalidRequest
 from passport.oidc.errors import InvalidScope
 from passport.oidc.errors import LoginRequired
 from passport.oidc.errors import OAuthError
+from passport.oidc.errors import RequestNotSupported
+from passport.oidc.errors import RequestUriNotSupported
 from passport.oidc.errors import UnsupportedResponseType
 from passport.oidc.pending import AuthorizationRequest
 from passport.oidc.tokens import digest
@@ -63,6 +85,10 @@ SCOPES = {
     "offline_access": "Keep access while you are away",
 }
 PROMPTS = frozenset({"none", "login", "consent"})  # OIDC Core §3.1.2.1 (no select_account)
+# How an answer goes back: RFC 6749 §4.1.2 (query, the code flow's default) and OAuth 2.0
+# Form Post Response Mode §2.  Not "fragment": only the code flow is supported, and a code
+# must not go in a fragment (OAuth 2.0 Multiple Response Type Encoding Practices §2.1).
+RESPONSE_MODES = ("query", "form_post")
 # The scope columns of codes and tokens (RFC 6749 §3.3 gives no limit; ours is 500).
 MAX_SCOPE_LENGTH = 500
 # max_age must fit the database's INTEGER (and Python's timedelta): 68 years.
@@ -101,7 +127,9 @@ class AuthorizationEndpoint(Part):
         try:
             asked = self.check(app, redirect_uri, params)
         except OAuthError as error:
-            return self.refuse_to_client(redirect_uri, params.get("state"), error)
+            return self.refuse_to_client(
+                redirect_uri, params.get("state"), error, self.response_mode_of(params)
+            )
         ctx = self.context(request, write=True)
         return ctx.respond(lambda: self._start(request, ctx, app, asked))
 
@@ -113,15 +141,22 @@ class AuthorizationEndpoint(Part):
         Only these parameters count; any other (``_consented``, ``_logged_in``…) is ignored:
         nothing a client sends can say that the user signed in or agreed.
         """
+        mode = params.get("response_mode") or "query"  # RFC 6749 §3.1: empty is absent
+        if mode not in RESPONSE_MODES:
+            raise InvalidRequest(
+                "response_mode must be query or form_post (only the code flow is supported)."
+            )
+        # OIDC Core §6.1-6.2: refused, never ignored (empty is absent, RFC 6749 §3.1).
+        if params.get("request"):
+            raise RequestNotSupported("Request Objects (the request parameter) are not supported.")
+        if params.get("request_uri"):
+            raise RequestUriNotSupported("The request_uri parameter is not supported.")
         if params.get("response_type") != "code":
             raise UnsupportedResponseType("Only response_type=code is supported.")
-        raw_scope = params.get("scope", "")
-        if len(raw_scope) > MAX_SCOPE_LENGTH:
-            raise InvalidScope(f"scope is longer than {MAX_SCOPE_LENGTH}.")
-        scopes = raw_scope.split()
-        unknown = [s for s in scopes if s not in SCOPES]
-        if unknown:
-            raise InvalidScope(f"Unknown scope: {unknown[0][:50]}")
+        prompts = set(params.get("prompt", "").split())
+        if "none" in prompts and len(prompts) > 1:  # OIDC Core §3.1.2.1
+            raise InvalidRequest("prompt=none cannot be combined.")
+        scopes = self.granted_scopes(app, params.get("scope", ""), prompts)
         # RFC 7636 §4.3: without a method the challenge is "plain", which we do not accept
         # (RFC 9700 §2.1.1: S256 is the one to use).
         challenge = params.get("code_challenge")
@@ -133,9 +168,6 @@ class AuthorizationEndpoint(Part):
         # RFC 9700 §2.1.1: public clients MUST use PKCE.
         if not app.confidential and not challenge:
             raise InvalidRequest("Public clients must use PKCE (S256).")
-        prompts = set(params.get("prompt", "").split())
-        if "none" in prompts and len(prompts) > 1:  # OIDC Core §3.1.2.1
-            raise InvalidRequest("prompt=none cannot be combined.")
         max_age: int | None = None
         if "max_age" in params:
             raw = params["max_age"]
@@ -149,14 +181,46 @@ class AuthorizationEndpoint(Part):
         return AuthorizationRequest(
             application_id=app.id,
             redirect_uri=redirect_uri,
-            scope=" ".join(dict.fromkeys(scopes)),
+            scope=" ".join(scopes),
             state=params.get("state"),
             nonce=params.get("nonce") or None,
             code_challenge=challenge or None,
             prompts=frozenset(prompts & PROMPTS),
             max_age=max_age,
             login_hint=params.get("login_hint") or None,
+            response_mode=mode,
         )
+
+    @staticmethod
+    def granted_scopes(app: Application, raw_scope: str, prompts: set[str]) -> list[str]:
+        """The scopes of ``raw_scope`` that the request can be granted, in order, once each.
+
+        Unknown ones are left out (RFC 6749 §3.3; OIDC Core §3.1.2.1 "SHOULD be ignored"),
+        and so is ``offline_access`` without ``prompt=consent`` unless the application is
+        first-party: OIDC Core §11, "prompt parameter MUST be used with the value consent
+        unless other conditions for processing the request permitting offline access to
+        the requested resources are in place" — a first-party application's
+        administrator allowed it for its users.  A ``scope`` of which nothing is left is
+        ``invalid_scope`` (RFC 6749 §4.1.2.1): answering with an empty grant would leave
+        the client to find out later.  ``Application.scopes`` does not bound these: it is
+        what the client credentials grant may issue (RFC 7591 §2), never a user scope.
+        """
+        if len(raw_scope) > MAX_SCOPE_LENGTH:
+            raise InvalidScope(f"scope is longer than {MAX_SCOPE_LENGTH}.")
+        asked = list(dict.fromkeys(raw_scope.split()))
+        granted = [s for s in asked if s in SCOPES]
+        if "offline_access" in granted and not ("consent" in prompts or app.first_party):
+            granted.remove("offline_access")
+        if asked and not granted:
+            raise InvalidScope("None of the scopes asked for is supported here.")
+        return granted
+
+    @staticmethod
+    def response_mode_of(params: dict[str, str]) -> str:
+        """How to answer a request that :meth:`check` refused: its ``response_mode`` when
+        that is one Passport supports, else ``query`` (the code flow's default)."""
+        mode = params.get("response_mode") or "query"
+        return mode if mode in RESPONSE_MODES else "query"
 
     def _start(
         self, request: Request, ctx: RequestContext, app: Application, asked: AuthorizationRequest
@@ -316,19 +380,28 @@ class AuthorizationEndpoint(Part):
                 expires_at=now + timedelta(seconds=CODE_LIFETIME),
             )
         )
-        return self.back(asked.redirect_uri, asked.state, {"code": code})
+        return self.back(asked.redirect_uri, asked.state, {"code": code}, asked.response_mode)
 
     def refuse_to(self, asked: AuthorizationRequest, error: OAuthError) -> Response:
-        return self.refuse_to_client(asked.redirect_uri, asked.state, error)
+        return self.refuse_to_client(asked.redirect_uri, asked.state, error, asked.response_mode)
 
-    def refuse_to_client(self, redirect_uri: str, state: str | None, error: OAuthError) -> Response:
+    def refuse_to_client(
+        self, redirect_uri: str, state: str | None, error: OAuthError, mode: str = "query"
+    ) -> Response:
         """An error response to a registered ``redirect_uri`` (RFC 6749 §4.1.2.1)."""
         values = {"error": error.error, "error_description": error.description}
-        return self.back(redirect_uri, state, values)
+        return self.back(redirect_uri, state, values, mode)
 
-    def back(self, redirect_uri: str, state: str | None, values: dict[str, str]) -> Response:
-        """The authorization response (RFC 6749 §4.1.2) with ``iss`` (RFC 9207)."""
+    def back(
+        self, redirect_uri: str, state: str | None, values: dict[str, str], mode: str = "query"
+    ) -> Response:
+        """The authorization response (RFC 6749 §4.1.2) with ``iss`` (RFC 9207): in the
+        redirect's query, or posted by the browser (Form Post Response Mode §2, where
+        the parameters are the same, "encoded in the body").  ``redirect_uri`` is a
+        registered one, matched exactly."""
         if state is not None:
             values["state"] = state
         values["iss"] = self.issuer()
+        if mode == "form_post":
+            return render.form_post(redirect_uri, values)
         return redirect(with_query(redirect_uri, values))

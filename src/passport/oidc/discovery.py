@@ -12,6 +12,7 @@ from __future__ import annotations
 from werkzeug import Request
 from werkzeug import Response
 
+from passport.oidc.authorization import RESPONSE_MODES
 from passport.oidc.authorization import SCOPES
 from passport.oidc.base import Part
 from passport.oidc.errors import json_response
@@ -31,7 +32,8 @@ class DiscoveryEndpoint(Part):
                 "revocation_endpoint": f"{issuer}/oauth2/revoke",
                 "end_session_endpoint": f"{issuer}/logout",
                 "response_types_supported": ["code"],
-                "response_modes_supported": ["query"],
+                # OAuth 2.0 Form Post Response Mode §2 beside the code flow's query.
+                "response_modes_supported": list(RESPONSE_MODES),
                 "grant_types_supported": [
                     "authorization_code",
                     "refresh_token",
@@ -54,7 +56,7 @@ class DiscoveryEndpoint(Part):
                     "none",
                 ],
                 "code_challenge_methods_supported": ["S256"],
-                "scopes_supported": sorted(SCOPES),
+                "scopes_supported": sorted(SCOPES),  # offline_access among them (Core §11)
                 "claims_supported": [
                     "sub",
                     "iss",
@@ -80,6 +82,10 @@ class DiscoveryEndpoint(Part):
                 # tokens).  Front-Channel Logout is not implemented: not announced.
                 "backchannel_logout_supported": True,
                 "backchannel_logout_session_supported": True,
+                # Discovery §3: request_uri_parameter_supported defaults to true — say no
+                # (OIDC Core §6: both are refused, request(_uri)_not_supported).
+                "request_parameter_supported": False,
+                "request_uri_parameter_supported": False,
             }
         )
 

@@ -11,7 +11,8 @@ client in the redirect (RFC 6749 §4.1.2.1), never as a status: see
   ``unsupported_grant_type``, ``invalid_scope``;
 * RFC 6749 §4.1.2.1 (authorization endpoint): ``access_denied``,
   ``unsupported_response_type``, and ``invalid_request``/``invalid_scope``;
-* OpenID Connect Core §3.1.2.6: ``login_required``, ``consent_required``;
+* OpenID Connect Core §3.1.2.6: ``login_required``, ``consent_required``,
+  ``request_not_supported``, ``request_uri_not_supported`` (§6);
 * RFC 6750 §3.1 (protected resources): ``invalid_token`` (401) and
   ``insufficient_scope`` (403), each with a ``Bearer`` challenge; no token at all is a
   bare ``Bearer`` challenge without an error code (:func:`bearer_challenge`).
@@ -144,6 +145,21 @@ class ConsentRequired(OAuthError):
     """OpenID Connect Core §3.1.2.6: ``prompt=none`` and the user has not allowed it."""
 
     error = "consent_required"
+
+
+class RequestNotSupported(OAuthError):
+    """OpenID Connect Core §3.1.2.6 / §6.1: a ``request`` (a Request Object) was sent, and
+    Passport does not read Request Objects — refused rather than ignored, because the
+    object may say something the plain parameters do not."""
+
+    error = "request_not_supported"
+
+
+class RequestUriNotSupported(OAuthError):
+    """OpenID Connect Core §3.1.2.6 / §6.2: a ``request_uri`` was sent; Passport fetches
+    no Request Objects (and so never makes a request to an address a client names)."""
+
+    error = "request_uri_not_supported"
 
 
 class BearerError(OAuthError):

@@ -63,6 +63,9 @@ class AuthorizationRequest:
     prompts: frozenset[str]
     max_age: int | None
     login_hint: str | None
+    # How the answer goes back (OAuth 2.0 Multiple Response Type Encoding Practices §2.1;
+    # Form Post Response Mode §2): "query" or "form_post".
+    response_mode: str = "query"
 
 
 def new_browser_binding() -> str:
@@ -100,6 +103,7 @@ def start(
             prompt=" ".join(sorted(request.prompts)),
             max_age=request.max_age,
             login_hint=request.login_hint,
+            response_mode=request.response_mode,
             login_required=login_required,
             created_at=now,
             expires_at=now + timedelta(seconds=LIFETIME),
@@ -134,6 +138,7 @@ def request_of(row: PendingAuthorization) -> AuthorizationRequest:
         prompts=frozenset(row.prompt.split()),
         max_age=row.max_age,
         login_hint=row.login_hint,
+        response_mode=row.response_mode,
     )
 
 

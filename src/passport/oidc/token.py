@@ -8,6 +8,13 @@
   whole family is revoked (reuse detection);
 * ``client_credentials`` — RFC 6749 §4.4, confidential clients only.
 
+Who gets a refresh token (RFC 6749 §1.5: issuing one is the server's choice): an
+application whose ``refresh_tokens`` setting is on, always (the default, and every
+application from before it existed); any other only for a grant that holds
+``offline_access`` — which the authorization endpoint lets through only with
+``prompt=consent`` or for a first-party application (OIDC Core §11).  See
+:func:`refresh_allowed`.
+
 The grant runs in the request's transaction (:meth:`RequestContext.respond`): the
 tokens it issues and the code or refresh token it uses up are committed together or
 not at all.  A refused grant rolls back; revoking after a reuse is an after-action of
@@ -63,6 +70,13 @@ class _LostRace(Exception):
     def __init__(self, token_hash: str) -> None:
         super().__init__(token_hash)
         self.token_hash = token_hash
+
+
+def refresh_allowed(app: Application, scope: str) -> bool:
+    """Whether a grant of ``scope`` to ``app`` comes with a refresh token: the application's
+    ``refresh_tokens`` setting, else OIDC Core §11 — ``offline_access`` granted (and so
+    consented, :meth:`AuthorizationEndpoint.granted_scopes`)."""
+    return app.refresh_tokens or "offline_access" in scope.split()
 
 
 def _b64url_sha256(text: str) -> str:
@@ -170,7 +184,7 @@ class TokenEndpoint(Part):
             nonce=code.nonce,
             auth_time=code.auth_time,
             code_hash=code_hash,
-            refresh=True,
+            refresh=refresh_allowed(app, code.scope),
             id_token="openid" in scopes,
             sid=code.sid,
         )
@@ -203,6 +217,10 @@ class TokenEndpoint(Part):
         user = db.get(User, row.user_id) if row.user_id else None
         if user is None or user.disabled or not app.enabled:
             raise InvalidGrant("The user can no longer sign in.")
+        if not refresh_allowed(app, row.scope):
+            # Issued while the application's setting was on; switching it off ends them,
+            # as an administrator who switches it off means (OIDC Core §11 is the rule now).
+            raise InvalidGrant("This application no longer receives refresh tokens.")
         scope = row.scope
         wanted = params.get("scope")
         if wanted:
@@ -216,7 +234,9 @@ class TokenEndpoint(Part):
             user=user,
             auth_time=row.auth_time,
             family=row.family,
-            refresh=True,
+            # A narrower scope without offline_access (RFC 6749 §6) ends the family here
+            # for an application that has refresh tokens only by OIDC Core §11.
+            refresh=refresh_allowed(app, scope),
             id_token="openid" in scope.split(),
             sid=row.sid,  # OIDC Core §12.2: the refreshed ID token is of the same session
         )

@@ -1,12 +1,19 @@
 """Rendering a hosted page: templates, the Content-Security-Policy, the forms' CSRF token.
 
 Every page is a complete HTML document with its one stylesheet inline; the CSP
-allows that stylesheet by its hash and nothing else (no script at all), and no page
-may be framed (``frame-ancestors 'none'``, against clickjacking of the consent and
-login forms).  Forms carry a CSRF token that must equal an ``HttpOnly``,
-``SameSite=Strict`` cookie (OWASP ASVS V3.5, double-submit), compared in constant
-time; the ``Origin`` check of :meth:`passport.oidc.base.Part.same_origin` comes on
-top of it.
+allows that stylesheet by its hash and nothing else (no script at all — the one
+exception is the form-post answer below), and no page may be framed
+(``frame-ancestors 'none'``, against clickjacking of the consent and login forms).
+Forms carry a CSRF token that must equal an ``HttpOnly``, ``SameSite=Strict`` cookie
+(OWASP ASVS V3.5, double-submit), compared in constant time; the ``Origin`` check of
+:meth:`passport.oidc.base.Part.same_origin` comes on top of it.
+
+The form-post answer (:func:`form_post`, OAuth 2.0 Form Post Response Mode §2) is the
+one page with a script: the authorization response must reach the client as a POST,
+which only the browser can send, so the page submits its form by itself.  Its CSP
+allows exactly that script by its SHA-256, the stylesheet by its, and a form
+submitted to the redirect URI's origin only (``form-action``); without JavaScript a
+``<noscript>`` button sends the same form.
 """
 
 from __future__ import annotations
@@ -14,9 +21,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment
 from jinja2 import FileSystemLoader
@@ -38,6 +47,14 @@ CSRF_COOKIE = "passport_csrf"
 _CSRF_LENGTH = 43  # secrets.token_urlsafe(32)
 FORM_EXPIRED = "The form expired; please try again."
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+# The form-post page's one script, allowed by its hash.  ``HTMLFormElement.prototype.submit``
+# rather than ``form.submit()``: a field named "submit" cannot shadow it.
+FORM_POST_SCRIPT = "HTMLFormElement.prototype.submit.call(document.forms[0]);"
+FORM_POST_SCRIPT_HASH = base64.b64encode(
+    hashlib.sha256(FORM_POST_SCRIPT.encode()).digest()
+).decode()
+# CSP 3 host-source: host-char = ALPHA / DIGIT / "-" (no IPv6 literal, nothing else).
+_CSP_HOST = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
 
 
 def page(name: str, status: int = 200, **values: Any) -> Response:
@@ -106,3 +123,47 @@ class Page(Part):
     def form_ok(self, request: Request, params: dict[str, str]) -> bool:
         """The post carries this browser's CSRF token and comes from Passport itself."""
         return csrf_ok(request, params) and self.same_origin(request)
+
+
+def form_action_source(uri: str) -> str:
+    """The CSP source expression of ``uri``'s origin (``https://app.example:8443``), for
+    ``form-action``.  A host CSP cannot name (an IPv6 literal: CSP 3 §2.3.1 host-char
+    is letters, digits and "-") falls back to the scheme alone (``http:``); so does
+    anything else that could not be a source (no character of it reaches the header)."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http"):
+        return "'none'"
+    host = parts.hostname or ""
+    try:
+        port = parts.port
+    except ValueError:
+        return f"{scheme}:"
+    if not _CSP_HOST.fullmatch(host):
+        return f"{scheme}:"
+    return f"{scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def form_post(action: str, fields: dict[str, str]) -> Response:
+    """An authorization response by OAuth 2.0 Form Post Response Mode §2: an HTML page
+    whose form posts ``fields`` to ``action`` (the validated redirect URI) by itself.
+
+    Its CSP: the one script by its hash (no other inline code, no script source),
+    the stylesheet by its hash, ``form-action`` the redirect URI's origin, no framing
+    and no ``<base>``.  Never cached (§2, and RFC 6749 §5.1: it carries a code).  The
+    referrer policy ``origin`` sends the client Passport's origin, never the URL of the
+    page (which may name the authorization request), and keeps the ``Origin`` of the
+    POST a real one (under ``same-origin`` or ``no-referrer`` it would be ``null``)."""
+    body = _env.get_template("form_post.html").render(
+        css=CSS, action=action, fields=list(fields.items()), script=FORM_POST_SCRIPT
+    )
+    response = Response(body, status=200, content_type="text/html; charset=utf-8")
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src 'sha256-{FORM_POST_SCRIPT_HASH}'; "
+        f"style-src 'sha256-{CSS_HASH}'; form-action {form_action_source(action)}; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    )
+    response.headers["Cache-Control"] = "no-cache, no-store"
+    response.headers["Pragma"] = "no-cache"
+    response.headers["Referrer-Policy"] = "origin"
+    return response

@@ -342,8 +342,10 @@ class Administration:
         access_token_format: str | None = None,
         backchannel_logout_uri: str | None = None,
         scopes: list[str] | None = None,
+        refresh_tokens: bool = True,
     ) -> tuple[Application, str | None]:
-        """Register an application; returns it and its client secret (once)."""
+        """Register an application; returns it and its client secret (once).
+        ``refresh_tokens`` False: refresh tokens only for ``offline_access`` (OIDC Core §11)."""
         ensure_right(self.actor, APPS_WRITE)
         app, secret = directory.create_application(
             self.db,
@@ -359,6 +361,7 @@ class Administration:
             allow_private_backchannel=self.accounts.settings.backchannel_allow_private,
             scopes=scopes,
         )
+        app.refresh_tokens = refresh_tokens
         self.origins_changed()
         self._audit("app_create", application=app.name, id=app.id)
         return app, secret
@@ -375,6 +378,7 @@ class Administration:
         access_token_format: str | None = None,
         backchannel_logout_uri: str | None = None,
         scopes: list[str] | None = None,
+        refresh_tokens: bool | None = None,
     ) -> Application:
         """Change what is given (None: unchanged); lists replace the whole list."""
         ensure_right(self.actor, APPS_WRITE)
@@ -408,6 +412,9 @@ class Administration:
         if scopes is not None:
             app.scopes = directory.validate_scopes(scopes)
             changed.append("scopes")
+        if refresh_tokens is not None:
+            app.refresh_tokens = refresh_tokens
+            changed.append("refreshTokens")
         if origins is not None:
             self.origins_changed()
         self._audit("app_update", application=app.name, id=app.id, changed=changed)

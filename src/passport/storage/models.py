@@ -78,6 +78,10 @@ class Application(Base):
     backchannel_logout_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     # RFC 7591 §2 ``scope``: what the client credentials grant may issue to it.
     scopes: Mapped[list[str]] = mapped_column(JSONList, default=list)
+    # Whether the code flow gives it refresh tokens whatever the scope; when False, only
+    # for ``offline_access`` asked for and allowed (OIDC Core §11).  Migration 0011
+    # set it True for the applications that existed before.
+    refresh_tokens: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 def _username_skeleton(context: DefaultExecutionContext) -> str:
@@ -367,6 +371,8 @@ class PendingAuthorization(Base):
     prompt: Mapped[str] = mapped_column(String(64), default="")
     max_age: Mapped[int | None] = mapped_column(Integer, nullable=True)
     login_hint: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    # How the answer goes back: "query" or "form_post" (OAuth 2.0 Form Post Response Mode).
+    response_mode: Mapped[str] = mapped_column(String(16), default="query")
     login_required: Mapped[bool] = mapped_column(Boolean, default=False)
     logged_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
