@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+# The JWS algorithms Passport signs with (RFC 7518 §3.1), a key of each always kept:
+# OpenID Connect Core §15.1 makes RS256 mandatory for an OP, ES256 is the default.
+SIGNING_ALGS = ("ES256", "RS256")
+
 ENV_PREFIX = "PASSPORT_"
 # Threads per process kept for requests that hash no password (status, healthz, sessions).
 CHEAP_REQUEST_THREADS = 8
@@ -90,7 +94,11 @@ class Settings:
         "(SQLite: generated into <database>.key when empty).",
         secret=True,
     )
-    signing_alg: str = _setting("ES256", "ID/access token signature: ES256 or RS256.")
+    signing_alg: str = _setting(
+        "ES256",
+        "Default signature of ID, access and logout tokens: ES256 or RS256 (an application "
+        "may choose its own; a key of each is always kept and published).",
+    )
     key_rotation_delay: int = _setting(
         3600, "Seconds between `passport keys rotate` publishing a key and signing with it."
     )
@@ -254,7 +262,7 @@ def _validate(settings: Settings) -> None:
         "db_pool_size",
     ):
         need(getattr(settings, name) > 0, f"setting {name} must be positive")
-    need(settings.signing_alg in {"ES256", "RS256"}, "setting signing_alg must be ES256 or RS256")
+    need(settings.signing_alg in SIGNING_ALGS, "setting signing_alg must be ES256 or RS256")
     need(settings.key_rotation_delay >= 0, "setting key_rotation_delay must be >= 0")
     for name in ("access_token_lifetime", "id_token_lifetime", "refresh_token_lifetime"):
         need(getattr(settings, name) > 0, f"setting {name} must be positive")

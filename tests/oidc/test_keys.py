@@ -19,6 +19,7 @@ import requests
 from sqlalchemy import select
 
 from oidc_support import KEK
+from passport.config import SIGNING_ALGS
 from passport.oidc.keys import KeyConfigurationError
 from passport.oidc.keys import KeyRing
 from passport.storage.models import SigningKey
@@ -34,25 +35,32 @@ def test_rotation_publishes_at_once_signs_later_and_retires_after_tokens_expire(
 ) -> None:
     h: Harness = factory("sqlite", key_encryption_key=KEK, key_rotation_delay=3600)
     ring = h.app.services.keys
-    first = ring.signing_key(NOW).kid
-    second = ring.rotate(NOW)
+    first = {alg: ring.signing_key(NOW, alg).kid for alg in SIGNING_ALGS}
+    rotated = ring.rotate(NOW)  # a new key of every algorithm
+    second = {next(k.alg for k in ring.keys() if k.kid == kid): kid for kid in rotated}
+    assert set(second) == set(SIGNING_ALGS)
     ring._cache = (0.0, [])
     published = {k["kid"] for k in ring.published(NOW)}
-    assert published == {first, second}
-    assert ring.signing_key(NOW + timedelta(minutes=59)).kid == first
+    assert published == {*first.values(), *second.values()}
     switch = NOW + timedelta(hours=1)
-    assert ring.signing_key(switch).kid == second
-    assert {k["kid"] for k in ring.published(switch + timedelta(seconds=899))} == {first, second}
-    assert {k["kid"] for k in ring.published(switch + timedelta(seconds=901))} == {second}
+    for alg in SIGNING_ALGS:
+        assert ring.signing_key(NOW + timedelta(minutes=59), alg).kid == first[alg]
+        assert ring.signing_key(switch, alg).kid == second[alg]
+    assert ring.signing_key(NOW).kid == first["ES256"]  # the signing_alg setting's
+    assert {k["kid"] for k in ring.published(switch + timedelta(seconds=899))} == published
+    assert {k["kid"] for k in ring.published(switch + timedelta(seconds=901))} == set(
+        second.values()
+    )
     for key in ring.published(NOW):
-        assert key["use"] == "sig" and key["alg"] == "ES256" and "d" not in key
+        assert key["use"] == "sig" and "d" not in key
+        assert (key["kty"], key["alg"]) in {("EC", "ES256"), ("RSA", "RS256")}
 
 
 def test_private_keys_are_encrypted_and_never_regenerated(factory: Any) -> None:
     h: Harness = factory("sqlite", key_encryption_key=KEK)
     kid = h.app.services.keys.signing_key(NOW).kid
     with h.app.services.db.session() as db:
-        stored = db.scalars(select(SigningKey)).one()
+        stored = db.scalars(select(SigningKey)).one()  # the RS256 key only when needed
         assert "PRIVATE KEY" not in stored.private_key
     other = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
     wrong = KeyRing(h.app.services.db, dataclasses.replace(h.settings, key_encryption_key=other))
@@ -63,9 +71,13 @@ def test_private_keys_are_encrypted_and_never_regenerated(factory: Any) -> None:
 
 
 def test_rs256_is_available(factory: Any) -> None:
-    h: Harness = factory("sqlite", key_encryption_key=KEK, signing_alg="RS256")
-    key = h.app.services.keys.published(NOW)[0]
-    assert key["kty"] == "RSA" and key["alg"] == "RS256"
+    """Core §15.1: RS256 always, whatever ``signing_alg`` says; as the default, it signs."""
+    for default in ("ES256", "RS256"):
+        h: Harness = factory("sqlite", key_encryption_key=KEK, signing_alg=default)
+        ring = h.app.services.keys
+        keys = {k["alg"]: k for k in ring.published(NOW)}
+        assert keys["RS256"]["kty"] == "RSA" and keys["ES256"]["kty"] == "EC"
+        assert ring.signing_key(NOW).alg == default
 
 
 @pytest.mark.live
@@ -84,7 +96,8 @@ def test_every_process_sees_keys_and_their_rotation(
         keys = requests.get(server.url + "/.well-known/jwks.json", timeout=5).json()["keys"]
         return {k["kid"] for k in keys}
 
-    assert kids(a) == kids(b) and len(kids(a)) == 1
+    per_generation = len(SIGNING_ALGS)  # a key of each algorithm
+    assert kids(a) == kids(b) and len(kids(a)) == per_generation
     rotated = subprocess.run(
         [sys.executable, "-m", "passport", "keys", "rotate", "--database-url", url],
         capture_output=True,
@@ -94,9 +107,11 @@ def test_every_process_sees_keys_and_their_rotation(
     )
     assert rotated.returncode == 0, rotated.stderr
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and not (len(kids(a)) == 2 and kids(a) == kids(b)):
+    while time.monotonic() < deadline and not (
+        len(kids(a)) == 2 * per_generation and kids(a) == kids(b)
+    ):
         time.sleep(0.5)
-    assert len(kids(a)) == 2 and kids(a) == kids(b)
+    assert len(kids(a)) == 2 * per_generation and kids(a) == kids(b)
     listed = subprocess.run(
         [sys.executable, "-m", "passport", "keys", "list", "--json", "--database-url", url],
         capture_output=True,

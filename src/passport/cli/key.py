@@ -35,11 +35,14 @@ def list_keys(cli: Cli, as_json: bool) -> None:
     now = datetime.now(UTC)
     ring = _ring(cli)
     keys = ring.keys()
-    published = {k["kid"] for k in ring.published(now)} if keys else set()
-    signing = ring.signing_key(now).kid if keys else None
+    published: set[str] = set()
+    if keys:  # publishing makes a missing algorithm's key: list it too
+        published = {k["kid"] for k in ring.published(now)}
+        keys = ring.keys()
+    signing = {ring.signing_key(now, alg).kid for alg in {k.alg for k in keys}}
     rows = []
     for key in keys:
-        if key.kid == signing:
+        if key.kid in signing:
             state = "signing"
         elif key.use_after > now:
             state = "published, signs from " + key.use_after.isoformat(timespec="seconds")
@@ -61,10 +64,12 @@ def list_keys(cli: Cli, as_json: bool) -> None:
 @keys_group.command("rotate")
 @pass_cli
 def rotate(cli: Cli) -> None:
-    """Publish a new key now; it signs after PASSPORT_KEY_ROTATION_DELAY seconds."""
+    """Publish a new key of each algorithm now; they sign after PASSPORT_KEY_ROTATION_DELAY
+    seconds."""
     now = datetime.now(UTC)
     ring = _ring(cli)
-    ring.signing_key(now)  # the first key, if there was none, signs until the new one
-    kid = ring.rotate(now)
+    ring.published(now)  # the first keys, if there were none, sign until the new ones
     delay = cli.services.settings.key_rotation_delay
-    click.echo(f"new key {kid} published; it signs from {delay} s from now")
+    for kid in ring.rotate(now):
+        alg = next(k.alg for k in ring.keys() if k.kid == kid)
+        click.echo(f"new {alg} key {kid} published; it signs from {delay} s from now")

@@ -1,12 +1,23 @@
 """Token-signing keys (RFC 7517 JWKs), kept in the database so every process signs alike.
 
-* Generated at first use (ES256 P-256 by default, RS256 2048-bit available).
+* A key of every algorithm in :data:`passport.config.SIGNING_ALGS` is kept and
+  published: ES256 (P-256) and RS256 (RSA 2048 bits).  RS256 is not optional:
+  OpenID Connect Core §15.1 says an OP MUST support it, and Discovery §3 that
+  ``id_token_signing_alg_values_supported`` MUST include it, so an application that
+  registered ``id_token_signed_response_alg: RS256`` (Dynamic Client Registration
+  §2) always has a key.  Each key is published with its ``alg`` and ``use: sig``
+  (RFC 7517 §4.2, §4.4) under its own ``kid`` (the RFC 7638 thumbprint), and signs
+  only with its own algorithm (RFC 8725 §3.1: no algorithm confusion).
+* Generated at first use; a missing algorithm's key is made then too (an existing
+  deployment gains its RS256 key at the first JWKS or RS256 signature after upgrade).
 * Private keys are stored encrypted (AES-256-GCM, the key id as associated data)
   with the key-encryption key from configuration; they are never regenerated
   silently: a key that cannot be decrypted is an error, not a reason for a new one.
-* ``passport keys rotate`` publishes a new key at once and signs with it only after
-  ``key_rotation_delay``, so that relying parties have fetched it by then; an old
-  key stays in the JWKS until every token it signed has expired.
+* ``passport keys rotate`` publishes a new key *of each algorithm* at once and signs
+  with them only after ``key_rotation_delay``, so that relying parties have fetched
+  them by then; an old key stays in the JWKS until every token it signed has expired.
+  Algorithms rotate together but retire separately: a key is retired by the next key
+  of its own algorithm.
 * Each process caches the key set for a few seconds: a rotation is seen by all
   processes within that time.
 """
@@ -32,6 +43,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from passport.config import SIGNING_ALGS
 from passport.config import Settings
 from passport.storage.db import Database
 from passport.storage.models import SigningKey
@@ -116,14 +128,16 @@ class KeyRing:
                 "made with?"
             ) from None
 
-    def create(self, now: datetime, *, use_after: datetime | None = None) -> str:
-        """Generate, encrypt and store a new key; returns its kid."""
-        alg = self.settings.signing_alg
-        key: ECKey | RSAKey = (
-            ECKey.generate_key("P-256", auto_kid=True)
-            if alg == "ES256"
-            else RSAKey.generate_key(2048, auto_kid=True)
-        )
+    def create(self, now: datetime, alg: str, *, use_after: datetime | None = None) -> str:
+        """Generate, encrypt and store a new key of ``alg``; returns its kid."""
+        key: ECKey | RSAKey
+        if alg == "ES256":
+            key = ECKey.generate_key("P-256", auto_kid=True)
+        elif alg == "RS256":
+            # RFC 7518 §3.3: 2048 bits or larger.
+            key = RSAKey.generate_key(2048, auto_kid=True)
+        else:
+            raise ValueError(f"cannot sign with {alg!r}")
         kid = key.kid
         assert kid is not None
         public = {**key.as_dict(private=False), "alg": alg, "use": "sig"}
@@ -141,8 +155,12 @@ class KeyRing:
         self._cache = (0.0, [])
         return kid
 
-    def rotate(self, now: datetime) -> str:
-        return self.create(now, use_after=now + timedelta(seconds=self.settings.key_rotation_delay))
+    def rotate(self, now: datetime) -> list[str]:
+        """A new key of every algorithm, published now, signing after ``key_rotation_delay``;
+        returns their kids.  All algorithms rotate together, so that one command (and one
+        delay) renews every key a relying party may be checking."""
+        use_after = now + timedelta(seconds=self.settings.key_rotation_delay)
+        return [self.create(now, alg, use_after=use_after) for alg in SIGNING_ALGS]
 
     def keys(self) -> list[Key]:
         """All stored keys, oldest first (cached for a few seconds)."""
@@ -151,7 +169,11 @@ class KeyRing:
             return cached
         with self._lock:
             with self.database.session() as db:
-                rows = db.scalars(select(SigningKey).order_by(SigningKey.use_after)).all()
+                rows = db.scalars(
+                    select(SigningKey).order_by(
+                        SigningKey.use_after, SigningKey.created_at, SigningKey.kid
+                    )
+                ).all()
                 loaded = [
                     Key(
                         r.kid,
@@ -167,26 +189,40 @@ class KeyRing:
             self._cache = (time.monotonic(), loaded)
             return loaded
 
-    def signing_key(self, now: datetime) -> Key:
-        """The newest key whose time has come; made at first use if there is none."""
-        usable = [k for k in self.keys() if k.use_after <= now]
+    def signing_key(self, now: datetime, alg: str | None = None) -> Key:
+        """The newest key of ``alg`` (default: the ``signing_alg`` setting) whose time has
+        come; made at first use if there is none."""
+        alg = alg or self.settings.signing_alg
+        if alg not in SIGNING_ALGS:
+            raise ValueError(f"cannot sign with {alg!r}")
+        usable = [k for k in self.keys() if k.alg == alg and k.use_after <= now]
         if not usable:
-            self.create(now)
-            usable = [k for k in self.keys() if k.use_after <= now]
+            self.create(now, alg)
+            usable = [k for k in self.keys() if k.alg == alg and k.use_after <= now]
         return usable[-1]
 
+    def ensure(self, now: datetime) -> None:
+        """Make the signing key of any algorithm that has none yet.  Called before a write
+        transaction that may sign (the token endpoint): on SQLite, a key made inside one
+        would wait for its own write lock."""
+        for alg in SIGNING_ALGS:
+            if not any(k.alg == alg and k.use_after <= now for k in self.keys()):
+                self.create(now, alg)
+
     def published(self, now: datetime) -> list[dict[str, Any]]:
-        """The JWKS: upcoming keys, the signing key, and retired keys whose tokens may live."""
+        """The JWKS: for each algorithm, upcoming keys, the signing key, and retired keys
+        whose tokens may live.  A key of every algorithm is made here if missing, so the
+        JWKS holds it before any token it signs exists."""
+        self.ensure(now)
         keys = self.keys()
-        if not any(k.use_after <= now for k in keys):
-            self.signing_key(now)
-            keys = self.keys()
         longest = timedelta(
             seconds=max(self.settings.access_token_lifetime, self.settings.id_token_lifetime)
         )
         shown = []
         for index, key in enumerate(keys):
-            successor = next((k for k in keys[index + 1 :] if k.use_after <= now), None)
+            successor = next(
+                (k for k in keys[index + 1 :] if k.alg == key.alg and k.use_after <= now), None
+            )
             if successor is None or now < successor.use_after + longest:
                 shown.append(key.public)
         return shown

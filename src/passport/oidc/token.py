@@ -93,9 +93,10 @@ class TokenEndpoint(Part):
             params = oauth_params.protocol(request, self.settings)
         except ClientError as exc:
             return render(InvalidRequest.of(exc))
-        # The signing key is loaded (or made) before the write transaction: on SQLite a
-        # second writer inside it would wait for our own lock.
-        self.services.keys.signing_key(self.services.clock())
+        # The signing keys (one per algorithm: the client's decides) are loaded or made
+        # before the write transaction: on SQLite a second writer inside it would wait for
+        # our own lock.
+        self.services.keys.ensure(self.services.clock())
         ctx = self.context(request, write=True)
         try:
             return ctx.respond(lambda: self._grant(request, ctx, params))
