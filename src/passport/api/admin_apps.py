@@ -38,6 +38,7 @@ TEXT = {
     "origins": 4000,
     "redirectUris": 8000,
     "scopes": 1000,
+    "idTokenSignedResponseAlg": 10,
     "username": 64,
     "group": 100,
     "sort": 32,
@@ -71,8 +72,11 @@ class ApplicationsController(_AppAdmin):
         backchannelLogoutUri: str | None,
         scopes: str | None,
         refreshTokens: bool | None,
+        idTokenSignedResponseAlg: str | None,
     ) -> dict[str, Any]:
-        """Register an application; its client secret is in the answer, this once only."""
+        """Register an application; its client secret is in the answer, this once only.
+        ``idTokenSignedResponseAlg`` (ES256 or RS256; absent: the server's ``signing_alg``)
+        signs its ID, logout and JWT access tokens."""
         app, secret = self.administration().create_application(
             name,
             description=description,
@@ -84,6 +88,7 @@ class ApplicationsController(_AppAdmin):
             backchannel_logout_uri=backchannelLogoutUri,
             scopes=split_list(scopes),
             refresh_tokens=True if refreshTokens is None else refreshTokens,
+            id_token_signed_response_alg=idTokenSignedResponseAlg,
         )
         return {"Application": application_json(app), "ClientSecret": secret}
 
@@ -122,8 +127,10 @@ class ApplicationsController(_AppAdmin):
         backchannelLogoutUri: str | None,
         scopes: str | None,
         refreshTokens: bool | None,
+        idTokenSignedResponseAlg: str | None,
     ) -> dict[str, Any]:
-        """Change what is given; lists (``origins``, ``redirectUris``, ``scopes``) replace."""
+        """Change what is given; lists (``origins``, ``redirectUris``, ``scopes``) replace;
+        ``idTokenSignedResponseAlg`` "" goes back to the server's ``signing_alg``."""
         app = self.administration().update_application(
             application,
             name=name,
@@ -135,6 +142,7 @@ class ApplicationsController(_AppAdmin):
             backchannel_logout_uri=backchannelLogoutUri,
             scopes=_list(scopes),
             refresh_tokens=refreshTokens,
+            id_token_signed_response_alg=idTokenSignedResponseAlg,
         )
         return {"Application": application_json(app)}
 

@@ -28,6 +28,8 @@ def application_json(app: Application) -> dict[str, Any]:
         "AccessTokenFormat": app.access_token_format,
         "Scopes": app.scopes,
         "RefreshTokens": app.refresh_tokens,
+        # null: the server's signing_alg (OIDC Dynamic Client Registration §2 default)
+        "IdTokenSignedResponseAlg": app.id_token_signed_response_alg,
         "Created": app.created_at.isoformat(),
     }
 

@@ -40,6 +40,11 @@ def app_group() -> None:
     show_default=True,
     help="Refresh tokens always, or only for offline_access allowed by the user.",
 )
+@click.option(
+    "--id-token-signed-response-alg",
+    "id_token_alg",
+    help="ID/logout/JWT access token signature: ES256 or RS256 (default: the server's).",
+)
 @json_option
 @pass_cli
 def add(
@@ -54,6 +59,7 @@ def add(
     backchannel_logout_uri: str | None,
     scopes: tuple[str, ...],
     refresh_tokens: bool,
+    id_token_alg: str | None,
     as_json: bool,
 ) -> None:
     """Register application NAME; its client secret is printed this once only."""
@@ -69,6 +75,7 @@ def add(
             backchannel_logout_uri=backchannel_logout_uri,
             scopes=list(scopes),
             refresh_tokens=refresh_tokens,
+            id_token_signed_response_alg=id_token_alg,
         )
     if as_json:
         emit([{**application_json(app), "ClientSecret": secret}], True)
@@ -118,6 +125,11 @@ def show(cli: Cli, name: str, as_json: bool) -> None:
     default=None,
     help="Refresh tokens always, or only for offline_access allowed by the user.",
 )
+@click.option(
+    "--id-token-signed-response-alg",
+    "id_token_alg",
+    help="ES256 or RS256 for its ID/logout/JWT access tokens ('' for the server's).",
+)
 @pass_cli
 def update(
     cli: Cli,
@@ -131,6 +143,7 @@ def update(
     backchannel_logout_uri: str | None,
     scopes: tuple[str, ...],
     refresh_tokens: bool | None,
+    id_token_alg: str | None,
 ) -> None:
     """Change application NAME."""
     with cli.transaction() as db:
@@ -145,6 +158,7 @@ def update(
             backchannel_logout_uri=backchannel_logout_uri,
             scopes=list(scopes) if scopes else None,
             refresh_tokens=refresh_tokens,
+            id_token_signed_response_alg=id_token_alg,
         )
     say(f"application '{app.name}' updated")
 

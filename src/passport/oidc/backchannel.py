@@ -106,7 +106,9 @@ def enqueue(
             LogoutNotification(
                 application_id=app.id,
                 user_id=user.id,
-                logout_token=tokens.sign("logout+jwt", claims, now),
+                # §2.4: signed with the keys that sign ID tokens; §2.6: the RP validates it
+                # as an ID token, its ``alg`` the registered id_token_signed_response_alg.
+                logout_token=tokens.sign("logout+jwt", claims, now, tokens.signing_alg(app)),
                 created_at=now,
                 next_attempt_at=now,
                 attempts=0,

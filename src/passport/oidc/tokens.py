@@ -87,10 +87,11 @@ class Tokens:
         scopes = set(scope.split())
         claims: dict[str, Any] = {"sub": subject(user)}
         if "profile" in scopes:
+            # No ``updated_at`` (Core §5.1: when the profile last changed): Passport keeps
+            # no such time, and the password's change is not one.
             claims.update(
                 name=user.display_name or user.username,
                 preferred_username=user.username,
-                updated_at=int(user.password_changed_at.timestamp()),
             )
         if "email" in scopes and user.email:
             claims.update(email=user.email, email_verified=False)
@@ -108,8 +109,23 @@ class Tokens:
         return claims
 
     # -- issuing ------------------------------------------------------------------------
-    def sign(self, header_typ: str, claims: dict[str, Any], now: datetime) -> str:
-        key = self.keys.signing_key(now)
+    def signing_alg(self, app: Application) -> str:
+        """The JWS algorithm of ``app``'s tokens: its registered ``id_token_signed_response_alg``
+        (OpenID Connect Dynamic Client Registration 1.0 §2; Core §3.1.3.7 step 7: the RP
+        checks the ID token's ``alg`` against it), else the server's ``signing_alg``.
+
+        The same algorithm signs the application's logout tokens (Back-Channel Logout 1.0
+        §2.6: the RP validates one as an ID token, ``alg`` included) and its JWT access
+        tokens (RFC 9068): their audience is the application itself (``aud`` is its
+        ``client_id``), so the party that checks them is the one that chose the algorithm."""
+        return app.id_token_signed_response_alg or self.settings.signing_alg
+
+    def sign(
+        self, header_typ: str, claims: dict[str, Any], now: datetime, alg: str | None = None
+    ) -> str:
+        """A JWS with the current key of ``alg`` (default: the server's ``signing_alg``);
+        the header names the key (``kid``) and its algorithm (RFC 7515 §4.1.1, §4.1.4)."""
+        key = self.keys.signing_key(now, alg)
         header = {"alg": key.alg, "kid": key.kid, "typ": header_typ}
         return jwt.encode(header, claims, key.private)
 
@@ -134,6 +150,7 @@ class Tokens:
                     "scope": grant.scope,
                 },
                 now,
+                self.signing_alg(app),
             )
         else:
             access = secrets.token_urlsafe(32)
@@ -172,7 +189,7 @@ class Tokens:
                 claims["nonce"] = grant.nonce
             if grant.sid:
                 claims["sid"] = grant.sid
-            response["id_token"] = self.sign("JWT", claims, now)
+            response["id_token"] = self.sign("JWT", claims, now, self.signing_alg(app))
         return response
 
     def _record(
@@ -272,8 +289,10 @@ class Tokens:
         return claims
 
     def _decode(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """Header and claims of a JWT we signed: by one of our keys, with the algorithm we
-        chose for it (never ``none`` or a MAC keyed with a public key)."""
+        """Header and claims of a JWT we signed: by one of our keys, of either algorithm,
+        each only with its own algorithm — the header's ``alg`` must be the one of the key
+        its ``kid`` names (RFC 8725 §2.1, §3.1: an RS256 header naming an EC key, ``none``,
+        or a MAC keyed with a public key is refused before any verification)."""
         encoded_header = token.split(".")[0]
         # Our headers are a few dozen bytes; a long one is not ours, and a deeply nested
         # one must never reach the JSON parser's recursion (a 500 for an anonymous client).

@@ -343,9 +343,11 @@ class Administration:
         backchannel_logout_uri: str | None = None,
         scopes: list[str] | None = None,
         refresh_tokens: bool = True,
+        id_token_signed_response_alg: str | None = None,
     ) -> tuple[Application, str | None]:
         """Register an application; returns it and its client secret (once).
-        ``refresh_tokens`` False: refresh tokens only for ``offline_access`` (OIDC Core §11)."""
+        ``refresh_tokens`` False: refresh tokens only for ``offline_access`` (OIDC Core §11).
+        ``id_token_signed_response_alg`` empty or None: the server's ``signing_alg``."""
         ensure_right(self.actor, APPS_WRITE)
         app, secret = directory.create_application(
             self.db,
@@ -360,6 +362,7 @@ class Administration:
             backchannel_logout_uri=backchannel_logout_uri,
             allow_private_backchannel=self.accounts.settings.backchannel_allow_private,
             scopes=scopes,
+            id_token_signed_response_alg=id_token_signed_response_alg,
         )
         app.refresh_tokens = refresh_tokens
         self.origins_changed()
@@ -379,8 +382,10 @@ class Administration:
         backchannel_logout_uri: str | None = None,
         scopes: list[str] | None = None,
         refresh_tokens: bool | None = None,
+        id_token_signed_response_alg: str | None = None,
     ) -> Application:
-        """Change what is given (None: unchanged); lists replace the whole list."""
+        """Change what is given (None: unchanged); lists replace the whole list;
+        ``id_token_signed_response_alg`` "" goes back to the server's ``signing_alg``."""
         ensure_right(self.actor, APPS_WRITE)
         app = self._application(ref)
         self._may_change(APPS_WRITE, (app, "application"))
@@ -415,6 +420,11 @@ class Administration:
         if refresh_tokens is not None:
             app.refresh_tokens = refresh_tokens
             changed.append("refreshTokens")
+        if id_token_signed_response_alg is not None:
+            app.id_token_signed_response_alg = directory.validate_signing_alg(
+                id_token_signed_response_alg
+            )
+            changed.append("idTokenSignedResponseAlg")
         if origins is not None:
             self.origins_changed()
         self._audit("app_update", application=app.name, id=app.id, changed=changed)

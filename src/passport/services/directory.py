@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from passport.config import SIGNING_ALGS
 from passport.errors import ClientError
 from passport.errors import Forbidden
 from passport.errors import Invalid
@@ -215,6 +216,7 @@ def create_application(
     backchannel_logout_uri: str | None = None,
     allow_private_backchannel: bool = False,
     scopes: list[str] | None = None,
+    id_token_signed_response_alg: str | None = None,
 ) -> tuple[Application, str | None]:
     """A new application; returns it and its client secret (confidential ones only), once."""
     clean = validate_name(name, "name", "Application")
@@ -234,6 +236,7 @@ def create_application(
             backchannel_logout_uri, allow_private=allow_private_backchannel
         ),
         scopes=validate_scopes(scopes or []),
+        id_token_signed_response_alg=validate_signing_alg(id_token_signed_response_alg),
     )
     secret: str | None = clients.issue_credentials(app)
     if not confidential:
@@ -277,6 +280,23 @@ def validate_token_format(value: str) -> str:
         raise Invalid(
             "accessTokenFormat must be jwt or opaque.",
             source="accessTokenFormat",
+            value=value[:20],
+        )
+    return value
+
+
+def validate_signing_alg(value: str | None) -> str | None:
+    """OpenID Connect Dynamic Client Registration 1.0 §2 ``id_token_signed_response_alg``:
+    one of the algorithms Passport keeps a key of (:data:`passport.config.SIGNING_ALGS`),
+    or empty for the server's ``signing_alg`` (None).  ``none`` is refused: Passport
+    never issues an unsigned ID token (Core §2 allows it only with no token endpoint
+    use, and RFC 8725 §3.1 advises against it)."""
+    if not value:
+        return None
+    if value not in SIGNING_ALGS:
+        raise Invalid(
+            f"idTokenSignedResponseAlg must be one of {', '.join(SIGNING_ALGS)}.",
+            source="idTokenSignedResponseAlg",
             value=value[:20],
         )
     return value

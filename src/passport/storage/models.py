@@ -82,6 +82,10 @@ class Application(Base):
     # for ``offline_access`` asked for and allowed (OIDC Core §11).  Migration 0011
     # set it True for the applications that existed before.
     refresh_tokens: Mapped[bool] = mapped_column(Boolean, default=True)
+    # OpenID Connect Dynamic Client Registration 1.0 §2 ``id_token_signed_response_alg``:
+    # ES256 or RS256; NULL is the server's ``signing_alg`` (what every application got
+    # before migration 0012).  Its ID, JWT access and logout tokens are signed with it.
+    id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 def _username_skeleton(context: DefaultExecutionContext) -> str:
