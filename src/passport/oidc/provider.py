@@ -5,6 +5,8 @@ names their URLs.
 path (as published in discovery)       methods     CORS        specification, module
 =====================================  ==========  ==========  =====================================
 ``/.well-known/openid-configuration``  GET         any         Discovery 1.0 §4 — :mod:`.discovery`
+``/.well-known/oauth-authorization-server``
+                                       GET         any         RFC 8414 §3 — :mod:`.discovery`
 ``/.well-known/jwks.json``             GET         any         RFC 7517 — :mod:`.discovery`
 ``/oauth2/authorize``                  GET, POST   —           RFC 6749 §4.1, RFC 7636, OIDC Core
                                                                §3.1.2 — :mod:`.authorization`
@@ -84,6 +86,13 @@ class Provider:
             Route(path, methods, handler, refuse, path, cors)
             for path, methods, handler, refuse, cors in (
                 ("/.well-known/openid-configuration", GET, discovery.discovery, protocol, public),
+                (
+                    "/.well-known/oauth-authorization-server",
+                    GET,
+                    discovery.as_metadata,
+                    protocol,
+                    public,
+                ),
                 ("/.well-known/jwks.json", GET, discovery.jwks, protocol, public),
                 ("/oauth2/authorize", GET_POST, authorization.authorize, pages, None),
                 ("/oauth2/token", POST, token.token, protocol, registered),
