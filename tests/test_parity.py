@@ -137,6 +137,10 @@ OPERATIONS = {
             "https://notes.example.com/callback",
         ),
     ),
+    "choose the ID token signature": Operation(
+        ("/Applications/update", {"application": "Wiki", "idTokenSignedResponseAlg": "RS256"}),
+        ("app", "update", "Wiki", "--id-token-signed-response-alg", "RS256"),
+    ),
     "rotate application secret": Operation(
         ("/Applications/rotateSecret", {"application": "Wiki"}), ("app", "rotate-secret", "Wiki")
     ),

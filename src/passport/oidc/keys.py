@@ -186,6 +186,9 @@ class KeyRing:
                     )
                     for r in rows
                 ]
+            # Of keys made together (a first use, a rotation), the ``signing_alg`` setting's
+            # comes first in the JWKS, as it did when it was alone.
+            loaded.sort(key=lambda k: (k.use_after, k.alg != self.settings.signing_alg))
             self._cache = (time.monotonic(), loaded)
             return loaded
 
