@@ -174,6 +174,7 @@ def test_the_jwks_is_reachable_and_its_keys_usable(h: Harness) -> None:
     kids = [k["kid"] for k in keys]
     assert len(set(kids)) == len(kids)
     assert {k["alg"] for k in keys} == set(meta["id_token_signing_alg_values_supported"])
+    assert "RS256" in {k["alg"] for k in keys}  # Core §15.1, whatever signing_alg says
     for key in keys:
         assert key["use"] == "sig"
         assert (key["kty"], key["alg"]) in {("EC", "ES256"), ("RSA", "RS256")}

@@ -104,6 +104,7 @@ def test_the_token_endpoint_answers_get_with_405_and_allow(h: Harness) -> None:
 
 EXPECTED = {
     "/.well-known/openid-configuration": {"GET"},
+    "/.well-known/oauth-authorization-server": {"GET"},
     "/.well-known/jwks.json": {"GET"},
     "/oauth2/authorize": {"GET", "POST"},
     "/oauth2/token": {"POST"},
