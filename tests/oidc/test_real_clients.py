@@ -76,7 +76,7 @@ def test_discovery_document(provider: Provider) -> None:
     assert meta["issuer"] == provider.url
     assert meta["response_types_supported"] == ["code"]
     assert meta["code_challenge_methods_supported"] == ["S256"]
-    assert meta["id_token_signing_alg_values_supported"] == ["ES256"]
+    assert meta["id_token_signing_alg_values_supported"] == ["ES256", "RS256"]
     for name in (
         "authorization_endpoint",
         "token_endpoint",

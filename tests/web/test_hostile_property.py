@@ -112,6 +112,7 @@ PAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "/oauth2/introspect": (("POST", "GET"), ("token", "token_type_hint", "client_id")),
     "/oauth2/revoke": (("POST", "GET"), ("token", "token_type_hint", "client_id")),
     "/.well-known/openid-configuration": (("GET",), ()),
+    "/.well-known/oauth-authorization-server": (("GET",), ()),
     "/.well-known/jwks.json": (("GET",), ()),
 }
 HOSTILE = [
