@@ -38,6 +38,7 @@ ORIGINS = {"registered": REGISTERED, "unknown": UNKNOWN, "null": "null"}
 # path -> the methods a preflight allows
 PUBLIC = {
     "/.well-known/openid-configuration": "GET",
+    "/.well-known/oauth-authorization-server": "GET",
     "/.well-known/jwks.json": "GET",
 }
 FOR_REGISTERED = {
