@@ -96,7 +96,7 @@ def test_members_say_what_passport_does(h: Harness) -> None:
         "refresh_token",
         "client_credentials",
     ]
-    assert meta["response_modes_supported"] == ["query"]
+    assert meta["response_modes_supported"] == ["query", "form_post"]
     assert meta["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",
@@ -112,6 +112,7 @@ def test_members_say_what_passport_does(h: Harness) -> None:
         "none",
     ]
     assert meta["backchannel_logout_supported"] is True
+    assert meta["backchannel_logout_session_supported"] is True
     # Request objects are not supported; an absent request_uri_parameter_supported would
     # mean true (Discovery §3), so both are written out.
     assert meta["request_parameter_supported"] is False
