@@ -210,7 +210,8 @@ class PassportApp:
             else "The database is unreachable; retry later."
         )
         log.warning("unavailable: %s at %s", type(exc).__name__, code_location(exc))
-        return render(Envelope(server_errors=[message]), 503, headers={"Retry-After": "5"})
+        retry = str(ServiceUnavailable.retry_after)
+        return render(Envelope(server_errors=[message]), 503, headers={"Retry-After": retry})
 
     # -- the middleware stack and the one routing map ------------------------------
     def _build_pipeline(self) -> Handler:
@@ -402,7 +403,7 @@ class PassportApp:
                     server_errors=["The database schema is not current; run `passport db upgrade`."]
                 ),
                 503,
-                headers={"Retry-After": "5"},
+                headers={"Retry-After": str(ServiceUnavailable.retry_after)},
             )
         return render(Envelope(success=True, data={"Status": "ready"}), 200)
 

@@ -120,5 +120,5 @@ class LoginPage(render.Page):
             # with the reason, not the API's JSON; RFC 9110 §10.2.3 Retry-After.
             ctx.refuse()
             response = self.form(request, "login.html", 503, error=exc.message, **values)
-            response.headers["Retry-After"] = "5"
+            response.headers["Retry-After"] = str(exc.retry_after)
             return response
