@@ -1,0 +1,575 @@
+"""Apache's mod_auth_openidc against a live Passport, as relying party and as resource
+server: the most deployed OpenID Connect module that is not ours, run for real
+(:mod:`apache_support`), with a requests session playing the browser.
+
+Relying party (``AuthType openid-connect`` on ``/protected/``): the code flow with PKCE
+S256, ``client_secret_basic`` and ``client_secret_post`` at the token endpoint, the
+claims the application behind Apache is given, RP-initiated logout through Passport's
+``end_session_endpoint``, and back-channel logout (Passport's worker posts a logout token
+to ``/protected/redirect_uri?logout=backchannel``, after which Apache's session is gone).
+
+Resource server (``AuthType oauth20`` on ``/api/``), two ways:
+
+* local JWT validation against Passport's JWKS: a Passport access token is accepted
+  until it expires, whatever happens at Passport meanwhile;
+* introspection (RFC 7662) with the credentials of the client the token was issued to
+  (Passport answers a client about its own tokens only): a revoked token is refused at
+  the next request, and opaque access tokens work.  mod_auth_openidc caches an
+  introspection result until the token's ``exp`` by default; these vhosts set
+  ``OIDCOAuthTokenIntrospectionInterval -1`` (introspect on every request), which is
+  what "revocation takes effect at once" costs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import urlencode
+from urllib.parse import urljoin
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from apache_support import Apache
+from apache_support import Echo
+from apache_support import available
+from apache_support import config
+from apache_support import free_port
+from apache_support import private_root
+from apache_support import remove
+from apache_support import start
+from apache_support import tls_certificate
+from apache_support import wait_for
+from oidc_support import KEK
+from oidc_support import PASSWORD
+from oidc_support import REDIRECT
+from oidc_support import follow_to_client
+from oidc_support import hidden_fields
+from oidc_support import pkce
+from oidc_support import seed
+from passport.services import directory
+from passport.storage.db import Database
+from provision import Backend
+
+from conftest import _empty_tables
+from conftest import make_settings
+
+pytestmark = pytest.mark.live
+
+
+@dataclass
+class Client:
+    client_id: str
+    secret: str
+    redirect_uri: str
+
+
+@dataclass
+class Site:
+    """Passport, and one Apache serving four virtual hosts (one port each)."""
+
+    passport: str
+    apache: Apache
+    echo: Echo
+    rp: str  # relying party, client_secret_basic; also the JWT-validating resource server
+    rp_post: str  # relying party, client_secret_post
+    rs: str  # resource server introspecting with the ``Apache`` client's credentials
+    rs_opaque: str  # ... with the ``Apache opaque`` client's (opaque access tokens)
+    apache_client: Client
+    post_client: Client
+    opaque_client: Client
+
+    def claims(self, response: requests.Response) -> dict[str, str]:
+        """The headers the application behind Apache received (JSON of :class:`Echo`)."""
+        assert response.status_code == 200, self.apache.why(response)
+        assert response.url.startswith(self.apache_urls()), self.apache.why(response)
+        headers: dict[str, str] = json.loads(response.text)["headers"]
+        return headers
+
+    def apache_urls(self) -> tuple[str, ...]:
+        return (self.rp, self.rp_post, self.rs, self.rs_opaque)
+
+
+def register(url: str, ports: dict[str, int]) -> dict[str, Client]:
+    """The applications Apache uses, written as an operator would (services layer)."""
+    settings = make_settings(url)
+    database = Database(settings)
+    now = datetime.now(UTC)
+    made: dict[str, Client] = {}
+    try:
+        with database.session(write=True) as db, db.begin():
+            for name, port, extra in (
+                ("Apache", ports["rp"], {"backchannel": True}),
+                ("Apache post", ports["rp_post"], {}),
+            ):
+                base = f"http://127.0.0.1:{port}"
+                redirect = f"{base}/protected/redirect_uri"
+                app, secret = directory.create_application(
+                    db,
+                    now,
+                    name,
+                    # The post-logout redirect URI is registered with the redirect URIs.
+                    redirect_uris=[redirect, f"{base}/loggedout"],
+                    backchannel_logout_uri=(
+                        f"{redirect}?logout=backchannel" if extra else None
+                    ),
+                    # A loopback back-channel URI: allowed here as the live server is
+                    # started with PASSPORT_BACKCHANNEL_ALLOW_PRIVATE (test_backchannel).
+                    allow_private_backchannel=True,
+                )
+                made[name] = Client(app.client_id or "", secret or "", redirect)
+            app, secret = directory.create_application(
+                db, now, "Apache opaque", redirect_uris=[REDIRECT], access_token_format="opaque"
+            )
+            made["Apache opaque"] = Client(app.client_id or "", secret or "", REDIRECT)
+    finally:
+        database.dispose()
+    return made
+
+
+def rp_vhost(port: int, passport: str, client: Client, auth: str, echo: Echo) -> str:
+    """A relying party on ``/protected/``; ``/loggedout`` is where logout returns."""
+    return f"""
+Listen 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+    ServerName 127.0.0.1:{port}
+    OIDCProviderMetadataURL {passport}/.well-known/openid-configuration
+    OIDCClientID {client.client_id}
+    OIDCClientSecret {client.secret}
+    OIDCRedirectURI {client.redirect_uri}
+    OIDCScope "openid email profile"
+    OIDCPKCEMethod S256
+    OIDCProviderTokenEndpointAuth {auth}
+    OIDCPassClaimsAs headers
+    OIDCRemoteUserClaim sub
+    OIDCCookie passport_apache_{port}
+    OIDCStateCookiePrefix passport_state_{port}_
+    <Location /protected/>
+        AuthType openid-connect
+        Require valid-user
+        RequestHeader set X-Remote-User "%{{REMOTE_USER}}s"
+    </Location>
+    <Location /loggedout>
+        Require all granted
+    </Location>
+    ProxyPass /protected/ {echo.url}/protected/
+    ProxyPass /loggedout {echo.url}/loggedout
+    {{rs}}
+</VirtualHost>
+"""
+
+
+def jwt_rs(echo: Echo, jwks_uri: str) -> str:
+    """``/api/``: bearer JWTs validated locally with Passport's published keys."""
+    return f"""
+    OIDCOAuthVerifyJwksUri {jwks_uri}
+    <Location /api/>
+        AuthType oauth20
+        Require valid-user
+        RequestHeader set X-Remote-User "%{{REMOTE_USER}}s"
+    </Location>
+    ProxyPass /api/ {echo.url}/api/
+"""
+
+
+def tls_front(port: int, passport: str, cert: Path, key: Path) -> str:
+    """Passport over https (mod_ssl, a reverse proxy): mod_auth_openidc refuses an http
+    ``OIDCOAuthVerifyJwksUri`` or ``OIDCOAuthIntrospectionEndpoint`` at start."""
+    return f"""
+Listen 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+    ServerName 127.0.0.1:{port}
+    SSLEngine on
+    SSLCertificateFile {cert}
+    SSLCertificateKeyFile {key}
+    <Location />
+        Require all granted
+    </Location>
+    ProxyPass / {passport}/
+</VirtualHost>
+"""
+
+
+def introspection_vhost(
+    port: int, introspection_endpoint: str, client: Client, echo: Echo
+) -> str:
+    """``/api/`` on its own port: every bearer token introspected (RFC 7662) with
+    ``client``'s credentials.  Another resource server is another such vhost."""
+    return f"""
+Listen 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+    ServerName 127.0.0.1:{port}
+    OIDCOAuthIntrospectionEndpoint {introspection_endpoint}
+    OIDCOAuthIntrospectionEndpointAuth client_secret_basic
+    OIDCOAuthClientID {client.client_id}
+    OIDCOAuthClientSecret {client.secret}
+    OIDCOAuthTokenIntrospectionInterval -1
+    <Location /api/>
+        AuthType oauth20
+        Require valid-user
+        RequestHeader set X-Remote-User "%{{REMOTE_USER}}s"
+    </Location>
+    ProxyPass /api/ {echo.url}/api/
+</VirtualHost>
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def site(
+    request: pytest.FixtureRequest, backends: dict[str, Backend], live_server: Any
+) -> Iterator[Site]:
+    problem = available()
+    assert not problem, problem  # .ci/run installs apache2 and libapache2-mod-auth-openidc
+    url = backends[request.param].url
+    _empty_tables(url)
+    seed(url)  # alice, and the seeded applications other tests know
+    ports = {name: free_port() for name in ("rp", "rp_post", "rs", "rs_opaque", "tls")}
+    clients = register(url, ports)
+    server = live_server(
+        url,
+        env={
+            "PASSPORT_KEY_ENCRYPTION_KEY": KEK,
+            "PASSPORT_KEY_ROTATION_DELAY": "0",
+            "PASSPORT_BACKCHANNEL_ALLOW_PRIVATE": "true",
+        },
+    )
+    discovery = requests.get(server.url + "/.well-known/openid-configuration", timeout=10).json()
+    # The resource servers reach Passport through the https front (same paths).
+    https = f"https://127.0.0.1:{ports['tls']}"
+    jwks_uri = https + urlsplit(discovery["jwks_uri"]).path
+    introspection = https + urlsplit(discovery["introspection_endpoint"]).path
+    echo = Echo()
+    root = private_root()
+    cert, key = tls_certificate(root)
+    rs_jwt = jwt_rs(echo, jwks_uri)
+    body = "\n".join(
+        [
+            # The passphrase encrypts the state and session cookies; one per Apache.
+            f"OIDCCryptoPassphrase {secrets.token_urlsafe(32)}",
+            f"OIDCCABundlePath {cert}",
+            tls_front(ports["tls"], server.url, cert, key),
+            rp_vhost(
+                ports["rp"], server.url, clients["Apache"], "client_secret_basic", echo
+            ).replace("{rs}", rs_jwt),
+            rp_vhost(
+                ports["rp_post"], server.url, clients["Apache post"], "client_secret_post", echo
+            ).replace("{rs}", ""),
+            introspection_vhost(ports["rs"], introspection, clients["Apache"], echo),
+            introspection_vhost(ports["rs_opaque"], introspection, clients["Apache opaque"], echo),
+        ]
+    )
+    apache: Apache | None = None
+    try:
+        # Apache's own Listen is the first relying party's port, declared by its vhost.
+        apache = start(root, ports["rp"], lambda a: config(a, body, listen=False))
+        yield Site(
+            passport=server.url,
+            apache=apache,
+            echo=echo,
+            rp=f"http://127.0.0.1:{ports['rp']}",
+            rp_post=f"http://127.0.0.1:{ports['rp_post']}",
+            rs=f"http://127.0.0.1:{ports['rs']}",
+            rs_opaque=f"http://127.0.0.1:{ports['rs_opaque']}",
+            apache_client=clients["Apache"],
+            post_client=clients["Apache post"],
+            opaque_client=clients["Apache opaque"],
+        )
+    finally:
+        if apache is not None:
+            apache.stop()
+        echo.close()
+        remove(root)
+
+
+# -- the browser ------------------------------------------------------------------------
+
+
+def browse(
+    site: Site,
+    browser: requests.Session,
+    url: str,
+    *,
+    sign_in: bool = True,
+    confirm_logout: bool = False,
+    visited: list[str] | None = None,
+) -> requests.Response:
+    """Follow ``url`` as a browser would, through Apache and Passport alike: sign in as
+    alice, allow, and (when ``confirm_logout``) confirm signing out, until a page that
+    is not Passport's; returns that response.  ``visited`` collects every URL asked."""
+    for _ in range(20):
+        if visited is not None:
+            visited.append(url)
+        response = browser.get(url, allow_redirects=False, timeout=15)
+        if response.status_code in (301, 302, 303, 307):
+            url = urljoin(url, response.headers["Location"])
+            continue
+        if not url.startswith(site.passport):
+            return response
+        assert response.status_code == 200, (url, response.status_code, response.text[:500])
+        html = response.text
+        form = hidden_fields(html)
+        if 'action="/login"' in html and sign_in:
+            form |= {"username": "alice", "password": PASSWORD}
+            page = "login"
+        elif 'action="/consent"' in html:
+            form |= {"decision": "allow"}
+            page = "consent"
+        elif 'action="/logout"' in html and confirm_logout:
+            page = "logout"
+        else:
+            return response
+        posted = browser.post(
+            f"{site.passport}/{page}",
+            data=form,
+            allow_redirects=False,
+            headers={"Origin": site.passport},
+            timeout=15,
+        )
+        if visited is not None:
+            visited.append(f"POST {site.passport}/{page}")
+        if posted.status_code != 302:
+            return posted
+        url = urljoin(site.passport, posted.headers["Location"])
+    raise AssertionError(f"too many redirects: {visited}")
+
+
+def signed_in(site: Site, base: str) -> tuple[requests.Session, dict[str, str]]:
+    """A browser signed in at Apache ``base`` (through Passport); and what the
+    application behind Apache saw of the first request."""
+    browser = requests.Session()
+    visited: list[str] = []
+    response = browse(site, browser, f"{base}/protected/hello", visited=visited)
+    seen = site.claims(response)
+    assert any(u.startswith(f"{site.passport}/oauth2/authorize") for u in visited), visited
+    return browser, seen
+
+
+def sent_to_passport(site: Site, browser: requests.Session, base: str) -> bool:
+    """Whether Apache sends this browser to Passport's authorization endpoint (no session)."""
+    response = browser.get(f"{base}/protected/hello", allow_redirects=False, timeout=15)
+    if response.status_code == 200:
+        return False
+    assert response.status_code == 302, site.apache.why(response)
+    return response.headers["Location"].startswith(f"{site.passport}/oauth2/authorize")
+
+
+# -- relying party ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("auth", ["client_secret_basic", "client_secret_post"])
+def test_sign_in_gives_the_application_the_users_claims(site: Site, auth: str) -> None:
+    base = site.rp if auth == "client_secret_basic" else site.rp_post
+    client = site.apache_client if auth == "client_secret_basic" else site.post_client
+    browser = requests.Session()
+    visited: list[str] = []
+    response = browse(site, browser, f"{base}/protected/hello?x=1", visited=visited)
+    seen = site.claims(response)
+    assert json.loads(response.text)["path"] == "/protected/hello?x=1"  # back where it began
+    assert seen["OIDC_CLAIM_email"] == "alice@example.com", seen
+    assert seen["OIDC_CLAIM_sub"].startswith("user-"), seen
+    assert seen["X-Remote-User"] == seen["OIDC_CLAIM_sub"]
+    assert seen["OIDC_CLAIM_iss"] == site.passport
+    assert seen["OIDC_CLAIM_aud"] == client.client_id
+    # The authorization request Apache made: code flow with PKCE S256, the scopes asked.
+    authorize = next(u for u in visited if u.startswith(f"{site.passport}/oauth2/authorize"))
+    asked = {k: v[0] for k, v in parse_qs(urlsplit(authorize).query).items()}
+    assert asked["response_type"] == "code" and asked["code_challenge_method"] == "S256"
+    assert set(asked["scope"].split()) == {"openid", "email", "profile"}
+    assert asked["client_id"] == client.client_id
+    # The session holds: the next request reaches the application without Passport.
+    again = browser.get(f"{base}/protected/again", allow_redirects=False, timeout=15)
+    assert site.claims(again)["OIDC_CLAIM_sub"] == seen["OIDC_CLAIM_sub"]
+
+
+def test_the_application_never_sees_claims_the_browser_forged(site: Site) -> None:
+    browser, _ = signed_in(site, site.rp)
+    forged = browser.get(
+        f"{site.rp}/protected/hello",
+        headers={"OIDC_CLAIM_email": "mallory@example.com", "X-Remote-User": "admin"},
+        timeout=15,
+    )
+    seen = site.claims(forged)
+    assert seen["OIDC_CLAIM_email"] == "alice@example.com"
+    assert seen["X-Remote-User"].startswith("user-")
+
+
+def test_rp_initiated_logout_ends_both_sessions_and_comes_back(site: Site) -> None:
+    browser, _ = signed_in(site, site.rp)
+    back = f"{site.rp}/loggedout"
+    visited: list[str] = []
+    response = browse(
+        site,
+        browser,
+        f"{site.rp}/protected/redirect_uri?" + urlencode({"logout": back}),
+        confirm_logout=True,
+        visited=visited,
+    )
+    assert response.status_code == 200, site.apache.why(response)
+    assert response.url.startswith(back), visited
+    end_session = next(u for u in visited if u.startswith(f"{site.passport}/logout"))
+    asked = {k: v[0] for k, v in parse_qs(urlsplit(end_session).query).items()}
+    assert asked["post_logout_redirect_uri"] == back
+    assert "id_token_hint" in asked
+    # Apache's session is gone, and so is Passport's: signing in asks for the password.
+    assert sent_to_passport(site, browser, site.rp)
+    page = browse(site, browser, f"{site.rp}/protected/hello", sign_in=False)
+    assert page.url.startswith(f"{site.passport}/login"), page.url
+
+
+def test_signing_out_at_passport_ends_apaches_session_by_back_channel(site: Site) -> None:
+    browser, seen = signed_in(site, site.rp)
+    assert not sent_to_passport(site, browser, site.rp)  # Apache's session holds
+    # The user signs out at Passport itself (its end_session page, no application named).
+    page = browse(site, browser, f"{site.passport}/logout", confirm_logout=True)
+    assert page.status_code == 200 and "signed out" in page.text, page.text[:300]
+    # Passport's worker posts the logout token within a second or two; Apache then
+    # forgets the session, and the same cookie is sent to Passport to sign in again.
+    wait_for(
+        lambda: sent_to_passport(site, browser, site.rp),
+        timeout=20,
+        what="Apache's session ended by back-channel logout",
+        explain=site.apache.error_log,
+    )
+    # It was the logout token: mod_auth_openidc says so (its handler, at debug level).
+    assert site.apache.logged("oidc_handle_logout_backchannel"), site.apache.error_log()
+    assert seen["OIDC_CLAIM_sub"].startswith("user-")
+
+
+# -- resource server ------------------------------------------------------------------
+
+
+def access_token(site: Site, client: Client) -> str:
+    """An access token Passport issues to ``client`` for alice (code flow with PKCE),
+    the test playing the client; Apache is not involved."""
+    browser = requests.Session()
+    verifier, challenge = pkce()
+    query = {
+        "client_id": client.client_id,
+        "redirect_uri": client.redirect_uri,
+        "response_type": "code",
+        "scope": "openid email",
+        "state": "s",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    landed = follow_to_client(
+        browser,
+        f"{site.passport}/oauth2/authorize?{urlencode(query)}",
+        site.passport,
+        client.redirect_uri,
+        username="alice",
+        password=PASSWORD,
+    )
+    code = parse_qs(urlsplit(landed).query)["code"][0]
+    issued = requests.post(
+        f"{site.passport}/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": client.redirect_uri,
+            "code_verifier": verifier,
+        },
+        auth=(client.client_id, client.secret),
+        timeout=15,
+    )
+    assert issued.status_code == 200, issued.text
+    token: str = issued.json()["access_token"]
+    return token
+
+
+def api(base: str, token: str | None) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return requests.get(f"{base}/api/items", headers=headers, timeout=15)
+
+
+def refused(site: Site, response: requests.Response) -> None:
+    assert response.status_code == 401, site.apache.why(response)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer"), response.headers
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_a_passport_jwt_is_validated_locally_with_the_jwks(site: Site) -> None:
+    token = access_token(site, site.apache_client)
+    assert token.count(".") == 2  # a JWT (RFC 9068)
+    seen = site.claims(api(site.rp, token))
+    sub = json.loads(unb64(token.split(".")[1]))["sub"]
+    assert seen["X-Remote-User"] == sub and sub.startswith("user-")
+    refused(site, api(site.rp, None))
+    refused(site, api(site.rp, "not-a-token"))
+
+
+def test_a_tampered_or_wrongly_signed_jwt_is_refused(site: Site) -> None:
+    token = access_token(site, site.apache_client)
+    header, payload, signature = token.split(".")
+    claims = json.loads(unb64(payload))
+    # Another subject under the genuine signature.
+    forged = b64(json.dumps(claims | {"sub": "user-999999"}).encode())
+    refused(site, api(site.rp, f"{header}.{forged}.{signature}"))
+    # A flipped signature byte.
+    raw = bytearray(unb64(signature))
+    raw[0] ^= 1
+    refused(site, api(site.rp, f"{header}.{payload}.{b64(bytes(raw))}"))
+    # The same claims unsigned ("none"), and MACed with HS256 under Passport's key id
+    # with the client's secret as the key: algorithms Passport never signs with.
+    kid = json.loads(unb64(header)).get("kid", "")
+    unsigned = b64(json.dumps({"alg": "none", "typ": "at+jwt"}).encode())
+    refused(site, api(site.rp, f"{unsigned}.{payload}."))
+    import hashlib
+    import hmac
+
+    hs = b64(json.dumps({"alg": "HS256", "typ": "at+jwt", "kid": kid}).encode())
+    mac = hmac.new(site.apache_client.secret.encode(), f"{hs}.{payload}".encode(), hashlib.sha256)
+    refused(site, api(site.rp, f"{hs}.{payload}.{b64(mac.digest())}"))
+    # The genuine token still passes: the refusals were about the changes.
+    assert site.claims(api(site.rp, token))["X-Remote-User"] == claims["sub"]
+
+
+def revoke(site: Site, client: Client, token: str) -> None:
+    answer = requests.post(
+        f"{site.passport}/oauth2/revoke",
+        data={"token": token, "token_type_hint": "access_token"},
+        auth=(client.client_id, client.secret),
+        timeout=15,
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_introspection_sees_revocation_that_local_validation_cannot(site: Site) -> None:
+    token = access_token(site, site.apache_client)
+    assert site.claims(api(site.rs, token))["X-Remote-User"].startswith("user-")
+    assert site.claims(api(site.rp, token))["X-Remote-User"].startswith("user-")
+    refused(site, api(site.rs, None))
+    revoke(site, site.apache_client, token)
+    # Introspection asks Passport, which answers {"active": false} from now on.
+    refused(site, api(site.rs, token))
+    # A self-contained JWT checked against the JWKS stays valid until its exp: that is
+    # the price of local validation (RFC 9068 §... ; RFC 7009 §2 leaves it to the RS).
+    assert site.claims(api(site.rp, token))["X-Remote-User"].startswith("user-")
+
+
+def test_an_opaque_access_token_works_through_introspection(site: Site) -> None:
+    token = access_token(site, site.opaque_client)
+    assert token.count(".") != 2  # not a JWT: only introspection can tell what it is
+    assert site.claims(api(site.rs_opaque, token))["X-Remote-User"].startswith("user-")
+    # A resource server that validates JWTs locally cannot read it.
+    refused(site, api(site.rp, token))
+    # Introspection answers a client about its own tokens only (RFC 7662 §2.1-2.2).
+    refused(site, api(site.rs, token))
+    revoke(site, site.opaque_client, token)
+    refused(site, api(site.rs_opaque, token))
