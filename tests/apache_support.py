@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from dataclasses import field
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -116,7 +115,6 @@ class Apache:
     port: int
     root: Path
     process: subprocess.Popen[bytes] | None = None
-    notes: list[str] = field(default_factory=list)
 
     def error_log(self) -> str:
         parts = []

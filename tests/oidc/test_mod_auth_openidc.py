@@ -23,13 +23,15 @@ Resource server (``AuthType oauth20`` on ``/api/``), two ways:
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import UTC
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 from urllib.parse import urlencode
@@ -79,7 +81,6 @@ class Site:
 
     passport: str
     apache: Apache
-    echo: Echo
     rp: str  # relying party, client_secret_basic; also the JWT-validating resource server
     rp_post: str  # relying party, client_secret_post
     rs: str  # resource server introspecting with the ``Apache`` client's credentials
@@ -107,9 +108,9 @@ def register(url: str, ports: dict[str, int]) -> dict[str, Client]:
     made: dict[str, Client] = {}
     try:
         with database.session(write=True) as db, db.begin():
-            for name, port, extra in (
-                ("Apache", ports["rp"], {"backchannel": True}),
-                ("Apache post", ports["rp_post"], {}),
+            for name, port, backchannel in (
+                ("Apache", ports["rp"], True),
+                ("Apache post", ports["rp_post"], False),
             ):
                 base = f"http://127.0.0.1:{port}"
                 redirect = f"{base}/protected/redirect_uri"
@@ -120,7 +121,7 @@ def register(url: str, ports: dict[str, int]) -> dict[str, Client]:
                     # The post-logout redirect URI is registered with the redirect URIs.
                     redirect_uris=[redirect, f"{base}/loggedout"],
                     backchannel_logout_uri=(
-                        f"{redirect}?logout=backchannel" if extra else None
+                        f"{redirect}?logout=backchannel" if backchannel else None
                     ),
                     # A loopback back-channel URI: allowed here as the live server is
                     # started with PASSPORT_BACKCHANNEL_ALLOW_PRIVATE (test_backchannel).
@@ -199,9 +200,7 @@ Listen 127.0.0.1:{port}
 """
 
 
-def introspection_vhost(
-    port: int, introspection_endpoint: str, client: Client, echo: Echo
-) -> str:
+def introspection_vhost(port: int, introspection_endpoint: str, client: Client, echo: Echo) -> str:
     """``/api/`` on its own port: every bearer token introspected (RFC 7662) with
     ``client``'s credentials.  Another resource server is another such vhost."""
     return f"""
@@ -274,7 +273,6 @@ def site(
         yield Site(
             passport=server.url,
             apache=apache,
-            echo=echo,
             rp=f"http://127.0.0.1:{ports['rp']}",
             rp_post=f"http://127.0.0.1:{ports['rp_post']}",
             rs=f"http://127.0.0.1:{ports['rs']}",
@@ -530,9 +528,6 @@ def test_a_tampered_or_wrongly_signed_jwt_is_refused(site: Site) -> None:
     kid = json.loads(unb64(header)).get("kid", "")
     unsigned = b64(json.dumps({"alg": "none", "typ": "at+jwt"}).encode())
     refused(site, api(site.rp, f"{unsigned}.{payload}."))
-    import hashlib
-    import hmac
-
     hs = b64(json.dumps({"alg": "HS256", "typ": "at+jwt", "kid": kid}).encode())
     mac = hmac.new(site.apache_client.secret.encode(), f"{hs}.{payload}".encode(), hashlib.sha256)
     refused(site, api(site.rp, f"{hs}.{payload}.{b64(mac.digest())}"))
