@@ -18,6 +18,17 @@ Resource server (``AuthType oauth20`` on ``/api/``), two ways:
   introspection result until the token's ``exp`` by default; these vhosts set
   ``OIDCOAuthTokenIntrospectionInterval -1`` (introspect on every request), which is
   what "revocation takes effect at once" costs.
+
+mod_auth_openidc (2.4.12) fetches a JWKS and introspects over https only, so the same
+Apache also serves Passport over https on 127.0.0.1 (mod_ssl in front, a self-signed
+certificate that ``OIDCCABundlePath`` trusts); the relying party talks to Passport
+directly over http (it only warns).
+
+Seen of mod_auth_openidc 2.4.12 here, not of Passport: after a *successful* back-channel
+logout its handler returns ``OK`` instead of ending the request, so Apache passes the
+POST (body already read) on to the location's content handler — the upstream here,
+which answers 200; a location without content would answer 404 and Passport would
+record a failed delivery although the session is gone.
 """
 
 from __future__ import annotations
@@ -77,7 +88,8 @@ class Client:
 
 @dataclass
 class Site:
-    """Passport, and one Apache serving four virtual hosts (one port each)."""
+    """Passport, and one Apache serving five virtual hosts, one port each: the four
+    below and an https front of Passport for the resource servers."""
 
     passport: str
     apache: Apache
@@ -554,7 +566,8 @@ def test_introspection_sees_revocation_that_local_validation_cannot(site: Site) 
     # Introspection asks Passport, which answers {"active": false} from now on.
     refused(site, api(site.rs, token))
     # A self-contained JWT checked against the JWKS stays valid until its exp: that is
-    # the price of local validation (RFC 9068 §... ; RFC 7009 §2 leaves it to the RS).
+    # the price of local validation (RFC 7009 §2: a revoked self-contained token is
+    # refused only by a resource server that asks the authorization server).
     assert site.claims(api(site.rp, token))["X-Remote-User"].startswith("user-")
 
 
