@@ -118,7 +118,7 @@ class Apache:
 
     def error_log(self) -> str:
         parts = []
-        for name in ("error.log", "stderr.log"):
+        for name in ("access.log", "error.log", "stderr.log"):
             path = self.root / name
             if path.exists():
                 text = path.read_text(errors="replace")
@@ -126,10 +126,14 @@ class Apache:
                     parts.append(f"--- {name} ---\n{text[-6000:]}")
         return "\n".join(parts) or "(Apache's logs are empty)"
 
-    def logged(self, text: str) -> bool:
-        """Whether Apache's whole error log holds ``text``."""
-        path = self.root / "error.log"
+    def logged(self, text: str, log: str = "error.log") -> bool:
+        """Whether Apache's whole error log (or ``log``) holds ``text``."""
+        path = self.root / log
         return path.exists() and text in path.read_text(errors="replace")
+
+    def accessed(self, text: str) -> bool:
+        """Whether the access log (time, vhost, request line, status) holds ``text``."""
+        return self.logged(text, "access.log")
 
     def why(self, response: requests.Response) -> str:
         """An assertion message: the response, then what Apache logged."""
@@ -171,6 +175,7 @@ PidFile "{root}/httpd.pid"
 DefaultRuntimeDir "{root}"
 Mutex file:{root} default
 ErrorLog "{root}/error.log"
+CustomLog "{root}/access.log" "%{{%T}}t %v:%p \\"%r\\" %>s"
 LogLevel warn {log_level}
 {loads}
 {user}StartServers 1

@@ -25,10 +25,12 @@ certificate that ``OIDCCABundlePath`` trusts); the relying party talks to Passpo
 directly over http (it only warns).
 
 Seen of mod_auth_openidc 2.4.12 here, not of Passport: after a *successful* back-channel
-logout its handler returns ``OK`` instead of ending the request, so Apache passes the
-POST (body already read) on to the location's content handler — the upstream here,
-which answers 200; a location without content would answer 404 and Passport would
-record a failed delivery although the session is gone.
+logout its handler returns ``OK`` rather than ending the request, so Apache goes on to
+the location's content handler: with the redirect URI proxied like the rest of
+``/protected/``, the application received ``POST /protected/redirect_uri?logout=
+backchannel`` (its body already consumed).  The relying-party vhosts below therefore
+exclude the redirect URI from the proxy (``ProxyPass /protected/redirect_uri !``), and
+Apache answers the logout token with 200 itself.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class Site:
 
     passport: str
     apache: Apache
+    echo: Echo
     rp: str  # relying party, client_secret_basic; also the JWT-validating resource server
     rp_post: str  # relying party, client_secret_post
     rs: str  # resource server introspecting with the ``Apache`` client's credentials
@@ -174,6 +177,8 @@ Listen 127.0.0.1:{port}
     <Location /loggedout>
         Require all granted
     </Location>
+    # The redirect URI is mod_auth_openidc's alone: never passed to the application.
+    ProxyPass /protected/redirect_uri !
     ProxyPass /protected/ {echo.url}/protected/
     ProxyPass /loggedout {echo.url}/loggedout
     {{rs}}
@@ -285,6 +290,7 @@ def site(
         yield Site(
             passport=server.url,
             apache=apache,
+            echo=echo,
             rp=f"http://127.0.0.1:{ports['rp']}",
             rp_post=f"http://127.0.0.1:{ports['rp_post']}",
             rs=f"http://127.0.0.1:{ports['rs']}",
@@ -449,8 +455,12 @@ def test_signing_out_at_passport_ends_apaches_session_by_back_channel(site: Site
         what="Apache's session ended by back-channel logout",
         explain=site.apache.error_log,
     )
-    # It was the logout token: mod_auth_openidc says so (its handler, at debug level).
+    # It was the logout token: mod_auth_openidc says so (its handler, at debug level),
+    # and Apache answered Passport's POST with 200 (Back-Channel Logout 1.0 §2.8).
     assert site.apache.logged("oidc_handle_logout_backchannel"), site.apache.error_log()
+    assert site.apache.accessed('"POST /protected/redirect_uri?logout=backchannel HTTP/1.1" 200')
+    # The application behind Apache saw none of it.
+    assert not [r for r in site.echo.requests if "redirect_uri" in r["path"]]
     assert seen["OIDC_CLAIM_sub"].startswith("user-")
 
 
