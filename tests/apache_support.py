@@ -280,6 +280,8 @@ def private_root() -> Path:
 
 
 def remove(root: Path) -> None:
+    """Delete an Apache's directory; ``KEEP_APACHE=1`` in the environment keeps it (its
+    configuration and logs) for a look after the test."""
     if os.environ.get("KEEP_APACHE"):
         return
     shutil.rmtree(root, ignore_errors=True)
