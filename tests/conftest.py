@@ -238,6 +238,7 @@ def _empty_tables(url: str) -> None:
     with engine.begin() as conn:
         for table in (
             "pending_authorizations",
+            "pushed_authorization_requests",
             "logout_notifications",
             "oauth_tokens",
             "oauth_codes",

@@ -152,6 +152,13 @@ OPERATIONS = {
         ("/Applications/update", {"application": "Wiki", "refreshTokens": "false"}),
         ("app", "update", "Wiki", "--no-refresh-tokens"),
     ),
+    "require pushed authorization requests": Operation(
+        (
+            "/Applications/update",
+            {"application": "Wiki", "requirePushedAuthorizationRequests": "true"},
+        ),
+        ("app", "update", "Wiki", "--par-required"),
+    ),
 }
 
 

@@ -111,6 +111,11 @@ class Settings:
     consent_skip_first_party: bool = _setting(
         True, "Skip the consent page for applications marked first-party."
     )
+    require_par: bool = _setting(
+        False,
+        "Accept authorization requests only through the PAR endpoint /oauth2/par "
+        "(RFC 9126 require_pushed_authorization_requests, for every application).",
+    )
     backchannel_allow_private: bool = _setting(
         False,
         "Allow back-channel logout URIs on http and on loopback, link-local or private "

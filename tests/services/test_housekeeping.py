@@ -47,6 +47,7 @@ from passport.storage.models import LoginSession
 from passport.storage.models import LogoutNotification
 from passport.storage.models import OAuthToken
 from passport.storage.models import PendingAuthorization
+from passport.storage.models import PushedAuthorizationRequest
 from passport.storage.models import ThrottleCounter
 from passport.storage.models import User
 
@@ -58,6 +59,7 @@ TABLES = {
     "oauth_codes": AuthorizationCode,
     "oauth_tokens": OAuthToken,
     "pending_authorizations": PendingAuthorization,
+    "pushed_authorization_requests": PushedAuthorizationRequest,
     "logout_notifications": LogoutNotification,
     "throttle_counters": ThrottleCounter,
 }
@@ -100,6 +102,7 @@ def keys(h: Harness, model: Any) -> set[str]:
         AuthorizationCode: AuthorizationCode.code_hash,
         OAuthToken: OAuthToken.token_hash,
         PendingAuthorization: PendingAuthorization.handle_hash,
+        PushedAuthorizationRequest: PushedAuthorizationRequest.request_uri_hash,
         LogoutNotification: LogoutNotification.last_error,
         ThrottleCounter: ThrottleCounter.key,
     }[model]
@@ -234,6 +237,21 @@ def _rows_of_every_kind(h: Harness, now: datetime) -> None:
         pending("gone-pending-expired", ago(minutes=10))
         pending("kept-pending-live", ahead(minutes=5))
 
+        def pushed(name: str, expires: datetime) -> None:
+            db.add(
+                PushedAuthorizationRequest(
+                    request_uri_hash=name,
+                    application_id=app_id,
+                    parameters="{}",
+                    created_at=expires - timedelta(minutes=1),
+                    expires_at=expires,
+                )
+            )
+
+        pushed("gone-pushed-expired", ago(minutes=6))  # past the 5 minutes' margin
+        pushed("kept-pushed-expired-within-margin", ago(minutes=1))
+        pushed("kept-pushed-live", ahead(seconds=30))
+
         def notification(
             note: str, created: datetime, *, delivered: datetime | None, attempts: int
         ) -> None:
@@ -282,6 +300,7 @@ def test_each_kind_of_expired_row_goes_and_live_rows_stay(backend: str, factory:
         oauth_codes=2,
         oauth_tokens=4,
         pending_authorizations=1,
+        pushed_authorization_requests=1,
         logout_notifications=2,
         throttle_counters=1,
     )
@@ -431,6 +450,7 @@ BOUNDS = {
     "oauth_codes": 8,  # used codes while their refresh tokens (6 h) live, one unused
     "oauth_tokens": 12,  # two refresh tokens every 2 h, 6 h lifetime
     "pending_authorizations": 3,  # one abandoned every 2 h, 10 min lifetime
+    "pushed_authorization_requests": 0,  # none pushed here (tests/oidc/test_par.py)
     "logout_notifications": 10,  # one every 4 h: 24 h of retries, 12 h retention
     "throttle_counters": 4,  # one unknown name every 2 h, 15 min window
 }
@@ -589,9 +609,10 @@ def test_passport_db_purge_prints_the_counts(cli_database: Harness) -> None:
         "oauth_codes": "2",
         "oauth_tokens": "4",
         "pending_authorizations": "1",
+        "pushed_authorization_requests": "1",
         "logout_notifications": "2",
         "throttle_counters": "1",
-        "total": "11",
+        "total": "12",
     }
     again = _cli(cli_database, "--json")
     assert again.exit_code == 0, again.output
@@ -606,6 +627,7 @@ def test_passport_db_purge_json_and_retention(cli_database: Harness) -> None:
         "oauth_codes": 2,
         "oauth_tokens": 4,
         "pending_authorizations": 1,
+        "pushed_authorization_requests": 1,
         "logout_notifications": 4,  # the recent delivered and given-up ones too
         "throttle_counters": 1,
     }

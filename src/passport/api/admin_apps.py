@@ -73,10 +73,13 @@ class ApplicationsController(_AppAdmin):
         scopes: str | None,
         refreshTokens: bool | None,
         idTokenSignedResponseAlg: str | None,
+        requirePushedAuthorizationRequests: bool | None,
     ) -> dict[str, Any]:
         """Register an application; its client secret is in the answer, this once only.
         ``idTokenSignedResponseAlg`` (ES256 or RS256; absent: the server's ``signing_alg``)
-        signs its ID, logout and JWT access tokens."""
+        signs its ID, logout and JWT access tokens; ``requirePushedAuthorizationRequests``
+        (default false) accepts its authorization requests only through ``/oauth2/par``
+        (RFC 9126 §6)."""
         app, secret = self.administration().create_application(
             name,
             description=description,
@@ -89,6 +92,7 @@ class ApplicationsController(_AppAdmin):
             scopes=split_list(scopes),
             refresh_tokens=True if refreshTokens is None else refreshTokens,
             id_token_signed_response_alg=idTokenSignedResponseAlg,
+            require_pushed_authorization_requests=bool(requirePushedAuthorizationRequests),
         )
         return {"Application": application_json(app), "ClientSecret": secret}
 
@@ -128,6 +132,7 @@ class ApplicationsController(_AppAdmin):
         scopes: str | None,
         refreshTokens: bool | None,
         idTokenSignedResponseAlg: str | None,
+        requirePushedAuthorizationRequests: bool | None,
     ) -> dict[str, Any]:
         """Change what is given; lists (``origins``, ``redirectUris``, ``scopes``) replace;
         ``idTokenSignedResponseAlg`` "" goes back to the server's ``signing_alg``."""
@@ -143,6 +148,7 @@ class ApplicationsController(_AppAdmin):
             scopes=_list(scopes),
             refresh_tokens=refreshTokens,
             id_token_signed_response_alg=idTokenSignedResponseAlg,
+            require_pushed_authorization_requests=requirePushedAuthorizationRequests,
         )
         return {"Application": application_json(app)}
 

@@ -30,6 +30,8 @@ def application_json(app: Application) -> dict[str, Any]:
         "RefreshTokens": app.refresh_tokens,
         # null: the server's signing_alg (OIDC Dynamic Client Registration §2 default)
         "IdTokenSignedResponseAlg": app.id_token_signed_response_alg,
+        # RFC 9126 §6: authorization requests only through the PAR endpoint
+        "RequirePushedAuthorizationRequests": app.require_pushed_authorization_requests,
         "Created": app.created_at.isoformat(),
     }
 

@@ -45,6 +45,12 @@ def app_group() -> None:
     "id_token_alg",
     help="ID/logout/JWT access token signature: ES256 or RS256 (default: the server's).",
 )
+@click.option(
+    "--par-required/--no-par-required",
+    default=False,
+    show_default=True,
+    help="Authorization requests only through /oauth2/par (RFC 9126 PAR).",
+)
 @json_option
 @pass_cli
 def add(
@@ -60,6 +66,7 @@ def add(
     scopes: tuple[str, ...],
     refresh_tokens: bool,
     id_token_alg: str | None,
+    par_required: bool,
     as_json: bool,
 ) -> None:
     """Register application NAME; its client secret is printed this once only."""
@@ -76,6 +83,7 @@ def add(
             scopes=list(scopes),
             refresh_tokens=refresh_tokens,
             id_token_signed_response_alg=id_token_alg,
+            require_pushed_authorization_requests=par_required,
         )
     if as_json:
         emit([{**application_json(app), "ClientSecret": secret}], True)
@@ -130,6 +138,11 @@ def show(cli: Cli, name: str, as_json: bool) -> None:
     "id_token_alg",
     help="ES256 or RS256 for its ID/logout/JWT access tokens ('' for the server's).",
 )
+@click.option(
+    "--par-required/--no-par-required",
+    default=None,
+    help="Authorization requests only through /oauth2/par (RFC 9126 PAR), or any way.",
+)
 @pass_cli
 def update(
     cli: Cli,
@@ -144,6 +157,7 @@ def update(
     scopes: tuple[str, ...],
     refresh_tokens: bool | None,
     id_token_alg: str | None,
+    par_required: bool | None,
 ) -> None:
     """Change application NAME."""
     with cli.transaction() as db:
@@ -159,6 +173,7 @@ def update(
             scopes=list(scopes) if scopes else None,
             refresh_tokens=refresh_tokens,
             id_token_signed_response_alg=id_token_alg,
+            require_pushed_authorization_requests=par_required,
         )
     say(f"application '{app.name}' updated")
 

@@ -21,7 +21,11 @@ What the request may ask and how much of it counts:
   decided for its users; otherwise it is ignored like an unknown scope.
 * ``request`` and ``request_uri`` (OIDC Core §6) are refused, ``request_not_supported``
   and ``request_uri_not_supported``: a Request Object may say something the plain
-  parameters do not, so answering as if it were not there would be wrong.
+  parameters do not, so answering as if it were not there would be wrong.  The one
+  ``request_uri`` accepted is one the PAR endpoint issued (RFC 9126 §4,
+  :mod:`passport.oidc.par`): its pushed parameters are the request, validated by the
+  same :meth:`AuthorizationEndpoint.validate`; an application (or the server,
+  ``require_par``) may require it (RFC 9126 §5-6).
 * any other parameter is ignored (OIDC Core §3.1.2.1, RFC 6749 §3.1: "The
   authorization server MUST ignore unrecognized request parameters").
 
@@ -51,6 +55,7 @@ from werkzeug import Response
 from passport.errors import ClientError
 from passport.oidc import params as oauth_params
 from passport.oidc import pending
+from passport.oidc import pushed
 from passport.oidc.base import Part
 from passport.oidc.base import redirect
 from passport.oidc.base import with_query
@@ -101,37 +106,93 @@ STALE_AUTHORIZATION = (
     "browser. Go back to the application and sign in from there again."
 )
 UNKNOWN_APPLICATION = "This application is not known to Passport."
+UNUSABLE_REQUEST_URI = (
+    "This sign-in request has expired or was already used. Go back to the application "
+    "and sign in from there again."
+)
+
+
+class UnverifiedRedirect(InvalidRequest):
+    """The ``redirect_uri`` is not one the client registered: no answer may go to it
+    (RFC 6749 §4.1.2.1) — an error page at the authorization endpoint, a JSON error at
+    the PAR endpoint (RFC 9126 §2.3)."""
 
 
 class AuthorizationEndpoint(Part):
     def authorize(self, request: Request) -> Response:
-        """GET or POST (OIDC Core §3.1.2.1) ``/oauth2/authorize``."""
+        """GET or POST (OIDC Core §3.1.2.1) ``/oauth2/authorize``, with the request's own
+        parameters or, by ``request_uri``, those the client pushed (RFC 9126 §4)."""
         self.services.keys.require()
         try:
             params = oauth_params.authorization(request, self.settings)
         except ClientError as exc:
             return render.client_error_page(exc)
         client_id = params.get("client_id", "")
-        redirect_uri = params.get("redirect_uri", "")
         with self.services.db.session() as db:
             app = db.scalars(select(Application).where(Application.client_id == client_id)).first()
             if app is None or not app.enabled or not client_id:
                 return render.error_page(UNKNOWN_APPLICATION, "invalid_client")
-            # RFC 6749 §3.1.2.3 / RFC 9700 §4.1.3: exact string match with a registered URI.
-            if redirect_uri not in app.redirect_uris:
-                return render.error_page(
-                    "The application asked to return to an address it has not registered.",
-                    "invalid_redirect_uri",
-                )
             db.expunge(app)
+        through_par = pushed.is_pushed(params.get("request_uri", ""))
+        if through_par:
+            stored = self._take_pushed(app, params["request_uri"])
+            if stored is None:
+                # RFC 9126 §4 "An expired request_uri MUST be rejected as invalid"; unknown,
+                # used or another client's alike (invalid_request_uri, OIDC Core
+                # §3.1.2.6).  No redirect: nothing here names a verified redirect URI.
+                return render.error_page(UNUSABLE_REQUEST_URI, "invalid_request_uri")
+            # RFC 9126 §4 (and RFC 9101 §5, whose request_uri it is): only the pushed
+            # parameters count; any other in this request is ignored.
+            params = {**stored, "client_id": client_id}
         try:
-            asked = self.check(app, redirect_uri, params)
+            asked = self.validate(app, params, through_par=through_par)
+        except UnverifiedRedirect:
+            return render.error_page(
+                "The application asked to return to an address it has not registered.",
+                "invalid_redirect_uri",
+            )
         except OAuthError as error:
             return self.refuse_to_client(
-                redirect_uri, params.get("state"), error, self.response_mode_of(params)
+                params.get("redirect_uri", ""),
+                params.get("state"),
+                error,
+                self.response_mode_of(params),
             )
         ctx = self.context(request, write=True)
         return ctx.respond(lambda: self._start(request, ctx, app, asked))
+
+    def _take_pushed(self, app: Application, request_uri: str) -> dict[str, str] | None:
+        """The parameters ``app`` pushed as ``request_uri``, used up in a transaction of
+        their own (RFC 9126 §4: one-time use), whatever becomes of the request after."""
+        with self.services.db.session(write=True) as db, db.begin():
+            return pushed.take(db, request_uri, app.id, self.services.clock())
+
+    def validate(
+        self, app: Application, params: dict[str, str], *, through_par: bool
+    ) -> AuthorizationRequest:
+        """An authorization request of ``app``, whatever brought it: the parameters of
+        ``/oauth2/authorize``, those pushed to ``/oauth2/par`` (RFC 9126 §2.1: validated
+        "as it would an authorization request sent to the authorization endpoint"), and
+        those again when their ``request_uri`` is used (§4: "as it would any other
+        authorization request" — the application may have changed in between).
+
+        Raises :class:`UnverifiedRedirect` when ``redirect_uri`` is not registered (RFC
+        6749 §3.1.2.3, RFC 9700 §4.1.3: exact string match), else an
+        :class:`OAuthError` that may go back to that ``redirect_uri``.  ``through_par``:
+        the parameters came through the PAR endpoint — required when the application or the
+        server says so (RFC 9126 §4, §5-6: refused ``invalid_request`` otherwise).
+        """
+        redirect_uri = params.get("redirect_uri", "")
+        if redirect_uri not in app.redirect_uris:
+            raise UnverifiedRedirect("redirect_uri is not one the client registered.")
+        if not through_par and (
+            self.settings.require_par or app.require_pushed_authorization_requests
+        ):
+            raise InvalidRequest(
+                "This client must push its authorization requests to the "
+                "pushed_authorization_request_endpoint (RFC 9126)."
+            )
+        return self.check(app, redirect_uri, params)
 
     def check(
         self, app: Application, redirect_uri: str, params: dict[str, str]
@@ -149,8 +210,11 @@ class AuthorizationEndpoint(Part):
         # OIDC Core §6.1-6.2: refused, never ignored (empty is absent, RFC 6749 §3.1).
         if params.get("request"):
             raise RequestNotSupported("Request Objects (the request parameter) are not supported.")
-        if params.get("request_uri"):
-            raise RequestUriNotSupported("The request_uri parameter is not supported.")
+        if params.get("request_uri"):  # one of the PAR endpoint's never gets here
+            raise RequestUriNotSupported(
+                "The request_uri parameter is supported only with a value from the "
+                "pushed_authorization_request_endpoint (RFC 9126)."
+            )
         if params.get("response_type") != "code":
             raise UnsupportedResponseType("Only response_type=code is supported.")
         prompts = set(params.get("prompt", "").split())

@@ -38,6 +38,11 @@ class DiscoveryEndpoint(Part):
             "issuer": issuer,
             "authorization_endpoint": f"{issuer}/oauth2/authorize",
             "token_endpoint": f"{issuer}/oauth2/token",
+            # RFC 9126 §5: where clients push authorization requests (par.py), and
+            # whether the server accepts no other (``require_par``; an application may
+            # require it alone, §6, which its own registration says).
+            "pushed_authorization_request_endpoint": f"{issuer}/oauth2/par",
+            "require_pushed_authorization_requests": self.settings.require_par,
             "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
             "jwks_uri": f"{issuer}/.well-known/jwks.json",
             "introspection_endpoint": f"{issuer}/oauth2/introspect",
@@ -96,7 +101,9 @@ class DiscoveryEndpoint(Part):
             ],
             "prompt_values_supported": ["none", "login", "consent"],
             # Discovery §3: request_uri_parameter_supported defaults to true — say no
-            # (OIDC Core §6: both are refused, request(_uri)_not_supported).
+            # (OIDC Core §6: both are refused, request(_uri)_not_supported).  The
+            # request_uri of RFC 9126 §4 is the PAR endpoint's own, announced above:
+            # this member is about Request Objects by reference, which stay refused.
             "request_parameter_supported": False,
             "request_uri_parameter_supported": False,
             # Back-Channel Logout 1.0 §2.1: logout tokens, with ``sid`` (also in ID

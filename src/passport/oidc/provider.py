@@ -12,6 +12,8 @@ path (as published in discovery)       methods     CORS        specification, mo
                                                                §3.1.2 — :mod:`.authorization`
 ``/oauth2/token``                      POST        registered  RFC 6749 §3.2, §4.1.3, §6, §4.4
                                                                — :mod:`.token`, :mod:`.client_auth`
+``/oauth2/par``                        POST        registered  RFC 9126 §2 — :mod:`.par`,
+                                                               :mod:`.pushed`, :mod:`.client_auth`
 ``/oauth2/userinfo``                   GET, POST   registered  OIDC Core §5.3, RFC 6750
                                                                — :mod:`.userinfo`
 ``/oauth2/introspect``                 POST        —           RFC 7662 — :mod:`.introspection`
@@ -40,6 +42,7 @@ from passport.oidc.authorization import AuthorizationEndpoint
 from passport.oidc.base import ContextFactory
 from passport.oidc.discovery import DiscoveryEndpoint
 from passport.oidc.introspection import IntrospectionEndpoint
+from passport.oidc.par import PushedAuthorizationEndpoint
 from passport.oidc.revocation import RevocationEndpoint
 from passport.oidc.token import TokenEndpoint
 from passport.oidc.userinfo import UserInfoEndpoint
@@ -65,6 +68,7 @@ class Provider:
         discovery = DiscoveryEndpoint(services, context)
         authorization = AuthorizationEndpoint(services, context)
         token = TokenEndpoint(services, context)
+        par = PushedAuthorizationEndpoint(services, context, authorization)
         userinfo = UserInfoEndpoint(services, context)
         introspection = IntrospectionEndpoint(services, context)
         revocation = RevocationEndpoint(services, context)
@@ -77,7 +81,8 @@ class Provider:
         # The metrics label of each route is its path, as it was before the one routing
         # map: dashboards keep their series.  CORS (the last column, see the table
         # above): public documents for any page; what a browser application calls —
-        # the token endpoint (a public client with PKCE), userinfo, revocation — for
+        # the token endpoint (a public client with PKCE), the PAR endpoint (the same
+        # client pushing its request, RFC 9126 §2), userinfo, revocation — for
         # registered origins.  Introspection none: only a confidential client with its
         # secret may introspect (RFC 7662 §2.1), and a secret has no place in a page.
         # The hosted pages and the authorization endpoint are navigated to, never
@@ -96,6 +101,7 @@ class Provider:
                 ("/.well-known/jwks.json", GET, discovery.jwks, protocol, public),
                 ("/oauth2/authorize", GET_POST, authorization.authorize, pages, None),
                 ("/oauth2/token", POST, token.token, protocol, registered),
+                ("/oauth2/par", POST, par.push, protocol, registered),
                 ("/oauth2/userinfo", GET_POST, userinfo.userinfo, protocol, registered),
                 ("/oauth2/introspect", POST, introspection.introspect, protocol, None),
                 ("/oauth2/revoke", POST, revocation.revoke, protocol, registered),

@@ -344,10 +344,13 @@ class Administration:
         scopes: list[str] | None = None,
         refresh_tokens: bool = True,
         id_token_signed_response_alg: str | None = None,
+        require_pushed_authorization_requests: bool = False,
     ) -> tuple[Application, str | None]:
         """Register an application; returns it and its client secret (once).
         ``refresh_tokens`` False: refresh tokens only for ``offline_access`` (OIDC Core §11).
-        ``id_token_signed_response_alg`` empty or None: the server's ``signing_alg``."""
+        ``id_token_signed_response_alg`` empty or None: the server's ``signing_alg``.
+        ``require_pushed_authorization_requests``: its authorization requests only
+        through the PAR endpoint (RFC 9126 §6)."""
         ensure_right(self.actor, APPS_WRITE)
         app, secret = directory.create_application(
             self.db,
@@ -365,6 +368,7 @@ class Administration:
             id_token_signed_response_alg=id_token_signed_response_alg,
         )
         app.refresh_tokens = refresh_tokens
+        app.require_pushed_authorization_requests = require_pushed_authorization_requests
         self.origins_changed()
         self._audit("app_create", application=app.name, id=app.id)
         return app, secret
@@ -383,6 +387,7 @@ class Administration:
         scopes: list[str] | None = None,
         refresh_tokens: bool | None = None,
         id_token_signed_response_alg: str | None = None,
+        require_pushed_authorization_requests: bool | None = None,
     ) -> Application:
         """Change what is given (None: unchanged); lists replace the whole list;
         ``id_token_signed_response_alg`` "" goes back to the server's ``signing_alg``."""
@@ -425,6 +430,9 @@ class Administration:
                 id_token_signed_response_alg
             )
             changed.append("idTokenSignedResponseAlg")
+        if require_pushed_authorization_requests is not None:
+            app.require_pushed_authorization_requests = require_pushed_authorization_requests
+            changed.append("requirePushedAuthorizationRequests")
         if origins is not None:
             self.origins_changed()
         self._audit("app_update", application=app.name, id=app.id, changed=changed)

@@ -20,6 +20,8 @@ goes, and why it is safe:
   family stay until each of them expires.  Revoked tokens stay until they expire too:
   they still name the applications that must hear of the user's next logout.
 * ``pending_authorizations`` past ``expires_at`` (ten minutes): abandoned sign-ins.
+* ``pushed_authorization_requests`` past ``expires_at`` (a minute, RFC 9126 §2.2):
+  pushed and never used; the authorization endpoint refuses them already.
 * ``logout_notifications`` delivered, or given up (``delivery_attempts`` reached),
   more than :attr:`Retention.notifications` ago (default 7 days: long enough for an
   administrator to look at ``Users/logoutNotifications`` after an incident; the
@@ -74,6 +76,7 @@ from passport.storage.models import LoginSession
 from passport.storage.models import LogoutNotification
 from passport.storage.models import OAuthToken
 from passport.storage.models import PendingAuthorization
+from passport.storage.models import PushedAuthorizationRequest
 from passport.storage.models import ThrottleCounter
 
 log = logging.getLogger("passport.housekeeping")
@@ -106,6 +109,7 @@ class PurgeReport:
     oauth_codes: int = 0
     oauth_tokens: int = 0
     pending_authorizations: int = 0
+    pushed_authorization_requests: int = 0
     logout_notifications: int = 0
     throttle_counters: int = 0
 
@@ -159,6 +163,12 @@ def purge_expired(
         database,
         PendingAuthorization.handle_hash,
         PendingAuthorization.expires_at <= cutoff,
+        batch_size,
+    )
+    report.pushed_authorization_requests = _purge_table(
+        database,
+        PushedAuthorizationRequest.request_uri_hash,
+        PushedAuthorizationRequest.expires_at <= cutoff,
         batch_size,
     )
     # Tokens before codes: a code is kept while a token it issued lives, so the tokens

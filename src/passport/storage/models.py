@@ -86,6 +86,10 @@ class Application(Base):
     # ES256 or RS256; NULL is the server's ``signing_alg`` (what every application got
     # before migration 0012).  Its ID, JWT access and logout tokens are signed with it.
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # RFC 9126 §6 ``require_pushed_authorization_requests``: its authorization requests
+    # must come through ``/oauth2/par`` (§4: any other is refused ``invalid_request``).
+    # Migration 0015 set it False for the applications that existed before.
+    require_pushed_authorization_requests: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 def _username_skeleton(context: DefaultExecutionContext) -> str:
@@ -380,5 +384,30 @@ class PendingAuthorization(Base):
     login_required: Mapped[bool] = mapped_column(Boolean, default=False)
     logged_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class PushedAuthorizationRequest(Base):
+    """An authorization request pushed to ``/oauth2/par`` (RFC 9126 §2), waiting for
+    ``/oauth2/authorize`` to use it by its ``request_uri`` (§4).
+
+    The ``request_uri`` is kept only as its SHA-256 (like every token); the row is bound
+    to the client that pushed it, lives a minute, and is deleted when it is used: a
+    ``request_uri`` starts one authorization only.  ``parameters`` are the pushed
+    parameters as the client sent them (a JSON object of strings, client credentials
+    left out): the authorization endpoint validates them again when they are used, so a
+    change of the application in between (a redirect URI removed, the application made
+    public) counts (§4: "MUST validate authorization requests arising from a pushed
+    request as it would any other authorization request").
+    """
+
+    __tablename__ = "pushed_authorization_requests"
+
+    request_uri_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    application_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("applications.id", ondelete="CASCADE"), index=True
+    )
+    parameters: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -1,0 +1,100 @@
+"""The pushed authorization request endpoint, ``/oauth2/par`` (RFC 9126).
+
+A client posts the parameters of an authorization request straight to Passport
+(§2.1), authenticated as at the token endpoint (:mod:`passport.oidc.client_auth`:
+``client_secret_basic``, ``client_secret_post``, ``none`` for a public client naming
+itself with ``client_id``), and gets back a ``request_uri`` that stands for them
+(§2.2, ``201 Created``).  It then sends its user to ``/oauth2/authorize`` with only
+``client_id`` and that ``request_uri`` (§4, :meth:`AuthorizationEndpoint.authorize`).
+What this buys: the request travels over a back channel, authenticated, and never
+through the browser where it could be read or changed (§1).
+
+The pushed parameters are checked by the very function that checks a request at the
+authorization endpoint, :meth:`AuthorizationEndpoint.validate` (§2.1: the server
+"MUST validate the pushed request as it would an authorization request sent to the
+authorization endpoint"); only how a refusal is told differs.  Here every error is a
+JSON body as at the token endpoint (§2.3): ``invalid_client`` (401) when the client
+is not authenticated, otherwise the code the authorization endpoint would have sent
+back (``invalid_request``, ``invalid_scope``, ``unsupported_response_type``,
+``request_not_supported``…), status 400 — a redirect URI that is not registered
+included, since nothing is redirected here.
+
+* ``request_uri`` in a pushed request is refused (§2.1: "MUST NOT be provided");
+* ``request`` (a Request Object, §3) is refused ``request_not_supported``, as at the
+  authorization endpoint;
+* parameters that no rule reads are kept and ignored as there (RFC 6749 §3.1); the
+  client's credentials (``client_secret``…) are never kept.
+
+What is kept (:mod:`passport.oidc.pushed`) is the parameters as sent, not their
+validated form: the authorization endpoint validates them again when the
+``request_uri`` is used (§4), so an application changed in between is judged as it is
+then.  A pushed request lives a minute (``expires_in``) and starts one authorization.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from werkzeug import Request
+from werkzeug import Response
+
+from passport.errors import ClientError
+from passport.oidc import client_auth
+from passport.oidc import params as oauth_params
+from passport.oidc import pushed
+from passport.oidc.base import ContextFactory
+from passport.oidc.base import Part
+from passport.oidc.errors import InvalidRequest
+from passport.oidc.errors import OAuthError
+from passport.oidc.errors import json_response
+from passport.oidc.errors import render
+from passport.web.context import RequestContext
+
+if TYPE_CHECKING:
+    from passport.composition import Services
+    from passport.oidc.authorization import AuthorizationEndpoint
+
+# Parameters of client authentication (RFC 6749 §2.3.1, RFC 7521 §4.2): who pushed is
+# kept as the application, never a credential.
+CLIENT_PARAMETERS = frozenset(
+    {"client_id", "client_secret", "client_assertion", "client_assertion_type"}
+)
+
+
+class PushedAuthorizationEndpoint(Part):
+    def __init__(
+        self, services: Services, context: ContextFactory, authorization: AuthorizationEndpoint
+    ) -> None:
+        super().__init__(services, context)
+        self.authorization = authorization
+
+    def push(self, request: Request) -> Response:
+        """``POST /oauth2/par`` (RFC 9126 §2)."""
+        if request.method != "POST":  # RFC 9126 §2.3: 405 for any other method
+            return render(InvalidRequest("Use POST.", status=405, headers={"Allow": "POST"}))
+        try:
+            # The POST body only, as at the token endpoint (§2.1: "the client sends ...
+            # using the application/x-www-form-urlencoded format"); a repeated,
+            # over-long or non-string parameter is invalid_request, a body too large 413.
+            params = oauth_params.protocol(request, self.settings)
+        except ClientError as exc:
+            return render(InvalidRequest.of(exc))
+        ctx = self.context(request, write=True)
+        return ctx.respond(lambda: self._push(request, ctx, params))
+
+    def _push(self, request: Request, ctx: RequestContext, params: dict[str, str]) -> Response:
+        try:
+            app = client_auth.authenticate(ctx.db, request, params, ctx.now)
+            if "request_uri" in params:
+                raise InvalidRequest("request_uri must not be pushed (RFC 9126 §2.1).")
+            asked = {k: v for k, v in params.items() if k not in CLIENT_PARAMETERS}
+            self.authorization.validate(app, asked, through_par=True)
+            stored = pushed.encode(asked)
+            if stored is None:
+                raise InvalidRequest("The pushed authorization request is too large.")
+        except OAuthError as error:
+            ctx.refuse()
+            return render(error)
+        request_uri = pushed.store(ctx.db, app.id, stored, ctx.now)
+        # RFC 9126 §2.2: 201 Created with request_uri and expires_in; never cached.
+        return json_response({"request_uri": request_uri, "expires_in": pushed.LIFETIME}, 201)

@@ -1,0 +1,90 @@
+"""Pushed authorization requests kept on the server (RFC 9126): what ``/oauth2/par``
+stores (§2.2) and ``/oauth2/authorize`` takes back by its ``request_uri`` (§4).
+
+A ``request_uri`` is ``urn:ietf:params:oauth:request_uri:`` followed by 256 random bits
+(§2.2: "the request_uri value MUST be bound to the client that posted the
+authorization request", and must not be guessable, §7.1).  Only its SHA-256 is kept
+(:func:`passport.oidc.tokens.digest`, as every token), with the client's application
+id; a row lives :data:`LIFETIME` seconds and :func:`take` deletes it as it returns it —
+§4: "Authorization servers SHOULD treat request_uri values as one-time use", and only
+one of two concurrent uses can win that delete.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from passport.oidc.tokens import digest
+from passport.storage.models import PushedAuthorizationRequest
+
+# RFC 9126 §2.2: "urn:ietf:params:oauth:request_uri:<reference-value>" (§7.1 registers it).
+URN_PREFIX = "urn:ietf:params:oauth:request_uri:"
+# RFC 9126 §2.2 ``expires_in``: "a short lifetime ... between 5 and 600 seconds" is
+# suggested; a client redirects its user at once.
+LIFETIME = 60
+_REFERENCE_LENGTH = 43  # secrets.token_urlsafe(32)
+# The pushed parameters are kept as JSON in a TEXT column: 64 KiB on MariaDB.  A real
+# authorization request is far smaller; a larger one is refused, never cut.
+MAX_STORED_BYTES = 32768
+
+
+def is_pushed(request_uri: str) -> bool:
+    """Whether ``request_uri`` is of the form this server issues (any other value, an
+    https URL or another URN, is a Request Object by reference: not supported)."""
+    return request_uri.startswith(URN_PREFIX)
+
+
+def encode(parameters: dict[str, str]) -> str | None:
+    """The parameters as stored, or None when they are too large to keep."""
+    text = json.dumps(parameters, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return text if len(text.encode("utf-8", "surrogatepass")) <= MAX_STORED_BYTES else None
+
+
+def store(db: Session, application_id: int, parameters: str, now: datetime) -> str:
+    """Keep ``parameters`` (from :func:`encode`) for ``application_id``; returns the
+    ``request_uri`` (shown once, to the client that pushed them)."""
+    request_uri = URN_PREFIX + secrets.token_urlsafe(32)
+    db.add(
+        PushedAuthorizationRequest(
+            request_uri_hash=digest(request_uri),
+            application_id=application_id,
+            parameters=parameters,
+            created_at=now,
+            expires_at=now + timedelta(seconds=LIFETIME),
+        )
+    )
+    return request_uri
+
+
+def take(
+    db: Session, request_uri: str, application_id: int, now: datetime
+) -> dict[str, str] | None:
+    """The parameters pushed as ``request_uri`` by ``application_id``, deleted as they are
+    read; None when there are none: unknown, expired, already used, or pushed by
+    another client (§4; one answer for all, so a probe learns nothing)."""
+    if len(request_uri) != len(URN_PREFIX) + _REFERENCE_LENGTH or not is_pushed(request_uri):
+        return None
+    key = digest(request_uri)
+    row = db.get(PushedAuthorizationRequest, key)
+    if row is None or row.application_id != application_id or row.expires_at <= now:
+        return None
+    parameters = row.parameters
+    result = db.execute(
+        delete(PushedAuthorizationRequest)
+        .where(
+            PushedAuthorizationRequest.request_uri_hash == key,
+            PushedAuthorizationRequest.application_id == application_id,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.expunge(row)
+    if getattr(result, "rowcount", 0) != 1:  # another request used it first
+        return None
+    decoded = json.loads(parameters)
+    return {str(name): str(value) for name, value in decoded.items()}
