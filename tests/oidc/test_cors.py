@@ -2,7 +2,7 @@
 route (``Route.cors``) and applied by the dispatcher alone.
 
 * discovery and the JWK Set: any origin, ``null`` included — ``*``, no ``Vary``;
-* the token endpoint, userinfo, revocation: the origins applications registered,
+* the token endpoint, the PAR endpoint, userinfo, revocation: the origins applications registered,
   echoed, with ``Vary: Origin`` and ``WWW-Authenticate`` exposed; others get no
   ``Access-Control-Allow-Origin`` and a 403 preflight;
 * never ``Access-Control-Allow-Credentials``: these endpoints read no cookie;
@@ -43,6 +43,7 @@ PUBLIC = {
 }
 FOR_REGISTERED = {
     "/oauth2/token": "POST",
+    "/oauth2/par": "POST",
     "/oauth2/userinfo": "GET, POST",
     "/oauth2/revoke": "POST",
 }

@@ -5,7 +5,8 @@ in process on SQLite and on PostgreSQL with Redis sessions.
 * scopes (Core §3.1.2.1, RFC 6749 §3.3, §5.1): unknown ones are ignored, the token
   response says what was granted; ``invalid_scope`` only when nothing known is left;
 * ``request`` / ``request_uri`` (Core §6): refused at the validated redirect URI with
-  ``request_not_supported`` / ``request_uri_not_supported``, never ignored;
+  ``request_not_supported`` / ``request_uri_not_supported``, never ignored — but for a
+  ``request_uri`` of Passport's PAR endpoint (RFC 9126 §4);
 * ``response_mode`` (Form Post Response Mode, Multiple Response Type Encoding
   Practices §2.1): ``query`` and ``form_post``; ``fragment`` and others refused;
 * refresh tokens (Core §11): always for an application with ``refresh_tokens`` on,
@@ -277,14 +278,32 @@ def test_oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupp
 def test_oidcc_request_uri_unsigned_supported_correctly_or_rejected_as_unsupported(
     h: Harness,
 ) -> None:
-    """``request_uri`` (Core §6.2): refused ``request_uri_not_supported`` — Passport never
-    fetches it (no request leaves to an address a client names)."""
+    """``request_uri`` (Core §6.2): a Request Object by reference — an https URL, any URN
+    but the PAR endpoint's — is refused ``request_uri_not_supported``: Passport never
+    fetches it (no request leaves to an address a client names).  The one accepted is a
+    ``request_uri`` of Passport's own PAR endpoint (RFC 9126 §4, tests/oidc/test_par.py)."""
     sign_in(h)
     first_party(h)
-    answer = authorize(h, **wiki_request(h, request_uri="https://rp.example/request.jwt"))
-    assert query(answer)["error"] == "request_uri_not_supported"
-    assert query(answer)["state"] == "st"
+    for value in (
+        "https://rp.example/request.jwt",
+        "urn:example:request",
+        "urn:ietf:params:oauth:request_uri",  # the prefix without its colon
+    ):
+        answer = authorize(h, **wiki_request(h, request_uri=value))
+        assert query(answer)["error"] == "request_uri_not_supported", value
+        assert query(answer)["state"] == "st"
     assert rows(h, "oauth_codes") == 0
+    credentials = f"{ids(h)['client_id']}:{ids(h)['client_secret']}".encode()
+    pushed = h.client.post(
+        "/oauth2/par",
+        data=wiki_request(h, state="pushed"),
+        headers={"Authorization": "Basic " + base64.b64encode(credentials).decode()},
+    )
+    assert pushed.status_code == 201, pushed.get_data(as_text=True)
+    request_uri = body(pushed)["request_uri"]
+    answer = authorize(h, client_id=ids(h)["client_id"], request_uri=request_uri)
+    assert query(answer)["state"] == "pushed" and "code" in query(answer)
+    assert rows(h, "oauth_codes") == 1
 
 
 def test_oidcc_ensure_request_object_with_redirect_uri(h: Harness) -> None:

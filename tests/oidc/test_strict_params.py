@@ -54,7 +54,9 @@ def test_a_non_string_bearer_token_is_refused_at_userinfo(h: Harness) -> None:
     assert answer.status_code == 400 and body(answer)["error"] == "invalid_request"
 
 
-@pytest.mark.parametrize("path", ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"])
+@pytest.mark.parametrize(
+    "path", ["/oauth2/token", "/oauth2/par", "/oauth2/introspect", "/oauth2/revoke"]
+)
 def test_a_repeated_parameter_is_refused(h: Harness, path: str) -> None:
     answer = h.client.post(
         path,
@@ -108,6 +110,7 @@ EXPECTED = {
     "/.well-known/jwks.json": {"GET"},
     "/oauth2/authorize": {"GET", "POST"},
     "/oauth2/token": {"POST"},
+    "/oauth2/par": {"POST"},
     "/oauth2/userinfo": {"GET", "POST"},
     "/oauth2/introspect": {"POST"},
     "/oauth2/revoke": {"POST"},

@@ -69,9 +69,8 @@ class PushedAuthorizationEndpoint(Part):
         self.authorization = authorization
 
     def push(self, request: Request) -> Response:
-        """``POST /oauth2/par`` (RFC 9126 §2)."""
-        if request.method != "POST":  # RFC 9126 §2.3: 405 for any other method
-            return render(InvalidRequest("Use POST.", status=405, headers={"Allow": "POST"}))
+        """``POST /oauth2/par`` (RFC 9126 §2); any other method is the routing map's 405
+        (§2.3), answered ``invalid_request`` as a protocol endpoint's refusal."""
         try:
             # The POST body only, as at the token endpoint (§2.1: "the client sends ...
             # using the application/x-www-form-urlencoded format"); a repeated,

@@ -1,0 +1,509 @@
+"""Pushed Authorization Requests (RFC 9126), in process on SQLite and on PostgreSQL with
+Redis sessions: ``/oauth2/par`` (§2) and ``/oauth2/authorize`` with its ``request_uri``
+(§4), the per-application and server-wide "PAR required" (§5-6), and discovery.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import select
+
+from oidc_support import KEK
+from oidc_support import PASSWORD
+from oidc_support import REDIRECT
+from oidc_support import authorize
+from oidc_support import body
+from oidc_support import exchange
+from oidc_support import first_party
+from oidc_support import form_of
+from oidc_support import ids
+from oidc_support import pkce
+from oidc_support import query
+from oidc_support import rows
+from oidc_support import seed
+from oidc_support import token
+from oidc_support import wiki_request
+from passport.oidc.pushed import LIFETIME
+from passport.services.applications import find_by_name
+from passport.services.housekeeping import purge_expired
+from passport.storage.models import PushedAuthorizationRequest
+
+from support import ORIGIN
+from support import Harness
+
+URN = "urn:ietf:params:oauth:request_uri:"
+
+
+def basic(h: Harness) -> dict[str, str]:
+    raw = f"{ids(h)['client_id']}:{ids(h)['client_secret']}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def push(h: Harness, headers: dict[str, str] | None = None, **data: str) -> Any:
+    """POST the Wiki's authorization request to the PAR endpoint (secret_basic)."""
+    return h.client.post("/oauth2/par", data=data, headers=basic(h) if headers is None else headers)
+
+
+def pushed_uri(h: Harness, **data: str) -> str:
+    answer = push(h, **wiki_request(h, **data))
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    return str(body(answer)["request_uri"])
+
+
+def use(h: Harness, request_uri: str, client_id: str | None = None, **extra: str) -> Any:
+    """The authorization request of RFC 9126 §4: ``client_id`` and ``request_uri``."""
+    cid = ids(h)["client_id"] if client_id is None else client_id
+    return authorize(h, client_id=cid, request_uri=request_uri, **extra)
+
+
+def sign_in(h: Harness) -> None:
+    answer = h.login("alice", PASSWORD)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+
+
+def set_app(h: Harness, name: str = "Wiki", **values: Any) -> None:
+    with h.app.services.db.session(write=True) as db, db.begin():
+        app = find_by_name(db, name)
+        assert app is not None
+        for key, value in values.items():
+            setattr(app, key, value)
+
+
+def error_page(answer: Any, code: str) -> None:
+    """An error page, never a redirect (RFC 6749 §4.1.2.1)."""
+    assert answer.status_code == 400, answer.status_code
+    assert "Location" not in answer.headers and answer.mimetype == "text/html"
+    assert f"<code>{code}</code>" in answer.get_data(as_text=True)
+
+
+# -- the push (§2) ------------------------------------------------------------------------
+
+
+def test_push_answers_201_with_a_fresh_request_uri_kept_only_as_its_hash(h: Harness) -> None:
+    answer = push(h, **wiki_request(h))
+    assert answer.status_code == 201 and answer.mimetype == "application/json"
+    assert answer.headers["Cache-Control"] == "no-store"
+    document = body(answer)
+    assert set(document) == {"request_uri", "expires_in"}
+    assert document["expires_in"] == LIFETIME == 60
+    uri = document["request_uri"]
+    assert uri.startswith(URN) and len(uri) == len(URN) + 43
+    assert uri != body(push(h, **wiki_request(h)))["request_uri"]
+    with h.app.services.db.session() as db:
+        stored = list(db.scalars(select(PushedAuthorizationRequest)))
+    assert len(stored) == 2
+    assert hashlib.sha256(uri.encode()).hexdigest() in {r.request_uri_hash for r in stored}
+    assert all(uri[len(URN) :] not in r.request_uri_hash + r.parameters for r in stored)
+    assert all("client_secret" not in r.parameters for r in stored)
+
+
+def test_pushed_request_then_authorize_gives_a_code_the_client_exchanges(h: Harness) -> None:
+    sign_in(h)
+    first_party(h)
+    verifier, challenge = pkce()
+    uri = pushed_uri(h, nonce="n-1", code_challenge=challenge, code_challenge_method="S256")
+    answer = use(h, uri)
+    assert answer.headers["Location"].startswith(REDIRECT + "?")
+    values = query(answer)
+    assert values["state"] == "st" and values["iss"] == ORIGIN
+    issued = body(exchange(h, values["code"], code_verifier=verifier))
+    assert "id_token" in issued, issued
+    payload = issued["id_token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["nonce"] == "n-1"
+    assert rows(h, "pushed_authorization_requests") == 0
+
+
+def test_the_pushed_parameters_count_and_those_of_the_url_are_ignored(h: Harness) -> None:
+    """RFC 9126 §4 with RFC 9101 §5: only the pushed request counts — a redirect URI,
+    state or scope added to the URL changes nothing."""
+    sign_in(h)
+    first_party(h)
+    uri = pushed_uri(h, state="pushed", scope="openid")
+    answer = use(
+        h,
+        uri,
+        redirect_uri="https://evil.example/cb",
+        state="injected",
+        scope="openid email",
+        response_mode="form_post",
+        prompt="none",
+    )
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith(REDIRECT + "?")
+    assert query(answer)["state"] == "pushed"
+    issued = body(exchange(h, query(answer)["code"]))
+    assert issued["scope"] == "openid"
+
+
+def test_a_public_client_pushes_with_its_client_id_alone(h: Harness) -> None:
+    sign_in(h)
+    verifier, challenge = pkce()
+    spa = ids(h)["public_client_id"]
+    params = {
+        "client_id": spa,
+        "redirect_uri": REDIRECT,
+        "response_type": "code",
+        "scope": "openid",
+        "state": "s",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    answer = push(h, headers={}, **params)
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    code = query(use(h, body(answer)["request_uri"], client_id=spa))["code"]
+    issued = token(
+        h,
+        auth=False,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=REDIRECT,
+        client_id=spa,
+        code_verifier=verifier,
+    )
+    assert issued.status_code == 200, issued.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "how", ["nothing", "confidential client_id alone", "wrong secret", "unknown", "bad Basic"]
+)
+def test_push_without_client_authentication_is_invalid_client(h: Harness, how: str) -> None:
+    """§2.1: client authentication as at the token endpoint (RFC 6749 §2.3)."""
+    params = {k: v for k, v in wiki_request(h).items() if k != "client_id"}
+    wiki = ids(h)["client_id"]
+    headers, extra = {
+        "nothing": ({}, {}),
+        "confidential client_id alone": ({}, {"client_id": wiki}),
+        "wrong secret": ({}, {"client_id": wiki, "client_secret": "wrong"}),
+        "unknown": ({}, {"client_id": "nobody", "client_secret": "x"}),
+        "bad Basic": ({"Authorization": "Basic !!!"}, {}),
+    }[how]
+    answer = push(h, headers=headers, **params, **extra)
+    assert answer.status_code == 401, (how, answer.get_data(as_text=True))
+    assert body(answer)["error"] == "invalid_client"
+    assert rows(h, "pushed_authorization_requests") == 0
+
+
+def test_push_with_a_disabled_application_is_invalid_client(h: Harness) -> None:
+    set_app(h, enabled=False)
+    assert push(h, **wiki_request(h)).status_code == 401
+
+
+def test_basic_for_one_client_and_client_id_of_another_is_refused(h: Harness) -> None:
+    answer = push(h, **wiki_request(h, client_id=ids(h)["public_client_id"]))
+    assert answer.status_code == 400 and body(answer)["error"] == "invalid_request"
+
+
+def test_request_uri_inside_a_pushed_request_is_refused(h: Harness) -> None:
+    """RFC 9126 §2.1: "The request_uri authorization request parameter ... MUST NOT be
+    provided" — whatever its value."""
+    earlier = pushed_uri(h)
+    for value in (earlier, "https://rp.example/request.jwt", ""):
+        answer = push(h, **wiki_request(h, request_uri=value))
+        assert answer.status_code == 400 and body(answer)["error"] == "invalid_request"
+        assert "request_uri" in body(answer)["error_description"]
+    assert rows(h, "pushed_authorization_requests") == 1
+
+
+def test_get_on_the_par_endpoint_is_405(h: Harness) -> None:
+    answer = h.client.get("/oauth2/par?" + urlencode(wiki_request(h)), headers=basic(h))
+    assert answer.status_code == 405 and answer.headers["Allow"] == "OPTIONS, POST"
+    assert body(answer)["error"] == "invalid_request"
+
+
+# -- the same validation as /oauth2/authorize ---------------------------------------------
+
+BAD_REQUESTS = [
+    {"response_type": "token"},
+    {"response_type": ""},
+    {"scope": "nothing-known"},
+    {"scope": "x" * 501},
+    {"code_challenge": "a" * 43, "code_challenge_method": "plain"},
+    {"code_challenge": "a" * 43},
+    {"code_challenge": "short", "code_challenge_method": "S256"},
+    {"max_age": "-1"},
+    {"max_age": "٣"},
+    {"max_age": "99999999999"},
+    {"prompt": "none login"},
+    {"response_mode": "fragment"},
+    {"request": "e30.e30."},
+    {"state": "s" * 2049},
+    {"nonce": "n" * 256},
+    {"login_hint": "l" * 255},
+]
+
+
+@pytest.mark.parametrize("bad", BAD_REQUESTS, ids=lambda bad: ",".join(bad))
+def test_a_bad_pushed_request_gets_the_error_authorize_would_send(
+    h: Harness, bad: dict[str, str]
+) -> None:
+    """RFC 9126 §2.1 ("validate the pushed request as it would an authorization request")
+    and §2.3: the same error code as the authorization endpoint's redirect, as JSON 400."""
+    at_authorize = query(authorize(h, **wiki_request(h, **bad)))
+    answer = push(h, **wiki_request(h, **bad))
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    assert body(answer)["error"] == at_authorize["error"]
+    assert body(answer)["error_description"] == at_authorize["error_description"]
+    assert rows(h, "pushed_authorization_requests") == 0
+
+
+def test_a_public_client_pushing_without_pkce_is_refused_as_at_authorize(h: Harness) -> None:
+    spa = ids(h)["public_client_id"]
+    params = {**wiki_request(h), "client_id": spa}
+    answer = push(h, headers={}, **params)
+    assert answer.status_code == 400
+    assert body(answer)["error"] == query(authorize(h, **params))["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "redirect_uri", ["https://evil.example/cb", "", REDIRECT + "/", REDIRECT.upper()]
+)
+def test_an_unregistered_redirect_uri_is_refused_and_nothing_is_redirected(
+    h: Harness, redirect_uri: str
+) -> None:
+    assert authorize(h, **wiki_request(h, redirect_uri=redirect_uri)).status_code == 400
+    answer = push(h, **wiki_request(h, redirect_uri=redirect_uri))
+    assert answer.status_code == 400 and body(answer)["error"] == "invalid_request"
+    assert "Location" not in answer.headers
+
+
+# -- hostile input ------------------------------------------------------------------------
+
+
+def test_a_repeated_parameter_is_refused(h: Harness) -> None:
+    raw = urlencode([*wiki_request(h).items(), ("scope", "openid email")])
+    answer = h.client.post(
+        "/oauth2/par",
+        data=raw,
+        headers={**basic(h), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 400 and body(answer)["error"] == "invalid_request"
+
+
+def test_parameters_in_the_url_do_not_count(h: Harness) -> None:
+    """§2.1: the request is the form body; a client secret in the URL is refused."""
+    answer = h.client.post("/oauth2/par?client_secret=leak", data=wiki_request(h), headers=basic(h))
+    assert answer.status_code == 400 and body(answer)["error"] == "invalid_request"
+    answer = h.client.post(
+        "/oauth2/par?response_type=token", data=wiki_request(h), headers=basic(h)
+    )
+    assert answer.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [("x" * 8193, 400), ("a\x00b", 400)],
+    ids=["over 8192", "NUL"],
+)
+def test_a_malformed_value_is_refused(h: Harness, value: str, status: int) -> None:
+    answer = push(h, **wiki_request(h, state=value))
+    assert answer.status_code == status and body(answer)["error"] == "invalid_request"
+
+
+def test_a_body_too_large_is_413(h: Harness) -> None:
+    filler = {f"x{n}": "y" * 8000 for n in range(10)}
+    answer = push(h, **wiki_request(h), **filler)
+    assert answer.status_code == 413 and body(answer)["error"] == "invalid_request"
+
+
+def test_a_request_too_large_to_keep_is_refused_not_cut(h: Harness) -> None:
+    filler = {f"x{n}": "y" * 8000 for n in range(5)}
+    answer = push(h, **wiki_request(h), **filler)
+    assert answer.status_code == 400 and "too large" in body(answer)["error_description"]
+
+
+def test_json_bodies_with_nested_or_typed_values_are_refused(h: Harness) -> None:
+    for value in ({"a": "b"}, ["openid"], 1, True, None):
+        document = {**wiki_request(h), "scope": value}
+        answer = h.client.post(
+            "/oauth2/par",
+            data=json.dumps(document),
+            headers={**basic(h), "Content-Type": "application/json"},
+        )
+        assert answer.status_code in (400, 415), (value, answer.status_code)
+        assert body(answer)["error"] == "invalid_request"
+    assert rows(h, "pushed_authorization_requests") == 0
+
+
+def test_unicode_values_travel_unchanged(h: Harness) -> None:
+    sign_in(h)
+    first_party(h)
+    state = "état-✓-𝄞-\u202e"
+    answer = use(h, pushed_uri(h, state=state))
+    assert query(answer)["state"] == state
+
+
+# -- the request_uri at the authorization endpoint (§4) -----------------------------------
+
+
+def test_a_request_uri_is_bound_to_the_client_that_pushed_it(h: Harness) -> None:
+    sign_in(h)
+    first_party(h)
+    uri = pushed_uri(h)
+    error_page(use(h, uri, client_id=ids(h)["public_client_id"]), "invalid_request_uri")
+    error_page(use(h, uri, client_id=""), "invalid_client")
+    # Another client's attempt does not burn it: the one that pushed it still can.
+    assert "code" in query(use(h, uri))
+
+
+def test_a_request_uri_is_used_once(h: Harness) -> None:
+    sign_in(h)
+    first_party(h)
+    uri = pushed_uri(h)
+    assert "code" in query(use(h, uri))
+    error_page(use(h, uri), "invalid_request_uri")
+
+
+def test_reloading_the_login_page_carries_on_but_the_request_uri_starts_nothing_twice(
+    h: Harness,
+) -> None:
+    """§4 "SHOULD treat request_uri values as one-time use": the pending authorization it
+    started survives a reload of the sign-in page; the authorization URL does not."""
+    uri = pushed_uri(h, state="once")
+    started = use(h, uri)
+    login = started.headers["Location"]
+    assert login.startswith("/login?")
+    error_page(use(h, uri), "invalid_request_uri")
+    assert h.client.get(login).status_code == 200
+    page = h.client.get(login)  # the reload
+    assert page.status_code == 200
+    signed = h.client.post(
+        "/login", data={**form_of(page), "username": "alice", "password": PASSWORD}
+    )
+    assert signed.status_code == 302
+    consent = h.client.get(signed.headers["Location"])
+    done = h.client.post("/consent", data={**form_of(consent), "decision": "allow"})
+    assert query(done)["state"] == "once" and "code" in query(done)
+    assert rows(h, "pending_authorizations") == 0
+
+
+def test_an_expired_request_uri_is_refused(h: Harness) -> None:
+    """§4: "An expired request_uri MUST be rejected as invalid"."""
+    sign_in(h)
+    first_party(h)
+    uri = pushed_uri(h)
+    h.clock.advance(seconds=LIFETIME)
+    error_page(use(h, uri), "invalid_request_uri")
+
+
+def test_a_request_uri_just_before_expiry_works(h: Harness) -> None:
+    sign_in(h)
+    first_party(h)
+    uri = pushed_uri(h)
+    h.clock.advance(seconds=LIFETIME - 1)
+    assert "code" in query(use(h, uri))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        URN + "x" * 43,
+        URN + "short",
+        URN,
+        URN + "x" * 5000,
+        URN + "é" * 43,
+        URN.upper() + "x" * 43,
+    ],
+)
+def test_unknown_or_malformed_request_uris_are_an_error_page(h: Harness, value: str) -> None:
+    answer = use(h, value)
+    if value.startswith(URN):
+        error_page(answer, "invalid_request_uri")
+    else:  # not one of ours: a Request Object by reference, refused at the redirect URI
+        answer = authorize(h, **wiki_request(h, request_uri=value))
+        assert query(answer)["error"] == "request_uri_not_supported"
+
+
+@pytest.mark.parametrize("value", ["https://rp.example/r.jwt", "urn:example:request"])
+def test_other_request_uris_stay_unsupported(h: Harness, value: str) -> None:
+    answer = authorize(h, **wiki_request(h, request_uri=value))
+    assert query(answer)["error"] == "request_uri_not_supported"
+
+
+def test_the_application_is_judged_as_it_is_when_the_request_uri_is_used(h: Harness) -> None:
+    """§4: validated "as it would any other authorization request" — a redirect URI no
+    longer registered is an error page; a client made public in between needs PKCE."""
+    sign_in(h)
+    first_party(h)
+    uri, later = pushed_uri(h), pushed_uri(h)
+    set_app(h, redirect_uris=["https://elsewhere.example/cb"])
+    error_page(use(h, uri), "invalid_redirect_uri")
+    set_app(h, redirect_uris=[REDIRECT], confidential=False)
+    answer = use(h, later)
+    assert query(answer)["error"] == "invalid_request"
+    assert "PKCE" in query(answer)["error_description"]
+
+
+def test_a_deleted_application_takes_its_pushed_requests_along(h: Harness) -> None:
+    pushed_uri(h)
+    with h.app.services.db.session(write=True) as db, db.begin():
+        app = find_by_name(db, "Wiki")
+        assert app is not None
+        db.delete(app)
+    assert rows(h, "pushed_authorization_requests") == 0
+
+
+# -- PAR required (§5-6) ------------------------------------------------------------------
+
+
+def test_an_application_requiring_par_refuses_a_plain_request(h: Harness) -> None:
+    """§4: refused "using the invalid_request error code", to its verified redirect URI."""
+    sign_in(h)
+    first_party(h)
+    set_app(h, require_pushed_authorization_requests=True)
+    answer = authorize(h, **wiki_request(h))
+    assert answer.headers["Location"].startswith(REDIRECT + "?")
+    assert query(answer)["error"] == "invalid_request" and query(answer)["state"] == "st"
+    assert "pushed_authorization_request_endpoint" in query(answer)["error_description"]
+    # a request_uri that is not a pushed one is not PAR either
+    answer = authorize(h, **wiki_request(h, request_uri="https://rp.example/r"))
+    assert query(answer)["error"] == "invalid_request"
+    # an unregistered redirect URI is still never redirected to
+    error_page(
+        authorize(h, **wiki_request(h, redirect_uri="https://evil.example/")),
+        "invalid_redirect_uri",
+    )
+    assert "code" in query(use(h, pushed_uri(h)))
+    # other applications are not concerned
+    set_app(h, require_pushed_authorization_requests=False)
+    assert "code" in query(authorize(h, **wiki_request(h)))
+
+
+def test_the_server_wide_setting_requires_par_of_every_application(factory: Any) -> None:
+    h: Harness = factory("sqlite", "db", key_encryption_key=KEK, require_par=True)
+    h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
+    sign_in(h)
+    first_party(h)
+    meta = body(h.client.get("/.well-known/openid-configuration"))
+    assert meta["require_pushed_authorization_requests"] is True
+    assert query(authorize(h, **wiki_request(h)))["error"] == "invalid_request"
+    assert "code" in query(use(h, pushed_uri(h)))
+
+
+def test_discovery_announces_the_par_endpoint(h: Harness) -> None:
+    for path in ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"):
+        meta = body(h.client.get(path))
+        assert meta["pushed_authorization_request_endpoint"] == f"{ORIGIN}/oauth2/par"
+        assert meta["require_pushed_authorization_requests"] is False
+        assert meta["request_uri_parameter_supported"] is False
+
+
+# -- housekeeping -------------------------------------------------------------------------
+
+
+def test_housekeeping_purges_pushed_requests_nobody_used(h: Harness) -> None:
+    pushed_uri(h)
+    h.clock.advance(minutes=10)
+    kept = pushed_uri(h)
+    report = purge_expired(h.app.services.db, h.clock())
+    assert report.pushed_authorization_requests == 1
+    assert rows(h, "pushed_authorization_requests") == 1
+    sign_in(h)
+    first_party(h)
+    assert "code" in query(use(h, kept))
