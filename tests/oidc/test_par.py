@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from oidc_support import KEK
@@ -29,13 +30,19 @@ from oidc_support import rows
 from oidc_support import seed
 from oidc_support import token
 from oidc_support import wiki_request
+from passport.cli import cli
 from passport.oidc.pushed import LIFETIME
+from passport.services import directory
 from passport.services.applications import find_by_name
 from passport.services.housekeeping import purge_expired
+from passport.storage.models import Application
+from passport.storage.models import AuditEvent
 from passport.storage.models import PushedAuthorizationRequest
 
 from support import ORIGIN
+from support import STRONG
 from support import Harness
+from support import PassportClient
 
 URN = "urn:ietf:params:oauth:request_uri:"
 
@@ -188,6 +195,22 @@ def test_push_without_client_authentication_is_invalid_client(h: Harness, how: s
     assert answer.status_code == 401, (how, answer.get_data(as_text=True))
     assert body(answer)["error"] == "invalid_client"
     assert rows(h, "pushed_authorization_requests") == 0
+
+
+def test_with_basic_authentication_client_id_may_be_left_out(h: Harness) -> None:
+    sign_in(h)
+    first_party(h)
+    params = {k: v for k, v in wiki_request(h).items() if k != "client_id"}
+    answer = push(h, **params)
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    assert "code" in query(use(h, body(answer)["request_uri"]))
+
+
+def test_expired_pushed_requests_go_when_the_next_one_is_pushed(h: Harness) -> None:
+    pushed_uri(h)
+    h.clock.advance(seconds=LIFETIME)
+    pushed_uri(h)
+    assert rows(h, "pushed_authorization_requests") == 1
 
 
 def test_push_with_a_disabled_application_is_invalid_client(h: Harness) -> None:
@@ -494,16 +517,85 @@ def test_discovery_announces_the_par_endpoint(h: Harness) -> None:
         assert meta["request_uri_parameter_supported"] is False
 
 
+def admin(h: Harness) -> PassportClient:
+    """An administrator's API client (the ``admin`` right of the Passport application)."""
+    assert h.register("root").status_code == 200
+    with h.app.services.db.session(write=True) as db, db.begin():
+        passport = db.get(Application, 1)
+        assert passport is not None
+        right = directory.find_permission(db, passport, "admin")
+        assert right is not None
+        directory.grant(db, right, user=directory.get_user(db, "root"))
+    client = h.new_client()
+    signed_in = client.post("/Account/login", data={"username": "root", "password": STRONG})
+    assert signed_in.status_code == 200
+    return client
+
+
+def test_the_api_sets_par_required_and_audits_it(h: Harness) -> None:
+    client = admin(h)
+    made = client.post(
+        "/Applications/create",
+        data={"name": "Notes", "requirePushedAuthorizationRequests": "true"},
+    )
+    assert made.status_code == 200, made.get_data(as_text=True)
+    assert body(made)["Data"]["Application"]["RequirePushedAuthorizationRequests"] is True
+    plain = client.post("/Applications/create", data={"name": "Plain"})
+    assert body(plain)["Data"]["Application"]["RequirePushedAuthorizationRequests"] is False
+    for value, expected in (("true", True), ("false", False)):
+        answer = client.post(
+            "/Applications/update",
+            data={"application": "Wiki", "requirePushedAuthorizationRequests": value},
+        )
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        assert body(answer)["Data"]["Application"]["RequirePushedAuthorizationRequests"] is (
+            expected
+        )
+    for bad in ("yes please", "", "2", "{}"):
+        answer = client.post(
+            "/Applications/update",
+            data={"application": "Wiki", "requirePushedAuthorizationRequests": bad},
+        )
+        assert answer.status_code == 400, bad
+        assert body(answer)["ClientExceptions"][0]["Source"] == (
+            "requirePushedAuthorizationRequests"
+        )
+    with h.app.services.db.session() as db:
+        changes = list(
+            db.scalars(select(AuditEvent.detail).where(AuditEvent.event == "app_update"))
+        )
+    assert any("requirePushedAuthorizationRequests" in str(c) for c in changes), changes
+
+
+def test_the_cli_sets_par_required(h: Harness) -> None:
+    env = {"PASSPORT_PUBLIC_URL": h.settings.public_url, "PASSPORT_KEY_ENCRYPTION_KEY": KEK}
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(cli, [*args, "--database-url", h.settings.database_url], env=env)
+
+    assert run("app", "update", "Wiki", "--par-required").exit_code == 0
+    shown = json.loads(run("app", "show", "Wiki", "--json").output)[0]
+    assert shown["RequirePushedAuthorizationRequests"] is True
+    sign_in(h)
+    first_party(h)
+    assert query(authorize(h, **wiki_request(h)))["error"] == "invalid_request"
+    assert run("app", "update", "Wiki", "--no-par-required").exit_code == 0
+    assert "code" in query(authorize(h, **wiki_request(h)))
+    made = json.loads(run("app", "add", "Notes", "--par-required", "--json").output)[0]
+    assert made["RequirePushedAuthorizationRequests"] is True
+    plain = json.loads(run("app", "add", "Plain", "--json").output)[0]
+    assert plain["RequirePushedAuthorizationRequests"] is False
+
+
 # -- housekeeping -------------------------------------------------------------------------
 
 
 def test_housekeeping_purges_pushed_requests_nobody_used(h: Harness) -> None:
+    """Kept while live (and the purge's 5 minutes' margin), gone after."""
     pushed_uri(h)
-    h.clock.advance(minutes=10)
-    kept = pushed_uri(h)
-    report = purge_expired(h.app.services.db, h.clock())
-    assert report.pushed_authorization_requests == 1
-    assert rows(h, "pushed_authorization_requests") == 1
-    sign_in(h)
-    first_party(h)
-    assert "code" in query(use(h, kept))
+    assert purge_expired(h.app.services.db, h.clock()).pushed_authorization_requests == 0
+    h.clock.advance(seconds=LIFETIME + 4 * 60)
+    assert purge_expired(h.app.services.db, h.clock()).pushed_authorization_requests == 0
+    h.clock.advance(seconds=61)
+    assert purge_expired(h.app.services.db, h.clock()).pushed_authorization_requests == 1
+    assert rows(h, "pushed_authorization_requests") == 0

@@ -48,7 +48,12 @@ def encode(parameters: dict[str, str]) -> str | None:
 
 def store(db: Session, application_id: int, parameters: str, now: datetime) -> str:
     """Keep ``parameters`` (from :func:`encode`) for ``application_id``; returns the
-    ``request_uri`` (shown once, to the client that pushed them)."""
+    ``request_uri`` (shown once, to the client that pushed them).  Expired ones go first,
+    as :func:`passport.oidc.pending.start` does: a public client's ``client_id`` is no
+    secret, so anyone may push, and the table must not wait for housekeeping to shrink."""
+    db.execute(
+        delete(PushedAuthorizationRequest).where(PushedAuthorizationRequest.expires_at <= now)
+    )
     request_uri = URN_PREFIX + secrets.token_urlsafe(32)
     db.add(
         PushedAuthorizationRequest(
