@@ -128,7 +128,7 @@ def test_pushed_request_then_authorize_gives_a_code_the_client_exchanges(h: Harn
 
 
 def test_the_pushed_parameters_count_and_those_of_the_url_are_ignored(h: Harness) -> None:
-    """RFC 9126 §4 with RFC 9101 §5: only the pushed request counts — a redirect URI,
+    """RFC 9126 §4 with RFC 9101 §6.3: only the pushed request counts — a redirect URI,
     state or scope added to the URL changes nothing."""
     sign_in(h)
     first_party(h)
@@ -197,13 +197,17 @@ def test_push_without_client_authentication_is_invalid_client(h: Harness, how: s
     assert rows(h, "pushed_authorization_requests") == 0
 
 
-def test_with_basic_authentication_client_id_may_be_left_out(h: Harness) -> None:
-    sign_in(h)
-    first_party(h)
-    params = {k: v for k, v in wiki_request(h).items() if k != "client_id"}
-    answer = push(h, **params)
-    assert answer.status_code == 201, answer.get_data(as_text=True)
-    assert "code" in query(use(h, body(answer)["request_uri"]))
+def test_client_id_is_required_beside_basic_authentication(h: Harness) -> None:
+    """RFC 9126 §2.1: client_id "is similarly required in a pushed authorization
+    request"."""
+    answer = push(h, **{k: v for k, v in wiki_request(h).items() if k != "client_id"})
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    assert body(answer)["error"] == "invalid_request"
+    assert "client_id" in body(answer)["error_description"]
+    # empty, it names no client beside the header's: client authentication refuses it
+    answer = push(h, **wiki_request(h, client_id=""))
+    assert answer.status_code == 400 and body(answer)["error"] == "invalid_request"
+    assert rows(h, "pushed_authorization_requests") == 0
 
 
 def test_expired_pushed_requests_go_when_the_next_one_is_pushed(h: Harness) -> None:

@@ -141,7 +141,7 @@ class AuthorizationEndpoint(Part):
                 # used or another client's alike (invalid_request_uri, OIDC Core
                 # §3.1.2.6).  No redirect: nothing here names a verified redirect URI.
                 return render.error_page(UNUSABLE_REQUEST_URI, "invalid_request_uri")
-            # RFC 9126 §4 (and RFC 9101 §5, whose request_uri it is): only the pushed
+            # RFC 9126 §4 (and RFC 9101 §6.3, whose request_uri it is): only the pushed
             # parameters count; any other in this request is ignored.
             params = {**stored, "client_id": client_id}
         try:

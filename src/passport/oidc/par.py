@@ -19,6 +19,8 @@ back (``invalid_request``, ``invalid_scope``, ``unsupported_response_type``,
 ``request_not_supported``…), status 400 — a redirect URI that is not registered
 included, since nothing is redirected here.
 
+* ``client_id`` is required, also beside HTTP Basic (§2.1), and must name the
+  authenticated client;
 * ``request_uri`` in a pushed request is refused (§2.1: "MUST NOT be provided");
 * ``request`` (a Request Object, §3) is refused ``request_not_supported``, as at the
   authorization endpoint;
@@ -84,6 +86,11 @@ class PushedAuthorizationEndpoint(Part):
     def _push(self, request: Request, ctx: RequestContext, params: dict[str, str]) -> Response:
         try:
             app = client_auth.authenticate(ctx.db, request, params, ctx.now)
+            if not params.get("client_id"):
+                # §2.1: "as a required authorization request parameter, it is similarly
+                # required in a pushed authorization request" (Basic names the client
+                # too, and client_auth refuses a client_id naming another one).
+                raise InvalidRequest("client_id is required (RFC 9126 §2.1).")
             if "request_uri" in params:
                 raise InvalidRequest("request_uri must not be pushed (RFC 9126 §2.1).")
             asked = {k: v for k, v in params.items() if k not in CLIENT_PARAMETERS}
