@@ -61,8 +61,19 @@ from support import PassportClient
 ROOT = Path(__file__).resolve().parent.parent
 SQL = ROOT / "docs" / "sql"
 # Each concurrent test run (a developer, a helper, CI) takes its own Redis database: tests
-# flush it between cases.
-REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('PASSPORT_TEST_REDIS_DB', '13')}"
+# flush it between cases.  Under pytest-xdist each worker (gw0, gw1, …) is a concurrent
+# run of its own: it takes database 10 + its number, so workers never flush each other's.
+
+
+def _redis_database() -> str:
+    chosen = os.environ.get("PASSPORT_TEST_REDIS_DB")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw"):
+        return str((int(chosen or "10") + int(worker[2:])) % 16)
+    return chosen or "13"
+
+
+REDIS_URL = f"redis://127.0.0.1:6379/{_redis_database()}"
 BACKENDS = ("sqlite", "mariadb", "postgresql")
 
 
