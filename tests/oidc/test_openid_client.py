@@ -320,6 +320,23 @@ def test_openid_client_checks_nonce_and_iss(provider: Provider) -> None:
     assert '"iss"' in refused["cause"]["message"], refused
 
 
+def test_prompt_none_without_a_session_is_an_error_openid_client_reads(
+    provider: Provider,
+) -> None:
+    """OIDC Core §3.1.2.6: ``prompt=none`` with nobody signed in is ``login_required``,
+    sent to the redirect URI with ``state`` and ``iss`` (RFC 9207 §2: error responses
+    too), so openid-client accepts the response as Passport's and reports the error."""
+    rp = basic_client(provider, "issued")
+    started = rp.start(prompt="none")
+    visited: list[str] = []
+    callback = rp.through_browser(started["url"], visited)
+    assert visited == []
+    assert query_of(callback)["iss"] == rp.issuer
+    refused = rp.refused("finish", callback=callback, remember=started["remember"])
+    assert refused["name"] == "AuthorizationResponseError", refused
+    assert refused["error"] == "login_required", refused
+
+
 def test_rp_initiated_logout(provider: Provider) -> None:
     """RP-Initiated Logout 1.0: openid-client's end-session URL asks the user to confirm,
     signs out and returns to the registered ``post_logout_redirect_uri`` with ``state``
