@@ -9,7 +9,9 @@ openid-client checks what a careless client would not: the authorization respons
 ``nonce`` and ``auth_time`` against ``max_age`` (OIDC Core §3.1.3.7), that the UserInfo
 ``sub`` is the ID token's (§5.3.4), and it form-urlencodes ``client_secret_basic``
 credentials as RFC 6749 §2.3.1 says (``-`` as ``%2D``: the failure that hit 87 % of the
-credentials Passport issues before the fix).
+credentials Passport issues before the fix).  It does not check ``at_hash`` in the code
+flow (oauth4webapi checks ``c_hash`` only for hybrid responses, which Passport does not
+offer): this file does, with the ID token's other claims.
 """
 
 from __future__ import annotations
