@@ -6,8 +6,15 @@ UserInfo, revocation — so CORS must let the registered origin read each answer
 The application (``tests/clients/spa``: one HTML page and its script, loading the
 library's browser build) is served from ``127.0.0.1:<free port>`` by a thread of this
 test, and registered as a public client with that origin and its redirect URIs before
-Passport starts.  The browser's console and failed requests are recorded: a CORS refusal
-shows up there and fails the test.
+Passport starts — twice: one client gets refresh tokens and renews with them, the other
+gets none and renews as oidc-client-ts then does, by a ``prompt=none`` request in a
+hidden iframe (Passport's ``X-Frame-Options: DENY`` and ``frame-ancestors 'none'`` are
+on every answer, but a browser applies them to the document a frame shows, not to a
+redirect that passes through it; with ``prompt=none`` Passport never shows a page, it
+redirects back to the application).
+
+The browser's console and failed requests are recorded: a CORS refusal shows up there
+and fails the test.
 """
 
 from __future__ import annotations
@@ -45,7 +52,11 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 SPA = node_clients.CLIENTS / "spa"
 LIBRARY = node_clients.NODE_MODULES / "oidc-client-ts" / "dist" / "browser"
-PAGES = ("/", "/callback", "/signed-out")
+PAGES = ("/", "/callback", "/silent", "/signed-out")
+# signinSilent with a refresh token (a POST to the token endpoint, through CORS), or for
+# an application that gets none (its refresh_tokens setting off), a prompt=none
+# authorization request in a hidden iframe and a new code exchange.
+RENEWALS = ("refresh_token", "iframe")
 
 
 class SpaServer(ThreadingHTTPServer):
@@ -90,7 +101,15 @@ class SpaHandler(BaseHTTPRequestHandler):
 class Spa:
     url: str  # the application's origin
     passport: str
-    client_id: str
+    clients: dict[str, str]  # client id of each way of renewing
+    server: SpaServer
+    client_id: str = ""
+
+    def use(self, renewal: str) -> None:
+        """Serve the application as the client that renews in this way."""
+        self.client_id = self.clients[renewal]
+        config = {"authority": self.passport, "client_id": self.client_id}
+        self.server.config = json.dumps(config).encode()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -106,24 +125,26 @@ def spa(
     _empty_tables(url)
     seed(url)
     database = Database(make_settings(url))
+    clients: dict[str, str] = {}
     try:
         with database.session(write=True) as db, db.begin():
-            app, _ = directory.create_application(
-                db,
-                datetime.now(UTC),
-                "Single-page app",
-                origins=[origin],
-                redirect_uris=[f"{origin}/callback", f"{origin}/signed-out"],
-                confidential=False,
-            )
-            client_id = app.client_id or ""
+            for renewal in RENEWALS:
+                app, _ = directory.create_application(
+                    db,
+                    datetime.now(UTC),
+                    f"Single-page app ({renewal})",
+                    origins=[origin],
+                    redirect_uris=[f"{origin}{page}" for page in PAGES[1:]],
+                    confidential=False,
+                )
+                app.refresh_tokens = renewal == "refresh_token"
+                clients[renewal] = app.client_id or ""
     finally:
         database.dispose()
     passport = live_server(url, env={"PASSPORT_KEY_ENCRYPTION_KEY": KEK})
-    server.config = json.dumps({"authority": passport.url, "client_id": client_id}).encode()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield Spa(origin, passport.url, client_id)
+    yield Spa(origin, passport.url, clients, server)
     server.shutdown()
     server.server_close()
     thread.join(timeout=10)
@@ -136,6 +157,7 @@ class Record:
     console: list[str]
     failed: list[str]
     calls: list[tuple[str, str, str]]  # method, path, body
+    navigations: list[tuple[str, str]]  # method, URL: documents of any frame
     answers: list[tuple[str, str, int, str]]  # method, path, status, content type
 
     def problems(self) -> list[str]:
@@ -150,7 +172,7 @@ class Record:
 
 
 def watch(page: Any, spa: Spa) -> Record:
-    record = Record([], [], [], [])
+    record = Record([], [], [], [], [])
 
     def console(message: Any) -> None:
         if message.type in ("error", "warning"):
@@ -166,6 +188,8 @@ def watch(page: Any, spa: Spa) -> Record:
     def passport_call(r: Any) -> None:
         if r.url.startswith(spa.passport + "/"):
             record.calls.append((r.method, urlsplit(r.url).path, r.post_data or ""))
+        if r.is_navigation_request():
+            record.navigations.append((r.method, r.url))
 
     def passport_answer(r: Any) -> None:
         if r.url.startswith(spa.passport + "/"):
@@ -203,8 +227,12 @@ def sign_in(page: Any, spa: Spa, record: Record) -> None:
     assert page.url == f"{spa.url}/"
 
 
-def test_oidc_client_ts_single_page_app(spa: Spa) -> None:
+@pytest.mark.parametrize("renewal", RENEWALS)
+def test_oidc_client_ts_single_page_app(spa: Spa, renewal: str) -> None:
     from playwright.sync_api import sync_playwright
+
+    spa.use(renewal)
+    refreshes = renewal == "refresh_token"
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -223,20 +251,29 @@ def test_oidc_client_ts_single_page_app(spa: Spa) -> None:
         assert profile["preferred_username"] == "alice"
         assert profile["email"] == "alice@example.com"  # from UserInfo, through CORS
         first = page.evaluate("() => window.rp.user()")
-        assert first["refresh_token"], first
+        assert bool(first["refresh_token"]) is refreshes, first
         [exchange] = record.calls_to("/oauth2/token")
         assert exchange["grant_type"] == "authorization_code" and "code_verifier" in exchange
         assert exchange["client_id"] == spa.client_id
 
-        # signinSilent: with a refresh token, a cross-origin POST to the token endpoint
+        # signinSilent: a cross-origin POST to the token endpoint with the refresh token,
+        # or a hidden iframe's prompt=none request and a new code exchange
         renewed = page.evaluate("() => window.rp.renew()")
         assert renewed["access_token"] != first["access_token"]
-        assert renewed["refresh_token"] != first["refresh_token"]  # rotated
         assert renewed["profile"]["sub"] == first["profile"]["sub"]
-        assert [c["grant_type"] for c in record.calls_to("/oauth2/token")] == [
-            "authorization_code",
-            "refresh_token",
-        ]
+        grants = [c["grant_type"] for c in record.calls_to("/oauth2/token")]
+        if refreshes:
+            assert renewed["refresh_token"] != first["refresh_token"]  # rotated
+            assert grants == ["authorization_code", "refresh_token"]
+        else:
+            assert renewed["refresh_token"] is None
+            assert grants == ["authorization_code", "authorization_code"]
+            authorizations = [
+                parse_qs(urlsplit(url).query)
+                for _, url in record.navigations
+                if url.startswith(f"{spa.passport}/oauth2/authorize")
+            ]  # the sign-in's, then the iframe's
+            assert [q.get("prompt") for q in authorizations] == [None, ["none"]]
         info = requests.get(
             spa.passport + "/oauth2/userinfo",
             headers={"Authorization": f"Bearer {renewed['access_token']}"},
@@ -247,26 +284,28 @@ def test_oidc_client_ts_single_page_app(spa: Spa) -> None:
         # revokeTokens: cross-origin POSTs to /oauth2/revoke, answered with JSON
         assert page.evaluate("() => window.rp.revoke()") is True
         revoked = record.calls_to("/oauth2/revoke")
-        assert {c["token_type_hint"] for c in revoked} == {"access_token", "refresh_token"}
+        hints = ["access_token", "refresh_token"] if refreshes else ["access_token"]
+        assert sorted(c["token_type_hint"] for c in revoked) == hints
         assert [a[2:] for a in record.answers if a[:2] == ("POST", "/oauth2/revoke")] == [
             (200, "application/json")
-        ] * 2
+        ] * len(hints)
         gone = requests.get(
             spa.passport + "/oauth2/userinfo",
             headers={"Authorization": f"Bearer {renewed['access_token']}"},
             timeout=10,
         )
         assert gone.status_code == 401
-        refused = requests.post(
-            spa.passport + "/oauth2/token",
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": renewed["refresh_token"],
-                "client_id": spa.client_id,
-            },
-            timeout=10,
-        )
-        assert refused.json()["error"] == "invalid_grant"
+        if refreshes:
+            refused = requests.post(
+                spa.passport + "/oauth2/token",
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": renewed["refresh_token"],
+                    "client_id": spa.client_id,
+                },
+                timeout=10,
+            )
+            assert refused.json()["error"] == "invalid_grant"
 
         # signoutRedirect → Passport's end_session (the user confirms) → the application
         page.click("#signout")

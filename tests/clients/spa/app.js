@@ -2,8 +2,9 @@
 // a public client of Passport with PKCE, as Passport's documentation tells SPAs to be.
 // The test drives it in Chromium: the buttons for what a user does, `window.rp` for the
 // rest (silent renew, revocation), each answering what the application now holds.
-// Pages: "/" (the application), "/callback" (the redirect URI), "/signed-out" (the
-// post_logout_redirect_uri).
+// Pages: "/" (the application), "/callback" (the redirect URI), "/silent" (the redirect
+// URI of a silent renewal in a hidden iframe, when the application holds no refresh
+// token), "/signed-out" (the post_logout_redirect_uri).
 "use strict";
 
 const show = (id, text) => { document.getElementById(id).textContent = text; };
@@ -38,6 +39,7 @@ async function main() {
     authority: config.authority,
     client_id: config.client_id,
     redirect_uri: `${origin}/callback`,
+    silent_redirect_uri: `${origin}/silent`,
     post_logout_redirect_uri: `${origin}/signed-out`,
     response_type: "code",
     scope: "openid profile email",
@@ -56,7 +58,9 @@ async function main() {
   };
 
   const path = window.location.pathname;
-  if (path === "/callback") {
+  if (path === "/silent") {
+    await manager.signinSilentCallback();
+  } else if (path === "/callback") {
     const user = await manager.signinRedirectCallback();
     window.history.replaceState({}, "", "/");  // the code is spent: off the address bar
     render(user);
