@@ -1,7 +1,7 @@
 """oidc-client-ts, the single-page-application library, in Debian's Chromium against a
-live Passport: a public client with PKCE whose every call to Passport after the sign-in
-is a cross-origin ``fetch`` — discovery, the token endpoint (code exchange, refresh),
-UserInfo, revocation — so CORS must let the registered origin read each answer.
+live Passport: a public client with PKCE whose calls to Passport — discovery, the token
+endpoint (code exchange, refresh), UserInfo, revocation — are cross-origin ``fetch``es,
+so CORS must let the registered origin read each answer.
 
 The application (``tests/clients/spa``: one HTML page and its script, loading the
 library's browser build) is served from ``127.0.0.1:<free port>`` by a thread of this
