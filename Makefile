@@ -15,8 +15,15 @@ $(VENV)/.test-deps: pyproject.toml $(BIN)/passport
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# The relying-party libraries the live tests run (openid-client, oidc-client-ts), exactly
+# as tests/clients/package-lock.json pins them; again only when the lock file changes.
+CLIENTS = tests/clients
+$(CLIENTS)/node_modules/.installed: $(CLIENTS)/package-lock.json
+	npm ci --prefix $(CLIENTS) --no-audit --no-fund --loglevel=error
+	touch $@
+
 install: $(BIN)/passport
-install-test: $(VENV)/.test-deps
+install-test: $(VENV)/.test-deps $(CLIENTS)/node_modules/.installed
 
 ## Install into .venv, create/migrate ./passport.sqlite3 and serve on http://127.0.0.1:8000
 run: install

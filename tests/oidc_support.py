@@ -43,6 +43,7 @@ class Provider:
     service_id: str
     service_secret: str
     redirect_uri: str = REDIRECT
+    database_url: str = ""  # the live server's database, for a test's own applications
 
 
 def seed(url: str) -> dict[str, str]:

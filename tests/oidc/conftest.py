@@ -38,4 +38,4 @@ def provider(
     server = live_server(
         url, env={"PASSPORT_KEY_ENCRYPTION_KEY": KEK, "PASSPORT_KEY_ROTATION_DELAY": "0"}
     )
-    yield Provider(server.url, **ids)
+    yield Provider(server.url, **ids, database_url=url)
