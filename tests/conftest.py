@@ -248,6 +248,7 @@ def _empty_tables(url: str) -> None:
         engine = _ENGINES[url] = create_engine(url)
     with engine.begin() as conn:
         for table in (
+            "device_authorizations",
             "pending_authorizations",
             "pushed_authorization_requests",
             "logout_notifications",

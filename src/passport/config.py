@@ -85,6 +85,12 @@ class Settings:
     throttle_account_limit: int = _setting(5, "Failures per account before delays start.")
     throttle_ip_limit: int = _setting(50, "Failures per client IP before delays start.")
     throttle_base_delay: int = _setting(30, "First delay in seconds; doubles per failure.")
+    throttle_device_code_limit: int = _setting(
+        10, "Wrong /device user codes per client IP and per account before delays start."
+    )
+    device_code_lifetime: int = _setting(
+        600, "Seconds a device authorization (RFC 8628 device_code, user_code) is valid."
+    )
     metrics_token: str = _setting(
         "", "Bearer token for GET /metrics (empty: loopback clients only).", secret=True
     )
@@ -262,6 +268,8 @@ def _validate(settings: Settings) -> None:
         "throttle_window",
         "throttle_account_limit",
         "throttle_ip_limit",
+        "throttle_device_code_limit",
+        "device_code_lifetime",
         "max_body_bytes",
         "max_query_bytes",
         "db_pool_size",

@@ -43,6 +43,7 @@ from passport.services.housekeeping import Retention
 from passport.services.housekeeping import purge_expired
 from passport.storage.db import Database
 from passport.storage.models import AuthorizationCode
+from passport.storage.models import DeviceAuthorization
 from passport.storage.models import LoginSession
 from passport.storage.models import LogoutNotification
 from passport.storage.models import OAuthToken
@@ -60,6 +61,7 @@ TABLES = {
     "oauth_tokens": OAuthToken,
     "pending_authorizations": PendingAuthorization,
     "pushed_authorization_requests": PushedAuthorizationRequest,
+    "device_authorizations": DeviceAuthorization,
     "logout_notifications": LogoutNotification,
     "throttle_counters": ThrottleCounter,
 }
@@ -103,6 +105,7 @@ def keys(h: Harness, model: Any) -> set[str]:
         OAuthToken: OAuthToken.token_hash,
         PendingAuthorization: PendingAuthorization.handle_hash,
         PushedAuthorizationRequest: PushedAuthorizationRequest.request_uri_hash,
+        DeviceAuthorization: DeviceAuthorization.device_code_hash,
         LogoutNotification: LogoutNotification.last_error,
         ThrottleCounter: ThrottleCounter.key,
     }[model]
@@ -248,9 +251,26 @@ def _rows_of_every_kind(h: Harness, now: datetime) -> None:
                 )
             )
 
+        def device(name: str, expires: datetime) -> None:
+            db.add(
+                DeviceAuthorization(
+                    device_code_hash=name,
+                    user_code_hash="u" + name,
+                    application_id=app_id,
+                    scope="openid",
+                    status="pending",
+                    interval=5,
+                    created_at=expires - timedelta(minutes=10),
+                    expires_at=expires,
+                )
+            )
+
         pushed("gone-pushed-expired", ago(minutes=6))  # past the 5 minutes' margin
         pushed("kept-pushed-expired-within-margin", ago(minutes=1))
         pushed("kept-pushed-live", ahead(seconds=30))
+
+        device("gone-device-expired", ago(minutes=10))
+        device("kept-device-live", ahead(minutes=5))
 
         def notification(
             note: str, created: datetime, *, delivered: datetime | None, attempts: int
@@ -301,6 +321,7 @@ def test_each_kind_of_expired_row_goes_and_live_rows_stay(backend: str, factory:
         oauth_tokens=4,
         pending_authorizations=1,
         pushed_authorization_requests=1,
+        device_authorizations=1,
         logout_notifications=2,
         throttle_counters=1,
     )
@@ -451,6 +472,7 @@ BOUNDS = {
     "oauth_tokens": 12,  # two refresh tokens every 2 h, 6 h lifetime
     "pending_authorizations": 3,  # one abandoned every 2 h, 10 min lifetime
     "pushed_authorization_requests": 0,  # none pushed here (tests/oidc/test_par.py)
+    "device_authorizations": 0,  # none made in the long run
     "logout_notifications": 10,  # one every 4 h: 24 h of retries, 12 h retention
     "throttle_counters": 4,  # one unknown name every 2 h, 15 min window
 }
@@ -610,9 +632,10 @@ def test_passport_db_purge_prints_the_counts(cli_database: Harness) -> None:
         "oauth_tokens": "4",
         "pending_authorizations": "1",
         "pushed_authorization_requests": "1",
+        "device_authorizations": "1",
         "logout_notifications": "2",
         "throttle_counters": "1",
-        "total": "12",
+        "total": "13",
     }
     again = _cli(cli_database, "--json")
     assert again.exit_code == 0, again.output
@@ -628,6 +651,7 @@ def test_passport_db_purge_json_and_retention(cli_database: Harness) -> None:
         "oauth_tokens": 4,
         "pending_authorizations": 1,
         "pushed_authorization_requests": 1,
+        "device_authorizations": 1,
         "logout_notifications": 4,  # the recent delivered and given-up ones too
         "throttle_counters": 1,
     }

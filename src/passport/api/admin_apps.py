@@ -74,12 +74,14 @@ class ApplicationsController(_AppAdmin):
         refreshTokens: bool | None,
         idTokenSignedResponseAlg: str | None,
         requirePushedAuthorizationRequests: bool | None,
+        deviceGrant: bool | None,
     ) -> dict[str, Any]:
         """Register an application; its client secret is in the answer, this once only.
         ``idTokenSignedResponseAlg`` (ES256 or RS256; absent: the server's ``signing_alg``)
         signs its ID, logout and JWT access tokens; ``requirePushedAuthorizationRequests``
         (default false) accepts its authorization requests only through ``/oauth2/par``
-        (RFC 9126 §6)."""
+        (RFC 9126 §6); ``deviceGrant`` (default false) lets it use the Device Authorization
+        Grant (RFC 8628)."""
         app, secret = self.administration().create_application(
             name,
             description=description,
@@ -93,6 +95,7 @@ class ApplicationsController(_AppAdmin):
             refresh_tokens=True if refreshTokens is None else refreshTokens,
             id_token_signed_response_alg=idTokenSignedResponseAlg,
             require_pushed_authorization_requests=bool(requirePushedAuthorizationRequests),
+            device_grant=bool(deviceGrant),
         )
         return {"Application": application_json(app), "ClientSecret": secret}
 
@@ -133,9 +136,11 @@ class ApplicationsController(_AppAdmin):
         refreshTokens: bool | None,
         idTokenSignedResponseAlg: str | None,
         requirePushedAuthorizationRequests: bool | None,
+        deviceGrant: bool | None,
     ) -> dict[str, Any]:
         """Change what is given; lists (``origins``, ``redirectUris``, ``scopes``) replace;
-        ``idTokenSignedResponseAlg`` "" goes back to the server's ``signing_alg``."""
+        ``idTokenSignedResponseAlg`` "" goes back to the server's ``signing_alg``;
+        ``deviceGrant`` switches the Device Authorization Grant (RFC 8628) on or off."""
         app = self.administration().update_application(
             application,
             name=name,
@@ -149,6 +154,7 @@ class ApplicationsController(_AppAdmin):
             refresh_tokens=refreshTokens,
             id_token_signed_response_alg=idTokenSignedResponseAlg,
             require_pushed_authorization_requests=requirePushedAuthorizationRequests,
+            device_grant=deviceGrant,
         )
         return {"Application": application_json(app)}
 

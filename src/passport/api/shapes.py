@@ -32,6 +32,7 @@ def application_json(app: Application) -> dict[str, Any]:
         "IdTokenSignedResponseAlg": app.id_token_signed_response_alg,
         # RFC 9126 §6: authorization requests only through the PAR endpoint
         "RequirePushedAuthorizationRequests": app.require_pushed_authorization_requests,
+        "DeviceGrant": app.device_grant,  # RFC 8628, off unless switched on
         "Created": app.created_at.isoformat(),
     }
 

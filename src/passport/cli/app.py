@@ -51,6 +51,12 @@ def app_group() -> None:
     show_default=True,
     help="Authorization requests only through /oauth2/par (RFC 9126 PAR).",
 )
+@click.option(
+    "--device-grant/--no-device-grant",
+    default=False,
+    show_default=True,
+    help="Allow the Device Authorization Grant (RFC 8628: TVs, command-line tools).",
+)
 @json_option
 @pass_cli
 def add(
@@ -67,6 +73,7 @@ def add(
     refresh_tokens: bool,
     id_token_alg: str | None,
     par_required: bool,
+    device_grant: bool,
     as_json: bool,
 ) -> None:
     """Register application NAME; its client secret is printed this once only."""
@@ -84,6 +91,7 @@ def add(
             refresh_tokens=refresh_tokens,
             id_token_signed_response_alg=id_token_alg,
             require_pushed_authorization_requests=par_required,
+            device_grant=device_grant,
         )
     if as_json:
         emit([{**application_json(app), "ClientSecret": secret}], True)
@@ -143,6 +151,11 @@ def show(cli: Cli, name: str, as_json: bool) -> None:
     default=None,
     help="Authorization requests only through /oauth2/par (RFC 9126 PAR), or any way.",
 )
+@click.option(
+    "--device-grant/--no-device-grant",
+    default=None,
+    help="Allow the Device Authorization Grant (RFC 8628: TVs, command-line tools) or not.",
+)
 @pass_cli
 def update(
     cli: Cli,
@@ -158,6 +171,7 @@ def update(
     refresh_tokens: bool | None,
     id_token_alg: str | None,
     par_required: bool | None,
+    device_grant: bool | None,
 ) -> None:
     """Change application NAME."""
     with cli.transaction() as db:
@@ -174,6 +188,7 @@ def update(
             refresh_tokens=refresh_tokens,
             id_token_signed_response_alg=id_token_alg,
             require_pushed_authorization_requests=par_required,
+            device_grant=device_grant,
         )
     say(f"application '{app.name}' updated")
 

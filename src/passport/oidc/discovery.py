@@ -27,6 +27,7 @@ from passport.config import SIGNING_ALGS
 from passport.oidc.authorization import RESPONSE_MODES
 from passport.oidc.authorization import SCOPES
 from passport.oidc.base import Part
+from passport.oidc.device import GRANT_TYPE as DEVICE_GRANT_TYPE
 from passport.oidc.errors import json_response
 
 
@@ -47,6 +48,7 @@ class DiscoveryEndpoint(Part):
             "jwks_uri": f"{issuer}/.well-known/jwks.json",
             "introspection_endpoint": f"{issuer}/oauth2/introspect",
             "revocation_endpoint": f"{issuer}/oauth2/revoke",
+            "device_authorization_endpoint": f"{issuer}/oauth2/device_authorization",  # RFC 8628 §4
             "end_session_endpoint": f"{issuer}/logout",
             "response_types_supported": ["code"],
             # OAuth 2.0 Form Post Response Mode §2 beside the code flow's query.
@@ -55,6 +57,7 @@ class DiscoveryEndpoint(Part):
                 "authorization_code",
                 "refresh_token",
                 "client_credentials",
+                DEVICE_GRANT_TYPE,  # RFC 8628 §3.4, for applications allowed it
             ],
             "subject_types_supported": ["public"],
             # Core §15.1 / Discovery §3: RS256 MUST be among them; a key of each is kept

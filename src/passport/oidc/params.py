@@ -43,6 +43,7 @@ OAUTH_SECRETS = frozenset(
         "client_assertion",
         "code",
         "code_verifier",
+        "device_code",
         "refresh_token",
         "token",
         "access_token",

@@ -18,10 +18,13 @@ path (as published in discovery)       methods     CORS        specification, mo
                                                                — :mod:`.userinfo`
 ``/oauth2/introspect``                 POST        —           RFC 7662 — :mod:`.introspection`
 ``/oauth2/revoke``                     POST        registered  RFC 7009 — :mod:`.revocation`
+``/oauth2/device_authorization``       POST        —           RFC 8628 §3.1 — :mod:`.device`
 ``/login``, ``/consent``               GET, POST   —           hosted pages — :mod:`passport.pages`
 ``/logout``                            GET, POST   —           RP-Initiated Logout 1.0
                                                                — :mod:`passport.pages`
 ``/account``                           GET, POST   —           the user's page
+                                                               — :mod:`passport.pages`
+``/device``                            GET, POST   —           RFC 8628 §3.3 user interaction
                                                                — :mod:`passport.pages`
 =====================================  ==========  ==========  =====================================
 
@@ -40,6 +43,7 @@ from typing import TYPE_CHECKING
 from passport.oidc import errors as oauth_errors
 from passport.oidc.authorization import AuthorizationEndpoint
 from passport.oidc.base import ContextFactory
+from passport.oidc.device import DeviceAuthorizationEndpoint
 from passport.oidc.discovery import DiscoveryEndpoint
 from passport.oidc.introspection import IntrospectionEndpoint
 from passport.oidc.par import PushedAuthorizationEndpoint
@@ -49,6 +53,7 @@ from passport.oidc.userinfo import UserInfoEndpoint
 from passport.pages import render
 from passport.pages.account import AccountPage
 from passport.pages.consent import ConsentPage
+from passport.pages.device import DevicePage
 from passport.pages.login import LoginPage
 from passport.pages.logout import LogoutPage
 from passport.web import origins
@@ -72,10 +77,12 @@ class Provider:
         userinfo = UserInfoEndpoint(services, context)
         introspection = IntrospectionEndpoint(services, context)
         revocation = RevocationEndpoint(services, context)
+        device_authorization = DeviceAuthorizationEndpoint(services, context)
         login = LoginPage(services, context, authorization)
         consent = ConsentPage(services, context, authorization)
         logout = LogoutPage(services, context)
         account = AccountPage(services, context)
+        device = DevicePage(services, context)
         protocol, pages = oauth_errors.refusal, render.refusal
         public, registered = origins.PUBLIC_CORS, origins.REGISTERED_CORS
         # The metrics label of each route is its path, as it was before the one routing
@@ -109,6 +116,15 @@ class Provider:
                 ("/consent", GET_POST, consent.consent, pages, None),
                 ("/logout", GET_POST, logout.logout, pages, None),
                 ("/account", GET_POST, account.account, pages, None),
+                # RFC 8628: a device's back end calls it, never a page (no CORS).
+                (
+                    "/oauth2/device_authorization",
+                    POST,
+                    device_authorization.device_authorization,
+                    protocol,
+                    None,
+                ),
+                ("/device", GET_POST, device.device, pages, None),
             )
         ]
 

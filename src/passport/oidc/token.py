@@ -6,7 +6,8 @@
   used again within ``refresh_grace_seconds`` of its rotation gets the *same* new pair
   (concurrent refreshes of one client do not log its user out); after the window the
   whole family is revoked (reuse detection);
-* ``client_credentials`` — RFC 6749 §4.4, confidential clients only.
+* ``client_credentials`` — RFC 6749 §4.4, confidential clients only;
+* ``urn:ietf:params:oauth:grant-type:device_code`` — RFC 8628 §3.4 (:mod:`.device`).
 
 Who gets a refresh token (RFC 6749 §1.5: issuing one is the server's choice): an
 application whose ``refresh_tokens`` setting is on, always (the default, and every
@@ -38,6 +39,7 @@ from werkzeug import Response
 
 from passport.errors import ClientError
 from passport.oidc import client_auth
+from passport.oidc import device
 from passport.oidc import params as oauth_params
 from passport.oidc.authorization import MAX_SCOPE_LENGTH
 from passport.oidc.authorization import PKCE_MAX
@@ -126,6 +128,9 @@ class TokenEndpoint(Part):
                 body = self._refresh_grant(db, app, params)
             elif grant_type == "client_credentials":
                 body = self._client_credentials(db, app, params)
+            elif grant_type == device.GRANT_TYPE:
+                grant = device.redeem(ctx, app, params, refresh_allowed)
+                body = self.tokens().issue(db, grant, ctx.now)
             else:
                 raise UnsupportedGrantType("Unsupported grant_type.")  # RFC 6749 §5.2
         except OAuthError as error:

@@ -345,12 +345,14 @@ class Administration:
         refresh_tokens: bool = True,
         id_token_signed_response_alg: str | None = None,
         require_pushed_authorization_requests: bool = False,
+        device_grant: bool = False,
     ) -> tuple[Application, str | None]:
         """Register an application; returns it and its client secret (once).
         ``refresh_tokens`` False: refresh tokens only for ``offline_access`` (OIDC Core §11).
         ``id_token_signed_response_alg`` empty or None: the server's ``signing_alg``.
         ``require_pushed_authorization_requests``: its authorization requests only
-        through the PAR endpoint (RFC 9126 §6)."""
+        through the PAR endpoint (RFC 9126 §6).
+        ``device_grant``: whether it may use the Device Authorization Grant (RFC 8628)."""
         ensure_right(self.actor, APPS_WRITE)
         app, secret = directory.create_application(
             self.db,
@@ -369,6 +371,7 @@ class Administration:
         )
         app.refresh_tokens = refresh_tokens
         app.require_pushed_authorization_requests = require_pushed_authorization_requests
+        app.device_grant = device_grant
         self.origins_changed()
         self._audit("app_create", application=app.name, id=app.id)
         return app, secret
@@ -388,6 +391,7 @@ class Administration:
         refresh_tokens: bool | None = None,
         id_token_signed_response_alg: str | None = None,
         require_pushed_authorization_requests: bool | None = None,
+        device_grant: bool | None = None,
     ) -> Application:
         """Change what is given (None: unchanged); lists replace the whole list;
         ``id_token_signed_response_alg`` "" goes back to the server's ``signing_alg``."""
@@ -433,6 +437,9 @@ class Administration:
         if require_pushed_authorization_requests is not None:
             app.require_pushed_authorization_requests = require_pushed_authorization_requests
             changed.append("requirePushedAuthorizationRequests")
+        if device_grant is not None:
+            app.device_grant = device_grant
+            changed.append("deviceGrant")
         if origins is not None:
             self.origins_changed()
         self._audit("app_update", application=app.name, id=app.id, changed=changed)

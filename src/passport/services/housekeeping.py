@@ -22,6 +22,9 @@ goes, and why it is safe:
 * ``pending_authorizations`` past ``expires_at`` (ten minutes): abandoned sign-ins.
 * ``pushed_authorization_requests`` past ``expires_at`` (a minute, RFC 9126 §2.2):
   pushed and never used; the authorization endpoint refuses them already.
+* ``device_authorizations`` past ``expires_at`` (``device_code_lifetime``): the token
+  endpoint answers ``expired_token`` for them until then, ``invalid_grant`` after (RFC
+  8628 §3.5 lets the device start again either way); a redeemed one is deleted at once.
 * ``logout_notifications`` delivered, or given up (``delivery_attempts`` reached),
   more than :attr:`Retention.notifications` ago (default 7 days: long enough for an
   administrator to look at ``Users/logoutNotifications`` after an incident; the
@@ -72,6 +75,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from passport.storage.db import Database
 from passport.storage.models import AuthorizationCode
+from passport.storage.models import DeviceAuthorization
 from passport.storage.models import LoginSession
 from passport.storage.models import LogoutNotification
 from passport.storage.models import OAuthToken
@@ -110,6 +114,7 @@ class PurgeReport:
     oauth_tokens: int = 0
     pending_authorizations: int = 0
     pushed_authorization_requests: int = 0
+    device_authorizations: int = 0
     logout_notifications: int = 0
     throttle_counters: int = 0
 
@@ -169,6 +174,12 @@ def purge_expired(
         database,
         PushedAuthorizationRequest.request_uri_hash,
         PushedAuthorizationRequest.expires_at <= cutoff,
+        batch_size,
+    )
+    report.device_authorizations = _purge_table(
+        database,
+        DeviceAuthorization.device_code_hash,
+        DeviceAuthorization.expires_at <= cutoff,
         batch_size,
     )
     # Tokens before codes: a code is kept while a token it issued lives, so the tokens

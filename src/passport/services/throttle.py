@@ -308,6 +308,12 @@ def ip_key(ip: str) -> str:
     return "ip:" + ip[:64]
 
 
+def device_code_keys(ip: str, user_id: int) -> list[str]:
+    """The counters of wrong user codes entered on ``/device`` (RFC 8628 §5.1: guessing
+    a user code must be rate-limited), per client address and per signed-in account."""
+    return ["device:ip:" + ip[:64], f"device:user:{user_id}"]
+
+
 @dataclass(frozen=True)
 class Attempt:
     """The outcome of :meth:`Throttle.reserve`."""
@@ -324,7 +330,11 @@ class Throttle:
         self.window = settings.throttle_window
         self.base_delay = settings.throttle_base_delay
         self.policy = Policy(settings.throttle_window, settings.throttle_base_delay)
-        self.limits = {"account": settings.throttle_account_limit, "ip": settings.throttle_ip_limit}
+        self.limits = {
+            "account": settings.throttle_account_limit,
+            "ip": settings.throttle_ip_limit,
+            "device": settings.throttle_device_code_limit,
+        }
 
     def _limit(self, key: str) -> int:
         return self.limits[key.split(":", 1)[0]]

@@ -90,6 +90,9 @@ class Application(Base):
     # must come through ``/oauth2/par`` (§4: any other is refused ``invalid_request``).
     # Migration 0015 set it False for the applications that existed before.
     require_pushed_authorization_requests: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Whether it may use the Device Authorization Grant (RFC 8628): off unless an
+    # administrator switches it on, as Keycloak's per-client setting (migration 0016).
+    device_grant: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 def _username_skeleton(context: DefaultExecutionContext) -> str:
@@ -409,5 +412,37 @@ class PushedAuthorizationRequest(Base):
         Integer, ForeignKey("applications.id", ondelete="CASCADE"), index=True
     )
     parameters: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class DeviceAuthorization(Base):
+    """One Device Authorization Grant (RFC 8628 §3.1-3.5), from the device's request to
+    the redemption of its ``device_code``.
+
+    Both codes are kept only as their SHA-256 (the device code as every token is; the
+    user code in its canonical form, RFC 8628 §6.1).  ``status`` is ``pending`` until the
+    user decides on ``/device`` (``approved`` with the user, the login session's
+    ``auth_time`` and ``sid``; or ``denied``); the row is deleted when the device code
+    is redeemed, so it is redeemed once.  ``interval`` grows by 5 seconds at each
+    ``slow_down`` (§3.5) and ``last_polled_at`` is the previous poll's time.
+    """
+
+    __tablename__ = "device_authorizations"
+
+    device_code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    application_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("applications.id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    user_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )
+    auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sid: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    interval: Mapped[int] = mapped_column(Integer, default=5)
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

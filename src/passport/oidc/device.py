@@ -1,0 +1,297 @@
+"""The OAuth 2.0 Device Authorization Grant (RFC 8628), for devices that cannot show a
+browser or are awkward to type on (TVs, command-line tools).
+
+* ``POST /oauth2/device_authorization`` (§3.1-3.2, :class:`DeviceAuthorizationEndpoint`):
+  the client authenticates as at the token endpoint (:mod:`.client_auth`; ``client_id``
+  alone for a public client) and gets a ``device_code`` for itself and a ``user_code``
+  for its user, who enters it on Passport's hosted ``/device`` page
+  (:mod:`passport.pages.device`) — signed in there, seeing which application asks and
+  for what, and allowing or denying;
+* the token endpoint's grant ``urn:ietf:params:oauth:grant-type:device_code``
+  (§3.4-3.5, :func:`redeem`): ``authorization_pending`` until the user decided,
+  ``slow_down`` for a poll that came before ``interval`` was over (the interval then
+  grows by 5 seconds, kept on the server), ``access_denied``, ``expired_token``; once
+  allowed, the tokens, for one redemption only.
+
+Only applications whose ``device_grant`` setting is on may use it (off by default, as
+Keycloak's per-client switch); any other gets ``unauthorized_client`` (RFC 6749 §5.2).
+
+The user code (§6.1): 8 characters of :data:`USER_CODE_ALPHABET` (20 consonants, no
+vowels — no words — and no look-alike digits), about 34.6 bits, shown ``XXXX-XXXX``
+and read in either case with dashes and spaces ignored (:func:`canonical`).  Guessing
+one is throttled on ``/device`` (§5.1).  Both codes are kept only as their SHA-256
+(:func:`passport.oidc.tokens.digest`), as every token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from sqlalchemy import delete
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+from werkzeug import Request
+from werkzeug import Response
+
+from passport.errors import ClientError
+from passport.oidc import client_auth
+from passport.oidc import params as oauth_params
+from passport.oidc.authorization import AuthorizationEndpoint
+from passport.oidc.base import Part
+from passport.oidc.errors import AccessDenied
+from passport.oidc.errors import InvalidGrant
+from passport.oidc.errors import InvalidRequest
+from passport.oidc.errors import OAuthError
+from passport.oidc.errors import UnauthorizedClient
+from passport.oidc.errors import json_response
+from passport.oidc.errors import render
+from passport.oidc.tokens import Grant
+from passport.oidc.tokens import digest
+from passport.storage.db import Database
+from passport.storage.models import Application
+from passport.storage.models import DeviceAuthorization
+from passport.storage.models import User
+from passport.web.context import RequestContext
+
+GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628 §3.4
+# RFC 8628 §6.1: "BCDFGHJKLMNPQRSTVWXZ" (base-20, no vowels), 8 characters.
+USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
+USER_CODE_LENGTH = 8
+# The longest text read as a user code: 8 characters with their separators, generously.
+_USER_CODE_INPUT_MAX = 32
+INTERVAL = 5  # §3.2: "If no value is provided, clients MUST use 5 as the default."
+SLOW_DOWN_STEP = 5  # §3.5: the client adds 5 seconds at each slow_down; so do we
+VERIFICATION_PATH = "/device"
+
+
+class AuthorizationPending(OAuthError):
+    """RFC 8628 §3.5: the user has not decided yet."""
+
+    error = "authorization_pending"
+
+
+class SlowDown(OAuthError):
+    """RFC 8628 §3.5: polled before the interval was over; it grows by 5 seconds."""
+
+    error = "slow_down"
+
+
+class ExpiredToken(OAuthError):
+    """RFC 8628 §3.5: the device code has expired; the device must start again."""
+
+    error = "expired_token"
+
+
+def new_user_code() -> str:
+    """A random user code in canonical form (§6.1), from ``secrets``."""
+    return "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(USER_CODE_LENGTH))
+
+
+def display(code: str) -> str:
+    """``BCDFGHJK`` as people read it: ``BCDF-GHJK`` (§6.1)."""
+    half = USER_CODE_LENGTH // 2
+    return f"{code[:half]}-{code[half:]}"
+
+
+def canonical(raw: str | None) -> str | None:
+    """The user code that ``raw`` spells, or None: case does not count, nor do dashes
+    and spaces (§6.1: "the user code SHOULD be case insensitive" and punctuation
+    "SHOULD be ignored").  Only ASCII letters of the alphabet count: a look-alike from
+    another script, or a character that changes length when upper-cased (``ß``), is
+    not a code."""
+    if not raw or len(raw) > _USER_CODE_INPUT_MAX:
+        return None
+    kept = "".join(c for c in raw if c not in "- \t")
+    if len(kept) != USER_CODE_LENGTH or not kept.isascii():
+        return None
+    code = kept.upper()
+    if any(c not in USER_CODE_ALPHABET for c in code):
+        return None
+    return code
+
+
+def user_code_hash(code: str) -> str:
+    return digest("user_code:" + code)
+
+
+def find_pending(db: Session, code: str, now: datetime) -> DeviceAuthorization | None:
+    """The device authorization that the canonical user ``code`` names, if the user may
+    still decide it: pending, unexpired."""
+    wanted = DeviceAuthorization.user_code_hash == user_code_hash(code)
+    row = db.scalars(select(DeviceAuthorization).where(wanted)).first()
+    if row is None or row.status != "pending" or row.expires_at <= now:
+        return None
+    return row
+
+
+def decide(
+    db: Session,
+    row: DeviceAuthorization,
+    *,
+    allow: bool,
+    user_id: int,
+    auth_time: datetime,
+    sid: str | None,
+) -> bool:
+    """Record the user's decision (§3.3); False when it was decided already (a second
+    tab, a replayed form): one decision per code."""
+    result = db.execute(
+        update(DeviceAuthorization)
+        .where(
+            DeviceAuthorization.device_code_hash == row.device_code_hash,
+            DeviceAuthorization.status == "pending",
+        )
+        .values(
+            status="approved" if allow else "denied",
+            user_id=user_id,
+            auth_time=auth_time,
+            sid=sid,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+class DeviceAuthorizationEndpoint(Part):
+    def device_authorization(self, request: Request) -> Response:
+        """``POST /oauth2/device_authorization`` (RFC 8628 §3.1)."""
+        try:
+            params = oauth_params.protocol(request, self.settings)
+        except ClientError as exc:
+            return render(InvalidRequest.of(exc))
+        issuer = self.issuer()
+        ctx = self.context(request, write=True)
+        return ctx.respond(lambda: self._start(request, ctx, params, issuer))
+
+    def _start(
+        self, request: Request, ctx: RequestContext, params: dict[str, str], issuer: str
+    ) -> Response:
+        db, now = ctx.db, ctx.now
+        try:
+            app = client_auth.authenticate(db, request, params, now)
+            if not app.device_grant:
+                raise UnauthorizedClient("This client may not use the device authorization grant.")
+            # As at authorize (RFC 6749 §3.3, OIDC Core §3.1.2.1: unknown scopes ignored).
+            # ``offline_access`` counts as with prompt=consent (OIDC Core §11): the user
+            # is shown every scope and asked on /device, every time.
+            scopes = AuthorizationEndpoint.granted_scopes(app, params.get("scope", ""), {"consent"})
+        except OAuthError as error:
+            ctx.refuse()
+            return render(error)
+        device_code = secrets.token_urlsafe(32)
+        user_code = new_user_code()
+        # A code still in the table (live, or expired and not yet purged) is not given
+        # again: 20^8 codes make this loop run once but for the rarest of draws.
+        while db.scalars(
+            select(DeviceAuthorization.device_code_hash).where(
+                DeviceAuthorization.user_code_hash == user_code_hash(user_code)
+            )
+        ).first():
+            user_code = new_user_code()
+        lifetime = self.settings.device_code_lifetime
+        db.add(
+            DeviceAuthorization(
+                device_code_hash=digest(device_code),
+                user_code_hash=user_code_hash(user_code),
+                application_id=app.id,
+                scope=" ".join(scopes),
+                status="pending",
+                interval=INTERVAL,
+                created_at=now,
+                expires_at=now + timedelta(seconds=lifetime),
+            )
+        )
+        shown = display(user_code)
+        verification_uri = issuer + VERIFICATION_PATH
+        return json_response(  # §3.2
+            {
+                "device_code": device_code,
+                "user_code": shown,
+                "verification_uri": verification_uri,
+                "verification_uri_complete": verification_uri
+                + "?"
+                + urlencode({"user_code": shown}),
+                "expires_in": lifetime,
+                "interval": INTERVAL,
+            }
+        )
+
+
+def redeem(
+    ctx: RequestContext,
+    app: Application,
+    params: dict[str, str],
+    refresh_allowed: Callable[[Application, str], bool],
+) -> Grant:
+    """The token request of the device grant (RFC 8628 §3.4-3.5): the :class:`Grant` to
+    issue through the token endpoint's one path, or the error that answers the poll.
+
+    The row is locked, and deleted when the tokens are issued (a conditional delete
+    only one request can win): the device code is redeemed once, and a concurrent
+    second redemption is ``invalid_grant``.  A poll's time and a grown interval are
+    written by an after-action of the request scope, in a transaction of their own:
+    the poll is answered with an error, which rolls the request's transaction back."""
+    db, now = ctx.db, ctx.now
+    if not app.device_grant:  # also when switched off since the device asked
+        raise UnauthorizedClient("This client may not use the device authorization grant.")
+    device_code = params.get("device_code")
+    if not device_code:
+        raise InvalidRequest("device_code is required.")
+    code_hash = digest(device_code)
+    row = db.get(DeviceAuthorization, code_hash, with_for_update=True)
+    if row is None or row.application_id != app.id:
+        raise InvalidGrant("The device code is not valid.")
+    if row.expires_at <= now:
+        raise ExpiredToken("The device code has expired.")
+    if row.status == "denied":
+        raise AccessDenied("The user denied the authorization.")
+    if row.status != "approved":
+        too_soon = row.last_polled_at is not None and now - row.last_polled_at < timedelta(
+            seconds=row.interval
+        )
+        database = ctx.services.db
+        ctx.after(lambda: _record_poll(database, code_hash, now, slow_down=too_soon))
+        if too_soon:
+            raise SlowDown(f"Poll every {row.interval + SLOW_DOWN_STEP} seconds at most.")
+        raise AuthorizationPending("The user has not decided yet.")
+    scope, user_id, auth_time, sid = row.scope, row.user_id, row.auth_time, row.sid
+    used = db.execute(
+        delete(DeviceAuthorization)
+        .where(
+            DeviceAuthorization.device_code_hash == code_hash,
+            DeviceAuthorization.status == "approved",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.expunge(row)
+    if getattr(used, "rowcount", 0) != 1:
+        raise InvalidGrant("The device code was already used.")
+    user = db.get(User, user_id) if user_id is not None else None
+    if user is None or user.disabled:
+        raise InvalidGrant("The user can no longer sign in.")
+    return Grant(
+        application=app,
+        scope=scope,
+        user=user,
+        auth_time=auth_time,
+        refresh=refresh_allowed(app, scope),
+        id_token="openid" in scope.split(),
+        sid=sid,
+    )
+
+
+def _record_poll(database: Database, code_hash: str, now: datetime, *, slow_down: bool) -> None:
+    """Keep the time of a poll, and the interval grown by a ``slow_down`` (§3.5)."""
+    step = SLOW_DOWN_STEP if slow_down else 0
+    with database.session(write=True) as db, db.begin():
+        db.execute(
+            update(DeviceAuthorization)
+            .where(DeviceAuthorization.device_code_hash == code_hash)
+            .values(last_polled_at=now, interval=DeviceAuthorization.interval + step)
+            .execution_options(synchronize_session=False)
+        )

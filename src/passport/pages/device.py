@@ -1,0 +1,134 @@
+"""``/device``: where a user allows a device (RFC 8628 §3.3) — the page that the device
+authorization response's ``verification_uri`` names (:mod:`passport.oidc.device`).
+
+The steps, each a form with its CSRF token, none needing JavaScript:
+
+1. signed in (else through ``/login``, which comes back here), the user types the code
+   the device shows — prefilled from ``verification_uri_complete``, but still to be
+   confirmed: §5.4 warns that a code in a link may be an attacker's;
+2. Passport shows which application asks and for what (only what Passport knows: the
+   registered name, the scopes), and the user allows or denies;
+3. a page that says the device may go on (or was refused).
+
+Guessing a code is throttled (§5.1) per client address and per account
+(:func:`passport.services.throttle.device_code_keys`): each code entered is counted
+before it is looked up, a right one is taken back.  A wrong code, an expired one, one
+already decided and one of a disabled application all get the same message, so no
+entry tells which applications exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from urllib.parse import urlencode
+
+from werkzeug import Request
+from werkzeug import Response
+
+from passport.errors import ClientError
+from passport.oidc import device
+from passport.oidc import params as oauth_params
+from passport.oidc.authorization import SCOPES
+from passport.oidc.base import redirect
+from passport.pages import render
+from passport.services.audit import AuditRecord
+from passport.services.throttle import device_code_keys
+from passport.storage.models import Application
+from passport.web.context import RequestContext
+
+TEMPLATE = "device.html"
+WRONG_CODE = (
+    "That code is not valid or has expired. Check the code your device shows, or start "
+    "again on the device."
+)
+TOO_MANY = "Too many wrong codes. Wait {seconds} seconds before you try again."
+
+
+class DevicePage(render.Page):
+    def device(self, request: Request) -> Response:
+        try:
+            params = oauth_params.page(request, self.settings)
+        except ClientError as exc:
+            return render.client_error_page(exc)
+        if request.method == "POST" and not self.form_ok(request, params):
+            return render.error_page(render.FORM_EXPIRED, status=403)
+        ctx = self.context(request, write=request.method == "POST")
+        return ctx.respond(lambda: self._step(request, ctx, params))
+
+    def _step(self, request: Request, ctx: RequestContext, params: dict[str, str]) -> Response:
+        code = device.canonical(params.get("user_code"))
+        session, identity = ctx.login_session, ctx.identity
+        if session is None or identity is None:
+            # The session rules of every page: signed in (and not expired) here, or
+            # through /login first; only a well-formed code goes along in the URL.
+            back = device.VERIFICATION_PATH
+            if code is not None:
+                back += "?" + urlencode({"user_code": device.display(code)})
+            return redirect("/login?" + urlencode({"next": back}))
+        shown = device.display(code) if code is not None else ""
+        if request.method != "POST":
+            return self.form(request, TEMPLATE, username=identity.username, user_code=shown)
+        decision = params.get("decision")
+        if decision not in (None, "allow", "deny"):
+            return render.error_page("The decision must be allow or deny.", "invalid_request")
+        record = AuditRecord(
+            "device_authorization",
+            "",
+            ctx.now,
+            user_id=identity.id,
+            username=identity.username,
+            ip=ctx.client_ip,
+            user_agent=ctx.user_agent,
+        )
+        throttle = self.services.throttle
+        keys = device_code_keys(ctx.client_ip, identity.id)
+        # Counted before the look-up, atomically (parallel guesses count each).
+        attempt = throttle.reserve(keys, ctx.now)
+        if attempt.wait:
+            ctx.audit(_with(record, outcome="throttled"), durable=True)
+            ctx.refuse()
+            response = self.form(
+                request,
+                TEMPLATE,
+                429,
+                username=identity.username,
+                user_code="",
+                error=TOO_MANY.format(seconds=attempt.wait),
+            )
+            response.headers["Retry-After"] = str(attempt.wait)
+            return response
+        db = ctx.db
+        row = device.find_pending(db, code, ctx.now) if code is not None else None
+        app = db.get(Application, row.application_id) if row is not None else None
+        if row is None or app is None or not app.enabled or not app.device_grant:
+            ctx.audit(_with(record, outcome="wrong_code"), durable=True)
+            ctx.refuse()
+            return self.form(
+                request, TEMPLATE, 400, username=identity.username, user_code="", error=WRONG_CODE
+            )
+        throttle.release(keys)  # a right code is not a guess
+        if decision is None:
+            return self.form(
+                request,
+                "device_confirm.html",
+                application=app.name,
+                username=identity.username,
+                scopes=[SCOPES[s] for s in row.scope.split() if s in SCOPES],
+                user_code=shown,
+            )
+        allow = decision == "allow"
+        if not device.decide(
+            db, row, allow=allow, user_id=identity.id, auth_time=session.created_at, sid=session.sid
+        ):
+            ctx.refuse()
+            return self.form(
+                request, TEMPLATE, 400, username=identity.username, user_code="", error=WRONG_CODE
+            )
+        ctx.audit(
+            _with(record, outcome="allowed" if allow else "denied", application=app.name[:100])
+        )
+        return render.page("device_done.html", allowed=allow, application=app.name)
+
+
+def _with(record: AuditRecord, **changes: object) -> AuditRecord:
+    return replace(record, **changes)  # type: ignore[arg-type]
