@@ -47,7 +47,16 @@ FOR_REGISTERED = {
     "/oauth2/userinfo": "GET, POST",
     "/oauth2/revoke": "POST",
 }
-NO_CORS = ["/oauth2/introspect", "/oauth2/authorize", "/login", "/consent", "/logout", "/account"]
+NO_CORS = [
+    "/oauth2/introspect",
+    "/oauth2/authorize",
+    "/login",
+    "/consent",
+    "/logout",
+    "/account",
+    "/oauth2/device_authorization",
+    "/device",
+]
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
     "Access-Control-Max-Age": "600",

@@ -88,7 +88,7 @@ def test_authorize_by_post_refuses_a_parameter_in_the_url_and_the_body(h: Harnes
     assert fine.status_code == 302 and not fine.headers["Location"].startswith(REDIRECT + "?error")
 
 
-@pytest.mark.parametrize("path", ["/login", "/consent", "/logout", "/account"])
+@pytest.mark.parametrize("path", ["/login", "/consent", "/logout", "/account", "/device"])
 def test_pages_refuse_non_strings_and_repeats_with_the_error_page(h: Harness, path: str) -> None:
     posted = h.client.post(path, data=json.dumps({"csrf": ["x"]}), content_type="application/json")
     assert posted.status_code == 400 and posted.mimetype == "text/html"
@@ -118,6 +118,8 @@ EXPECTED = {
     "/consent": {"GET", "POST"},
     "/logout": {"GET", "POST"},
     "/account": {"GET", "POST"},
+    "/oauth2/device_authorization": {"POST"},
+    "/device": {"GET", "POST"},
 }
 
 

@@ -79,6 +79,8 @@ PAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("id_token_hint", "post_logout_redirect_uri", "client_id", "state", "csrf"),
     ),
     "/account": (("GET", "POST"), ("action", "oldpassword", "newpassword", "id", "csrf")),
+    "/device": (("GET", "POST"), ("user_code", "decision", "csrf")),
+    "/oauth2/device_authorization": (("POST", "GET"), ("client_id", "client_secret", "scope")),
     "/oauth2/authorize": (
         ("GET", "POST"),
         (
@@ -106,6 +108,7 @@ PAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "code_verifier",
             "refresh_token",
             "scope",
+            "device_code",
         ),
     ),
     "/oauth2/userinfo": (("GET", "POST"), ("access_token",)),

@@ -106,7 +106,9 @@ class DevicePage(render.Page):
             return self.form(
                 request, TEMPLATE, 400, username=identity.username, user_code="", error=WRONG_CODE
             )
-        throttle.release(keys)  # a right code is not a guess
+        # A right code is not a guess: its attempt is taken back once this request's
+        # transaction is over (on SQLite the counters' writer would wait for ours).
+        ctx.after(lambda: throttle.release(keys))
         if decision is None:
             return self.form(
                 request,
