@@ -159,6 +159,10 @@ OPERATIONS = {
         ),
         ("app", "update", "Wiki", "--par-required"),
     ),
+    "allow the device authorization grant": Operation(
+        ("/Applications/update", {"application": "Wiki", "deviceGrant": "true"}),
+        ("app", "update", "Wiki", "--device-grant"),
+    ),
 }
 
 

@@ -593,6 +593,38 @@ def test_refresh_tokens_setting(harness: Harness, admin: PassportClient) -> None
     assert snapshot(harness) == before
 
 
+def test_device_grant_setting(harness: Harness, admin: PassportClient) -> None:
+    """``deviceGrant`` (RFC 8628): off unless said otherwise, changed only when given,
+    audited with what changed, and a value that is not a boolean is refused with nothing
+    written."""
+    created = admin.post("/Applications/create", data={"name": "Notes"})
+    assert data(created)["Data"]["Application"]["DeviceGrant"] is False
+    on = admin.post("/Applications/create", data={"name": "Tv", "deviceGrant": "true"})
+    assert data(on)["Data"]["Application"]["DeviceGrant"] is True
+    updated = admin.post("/Applications/update", data={"application": "Notes", "deviceGrant": "1"})
+    assert data(updated)["Data"]["Application"]["DeviceGrant"] is True
+    kept = admin.post("/Applications/update", data={"application": "Notes", "description": "d"})
+    assert data(kept)["Data"]["Application"]["DeviceGrant"] is True
+    off = admin.post("/Applications/update", data={"application": "Notes", "deviceGrant": "false"})
+    assert data(off)["Data"]["Application"]["DeviceGrant"] is False
+    with harness.app.services.db.session() as db:
+        details = list(
+            db.scalars(
+                select(AuditEvent.detail)
+                .where(AuditEvent.event == "app_update")
+                .order_by(AuditEvent.id)
+            )
+        )
+    assert json.loads(details[-1])["changed"] == ["deviceGrant"]
+    before = snapshot(harness)
+    for bad in ("x", "", "\u00fcber", "2"):
+        refused = admin.post(
+            "/Applications/update", data={"application": "Notes", "deviceGrant": bad}
+        )
+        assert refused.status_code == 400 and error(refused)["Source"] == "deviceGrant", bad
+    assert snapshot(harness) == before
+
+
 def test_registered_scopes(harness: Harness, admin: PassportClient) -> None:
     created = admin.post("/Applications/create", data={"name": "Batch", "scopes": "jobs:run, r"})
     assert data(created)["Data"]["Application"]["Scopes"] == ["jobs:run", "r"]

@@ -147,6 +147,22 @@ def test_app_refresh_tokens_from_the_cli(harness: Harness) -> None:
     assert shown["RefreshTokens"] is True
 
 
+def test_app_device_grant_from_the_cli(harness: Harness) -> None:
+    """``--device-grant`` / ``--no-device-grant`` (RFC 8628) on add and update; off by
+    default, and ``update`` without either leaves it as it is."""
+    added = passport(harness, "app", "add", "Batch", "--json")
+    assert json.loads(added.stdout)[0]["DeviceGrant"] is False
+    added = passport(harness, "app", "add", "Tv", "--device-grant", "--json")
+    assert json.loads(added.stdout)[0]["DeviceGrant"] is True
+    assert passport(harness, "app", "update", "Batch", "--device-grant").returncode == 0
+    assert passport(harness, "app", "update", "Batch", "--description", "d").returncode == 0
+    shown = json.loads(passport(harness, "app", "show", "Batch", "--json").stdout)[0]
+    assert shown["DeviceGrant"] is True
+    assert passport(harness, "app", "update", "Batch", "--no-device-grant").returncode == 0
+    shown = json.loads(passport(harness, "app", "show", "Batch", "--json").stdout)[0]
+    assert shown["DeviceGrant"] is False
+
+
 def test_the_operator_setting_for_private_backchannel_targets_reaches_the_cli(
     harness: Harness, monkeypatch: Any
 ) -> None:
