@@ -586,3 +586,22 @@ def test_decisions_are_audited(h: Harness) -> None:
     outcomes = [tuple(r) for r in found]
     assert ("allowed", "alice", "Wiki") in outcomes and ("denied", "alice", "Wiki") in outcomes
     assert ("wrong_code", "alice", "") in outcomes
+
+
+def test_signing_out_ends_what_the_session_allowed(h: Harness) -> None:
+    """An allowed, unredeemed device is dropped with the session that allowed it (as its
+    unused codes are), and with every session of the user when their access ends."""
+    first, second = started(h), started(h)
+    browser = user(h)
+    assert enter(browser, first["user_code"], "allow").status_code == 200
+    other = user(h, "192.0.2.20")
+    assert enter(other, second["user_code"], "allow").status_code == 200
+    assert browser.post("/Account/logout").status_code == 200
+    h.clock.advance(seconds=5)
+    assert error_of(poll(h, first["device_code"])) == "invalid_grant"
+    changed = other.post(
+        "/Account/changePassword",
+        data={"oldPassword": PASSWORD, "newPassword": "a brand new correct horse"},
+    )
+    assert changed.status_code == 200, changed.get_data(as_text=True)
+    assert error_of(poll(h, second["device_code"])) == "invalid_grant"

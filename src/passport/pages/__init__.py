@@ -1,5 +1,6 @@
 """Passport's hosted HTML pages: sign in (``/login``), allow an application
-(``/consent``), sign out (``/logout``) and the user's own page (``/account``).
+(``/consent``), sign out (``/logout``), the user's own page (``/account``) and allow a
+device (``/device``, RFC 8628 §3.3).
 
 The OpenID Connect steps of these pages (which pending authorization a form
 continues, when a code is issued) are :mod:`passport.oidc.authorization`'s; this

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from passport.services.sessions import SessionStore
 from passport.storage.models import AuthorizationCode
+from passport.storage.models import DeviceAuthorization
 from passport.storage.models import OAuthToken
 from passport.storage.models import User
 
@@ -58,6 +59,8 @@ def end_user_access(
         .values(revoked_at=now)
     )
     db.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user.id))
+    # Devices the user allowed and that have not redeemed yet (RFC 8628): as unused codes.
+    db.execute(delete(DeviceAuthorization).where(DeviceAuthorization.user_id == user.id))
     return sessions.remove_for_user(user.id, db, keep=keep_session)
 
 
@@ -78,6 +81,11 @@ def end_session_access(db: Session, notify_logout: NotifyLogout, user: User, sid
             AuthorizationCode.used_at.is_(None),
         )
     )
+    db.execute(
+        delete(DeviceAuthorization).where(
+            DeviceAuthorization.user_id == user.id, DeviceAuthorization.sid == sid
+        )
+    )
 
 
 def end_application_access(db: Session, application_id: int, now: datetime) -> None:
@@ -90,3 +98,6 @@ def end_application_access(db: Session, application_id: int, now: datetime) -> N
         .values(revoked_at=now)
     )
     db.execute(delete(AuthorizationCode).where(AuthorizationCode.application_id == application_id))
+    db.execute(
+        delete(DeviceAuthorization).where(DeviceAuthorization.application_id == application_id)
+    )
