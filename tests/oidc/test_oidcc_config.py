@@ -49,6 +49,7 @@ ENDPOINTS = {
     "introspection_endpoint": "/oauth2/introspect",
     "revocation_endpoint": "/oauth2/revoke",
     "end_session_endpoint": "/logout",
+    "device_authorization_endpoint": "/oauth2/device_authorization",  # RFC 8628 §4
 }
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}  # RFC 7518 §6.2.2, §6.3.2
 
@@ -95,6 +96,7 @@ def test_members_say_what_passport_does(h: Harness) -> None:
         "authorization_code",
         "refresh_token",
         "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",  # RFC 8628 §3.4
     ]
     assert meta["response_modes_supported"] == ["query", "form_post"]
     assert meta["token_endpoint_auth_methods_supported"] == [
