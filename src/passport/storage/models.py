@@ -88,10 +88,10 @@ class Application(Base):
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # RFC 9126 §6 ``require_pushed_authorization_requests``: its authorization requests
     # must come through ``/oauth2/par`` (§4: any other is refused ``invalid_request``).
-    # Migration 0015 set it False for the applications that existed before.
+    # Migration 0013 set it False for the applications that existed before.
     require_pushed_authorization_requests: Mapped[bool] = mapped_column(Boolean, default=False)
     # Whether it may use the Device Authorization Grant (RFC 8628): off unless an
-    # administrator switches it on, as Keycloak's per-client setting (migration 0016).
+    # administrator switches it on, as Keycloak's per-client setting (migration 0014).
     device_grant: Mapped[bool] = mapped_column(Boolean, default=False)
 
 

@@ -10,8 +10,8 @@
 On SQLite the column is added with ``ALTER TABLE ... ADD COLUMN`` (no table rebuild,
 so 0006's AUTOINCREMENT on ``applications`` stays as it is).
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0014
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

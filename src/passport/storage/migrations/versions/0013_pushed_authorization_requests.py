@@ -10,7 +10,7 @@
   application's authorization requests must come through the PAR endpoint.  Existing
   applications get false: nothing changes for them.
 
-Revision ID: 0015
+Revision ID: 0013
 Revises: 0012
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
+revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
