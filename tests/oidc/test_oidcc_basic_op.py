@@ -1,0 +1,729 @@
+"""The OpenID Foundation's Basic OP plan (``oidcc-basic-certification-test-plan``), each
+module a test named after it, and the Form Post OP plan — the same modules with
+``response_mode=form_post`` (``AbstractFormPostTestPlan.changeResponseTypeToFormPost``):
+every flow here runs in both modes (``mode``), on SQLite and on PostgreSQL with Redis
+sessions (``h``), with the fake clock where a module waits.
+
+Each test plays the suite's relying party as ``AbstractOIDCCServerTest`` does: a static
+confidential client (Wiki, ``client_secret_basic`` unless the module says otherwise),
+``response_type=code``, a random ``state`` and ``nonce``; the callback is checked
+(``CheckMatchingCallbackParameters``, ``ValidateIssIfPresentInAuthorizationResponse``,
+``CheckStateInAuthorizationResponse``), the code redeemed, the ID token validated
+(``PerformStandardIdTokenChecks``: signature by a key of the JWKS, ``iss``, ``aud``,
+``exp``/``iat``, ``nonce``, ``sub``) and the UserInfo endpoint called.  What a module
+fails on is asserted; what it only warns about is said in the test's docstring.
+
+``tests/oidc/CONFORMANCE.md`` maps every module of the Basic, Config, Form Post,
+RP-Initiated Logout and Back-Channel Logout OP plans to its test.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import re
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from oidc_support import PASSWORD
+from oidc_support import REDIRECT
+from oidc_support import body
+from oidc_support import form_of
+from oidc_support import hidden_fields
+from oidc_support import ids
+from oidc_support import pkce
+from passport.services import directory
+from passport.services.applications import find_by_name
+
+from support import ORIGIN
+from support import Harness
+
+# RFC 6749 §4.1.2.1, §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E.
+ERROR_DESCRIPTION = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
+# OIDC Core §3.1.2.6: the errors that say "the user must be shown something".
+NEEDS_A_USER_INTERFACE = {
+    "interaction_required",
+    "login_required",
+    "account_selection_required",
+    "consent_required",
+}
+
+
+@pytest.fixture(params=["query", "form_post"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """The Basic OP plan (``query``, the code flow's default) and the Form Post OP plan."""
+    return str(request.param)
+
+
+# -- the relying party ---------------------------------------------------------------------
+
+
+@dataclass
+class Authorization:
+    """What came back to the redirect URI, and which hosted pages the browser saw."""
+
+    params: dict[str, str]
+    pages: list[str] = field(default_factory=list)
+    sent: dict[str, str] = field(default_factory=dict)
+
+
+def new_request(h: Harness, mode: str, **extra: str) -> dict[str, str]:
+    """``CreateAuthorizationRequestSteps``: client, redirect URI, ``scope=openid``, a random
+    ``state`` and ``nonce``, ``response_type=code``; ``response_mode=form_post`` in the Form
+    Post plan.  ``extra`` adds or (with an empty value) removes parameters."""
+    params = {
+        "client_id": ids(h)["client_id"],
+        "redirect_uri": REDIRECT,
+        "scope": "openid",
+        "state": secrets.token_urlsafe(16),
+        "nonce": secrets.token_urlsafe(16),
+        "response_type": "code",
+    }
+    if mode == "form_post":
+        params["response_mode"] = "form_post"
+    params |= extra
+    return {name: value for name, value in params.items() if value != ""}
+
+
+def callback(answer: Any, mode: str, redirect_uri: str = REDIRECT) -> dict[str, str]:
+    """The authorization response as the client receives it: the redirect's query, or the
+    form a ``form_post`` page posts (``CheckCallbackHttpMethodIsPost``,
+    ``RejectAuthCodeInUrlQuery``: nothing in the URL)."""
+    if mode == "form_post":
+        assert answer.status_code == 200 and "Location" not in answer.headers
+        html = answer.get_data(as_text=True)
+        action = re.search(r'<form method="post" action="([^"]*)">', html)
+        assert action is not None and action.group(1).replace("&amp;", "&") == redirect_uri
+        return hidden_fields(html)
+    assert answer.status_code in (302, 303), answer.get_data(as_text=True)[:300]
+    location = answer.headers["Location"]
+    assert location.startswith(redirect_uri), location
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def browse(
+    h: Harness, answer: Any, mode: str, redirect_uri: str = REDIRECT, login: str = "alice"
+) -> Authorization:
+    """The user's part: sign in and allow when a hosted page asks, until Passport answers
+    the client."""
+    pages: list[str] = []
+    for _ in range(4):
+        location = answer.headers.get("Location", "") if answer.status_code == 302 else ""
+        if location.startswith("/login?"):
+            page = h.client.get(location)
+            assert page.status_code == 200, page.get_data(as_text=True)[:300]
+            pages.append("login")
+            form = form_of(page) | {"username": login, "password": PASSWORD}
+            answer = h.client.post("/login", data=form)
+        elif location.startswith("/consent?"):
+            page = h.client.get(location)
+            assert page.status_code == 200, page.get_data(as_text=True)[:300]
+            pages.append("consent")
+            answer = h.client.post("/consent", data={**form_of(page), "decision": "allow"})
+        else:
+            break
+    return Authorization(callback(answer, mode, redirect_uri), pages)
+
+
+def authorize(h: Harness, mode: str, params: dict[str, str], method: str = "GET") -> Authorization:
+    """``BuildPlainRedirectToAuthorizationEndpoint`` and the browser's way back."""
+    if method == "POST":
+        # OIDC Core §3.1.2.1: the parameters form-serialized in the body (§13.2); the
+        # suite's browser posts from the relying party's page.
+        answer = h.client.post(
+            "/oauth2/authorize", data=params, headers={"Origin": "http://127.0.0.1:9"}
+        )
+    else:
+        answer = h.client.get("/oauth2/authorize?" + urlencode(params))
+    result = browse(h, answer, mode, params.get("redirect_uri", REDIRECT))
+    result.sent = params
+    return result
+
+
+def check_success(result: Authorization) -> str:
+    """``onAuthorizationCallbackResponse`` for a success: the same ``state``, ``iss`` the
+    issuer (RFC 9207), no error, a code of at least 128 bits
+    (``EnsureMinimumAuthorizationCodeLength``, ``…Entropy``: RFC 6749 §10.10)."""
+    got = result.params
+    assert "error" not in got, got
+    assert got["state"] == result.sent["state"]
+    assert got["iss"] == ORIGIN
+    code = got["code"]
+    assert len(code.encode()) * 8 >= 128
+    assert entropy_bits(code) >= 96
+    return code
+
+
+def check_error(result: Authorization) -> str:
+    """``performGenericAuthorizationEndpointErrorResponseValidation``: ``state`` and ``iss``
+    back, an error and no code, nothing unexpected, a well-formed ``error_description``."""
+    got = result.params
+    assert got.get("state") == result.sent.get("state")
+    assert got["iss"] == ORIGIN
+    assert "code" not in got
+    assert set(got) <= {"error", "error_description", "error_uri", "state", "iss"}, got
+    assert ERROR_DESCRIPTION.fullmatch(got.get("error_description", ""))
+    return got["error"]
+
+
+def entropy_bits(value: str) -> float:
+    """The suite's estimate (``AbstractEnsureMinimumEntropy``): Shannon entropy per
+    character times the length."""
+    counts = Counter(value)
+    per_char = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+    return per_char * len(value)
+
+
+def basic(h: Harness) -> dict[str, str]:
+    raw = f"{ids(h)['client_id']}:{ids(h)['client_secret']}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def token_request(
+    h: Harness, data: dict[str, str], auth: str = "client_secret_basic", client: str = "Wiki"
+) -> Any:
+    """The token endpoint, the client authenticated by ``client_secret_basic`` (the Basic
+    plan's) or ``client_secret_post`` (``oidcc-server-client-secret-post``)."""
+    client_id, secret = credentials(h, client)
+    if auth == "client_secret_post":
+        return h.client.post(
+            "/oauth2/token", data={**data, "client_id": client_id, "client_secret": secret}
+        )
+    raw = f"{client_id}:{secret}".encode()
+    headers = {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+    return h.client.post("/oauth2/token", data=data, headers=headers)
+
+
+def credentials(h: Harness, client: str) -> tuple[str, str]:
+    if client == "Wiki":
+        return ids(h)["client_id"], ids(h)["client_secret"]
+    return h.other  # type: ignore[attr-defined,no-any-return]
+
+
+def redeem(
+    h: Harness, code: str, auth: str = "client_secret_basic", **extra: str
+) -> dict[str, Any]:
+    """``requestAuthorizationCode``: 200, an access token, ``token_type`` Bearer,
+    ``expires_in`` (RFC 6749 §5.1), an ID token (OIDC Core §3.1.3.3), never cached."""
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, **extra}
+    answer = token_request(h, data, auth)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert answer.mimetype == "application/json"
+    assert "no-store" in answer.headers["Cache-Control"]
+    issued = body(answer)
+    assert issued["token_type"].lower() == "bearer" and issued["access_token"]
+    assert isinstance(issued["expires_in"], int) and issued["expires_in"] > 0
+    assert issued["id_token"]
+    return issued
+
+
+def id_token(
+    h: Harness, token: str, nonce: str | None, client_id: str | None = None
+) -> dict[str, Any]:
+    """``PerformStandardIdTokenChecks`` (OIDC Core §3.1.3.7): signed by a key of the JWKS
+    with the algorithm that key names, ``iss`` the issuer, ``aud`` the client (``azp`` too
+    if several), ``exp`` after and ``iat``/``auth_time`` not after now, the ``nonce`` asked
+    for (none if none was), a ``sub``."""
+    client_id = client_id or ids(h)["client_id"]
+    keys = body(h.client.get("/.well-known/jwks.json"))
+    decoded = jwt.decode(token, KeySet.import_key_set(keys))
+    header, claims = decoded.header, decoded.claims
+    key = next(k for k in keys["keys"] if k["kid"] == header["kid"])
+    assert header["alg"] == key["alg"] != "none"
+    assert claims["iss"] == ORIGIN
+    audience = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    assert client_id in audience
+    if len(audience) > 1:
+        assert claims["azp"] == client_id
+    now = h.clock.now.timestamp()
+    assert claims["exp"] > now >= claims["iat"]
+    assert claims.get("auth_time", 0) <= now
+    assert claims.get("nonce") == nonce
+    assert isinstance(claims["sub"], str) and 0 < len(claims["sub"]) <= 255
+    return claims
+
+
+def userinfo(h: Harness, access_token: str, how: str = "get") -> Any:
+    """``CallUserInfoEndpoint`` (OIDC Core §5.3.1): GET or POST with the Bearer header
+    (RFC 6750 §2.1), or the token in a POST body (§2.2)."""
+    client = h.new_client()
+    if how == "post-body":
+        return client.post("/oauth2/userinfo", data={"access_token": access_token})
+    headers = {"Authorization": f"Bearer {access_token}"}
+    if how == "post-header":
+        return client.post("/oauth2/userinfo", headers=headers)
+    return client.get("/oauth2/userinfo", headers=headers)
+
+
+def claims_of(h: Harness, answer: Any, sub: str) -> dict[str, Any]:
+    """``extractUserInfoResponse`` and ``validateExtractedUserInfoResponse``: 200 JSON
+    (OIDC Core §5.3.2), the same ``sub`` as the ID token, standard claims of their types
+    (§5.1)."""
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert answer.mimetype == "application/json"
+    claims = body(answer)
+    assert claims["sub"] == sub
+    for name in ("name", "preferred_username", "email", "given_name", "family_name"):
+        assert isinstance(claims.get(name, ""), str)
+    assert isinstance(claims.get("email_verified", False), bool)
+    assert isinstance(claims.get("updated_at", 0), int)
+    return claims
+
+
+@dataclass
+class Flow:
+    authorization: Authorization
+    issued: dict[str, Any]
+    claims: dict[str, Any]
+
+
+def flow(
+    h: Harness, mode: str, *, auth: str = "client_secret_basic", method: str = "GET", **extra: str
+) -> Flow:
+    """The whole of ``AbstractOIDCCServerTest``: authorize, check the callback, redeem,
+    validate the ID token, and call the UserInfo endpoint (``requestProtectedResource``)."""
+    params = new_request(h, mode, **extra)
+    result = authorize(h, mode, params, method)
+    issued = redeem(h, check_success(result), auth)
+    claims = id_token(h, issued["id_token"], params.get("nonce"))
+    assert userinfo(h, issued["access_token"]).status_code == 200
+    return Flow(result, issued, claims)
+
+
+def metadata(h: Harness) -> dict[str, Any]:
+    return body(h.client.get("/.well-known/openid-configuration"))
+
+
+# -- oidcc-server, oidcc-server-client-secret-post, oidcc-response-type-missing --------------
+
+
+def test_oidcc_server(h: Harness, mode: str) -> None:
+    """The happy flow.  The ID token of the token endpoint needs no ``at_hash``; when it
+    has one it must be right (OIDC Core §3.1.3.6, ``ValidateAtHash``).  Warnings only:
+    ``name`` or claims not asked for in the ID token of ``scope=openid``."""
+    done = flow(h, mode)
+    assert done.authorization.pages == ["login", "consent"]
+    if "at_hash" in done.claims:
+        digest = hashlib.sha256(done.issued["access_token"].encode()).digest()
+        expected = base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+        assert done.claims["at_hash"] == expected
+    assert "name" not in done.claims
+
+
+def test_oidcc_server_client_secret_post(h: Harness, mode: str) -> None:
+    """The happy flow with ``client_secret_post`` (RFC 6749 §2.3.1), which the metadata
+    must list (``EnsureServerConfigurationSupportsClientSecretPost``)."""
+    assert "client_secret_post" in metadata(h)["token_endpoint_auth_methods_supported"]
+    flow(h, mode, auth="client_secret_post")
+
+
+def test_oidcc_response_type_missing(h: Harness, mode: str) -> None:
+    """No ``response_type``: ``invalid_request`` or ``unsupported_response_type`` back to
+    the client (RFC 6749 §3.1.1, §4.1.2.1), or an error page.  The Form Post variant sends
+    ``response_mode=form_post``, so the answer is posted."""
+    params = new_request(h, mode, response_type="")
+    answer = h.client.get("/oauth2/authorize?" + urlencode(params))
+    result = Authorization(callback(answer, mode), sent=params)
+    assert check_error(result) in ("invalid_request", "unsupported_response_type")
+
+
+# -- oidcc-idtoken-unsigned ------------------------------------------------------------------
+
+
+def test_oidcc_idtoken_unsigned(h: Harness, mode: str) -> None:
+    """The module registers a client for ``id_token_signed_response_alg=none`` (dynamic
+    registration only) and is skipped when the metadata does not list ``none``
+    (``OIDCCCheckIdTokenSigningAlgValuesSupportedAlgNone``): Passport lists only signing
+    algorithms and never issues an unsigned ID token (OIDC Core §2: "MUST be signed";
+    registering ``none`` is refused: ``test_only_supported_algorithms_are_accepted``)."""
+    assert "none" not in metadata(h)["id_token_signing_alg_values_supported"]
+    done = flow(h, mode)
+    header = json.loads(base64.urlsafe_b64decode(done.issued["id_token"].split(".")[0] + "=="))
+    assert header["alg"] in ("RS256", "ES256")
+
+
+# -- UserInfo --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["get", "post-header", "post-body"])
+def test_oidcc_userinfo_get_post_header_post_body(h: Harness, mode: str, how: str) -> None:
+    """``oidcc-userinfo-get``, ``oidcc-userinfo-post-header``, ``oidcc-userinfo-post-body``:
+    OIDC Core §5.3.1 "MUST support the use of the HTTP GET and HTTP POST methods"; the
+    token in the body (RFC 6750 §2.2) is optional to the suite (a warning if refused) and
+    supported here."""
+    done = flow(h, mode)
+    claims_of(h, userinfo(h, done.issued["access_token"], how), done.claims["sub"])
+
+
+# -- nonce -----------------------------------------------------------------------------------
+
+
+def test_oidcc_ensure_request_without_nonce_succeeds_for_code_flow(h: Harness, mode: str) -> None:
+    """No ``nonce``: the code flow still succeeds (OIDC Core §3.1.2.1: OPTIONAL for the code
+    flow); the module stops at the callback.  The ID token then carries no ``nonce``."""
+    params = new_request(h, mode, nonce="")
+    code = check_success(authorize(h, mode, params))
+    assert "nonce" not in id_token(h, redeem(h, code)["id_token"], None)
+
+
+# -- scopes (oidcc-scope-profile and -phone: test_oidcc_authorization_request.py) ---------------
+
+
+def test_oidcc_scope_email(h: Harness, mode: str) -> None:
+    """``openid email``: the UserInfo answer has the email.  Warnings only, and both are
+    what Passport does: ``email`` also in the ID token (OIDC Core §5.4 would keep it to
+    UserInfo when an access token is issued), no ``name`` in UserInfo."""
+    done = flow(h, mode, scope="openid email")
+    claims = claims_of(h, userinfo(h, done.issued["access_token"]), done.claims["sub"])
+    assert claims["email"] == "alice@example.com"
+    assert "name" not in claims
+
+
+@pytest.mark.parametrize("scope", ["openid address", "openid email phone address profile"])
+def test_oidcc_scope_address_and_scope_all(h: Harness, mode: str, scope: str) -> None:
+    """``oidcc-scope-address`` and ``oidcc-scope-all`` are skipped when ``scopes_supported``
+    lacks a scope they ask for (``OIDCCCheckScopesSupportedContainScopeTest``): Passport has
+    no ``address`` or ``phone`` claims and says so.  Asked anyway, the unknown scopes are
+    ignored (OIDC Core §3.1.2.1) and the flow succeeds."""
+    supported = set(metadata(h)["scopes_supported"])
+    assert not set(scope.split()) <= supported
+    assert {"address", "phone"}.isdisjoint(supported)
+    done = flow(h, mode, scope=scope)
+    claims = claims_of(h, userinfo(h, done.issued["access_token"]), done.claims["sub"])
+    assert "address" not in claims and "phone_number" not in claims
+
+
+def test_oidcc_alternate_happy_flow(h: Harness, mode: str) -> None:
+    """``scope`` in reverse order and the parameters in another order (RFC 6749 §3.3:
+    "their order does not matter"); the checks of ``oidcc-scope-email``."""
+    params = new_request(h, mode, scope="email openid")
+    reordered = dict(reversed(list(params.items())))
+    result = authorize(h, mode, reordered)
+    issued = redeem(h, check_success(result))
+    assert set(issued["scope"].split()) == {"openid", "email"}
+    claims = id_token(h, issued["id_token"], params["nonce"])
+    assert claims_of(h, userinfo(h, issued["access_token"]), claims["sub"])["email"]
+
+
+# -- display, locales, hints, acr_values -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"display": "page"},  # oidcc-display-page
+        {"display": "popup"},  # oidcc-display-popup
+        {"ui_locales": "se"},  # oidcc-ui-locales
+        {"claims_locales": "se"},  # oidcc-claims-locales
+        {"acr_values": "1 2"},  # oidcc-ensure-request-with-acr-values-succeeds
+    ],
+    ids=["display-page", "display-popup", "ui-locales", "claims-locales", "acr-values"],
+)
+def test_oidcc_display_page_popup_ui_claims_locales_acr_values(
+    h: Harness, mode: str, extra: dict[str, str]
+) -> None:
+    """``oidcc-display-page``, ``oidcc-display-popup``, ``oidcc-ui-locales``,
+    ``oidcc-claims-locales``, ``oidcc-ensure-request-with-acr-values-succeeds``: OIDC Core
+    §15.1 — the OP must support these parameters, "simply to have its use not result in an
+    error": a fresh sign-in page, then the code.  Passport shows one page layout and one
+    language and has one authentication class (docs/oauth-design.md); the ``acr`` claim
+    for the values asked is only a warning and is absent."""
+    done = flow(h, mode, **extra)
+    assert done.authorization.pages == ["login", "consent"]
+    assert "acr" not in done.claims
+
+
+def test_oidcc_login_hint(h: Harness, mode: str) -> None:
+    """``login_hint`` (OIDC Core §3.1.2.1) must not cause an error; Passport fills the
+    sign-in form's username with it (escaped, at most 254 characters, a suggestion the
+    user may change)."""
+    hint = 'buffy@localhost"><script>'
+    params = new_request(h, mode, login_hint=hint)
+    asked = h.client.get("/oauth2/authorize?" + urlencode(params))
+    page = h.client.get(asked.headers["Location"]).get_data(as_text=True)
+    assert 'value="buffy@localhost&#34;&gt;&lt;script&gt;"' in page
+    assert "<script>" not in page.split("<main>")[-1].split("</main>")[0]
+    result = browse(h, asked, mode)
+    result.sent = params
+    issued = redeem(h, check_success(result))
+    id_token(h, issued["id_token"], params["nonce"])
+
+
+# -- prompt, max_age, id_token_hint ----------------------------------------------------------
+
+
+def test_oidcc_prompt_login(h: Harness, mode: str) -> None:
+    """Twice; the second time ``prompt=login`` (OIDC Core §3.1.2.1): the sign-in page again
+    although signed in, and the second ``auth_time`` later than the first
+    (``CheckSecondIdTokenAuthTimeIsLaterIfPresent``)."""
+    first = flow(h, mode)
+    h.clock.advance(seconds=1)  # WaitForOneSecond
+    second = flow(h, mode, prompt="login")
+    assert second.authorization.pages == ["login"]
+    assert second.claims["auth_time"] > first.claims["auth_time"]
+
+
+def test_oidcc_prompt_none_not_logged_in(h: Harness, mode: str) -> None:
+    """``prompt=none`` without a session: an error that needs a user interface, back at
+    the client with the 128-character ``state`` intact (OIDC Core §3.1.2.6)."""
+    params = new_request(h, mode, prompt="none", state=secrets.token_urlsafe(96)[:128])
+    assert len(params["state"]) == 128
+    answer = h.client.get("/oauth2/authorize?" + urlencode(params))
+    result = Authorization(callback(answer, mode), sent=params)
+    assert check_error(result) in NEEDS_A_USER_INTERFACE
+    assert result.params["error"] == "login_required"
+
+
+def test_oidcc_prompt_none_logged_in(h: Harness, mode: str) -> None:
+    """Twice; the second time ``prompt=none``: no page at all, the same ``sub`` and the
+    same ``auth_time`` (``AbstractOIDCCSameAuthTwiceServerTest``)."""
+    first = flow(h, mode)
+    h.clock.advance(seconds=5)
+    second = flow(h, mode, prompt="none")
+    assert second.authorization.pages == []
+    assert second.claims["sub"] == first.claims["sub"]
+    assert second.claims["auth_time"] == first.claims["auth_time"]
+
+
+def test_oidcc_max_age_1(h: Harness, mode: str) -> None:
+    """Twice; the second time two seconds later with ``max_age=1``: the user signs in
+    again, and the second ID token has an ``auth_time`` (OIDC Core §3.1.2.1, §2: REQUIRED
+    with ``max_age``) later than the first and recent."""
+    first = flow(h, mode)
+    h.clock.advance(seconds=2)  # WaitFor2Seconds
+    second = flow(h, mode, max_age="1")
+    assert second.authorization.pages == ["login"]
+    assert second.claims["auth_time"] > first.claims["auth_time"]
+    assert second.claims["auth_time"] >= h.clock.now.timestamp() - 300
+
+
+def test_oidcc_max_age_10000(h: Harness, mode: str) -> None:
+    """``max_age=15000`` then ``max_age=10000``: no second sign-in, ``auth_time`` in both
+    (``CheckIdTokenAuthTimeClaimPresentDueToMaxAge``) and the same, the same ``sub``."""
+    first = flow(h, mode, max_age="15000")
+    h.clock.advance(seconds=30)
+    second = flow(h, mode, max_age="10000")
+    assert second.authorization.pages == []
+    assert "auth_time" in first.claims and "auth_time" in second.claims
+    assert second.claims["auth_time"] == first.claims["auth_time"]
+    assert second.claims["sub"] == first.claims["sub"]
+
+
+def test_oidcc_id_token_hint(h: Harness, mode: str) -> None:
+    """Twice; the second time ``prompt=none`` with the first ID token as ``id_token_hint``
+    (OIDC Core §3.1.2.1-2): an answer at once, the same ``sub`` and ``auth_time``."""
+    first = flow(h, mode)
+    h.clock.advance(seconds=5)
+    second = flow(h, mode, prompt="none", id_token_hint=first.issued["id_token"])
+    assert second.authorization.pages == []
+    assert second.claims["sub"] == first.claims["sub"]
+    assert second.claims["auth_time"] == first.claims["auth_time"]
+
+
+# -- authorization codes ---------------------------------------------------------------------
+
+
+def check_token_error(answer: Any, error: str = "invalid_grant") -> None:
+    """``AbstractOIDCCAuthCodeReuse.checkResponse``: 400, JSON, the RFC 6749 §5.2 error and a
+    well-formed ``error_description``."""
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    assert answer.mimetype == "application/json"
+    refused = body(answer)
+    assert refused["error"] == error
+    assert ERROR_DESCRIPTION.fullmatch(refused.get("error_description", ""))
+
+
+def test_oidcc_codereuse(h: Harness, mode: str) -> None:
+    """The code redeemed a second time at once: ``invalid_grant`` (RFC 6749 §4.1.2: "MUST
+    NOT use the authorization code more than once")."""
+    params = new_request(h, mode)
+    code = check_success(authorize(h, mode, params))
+    redeem(h, code)
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
+    check_token_error(token_request(h, data))
+
+
+def test_oidcc_codereuse_30seconds(h: Harness, mode: str) -> None:
+    """Thirty seconds later — the code not yet expired — a second use is ``invalid_grant``,
+    and the access token issued for it is revoked (RFC 6749 §4.1.2 "SHOULD revoke"; a
+    warning in the suite), so the UserInfo endpoint answers 401 (RFC 6750 §3.1)."""
+    params = new_request(h, mode)
+    code = check_success(authorize(h, mode, params))
+    issued = redeem(h, code)
+    h.clock.advance(seconds=30)  # WaitFor30Seconds
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
+    check_token_error(token_request(h, data))
+    assert userinfo(h, issued["access_token"]).status_code == 401
+
+
+def test_oidcc_ensure_request_with_valid_pkce_succeeds(h: Harness, mode: str) -> None:
+    """A confidential client that also uses PKCE (RFC 7636 ``S256``) succeeds, and its
+    ``code_verifier`` is checked."""
+    verifier, challenge = pkce()
+    params = new_request(h, mode, code_challenge=challenge, code_challenge_method="S256")
+    code = check_success(authorize(h, mode, params))
+    id_token(h, redeem(h, code, code_verifier=verifier)["id_token"], params["nonce"])
+
+
+def test_oidcc_ensure_post_request_succeeds(h: Harness, mode: str) -> None:
+    """The authorization request by POST, form-serialized (OIDC Core §3.1.2.1 "MUST support
+    the use of the HTTP GET and POST methods", §13.2), from the client's page."""
+    flow(h, mode, method="POST")
+
+
+# -- redirect URIs ---------------------------------------------------------------------------
+
+
+def set_redirect_uris(h: Harness, uris: list[str]) -> None:
+    with h.app.services.db.session(write=True) as db, db.begin():
+        app = find_by_name(db, "Wiki")
+        assert app is not None
+        app.redirect_uris = uris
+
+
+def refused_on_a_page(h: Harness, params: dict[str, str]) -> None:
+    """``ExpectRedirectUriErrorPage``: Passport shows an error page and sends the browser
+    nowhere — not to the URI asked for, nor to a registered one."""
+    answer = h.client.get("/oauth2/authorize?" + urlencode(params))
+    assert answer.status_code == 400 and "Location" not in answer.headers
+    assert answer.mimetype == "text/html"
+    assert "127.0.0.1:9" not in answer.get_data(as_text=True)
+
+
+def test_oidcc_ensure_registered_redirect_uri(h: Harness, mode: str) -> None:
+    """A redirect URI with random characters appended (``CreateBadRedirectUriByAppending``)
+    is not registered: an error page (OIDC Core §3.1.2.1, RFC 6749 §3.1.2.4)."""
+    h.login("alice", PASSWORD)
+    refused_on_a_page(h, new_request(h, mode, redirect_uri=REDIRECT + secrets.token_hex(5)))
+
+
+def test_oidcc_ensure_redirect_uri_in_authorization_request(h: Harness, mode: str) -> None:
+    """A client with two redirect URIs asks without ``redirect_uri`` (REQUIRED, OIDC Core
+    §3.1.2.1): an error page.  The module registers its client dynamically; here the
+    administrator registers the two URIs."""
+    set_redirect_uris(h, [REDIRECT, "http://127.0.0.1:9/other"])
+    h.login("alice", PASSWORD)
+    refused_on_a_page(h, new_request(h, mode, redirect_uri=""))
+
+
+def test_oidcc_redirect_uri_query_ok(h: Harness, mode: str) -> None:
+    """``oidcc-redirect-uri-query-OK``: a registered redirect URI with a query component is
+    used as registered; the response parameters are added to that query (RFC 6749 §3.1.2:
+    "MUST retain the query component")."""
+    with_query = REDIRECT + "?foo=bar"
+    set_redirect_uris(h, [with_query])
+    params = new_request(h, mode, redirect_uri=with_query)
+    answer = h.client.get("/oauth2/authorize?" + urlencode(params))
+    result = browse(h, answer, mode, with_query)
+    result.sent = params
+    if mode == "query":
+        assert result.params["foo"] == "bar"
+    code = check_success(result)
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": with_query}
+    assert token_request(h, data).status_code == 200
+
+
+def test_oidcc_redirect_uri_query_mismatch(h: Harness, mode: str) -> None:
+    """Registered ``?foo=bar``, asked ``?foo=zap``: not the registered URI (exact match,
+    RFC 9700 §4.1.3), an error page."""
+    set_redirect_uris(h, [REDIRECT + "?foo=bar"])
+    h.login("alice", PASSWORD)
+    refused_on_a_page(h, new_request(h, mode, redirect_uri=REDIRECT + "?foo=zap"))
+
+
+def test_oidcc_redirect_uri_query_added(h: Harness, mode: str) -> None:
+    """Registered without a query, asked with ``?foo=bar``: an error page."""
+    h.login("alice", PASSWORD)
+    refused_on_a_page(h, new_request(h, mode, redirect_uri=REDIRECT + "?foo=bar"))
+
+
+# -- claims and refresh tokens ---------------------------------------------------------------
+
+
+def test_oidcc_claims_essential(h: Harness, mode: str) -> None:
+    """``claims`` asking ``name`` as essential in UserInfo (OIDC Core §5.5): the request
+    must succeed.  Passport does not support the ``claims`` parameter
+    (``claims_parameter_supported`` false) and ignores it; the missing ``name`` is a
+    warning only."""
+    assert metadata(h).get("claims_parameter_supported", False) is False
+    essential = json.dumps({"userinfo": {"name": {"essential": True}}})
+    done = flow(h, mode, claims=essential)
+    claims_of(h, userinfo(h, done.issued["access_token"]), done.claims["sub"])
+
+
+def add_second_client(h: Harness) -> None:
+    """``AbstractOIDCCMultipleClient``'s second confidential client."""
+    with h.app.services.db.session(write=True) as db, db.begin():
+        app, secret = directory.create_application(
+            db, datetime.now(UTC), "Second", redirect_uris=[REDIRECT]
+        )
+        h.other = (app.client_id or "", secret or "")  # type: ignore[attr-defined]
+
+
+def refresh_flow(h: Harness, mode: str, client: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``OIDCCRefreshToken.performPostAuthorizationFlow``: ``openid offline_access`` with
+    ``prompt=consent`` (OIDC Core §11, as discovery lists ``offline_access``), the code,
+    then ``RefreshTokenRequestSteps``."""
+    client_id, _ = credentials(h, client)
+    params = new_request(
+        h, mode, client_id=client_id, scope="openid offline_access", prompt="consent"
+    )
+    code = check_success(authorize(h, mode, params))
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
+    first = body(token_request(h, data, client=client))
+    assert first["refresh_token"]
+    id_token(h, first["id_token"], params["nonce"], client_id)
+    return params, first
+
+
+def test_oidcc_refresh_token(h: Harness, mode: str) -> None:
+    """A refresh token of the allowed characters (RFC 6749 Appendix A.17) refreshed with
+    ``scope`` (§6): 200 JSON not cached, a Bearer token, a new ID token whose ``iss``,
+    ``sub``, ``aud``, ``auth_time`` and ``azp`` match the first and whose ``iat`` is later
+    (OIDC Core §12.2); the UserInfo endpoint takes the new access token.  A second
+    client's refresh token used by the first client: 400 ``invalid_grant``."""
+    assert "offline_access" in metadata(h)["scopes_supported"]
+    assert "refresh_token" in metadata(h)["grant_types_supported"]
+    params, first = refresh_flow(h, mode, "Wiki")
+    assert re.fullmatch(r"[\x20-\x7e]+", first["refresh_token"])
+    first_claims = id_token(h, first["id_token"], params["nonce"])
+    h.clock.advance(seconds=1)  # WaitForOneSecond
+    data = {
+        "grant_type": "refresh_token",
+        "refresh_token": first["refresh_token"],
+        "scope": "openid offline_access",
+    }
+    answer = token_request(h, data)
+    assert answer.status_code == 200 and answer.mimetype == "application/json"
+    assert "no-store" in answer.headers["Cache-Control"]
+    second = body(answer)
+    assert second["token_type"].lower() == "bearer"
+    assert second["access_token"] != first["access_token"]
+    if "id_token" in second:
+        claims = jwt.decode(
+            second["id_token"], KeySet.import_key_set(body(h.client.get("/.well-known/jwks.json")))
+        ).claims
+        for name in ("iss", "sub", "aud", "auth_time"):
+            assert claims.get(name) == first_claims.get(name), name
+        assert ("azp" in claims) == ("azp" in first_claims)
+        assert claims["iat"] > first_claims["iat"]
+    assert userinfo(h, second["access_token"]).status_code == 200
+    # performSecondClientTests: client 2's refresh token with client 1.
+    add_second_client(h)
+    _, others = refresh_flow(h, mode, "Second")
+    data = {"grant_type": "refresh_token", "refresh_token": others["refresh_token"]}
+    check_token_error(token_request(h, data, client="Wiki"))
