@@ -534,6 +534,40 @@ def test_oidcc_id_token_hint(h: Harness, mode: str) -> None:
     assert second.claims["auth_time"] == first.claims["auth_time"]
 
 
+def test_id_token_hint_of_someone_else_is_login_required(h: Harness, mode: str) -> None:
+    """Not a module: the hint names alice, bob is signed in in this browser.  OIDC Core
+    §3.1.2.1: the OP "SHOULD return an error, such as login_required" — with
+    ``prompt=none`` that error, without it the sign-in page."""
+    hint = flow(h, mode).issued["id_token"]
+    h.client = h.new_client()
+    assert h.register("bob").status_code == 200
+    assert h.login("bob").status_code == 200
+    params = new_request(h, mode, prompt="none", id_token_hint=hint)
+    answer = h.client.get("/oauth2/authorize?" + urlencode(params))
+    result = Authorization(callback(answer, mode), sent=params)
+    assert check_error(result) == "login_required"
+    params = new_request(h, mode, id_token_hint=hint)
+    asked = h.client.get("/oauth2/authorize?" + urlencode(params))
+    assert asked.headers["Location"].startswith("/login?")
+
+
+@pytest.mark.parametrize(
+    "hint",
+    ["x.y.z", "not a jwt", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1c2VyLTEifQ."],
+    ids=["garbage-jws", "not-a-jws", "alg-none"],
+)
+def test_id_token_hint_not_issued_by_passport_is_invalid_request(
+    h: Harness, mode: str, hint: str
+) -> None:
+    """Not a module: a hint Passport did not sign names no one — ``invalid_request`` at the
+    client's redirect URI, never a code for whoever is signed in."""
+    flow(h, mode)
+    params = new_request(h, mode, prompt="none", id_token_hint=hint)
+    answer = h.client.get("/oauth2/authorize?" + urlencode(params))
+    result = Authorization(callback(answer, mode), sent=params)
+    assert check_error(result) == "invalid_request"
+
+
 # -- authorization codes ---------------------------------------------------------------------
 
 

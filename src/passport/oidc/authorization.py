@@ -1,6 +1,7 @@
 """The authorization endpoint, ``/oauth2/authorize``: RFC 6749 §4.1 (``response_type=code``
 only), PKCE (RFC 7636, ``S256`` only), OpenID Connect Core §3.1.2 (``nonce``,
-``prompt``, ``max_age``, ``login_hint``), and ``iss`` in the response (RFC 9207).
+``prompt``, ``max_age``, ``login_hint``, ``id_token_hint``), and ``iss`` in the response
+(RFC 9207).
 
 Errors go back to the client only once its ``redirect_uri`` is known to be registered
 (RFC 6749 §4.1.2.1); before that they are shown on an error page, so that Passport
@@ -26,6 +27,12 @@ What the request may ask and how much of it counts:
   :mod:`passport.oidc.par`): its pushed parameters are the request, validated by the
   same :meth:`AuthorizationEndpoint.validate`; an application (or the server,
   ``require_par``) may require it (RFC 9126 §5-6).
+* ``id_token_hint`` (OIDC Core §3.1.2.1) must be an ID token Passport issued
+  (``invalid_request`` otherwise); when someone else is signed in, the user must sign
+  in again — with ``prompt=none``, ``login_required``.
+* ``display``, ``ui_locales``, ``claims_locales`` and ``acr_values`` are accepted and
+  have no effect (OIDC Core §15.1: their use must simply not be an error): one page
+  layout, one language, one authentication class (docs/oauth-design.md).
 * any other parameter is ignored (OIDC Core §3.1.2.1, RFC 6749 §3.1: "The
   authorization server MUST ignore unrecognized request parameters").
 
@@ -70,6 +77,7 @@ from passport.oidc.errors import RequestUriNotSupported
 from passport.oidc.errors import UnsupportedResponseType
 from passport.oidc.pending import AuthorizationRequest
 from passport.oidc.tokens import digest
+from passport.oidc.tokens import subject_of
 from passport.pages import render
 from passport.services.sessions import LoginSessionInfo
 from passport.storage.models import Application
@@ -253,7 +261,22 @@ class AuthorizationEndpoint(Part):
             max_age=max_age,
             login_hint=params.get("login_hint") or None,
             response_mode=mode,
+            hinted_subject=self.hinted_subject(params),
         )
+
+    def hinted_subject(self, params: dict[str, str]) -> str | None:
+        """The ``sub`` of ``id_token_hint`` (OIDC Core §3.1.2.1), or None without one.
+
+        The hint must be an ID token Passport issued (an expired one is still a hint, and
+        Passport need not be its audience, ibid.); anything else is ``invalid_request``
+        rather than ignored, since the client meant to name a user."""
+        hint = params.get("id_token_hint")
+        if not hint:  # RFC 6749 §3.1: empty is absent
+            return None
+        claims = self.tokens().id_token_hint_claims(hint)
+        if claims is None:
+            raise InvalidRequest("id_token_hint is not an ID token that Passport issued.")
+        return str(claims["sub"])
 
     @staticmethod
     def granted_scopes(app: Application, raw_scope: str, prompts: set[str]) -> list[str]:
@@ -290,7 +313,11 @@ class AuthorizationEndpoint(Part):
         self, request: Request, ctx: RequestContext, app: Application, asked: AuthorizationRequest
     ) -> Response:
         """Answer at once when nothing is needed from the user (or ``prompt=none``); else keep
-        the request as a pending authorization and send the browser to sign in or to allow."""
+        the request as a pending authorization and send the browser to sign in or to allow.
+
+        ``asked.hinted_subject``, of an ``id_token_hint``: signed in as someone else, the
+        user is not the one the client named, so it is as if no one were signed in (OIDC
+        Core §3.1.2.1: "otherwise, it SHOULD return an error, such as login_required")."""
         now = ctx.now
         session, identity = ctx.login_session, ctx.identity
         if session is None or identity is None:
@@ -298,9 +325,14 @@ class AuthorizationEndpoint(Part):
         else:
             # OIDC Core §3.1.2.1: prompt=login, and max_age (max_age=0 is prompt=login).
             age = now - session.created_at
-            login_required = "login" in asked.prompts or (
-                asked.max_age is not None
-                and (asked.max_age == 0 or age > timedelta(seconds=asked.max_age))
+            hinted = asked.hinted_subject
+            login_required = (
+                "login" in asked.prompts
+                or (
+                    asked.max_age is not None
+                    and (asked.max_age == 0 or age > timedelta(seconds=asked.max_age))
+                )
+                or (hinted is not None and hinted != subject_of(identity.id))
             )
         db = ctx.db
         consent_required = identity is None or self.needs_consent(

@@ -66,6 +66,10 @@ class AuthorizationRequest:
     # How the answer goes back (OAuth 2.0 Multiple Response Type Encoding Practices §2.1;
     # Form Post Response Mode §2): "query" or "form_post".
     response_mode: str = "query"
+    # The ``sub`` of the request's ``id_token_hint`` (OIDC Core §3.1.2.1), checked when the
+    # request arrives; not kept with a pending authorization (whoever signs in then is
+    # the user who answers).
+    hinted_subject: str | None = None
 
 
 def new_browser_binding() -> str:

@@ -51,7 +51,12 @@ def half_hash(value: str) -> str:
 
 def subject(user: User) -> str:
     """Stable subject identifier: never the username, which can change."""
-    return f"user-{user.id}"
+    return subject_of(user.id)
+
+
+def subject_of(user_id: int) -> str:
+    """The subject identifier of the user ``user_id`` (OIDC Core §2 ``sub``)."""
+    return f"user-{user_id}"
 
 
 _MAX_HEADER_CHARS = 1024  # base64url of a JOSE header (RFC 7515 §4); ours are ~100
