@@ -39,6 +39,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from oidc_support import KEK
 from oidc_support import PASSWORD
 from oidc_support import REDIRECT
 from oidc_support import body
@@ -761,3 +762,92 @@ def test_oidcc_refresh_token(h: Harness, mode: str) -> None:
     _, others = refresh_flow(h, mode, "Second")
     data = {"grant_type": "refresh_token", "refresh_token": others["refresh_token"]}
     check_token_error(token_request(h, data, client="Wiki"))
+
+
+# -- Config OP, RP-Initiated Logout OP, Back-Channel Logout OP: the discovery modules ------------
+
+PUBLIC_URL = "https://sso.example.com"
+
+
+@pytest.fixture
+def deployed(factory: Any) -> Harness:
+    """Passport as deployed, behind ``https``: the conformance suite insists on https for
+    the discovery URL and every ``*_endpoint`` (``CheckDiscEndpointDiscoveryUrl``,
+    ``CheckDiscEndpointAllEndpointsAreHttps``), which the loopback ``h`` cannot show."""
+    built: Harness = factory("sqlite", "db", key_encryption_key=KEK, public_url=PUBLIC_URL)
+    return built
+
+
+def deployed_metadata(h: Harness) -> dict[str, Any]:
+    """``GetDynamicServerConfiguration``, ``EnsureDiscoveryEndpointResponseStatusCodeIs200``,
+    ``CheckDiscoveryEndpointReturnedJsonContentType``."""
+    answer = h.client.get("/.well-known/openid-configuration", base_url=PUBLIC_URL)
+    assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
+    assert answer.mimetype == "application/json"
+    return body(answer)
+
+
+def https_endpoints(meta: dict[str, Any]) -> None:
+    """``CheckDiscEndpointAllEndpointsAreHttps``: every ``*_endpoint`` member an https URL."""
+    endpoints = {k: v for k, v in meta.items() if k.endswith("_endpoint")}
+    assert endpoints
+    for name, url in endpoints.items():
+        parts = urlsplit(url)
+        assert parts.scheme == "https" and parts.netloc and not parts.fragment, name
+
+
+def test_oidcc_discovery_endpoint_verification(deployed: Harness) -> None:
+    """The Config OP plan's one module, condition by condition (static client): OpenID
+    Connect Discovery 1.0 §3-§4 and RFC 8414 §2.  The members' exact values are in
+    ``test_oidcc_config.py``."""
+    meta = deployed_metadata(deployed)
+    # OIDCCCheckDiscEndpointResponseTypesSupported: one OpenID Connect response type.
+    assert {"code", "code id_token", "id_token", "token id_token"} & set(
+        meta["response_types_supported"]
+    )
+    # CheckDiscEndpointIssuer, CheckDiscEndpointIssuerIsValidUrl (Discovery §4.3).
+    assert meta["issuer"] == PUBLIC_URL
+    assert urlsplit(meta["issuer"]).scheme == "https"
+    assert {"public", "pairwise"} & set(meta["subject_types_supported"])
+    assert "RS256" in meta["id_token_signing_alg_values_supported"]
+    assert "none" not in meta.get("userinfo_signing_alg_values_supported", [])
+    for name in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"):
+        assert meta[name].startswith(PUBLIC_URL + "/"), name
+    assert "registration_endpoint" not in meta  # static clients only
+    # CheckJwksUri, FetchServerKeys, ValidateJwksSequence.
+    keys = deployed.client.get(urlsplit(meta["jwks_uri"]).path, base_url=PUBLIC_URL)
+    assert keys.status_code == 200
+    jwks = body(keys)["keys"]
+    assert jwks and len({k["kid"] for k in jwks}) == len(jwks)
+    KeySet.import_key_set({"keys": jwks})
+    # Request objects are not supported, and said so (Discovery §3 defaults).
+    assert meta["request_parameter_supported"] is False
+    assert meta["request_uri_parameter_supported"] is False
+    assert meta.get("claims_parameter_supported", False) is False
+    assert isinstance(meta["claims_supported"], list) and "sub" in meta["claims_supported"]
+    assert meta["grant_types_supported"] and "authorization_code" in meta["grant_types_supported"]
+    # CheckDiscEndpointScopesSupportedContainsOpenId, …ScopesSupportedSyntax (RFC 6749 §3.3).
+    assert "openid" in meta["scopes_supported"]
+    for scope in meta["scopes_supported"]:
+        assert re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]+", scope), scope
+    https_endpoints(meta)
+    assert isinstance(meta["code_challenge_methods_supported"], list)
+
+
+def test_oidcc_rp_initiated_logout_discovery_endpoint_verification(deployed: Harness) -> None:
+    """``CheckDiscEndpointAllEndpointsAreHttps`` and ``CheckDiscEndSessionEndpoint``
+    (RP-Initiated Logout 1.0 §2.1): an https ``end_session_endpoint``."""
+    meta = deployed_metadata(deployed)
+    https_endpoints(meta)
+    assert meta["end_session_endpoint"] == PUBLIC_URL + "/logout"
+
+
+def test_oidcc_backchannel_logout_discovery_endpoint_verification(deployed: Harness) -> None:
+    """``CheckDiscEndpointBackchannelLogoutSupported``, ``…SessionSupported`` (required for
+    certification: ``sid`` in ID and logout tokens; Back-Channel Logout 1.0 §2.1) and
+    ``CheckDiscEndSessionEndpoint``."""
+    meta = deployed_metadata(deployed)
+    https_endpoints(meta)
+    assert meta["backchannel_logout_supported"] is True
+    assert meta["backchannel_logout_session_supported"] is True
+    assert meta["end_session_endpoint"] == PUBLIC_URL + "/logout"
