@@ -360,14 +360,27 @@ def test_oidcc_idtoken_unsigned(h: Harness, mode: str) -> None:
 # -- UserInfo --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["get", "post-header", "post-body"])
-def test_oidcc_userinfo_get_post_header_post_body(h: Harness, mode: str, how: str) -> None:
-    """``oidcc-userinfo-get``, ``oidcc-userinfo-post-header``, ``oidcc-userinfo-post-body``:
-    OIDC Core §5.3.1 "MUST support the use of the HTTP GET and HTTP POST methods"; the
-    token in the body (RFC 6750 §2.2) is optional to the suite (a warning if refused) and
-    supported here."""
+def userinfo_module(h: Harness, mode: str, how: str) -> None:
+    """``AbstractOIDCCUserInfoTest``: after the flow, the UserInfo request ``how``, 200 JSON
+    with the ID token's ``sub`` and well-typed standard claims."""
     done = flow(h, mode)
     claims_of(h, userinfo(h, done.issued["access_token"], how), done.claims["sub"])
+
+
+def test_oidcc_userinfo_get(h: Harness, mode: str) -> None:
+    """OIDC Core §5.3.1: "MUST support the use of the HTTP GET and HTTP POST methods"."""
+    userinfo_module(h, mode, "get")
+
+
+def test_oidcc_userinfo_post_header(h: Harness, mode: str) -> None:
+    """POST with the token in the ``Authorization`` header (RFC 6750 §2.1)."""
+    userinfo_module(h, mode, "post-header")
+
+
+def test_oidcc_userinfo_post_body(h: Harness, mode: str) -> None:
+    """POST with the token in the form body (RFC 6750 §2.2): optional to the suite (a
+    warning if refused), supported here."""
+    userinfo_module(h, mode, "post-body")
 
 
 # -- nonce -----------------------------------------------------------------------------------
@@ -394,18 +407,30 @@ def test_oidcc_scope_email(h: Harness, mode: str) -> None:
     assert "name" not in claims
 
 
-@pytest.mark.parametrize("scope", ["openid address", "openid email phone address profile"])
-def test_oidcc_scope_address_and_scope_all(h: Harness, mode: str, scope: str) -> None:
-    """``oidcc-scope-address`` and ``oidcc-scope-all`` are skipped when ``scopes_supported``
-    lacks a scope they ask for (``OIDCCCheckScopesSupportedContainScopeTest``): Passport has
-    no ``address`` or ``phone`` claims and says so.  Asked anyway, the unknown scopes are
-    ignored (OIDC Core §3.1.2.1) and the flow succeeds."""
+def scope_not_in_scopes_supported(h: Harness, mode: str, scope: str) -> None:
+    """``AbstractOIDCCReturnedClaimsServerTest.skipTestIfScopesNotSupported``: the module is
+    skipped when ``scopes_supported`` lacks a scope it asks for
+    (``OIDCCCheckScopesSupportedContainScopeTest``) — Passport has no ``address`` or
+    ``phone`` claims and says so.  Asked anyway, the unknown scopes are ignored (OIDC Core
+    §3.1.2.1) and the flow succeeds, without those claims."""
     supported = set(metadata(h)["scopes_supported"])
     assert not set(scope.split()) <= supported
     assert {"address", "phone"}.isdisjoint(supported)
     done = flow(h, mode, scope=scope)
     claims = claims_of(h, userinfo(h, done.issued["access_token"]), done.claims["sub"])
     assert "address" not in claims and "phone_number" not in claims
+
+
+def test_oidcc_scope_address(h: Harness, mode: str) -> None:
+    """``openid address``: skipped by the suite, ignored by Passport."""
+    scope_not_in_scopes_supported(h, mode, "openid address")
+
+
+def test_oidcc_scope_all(h: Harness, mode: str) -> None:
+    """``openid email phone address profile``: skipped by the suite (``phone``, ``address``
+    unsupported); Passport grants ``openid profile email``
+    (``test_oidcc_scope_phone_unknown_scope_ignored`` checks the grant)."""
+    scope_not_in_scopes_supported(h, mode, "openid email phone address profile")
 
 
 def test_oidcc_alternate_happy_flow(h: Harness, mode: str) -> None:
@@ -423,29 +448,41 @@ def test_oidcc_alternate_happy_flow(h: Harness, mode: str) -> None:
 # -- display, locales, hints, acr_values -----------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "extra",
-    [
-        {"display": "page"},  # oidcc-display-page
-        {"display": "popup"},  # oidcc-display-popup
-        {"ui_locales": "se"},  # oidcc-ui-locales
-        {"claims_locales": "se"},  # oidcc-claims-locales
-        {"acr_values": "1 2"},  # oidcc-ensure-request-with-acr-values-succeeds
-    ],
-    ids=["display-page", "display-popup", "ui-locales", "claims-locales", "acr-values"],
-)
-def test_oidcc_display_page_popup_ui_claims_locales_acr_values(
-    h: Harness, mode: str, extra: dict[str, str]
-) -> None:
-    """``oidcc-display-page``, ``oidcc-display-popup``, ``oidcc-ui-locales``,
-    ``oidcc-claims-locales``, ``oidcc-ensure-request-with-acr-values-succeeds``: OIDC Core
-    §15.1 — the OP must support these parameters, "simply to have its use not result in an
-    error": a fresh sign-in page, then the code.  Passport shows one page layout and one
-    language and has one authentication class (docs/oauth-design.md); the ``acr`` claim
-    for the values asked is only a warning and is absent."""
+def accepted_without_effect(h: Harness, mode: str, **extra: str) -> None:
+    """OIDC Core §15.1: the OP must support ``display``, ``ui_locales``, ``claims_locales``
+    and ``acr_values`` — "simply to have its use not result in an error": a fresh sign-in
+    page, then the code.  Passport shows one page layout in one language and has one
+    authentication class (docs/oauth-design.md), so the parameter changes nothing."""
     done = flow(h, mode, **extra)
     assert done.authorization.pages == ["login", "consent"]
-    assert "acr" not in done.claims
+
+
+def test_oidcc_display_page(h: Harness, mode: str) -> None:
+    accepted_without_effect(h, mode, display="page")
+
+
+def test_oidcc_display_popup(h: Harness, mode: str) -> None:
+    accepted_without_effect(h, mode, display="popup")
+
+
+def test_oidcc_ui_locales(h: Harness, mode: str) -> None:
+    """``ui_locales=se`` (the suite's default): no error, the page in Passport's language."""
+    accepted_without_effect(h, mode, ui_locales="se")
+
+
+def test_oidcc_claims_locales(h: Harness, mode: str) -> None:
+    accepted_without_effect(h, mode, claims_locales="se")
+
+
+def test_oidcc_ensure_request_with_acr_values_succeeds(h: Harness, mode: str) -> None:
+    """``acr_values=1 2`` (no ``acr_values_supported`` announced): the flow succeeds; an
+    ``acr`` claim of a requested value is only a warning, and Passport sends none."""
+    assert "acr_values_supported" not in metadata(h)
+    params = new_request(h, mode, acr_values="1 2")
+    result = authorize(h, mode, params)
+    assert result.pages == ["login", "consent"]
+    issued = redeem(h, check_success(result))
+    assert "acr" not in id_token(h, issued["id_token"], params["nonce"])
 
 
 def test_oidcc_login_hint(h: Harness, mode: str) -> None:
