@@ -801,6 +801,56 @@ def test_oidcc_refresh_token(h: Harness, mode: str) -> None:
     check_token_error(token_request(h, data, client="Wiki"))
 
 
+# -- the Form Post OP plan's variants of modules mirrored in query mode elsewhere ------------
+
+
+def unsigned_request_object(claims: dict[str, str]) -> str:
+    def part(data: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none'})}.{part(claims)}."
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "oidcc-scope-profile",
+        "oidcc-scope-phone",
+        "oidcc-ensure-request-with-unknown-parameter-succeeds",
+        "oidcc-request-uri-unsigned-supported-correctly-or-rejected-as-unsupported",
+        "oidcc-ensure-request-object-with-redirect-uri",
+    ],
+)
+def test_oidcc_form_post_variants_of_query_mode_modules(h: Harness, module: str) -> None:
+    """The Form Post OP plan runs every Basic module with ``response_mode=form_post``; these
+    five are mirrored in query mode in ``test_oidcc_authorization_request.py`` (the
+    request-object module there runs both modes), and here posted: the same answer, by a
+    form."""
+    mode = "form_post"
+    if module == "oidcc-scope-profile":
+        done = flow(h, mode, scope="openid profile")
+        claims = claims_of(h, userinfo(h, done.issued["access_token"]), done.claims["sub"])
+        assert claims["name"] == "Alice" and claims["preferred_username"] == "alice"
+    elif module == "oidcc-scope-phone":
+        done = flow(h, mode, scope="openid phone")
+        assert done.issued["scope"] == "openid"
+    elif module == "oidcc-ensure-request-with-unknown-parameter-succeeds":
+        flow(h, mode, extra="foobar")
+    else:
+        h.login("alice", PASSWORD)
+        if module.startswith("oidcc-request-uri"):
+            extra = {"request_uri": "https://rp.example/request.jwt"}
+            expected = "request_uri_not_supported"
+        else:
+            evil = {"redirect_uri": "https://evil.example/cb", "response_type": "code"}
+            extra = {"request": unsigned_request_object(evil)}
+            expected = "request_not_supported"
+        params = new_request(h, mode, **extra)
+        answer = h.client.get("/oauth2/authorize?" + urlencode(params))
+        result = Authorization(callback(answer, mode), sent=params)
+        assert check_error(result) == expected
+
+
 # -- Config OP, RP-Initiated Logout OP, Back-Channel Logout OP: the discovery modules ------------
 
 PUBLIC_URL = "https://sso.example.com"
