@@ -938,3 +938,25 @@ def test_oidcc_backchannel_logout_discovery_endpoint_verification(deployed: Harn
     assert meta["backchannel_logout_supported"] is True
     assert meta["backchannel_logout_session_supported"] is True
     assert meta["end_session_endpoint"] == PUBLIC_URL + "/logout"
+
+
+# -- the index -------------------------------------------------------------------------------
+
+
+def test_the_conformance_index_names_real_tests_and_every_module_test() -> None:
+    """``tests/oidc/CONFORMANCE.md`` maps modules to tests: every test it names exists, and
+    every ``test_oidcc_…`` of this file is named there."""
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    index = (here / "CONFORMANCE.md").read_text()
+    defined = {
+        name
+        for path in here.glob("test_*.py")
+        for name in re.findall(r"^def (test_\w+)", path.read_text(), re.MULTILINE)
+    }
+    named = set(re.findall(r"\b(test_\w+)(?![\w…*]|\.py)", index)) - {"test_oidcc_"}
+    named = {n for n in named if not n.endswith("_")}
+    assert named - defined == set()
+    own = set(re.findall(r"^def (test_oidcc_\w+)", Path(__file__).read_text(), re.MULTILINE))
+    assert own - named == set()
