@@ -591,15 +591,39 @@ def test_id_token_hint_of_someone_else_is_login_required(h: Harness, mode: str) 
 
 @pytest.mark.parametrize(
     "hint",
-    ["x.y.z", "not a jwt", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1c2VyLTEifQ."],
-    ids=["garbage-jws", "not-a-jws", "alg-none"],
+    [
+        "x.y.z",
+        "not a jwt",
+        "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1c2VyLTEifQ.",
+        "..",
+        "\u00fc.\u00fc.\u00fc",
+        "e30.e30.",
+        "W10.W10.W10",
+        "x" * 5000 + ".a.b",
+        "access_token",
+    ],
+    ids=[
+        "garbage",
+        "not-a-jws",
+        "alg-none",
+        "dots",
+        "unicode",
+        "empty-json",
+        "arrays",
+        "huge",
+        "an-access-token",
+    ],
 )
 def test_id_token_hint_not_issued_by_passport_is_invalid_request(
     h: Harness, mode: str, hint: str
 ) -> None:
     """Not a module: a hint Passport did not sign names no one — ``invalid_request`` at the
-    client's redirect URI, never a code for whoever is signed in."""
-    flow(h, mode)
+    client's redirect URI, never a code for whoever is signed in.  A JWT access token is
+    signed by Passport but is no ID token (``typ: at+jwt``)."""
+    done = flow(h, mode)
+    if hint == "access_token":
+        hint = done.issued["access_token"]
+        assert hint.count(".") == 2
     params = new_request(h, mode, prompt="none", id_token_hint=hint)
     answer = h.client.get("/oauth2/authorize?" + urlencode(params))
     result = Authorization(callback(answer, mode), sent=params)
