@@ -172,3 +172,43 @@ def test_pyoidc_verifies_what_it_accepts(provider: Provider) -> None:
     client.state2nonce[again] = "another-nonce"
     with pytest.raises(ParameterError):
         tokens(client, again, "client_secret_basic")
+
+
+def test_pyoidc_authorization_request_by_post(provider: Provider) -> None:
+    """``oidcc-ensure-post-request-succeeds`` against the live server: pyoidc's request
+    form-serialized in a POST body from the client's page (OIDC Core §3.1.2.1, §13.2)."""
+    client = relying_party(provider)
+    state, nonce = rndstr(), rndstr()
+    request = client.construct_AuthorizationRequest(
+        request_args={
+            "client_id": client.client_id,
+            "response_type": "code",
+            "scope": "openid",
+            "redirect_uri": provider.redirect_uri,
+            "state": state,
+            "nonce": nonce,
+        }
+    )
+    client.state2nonce[state] = nonce
+    browser = requests.Session()
+    posted = browser.post(
+        client.authorization_endpoint,
+        data=request.to_dict(),
+        headers={"Origin": "http://127.0.0.1:9"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert posted.status_code == 302, posted.text[:300]
+    final = follow_to_client(
+        browser,
+        provider.url + posted.headers["Location"],
+        provider.url,
+        provider.redirect_uri,
+        username="alice",
+        password=PASSWORD,
+    )
+    answer = client.parse_response(
+        AuthorizationResponse, info=urlsplit(final).query, sformat="urlencoded"
+    )
+    assert answer["state"] == state
+    assert tokens(client, state, "client_secret_basic")["id_token"]["nonce"] == nonce
