@@ -237,8 +237,8 @@ def id_token(
 ) -> dict[str, Any]:
     """``PerformStandardIdTokenChecks`` (OIDC Core §3.1.3.7): signed by a key of the JWKS
     with the algorithm that key names, ``iss`` the issuer, ``aud`` the client (``azp`` too
-    if several), ``exp`` after and ``iat``/``auth_time`` not after now, the ``nonce`` asked
-    for (none if none was), a ``sub``."""
+    if several), ``iat``, ``exp``, ``auth_time`` and ``nbf`` right within five minutes
+    (``ValidateIdToken``), the ``nonce`` asked for (none if none was), a ``sub``."""
     client_id = client_id or ids(h)["client_id"]
     keys = body(h.client.get("/.well-known/jwks.json"))
     decoded = jwt.decode(token, KeySet.import_key_set(keys))
@@ -250,9 +250,14 @@ def id_token(
     assert client_id in audience
     if len(audience) > 1:
         assert claims["azp"] == client_id
-    now = h.clock.now.timestamp()
-    assert claims["exp"] > now >= claims["iat"]
-    assert claims.get("auth_time", 0) <= now
+    # ValidateIdToken's clock checks, with its five minutes of skew.
+    now, skew = h.clock.now.timestamp(), 300
+    assert now - skew <= claims["iat"] <= now + skew
+    assert now - skew < claims["exp"] < now + 50 * 365 * 86400
+    if "auth_time" in claims:
+        assert now - 365 * 86400 <= claims["auth_time"] <= now + skew
+    assert claims.get("nbf", now) <= now + skew
+    assert claims.get("acr") != ""
     assert claims.get("nonce") == nonce
     assert isinstance(claims["sub"], str) and 0 < len(claims["sub"]) <= 255
     return claims
