@@ -635,6 +635,27 @@ def test_id_token_hint_not_issued_by_passport_is_invalid_request(
     assert check_error(result) == "invalid_request"
 
 
+def test_id_token_hint_is_checked_in_a_pushed_request_too(h: Harness) -> None:
+    """Not a module: a pushed request is validated as one sent to the authorization
+    endpoint (RFC 9126 §2.1) — a hint Passport did not issue is refused at the push;
+    a good one, pushed, answers ``prompt=none`` at once."""
+    done = flow(h, "query")
+    base = new_request(h, "query", prompt="none")
+    refused = h.client.post(
+        "/oauth2/par", data={**base, "id_token_hint": "x.y.z"}, headers=basic(h)
+    )
+    assert refused.status_code == 400 and body(refused)["error"] == "invalid_request"
+    pushed = h.client.post(
+        "/oauth2/par", data={**base, "id_token_hint": done.issued["id_token"]}, headers=basic(h)
+    )
+    assert pushed.status_code == 201, pushed.get_data(as_text=True)
+    answer = h.client.get(
+        "/oauth2/authorize?"
+        + urlencode({"client_id": base["client_id"], "request_uri": body(pushed)["request_uri"]})
+    )
+    assert check_success(Authorization(callback(answer, "query"), sent=base))
+
+
 # -- authorization codes ---------------------------------------------------------------------
 
 
