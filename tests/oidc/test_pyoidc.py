@@ -30,6 +30,10 @@ from oic.utils.authn.client import CLIENT_AUTHN_METHOD
 from oidc_support import PASSWORD
 from oidc_support import Provider
 from oidc_support import follow_to_client
+from passport.services.applications import find_by_name
+from passport.storage.db import Database
+
+from conftest import make_settings
 
 pytestmark = pytest.mark.live
 
@@ -212,3 +216,24 @@ def test_pyoidc_authorization_request_by_post(provider: Provider) -> None:
     )
     assert answer["state"] == state
     assert tokens(client, state, "client_secret_basic")["id_token"]["nonce"] == nonce
+
+
+def test_pyoidc_with_a_client_registered_for_rs256(
+    provider: Provider, backends: dict[str, Any], request: pytest.FixtureRequest
+) -> None:
+    """pyoidc (pyjwkest) verifies both of Passport's algorithms: ES256, the server's
+    default, above, and RS256 for a client registered for it (OIDC Registration §2
+    ``id_token_signed_response_alg``)."""
+    database = Database(make_settings(backends[request.node.callspec.params["provider"]].url))
+    try:
+        with database.session(write=True) as db, db.begin():
+            wiki = find_by_name(db, "Wiki")
+            assert wiki is not None
+            wiki.id_token_signed_response_alg = "RS256"
+    finally:
+        database.dispose()
+    client = relying_party(provider)
+    state, request_ = sign_in(provider, client)
+    id_token: Any = tokens(client, state, "client_secret_basic")["id_token"]
+    assert id_token.jws_header["alg"] == "RS256"
+    client.verify_id_token(id_token, request_)
