@@ -14,9 +14,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-
-pytest.importorskip("oic", reason="pyoidc comes with the test extras: pip install -e '.[test]'")
-
 from jwkest import BadSignature
 from oic import rndstr
 from oic.exception import ParameterError
