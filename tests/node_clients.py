@@ -9,9 +9,15 @@ clients would stop proving anything about them.
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 from typing import Any
 
 import pytest
@@ -68,3 +74,86 @@ def run(
             f"{script} {step}: not JSON\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
         ) from None
     return answer
+
+
+class Running:
+    """A driver step that prints more than one line while it runs (openid-client's
+    device grant polls while the test plays the user): read each line as it comes, then
+    the step's answer (``{"ok": ...}`` or ``{"error": ...}``, its last line)."""
+
+    def __init__(self, process: subprocess.Popen[str], stderr: IO[str], name: str) -> None:
+        self.process, self.stderr, self.name = process, stderr, name
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put(None)  # the end of the output
+
+    def _stderr(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def next(self, timeout: float) -> dict[str, Any]:
+        """The next line, as JSON; fails the test when none comes in ``timeout`` s."""
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(
+                f"{self.name}: no line in {timeout} s\nstderr:\n{self._stderr()}"
+            ) from None
+        if line is None:
+            code = self.process.wait(timeout=10)
+            raise AssertionError(f"{self.name} ended (exit {code})\nstderr:\n{self._stderr()}")
+        try:
+            answer: dict[str, Any] = json.loads(line)
+        except json.JSONDecodeError:
+            raise AssertionError(
+                f"{self.name}: not JSON: {line!r}\nstderr:\n{self._stderr()}"
+            ) from None
+        return answer
+
+    def answer(self, timeout: float, seen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The lines up to the step's answer (those before it added to ``seen``), then
+        the answer, once the process ended as :func:`run` expects."""
+        while True:
+            line = self.next(timeout)
+            if "ok" in line or "error" in line:
+                break
+            if seen is not None:
+                seen.append(line)
+        code = self.process.wait(timeout=10)
+        if code != (2 if "error" in line else 0):
+            raise AssertionError(f"{self.name} exited {code}\nstderr:\n{self._stderr()}")
+        return line
+
+
+@contextmanager
+def start(script: str, step: str, payload: dict[str, Any], *, package: str) -> Iterator[Running]:
+    """Start one step of a Node driver (as :func:`run`) without waiting for it; the
+    process is killed if it still runs when the block ends."""
+    node = require(package)
+    with tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen(
+            [node, str(CLIENTS / script), step],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            cwd=CLIENTS,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        running = Running(process, stderr, f"{script} {step}")
+        try:
+            process.stdin.write(json.dumps(payload))
+            process.stdin.close()
+            yield running
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+            running.reader.join(timeout=10)
+            process.stdout.close()

@@ -12,9 +12,12 @@
 // 0, or {"error": {...}} with exit status 2 when openid-client or Passport refused —
 // the tests assert on refusals too.  Anything else (a bug here) exits 1 with a stack.
 //
-// More flows are one more entry in STEPS (device authorization, RFC 8628:
-// initiateDeviceAuthorization / pollDeviceAuthorizationGrant; pushed authorization
-// requests, RFC 9126: buildAuthorizationUrlWithPAR).
+// One step answers more than once: "device" (RFC 8628) prints the device authorization
+// response on its first line, then a line per answer of the token endpoint while it
+// polls, then its answer — the test reads the user_code and plays the user on /device
+// while openid-client polls (node_clients.start).
+//
+// More flows are one more entry in STEPS.
 import * as client from "openid-client";
 
 const AUTH = {
@@ -38,6 +41,27 @@ async function configure(input) {
   return config;
 }
 
+// One line of output now (the "device" step prints several).
+function emit(object) {
+  process.stdout.write(JSON.stringify(object) + "\n");
+}
+
+// Every request openid-client sends from now on, as {method, url, at} (`at`: seconds
+// since `since`, when it was sent): the tests check which endpoint it used (discovery's
+// pushed_authorization_request_endpoint) and when (the device grant's interval).
+// `seen(url, response, at)`, if given, is shown each answer before openid-client reads it.
+function record(config, since = Date.now(), seen = undefined) {
+  const sent = [];
+  config[client.customFetch] = async (url, options) => {
+    const at = (Date.now() - since) / 1000;
+    sent.push({ method: options.method, url: String(url), at });
+    const response = await fetch(url, options);
+    if (seen) await seen(String(url), response, at);
+    return response;
+  };
+  return sent;
+}
+
 function tokenOf(response) {
   const out = { ...response };
   delete out.claims;
@@ -45,10 +69,16 @@ function tokenOf(response) {
 }
 
 const STEPS = {
-  // Discovery, then the authorization URL with PKCE (S256), state and nonce.
-  // Reads: redirect_uri, scope, params (extra authorization parameters, e.g. max_age).
+  // Discovery, then the authorization URL with PKCE (S256), state and nonce — with
+  // `par`, pushed first (RFC 9126, buildAuthorizationUrlWithPAR: the parameters go to
+  // the pushed_authorization_request_endpoint with the client's authentication, and
+  // the URL carries client_id and the request_uri Passport answered).
+  // Reads: redirect_uri, scope, params (extra authorization parameters, e.g. max_age),
+  // par (optional).  Answers the URL, what to remember, the server metadata and the
+  // requests sent (`sent`).
   async start(input) {
     const config = await configure(input);
+    const sent = record(config);
     const codeVerifier = client.randomPKCECodeVerifier();
     const remember = {
       code_verifier: codeVerifier,
@@ -56,7 +86,7 @@ const STEPS = {
       nonce: client.randomNonce(),
       max_age: input.params?.max_age,
     };
-    const url = client.buildAuthorizationUrl(config, {
+    const parameters = {
       redirect_uri: input.redirect_uri,
       scope: input.scope ?? "openid",
       state: remember.state,
@@ -64,8 +94,11 @@ const STEPS = {
       code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
       code_challenge_method: "S256",
       ...(input.params ?? {}),
-    });
-    return { url: url.href, remember, server: config.serverMetadata() };
+    };
+    const url = input.par
+      ? await client.buildAuthorizationUrlWithPAR(config, parameters)
+      : client.buildAuthorizationUrl(config, parameters);
+    return { url: url.href, remember, server: config.serverMetadata(), sent };
   },
 
   // The callback: the authorization response is checked (state, RFC 9207 `iss`, errors),
@@ -120,6 +153,38 @@ const STEPS = {
     return { token: tokenOf(await client.clientCredentialsGrant(config, params)) };
   },
 
+  // The Device Authorization Grant (RFC 8628): initiateDeviceAuthorization, then
+  // pollDeviceAuthorizationGrant, which waits `interval` seconds before each poll, keeps
+  // polling on authorization_pending and adds 5 seconds to its interval at each
+  // slow_down (§3.5), and ends with the tokens (the ID token validated as in "finish",
+  // but for nonce) or the error that ended the grant (access_denied, expired_token...).
+  // Lines printed: first {"device": <the device authorization response>} (or the
+  // step's error), then {"poll": {at, status, error}} for each answer of the token
+  // endpoint (`at`: seconds after the device authorization response that the poll was
+  // sent), then the step's answer: {token, claims, sent}.
+  // Reads: scope; deadline (seconds the polling may last, default 60); interval
+  // (optional: poll every `interval` seconds instead of Passport's — a client that
+  // polls too fast).
+  async device(input) {
+    const config = await configure(input);
+    const started = await client.initiateDeviceAuthorization(config, {
+      scope: input.scope ?? "openid",
+    });
+    const tokenEndpoint = config.serverMetadata().token_endpoint;
+    const sent = record(config, Date.now(), async (url, response, at) => {
+      if (url !== tokenEndpoint) return;
+      const body = await response.clone().json().catch(() => ({}));
+      emit({ poll: { at, status: response.status, error: body.error ?? null } });
+    });
+    emit({ device: started });
+    const polled =
+      input.interval === undefined ? started : { ...started, interval: input.interval };
+    const tokens = await client.pollDeviceAuthorizationGrant(config, polled, undefined, {
+      signal: AbortSignal.timeout((input.deadline ?? 60) * 1000),
+    });
+    return { token: tokenOf(tokens), claims: tokens.claims() ?? null, sent };
+  },
+
   // RP-Initiated Logout 1.0: the end_session_endpoint URL.
   // Reads: params (id_token_hint, post_logout_redirect_uri, state, ...).
   async end_session(input) {
@@ -157,10 +222,10 @@ async function main() {
       || error instanceof client.WWWAuthenticateChallengeError)) {
       throw error;
     }
-    process.stdout.write(JSON.stringify({ error: describe(error) }) + "\n");
+    emit({ error: describe(error) });
     process.exit(2);
   }
-  process.stdout.write(JSON.stringify(answer) + "\n");
+  emit(answer);
 }
 
 await main();
