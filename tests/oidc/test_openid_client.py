@@ -12,17 +12,24 @@ credentials as RFC 6749 §2.3.1 says (``-`` as ``%2D``: the failure that hit 87 
 credentials Passport issues before the fix).  It does not check ``at_hash`` in the code
 flow (oauth4webapi checks ``c_hash`` only for hybrid responses, which Passport does not
 offer): this file does, with the ID token's other claims.
+
+Pushed Authorization Requests (RFC 9126) are openid-client's
+``buildAuthorizationUrlWithPAR``; the Device Authorization Grant (RFC 8628) its
+``initiateDeviceAuthorization`` and ``pollDeviceAuthorizationGrant``, polling in a Node
+process of its own while requests plays the user on ``/device``.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import UTC
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 from urllib.parse import parse_qs
 from urllib.parse import quote
@@ -84,12 +91,13 @@ class RP:
         assert "error" in answer, (step, answer)
         return answer["error"]  # type: ignore[no-any-return]
 
-    def start(self, **params: str) -> dict[str, Any]:
+    def start(self, *, par: bool = False, **params: str) -> dict[str, Any]:
         return self.ok(  # type: ignore[no-any-return]
             "start",
             redirect_uri=REDIRECT,
             scope="openid profile email offline_access",
             params=params,
+            par=par,
         )
 
     def through_browser(self, url: str, visited: list[str] | None = None) -> str:
@@ -104,11 +112,12 @@ class RP:
         )
 
     def sign_in(
-        self, visited: list[str] | None = None, **params: str
+        self, visited: list[str] | None = None, *, par: bool = False, **params: str
     ) -> tuple[dict[str, Any], str, dict[str, Any]]:
-        """The whole code flow; returns what "start" printed, the callback URL and what
-        "finish" printed (tokens and the validated ID token claims)."""
-        started = self.start(**params)
+        """The whole code flow (the request pushed first with ``par``); returns what
+        "start" printed, the callback URL and what "finish" printed (tokens and the
+        validated ID token claims)."""
+        started = self.start(par=par, **params)
         callback = self.through_browser(started["url"], visited)
         done = self.ok("finish", callback=callback, remember=started["remember"])
         return started, callback, done
@@ -120,9 +129,12 @@ def create_application(
     *,
     confidential: bool = True,
     credentials: tuple[str, str] | None = None,
+    device_grant: bool = False,
+    require_par: bool = False,
 ) -> tuple[str, str | None]:
     """A new application of the live server's database (no consent given yet); its client
-    id and secret are Passport's own, or ``credentials`` when given."""
+    id and secret are Passport's own, or ``credentials`` when given; ``device_grant`` and
+    ``require_par`` (``require_pushed_authorization_requests``) its switches."""
     settings = make_settings(p.database_url)
     database = Database(settings)
     try:
@@ -137,6 +149,8 @@ def create_application(
             if credentials is not None:
                 app.client_id, secret = credentials
                 app.secret_hash = clients.hash_secret(secret)
+            app.device_grant = device_grant
+            app.require_pushed_authorization_requests = require_par
             return app.client_id or "", secret
     finally:
         database.dispose()
@@ -376,3 +390,256 @@ def test_rp_initiated_logout(provider: Provider) -> None:
     visited: list[str] = []
     rp.sign_in(visited)
     assert visited == ["login"]
+
+
+# -- Pushed Authorization Requests (RFC 9126): buildAuthorizationUrlWithPAR --
+
+
+def check_pushed(rp: RP, started: dict[str, Any]) -> None:
+    """openid-client pushed its request to the endpoint discovery names, and the URL the
+    browser gets carries nothing else but ``client_id`` and the ``request_uri``."""
+    server = started["server"]
+    endpoint = server["pushed_authorization_request_endpoint"]
+    assert endpoint == rp.issuer + "/oauth2/par"  # RFC 9126 §5
+    assert [(r["method"], r["url"]) for r in started["sent"]] == [("POST", endpoint)]
+    url = started["url"]
+    assert url.split("?")[0] == server["authorization_endpoint"]
+    front = query_of(url)
+    assert sorted(parse_qs(urlsplit(url).query)) == ["client_id", "request_uri"]  # §4
+    assert front["client_id"] == rp.client_id
+    assert front["request_uri"].startswith("urn:ietf:params:oauth:request_uri:")  # §2.2
+
+
+def par_client(p: Provider, auth: str, *, require_par: bool = False) -> RP:
+    client_id, secret = create_application(
+        p, f"PAR RP {auth}", confidential=auth != "none", require_par=require_par
+    )
+    return RP(p.url, client_id, secret, auth)
+
+
+@pytest.mark.parametrize("auth", ["basic", "post", "none"])
+def test_par_code_flow(provider: Provider, auth: str) -> None:
+    """RFC 9126 as openid-client does it: the request pushed with the client's
+    authentication (§2.1: client_secret_basic, client_secret_post, or a public client's
+    client_id), the browser sent with the request_uri only (§4), the code exchanged."""
+    rp = par_client(provider, auth)
+    visited: list[str] = []
+    started, callback, done = rp.sign_in(visited, par=True)
+    check_pushed(rp, started)
+    assert visited == ["login", "consent"]
+    check_sign_in(rp, started, callback, done)
+    # The pushed state and nonce came back: openid-client compared them, and
+    # check_sign_in the nonce with what "start" remembered.
+    assert query_of(callback)["state"] == started["remember"]["state"]
+    info = rp.ok("userinfo", access_token=done["token"]["access_token"], sub=done["claims"]["sub"])
+    assert info["sub"] == done["claims"]["sub"]
+
+
+def test_par_required_refuses_openid_clients_plain_request(provider: Provider) -> None:
+    """An application registered with ``require_pushed_authorization_requests`` (RFC 9126
+    §6): openid-client's plain ``buildAuthorizationUrl`` comes back to the redirect URI
+    with ``invalid_request`` (and ``state``, ``iss``: openid-client accepts the response
+    as Passport's and reports the error), before any page is shown; the same client with
+    ``buildAuthorizationUrlWithPAR`` signs in."""
+    rp = par_client(provider, "basic", require_par=True)
+    started = rp.start()
+    assert started["sent"] == []  # nothing pushed
+    assert "request_uri" not in query_of(started["url"])
+    visited: list[str] = []
+    callback = rp.through_browser(started["url"], visited)
+    assert visited == []
+    assert query_of(callback)["error"] == "invalid_request"
+    assert query_of(callback)["iss"] == rp.issuer
+    refused = rp.refused("finish", callback=callback, remember=started["remember"])
+    assert refused["name"] == "AuthorizationResponseError", refused
+    assert refused["error"] == "invalid_request", refused
+
+    started, callback, done = rp.sign_in(visited, par=True)
+    check_pushed(rp, started)
+    assert visited == ["login", "consent"]
+    check_sign_in(rp, started, callback, done)
+
+
+# -- The Device Authorization Grant (RFC 8628): initiateDeviceAuthorization, then
+# pollDeviceAuthorizationGrant while requests plays the user on /device --
+
+USER_CODE = re.compile(r"[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}")  # §6.1
+
+
+def device_client(p: Provider, auth: str, name: str) -> RP:
+    client_id, secret = create_application(p, name, confidential=auth != "none", device_grant=True)
+    return RP(p.url, client_id, secret, auth)
+
+
+def user_decides(rp: RP, started: dict[str, Any], application: str, decision: str) -> str:
+    """The user, with a browser (requests): opens ``verification_uri``, signs in, types
+    the ``user_code`` the device shows and allows or denies; the last page's text."""
+    browser, base = requests.Session(), rp.issuer
+    headers = {"Origin": base}
+    page = browser.get(started["verification_uri"], allow_redirects=False, timeout=10)
+    assert page.status_code == 302 and page.headers["Location"].startswith("/login?")
+    login = browser.get(urljoin(base, page.headers["Location"]), timeout=10)
+    form = hidden_fields(login.text) | {"username": "alice", "password": PASSWORD}
+    signed = browser.post(
+        f"{base}/login", data=form, headers=headers, allow_redirects=False, timeout=10
+    )
+    assert signed.status_code == 302, signed.text[:300]
+    entry = browser.get(urljoin(base, signed.headers["Location"]), timeout=10)
+    assert entry.status_code == 200 and 'name="user_code"' in entry.text, entry.text[:300]
+    confirm = browser.post(
+        f"{base}/device",
+        data=hidden_fields(entry.text) | {"user_code": started["user_code"]},
+        headers=headers,
+        timeout=10,
+    )
+    assert confirm.status_code == 200 and application in confirm.text, confirm.text[:300]
+    done = browser.post(
+        f"{base}/device",
+        data=hidden_fields(confirm.text) | {"decision": decision},
+        headers=headers,
+        timeout=10,
+    )
+    assert done.status_code == 200, done.text[:300]
+    return done.text
+
+
+@dataclass
+class DeviceRun:
+    started: dict[str, Any]  # the device authorization response openid-client got
+    polls: list[dict[str, Any]]  # each token endpoint answer: at, status, error
+    answer: dict[str, Any]  # {"ok": {token, claims, sent}} or {"error": ...}
+
+
+def device_flow(
+    rp: RP,
+    decision: str,
+    application: str,
+    *,
+    scope: str = "openid profile email",
+    interval: int | None = None,
+    wait_for: str | None = None,
+) -> DeviceRun:
+    """openid-client's device grant in a Node process of its own; once it printed the
+    device authorization response (and, with ``wait_for``, once a poll was answered with
+    that error), the user decides on /device, then the process's answer is read.
+    Bounded: openid-client stops polling after ``deadline`` seconds."""
+    deadline = 45
+    payload = rp.payload(scope=scope, deadline=deadline)
+    if interval is not None:
+        payload["interval"] = interval
+    polls: list[dict[str, Any]] = []
+    with node_clients.start(DRIVER, "device", payload, package="openid-client") as running:
+        first = running.next(timeout=20)
+        assert "device" in first, first
+        started = first["device"]
+        while wait_for is not None:
+            line = running.next(timeout=20)
+            assert "poll" in line, line
+            polls.append(line["poll"])
+            if line["poll"]["error"] == wait_for:
+                break
+        user_decides(rp, started, application, decision)
+        seen: list[dict[str, Any]] = []
+        answer = running.answer(timeout=deadline + 10, seen=seen)
+    polls += [line["poll"] for line in seen]
+    return DeviceRun(started, polls, answer)
+
+
+def check_device_response(rp: RP, started: dict[str, Any]) -> None:
+    """RFC 8628 §3.2, as openid-client received it."""
+    assert USER_CODE.fullmatch(started["user_code"]), started
+    assert started["verification_uri"] == rp.issuer + "/device"
+    assert started["verification_uri_complete"] == (
+        rp.issuer + "/device?user_code=" + started["user_code"]
+    )
+    assert started["interval"] == 5 and started["expires_in"] > 0
+    assert started["device_code"]
+
+
+def check_device_tokens(rp: RP, run: DeviceRun, scope: str) -> None:
+    """The tokens openid-client returned (it validated the ID token: signature against
+    the JWK Set, iss, aud, exp, iat), their claims, and UserInfo through openid-client."""
+    assert "ok" in run.answer, run.answer
+    token, claims = run.answer["ok"]["token"], run.answer["ok"]["claims"]
+    assert token["token_type"].lower() == "bearer" and token["expires_in"] > 0
+    assert token["scope"] == scope and token["id_token"]
+    assert claims["iss"] == rp.issuer and claims["aud"] == rp.client_id
+    assert claims["email"] == "alice@example.com"
+    # The claims of the scopes allowed, and only those (OIDC Core §5.4).
+    assert ("preferred_username" in claims) == ("profile" in scope.split()), claims
+    assert claims["at_hash"] == at_hash(token["access_token"])
+    assert "nonce" not in claims  # the device grant has none (RFC 8628 §3.1)
+    assert run.polls and run.polls[-1]["status"] == 200, run.polls
+    info = rp.ok("userinfo", access_token=token["access_token"], sub=claims["sub"])
+    assert info["sub"] == claims["sub"] and info["email"] == "alice@example.com"
+
+
+def check_polled_at_interval(run: DeviceRun) -> None:
+    """openid-client waits ``interval`` before each poll (RFC 8628 §3.5), so Passport
+    never answers it ``slow_down``."""
+    interval = run.started["interval"]
+    times = [poll["at"] for poll in run.polls]
+    assert times[0] >= interval - 0.05, run.polls
+    assert all(b - a >= interval - 0.05 for a, b in pairwise(times))
+    assert not [poll for poll in run.polls if poll["error"] == "slow_down"], run.polls
+
+
+@pytest.mark.parametrize("auth", ["basic", "post"])
+def test_device_grant_allowed(provider: Provider, auth: str) -> None:
+    rp = device_client(provider, auth, f"TV {auth}")
+    run = device_flow(rp, "allow", f"TV {auth}")
+    check_device_response(rp, run.started)
+    check_polled_at_interval(run)
+    check_device_tokens(rp, run, "openid profile email")
+    # Every poll went to the token endpoint; the ID token's signature was checked
+    # against the JWK Set (openid-client's non-repudiation checks).
+    sent = {(r["method"], r["url"]) for r in run.answer["ok"]["sent"]}
+    assert sent == {
+        ("POST", provider.url + "/oauth2/token"),
+        ("GET", provider.url + "/.well-known/jwks.json"),
+    }
+
+
+def test_device_grant_public_client(provider: Provider) -> None:
+    rp = device_client(provider, "none", "Public TV")
+    run = device_flow(rp, "allow", "Public TV", scope="openid email")
+    check_device_response(rp, run.started)
+    check_polled_at_interval(run)
+    check_device_tokens(rp, run, "openid email")
+
+
+def test_device_grant_denied(provider: Provider) -> None:
+    """RFC 8628 §3.5: the user's denial ends the polling with ``access_denied``, which
+    openid-client surfaces as the token endpoint's error."""
+    rp = device_client(provider, "basic", "Denied TV")
+    run = device_flow(rp, "deny", "Denied TV")
+    assert "error" in run.answer, run.answer
+    refused = run.answer["error"]
+    assert refused["name"] == "ResponseBodyError", refused
+    assert refused["error"] == "access_denied" and refused["status"] == 400, refused
+    assert run.polls[-1] == run.polls[-1] | {"status": 400, "error": "access_denied"}
+    check_polled_at_interval(run)
+
+
+def test_device_grant_slow_down_grows_openid_clients_interval(provider: Provider) -> None:
+    """A client told to poll every second, faster than Passport's 5 s: the poll that comes
+    too soon is answered ``slow_down`` (RFC 8628 §3.5), openid-client adds 5 seconds to
+    its interval and goes on polling, and gets the tokens once the user allowed."""
+    rp = device_client(provider, "post", "Fast TV")
+    run = device_flow(rp, "allow", "Fast TV", interval=1, wait_for="slow_down")
+    errors = [poll["error"] for poll in run.polls]
+    assert errors[:2] == ["authorization_pending", "slow_down"], run.polls
+    slowed = errors.index("slow_down")
+    gap = run.polls[slowed + 1]["at"] - run.polls[slowed]["at"]
+    assert gap >= 1 + 5 - 0.05, run.polls
+    check_device_tokens(rp, run, "openid profile email")
+
+
+def test_device_grant_needs_the_switch(provider: Provider) -> None:
+    """An application not registered for the device grant: openid-client's
+    ``initiateDeviceAuthorization`` is refused ``unauthorized_client`` (RFC 6749 §5.2)."""
+    client_id, secret = create_application(provider, "Not a TV")
+    rp = RP(provider.url, client_id, secret, "basic")
+    refused = rp.refused("device", scope="openid", deadline=5)
+    assert refused["name"] == "ResponseBodyError", refused
+    assert refused["error"] == "unauthorized_client", refused
