@@ -39,6 +39,7 @@ TEXT = {
     "redirectUris": 8000,
     "scopes": 1000,
     "idTokenSignedResponseAlg": 10,
+    "resources": 12000,
     "username": 64,
     "group": 100,
     "sort": 32,
@@ -75,13 +76,16 @@ class ApplicationsController(_AppAdmin):
         idTokenSignedResponseAlg: str | None,
         requirePushedAuthorizationRequests: bool | None,
         deviceGrant: bool | None,
+        resources: str | None,
     ) -> dict[str, Any]:
         """Register an application; its client secret is in the answer, this once only.
         ``idTokenSignedResponseAlg`` (ES256 or RS256; absent: the server's ``signing_alg``)
         signs its ID, logout and JWT access tokens; ``requirePushedAuthorizationRequests``
         (default false) accepts its authorization requests only through ``/oauth2/par``
         (RFC 9126 §6); ``deviceGrant`` (default false) lets it use the Device Authorization
-        Grant (RFC 8628)."""
+        Grant (RFC 8628).  ``resources``: the RFC 8707 resource identifiers (absolute https
+        URIs, no fragment) of the APIs it serves, each registered by one application
+        only (409 when another has it)."""
         app, secret = self.administration().create_application(
             name,
             description=description,
@@ -96,6 +100,7 @@ class ApplicationsController(_AppAdmin):
             id_token_signed_response_alg=idTokenSignedResponseAlg,
             require_pushed_authorization_requests=bool(requirePushedAuthorizationRequests),
             device_grant=bool(deviceGrant),
+            resources=split_list(resources),
         )
         return {"Application": application_json(app), "ClientSecret": secret}
 
@@ -137,10 +142,12 @@ class ApplicationsController(_AppAdmin):
         idTokenSignedResponseAlg: str | None,
         requirePushedAuthorizationRequests: bool | None,
         deviceGrant: bool | None,
+        resources: str | None,
     ) -> dict[str, Any]:
-        """Change what is given; lists (``origins``, ``redirectUris``, ``scopes``) replace;
-        ``idTokenSignedResponseAlg`` "" goes back to the server's ``signing_alg``;
-        ``deviceGrant`` switches the Device Authorization Grant (RFC 8628) on or off."""
+        """Change what is given; lists (``origins``, ``redirectUris``, ``scopes``,
+        ``resources``) replace; ``idTokenSignedResponseAlg`` "" goes back to the server's
+        ``signing_alg``; ``deviceGrant`` switches the Device Authorization Grant (RFC 8628)
+        on or off."""
         app = self.administration().update_application(
             application,
             name=name,
@@ -155,6 +162,7 @@ class ApplicationsController(_AppAdmin):
             id_token_signed_response_alg=idTokenSignedResponseAlg,
             require_pushed_authorization_requests=requirePushedAuthorizationRequests,
             device_grant=deviceGrant,
+            resources=_list(resources),
         )
         return {"Application": application_json(app)}
 

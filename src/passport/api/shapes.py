@@ -33,6 +33,8 @@ def application_json(app: Application) -> dict[str, Any]:
         # RFC 9126 §6: authorization requests only through the PAR endpoint
         "RequirePushedAuthorizationRequests": app.require_pushed_authorization_requests,
         "DeviceGrant": app.device_grant,  # RFC 8628, off unless switched on
+        # RFC 8707 §2 resource identifiers of the APIs it serves (it is their RS)
+        "Resources": app.resources,
         "Created": app.created_at.isoformat(),
     }
 

@@ -57,6 +57,12 @@ def app_group() -> None:
     show_default=True,
     help="Allow the Device Authorization Grant (RFC 8628: TVs, command-line tools).",
 )
+@click.option(
+    "--resource",
+    "resources",
+    multiple=True,
+    help="RFC 8707 resource identifier of an API it serves (repeatable).",
+)
 @json_option
 @pass_cli
 def add(
@@ -74,6 +80,7 @@ def add(
     id_token_alg: str | None,
     par_required: bool,
     device_grant: bool,
+    resources: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Register application NAME; its client secret is printed this once only."""
@@ -92,6 +99,7 @@ def add(
             id_token_signed_response_alg=id_token_alg,
             require_pushed_authorization_requests=par_required,
             device_grant=device_grant,
+            resources=list(resources),
         )
     if as_json:
         emit([{**application_json(app), "ClientSecret": secret}], True)
@@ -156,6 +164,13 @@ def show(cli: Cli, name: str, as_json: bool) -> None:
     default=None,
     help="Allow the Device Authorization Grant (RFC 8628: TVs, command-line tools) or not.",
 )
+@click.option(
+    "--resource",
+    "resources",
+    multiple=True,
+    help="Replace its RFC 8707 resource identifiers (repeatable).",
+)
+@click.option("--no-resources", is_flag=True, help="Remove all its resource identifiers.")
 @pass_cli
 def update(
     cli: Cli,
@@ -172,8 +187,12 @@ def update(
     id_token_alg: str | None,
     par_required: bool | None,
     device_grant: bool | None,
+    resources: tuple[str, ...],
+    no_resources: bool,
 ) -> None:
     """Change application NAME."""
+    if resources and no_resources:
+        raise click.UsageError("Give --resource or --no-resources, not both.")
     with cli.transaction() as db:
         app = cli.administration(db).update_application(
             name,
@@ -189,6 +208,7 @@ def update(
             id_token_signed_response_alg=id_token_alg,
             require_pushed_authorization_requests=par_required,
             device_grant=device_grant,
+            resources=[] if no_resources else list(resources) if resources else None,
         )
     say(f"application '{app.name}' updated")
 

@@ -20,6 +20,12 @@ What the request may ask and how much of it counts:
 * ``offline_access`` (OIDC Core §11) counts only with ``prompt=consent`` — the user is
   asked then, every time — or for a first-party application, whose administrator
   decided for its users; otherwise it is ignored like an unknown scope.
+* ``resource`` (RFC 8707 §2, repeatable): the APIs the access token is to be for —
+  each a resource identifier an enabled application registered
+  (:func:`passport.oidc.tokens.resources_asked`), else ``invalid_target`` back to the
+  client.  They are kept through the pending authorization and the code; the consent
+  page names them (the user allows the application to reach those APIs as them), and
+  a remembered consent covers only the resources it was given for.
 * ``request`` and ``request_uri`` (OIDC Core §6) are refused, ``request_not_supported``
   and ``request_uri_not_supported``: a Request Object may say something the plain
   parameters do not, so answering as if it were not there would be wrong.  The one
@@ -77,8 +83,11 @@ from passport.oidc.errors import RequestUriNotSupported
 from passport.oidc.errors import UnsupportedResponseType
 from passport.oidc.pending import AuthorizationRequest
 from passport.oidc.tokens import digest
+from passport.oidc.tokens import resources_asked
+from passport.oidc.tokens import split_resources
 from passport.oidc.tokens import subject_of
 from passport.pages import render
+from passport.services import directory
 from passport.services.sessions import LoginSessionInfo
 from passport.storage.models import Application
 from passport.storage.models import AuthorizationCode
@@ -151,7 +160,7 @@ class AuthorizationEndpoint(Part):
                 return render.error_page(UNUSABLE_REQUEST_URI, "invalid_request_uri")
             # RFC 9126 §4 (and RFC 9101 §6.3, whose request_uri it is): only the pushed
             # parameters count; any other in this request is ignored.
-            params = {**stored, "client_id": client_id}
+            params = oauth_params.Params({**stored, "client_id": client_id}, stored.repeated)
         try:
             asked = self.validate(app, params, through_par=through_par)
         except UnverifiedRedirect:
@@ -169,7 +178,7 @@ class AuthorizationEndpoint(Part):
         ctx = self.context(request, write=True)
         return ctx.respond(lambda: self._start(request, ctx, app, asked))
 
-    def _take_pushed(self, app: Application, request_uri: str) -> dict[str, str] | None:
+    def _take_pushed(self, app: Application, request_uri: str) -> oauth_params.Params | None:
         """The parameters ``app`` pushed as ``request_uri``, used up in a transaction of
         their own (RFC 9126 §4: one-time use), whatever becomes of the request after."""
         with self.services.db.session(write=True) as db, db.begin():
@@ -250,6 +259,8 @@ class AuthorizationEndpoint(Part):
             limit = pending.column_length(name)
             if len(params.get(name) or "") > limit:
                 raise InvalidRequest(f"{name} is longer than {limit} characters.")
+        with self.services.db.session() as db:
+            resources = resources_asked(db, oauth_params.every(params, "resource"))
         return AuthorizationRequest(
             application_id=app.id,
             redirect_uri=redirect_uri,
@@ -262,6 +273,7 @@ class AuthorizationEndpoint(Part):
             login_hint=params.get("login_hint") or None,
             response_mode=mode,
             hinted_subject=self.hinted_subject(params),
+            resources=resources,
         )
 
     def hinted_subject(self, params: dict[str, str]) -> str | None:
@@ -387,13 +399,28 @@ class AuthorizationEndpoint(Part):
     ) -> bool:
         """Whether the user must allow this (OIDC Core §3.1.2.4): not for a first-party
         application when so configured, always for ``prompt=consent``, else when the
-        scopes asked are not all among those allowed before."""
+        scopes asked, or the resources (RFC 8707), are not all among those allowed before."""
         if consented or (app.first_party and self.settings.consent_skip_first_party):
             return False
         if "consent" in asked.prompts:
             return True
         given = db.get(Consent, (user_id, app.id))
-        return given is None or not set(asked.scope.split()) <= set(given.scope.split())
+        return (
+            given is None
+            or not set(asked.scope.split()) <= set(given.scope.split())
+            or not set(asked.resources) <= set(split_resources(given.resource))
+        )
+
+    @staticmethod
+    def resource_names(db: Session, resources: tuple[str, ...]) -> list[tuple[str, str]]:
+        """The APIs a consent grants access to: each resource's application name and its
+        identifier (what the user is asked to allow, RFC 8707 §1: the token is usable
+        there)."""
+        named: list[tuple[str, str]] = []
+        for uri in resources:
+            server = directory.resource_server(db, uri)
+            named.append((server.name if server is not None else uri, uri))
+        return named
 
     def find_pending(
         self, db: Session, request: Request, handle: str | None
@@ -436,16 +463,30 @@ class AuthorizationEndpoint(Part):
 
     @staticmethod
     def remember_consent(
-        db: Session, user_id: int, application_id: int, scope: str, now: datetime
+        db: Session,
+        user_id: int,
+        application_id: int,
+        scope: str,
+        now: datetime,
+        resources: tuple[str, ...] = (),
     ) -> None:
-        """Keep the user's agreement (the union with what they allowed before)."""
+        """Keep the user's agreement (the union with what they allowed before), the
+        resources (RFC 8707) included."""
         existing = db.get(Consent, (user_id, application_id))
         if existing is None:
             db.add(
-                Consent(user_id=user_id, application_id=application_id, scope=scope, granted_at=now)
+                Consent(
+                    user_id=user_id,
+                    application_id=application_id,
+                    scope=scope,
+                    granted_at=now,
+                    resource=" ".join(resources) or None,
+                )
             )
         else:
             existing.scope = " ".join(sorted(set(existing.scope.split()) | set(scope.split())))
+            given = set(split_resources(existing.resource)) | set(resources)
+            existing.resource = " ".join(sorted(given)) or None
             existing.granted_at = now
 
     def issue_code(
@@ -460,7 +501,8 @@ class AuthorizationEndpoint(Part):
         """RFC 6749 §4.1.2: a single-use code, kept only as its SHA-256, bound to the
         client, the ``redirect_uri``, the PKCE challenge and the ``nonce``, and to the
         login session it was issued in (its ``auth_time``, OIDC Core §2; its ``sid``, which
-        the tokens made from it keep: Back-Channel Logout 1.0 §2.3)."""
+        the tokens made from it keep: Back-Channel Logout 1.0 §2.3); with the resources
+        asked for (RFC 8707 §2.1), which the token request may only narrow."""
         code = secrets.token_urlsafe(32)
         db.add(
             AuthorizationCode(
@@ -474,6 +516,7 @@ class AuthorizationEndpoint(Part):
                 auth_time=session.created_at,
                 sid=session.sid,
                 expires_at=now + timedelta(seconds=CODE_LIFETIME),
+                resource=" ".join(asked.resources) or None,
             )
         )
         return self.back(asked.redirect_uri, asked.state, {"code": code}, asked.response_mode)

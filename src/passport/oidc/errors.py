@@ -13,6 +13,7 @@ client in the redirect (RFC 6749 §4.1.2.1), never as a status: see
   ``unsupported_response_type``, and ``invalid_request``/``invalid_scope``;
 * OpenID Connect Core §3.1.2.6: ``login_required``, ``consent_required``,
   ``request_not_supported``, ``request_uri_not_supported`` (§6);
+* RFC 8707 §2 (resource indicators): ``invalid_target``, at both endpoints;
 * RFC 6750 §3.1 (protected resources): ``invalid_token`` (401) and
   ``insufficient_scope`` (403), each with a ``Bearer`` challenge; no token at all is a
   bare ``Bearer`` challenge without an error code (:func:`bearer_challenge`).
@@ -121,6 +122,13 @@ class InvalidScope(OAuthError):
     """RFC 6749 §5.2 / §4.1.2.1 / §3.3: unknown, unregistered, too long or wider."""
 
     error = "invalid_scope"
+
+
+class InvalidTarget(OAuthError):
+    """RFC 8707 §2: "The requested resource is invalid, missing, unknown, or malformed" —
+    at the token endpoint (400) and, redirected, at the authorization endpoint."""
+
+    error = "invalid_target"
 
 
 class AccessDenied(OAuthError):

@@ -1,10 +1,22 @@
 """Token introspection, ``/oauth2/introspect``: RFC 7662.
 
-Only a confidential client, authenticated (§2.1), may ask, and only about its own
-tokens: any other token — unknown, expired, revoked, another client's — is
-``{"active": false}`` and nothing more (§2.2), so a client cannot learn that a token
-exists.  One check (:meth:`passport.oidc.tokens.Tokens.live`) serves this endpoint and
-userinfo alike."""
+Only a confidential application, authenticated (§2.1), may ask, and only about
+
+* its own tokens, as their client, and
+* access tokens whose audience (RFC 8707 §2, kept with the token on the server) is one
+  of the resource identifiers it registered: §2.1 has "the protected resource" call
+  the endpoint with its own credentials, and the resource server is the party the
+  token was made for.  Its registration is read now, so an application that gave the
+  identifier up no longer learns about tokens for it.  Refresh tokens are only ever
+  their client's: a resource server never receives one.
+
+Any other token — unknown, expired, revoked, of a disabled user or application, another
+party's — is ``{"active": false}`` and nothing more (§2.2), the same answer whatever the
+reason, so no caller can learn that a token exists (§4: the endpoint must not be an
+oracle).  One check (:meth:`passport.oidc.tokens.Tokens.live`) serves this endpoint
+and userinfo alike: a revocation, or the disabling of the user or of the client,
+makes the token inactive at the next call, not when it expires.  ``aud`` is the
+token's resources, or its client's ``client_id`` when it names none."""
 
 from __future__ import annotations
 
@@ -19,6 +31,20 @@ from passport.oidc.errors import InvalidRequest
 from passport.oidc.errors import OAuthError
 from passport.oidc.errors import json_response
 from passport.oidc.errors import render
+from passport.oidc.tokens import LiveToken
+from passport.oidc.tokens import audience_claim
+from passport.oidc.tokens import split_resources
+from passport.storage.models import Application
+
+
+def may_introspect(caller: Application, live: LiveToken) -> bool:
+    """Whether ``caller`` may learn about ``live`` (RFC 7662 §2.1): it is the token's
+    client, or the token is an access token for one of the caller's resources."""
+    if live.application.id == caller.id:
+        return True
+    return live.row.kind == "access" and bool(
+        set(split_resources(live.row.audience)) & set(caller.resources)
+    )
 
 
 class IntrospectionEndpoint(Part):
@@ -36,20 +62,20 @@ class IntrospectionEndpoint(Part):
             except OAuthError as error:
                 return render(error)
             live = self.tokens().live(db, params.get("token", ""), now)
-            if live is None or live.application.id != app.id:
+            if live is None or not may_introspect(app, live):
                 return json_response({"active": False})
-            row, user = live.row, live.user
+            row, user, client = live.row, live.user, live.application
             # RFC 7662 §2.2 members; ``token_type`` as RFC 7009 §2.1's hint names it.
             return json_response(
                 {
                     "active": True,
                     "scope": row.scope,
-                    "client_id": app.client_id,
+                    "client_id": client.client_id,
                     "token_type": "refresh_token" if row.kind == "refresh" else "Bearer",
                     "exp": int(row.expires_at.timestamp()),
                     "iat": int(row.created_at.timestamp()),
-                    "sub": f"user-{row.user_id}" if row.user_id else app.client_id,
-                    "aud": app.client_id,
+                    "sub": f"user-{row.user_id}" if row.user_id else client.client_id,
+                    "aud": audience_claim(split_resources(row.audience), client),
                     "iss": self.issuer(),
                     **({"username": user.username} if user else {}),
                 }

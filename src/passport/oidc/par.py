@@ -83,7 +83,7 @@ class PushedAuthorizationEndpoint(Part):
         ctx = self.context(request, write=True)
         return ctx.respond(lambda: self._push(request, ctx, params))
 
-    def _push(self, request: Request, ctx: RequestContext, params: dict[str, str]) -> Response:
+    def _push(self, request: Request, ctx: RequestContext, params: oauth_params.Params) -> Response:
         try:
             app = client_auth.authenticate(ctx.db, request, params, ctx.now)
             if not params.get("client_id"):
@@ -93,7 +93,10 @@ class PushedAuthorizationEndpoint(Part):
                 raise InvalidRequest("client_id is required (RFC 9126 §2.1).")
             if "request_uri" in params:
                 raise InvalidRequest("request_uri must not be pushed (RFC 9126 §2.1).")
-            asked = {k: v for k, v in params.items() if k not in CLIENT_PARAMETERS}
+            # Params: every value of a repeatable one (RFC 8707 ``resource``) is kept.
+            asked = oauth_params.Params(
+                {k: v for k, v in params.items() if k not in CLIENT_PARAMETERS}, params.repeated
+            )
             self.authorization.validate(app, asked, through_par=True)
             stored = pushed.encode(asked)
             if stored is None:

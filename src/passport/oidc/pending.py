@@ -70,6 +70,8 @@ class AuthorizationRequest:
     # request arrives; not kept with a pending authorization (whoever signs in then is
     # the user who answers).
     hinted_subject: str | None = None
+    # RFC 8707 §2.1 ``resource``: the resource identifiers asked for, checked.
+    resources: tuple[str, ...] = ()
 
 
 def new_browser_binding() -> str:
@@ -108,6 +110,7 @@ def start(
             max_age=request.max_age,
             login_hint=request.login_hint,
             response_mode=request.response_mode,
+            resource=" ".join(request.resources) or None,
             login_required=login_required,
             created_at=now,
             expires_at=now + timedelta(seconds=LIFETIME),
@@ -143,6 +146,7 @@ def request_of(row: PendingAuthorization) -> AuthorizationRequest:
         max_age=row.max_age,
         login_hint=row.login_hint,
         response_mode=row.response_mode,
+        resources=tuple(row.resource.split()) if row.resource else (),
     )
 
 

@@ -20,6 +20,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from passport.oidc.params import Params
 from passport.oidc.tokens import digest
 from passport.storage.models import PushedAuthorizationRequest
 
@@ -41,8 +42,13 @@ def is_pushed(request_uri: str) -> bool:
 
 
 def encode(parameters: dict[str, str]) -> str | None:
-    """The parameters as stored, or None when they are too large to keep."""
-    text = json.dumps(parameters, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    """The parameters as stored, or None when they are too large to keep; a repeatable
+    one (RFC 8707 ``resource``, :class:`~passport.oidc.params.Params`) as the list of
+    its values."""
+    document: dict[str, str | list[str]] = dict(parameters)
+    if isinstance(parameters, Params):
+        document.update({name: v for name, v in parameters.repeated.items() if v})
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return text if len(text.encode("utf-8", "surrogatepass")) <= MAX_STORED_BYTES else None
 
 
@@ -67,9 +73,7 @@ def store(db: Session, application_id: int, parameters: str, now: datetime) -> s
     return request_uri
 
 
-def take(
-    db: Session, request_uri: str, application_id: int, now: datetime
-) -> dict[str, str] | None:
+def take(db: Session, request_uri: str, application_id: int, now: datetime) -> Params | None:
     """The parameters pushed as ``request_uri`` by ``application_id``, deleted as they are
     read; None when there are none: unknown, expired, already used, or pushed by
     another client (§4; one answer for all, so a probe learns nothing)."""
@@ -92,4 +96,13 @@ def take(
     if getattr(result, "rowcount", 0) != 1:  # another request used it first
         return None
     decoded = json.loads(parameters)
-    return {str(name): str(value) for name, value in decoded.items()}
+    repeated = {
+        str(name): [str(v) for v in value]
+        for name, value in decoded.items()
+        if isinstance(value, list) and value
+    }
+    values = {
+        str(name): repeated[name][0] if name in repeated else str(value)
+        for name, value in decoded.items()
+    }
+    return Params(values, repeated)

@@ -9,6 +9,13 @@
 * ``client_credentials`` — RFC 6749 §4.4, confidential clients only;
 * ``urn:ietf:params:oauth:grant-type:device_code`` — RFC 8628 §3.4 (:mod:`.device`).
 
+Each grant takes RFC 8707's ``resource`` (repeatable): the access token is then for
+those resources (its ``aud``).  For a code or a refresh token it may only narrow what
+the authorization named (§2.2), never add to it; for client credentials it may name any
+resource of the server (:func:`passport.oidc.tokens.resources_asked`).  Without it a
+code's or refresh token's token is for all the grant's resources, or, when the grant
+named none, for the client itself, as before.
+
 Who gets a refresh token (RFC 6749 §1.5: issuing one is the server's choice): an
 application whose ``refresh_tokens`` setting is on, always (the default, and every
 application from before it existed); any other only for a grant that holds
@@ -57,6 +64,9 @@ from passport.oidc.errors import json_response
 from passport.oidc.errors import render
 from passport.oidc.tokens import Grant
 from passport.oidc.tokens import digest
+from passport.oidc.tokens import narrowed
+from passport.oidc.tokens import resources_asked
+from passport.oidc.tokens import split_resources
 from passport.storage.models import Application
 from passport.storage.models import AuthorizationCode
 from passport.storage.models import OAuthToken
@@ -112,10 +122,13 @@ class TokenEndpoint(Part):
                     return json_response(self.tokens().unseal(row.successor, race.token_hash))
             return render(InvalidGrant("The refresh token was used."))
 
-    def _grant(self, request: Request, ctx: RequestContext, params: dict[str, str]) -> Response:
+    def _grant(
+        self, request: Request, ctx: RequestContext, params: oauth_params.Params
+    ) -> Response:
         db = ctx.db
         try:
             app = client_auth.authenticate(db, request, params, ctx.now)
+            resources = resources_asked(db, oauth_params.every(params, "resource"))
             grant_type = params.get("grant_type")
             if not grant_type:
                 # RFC 6749 §5.2 invalid_request: "The request is missing a required
@@ -123,12 +136,15 @@ class TokenEndpoint(Part):
                 # but not one this server knows.
                 raise InvalidRequest("grant_type is required.")
             if grant_type == "authorization_code":
-                body = self._code_grant(db, app, params)
+                body = self._code_grant(db, app, params, resources)
             elif grant_type == "refresh_token":
-                body = self._refresh_grant(db, app, params)
+                body = self._refresh_grant(db, app, params, resources)
             elif grant_type == "client_credentials":
-                body = self._client_credentials(db, app, params)
+                body = self._client_credentials(db, app, params, resources)
             elif grant_type == device.GRANT_TYPE:
+                # A device authorization names no resource (RFC 8628 §3.1 has none here):
+                # asking for one at its token request would widen it (RFC 8707 §2.2).
+                narrowed(resources, ())
                 grant = device.redeem(ctx, app, params, refresh_allowed)
                 body = self.tokens().issue(db, grant, ctx.now)
             else:
@@ -155,8 +171,15 @@ class TokenEndpoint(Part):
                 .values(revoked_at=now)
             )
 
-    def _code_grant(self, db: Session, app: Application, params: dict[str, str]) -> dict[str, Any]:
-        """RFC 6749 §4.1.3, RFC 7636 §4.6, OIDC Core §3.1.3.2."""
+    def _code_grant(
+        self,
+        db: Session,
+        app: Application,
+        params: dict[str, str],
+        resources: tuple[str, ...],
+    ) -> dict[str, Any]:
+        """RFC 6749 §4.1.3, RFC 7636 §4.6, OIDC Core §3.1.3.2; ``resources`` narrow the
+        code's (RFC 8707 §2.2)."""
         now = self.services.clock()
         code_hash = digest(params.get("code", ""))
         code = db.get(AuthorizationCode, code_hash, with_for_update=True)
@@ -178,6 +201,8 @@ class TokenEndpoint(Part):
         elif params.get("code_verifier"):
             # RFC 9700 §4.8.2: a verifier without a challenge is a downgrade attempt.
             raise InvalidGrant("No code_challenge was given for this code.")
+        granted = split_resources(code.resource)
+        audience = narrowed(resources, granted)
         code.used_at = now
         user = db.get(User, code.user_id)
         if user is None or user.disabled:
@@ -193,13 +218,21 @@ class TokenEndpoint(Part):
             refresh=refresh_allowed(app, code.scope),
             id_token="openid" in scopes,
             sid=code.sid,
+            audience=audience,
+            resources=granted,
         )
         return self.tokens().issue(db, grant, now)
 
     def _refresh_grant(
-        self, db: Session, app: Application, params: dict[str, str]
+        self,
+        db: Session,
+        app: Application,
+        params: dict[str, str],
+        resources: tuple[str, ...],
     ) -> dict[str, Any]:
-        """RFC 6749 §6, rotation and reuse detection of RFC 9700 §4.14.2."""
+        """RFC 6749 §6, rotation and reuse detection of RFC 9700 §4.14.2; ``resources``
+        narrow the grant's, which the refresh token keeps (RFC 8707 §2.2), and the ones
+        used must still be registered by an enabled application."""
         now = self.services.clock()
         tokens = self.tokens()
         token_hash = digest(params.get("refresh_token", ""))
@@ -234,6 +267,11 @@ class TokenEndpoint(Part):
             if not set(wanted.split()) <= set(scope.split()):
                 raise InvalidScope("A refresh cannot widen the scope.")
             scope = " ".join(wanted.split())
+        granted = split_resources(row.audience)
+        audience = narrowed(resources, granted)
+        # Still the resources of an enabled application (one may have been disabled or
+        # have given the identifier up since the grant): RFC 8707 §2, checked again.
+        resources_asked(db, list(audience))
         grant = Grant(
             application=app,
             scope=scope,
@@ -245,6 +283,8 @@ class TokenEndpoint(Part):
             refresh=refresh_allowed(app, scope),
             id_token="openid" in scope.split(),
             sid=row.sid,  # OIDC Core §12.2: the refreshed ID token is of the same session
+            audience=audience,
+            resources=granted,
         )
         body = tokens.issue(db, grant, now)
         claimed = db.execute(
@@ -257,10 +297,15 @@ class TokenEndpoint(Part):
         return body
 
     def _client_credentials(
-        self, db: Session, app: Application, params: dict[str, str]
+        self,
+        db: Session,
+        app: Application,
+        params: dict[str, str],
+        resources: tuple[str, ...],
     ) -> dict[str, Any]:
         """RFC 6749 §4.4: only scopes the application was registered for (RFC 7591 §2
-        ``scope``); without ``scope``, all of them (the "pre-defined default" of §3.3)."""
+        ``scope``); without ``scope``, all of them (the "pre-defined default" of §3.3).
+        ``resources`` (RFC 8707 §2, already checked) are the token's audience."""
         if not app.confidential:  # RFC 6749 §4.4: "MUST only be used by confidential clients"
             raise UnauthorizedClient("Public clients cannot use this grant.")
         registered = list(dict.fromkeys(app.scopes))
@@ -279,5 +324,5 @@ class TokenEndpoint(Part):
         scope = " ".join(s for s in wanted if s not in SCOPES)
         if len(scope) > MAX_SCOPE_LENGTH:
             raise InvalidScope(f"scope is longer than {MAX_SCOPE_LENGTH}.")
-        grant = Grant(application=app, scope=scope)
+        grant = Grant(application=app, scope=scope, audience=resources)
         return self.tokens().issue(db, grant, self.services.clock())

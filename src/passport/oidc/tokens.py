@@ -30,7 +30,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from passport.config import Settings
+from passport.oidc.errors import InvalidTarget
 from passport.oidc.keys import KeyRing
+from passport.services import directory
 from passport.services import permissions
 from passport.storage.models import Application
 from passport.storage.models import Group
@@ -62,6 +64,45 @@ def subject_of(user_id: int) -> str:
 _MAX_HEADER_CHARS = 1024  # base64url of a JOSE header (RFC 7515 §4); ours are ~100
 
 
+def resources_asked(db: Session, values: list[str]) -> tuple[str, ...]:
+    """The ``resource`` values of a request (RFC 8707 §2), checked, in order, once each.
+
+    Which client may ask for which resource: any client, any resource identifier that an
+    **enabled** application registered (:func:`passport.services.directory.set_resources`)
+    — the administrator who registered the API made it a resource of this server; the
+    user's consent (authorization endpoint) or the client's registration (client
+    credentials) decides the rest, as for scopes.  Each value must be an absolute URI
+    without a fragment (§2) and registered; else ``invalid_target`` — the same answer for
+    an unknown resource and a disabled application's, so that nobody learns which
+    identifiers exist.  Empty values count as absent (RFC 6749 §3.1)."""
+    wanted = list(dict.fromkeys(v for v in values if v))
+    if len(wanted) > directory.MAX_RESOURCES:
+        raise InvalidTarget(f"At most {directory.MAX_RESOURCES} resource values.")
+    for value in wanted:
+        problem = directory.resource_uri_problem(value)
+        if problem is not None:
+            raise InvalidTarget(f"resource must be an absolute URI ({problem}).")
+        server = directory.resource_server(db, value)
+        if server is None or not server.enabled:
+            raise InvalidTarget(f"'{value[:100]}' is not a resource of this server.")
+    return tuple(wanted)
+
+
+def split_resources(stored: str | None) -> tuple[str, ...]:
+    """A ``resource``/``audience`` column (space-separated identifiers) as a tuple."""
+    return tuple(stored.split()) if stored else ()
+
+
+def narrowed(asked: tuple[str, ...], granted: tuple[str, ...]) -> tuple[str, ...]:
+    """RFC 8707 §2.2: a token request may name a subset of the grant's resources, never
+    one outside it (``invalid_target``); naming none means all of them."""
+    if not asked:
+        return granted
+    if not set(asked) <= set(granted):
+        raise InvalidTarget("A token request cannot add a resource the grant does not hold.")
+    return asked
+
+
 @dataclass(frozen=True)
 class Grant:
     """What a token response is for."""
@@ -79,6 +120,11 @@ class Grant:
     # token's ``sid`` (Back-Channel Logout 1.0 §2.1 ``backchannel_logout_session_supported``:
     # the OP that sends ``sid`` in logout tokens puts it in ID tokens too).
     sid: str | None = None
+    # RFC 8707: the resources this access token is for (its ``aud``; empty: the client),
+    # and those of the whole grant, which its refresh token keeps (§2.2: a later refresh
+    # may ask for any of them); None: the same as ``audience``.
+    audience: tuple[str, ...] = ()
+    resources: tuple[str, ...] | None = None
 
 
 class Tokens:
@@ -125,6 +171,12 @@ class Tokens:
         ``client_id``), so the party that checks them is the one that chose the algorithm."""
         return app.id_token_signed_response_alg or self.settings.signing_alg
 
+    def access_token_alg(self, grant: Grant) -> str:
+        """The algorithm of a JWT access token: the application's (:meth:`signing_alg`),
+        unless the token is for resources (RFC 8707), whose servers did not choose the
+        client's algorithm — then the server's ``signing_alg``."""
+        return self.settings.signing_alg if grant.audience else self.signing_alg(grant.application)
+
     def sign(
         self, header_typ: str, claims: dict[str, Any], now: datetime, alg: str | None = None
     ) -> str:
@@ -147,7 +199,7 @@ class Tokens:
                 {
                     "iss": self.issuer,
                     "sub": subject(grant.user) if grant.user else app.client_id,
-                    "aud": app.client_id,
+                    "aud": audience_claim(grant.audience, app),
                     "client_id": app.client_id,
                     "iat": int(now.timestamp()),
                     "exp": int(expires.timestamp()),
@@ -155,7 +207,7 @@ class Tokens:
                     "scope": grant.scope,
                 },
                 now,
-                self.signing_alg(app),
+                self.access_token_alg(grant),
             )
         else:
             access = secrets.token_urlsafe(32)
@@ -207,6 +259,9 @@ class Tokens:
         now: datetime,
         expires: datetime,
     ) -> None:
+        # An access token keeps its own audience; a refresh token the grant's resources.
+        grant_resources = grant.audience if grant.resources is None else grant.resources
+        audience = grant.audience if kind == "access" else grant_resources
         db.add(
             OAuthToken(
                 token_hash=digest(token),
@@ -218,6 +273,7 @@ class Tokens:
                 code_hash=grant.code_hash,
                 auth_time=grant.auth_time,
                 sid=grant.sid,
+                audience=" ".join(audience) or None,
                 created_at=now,
                 expires_at=expires,
             )
@@ -317,6 +373,14 @@ class Tokens:
         except (JoseError, ValueError):
             return None
         return header, dict(decoded.claims)
+
+
+def audience_claim(resources: tuple[str, ...], app: Application) -> str | list[str]:
+    """``aud`` of an access token (RFC 9068 §3, RFC 7662 §2.2): its resource identifier
+    (RFC 8707 §2), a list of them when several, else the client's ``client_id``."""
+    if len(resources) == 1:
+        return resources[0]
+    return list(resources) if resources else str(app.client_id)
 
 
 @dataclass(frozen=True)

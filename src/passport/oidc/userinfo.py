@@ -7,6 +7,12 @@ challenge (RFC 6750 §3.1):
 * no token at all → 401 with a bare ``Bearer`` challenge, no error code (§3.1);
 * a token that is not a live access token (unknown, expired, revoked, a refresh
   token) → 401 ``invalid_token``;
+* a live access token for other resources (RFC 8707: its audience names resource
+  identifiers) → 401 ``invalid_token``: the token was made for those APIs, and a
+  resource server accepts only tokens whose audience is itself (RFC 9068 §4; RFC 8707
+  §2: audience-restricted tokens are the point) — Passport's userinfo is not among them,
+  so a token leaked by an API cannot read the user's profile here.  A client that needs
+  both asks for a token without ``resource`` (an authorization without it);
 * a live access token without a user or without ``openid`` (OIDC Core §5.3.1) →
   403 ``insufficient_scope`` with ``scope="openid"`` in the challenge."""
 
@@ -65,6 +71,9 @@ class UserInfoEndpoint(Part):
                 # RFC 6750 §3.1 invalid_token: "expired, revoked, malformed, or invalid
                 # for other reasons" — a refresh token is not an access token.
                 return render(InvalidToken())
+            if live.row.audience:
+                # RFC 9068 §4 / RFC 8707 §2: a token for other resources is not for us.
+                return render(InvalidToken("The access token is for another resource."))
             if live.user is None or "openid" not in live.row.scope.split():
                 # RFC 6750 §3.1 insufficient_scope (403): a live access token, but not
                 # one of an OpenID Connect authentication (OIDC Core §5.3) — a

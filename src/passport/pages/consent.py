@@ -75,10 +75,13 @@ class ConsentPage(render.Page):
                 application=app.name,
                 username=identity.username,
                 scopes=[SCOPES[s] for s in asked.scope.split() if s in SCOPES],
+                apis=self.flow.resource_names(db, asked.resources),
                 authorization=handle,
             )
         if params.get("decision") != "allow":
             return self.flow.deny(db, row)
-        self.flow.remember_consent(db, identity.id, app.id, asked.scope, ctx.now)
+        self.flow.remember_consent(
+            db, identity.id, app.id, asked.scope, ctx.now, resources=asked.resources
+        )
         row.consented_at = ctx.now
         return self.flow.advance(db, row, handle, session, identity.id)

@@ -346,13 +346,15 @@ class Administration:
         id_token_signed_response_alg: str | None = None,
         require_pushed_authorization_requests: bool = False,
         device_grant: bool = False,
+        resources: list[str] | None = None,
     ) -> tuple[Application, str | None]:
         """Register an application; returns it and its client secret (once).
         ``refresh_tokens`` False: refresh tokens only for ``offline_access`` (OIDC Core §11).
         ``id_token_signed_response_alg`` empty or None: the server's ``signing_alg``.
         ``require_pushed_authorization_requests``: its authorization requests only
         through the PAR endpoint (RFC 9126 §6).
-        ``device_grant``: whether it may use the Device Authorization Grant (RFC 8628)."""
+        ``device_grant``: whether it may use the Device Authorization Grant (RFC 8628).
+        ``resources``: the RFC 8707 resource identifiers it serves as a resource server."""
         ensure_right(self.actor, APPS_WRITE)
         app, secret = directory.create_application(
             self.db,
@@ -368,6 +370,7 @@ class Administration:
             allow_private_backchannel=self.accounts.settings.backchannel_allow_private,
             scopes=scopes,
             id_token_signed_response_alg=id_token_signed_response_alg,
+            resources=resources,
         )
         app.refresh_tokens = refresh_tokens
         app.require_pushed_authorization_requests = require_pushed_authorization_requests
@@ -392,9 +395,12 @@ class Administration:
         id_token_signed_response_alg: str | None = None,
         require_pushed_authorization_requests: bool | None = None,
         device_grant: bool | None = None,
+        resources: list[str] | None = None,
     ) -> Application:
         """Change what is given (None: unchanged); lists replace the whole list;
-        ``id_token_signed_response_alg`` "" goes back to the server's ``signing_alg``."""
+        ``id_token_signed_response_alg`` "" goes back to the server's ``signing_alg``.
+        Removing a resource identifier does not end tokens issued for it: they stay
+        active until they expire, and are introspectable by no one but their client."""
         ensure_right(self.actor, APPS_WRITE)
         app = self._application(ref)
         self._may_change(APPS_WRITE, (app, "application"))
@@ -440,6 +446,9 @@ class Administration:
         if device_grant is not None:
             app.device_grant = device_grant
             changed.append("deviceGrant")
+        if resources is not None:
+            directory.set_resources(self.db, app, resources)
+            changed.append("resources")
         if origins is not None:
             self.origins_changed()
         self._audit("app_update", application=app.name, id=app.id, changed=changed)

@@ -13,6 +13,7 @@ cascades); Passport itself and its built-in rights cannot be deleted.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ from passport.services.applications import name_key
 from passport.services.applications import normalise_origin
 from passport.services.permissions import PASSPORT_APP_ID
 from passport.storage.models import Application
+from passport.storage.models import ApplicationResource
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
 from passport.storage.models import GroupPermission
@@ -217,9 +219,11 @@ def create_application(
     allow_private_backchannel: bool = False,
     scopes: list[str] | None = None,
     id_token_signed_response_alg: str | None = None,
+    resources: list[str] | None = None,
 ) -> tuple[Application, str | None]:
     """A new application; returns it and its client secret (confidential ones only), once."""
     clean = validate_name(name, "name", "Application")
+    resources = validate_resources(resources or [])
     app = Application(
         name=clean,
         name_key=name_key(clean),
@@ -243,6 +247,8 @@ def create_application(
         app.secret_hash, secret = None, None
     with unique(db, _taken("An application", clean), "name", clean):
         db.add(app)
+    if resources:
+        set_resources(db, app, resources)
     return app, secret
 
 
@@ -300,6 +306,75 @@ def validate_signing_alg(value: str | None) -> str | None:
             value=value[:20],
         )
     return value
+
+
+MAX_RESOURCES = 20  # resource identifiers of one application
+MAX_RESOURCE_LENGTH = 500  # characters of one, as a redirect URI
+
+
+def resource_uri_problem(value: str) -> str | None:
+    """Why ``value`` is no resource identifier Passport accepts, or None.
+
+    RFC 8707 §2: "an absolute URI, as specified by Section 4.3 of [RFC3986]", which
+    "MUST NOT include a fragment component"; as every other URI Passport keeps, https (http
+    only on loopback), RFC 3986 §2 characters only, at most 500 of them.  Its scheme and
+    host must be in lower case: identifiers are compared exactly (RFC 8707 §2 gives no
+    normalisation), so ``https://API.example`` must not sit beside ``https://api.example``
+    as a second resource."""
+    if not _redirect_uri_ok(value):
+        return "absolute https, no fragment; http only for localhost; at most 500 characters"
+    parts = urlsplit(value)
+    authority = f"{parts.scheme}://{parts.netloc}"
+    if not value.startswith(authority) or authority != authority.lower():
+        return "scheme and host in lower case"
+    if "#" in value:  # an empty fragment is a fragment component too (RFC 3986 §3.5)
+        return "no fragment"
+    return None
+
+
+def validate_resources(values: list[str], source: str = "resources") -> list[str]:
+    """RFC 8707 §2 resource identifiers (:func:`resource_uri_problem`), once each."""
+    result: list[str] = []
+    for value in values:
+        problem = resource_uri_problem(value)
+        if problem is not None:
+            raise Invalid(
+                f"'{value[:100]}' is not a resource identifier ({problem}).",
+                source=source,
+                value=value[:100],
+            )
+        if value not in result:
+            result.append(value)
+    if len(result) > MAX_RESOURCES:
+        raise WrongLength(f"At most {MAX_RESOURCES} {source}.", source=source)
+    return result
+
+
+def resource_key(uri: str) -> str:
+    """The key of ``application_resources``: the SHA-256 of the exact URI."""
+    return hashlib.sha256(uri.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def set_resources(db: Session, app: Application, values: list[str]) -> None:
+    """Make ``values`` the resource identifiers of ``app`` (replacing the list).  One
+    identifier, one application: the primary key decides, atomically — an identifier
+    that another application serves is 409 Taken."""
+    wanted = validate_resources(values)
+    with unique(
+        db, "A resource identifier is registered by another application.", "resources", wanted
+    ):
+        app.resource_rows = [r for r in app.resource_rows if r.uri in wanted]
+        kept = set(app.resources)
+        db.flush()
+        for uri in wanted:
+            if uri not in kept:
+                app.resource_rows.append(ApplicationResource(uri_hash=resource_key(uri), uri=uri))
+
+
+def resource_server(db: Session, uri: str) -> Application | None:
+    """The application that registered resource identifier ``uri``, if any."""
+    row = db.get(ApplicationResource, resource_key(uri))
+    return db.get(Application, row.application_id) if row is not None else None
 
 
 def rename_application(db: Session, app: Application, name: str) -> None:

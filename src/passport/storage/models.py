@@ -22,6 +22,7 @@ from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import relationship
 
 from passport.lookalikes import lookalike_key
 from passport.storage.types import JSONList
@@ -93,6 +94,34 @@ class Application(Base):
     # Whether it may use the Device Authorization Grant (RFC 8628): off unless an
     # administrator switches it on, as Keycloak's per-client setting (migration 0014).
     device_grant: Mapped[bool] = mapped_column(Boolean, default=False)
+    # RFC 8707 §2 resource identifiers: the APIs this application serves as a resource
+    # server (migration 0013), each unique across applications (one resource, one RS).
+    resource_rows: Mapped[list[ApplicationResource]] = relationship(
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="ApplicationResource.uri",
+        passive_deletes=True,
+    )
+
+    @property
+    def resources(self) -> list[str]:
+        """Its RFC 8707 resource identifiers, in order."""
+        return [row.uri for row in self.resource_rows]
+
+
+class ApplicationResource(Base):
+    """One RFC 8707 §2 resource identifier (an absolute URI without fragment) that an
+    application serves.  The key is the SHA-256 of the URI: the URI itself is compared
+    exactly, byte for byte, on every database — a MariaDB collation would otherwise
+    fold case, and its index keys are too short for a long URI."""
+
+    __tablename__ = "application_resources"
+
+    uri_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    application_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("applications.id", ondelete="CASCADE"), index=True
+    )
+    uri: Mapped[str] = mapped_column(Text)
 
 
 def _username_skeleton(context: DefaultExecutionContext) -> str:
@@ -288,6 +317,9 @@ class AuthorizationCode(Base):
     # The login session it was issued in (Back-Channel Logout 1.0 §2.3: the OP remembers
     # which relying parties each session signed in to); None before migration 0010.
     sid: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # RFC 8707 §2.1: the resources the authorization was for, space-separated (a
+    # resource identifier has no space); None: none named (the client is the audience).
+    resource: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class OAuthToken(Base):
@@ -319,6 +351,10 @@ class OAuthToken(Base):
     # ends (Back-Channel Logout 1.0 §2.3).  None for client credentials, and for
     # families from before migration 0010.
     sid: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # RFC 8707 §2: the token's audience, the resource identifiers it was issued for,
+    # space-separated; None: the client itself (every token before migration 0013).
+    # Kept here so that introspection and refresh never trust what a client says later.
+    audience: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Consent(Base):
@@ -334,6 +370,9 @@ class Consent(Base):
     )
     scope: Mapped[str] = mapped_column(String(500))
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # RFC 8707 resource identifiers (the APIs) the user allowed it to reach, space-separated;
+    # None: none (every consent before migration 0013).
+    resource: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class LogoutNotification(Base):
@@ -384,6 +423,8 @@ class PendingAuthorization(Base):
     login_hint: Mapped[str | None] = mapped_column(String(254), nullable=True)
     # How the answer goes back: "query" or "form_post" (OAuth 2.0 Form Post Response Mode).
     response_mode: Mapped[str] = mapped_column(String(16), default="query")
+    # RFC 8707 §2.1 ``resource`` values asked for, space-separated; None when none.
+    resource: Mapped[str | None] = mapped_column(Text, nullable=True)
     login_required: Mapped[bool] = mapped_column(Boolean, default=False)
     logged_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -38,8 +38,12 @@ def _malformed(message: str) -> ClientError:
     return ClientError(message, source="request")
 
 
-def parse_pairs(raw: str | bytes, where: str) -> dict[str, str]:
-    """``a=1&B=2`` → ``{"a": "1", "b": "2"}``; keys lower-cased, repeats refused."""
+def parse_pairs(
+    raw: str | bytes, where: str, repeats: dict[str, list[str]] | None = None
+) -> dict[str, str]:
+    """``a=1&B=2`` → ``{"a": "1", "b": "2"}``; keys lower-cased, repeats refused — except
+    of the names that ``repeats`` has a key for: every value of those is appended to its
+    list (the answer keeps the first)."""
     text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
     try:
         pairs = parse_qsl(
@@ -56,6 +60,10 @@ def parse_pairs(raw: str | bytes, where: str) -> dict[str, str]:
     values: dict[str, str] = {}
     for key, value in pairs:
         lowered = key.lower()
+        if repeats is not None and lowered in repeats:
+            repeats[lowered].append(value)
+            values.setdefault(lowered, value)
+            continue
         if lowered in values:
             raise Invalid(f"Parameter '{key}' is given more than once.", source=key[:64])
         values[lowered] = value
@@ -112,8 +120,9 @@ def json_depth_exceeds(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def parse_body(request: Request) -> dict[str, Any]:
-    """Form-encoded or JSON object body, keys lower-cased."""
+def parse_body(request: Request, repeats: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """Form-encoded or JSON object body, keys lower-cased; ``repeats`` as for
+    :func:`parse_pairs` (in JSON a name is given once: its string value is appended)."""
     data = request.get_data(cache=True)
     if not data:
         return {}
@@ -145,9 +154,11 @@ def parse_body(request: Request) -> dict[str, Any]:
                     source=key[:64],
                 )
             values[key.lower()] = value
+            if repeats is not None and key.lower() in repeats and isinstance(value, str):
+                repeats[key.lower()].append(value)
         return values
     if mimetype in ("application/x-www-form-urlencoded", ""):
-        return parse_pairs(data, "request body")
+        return parse_pairs(data, "request body", repeats)
     raise WebError(
         "Send the body as application/x-www-form-urlencoded or application/json.",
         source="Content-Type",
