@@ -141,6 +141,28 @@ OPERATIONS = {
         ("/Applications/update", {"application": "Wiki", "idTokenSignedResponseAlg": "RS256"}),
         ("app", "update", "Wiki", "--id-token-signed-response-alg", "RS256"),
     ),
+    "register resource identifiers": Operation(
+        (
+            "/Applications/update",
+            {
+                "application": "Batch",
+                "resources": "https://orders.example.com/api https://billing.example.com",
+            },
+        ),
+        (
+            "app",
+            "update",
+            "Batch",
+            "--resource",
+            "https://orders.example.com/api",
+            "--resource",
+            "https://billing.example.com",
+        ),
+    ),
+    "register an API with its resource": Operation(
+        ("/Applications/create", {"name": "Orders", "resources": "https://orders.example.com"}),
+        ("app", "add", "Orders", "--resource", "https://orders.example.com"),
+    ),
     "rotate application secret": Operation(
         ("/Applications/rotateSecret", {"application": "Wiki"}), ("app", "rotate-secret", "Wiki")
     ),

@@ -105,8 +105,8 @@ class Application(Base):
 
     @property
     def resources(self) -> list[str]:
-        """Its RFC 8707 resource identifiers, in order."""
-        return [row.uri for row in self.resource_rows]
+        """Its RFC 8707 resource identifiers, sorted."""
+        return sorted(row.uri for row in self.resource_rows)
 
 
 class ApplicationResource(Base):
