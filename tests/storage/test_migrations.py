@@ -6,13 +6,18 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine
 from sqlalchemy import create_engine
+from sqlalchemy import inspect
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from passport.storage import migrate
 from passport.storage.models import Base
@@ -82,3 +87,91 @@ def test_concurrent_upgrades_run_once(empty_database: Backend, tmp_path: Path) -
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM applications")).scalar() == 1
     engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def blank_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """An empty database of each kind, for migrating step by step."""
+    if request.param == "sqlite":
+        yield Backend("sqlite", f"sqlite:///{tmp_path / 'steps.sqlite3'}", lambda: None)
+        return
+    create = create_mariadb if request.param == "mariadb" else create_postgresql
+    backend = create(f"passport_m{secrets.token_hex(4)}", secrets.token_urlsafe(18))
+    yield backend
+    backend.drop()
+
+
+def _downgrade(engine: Engine, revision: str) -> None:
+    cfg = migrate._config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def test_0013_resource_indicators_keep_old_rows_meaning_no_resource(
+    blank_database: Backend,
+) -> None:
+    """Tokens, codes and consents from before 0013 get no audience (NULL: the client, as
+    they were); one resource identifier belongs to one application (the key); the step
+    goes back down, and on SQLite oauth_tokens keeps its AUTOINCREMENT (ids never reused)."""
+    engine = create_engine(blank_database.url)
+    try:
+        migrate.upgrade(engine, "0012")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO applications (name, name_key, name_skeleton, description,"
+                    " allowed_origins, created_at, redirect_uris, confidential, enabled,"
+                    " first_party, access_token_format, scopes, refresh_tokens)"
+                    " VALUES ('Api', 'api', 'api', '', '[]', '2026-01-01', '[]', TRUE, TRUE,"
+                    " FALSE, 'jwt', '[]', TRUE)"
+                )
+            )
+            app_id = conn.execute(text("SELECT id FROM applications WHERE name = 'Api'")).scalar()
+            conn.execute(
+                text(
+                    "INSERT INTO oauth_tokens (token_hash, kind, application_id, scope, family,"
+                    " created_at, expires_at) VALUES ('h1', 'access', :app, 'openid', 'f',"
+                    " '2026-01-01', '2026-01-02')"
+                ),
+                {"app": app_id},
+            )
+        migrate.upgrade(engine)
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT audience FROM oauth_tokens")).all() == [(None,)]
+            for column in ("oauth_codes.resource", "consents.resource"):
+                table, name = column.split(".")
+                conn.execute(text(f"SELECT {name} FROM {table}")).all()
+            conn.execute(
+                text(
+                    "INSERT INTO application_resources (uri_hash, application_id, uri)"
+                    " VALUES ('k', :app, 'https://api.example.com')"
+                ),
+                {"app": app_id},
+            )
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO application_resources (uri_hash, application_id, uri)"
+                    " VALUES ('k', 1, 'https://api.example.com')"
+                )
+            )
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == []
+        _downgrade(engine, "0012")
+        assert migrate.current_revision(engine) == "0012"
+        with engine.connect() as conn:
+            assert not inspect(conn).has_table("application_resources")
+            columns = {c["name"] for c in inspect(conn).get_columns("oauth_tokens")}
+            assert "audience" not in columns and "sid" in columns
+            assert conn.execute(text("SELECT token_hash FROM oauth_tokens")).all() == [("h1",)]
+            if blank_database.name == "sqlite":
+                sql = conn.execute(
+                    text("SELECT sql FROM sqlite_master WHERE name = 'oauth_tokens'")
+                ).scalar()
+                assert "AUTOINCREMENT" in str(sql)
+        migrate.upgrade(engine)
+        assert migrate.is_current(engine)
+    finally:
+        engine.dispose()

@@ -64,5 +64,6 @@ def downgrade() -> None:
         keep_ids = {"sqlite_autoincrement": True} if table == "oauth_tokens" else {}
         with op.batch_alter_table(table, table_kwargs=keep_ids) as batch:
             batch.drop_column(column)
-    op.drop_index("ix_application_resources_application_id", "application_resources")
+    # The index goes with its table (MariaDB refuses to drop it first: its foreign key
+    # needs it).
     op.drop_table("application_resources")
