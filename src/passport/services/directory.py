@@ -245,6 +245,7 @@ def create_application(
     secret: str | None = clients.issue_credentials(app)
     if not confidential:
         app.secret_hash, secret = None, None
+    app.resource_rows = []  # loaded: its answer is shown after the session ends (CLI)
     with unique(db, _taken("An application", clean), "name", clean):
         db.add(app)
     if resources:
