@@ -96,9 +96,10 @@ class Application(Base):
     device_grant: Mapped[bool] = mapped_column(Boolean, default=False)
     # RFC 8707 §2 resource identifiers: the APIs this application serves as a resource
     # server (migration 0013), each unique across applications (one resource, one RS).
+    # Loaded when read (not with every application: client authentication needs none).
     resource_rows: Mapped[list[ApplicationResource]] = relationship(
         cascade="all, delete-orphan",
-        lazy="selectin",
+        lazy="select",
         order_by="ApplicationResource.uri",
         passive_deletes=True,
     )
