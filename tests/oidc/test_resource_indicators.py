@@ -635,3 +635,35 @@ def test_token_helper_still_works_without_resources(h: Harness) -> None:
         client_secret=ids(h)["service_secret"],
     )
     assert answer.status_code == 200
+
+
+# -- pushed authorization requests (RFC 9126) carry every resource ---------------------
+
+
+def test_a_pushed_request_keeps_every_resource(h: Harness) -> None:
+    """``resource`` repeated in a push (RFC 9126 §2.1: any authorization request
+    parameter) is kept whole, checked, and reaches the code and the token."""
+    apis(h)
+    h.login("alice", PASSWORD)
+    first_party(h)
+    pairs = [
+        ("client_id", ids(h)["client_id"]),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        ("resource", ORDERS),
+        ("resource", BILLING),
+    ]
+    headers = {**basic(*wiki(h)), "Content-Type": "application/x-www-form-urlencoded"}
+    refused = h.client.post(
+        "/oauth2/par", data=urlencode([*pairs, ("resource", OLD)]), headers=headers
+    )
+    assert (refused.status_code, body(refused)["error"]) == (400, "invalid_target")
+    pushed = h.client.post("/oauth2/par", data=urlencode(pairs), headers=headers)
+    assert pushed.status_code == 201, pushed.get_data(as_text=True)
+    answer = h.client.get(
+        "/oauth2/authorize?"
+        + urlencode({"client_id": ids(h)["client_id"], "request_uri": body(pushed)["request_uri"]})
+    )
+    code = query(answer)["code"]
+    assert claims(body(exchange_for(h, code))["access_token"])["aud"] == [ORDERS, BILLING]
