@@ -667,3 +667,35 @@ def test_a_pushed_request_keeps_every_resource(h: Harness) -> None:
     )
     code = query(answer)["code"]
     assert claims(body(exchange_for(h, code))["access_token"])["aud"] == [ORDERS, BILLING]
+
+
+# -- the device grant (RFC 8628) names no resource ----------------------------------------
+
+
+def test_the_device_grant_cannot_gain_a_resource_at_the_token_endpoint(h: Harness) -> None:
+    """A device authorization holds no resource, so asking for one when redeeming it would
+    widen the grant (RFC 8707 §2.2): ``invalid_target``, and the device code still works."""
+    apis(h)
+    with h.app.services.db.session(write=True) as db, db.begin():
+        wiki_app = db.scalars(select(Application).where(Application.name == "Wiki")).one()
+        wiki_app.device_grant = True
+    started = h.client.post(
+        "/oauth2/device_authorization", data={"scope": "openid"}, headers=basic(*wiki(h))
+    )
+    assert started.status_code == 200, started.get_data(as_text=True)
+    device = body(started)
+    browser = PassportClient(h.app)
+    browser.post("/Account/login", data={"username": "alice", "password": PASSWORD})
+    form = form_of(browser.get("/device"))
+    browser.post("/device", data={**form, "user_code": device["user_code"]})
+    browser.post("/device", data={**form, "user_code": device["user_code"], "decision": "allow"})
+    h.clock.advance(seconds=5)
+    grant = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("device_code", device["device_code"]),
+    ]
+    refused = post_token(h, [*grant, ("resource", ORDERS)])
+    assert (refused.status_code, body(refused)["error"]) == (400, "invalid_target")
+    issued = post_token(h, grant)
+    assert issued.status_code == 200, issued.get_data(as_text=True)
+    assert claims(body(issued)["access_token"])["aud"] == ids(h)["client_id"]

@@ -108,24 +108,24 @@ def _downgrade(engine: Engine, revision: str) -> None:
         command.downgrade(cfg, revision)
 
 
-def test_0016_resource_indicators_keep_old_rows_meaning_no_resource(
+def test_0015_resource_indicators_keep_old_rows_meaning_no_resource(
     blank_database: Backend,
 ) -> None:
-    """Tokens, codes and consents from before 0016 get no audience (NULL: the client, as
+    """Tokens, codes and consents from before 0015 get no audience (NULL: the client, as
     they were); one resource identifier belongs to one application (the key); the step
     goes back down, and on SQLite oauth_tokens keeps its AUTOINCREMENT (ids never reused)."""
     engine = create_engine(blank_database.url)
     try:
-        migrate.upgrade(engine, "0015")
+        migrate.upgrade(engine, "0014")
         with engine.begin() as conn:
             conn.execute(
                 text(
                     "INSERT INTO applications (name, name_key, name_skeleton, description,"
                     " allowed_origins, created_at, redirect_uris, confidential, enabled,"
                     " first_party, access_token_format, scopes, refresh_tokens,"
-                    " require_pushed_authorization_requests)"
+                    " require_pushed_authorization_requests, device_grant)"
                     " VALUES ('Api', 'api', 'api', '', '[]', '2026-01-01', '[]', TRUE, TRUE,"
-                    " FALSE, 'jwt', '[]', TRUE, FALSE)"
+                    " FALSE, 'jwt', '[]', TRUE, FALSE, FALSE)"
                 )
             )
             app_id = conn.execute(text("SELECT id FROM applications WHERE name = 'Api'")).scalar()
@@ -160,8 +160,8 @@ def test_0016_resource_indicators_keep_old_rows_meaning_no_resource(
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == []
-        _downgrade(engine, "0015")
-        assert migrate.current_revision(engine) == "0015"
+        _downgrade(engine, "0014")
+        assert migrate.current_revision(engine) == "0014"
         with engine.connect() as conn:
             assert not inspect(conn).has_table("application_resources")
             columns = {c["name"] for c in inspect(conn).get_columns("oauth_tokens")}

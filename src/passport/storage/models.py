@@ -95,7 +95,7 @@ class Application(Base):
     # administrator switches it on, as Keycloak's per-client setting (migration 0014).
     device_grant: Mapped[bool] = mapped_column(Boolean, default=False)
     # RFC 8707 §2 resource identifiers: the APIs this application serves as a resource
-    # server (migration 0016), each unique across applications (one resource, one RS).
+    # server (migration 0015), each unique across applications (one resource, one RS).
     # Loaded when read (not with every application: client authentication needs none).
     resource_rows: Mapped[list[ApplicationResource]] = relationship(
         cascade="all, delete-orphan",
@@ -353,7 +353,7 @@ class OAuthToken(Base):
     # families from before migration 0010.
     sid: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # RFC 8707 §2: the token's audience, the resource identifiers it was issued for,
-    # space-separated; None: the client itself (every token before migration 0016).
+    # space-separated; None: the client itself (every token before migration 0015).
     # Kept here so that introspection and refresh never trust what a client says later.
     audience: Mapped[str | None] = mapped_column(Text, nullable=True)
 
@@ -372,7 +372,7 @@ class Consent(Base):
     scope: Mapped[str] = mapped_column(String(500))
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # RFC 8707 resource identifiers (the APIs) the user allowed it to reach, space-separated;
-    # None: none (every consent before migration 0016).
+    # None: none (every consent before migration 0015).
     resource: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 

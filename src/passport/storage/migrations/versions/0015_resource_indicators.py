@@ -15,8 +15,8 @@ consent from before meant no resource, and keeps meaning that (the client is the
 token's audience, as it was).  Columns are added with ``ALTER TABLE ... ADD COLUMN``
 (no SQLite table rebuild).
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0015
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
