@@ -83,13 +83,31 @@ class Settings:
     )
     throttle_window: int = _setting(900, "Seconds over which failed logins are counted.")
     throttle_account_limit: int = _setting(5, "Failures per account before delays start.")
-    throttle_ip_limit: int = _setting(50, "Failures per client IP before delays start.")
+    throttle_ip_limit: int = _setting(
+        50, "Failures per client IP (IPv6: per /64) before delays start."
+    )
     throttle_base_delay: int = _setting(30, "First delay in seconds; doubles per failure.")
     throttle_device_code_limit: int = _setting(
-        10, "Wrong /device user codes per client IP and per account before delays start."
+        10,
+        "Wrong /device user codes per account and per client IP (IPv6: per /64) before "
+        "delays start.",
+    )
+    throttle_client_request_limit: int = _setting(
+        300,
+        "Pushed authorization requests and device authorizations without client "
+        "credentials per client IP (IPv6: per /64) before delays start.",
+    )
+    throttle_registration_limit: int = _setting(
+        20, "Self-registrations per client IP (IPv6: per /64) before delays start."
     )
     device_code_lifetime: int = _setting(
         600, "Seconds a device authorization (RFC 8628 device_code, user_code) is valid."
+    )
+    max_pushed_requests_per_client: int = _setting(
+        300, "Live (unused, unexpired) pushed authorization requests per application."
+    )
+    max_device_authorizations_per_client: int = _setting(
+        300, "Live (pending, unexpired) device authorizations per application."
     )
     metrics_token: str = _setting(
         "", "Bearer token for GET /metrics (empty: loopback clients only).", secret=True
@@ -269,7 +287,11 @@ def _validate(settings: Settings) -> None:
         "throttle_account_limit",
         "throttle_ip_limit",
         "throttle_device_code_limit",
+        "throttle_client_request_limit",
+        "throttle_registration_limit",
         "device_code_lifetime",
+        "max_pushed_requests_per_client",
+        "max_device_authorizations_per_client",
         "max_body_bytes",
         "max_query_bytes",
         "db_pool_size",

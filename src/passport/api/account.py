@@ -24,7 +24,11 @@ LIMITS = {"username": 254, "email": 254, "displayName": 128, "application": 100}
 @API.controller("Account")
 class AccountController(Controller):
     @expose(
-        "POST", cross_origin=True, secrets=PASSWORDS, max_length=LIMITS, statuses=(400, 403, 409)
+        "POST",
+        cross_origin=True,
+        secrets=PASSWORDS,
+        max_length=LIMITS,
+        statuses=(400, 403, 409, 429),
     )
     def register(
         self,

@@ -106,6 +106,30 @@ SCOPES = {
     "permissions": "See your permissions in this application",
     "offline_access": "Keep access while you are away",
 }
+# Every parameter that :meth:`AuthorizationEndpoint.check` and ``hinted_subject`` read —
+# RFC 6749 §4.1.1, RFC 7636 §4.3, OAuth 2.0 Form Post Response Mode §2, OIDC Core
+# §3.1.2.1, RFC 8707 §2 (``resource``, with every value) — and so all that a pushed
+# request keeps (RFC 9126 §2.1: others are ignored here, RFC 6749 §3.1, and need not be
+# stored; :mod:`passport.oidc.par`).  A parameter the reader starts to read is added
+# here, and nowhere else.  ``client_id`` is not kept: it is the pushing client's, and
+# ``request``/``request_uri`` are refused at the push.
+AUTHORIZATION_PARAMETERS = frozenset(
+    {
+        "response_type",
+        "redirect_uri",
+        "scope",
+        "state",
+        "response_mode",
+        "nonce",
+        "prompt",
+        "max_age",
+        "login_hint",
+        "id_token_hint",
+        "code_challenge",
+        "code_challenge_method",
+        "resource",
+    }
+)
 PROMPTS = frozenset({"none", "login", "consent"})  # OIDC Core §3.1.2.1 (no select_account)
 # How an answer goes back: RFC 6749 §4.1.2 (query, the code flow's default) and OAuth 2.0
 # Form Post Response Mode §2.  Not "fragment": only the code flow is supported, and a code

@@ -15,15 +15,21 @@ without its secret.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug import Request
 
+from passport.errors import Throttled
 from passport.oidc.errors import InvalidClient
 from passport.oidc.errors import InvalidRequest
 from passport.services import clients
+from passport.services.throttle import client_request_key
 from passport.storage.models import Application
+
+if TYPE_CHECKING:
+    from passport.web.context import RequestContext
 
 
 def authenticate(
@@ -69,3 +75,26 @@ def _checked(app: Application | None) -> Application:
     if app is None:
         raise InvalidClient()
     return app
+
+
+def anonymous_request_wait(ctx: RequestContext, params: dict[str, str]) -> int:
+    """Count a request that carries no client credentials (a public client's, or anyone's
+    in its name) on the client address's counter
+    (:func:`passport.services.throttle.client_request_key`); the seconds to wait when it
+    is over its limit (nothing counted then), else 0.  For ``/oauth2/par`` and
+    ``/oauth2/device_authorization``, which each keep a row for a client anyone may
+    name.  A request with credentials is not counted: an unauthenticated one fails
+    anyway, and an authenticated client's back end may speak for all its users from
+    one address; the per-client caps bound it."""
+    credentials = ctx.request.authorization is not None or any(
+        name in params for name in ("client_secret", "client_assertion")
+    )
+    if credentials:
+        return 0
+    return ctx.services.throttle.reserve([client_request_key(ctx.client_ip)], ctx.now).wait
+
+
+def too_many(what: str, wait: int) -> InvalidRequest:
+    """429 ``invalid_request`` with ``Retry-After`` (RFC 9126 §2.3 names 429 for a client
+    over the number of requests the server allows; RFC 6585 §4, RFC 9110 §10.2.3)."""
+    return InvalidRequest.of(Throttled(f"{what}; try again in {wait} seconds.", retry_after=wait))

@@ -16,6 +16,15 @@ browser or are awkward to type on (TVs, command-line tools).
 Only applications whose ``device_grant`` setting is on may use it (off by default, as
 Keycloak's per-client switch); any other gets ``unauthorized_client`` (RFC 6749 §5.2).
 
+A public client's ``client_id`` is no secret, so anyone may ask in its name, and each
+answer is a row that lives ``device_code_lifetime``.  So (OWASP ASVS 5 §6.3.1
+anti-automation): a request without client credentials is counted per client address
+(:func:`passport.oidc.client_auth.anonymous_request_wait`), and a client has at most
+``max_device_authorizations_per_client`` pending at once — no pending one is dropped
+for a new one.  Either refusal is ``invalid_request`` (§3.2 answers errors as the token
+endpoint, RFC 6749 §5.2) with status 429 and ``Retry-After`` (RFC 6585 §4): the
+device may try again later, where a 400 would tell it its request was wrong.
+
 The user code (§6.1): 8 characters of :data:`USER_CODE_ALPHABET` (20 consonants, no
 vowels — no words — and no look-alike digits), about 34.6 bits, shown ``XXXX-XXXX``
 and read in either case with dashes and spaces ignored (:func:`canonical`).  Guessing
@@ -25,6 +34,7 @@ one is throttled on ``/device`` (§5.1).  Both codes are kept only as their SHA-
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Callable
 from datetime import datetime
@@ -32,6 +42,7 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from sqlalchemy import delete
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -129,6 +140,23 @@ def find_pending(db: Session, code: str, now: datetime) -> DeviceAuthorization |
     return row
 
 
+def pending_room(db: Session, application_id: int, now: datetime, limit: int) -> int:
+    """0 when ``application_id`` may start one more device authorization, else the
+    seconds until its oldest pending one expires (``Retry-After``): at most ``limit``
+    pending at once, since a public client's ``client_id`` is no secret."""
+    live = (
+        DeviceAuthorization.application_id == application_id,
+        DeviceAuthorization.status == "pending",
+        DeviceAuthorization.expires_at > now,
+    )
+    count, oldest = db.execute(
+        select(func.count(), func.min(DeviceAuthorization.expires_at)).where(*live)
+    ).one()
+    if count < limit or oldest is None:
+        return 0
+    return max(1, math.ceil((oldest - now).total_seconds()))
+
+
 def decide(
     db: Session,
     row: DeviceAuthorization,
@@ -171,11 +199,22 @@ class DeviceAuthorizationEndpoint(Part):
     def _start(
         self, request: Request, ctx: RequestContext, params: dict[str, str], issuer: str
     ) -> Response:
-        db, now = ctx.db, ctx.now
+        now = ctx.now
         try:
+            # Before the request's transaction takes SQLite's write lock, which the
+            # counters' own transaction would wait for.
+            wait = client_auth.anonymous_request_wait(ctx, params)
+            if wait:
+                raise client_auth.too_many("Too many device authorization requests", wait)
+            db = ctx.db
             app = client_auth.authenticate(db, request, params, now)
             if not app.device_grant:
                 raise UnauthorizedClient("This client may not use the device authorization grant.")
+            full = pending_room(db, app.id, now, self.settings.max_device_authorizations_per_client)
+            if full:
+                raise client_auth.too_many(
+                    "This client has too many pending device authorizations", full
+                )
             # As at authorize (RFC 6749 §3.3, OIDC Core §3.1.2.1: unknown scopes ignored).
             # ``offline_access`` counts as with prompt=consent (OIDC Core §11): the user
             # is shown every scope and asked on /device, every time.

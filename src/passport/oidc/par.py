@@ -24,13 +24,28 @@ included, since nothing is redirected here.
 * ``request_uri`` in a pushed request is refused (§2.1: "MUST NOT be provided");
 * ``request`` (a Request Object, §3) is refused ``request_not_supported``, as at the
   authorization endpoint;
-* parameters that no rule reads are kept and ignored as there (RFC 6749 §3.1); the
-  client's credentials (``client_secret``…) are never kept.
+* parameters that no rule reads are ignored as there (RFC 6749 §3.1) and not kept:
+  only those of :data:`~passport.oidc.authorization.AUTHORIZATION_PARAMETERS` are; the
+  client's credentials (``client_secret``…) never.
 
-What is kept (:mod:`passport.oidc.pushed`) is the parameters as sent, not their
+What is kept (:mod:`passport.oidc.pushed`) is those parameters as sent, not their
 validated form: the authorization endpoint validates them again when the
 ``request_uri`` is used (§4), so an application changed in between is judged as it is
 then.  A pushed request lives a minute (``expires_in``) and starts one authorization.
+
+A public client's ``client_id`` is no secret, so anyone may push in its name; what
+that can cost is bounded (OWASP ASVS 5 §2.4.1 / §6.3.1 anti-automation, RFC 9126 §2.3:
+"429 Too Many Requests: If the number of requests from a client during a particular
+time period exceeds the number the authorization server allows"):
+
+* a push that carries no client credentials is counted per client address
+  (:func:`passport.oidc.client_auth.anonymous_request_wait`, ``throttle_client_request_limit``
+  per throttle window, then growing delays): 429 ``invalid_request`` with
+  ``Retry-After``.  A client that authenticates is not counted there: its back end
+  pushes for all its users from one address;
+* at most ``max_pushed_requests_per_client`` live pushed requests per client: one more
+  is refused 429 ``invalid_request`` with ``Retry-After`` (until the oldest expires),
+  and none already issued is dropped for it.
 """
 
 from __future__ import annotations
@@ -44,6 +59,7 @@ from passport.errors import ClientError
 from passport.oidc import client_auth
 from passport.oidc import params as oauth_params
 from passport.oidc import pushed
+from passport.oidc.authorization import AUTHORIZATION_PARAMETERS
 from passport.oidc.base import ContextFactory
 from passport.oidc.base import Part
 from passport.oidc.errors import InvalidRequest
@@ -85,6 +101,11 @@ class PushedAuthorizationEndpoint(Part):
 
     def _push(self, request: Request, ctx: RequestContext, params: oauth_params.Params) -> Response:
         try:
+            # Before the request's transaction takes SQLite's write lock, which the
+            # counters' own transaction would wait for.
+            wait = client_auth.anonymous_request_wait(ctx, params)
+            if wait:
+                raise client_auth.too_many("Too many pushed authorization requests", wait)
             app = client_auth.authenticate(ctx.db, request, params, ctx.now)
             if not params.get("client_id"):
                 # §2.1: "as a required authorization request parameter, it is similarly
@@ -98,9 +119,21 @@ class PushedAuthorizationEndpoint(Part):
                 {k: v for k, v in params.items() if k not in CLIENT_PARAMETERS}, params.repeated
             )
             self.authorization.validate(app, asked, through_par=True)
-            stored = pushed.encode(asked)
+            # Only what the authorization endpoint reads is kept (RFC 6749 §3.1: the
+            # rest is ignored there), each repeatable one with every value.
+            kept = oauth_params.Params(
+                {k: v for k, v in asked.items() if k in AUTHORIZATION_PARAMETERS},
+                {k: v for k, v in asked.repeated.items() if k in AUTHORIZATION_PARAMETERS},
+            )
+            stored = pushed.encode(kept)
             if stored is None:
                 raise InvalidRequest("The pushed authorization request is too large.")
+            limit = self.settings.max_pushed_requests_per_client
+            full = pushed.room_for(ctx.db, app.id, ctx.now, limit)
+            if full:
+                raise client_auth.too_many(
+                    "This client has too many pushed authorization requests", full
+                )
         except OAuthError as error:
             ctx.refuse()
             return render(error)

@@ -8,16 +8,26 @@ authorization request", and must not be guessable, §7.1).  Only its SHA-256 is 
 id; a row lives :data:`LIFETIME` seconds and :func:`take` deletes it as it returns it —
 §4: "Authorization servers SHOULD treat request_uri values as one-time use", and only
 one of two concurrent uses can win that delete.
+
+What is kept is bounded, since a public client's ``client_id`` is no secret and anyone
+may push in its name: only the parameters the authorization endpoint reads
+(:data:`passport.oidc.authorization.AUTHORIZATION_PARAMETERS`), at most
+:data:`MAX_STORED_BYTES` of them, and at most ``max_pushed_requests_per_client`` live
+requests per client (:func:`room_for`; a new push is refused, never an older one
+dropped).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from datetime import datetime
 from datetime import timedelta
 
 from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from passport.oidc.params import Params
@@ -30,9 +40,11 @@ URN_PREFIX = "urn:ietf:params:oauth:request_uri:"
 # suggested; a client redirects its user at once.
 LIFETIME = 60
 _REFERENCE_LENGTH = 43  # secrets.token_urlsafe(32)
-# The pushed parameters are kept as JSON in a TEXT column: 64 KiB on MariaDB.  A real
-# authorization request is far smaller; a larger one is refused, never cut.
-MAX_STORED_BYTES = 32768
+# The pushed parameters are kept as JSON in a TEXT column.  What the authorization
+# endpoint reads is a few KiB at most (state 2048, scope 500, an ID token as
+# id_token_hint…), and no more than its own query string may carry (max_query_bytes,
+# 8 KiB): a larger request is refused (RFC 9126 §2.3, 413 or invalid_request), never cut.
+MAX_STORED_BYTES = 8192
 
 
 def is_pushed(request_uri: str) -> bool:
@@ -50,6 +62,20 @@ def encode(parameters: dict[str, str]) -> str | None:
         document.update({name: v for name, v in parameters.repeated.items() if v})
     text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return text if len(text.encode("utf-8", "surrogatepass")) <= MAX_STORED_BYTES else None
+
+
+def room_for(db: Session, application_id: int, now: datetime, limit: int) -> int:
+    """0 when ``application_id`` may push one more request, else the seconds until its
+    oldest live one expires (``Retry-After``): at most ``limit`` live at once."""
+    live = PushedAuthorizationRequest.application_id == application_id
+    count, oldest = db.execute(
+        select(func.count(), func.min(PushedAuthorizationRequest.expires_at)).where(
+            live, PushedAuthorizationRequest.expires_at > now
+        )
+    ).one()
+    if count < limit or oldest is None:
+        return 0
+    return max(1, math.ceil((oldest - now).total_seconds()))
 
 
 def store(db: Session, application_id: int, parameters: str, now: datetime) -> str:

@@ -10,11 +10,23 @@ The steps, each a form with its CSRF token, none needing JavaScript:
    registered name, the scopes), and the user allows or denies;
 3. a page that says the device may go on (or was refused).
 
-Guessing a code is throttled (§5.1) per client address and per account
-(:func:`passport.services.throttle.device_code_keys`): each code entered is counted
-before it is looked up, a right one is taken back.  A wrong code, an expired one, one
-already decided and one of a disabled application all get the same message, so no
-entry tells which applications exist.
+Guessing a code is throttled (§5.1: "the authorization server should rate-limit
+user code attempts") per account and per client address
+(:func:`passport.services.throttle.device_code_keys`), without letting one guesser
+lock out everyone behind the same address (OWASP ASVS 5 §6.3.1: anti-automation
+"without ... malicious account lockout"):
+
+* the account's counter is reserved before the code is checked (parallel guesses
+  count each), a right code takes it back: a signed-in guesser is held back whatever
+  address it comes from;
+* the address's counter counts only codes that are not live (known by a look-up by
+  hash, cheap): once it is over its limit, wrong codes from the address are answered 429,
+  while a real, live code still goes through — the user behind a shared NAT whom the
+  device sent here is not the one guessing.  How many accounts one address may create
+  is bounded by the registration throttle.
+
+A wrong code, an expired one, one already decided and one of a disabled application
+all get the same message, so no entry tells which applications exist.
 """
 
 from __future__ import annotations
@@ -81,22 +93,17 @@ class DevicePage(render.Page):
             user_agent=ctx.user_agent,
         )
         throttle = self.services.throttle
-        keys = device_code_keys(ctx.client_ip, identity.id)
-        # Counted before the look-up, atomically (parallel guesses count each).
-        attempt = throttle.reserve(keys, ctx.now)
+        account, address = device_code_keys(ctx.client_ip, identity.id)
+        # Counted before the look-up, atomically (parallel guesses count each): on the
+        # account always, on the address only when the code is not a live one — so a
+        # guesser sharing the user's address holds back only wrong codes.  The look-up
+        # is by hash in a read session, before this request's transaction takes
+        # SQLite's write lock, which the counters' own transaction would wait for.
+        with self.services.db.session() as read:
+            live = code is not None and device.find_pending(read, code, ctx.now) is not None
+        attempt = throttle.reserve([account] if live else [account, address], ctx.now)
         if attempt.wait:
-            ctx.audit(_with(record, outcome="throttled"), durable=True)
-            ctx.refuse()
-            response = self.form(
-                request,
-                TEMPLATE,
-                429,
-                username=identity.username,
-                user_code="",
-                error=TOO_MANY.format(seconds=attempt.wait),
-            )
-            response.headers["Retry-After"] = str(attempt.wait)
-            return response
+            return self._too_many(request, ctx, record, identity.username, attempt.wait)
         db = ctx.db
         row = device.find_pending(db, code, ctx.now) if code is not None else None
         app = db.get(Application, row.application_id) if row is not None else None
@@ -108,7 +115,7 @@ class DevicePage(render.Page):
             )
         # A right code is not a guess: its attempt is taken back once this request's
         # transaction is over (on SQLite the counters' writer would wait for ours).
-        ctx.after(lambda: throttle.release(keys))
+        ctx.after(lambda: throttle.release([account]))
         if decision is None:
             return self.form(
                 request,
@@ -130,6 +137,23 @@ class DevicePage(render.Page):
             _with(record, outcome="allowed" if allow else "denied", application=app.name[:100])
         )
         return render.page("device_done.html", allowed=allow, application=app.name)
+
+    def _too_many(
+        self, request: Request, ctx: RequestContext, record: AuditRecord, username: str, wait: int
+    ) -> Response:
+        """429 with ``Retry-After`` (RFC 6585 §4, RFC 9110 §10.2.3): wait, then try again."""
+        ctx.audit(_with(record, outcome="throttled"), durable=True)
+        ctx.refuse()
+        response = self.form(
+            request,
+            TEMPLATE,
+            429,
+            username=username,
+            user_code="",
+            error=TOO_MANY.format(seconds=wait),
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
 
 
 def _with(record: AuditRecord, **changes: object) -> AuditRecord:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from passport.config import Settings
+from passport.errors import ClientError
 from passport.errors import FeatureDisabled
 from passport.errors import Invalid
 from passport.errors import NotFound
@@ -50,6 +51,7 @@ from passport.services.text import check_text
 from passport.services.throttle import Throttle
 from passport.services.throttle import account_key
 from passport.services.throttle import ip_key
+from passport.services.throttle import registration_key
 from passport.services.throttle import user_account_key
 from passport.storage.models import User
 
@@ -185,6 +187,57 @@ class Accounts:
                 "Registration is switched off; ask an administrator for an account.",
                 source="url",
             )
+        keys = [] if by_admin else [registration_key(caller.ip)]
+        # Self-registration is rate-limited per address (OWASP ASVS 5 §6.3.1, anti-
+        # automation): each account brings its own per-account guessing budget (sign-in,
+        # /device codes), so accounts must not be free to mass-produce.  Reserved before
+        # the work (parallel attempts count each), taken back when nothing was created.
+        attempt = self.throttle.reserve(keys, caller.now)
+        if attempt.wait:
+            self.audit(
+                AuditRecord(
+                    "register",
+                    "throttled",
+                    caller.now,
+                    username=(username or "")[:64],
+                    ip=caller.ip,
+                    user_agent=caller.user_agent,
+                ),
+                durable=True,
+            )
+            raise Throttled(
+                "Too many accounts were registered from your address; try again later.",
+                source="username",
+                retry_after=attempt.wait,
+            )
+        try:
+            user = self._create(caller, username, password, email, display_name)
+        except (ClientError, ServiceUnavailable):
+            # Nothing was created: not a registration (released once the transaction
+            # is over — on SQLite it may hold the write lock the counters need).
+            self.after(lambda: self.throttle.release(keys))
+            raise
+        self.audit(
+            AuditRecord(
+                "register",
+                "success",
+                caller.now,
+                user.id,
+                user.username,
+                ip=caller.ip,
+                user_agent=caller.user_agent,
+            )
+        )
+        return user
+
+    def _create(
+        self,
+        caller: Caller,
+        username: str | None,
+        password: str | None,
+        email: str | None,
+        display_name: str | None,
+    ) -> User:
         name = validate_username(username)
         mail = validate_email(email)
         shown = validate_display_name(display_name)
@@ -223,17 +276,6 @@ class Accounts:
                 source="username",
                 value=name,
             ) from None
-        self.audit(
-            AuditRecord(
-                "register",
-                "success",
-                caller.now,
-                user.id,
-                user.username,
-                ip=caller.ip,
-                user_agent=caller.user_agent,
-            )
-        )
         return user
 
     # -- sign-in --------------------------------------------------------------

@@ -2,10 +2,12 @@
 
 Attempts are counted per key (``account:user:<id>`` for a known account,
 ``account:name:<sha256>`` for a name no account has, ``ip:<address>``) in a fixed
-window.  Once a key reaches its limit, each further attempt must wait
-``base_delay * 2**(failures - limit)`` seconds (capped at the window) after the
-last failure: a growing delay, never a permanent lock that an attacker could use
-to keep a person out (NIST SP 800-63B 5.2.2).
+window.  An address is keyed as :func:`address_of` says: an IPv6 client by its /64,
+which one subscriber is usually given whole (RFC 6177 §3, RFC 7421 §1), so that
+moving within it does not bring a fresh counter.  Once a key reaches its limit, each
+further attempt must wait ``base_delay * 2**(failures - limit)`` seconds (capped at
+the window) after the last failure: a growing delay, never a permanent lock that an
+attacker could use to keep a person out (NIST SP 800-63B 5.2.2).
 
 An attempt is *reserved* before its password is checked: one atomic step decides
 whether it may proceed and, if so, counts it as a failure (a row lock in the
@@ -17,6 +19,7 @@ count and takes its own attempt back off the address's count.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import UTC
@@ -304,14 +307,50 @@ def user_account_key(user_id: int) -> str:
     return f"account:user:{user_id}"
 
 
+def address_of(ip: str) -> str:
+    """The client address as every address counter keys it.
+
+    An IPv6 address counts as its /64 (``2001:db8:1:2::/64``): a subscriber is usually
+    given a whole /64 (RFC 6177 §3, RFC 7421 §1) and may pick any address in it, so a
+    counter per address would give one client 2**64 fresh counters (OWASP ASVS 5
+    §6.3.1 anti-automation).  An IPv4-mapped IPv6 address (``::ffff:192.0.2.1``, RFC 4291
+    §2.5.5.2, what a dual-stack socket reports) counts as its IPv4 address.  Anything
+    that is not an address (a proxy's odd value) is kept as it is, cut to 64 characters.
+    """
+    try:
+        parsed = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip[:64]
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
+
+
 def ip_key(ip: str) -> str:
-    return "ip:" + ip[:64]
+    """The counter of failed sign-ins and password checks from the client address."""
+    return "ip:" + address_of(ip)
 
 
-def device_code_keys(ip: str, user_id: int) -> list[str]:
+def device_code_keys(ip: str, user_id: int) -> tuple[str, str]:
     """The counters of wrong user codes entered on ``/device`` (RFC 8628 §5.1: guessing
-    a user code must be rate-limited), per client address and per signed-in account."""
-    return ["device:ip:" + ip[:64], f"device:user:{user_id}"]
+    a user code must be rate-limited): per signed-in account, and per client address."""
+    return f"device:user:{user_id}", "device:ip:" + address_of(ip)
+
+
+def client_request_key(ip: str) -> str:
+    """The counter of requests from the client address that create a row for a client
+    anyone may name — a public client's pushed authorization requests (RFC 9126 §2) and
+    device authorizations (RFC 8628 §3.1): every request counts."""
+    return "request:ip:" + address_of(ip)
+
+
+def registration_key(ip: str) -> str:
+    """The counter of self-registrations from the client address: every attempt counts
+    (OWASP ASVS 5 §6.3.1 / §2.4.1 anti-automation: accounts are not free to mass-produce,
+    and each account brings its own per-account guessing budget)."""
+    return "register:ip:" + address_of(ip)
 
 
 @dataclass(frozen=True)
@@ -334,6 +373,8 @@ class Throttle:
             "account": settings.throttle_account_limit,
             "ip": settings.throttle_ip_limit,
             "device": settings.throttle_device_code_limit,
+            "request": settings.throttle_client_request_limit,
+            "register": settings.throttle_registration_limit,
         }
 
     def _limit(self, key: str) -> int:
@@ -345,6 +386,8 @@ class Throttle:
     def reserve(self, keys: list[str], now: datetime) -> Attempt:
         """Count an attempt on every key before its password is checked, unless one
         of them must wait: then nothing is counted and the wait is returned."""
+        if not keys:
+            return Attempt(0, False)
         limits = [self._limit(key) for key in keys]
         wait, failures = self.store.reserve(keys, limits, now, self.policy)
         if wait:
