@@ -31,6 +31,8 @@ from oidc_support import seed
 from oidc_support import token
 from oidc_support import wiki_request
 from passport.cli import cli
+from passport.oidc import pushed
+from passport.oidc.authorization import AUTHORIZATION_PARAMETERS
 from passport.oidc.pushed import LIFETIME
 from passport.services import directory
 from passport.services.applications import find_by_name
@@ -340,9 +342,117 @@ def test_a_body_too_large_is_413(h: Harness) -> None:
 
 
 def test_a_request_too_large_to_keep_is_refused_not_cut(h: Harness) -> None:
-    filler = {f"x{n}": "y" * 8000 for n in range(5)}
-    answer = push(h, **wiki_request(h), **filler)
+    # Parameters the authorization endpoint reads, too long together (unknown prompt
+    # values are ignored there, and a method without a challenge is not read).
+    big = {"prompt": "login " * 1300, "code_challenge_method": "y" * 8000}
+    answer = push(h, **wiki_request(h, **big))
     assert answer.status_code == 400 and "too large" in body(answer)["error_description"]
+    assert rows(h, "pushed_authorization_requests") == 0
+
+
+def stored_parameters(h: Harness) -> list[dict[str, Any]]:
+    with h.app.services.db.session() as db:
+        kept = db.scalars(select(PushedAuthorizationRequest.parameters)).all()
+    return [json.loads(text) for text in kept]
+
+
+def test_only_the_parameters_the_authorization_endpoint_reads_are_kept(h: Harness) -> None:
+    """F1: parameters that no rule reads are ignored (RFC 6749 §3.1) and not stored, so a
+    push cannot park 32 KB of filler for a minute; what is read survives the trip."""
+    sign_in(h)
+    first_party(h)
+    filler = {f"x{n}": "y" * 8000 for n in range(4)}
+    answer = push(h, **wiki_request(h, nonce="n-1", login_hint="alice"), **filler)
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    [kept] = stored_parameters(h)
+    assert set(kept) == {
+        "redirect_uri",
+        "response_type",
+        "scope",
+        "state",
+        "nonce",
+        "login_hint",
+    }
+    assert set(kept) <= AUTHORIZATION_PARAMETERS
+    assert kept["nonce"] == ["n-1"]  # each name with its values: room for a repeated one
+    assert len(json.dumps(kept)) < 1000
+    answer = use(h, body(answer)["request_uri"])
+    assert query(answer)["state"] == "st"
+
+
+def test_the_kept_form_holds_a_repeated_parameter() -> None:
+    """The stored form keeps every value of a name, in order (RFC 8707 ``resource`` may be
+    sent more than once); one value per name is what the reader of today gets."""
+    stored = pushed.encode({"resource": ["https://a.example", "https://b.example"]})
+    assert stored is not None
+    assert json.loads(stored) == {"resource": ["https://a.example", "https://b.example"]}
+    assert pushed.single_values({"scope": ["openid"], "resource": ["a", "b"]}) == {
+        "scope": "openid"
+    }
+
+
+def public_push(h: Harness, ip: str = "192.0.2.1") -> Any:
+    verifier, challenge = pkce()
+    data = {
+        "client_id": ids(h)["public_client_id"],
+        "redirect_uri": REDIRECT,
+        "response_type": "code",
+        "scope": "openid",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    return h.client.post("/oauth2/par", data=data, environ_base={"REMOTE_ADDR": ip})
+
+
+def test_live_pushed_requests_per_client_are_capped_without_dropping_one(
+    factory: Any,
+) -> None:
+    """F1: anyone may push with a public client's client_id, so a client has at most
+    ``max_pushed_requests_per_client`` live ones; one more is 429 (RFC 9126 §2.3) with
+    Retry-After, and the requests already pushed still work."""
+    h: Harness = factory("sqlite", "db", key_encryption_key=KEK, max_pushed_requests_per_client=3)
+    h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
+    first = [public_push(h, f"198.51.100.{n}") for n in range(3)]
+    assert [a.status_code for a in first] == [201, 201, 201]
+    refused = public_push(h, "198.51.100.9")
+    assert refused.status_code == 429, refused.get_data(as_text=True)
+    assert body(refused)["error"] == "invalid_request"
+    assert 0 < int(refused.headers["Retry-After"]) <= LIFETIME
+    assert rows(h, "pushed_authorization_requests") == 3
+    # The other clients are not held back by this one's requests.
+    assert push(h, **wiki_request(h)).status_code == 201
+    # None already pushed was dropped: each is still taken once at authorize.
+    spa = ids(h)["public_client_id"]
+    sign_in(h)
+    answer = use(h, body(first[0])["request_uri"], client_id=spa)
+    assert answer.status_code == 302 and "code" in query(answer), answer.get_data(as_text=True)
+    # Once one is used (or expires) there is room again.
+    assert public_push(h).status_code == 201
+    h.clock.advance(seconds=LIFETIME + 1)
+    assert [public_push(h, f"203.0.113.{n}").status_code for n in range(3)] == [201] * 3
+
+
+def test_pushes_without_credentials_are_throttled_per_address(factory: Any) -> None:
+    """F1: a push that carries no client credentials counts on its address's counter
+    (the project's throttle: a limit per window, then growing delays) — 429 with
+    Retry-After; another address, and a client that authenticates, go on."""
+    h: Harness = factory("sqlite", "db", key_encryption_key=KEK, throttle_client_request_limit=3)
+    h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
+    assert [public_push(h).status_code for _ in range(3)] == [201] * 3
+    limited = public_push(h)
+    assert limited.status_code == 429 and body(limited)["error"] == "invalid_request"
+    wait = int(limited.headers["Retry-After"])
+    assert wait > 0
+    # The same /64 is the same client (F3); another address is not held back.
+    assert public_push(h, "2001:db8:1:2::1").status_code == 201
+    assert public_push(h, "2001:db8:1:2::1").status_code == 201
+    assert public_push(h, "2001:db8:1:2::1").status_code == 201
+    assert public_push(h, "2001:db8:1:2:ffff::9").status_code == 429
+    assert public_push(h, "192.0.2.2").status_code == 201
+    for _ in range(5):
+        assert push(h, **wiki_request(h)).status_code == 201  # authenticated: not counted
+    h.clock.advance(seconds=wait + 1)
+    assert public_push(h).status_code == 201
 
 
 def test_json_bodies_with_nested_or_typed_values_are_refused(h: Harness) -> None:
