@@ -21,6 +21,7 @@ from oidc_support import body
 from oidc_support import form_of
 from oidc_support import ids
 from oidc_support import rows
+from oidc_support import seed
 from passport.oidc import device
 from passport.oidc.tokens import digest
 from passport.services.applications import find_by_name
@@ -69,10 +70,23 @@ def started(h: Harness, public: bool = False, scope: str = "openid profile") -> 
     return body(answer)
 
 
+class Browser(PassportClient):
+    """A browser at its own address: every request it makes comes from ``ip`` (Werkzeug's
+    ``Client`` reads ``environ_base`` per request, not from an attribute)."""
+
+    def __init__(self, app: Any, ip: str) -> None:
+        super().__init__(app)
+        self.ip = ip
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        if not args or isinstance(args[0], str):
+            kwargs.setdefault("environ_base", {"REMOTE_ADDR": self.ip})
+        return super().open(*args, **kwargs)
+
+
 def user(h: Harness, ip: str = "192.0.2.10") -> PassportClient:
     """A browser signed in as alice (its own cookies, its own address)."""
-    client = PassportClient(h.app)
-    client.environ_base = {"REMOTE_ADDR": ip}  # type: ignore[attr-defined]
+    client = Browser(h.app, ip)
     signed = client.post("/Account/login", data={"username": "alice", "password": PASSWORD})
     assert signed.status_code == 200, signed.get_data(as_text=True)
     return client
@@ -535,25 +549,63 @@ def test_a_huge_form_is_refused_with_the_error_page(h: Harness) -> None:
     assert answer.status_code in (400, 413) and answer.mimetype == "text/html"
 
 
+def signed_in(h: Harness, name: str, ip: str) -> PassportClient:
+    """A browser at ``ip`` signed in as a new user ``name``."""
+    password = "another correct horse battery"
+    assert h.register(name, password).status_code == 200
+    browser = Browser(h.app, ip)
+    signed = browser.post("/Account/login", data={"username": name, "password": password})
+    assert signed.status_code == 200, signed.get_data(as_text=True)
+    return browser
+
+
 def test_wrong_codes_are_throttled_per_address(h: Harness) -> None:
     answer = started(h)
     browser = user(h)
     for _ in range(10):
         assert enter(browser, "ZZZZ-ZZZZ").status_code == 400
-    limited = enter(browser, answer["user_code"])  # even the right one: must wait
+    limited = enter(browser, answer["user_code"])  # even the right one: the account waits
     assert limited.status_code == 429
     assert int(limited.headers["Retry-After"]) > 0
     assert "Too many wrong codes" in limited.get_data(as_text=True)
-    # Another account on the same address is held back too.
-    h.register("bob", "another correct horse battery")
-    bob = PassportClient(h.app)
-    bob.environ_base = {"REMOTE_ADDR": "192.0.2.10"}  # type: ignore[attr-defined]
-    bob.post(
-        "/Account/login", data={"username": "bob", "password": "another correct horse battery"}
-    )
-    assert enter(bob, answer["user_code"]).status_code == 429
+    # Another account on the same address is held back too — for wrong codes.
+    bob = signed_in(h, "bob", "192.0.2.10")
+    assert enter(bob, "ZZZZ-ZZZZ").status_code == 429
     h.clock.advance(seconds=int(limited.headers["Retry-After"]) + 1)
     assert enter(browser, answer["user_code"]).status_code == 200
+
+
+def test_a_guesser_behind_the_same_address_cannot_lock_out_a_real_code(h: Harness) -> None:
+    """F2 (RFC 8628 §5.1, ASVS anti-automation without malicious lockout): wrong codes
+    from one address hold back only wrong codes from it; a user behind the same NAT
+    entering the live code their device shows goes through, and can allow it."""
+    answer = started(h)
+    mallory = signed_in(h, "mallory", "192.0.2.10")
+    for _ in range(10):
+        assert enter(mallory, "ZZZZ-ZZZZ").status_code == 400
+    assert enter(mallory, "ZZZZ-ZZZZ").status_code == 429
+    # Mallory keeps the address's window closed with wrong codes: it stays closed to them.
+    eve = signed_in(h, "eve", "192.0.2.10")
+    assert enter(eve, "ZZZZ-ZZZZ").status_code == 429
+    alice = user(h, "192.0.2.10")
+    shown = enter(alice, answer["user_code"])
+    assert shown.status_code == 200 and "Allow" in shown.get_data(as_text=True)
+    assert enter(alice, answer["user_code"], "allow").status_code == 200
+    assert "access_token" in body(poll(h, answer["device_code"]))
+    # A wrong code from alice at that address is still held back.
+    assert enter(alice, "ZZZZ-ZZZZ").status_code == 429
+
+
+def test_wrong_codes_from_one_ipv6_64_share_a_counter(h: Harness) -> None:
+    """F3: an IPv6 client may use any address of its /64; the address counter is the /64."""
+    started(h)
+    for n in range(10):
+        guesser = signed_in(h, f"guesser{n}", f"2001:db8:5:6::{n + 1:x}")
+        assert enter(guesser, "ZZZZ-ZZZZ").status_code == 400
+    other = signed_in(h, "other", "2001:db8:5:6:ffff:ffff:ffff:fffe")
+    assert enter(other, "ZZZZ-ZZZZ").status_code == 429
+    elsewhere = signed_in(h, "elsewhere", "2001:db8:5:7::1")
+    assert enter(elsewhere, "ZZZZ-ZZZZ").status_code == 400
 
 
 def test_wrong_codes_are_throttled_per_account(h: Harness) -> None:
@@ -605,3 +657,57 @@ def test_signing_out_ends_what_the_session_allowed(h: Harness) -> None:
     )
     assert changed.status_code == 200, changed.get_data(as_text=True)
     assert error_of(poll(h, second["device_code"])) == "invalid_grant"
+
+
+# -- what anyone may store in a public client's name (F1) ----------------------------------
+
+
+def public_ask(h: Harness, ip: str = "192.0.2.1") -> Any:
+    data = {"client_id": ids(h)["public_client_id"], "scope": "openid"}
+    return h.client.post(
+        "/oauth2/device_authorization", data=data, environ_base={"REMOTE_ADDR": ip}
+    )
+
+
+def test_pending_authorizations_per_client_are_capped_without_dropping_one(
+    factory: Any,
+) -> None:
+    """A client has at most ``max_device_authorizations_per_client`` pending; one more is
+    429 ``invalid_request`` with Retry-After, and every pending one still completes."""
+    h: Harness = factory("sqlite", "db", max_device_authorizations_per_client=3)
+    h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
+    switch(h, "Spa")
+    first = [public_ask(h, f"198.51.100.{n}") for n in range(3)]
+    assert [a.status_code for a in first] == [200] * 3
+    refused = public_ask(h, "198.51.100.9")
+    assert refused.status_code == 429, refused.get_data(as_text=True)
+    assert body(refused)["error"] == "invalid_request"
+    assert 0 < int(refused.headers["Retry-After"]) <= 600
+    assert rows(h, "device_authorizations") == 3
+    switch(h, "Wiki")
+    assert ask(h).status_code == 200  # another client is not held back
+    # None was dropped: the first still completes.
+    code = body(first[0])
+    assert enter(user(h), code["user_code"], "allow").status_code == 200
+    assert "access_token" in body(poll(h, code["device_code"], public=True))
+    assert public_ask(h).status_code == 200  # one decided and redeemed: room again
+    h.clock.advance(seconds=601)
+    assert [public_ask(h, f"203.0.113.{n}").status_code for n in range(3)] == [200] * 3
+
+
+def test_requests_without_credentials_are_throttled_per_address(factory: Any) -> None:
+    h: Harness = factory("sqlite", "db", throttle_client_request_limit=3)
+    h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
+    switch(h, "Spa")
+    switch(h, "Wiki")
+    assert [public_ask(h).status_code for _ in range(3)] == [200] * 3
+    limited = public_ask(h)
+    assert limited.status_code == 429 and body(limited)["error"] == "invalid_request"
+    wait = int(limited.headers["Retry-After"])
+    assert wait > 0
+    assert public_ask(h, "::ffff:192.0.2.1").status_code == 429  # the same IPv4 client
+    assert public_ask(h, "192.0.2.2").status_code == 200
+    for _ in range(4):
+        assert ask(h).status_code == 200  # an authenticated client is not counted
+    h.clock.advance(seconds=wait + 1)
+    assert public_ask(h).status_code == 200
