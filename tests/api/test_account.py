@@ -434,6 +434,66 @@ def test_ip_throttle(factory: Any) -> None:
     assert h.login("someone-else", "wrong password!!").status_code == 429
 
 
+def post_from(h: Harness, ip: str, path: str, **fields: str) -> Any:
+    return h.client.post(
+        path, data=fields, headers={"Origin": ORIGIN}, environ_base={"REMOTE_ADDR": ip}
+    )
+
+
+def test_ip_throttle_counts_an_ipv6_client_by_its_64(factory: Any) -> None:
+    """F3: a client may use any address of its /64 (RFC 6177 §3); each must not bring a
+    fresh counter.  An IPv4-mapped IPv6 address is its IPv4 client."""
+    h = factory("sqlite", "db", throttle_ip_limit=3)
+    for n in range(3):
+        answer = post_from(
+            h, f"2001:db8:a:b::{n + 1}", "/Account/login", username=f"u{n}", password="wrong!"
+        )
+        assert answer.status_code == 401
+    limited = post_from(h, "2001:db8:a:b:1:2:3:4", "/Account/login", username="x", password="p")
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+    other = post_from(h, "2001:db8:a:c::1", "/Account/login", username="x", password="p")
+    assert other.status_code == 401
+    for n in range(3):
+        answer = post_from(h, "192.0.2.7", "/Account/login", username=f"v{n}", password="wrong!")
+        assert answer.status_code == 401
+    mapped = post_from(h, "::ffff:192.0.2.7", "/Account/login", username="x", password="p")
+    assert mapped.status_code == 429
+
+
+def test_self_registration_is_rate_limited_per_address(factory: Any) -> None:
+    """F3: accounts are not free to mass-produce from one address (each brings its own
+    per-account guessing budget); the limit is the service's, the API maps it to 429
+    with Retry-After.  A refused registration creates nothing and is not counted."""
+    h = factory("sqlite", "db", throttle_registration_limit=3)
+    for n in range(3):
+        made = post_from(
+            h, "2001:db8:1:1::1", "/Account/register", username=f"user{n}", password=STRONG
+        )
+        assert made.status_code == 200, made.get_data(as_text=True)
+    weak = post_from(h, "198.51.100.1", "/Account/register", username="weak", password="short")
+    assert weak.status_code == 400
+    taken = post_from(h, "198.51.100.1", "/Account/register", username="user0", password=STRONG)
+    assert taken.status_code == 409
+    limited = post_from(
+        h, "2001:db8:1:1::99", "/Account/register", username="user3", password=STRONG
+    )
+    assert limited.status_code == 429
+    wait = int(limited.headers["Retry-After"])
+    assert wait > 0
+    assert data(limited)["ClientExceptions"][0]["Number"] == "429"
+    with h.app.services.db.session() as db:
+        assert db.scalars(select(User).where(User.username == "user3")).first() is None
+    # The failed attempts above were not counted: that address still has its three.
+    for n in range(3):
+        made = post_from(
+            h, "198.51.100.1", "/Account/register", username=f"walker{n}", password=STRONG
+        )
+        assert made.status_code == 200
+    h.clock.advance(seconds=wait + 1)
+    again = post_from(h, "2001:db8:1:1::99", "/Account/register", username="user3", password=STRONG)
+    assert again.status_code == 200
+
+
 def test_parallel_failures_all_count(accounts: Harness) -> None:
     """Below the limit nothing is refused, so four parallel failures must count four."""
     alice = data(accounts.register())["Data"]["User"]["ID"]

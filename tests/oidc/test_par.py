@@ -392,7 +392,7 @@ def test_the_kept_form_holds_a_repeated_parameter() -> None:
 
 
 def public_push(h: Harness, ip: str = "192.0.2.1") -> Any:
-    verifier, challenge = pkce()
+    _verifier, challenge = pkce()
     data = {
         "client_id": ids(h)["public_client_id"],
         "redirect_uri": REDIRECT,
