@@ -564,6 +564,7 @@ def target(request: pytest.FixtureRequest, factory: Any) -> Iterator[Target]:
         key_encryption_key=key,
         # All requests come from one address; the per-account limit still applies.
         throttle_ip_limit=1_000_000,
+        throttle_registration_limit=1_000_000,
     )
     yield Target(build_site(harness))
 
