@@ -8,6 +8,7 @@ argon2id cost: the rules, not the cost, are the subject here).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -60,13 +61,20 @@ class World:
 
     @contextmanager
     def accounts(self) -> Iterator[Accounts]:
-        """The account rules in one transaction (committed unless the block raises)."""
-        with self.services.db.session(write=True) as db, db.begin():
-            yield self.services.accounts(
-                db,
-                audit=lambda record, durable=False: self.audits.append(record),
-                after=lambda action: action(),
-            )
+        """The account rules in one transaction (committed unless the block raises); its
+        after-actions run once the transaction is over, as the request scope runs them
+        (a throttle counter released inside it would wait for SQLite's write lock)."""
+        later: list[Callable[[], None]] = []
+        try:
+            with self.services.db.session(write=True) as db, db.begin():
+                yield self.services.accounts(
+                    db,
+                    audit=lambda record, durable=False: self.audits.append(record),
+                    after=later.append,
+                )
+        finally:
+            for action in later:
+                action()
 
     @contextmanager
     def administration(self, actor: Actor) -> Iterator[Administration]:
