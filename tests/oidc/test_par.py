@@ -31,7 +31,6 @@ from oidc_support import seed
 from oidc_support import token
 from oidc_support import wiki_request
 from passport.cli import cli
-from passport.oidc import pushed
 from passport.oidc.authorization import AUTHORIZATION_PARAMETERS
 from passport.oidc.pushed import LIFETIME
 from passport.services import directory
@@ -374,21 +373,10 @@ def test_only_the_parameters_the_authorization_endpoint_reads_are_kept(h: Harnes
         "login_hint",
     }
     assert set(kept) <= AUTHORIZATION_PARAMETERS
-    assert kept["nonce"] == ["n-1"]  # each name with its values: room for a repeated one
+    assert kept["nonce"] == "n-1"
     assert len(json.dumps(kept)) < 1000
     answer = use(h, body(answer)["request_uri"])
     assert query(answer)["state"] == "st"
-
-
-def test_the_kept_form_holds_a_repeated_parameter() -> None:
-    """The stored form keeps every value of a name, in order (RFC 8707 ``resource`` may be
-    sent more than once); one value per name is what the reader of today gets."""
-    stored = pushed.encode({"resource": ["https://a.example", "https://b.example"]})
-    assert stored is not None
-    assert json.loads(stored) == {"resource": ["https://a.example", "https://b.example"]}
-    assert pushed.single_values({"scope": ["openid"], "resource": ["a", "b"]}) == {
-        "scope": "openid"
-    }
 
 
 def public_push(h: Harness, ip: str = "192.0.2.1") -> Any:
