@@ -94,7 +94,7 @@ class Client:
 
 @dataclass
 class Site:
-    """Passport, and one Apache serving five virtual hosts, one port each: the four
+    """Passport, and one Apache serving seven virtual hosts, one port each: the six
     below and an https front of Passport for the resource servers."""
 
     passport: str
@@ -104,9 +104,14 @@ class Site:
     rp_post: str  # relying party, client_secret_post
     rs: str  # resource server introspecting with the ``Apache`` client's credentials
     rs_opaque: str  # ... with the ``Apache opaque`` client's (opaque access tokens)
+    api: str  # the API's resource server: introspection with the ``API`` application's own
+    api_jwt: str  # the same API validating JWTs locally, with an audience check
+    api_resource: str  # the API's resource identifier (RFC 8707), ``{api}/api2/``
+    other_resource: str  # the identifier of another API (``Other API``)
     apache_client: Client
     post_client: Client
     opaque_client: Client
+    api_client: Client  # the API application: a resource server, never a client here
 
     def claims(self, response: requests.Response) -> dict[str, str]:
         """The headers the application behind Apache received (JSON of :class:`Echo`)."""
@@ -116,11 +121,12 @@ class Site:
         return headers
 
     def apache_urls(self) -> tuple[str, ...]:
-        return (self.rp, self.rp_post, self.rs, self.rs_opaque)
+        return (self.rp, self.rp_post, self.rs, self.rs_opaque, self.api, self.api_jwt)
 
 
-def register(url: str, ports: dict[str, int]) -> dict[str, Client]:
-    """The applications Apache uses, written as an operator would (services layer)."""
+def register(url: str, ports: dict[str, int], resources: dict[str, str]) -> dict[str, Client]:
+    """The applications Apache uses, written as an operator would (services layer);
+    ``resources`` names the resource identifier of each API application."""
     settings = make_settings(url)
     database = Database(settings)
     now = datetime.now(UTC)
@@ -151,6 +157,11 @@ def register(url: str, ports: dict[str, int]) -> dict[str, Client]:
                 db, now, "Apache opaque", redirect_uris=[REDIRECT], access_token_format="opaque"
             )
             made["Apache opaque"] = Client(app.client_id or "", secret or "", REDIRECT)
+            # The APIs: confidential applications with no redirect URI, registered with
+            # their resource identifiers (RFC 8707 §2; ``passport app add --resource``).
+            for name, resource in resources.items():
+                app, secret = directory.create_application(db, now, name, resources=[resource])
+                made[name] = Client(app.client_id or "", secret or "", "")
     finally:
         database.dispose()
     return made
@@ -221,9 +232,13 @@ Listen 127.0.0.1:{port}
 """
 
 
-def introspection_vhost(port: int, introspection_endpoint: str, client: Client, echo: Echo) -> str:
-    """``/api/`` on its own port: every bearer token introspected (RFC 7662) with
-    ``client``'s credentials.  Another resource server is another such vhost."""
+def introspection_vhost(
+    port: int, introspection_endpoint: str, client: Client, echo: Echo, path: str = "/api/"
+) -> str:
+    """``path`` on its own port: every bearer token introspected (RFC 7662) with
+    ``client``'s credentials.  Another resource server is another such vhost (the
+    introspection endpoint is a server-wide setting of mod_auth_openidc, and with one
+    set it introspects every token, JWTs included)."""
     return f"""
 Listen 127.0.0.1:{port}
 <VirtualHost 127.0.0.1:{port}>
@@ -233,12 +248,37 @@ Listen 127.0.0.1:{port}
     OIDCOAuthClientID {client.client_id}
     OIDCOAuthClientSecret {client.secret}
     OIDCOAuthTokenIntrospectionInterval -1
-    <Location /api/>
+    <Location {path}>
         AuthType oauth20
         Require valid-user
         RequestHeader set X-Remote-User "%{{REMOTE_USER}}s"
     </Location>
-    ProxyPass /api/ {echo.url}/api/
+    ProxyPass {path} {echo.url}{path}
+</VirtualHost>
+"""
+
+
+def audience_vhost(port: int, jwks_uri: str, resource: str, echo: Echo) -> str:
+    """``/api2/`` on its own port: bearer JWTs validated locally with Passport's keys,
+    and only those whose ``aud`` is (or lists) ``resource`` let through.  mod_auth_openidc
+    2.4.12 checks no audience of an access token itself; ``Require claim`` (its authz
+    provider, which sees a token's claims under ``AuthType oauth20`` too) is the check,
+    exact string comparison against ``aud`` or each member of an ``aud`` array."""
+    return f"""
+Listen 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+    ServerName 127.0.0.1:{port}
+    OIDCOAuthVerifyJwksUri {jwks_uri}
+    <Location /api2/>
+        AuthType oauth20
+        Require claim aud:{resource}
+        RequestHeader set X-Remote-User "%{{REMOTE_USER}}s"
+        # A failed Require sets no WWW-Authenticate of itself: the module leaves its
+        # RFC 6750 §3 challenge in this variable for mod_headers.
+        Header always set WWW-Authenticate "%{{OIDC_OAUTH_BEARER_SCOPE_ERROR}}e" \
+            env=OIDC_OAUTH_BEARER_SCOPE_ERROR
+    </Location>
+    ProxyPass /api2/ {echo.url}/api2/
 </VirtualHost>
 """
 
@@ -252,8 +292,13 @@ def site(
     url = backends[request.param].url
     _empty_tables(url)
     seed(url)  # alice, and the seeded applications other tests know
-    ports = {name: free_port() for name in ("rp", "rp_post", "rs", "rs_opaque", "tls")}
-    clients = register(url, ports)
+    names = ("rp", "rp_post", "rs", "rs_opaque", "api", "api_jwt", "tls")
+    ports = {name: free_port() for name in names}
+    # The API is known by where it is served; the other API's identifier begins with
+    # this one's, so a prefix match anywhere would show.
+    api_resource = f"http://127.0.0.1:{ports['api']}/api2/"
+    other_resource = f"{api_resource}admin/"
+    clients = register(url, ports, {"API": api_resource, "Other API": other_resource})
     server = live_server(
         url,
         env={
@@ -285,6 +330,8 @@ def site(
             ).replace("{rs}", ""),
             introspection_vhost(ports["rs"], introspection, clients["Apache"], echo),
             introspection_vhost(ports["rs_opaque"], introspection, clients["Apache opaque"], echo),
+            introspection_vhost(ports["api"], introspection, clients["API"], echo, "/api2/"),
+            audience_vhost(ports["api_jwt"], jwks_uri, api_resource, echo),
         ]
     )
     apache: Apache | None = None
@@ -299,9 +346,14 @@ def site(
             rp_post=f"http://127.0.0.1:{ports['rp_post']}",
             rs=f"http://127.0.0.1:{ports['rs']}",
             rs_opaque=f"http://127.0.0.1:{ports['rs_opaque']}",
+            api=f"http://127.0.0.1:{ports['api']}",
+            api_jwt=f"http://127.0.0.1:{ports['api_jwt']}",
+            api_resource=api_resource,
+            other_resource=other_resource,
             apache_client=clients["Apache"],
             post_client=clients["Apache post"],
             opaque_client=clients["Apache opaque"],
+            api_client=clients["API"],
         )
     finally:
         if apache is not None:
@@ -538,9 +590,11 @@ def test_a_password_change_elsewhere_ends_apaches_session(site: Site) -> None:
 # -- resource server ------------------------------------------------------------------
 
 
-def access_token(site: Site, client: Client) -> str:
+def access_token(site: Site, client: Client, resource: str | None = None) -> str:
     """An access token Passport issues to ``client`` for alice (code flow with PKCE),
-    the test playing the client; Apache is not involved."""
+    for ``resource`` when given (RFC 8707 §2.1, asked at the authorization endpoint;
+    the token request names none, so it gets all the code's), the test playing the
+    client; Apache is not involved."""
     browser = requests.Session()
     verifier, challenge = pkce()
     query = {
@@ -551,7 +605,7 @@ def access_token(site: Site, client: Client) -> str:
         "state": "s",
         "code_challenge": challenge,
         "code_challenge_method": "S256",
-    }
+    } | ({"resource": resource} if resource else {})
     landed = follow_to_client(
         browser,
         f"{site.passport}/oauth2/authorize?{urlencode(query)}",
@@ -577,9 +631,14 @@ def access_token(site: Site, client: Client) -> str:
     return token
 
 
-def api(base: str, token: str | None) -> requests.Response:
+def api(base: str, token: str | None, path: str = "/api/items") -> requests.Response:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    return requests.get(f"{base}/api/items", headers=headers, timeout=15)
+    return requests.get(f"{base}{path}", headers=headers, timeout=15)
+
+
+def api2(base: str, token: str | None) -> requests.Response:
+    """The API with a resource identifier of its own (``Site.api``, ``Site.api_jwt``)."""
+    return api(base, token, "/api2/items")
 
 
 def refused(site: Site, response: requests.Response) -> None:
@@ -662,3 +721,87 @@ def test_an_opaque_access_token_works_through_introspection(site: Site) -> None:
     refused(site, api(site.rs, token))
     revoke(site, site.opaque_client, token)
     refused(site, api(site.rs_opaque, token))
+
+
+# -- an API with a resource identifier of its own (RFC 8707, RFC 7662 §2.1) -------------
+#
+# The realistic deployment: the API is an application of its own, registered with the
+# resource identifier ``Site.api_resource``; the client asks for that resource and gets
+# an access token whose ``aud`` is the identifier; the API's Apache introspects it with
+# the API's credentials (``Site.api``) or validates it locally and checks its audience
+# (``Site.api_jwt``).  The client's credentials are nowhere in the API's configuration.
+
+
+# What mod_auth_openidc logs (debug) when Passport answers ``{"active": false}``.
+INACTIVE = '"active" boolean object with value "false" found in response JSON object'
+
+
+def payload(token: str) -> dict[str, Any]:
+    claims: dict[str, Any] = json.loads(unb64(token.split(".")[1]))
+    return claims
+
+
+def test_a_token_for_the_api_is_accepted_by_the_apis_own_resource_servers(site: Site) -> None:
+    token = access_token(site, site.apache_client, site.api_resource)
+    claims = payload(token)
+    assert claims["aud"] == site.api_resource, claims
+    # Introspected with the API's credentials: Passport answers the API about a token
+    # issued to another client because its audience is the API's identifier.
+    seen = site.claims(api2(site.api, token))
+    assert seen["X-Remote-User"] == claims["sub"] and claims["sub"].startswith("user-")
+    assert seen["OIDC_CLAIM_client_id"] == site.apache_client.client_id, seen
+    assert seen["OIDC_CLAIM_aud"] == site.api_resource, seen
+    # Validated locally, its audience checked.
+    seen = site.claims(api2(site.api_jwt, token))
+    assert seen["X-Remote-User"] == claims["sub"]
+    assert seen["OIDC_CLAIM_client_id"] == site.apache_client.client_id, seen
+    refused(site, api2(site.api, None))
+    refused(site, api2(site.api_jwt, None))
+
+
+def refused_for_its_audience(site: Site, response: requests.Response) -> None:
+    """Refused by ``Require claim aud:...``, after the token itself was found valid: the
+    challenge is mod_auth_openidc's for a failed claim requirement (2.4.12 answers it
+    with 401 and ``insufficient_scope``), not ``invalid_token``."""
+    refused(site, response)
+    assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"], response.headers
+
+
+def test_a_token_without_the_resource_is_refused_by_the_api(site: Site) -> None:
+    # Without ``resource`` the audience is the client (RFC 8707 not used): a genuine
+    # token, as the client's own resource servers show...
+    token = access_token(site, site.apache_client)
+    assert payload(token)["aud"] == site.apache_client.client_id
+    assert site.claims(api(site.rs, token))["X-Remote-User"].startswith("user-")
+    assert site.claims(api(site.rp, token))["X-Remote-User"].startswith("user-")
+    # ... that the API may not introspect: Passport answers it {"active": false}
+    # (RFC 7662 §2.2), as for a token it never issued ...
+    refused(site, api2(site.api, token))
+    assert site.apache.logged(INACTIVE), site.apache.error_log()
+    # ... and whose audience is not the API's.
+    refused_for_its_audience(site, api2(site.api_jwt, token))
+
+
+def test_a_revoked_token_for_the_api_is_refused_at_once_by_introspection(site: Site) -> None:
+    token = access_token(site, site.apache_client, site.api_resource)
+    assert site.claims(api2(site.api, token))["X-Remote-User"].startswith("user-")
+    assert not site.apache.logged(INACTIVE)
+    revoke(site, site.apache_client, token)  # the client revokes (RFC 7009), not the API
+    refused(site, api2(site.api, token))
+    assert site.apache.logged(INACTIVE), site.apache.error_log()
+    # The API's local validation cannot know: its audience is right, its exp to come.
+    assert site.claims(api2(site.api_jwt, token))["X-Remote-User"].startswith("user-")
+
+
+def test_a_token_for_another_api_is_refused_by_this_one(site: Site) -> None:
+    # The other API's identifier begins with this API's: no prefix matches anywhere.
+    token = access_token(site, site.apache_client, site.other_resource)
+    assert payload(token)["aud"] == site.other_resource
+    assert site.other_resource.startswith(site.api_resource)
+    # A genuine token, signed by Passport (a resource server checking no audience takes it)...
+    assert site.claims(api(site.rp, token))["X-Remote-User"].startswith("user-")
+    # ... that this API may not introspect (it is not its audience) and whose audience
+    # is not this API's.
+    refused(site, api2(site.api, token))
+    assert site.apache.logged(INACTIVE), site.apache.error_log()
+    refused_for_its_audience(site, api2(site.api_jwt, token))
