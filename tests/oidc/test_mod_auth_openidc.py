@@ -12,7 +12,7 @@ account page.  A logout token with ``sub`` alone (all of a user's sessions, e.g.
 password change) is not matched by mod_auth_openidc 2.4.12 to any session: a strict
 ``xfail`` keeps that limitation of the module visible.
 
-Resource server (``AuthType oauth20`` on ``/api/``), two ways:
+Resource server (``AuthType oauth20`` on ``/api/``), two ways, for the client's own API:
 
 * local JWT validation against Passport's JWKS: a Passport access token is accepted
   until it expires, whatever happens at Passport meanwhile;
@@ -22,6 +22,24 @@ Resource server (``AuthType oauth20`` on ``/api/``), two ways:
   introspection result until the token's ``exp`` by default; these vhosts set
   ``OIDCOAuthTokenIntrospectionInterval -1`` (introspect on every request), which is
   what "revocation takes effect at once" costs.
+
+And the realistic deployment, an API that is an application of its own (``AuthType
+oauth20`` on ``/api2/``), registered with the resource identifier
+``http://127.0.0.1:<port>/api2/`` (RFC 8707; the client asks for it with ``resource``
+and the access token's ``aud`` is it):
+
+* introspection with the **API's** credentials (RFC 7662 §2.1: Passport answers a
+  resource server about the access tokens for its identifiers): a token for the API is
+  accepted (the application sees ``sub`` and ``client_id``); one without the resource,
+  or for another API, is ``{"active": false}`` to it; a revoked one is refused at once;
+* local JWT validation plus ``Require claim aud:<identifier>`` (mod_auth_openidc 2.4.12
+  checks no access-token audience itself; its ``claim`` authz provider sees an oauth20
+  token's claims): a token whose audience is not the API's is refused with 401
+  ``insufficient_scope`` (the module's choice, put in ``WWW-Authenticate`` through
+  mod_headers), a revoked one still accepted until its ``exp``.
+
+mod_auth_openidc's introspection endpoint and JWKS are server-wide settings (with an
+introspection endpoint set it introspects every token), so each way is its own vhost.
 
 mod_auth_openidc (2.4.12) fetches a JWKS and introspects over https only, so the same
 Apache also serves Passport over https on 127.0.0.1 (mod_ssl in front, a self-signed
