@@ -29,13 +29,17 @@ install-test: $(VENV)/.test-deps $(CLIENTS)/node_modules/.installed
 run: install
 	$(BIN)/passport serve
 
-## Install test dependencies, make sure MariaDB/PostgreSQL/Redis are up, lint, type-check, test
+## Install test dependencies, make sure MariaDB/PostgreSQL/Redis are up, lint, type-check, test.
+## The tests run in TEST_WORKERS processes (pytest-xdist): most of the time goes to live
+## servers, browsers, Apache and Node clients waiting on each other, so more workers than
+## CPUs pay; each worker has its own databases and Redis database (tests/conftest.py).
+TEST_WORKERS ?= 4
 test: install-test
 	scripts/services-up
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 ## Fast development loop: SQLite and the database session store only, no server processes,
 ## MariaDB, PostgreSQL or Redis (markers: -m "not (live or browser or mariadb or postgresql
