@@ -37,6 +37,7 @@ TEXT = {
     "description": 2000,
     "origins": 4000,
     "redirectUris": 8000,
+    "postLogoutRedirectUris": 8000,
     "scopes": 1000,
     "idTokenSignedResponseAlg": 10,
     "resources": 12000,
@@ -67,6 +68,7 @@ class ApplicationsController(_AppAdmin):
         description: str | None,
         origins: str | None,
         redirectUris: str | None,
+        postLogoutRedirectUris: str | None,
         confidential: bool | None,
         firstParty: bool | None,
         accessTokenFormat: str | None,
@@ -85,12 +87,15 @@ class ApplicationsController(_AppAdmin):
         (RFC 9126 §6); ``deviceGrant`` (default false) lets it use the Device Authorization
         Grant (RFC 8628).  ``resources``: the RFC 8707 resource identifiers (absolute https
         URIs, no fragment) of the APIs it serves, each registered by one application
-        only (409 when another has it)."""
+        only (409 when another has it).  ``postLogoutRedirectUris``: where ``/logout`` may
+        return its users (RP-Initiated Logout 1.0 §3; none by default, not the redirect
+        URIs: §2 wants them registered for that purpose)."""
         app, secret = self.administration().create_application(
             name,
             description=description,
             origins=split_list(origins),
             redirect_uris=split_list(redirectUris),
+            post_logout_redirect_uris=split_list(postLogoutRedirectUris),
             confidential=True if confidential is None else confidential,
             first_party=bool(firstParty),
             access_token_format=accessTokenFormat,
@@ -134,6 +139,7 @@ class ApplicationsController(_AppAdmin):
         description: str | None,
         origins: str | None,
         redirectUris: str | None,
+        postLogoutRedirectUris: str | None,
         firstParty: bool | None,
         accessTokenFormat: str | None,
         backchannelLogoutUri: str | None,
@@ -144,16 +150,17 @@ class ApplicationsController(_AppAdmin):
         deviceGrant: bool | None,
         resources: str | None,
     ) -> dict[str, Any]:
-        """Change what is given; lists (``origins``, ``redirectUris``, ``scopes``,
-        ``resources``) replace; ``idTokenSignedResponseAlg`` "" goes back to the server's
-        ``signing_alg``; ``deviceGrant`` switches the Device Authorization Grant (RFC 8628)
-        on or off."""
+        """Change what is given; lists (``origins``, ``redirectUris``,
+        ``postLogoutRedirectUris``, ``scopes``, ``resources``) replace ("" empties);
+        ``idTokenSignedResponseAlg`` "" goes back to the server's ``signing_alg``;
+        ``deviceGrant`` switches the Device Authorization Grant (RFC 8628) on or off."""
         app = self.administration().update_application(
             application,
             name=name,
             description=description,
             origins=_list(origins),
             redirect_uris=_list(redirectUris),
+            post_logout_redirect_uris=_list(postLogoutRedirectUris),
             first_party=firstParty,
             access_token_format=accessTokenFormat,
             backchannel_logout_uri=backchannelLogoutUri,

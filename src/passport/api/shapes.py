@@ -20,6 +20,8 @@ def application_json(app: Application) -> dict[str, Any]:
         "Description": app.description,
         "AllowedOrigins": app.allowed_origins,
         "RedirectUris": app.redirect_uris,
+        # RP-Initiated Logout 1.0 §3: where /logout may return to (apart from RedirectUris)
+        "PostLogoutRedirectUris": app.post_logout_redirect_uris,
         "Confidential": app.confidential,
         "Enabled": app.enabled,
         "ClientId": app.client_id,

@@ -28,6 +28,12 @@ def app_group() -> None:
 @click.argument("name")
 @click.option("--origin", "origins", multiple=True, help="Allowed origin (repeatable).")
 @click.option("--redirect-uri", "redirect_uris", multiple=True, help="Redirect URI (repeatable).")
+@click.option(
+    "--post-logout-redirect-uri",
+    "post_logout_uris",
+    multiple=True,
+    help="Where /logout may return to (RP-Initiated Logout; repeatable).",
+)
 @click.option("--description", default="", help="What the application is.")
 @click.option("--public", is_flag=True, help="A public client (no secret), e.g. a SPA.")
 @click.option("--first-party", is_flag=True, help="Your own application: no consent page.")
@@ -70,6 +76,7 @@ def add(
     name: str,
     origins: tuple[str, ...],
     redirect_uris: tuple[str, ...],
+    post_logout_uris: tuple[str, ...],
     description: str,
     public: bool,
     first_party: bool,
@@ -90,6 +97,7 @@ def add(
             description=description,
             origins=list(origins),
             redirect_uris=list(redirect_uris),
+            post_logout_redirect_uris=list(post_logout_uris),
             confidential=not public,
             first_party=first_party,
             access_token_format="opaque" if opaque_tokens else "jwt",
@@ -140,6 +148,18 @@ def show(cli: Cli, name: str, as_json: bool) -> None:
 @click.option("--description", help="New description.")
 @click.option("--origin", "origins", multiple=True, help="Replace the allowed origins.")
 @click.option("--redirect-uri", "redirect_uris", multiple=True, help="Replace the redirect URIs.")
+@click.option(
+    "--post-logout-redirect-uri",
+    "post_logout_uris",
+    multiple=True,
+    help="Replace where /logout may return to (repeatable).",
+)
+@click.option(
+    "--no-post-logout-redirect-uris",
+    "no_post_logout_uris",
+    is_flag=True,
+    help="Remove all its post-logout redirect URIs.",
+)
 @click.option("--first-party/--third-party", default=None, help="Skip the consent page or not.")
 @click.option("--token-format", type=click.Choice(["jwt", "opaque"]), help="Access token format.")
 @click.option("--backchannel-logout-uri", help="Where to POST logout tokens ('' removes it).")
@@ -179,6 +199,8 @@ def update(
     description: str | None,
     origins: tuple[str, ...],
     redirect_uris: tuple[str, ...],
+    post_logout_uris: tuple[str, ...],
+    no_post_logout_uris: bool,
     first_party: bool | None,
     token_format: str | None,
     backchannel_logout_uri: str | None,
@@ -193,6 +215,10 @@ def update(
     """Change application NAME."""
     if resources and no_resources:
         raise click.UsageError("Give --resource or --no-resources, not both.")
+    if post_logout_uris and no_post_logout_uris:
+        raise click.UsageError(
+            "Give --post-logout-redirect-uri or --no-post-logout-redirect-uris, not both."
+        )
     with cli.transaction() as db:
         app = cli.administration(db).update_application(
             name,
@@ -200,6 +226,9 @@ def update(
             description=description,
             origins=list(origins) if origins else None,
             redirect_uris=list(redirect_uris) if redirect_uris else None,
+            post_logout_redirect_uris=(
+                [] if no_post_logout_uris else list(post_logout_uris) if post_logout_uris else None
+            ),
             first_party=first_party,
             access_token_format=token_format,
             backchannel_logout_uri=backchannel_logout_uri,

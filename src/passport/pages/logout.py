@@ -5,7 +5,8 @@ to log out", and MUST without a hint of the current session: Passport always ask
 that no link can sign a user out); the POST ends the Passport session, queues
 back-channel logout tokens naming its ``sid`` for the applications signed in through
 it (:mod:`passport.oidc.backchannel`) and returns to the application only at a URI it
-registered, with its ``state`` (§3) — also when the user was already signed out.
+registered as a post-logout redirect URI (§3 ``post_logout_redirect_uris``, apart from
+its login redirect URIs), with its ``state`` (§3) — also when the user was already signed out.
 Without such a URI the user sees Passport's own "signed out" page: never an open
 redirect.
 """
@@ -87,10 +88,13 @@ class LogoutPage(render.Page):
         expired one is fine: :meth:`Tokens.id_token_hint_claims`); its ``aud`` names the
         client when ``client_id`` does not, and must equal it when both are given — a
         hint that fails is an error (§4: what fails validation is not used), the user
-        stays signed in.  §3: the URI must be one the named client registered (exactly),
-        and the client must be enabled; else Passport does not redirect (§4), and the
-        sign-out goes on to Passport's own "signed out" page.  With no client named there
-        is nowhere to return to.
+        stays signed in.  §3: the URI must be one the named client registered (exactly)
+        as a ``post_logout_redirect_uri`` — not one of its login redirect URIs (§2: "MUST
+        NOT perform post-logout redirection to a URI not registered for that purpose";
+        a login callback reached with a ``state`` the link's author chose is not a
+        return address) — and the client must be enabled; else Passport does not
+        redirect (§4), and the sign-out goes on to Passport's own "signed out" page.
+        With no client named there is nowhere to return to.
         """
         hint = params.get("id_token_hint")
         audience = None
@@ -111,6 +115,6 @@ class LogoutPage(render.Page):
             return "", "", True
         with self.services.db.session() as db:
             app = db.scalars(select(Application).where(Application.client_id == client_id)).first()
-            if app is None or not app.enabled or uri not in app.redirect_uris:
+            if app is None or not app.enabled or uri not in app.post_logout_redirect_uris:
                 return "", "", True
         return uri, client_id, False

@@ -337,6 +337,7 @@ class Administration:
         description: str | None = None,
         origins: list[str] | None = None,
         redirect_uris: list[str] | None = None,
+        post_logout_redirect_uris: list[str] | None = None,
         confidential: bool = True,
         first_party: bool = False,
         access_token_format: str | None = None,
@@ -354,7 +355,9 @@ class Administration:
         ``require_pushed_authorization_requests``: its authorization requests only
         through the PAR endpoint (RFC 9126 §6).
         ``device_grant``: whether it may use the Device Authorization Grant (RFC 8628).
-        ``resources``: the RFC 8707 resource identifiers it serves as a resource server."""
+        ``resources``: the RFC 8707 resource identifiers it serves as a resource server.
+        ``post_logout_redirect_uris``: where ``/logout`` may return to (RP-Initiated
+        Logout 1.0 §3); none by default, not its redirect URIs (§2)."""
         ensure_right(self.actor, APPS_WRITE)
         app, secret = directory.create_application(
             self.db,
@@ -363,6 +366,7 @@ class Administration:
             description=_description(description),
             origins=origins,
             redirect_uris=redirect_uris,
+            post_logout_redirect_uris=post_logout_redirect_uris,
             confidential=confidential,
             first_party=first_party,
             access_token_format=access_token_format or "jwt",
@@ -387,6 +391,7 @@ class Administration:
         description: str | None = None,
         origins: list[str] | None = None,
         redirect_uris: list[str] | None = None,
+        post_logout_redirect_uris: list[str] | None = None,
         first_party: bool | None = None,
         access_token_format: str | None = None,
         backchannel_logout_uri: str | None = None,
@@ -417,6 +422,11 @@ class Administration:
         if redirect_uris is not None:
             app.redirect_uris = directory.validate_redirect_uris(redirect_uris)
             changed.append("redirectUris")
+        if post_logout_redirect_uris is not None:
+            app.post_logout_redirect_uris = directory.validate_post_logout_redirect_uris(
+                post_logout_redirect_uris
+            )
+            changed.append("postLogoutRedirectUris")
         if first_party is not None:
             app.first_party = first_party
             changed.append("firstParty")

@@ -149,12 +149,14 @@ def _redirect_uri_ok(value: str) -> bool:
     )
 
 
-def validate_redirect_uris(values: list[str], source: str = "redirectUris") -> list[str]:
+def validate_redirect_uris(
+    values: list[str], source: str = "redirectUris", what: str = "redirect URI"
+) -> list[str]:
     result: list[str] = []
     for value in values:
         if not _redirect_uri_ok(value):
             raise Invalid(
-                f"'{value[:100]}' is not a valid redirect URI (absolute https, no fragment; "
+                f"'{value[:100]}' is not a valid {what} (absolute https, no fragment; "
                 "http only for localhost).",
                 source=source,
                 value=value[:100],
@@ -162,6 +164,16 @@ def validate_redirect_uris(values: list[str], source: str = "redirectUris") -> l
         if value not in result:
             result.append(value)
     return result
+
+
+def validate_post_logout_redirect_uris(values: list[str]) -> list[str]:
+    """OpenID Connect RP-Initiated Logout 1.0 §3 ``post_logout_redirect_uris``: the rules
+    of redirect URIs (§3: "the values MUST be absolute URIs", compared exactly as in
+    Core §3.1.2.1), so that ``/logout`` never sends a user anywhere a login redirect
+    could not go; a separate list (§2: registered for that purpose)."""
+    return validate_redirect_uris(
+        values, source="postLogoutRedirectUris", what="post-logout redirect URI"
+    )
 
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -212,6 +224,7 @@ def create_application(
     description: str = "",
     origins: list[str] | None = None,
     redirect_uris: list[str] | None = None,
+    post_logout_redirect_uris: list[str] | None = None,
     confidential: bool = True,
     first_party: bool = False,
     access_token_format: str = "jwt",
@@ -231,6 +244,9 @@ def create_application(
         description=description,
         allowed_origins=validate_origins(origins or []),
         redirect_uris=validate_redirect_uris(redirect_uris or []),
+        post_logout_redirect_uris=validate_post_logout_redirect_uris(
+            post_logout_redirect_uris or []
+        ),
         confidential=confidential,
         enabled=True,
         created_at=now,

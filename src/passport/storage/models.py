@@ -68,6 +68,10 @@ class Application(Base):
     allowed_origins: Mapped[list[str]] = mapped_column(JSONList, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     redirect_uris: Mapped[list[str]] = mapped_column(JSONList, default=list)
+    # OpenID Connect RP-Initiated Logout 1.0 §3 ``post_logout_redirect_uris``: where
+    # ``/logout`` may return (registered apart from ``redirect_uris``, §2).  Migration
+    # 0016 copied the redirect URIs of the applications that existed before.
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSONList, default=list)
     confidential: Mapped[bool] = mapped_column(Boolean, default=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     client_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
