@@ -31,6 +31,9 @@ from support import Harness
 
 PASSWORD = "correct horse battery staple"
 REDIRECT = "http://127.0.0.1:9/callback"
+# Wiki's and Spa's post-logout redirect URI (RP-Initiated Logout 1.0 §3), registered
+# apart from REDIRECT: /logout does not return to a login redirect URI (§2).
+SIGNED_OUT = "http://127.0.0.1:9/signed-out"
 KEK = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
 
 
@@ -53,10 +56,20 @@ def seed(url: str) -> dict[str, str]:
     try:
         with database.session(write=True) as db, db.begin():
             web, secret = directory.create_application(
-                db, now, "Wiki", redirect_uris=[REDIRECT], origins=["http://127.0.0.1:9"]
+                db,
+                now,
+                "Wiki",
+                redirect_uris=[REDIRECT],
+                post_logout_redirect_uris=[SIGNED_OUT],
+                origins=["http://127.0.0.1:9"],
             )
             spa, _ = directory.create_application(
-                db, now, "Spa", redirect_uris=[REDIRECT], confidential=False
+                db,
+                now,
+                "Spa",
+                redirect_uris=[REDIRECT],
+                post_logout_redirect_uris=[SIGNED_OUT],
+                confidential=False,
             )
             spa.first_party = True
             service, service_secret = directory.create_application(db, now, "Batch")

@@ -27,6 +27,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from oidc_support import KEK
+from oidc_support import SIGNED_OUT
 from oidc_support import body
 from oidc_support import exchange
 from oidc_support import get_code
@@ -159,6 +160,47 @@ OPERATIONS = {
             "https://billing.example.com",
         ),
     ),
+    "register post-logout redirect URIs": Operation(
+        (
+            "/Applications/update",
+            {
+                "application": "Wiki",
+                "postLogoutRedirectUris": "https://wiki.example.com/bye http://127.0.0.1:9/out",
+            },
+        ),
+        (
+            "app",
+            "update",
+            "Wiki",
+            "--post-logout-redirect-uri",
+            "https://wiki.example.com/bye",
+            "--post-logout-redirect-uri",
+            "http://127.0.0.1:9/out",
+        ),
+    ),
+    "remove the post-logout redirect URIs": Operation(
+        ("/Applications/update", {"application": "Wiki", "postLogoutRedirectUris": ""}),
+        ("app", "update", "Wiki", "--no-post-logout-redirect-uris"),
+    ),
+    "register an application with a post-logout redirect URI": Operation(
+        (
+            "/Applications/create",
+            {
+                "name": "Notes",
+                "redirectUris": "https://notes.example.com/callback",
+                "postLogoutRedirectUris": "https://notes.example.com/",
+            },
+        ),
+        (
+            "app",
+            "add",
+            "Notes",
+            "--redirect-uri",
+            "https://notes.example.com/callback",
+            "--post-logout-redirect-uri",
+            "https://notes.example.com/",
+        ),
+    ),
     "register an API with its resource": Operation(
         ("/Applications/create", {"name": "Orders", "resources": "https://orders.example.com"}),
         ("app", "add", "Orders", "--resource", "https://orders.example.com"),
@@ -197,6 +239,10 @@ class Traces:
     notifications: list[tuple[str, bool]] = field(default_factory=list)
     alice_sessions: int = 0
     alice_live_tokens: int = 0
+    # Each application's post-logout redirect URIs, and the ``changed`` list of each
+    # audited update: the same setting, to the same values, through either door.
+    post_logout_uris: dict[str, list[str]] = field(default_factory=dict)
+    changed: list[list[str]] = field(default_factory=list)
 
 
 @dataclass
@@ -243,6 +289,12 @@ def traces_since(world: World, mark: int, called: list[str]) -> tuple[Traces, li
     with world.h.app.services.db.session() as db:
         rows = list(db.scalars(select(AuditEvent).where(AuditEvent.id > mark).order_by("id")))
         names = {id_: name for id_, name in db.execute(select(Application.id, Application.name))}
+        post_logout = {
+            name: uris
+            for name, uris in db.execute(
+                select(Application.name, Application.post_logout_redirect_uris)
+            )
+        }
         queued = db.scalars(select(LogoutNotification).order_by(LogoutNotification.id)).all()
         sessions = db.scalar(
             select(func.count())
@@ -269,6 +321,12 @@ def traces_since(world: World, mark: int, called: list[str]) -> tuple[Traces, li
             notifications=[(names[n.application_id], n.user_id == world.alice_id) for n in queued],
             alice_sessions=sessions or 0,
             alice_live_tokens=tokens or 0,
+            post_logout_uris=post_logout,
+            changed=[
+                json.loads(r.detail)["changed"]
+                for r in rows
+                if "changed" in json.loads(r.detail or "{}")
+            ],
         )
         db.expunge_all()
     return traces, rows
@@ -342,3 +400,21 @@ def test_ending_access_is_seen_by_the_comparison(factory: Any, spy: list[str]) -
     assert (ending.alice_sessions, ending.alice_live_tokens) == (0, 0)
     assert (keeping.alice_sessions, keeping.alice_live_tokens) == (1, 2)
     assert ending.notifications == [("Wiki", True)] and keeping.notifications == []
+
+
+def test_post_logout_redirect_uris_are_seen_by_the_comparison(factory: Any, spy: list[str]) -> None:
+    """The traces hold each application's post-logout redirect URIs and what an update
+    changed: a door that set other values, or none, would be caught."""
+    setting = through_the_api(factory, OPERATIONS["register post-logout redirect URIs"], spy)
+    removing = through_the_api(factory, OPERATIONS["remove the post-logout redirect URIs"], spy)
+    adding = through_the_api(
+        factory, OPERATIONS["register an application with a post-logout redirect URI"], spy
+    )
+    assert setting.post_logout_uris["Wiki"] == [
+        "https://wiki.example.com/bye",
+        "http://127.0.0.1:9/out",
+    ]
+    assert setting.changed == [["postLogoutRedirectUris"]]
+    assert removing.post_logout_uris["Wiki"] == [] and removing.changed == setting.changed
+    assert adding.post_logout_uris["Notes"] == ["https://notes.example.com/"]
+    assert adding.post_logout_uris["Wiki"] == [SIGNED_OUT]  # the seed's, untouched

@@ -1,6 +1,7 @@
 """RP-Initiated Logout 1.0 §2-§4: ``id_token_hint`` is checked, the return address must be
-registered by the (enabled) client named by ``client_id`` or the hint (else Passport's
-own page, never a redirect), and a user who is already signed out is sent back all the
+registered as a post-logout redirect URI (not a login redirect URI) by the (enabled)
+client named by ``client_id`` or the hint (else Passport's own page, never a
+redirect), and a user who is already signed out is sent back all the
 same.  The conformance modules: ``test_oidcc_rp_initiated_logout.py``."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from joserfc.jwk import ECKey
 
 from oidc_support import PASSWORD
 from oidc_support import REDIRECT
+from oidc_support import SIGNED_OUT
 from oidc_support import body
 from oidc_support import exchange
 from oidc_support import form_of
@@ -52,14 +54,20 @@ def signed_in(h: Harness) -> bool:
 
 def add_other_application(h: Harness) -> None:
     with h.app.services.db.session(write=True) as db, db.begin():
-        directory.create_application(db, datetime.now(UTC), "Other", redirect_uris=[OTHER_REDIRECT])
+        directory.create_application(
+            db,
+            datetime.now(UTC),
+            "Other",
+            redirect_uris=[OTHER_REDIRECT],
+            post_logout_redirect_uris=[OTHER_REDIRECT],
+        )
 
 
 def test_logout_with_a_valid_hint_returns_to_its_audience(h: Harness) -> None:
     hint = id_token(h)  # get_code signed alice in
-    page = logout(h, id_token_hint=hint, post_logout_redirect_uri=REDIRECT, state="bye")
+    page = logout(h, id_token_hint=hint, post_logout_redirect_uri=SIGNED_OUT, state="bye")
     done = confirm(h, page)
-    assert done.status_code == 302 and done.headers["Location"] == REDIRECT + "?state=bye"
+    assert done.status_code == 302 and done.headers["Location"] == SIGNED_OUT + "?state=bye"
     assert not signed_in(h)
 
 
@@ -67,12 +75,12 @@ def test_an_expired_hint_is_still_a_hint(h: Harness) -> None:
     hint = id_token(h)
     h.clock.advance(minutes=20)  # the ID token lives 15 minutes, the session 30 idle
     assert signed_in(h)
-    done = confirm(h, logout(h, id_token_hint=hint, post_logout_redirect_uri=REDIRECT))
-    assert done.headers["Location"] == REDIRECT
+    done = confirm(h, logout(h, id_token_hint=hint, post_logout_redirect_uri=SIGNED_OUT))
+    assert done.headers["Location"] == SIGNED_OUT
     h.clock.advance(days=2)  # and long after, signed out: straight back
-    assert logout(h, id_token_hint=hint, post_logout_redirect_uri=REDIRECT).headers["Location"] == (
-        REDIRECT
-    )
+    assert logout(h, id_token_hint=hint, post_logout_redirect_uri=SIGNED_OUT).headers[
+        "Location"
+    ] == (SIGNED_OUT)
 
 
 def forged_hints(h: Harness, hint: str) -> list[str]:
@@ -101,7 +109,7 @@ def test_a_hint_passport_did_not_issue_is_refused(h: Harness) -> None:
     for forged in forged_hints(h, hint):
         for params in (
             {"id_token_hint": forged},
-            {"id_token_hint": forged, "post_logout_redirect_uri": REDIRECT},
+            {"id_token_hint": forged, "post_logout_redirect_uri": SIGNED_OUT},
         ):
             answer = logout(h, **params)
             assert answer.status_code == 400, forged
@@ -137,7 +145,7 @@ def test_hint_and_client_id_must_agree(h: Harness) -> None:
         h,
         id_token_hint=hint,
         client_id=ids(h)["service_id"],
-        post_logout_redirect_uri=REDIRECT,
+        post_logout_redirect_uri=SIGNED_OUT,
     )
     assert answer.status_code == 400
 
@@ -167,14 +175,14 @@ def test_a_disabled_application_gets_no_redirect(h: Harness) -> None:
         app = find_by_name(db, "Wiki")
         assert app is not None
         app.enabled = False
-    answer = logout(h, client_id=ids(h)["client_id"], post_logout_redirect_uri=REDIRECT)
+    answer = logout(h, client_id=ids(h)["client_id"], post_logout_redirect_uri=SIGNED_OUT)
     assert answer.status_code == 200 and "Location" not in answer.headers
     assert 'name="post_logout_redirect_uri" value=""' in answer.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("with_hint", [False, True])
 def test_already_signed_out_returns_with_state(h: Harness, with_hint: bool) -> None:
-    params = {"post_logout_redirect_uri": REDIRECT, "state": "bye"}
+    params = {"post_logout_redirect_uri": SIGNED_OUT, "state": "bye"}
     if with_hint:
         params["id_token_hint"] = id_token(h)
         confirm(h, logout(h))  # sign out first
@@ -182,11 +190,30 @@ def test_already_signed_out_returns_with_state(h: Harness, with_hint: bool) -> N
         params["client_id"] = ids(h)["client_id"]
     assert not signed_in(h)
     answer = logout(h, **params)
-    assert answer.status_code == 302 and answer.headers["Location"] == REDIRECT + "?state=bye"
+    assert answer.status_code == 302 and answer.headers["Location"] == SIGNED_OUT + "?state=bye"
+
+
+@pytest.mark.parametrize("with_hint", [False, True])
+def test_already_signed_out_is_not_sent_to_a_login_redirect_uri(
+    h: Harness, with_hint: bool
+) -> None:
+    """The review's finding: a visitor who is not signed in, following a link that names
+    Wiki and its login callback with a ``state`` of the link author's choosing, stays on
+    Passport's page (§2: only a URI registered for post-logout redirection)."""
+    params = {"post_logout_redirect_uri": REDIRECT, "state": "chosen"}
+    if with_hint:
+        params["id_token_hint"] = id_token(h)
+        confirm(h, logout(h))
+    else:
+        params["client_id"] = ids(h)["client_id"]
+    assert not signed_in(h)
+    answer = logout(h, **params)
+    assert answer.status_code == 200 and "Location" not in answer.headers
+    assert "has not registered" in answer.get_data(as_text=True)
 
 
 def test_signed_out_without_a_client_shows_the_page(h: Harness) -> None:
-    answer = logout(h, post_logout_redirect_uri=REDIRECT)
+    answer = logout(h, post_logout_redirect_uri=SIGNED_OUT)
     assert answer.status_code == 200 and "You are signed out" in answer.get_data(as_text=True)
 
 

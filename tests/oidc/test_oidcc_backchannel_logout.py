@@ -30,6 +30,7 @@ from sqlalchemy import update
 from oidc_support import KEK
 from oidc_support import PASSWORD
 from oidc_support import REDIRECT
+from oidc_support import SIGNED_OUT
 from oidc_support import authorize
 from oidc_support import body
 from oidc_support import first_party
@@ -68,6 +69,7 @@ def h(request: pytest.FixtureRequest, factory: Any) -> Harness:
             assert app is not None
             app.backchannel_logout_uri = uri
             app.redirect_uris = [REDIRECT]
+            app.post_logout_redirect_uris = [SIGNED_OUT]
             app.first_party = True
     return harness
 
@@ -198,10 +200,12 @@ def rp_logout(h: Harness, browser: PassportClient, id_token: str) -> None:
     """RP-Initiated Logout in ``browser``: the hint, the question, the click."""
     page = browser.get(
         "/logout?"
-        + urlencode({"id_token_hint": id_token, "post_logout_redirect_uri": REDIRECT, "state": "b"})
+        + urlencode(
+            {"id_token_hint": id_token, "post_logout_redirect_uri": SIGNED_OUT, "state": "b"}
+        )
     )
     done = browser.post("/logout", data=form_of(page))
-    assert done.status_code == 302 and done.headers["Location"] == REDIRECT + "?state=b"
+    assert done.status_code == 302 and done.headers["Location"] == SIGNED_OUT + "?state=b"
 
 
 def wiki(h: Harness) -> str:

@@ -8,10 +8,12 @@ What each module checks, and the section it stands for:
   or retired; ``iss`` Passport's; ``typ: JWT``), whose ``aud`` is the ``client_id`` when
   both are given; expired is fine.  Anything else is refused (400) and nobody is
   signed out.
-* §3 ``post_logout_redirect_uri``: returned to only when registered (exact match) by
-  the client that the hint or ``client_id`` names, with ``state`` when one was given,
-  keeping the URI's own query; otherwise Passport's own "signed out" page (§4: no
-  redirect when validation fails).  A user already signed out is returned all the same.
+* §3 ``post_logout_redirect_uri``: returned to only when registered (exact match) as
+  one of the ``post_logout_redirect_uris`` of the client that the hint or ``client_id``
+  names — a login redirect URI is not one (§2: registered "for that purpose") — with
+  ``state`` when one was given, keeping the URI's own query; otherwise Passport's own
+  "signed out" page (§4: no redirect when validation fails).  A user already signed
+  out is returned all the same.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from oidc_support import REDIRECT
+from oidc_support import SIGNED_OUT
 from oidc_support import body
 from oidc_support import exchange
 from oidc_support import form_of
@@ -74,7 +77,7 @@ def register_logged_out_uri(h: Harness, uri: str = LOGGED_OUT) -> None:
     with h.app.services.db.session(write=True) as db, db.begin():
         app = find_by_name(db, "Wiki")
         assert app is not None
-        app.redirect_uris = [*app.redirect_uris, uri]
+        app.post_logout_redirect_uris = [*app.post_logout_redirect_uris, uri]
 
 
 # -- oidcc-rp-initiated-logout -----------------------------------------------------------------
@@ -85,10 +88,10 @@ def test_oidcc_rp_initiated_logout(h: Harness) -> None:
     sent back with ``state``.  The hint's ``sid`` is the session that ends."""
     hint = id_token(h)
     assert claims_of(hint)["sid"]
-    page = logout(h, id_token_hint=hint, post_logout_redirect_uri=REDIRECT, state="bye")
+    page = logout(h, id_token_hint=hint, post_logout_redirect_uri=SIGNED_OUT, state="bye")
     assert signed_in(h)  # a GET alone signs nobody out
     done = confirm(h, page)
-    assert done.status_code == 302 and done.headers["Location"] == REDIRECT + "?state=bye"
+    assert done.status_code == 302 and done.headers["Location"] == SIGNED_OUT + "?state=bye"
     assert not signed_in(h)
 
 
@@ -97,8 +100,8 @@ def test_oidcc_rp_initiated_logout_user_already_signed_out(h: Harness) -> None:
     hint = id_token(h)
     confirm(h, logout(h))
     assert not signed_in(h)
-    answer = logout(h, id_token_hint=hint, post_logout_redirect_uri=REDIRECT, state="again")
-    assert answer.status_code == 302 and answer.headers["Location"] == REDIRECT + "?state=again"
+    answer = logout(h, id_token_hint=hint, post_logout_redirect_uri=SIGNED_OUT, state="again")
+    assert answer.status_code == 302 and answer.headers["Location"] == SIGNED_OUT + "?state=again"
 
 
 def test_oidcc_rp_initiated_logout_expired_hint(h: Harness) -> None:
@@ -106,8 +109,8 @@ def test_oidcc_rp_initiated_logout_expired_hint(h: Harness) -> None:
     hint = id_token(h)
     h.clock.advance(minutes=20)  # the ID token lives 15 minutes, the session 30 idle
     assert signed_in(h)
-    done = confirm(h, logout(h, id_token_hint=hint, post_logout_redirect_uri=REDIRECT, state="s"))
-    assert done.headers["Location"] == REDIRECT + "?state=s"
+    done = confirm(h, logout(h, id_token_hint=hint, post_logout_redirect_uri=SIGNED_OUT, state="s"))
+    assert done.headers["Location"] == SIGNED_OUT + "?state=s"
 
 
 def test_oidcc_rp_initiated_logout_hint_signed_by_a_retired_key(h: Harness) -> None:
@@ -116,8 +119,8 @@ def test_oidcc_rp_initiated_logout_hint_signed_by_a_retired_key(h: Harness) -> N
     h.app.services.keys.rotate(h.clock())
     h.app.services.keys._cache = (0.0, [])  # the other processes' view, without waiting
     assert claims_of(id_token(h))["sub"] == claims_of(hint)["sub"]
-    done = confirm(h, logout(h, id_token_hint=hint, post_logout_redirect_uri=REDIRECT))
-    assert done.headers["Location"] == REDIRECT
+    done = confirm(h, logout(h, id_token_hint=hint, post_logout_redirect_uri=SIGNED_OUT))
+    assert done.headers["Location"] == SIGNED_OUT
 
 
 # -- oidcc-rp-initiated-logout-bad-post-logout-redirect-uri ------------------------------------
@@ -127,9 +130,10 @@ def test_oidcc_rp_initiated_logout_hint_signed_by_a_retired_key(h: Harness) -> N
     "uri",
     [
         "https://evil.example/",
-        REDIRECT + "?extra=1",  # not an exact match of a registered URI
-        REDIRECT.upper(),
-        REDIRECT + "/",
+        SIGNED_OUT + "?extra=1",  # not an exact match of a registered URI
+        SIGNED_OUT.upper(),
+        SIGNED_OUT + "/",
+        REDIRECT,  # Wiki's login redirect URI, not registered for logout (§2)
     ],
 )
 def test_oidcc_rp_initiated_logout_bad_post_logout_redirect_uri(h: Harness, uri: str) -> None:
@@ -146,13 +150,33 @@ def test_oidcc_rp_initiated_logout_bad_post_logout_redirect_uri(h: Harness, uri:
     assert signed_out_page(logout(h, id_token_hint=hint, post_logout_redirect_uri=uri))
 
 
+def test_login_redirect_uri_is_not_a_post_logout_redirect_uri(h: Harness) -> None:
+    """§2: "The OP MUST NOT perform post-logout redirection to a URI not registered for
+    that purpose".  A link naming Wiki and its login callback, with a ``state`` of the
+    link author's choosing, sends a visitor who is not signed in to Passport's page, not
+    to the callback; once registered as a post-logout URI it is returned to."""
+    wiki = ids(h)["client_id"]
+    link = {"client_id": wiki, "post_logout_redirect_uri": REDIRECT, "state": "attacker"}
+    assert not signed_in(h)
+    answer = logout(h, **link)
+    assert signed_out_page(answer)
+    assert "has not registered" in answer.get_data(as_text=True)
+    hint = id_token(h)  # signed in, with a hint: refused all the same
+    page = logout(h, id_token_hint=hint, post_logout_redirect_uri=REDIRECT, state="s")
+    assert 'name="post_logout_redirect_uri" value=""' in page.get_data(as_text=True)
+    assert signed_out_page(confirm(h, page))
+    register_logged_out_uri(h, REDIRECT)
+    answer = logout(h, **link)
+    assert answer.status_code == 302 and answer.headers["Location"] == REDIRECT + "?state=attacker"
+
+
 def test_oidcc_rp_initiated_logout_uri_of_another_client(h: Harness) -> None:
     """A URI registered by another client is not this client's (RFC 6749 §3.1.2 spirit)."""
     id_token(h)
     with h.app.services.db.session(write=True) as db, db.begin():
         spa = find_by_name(db, "Spa")
         assert spa is not None
-        spa.redirect_uris = [LOGGED_OUT]
+        spa.post_logout_redirect_uris = [LOGGED_OUT]
     answer = logout(h, client_id=ids(h)["client_id"], post_logout_redirect_uri=LOGGED_OUT)
     assert signed_out_page(confirm(h, answer))
 
@@ -161,7 +185,7 @@ def test_oidcc_rp_initiated_logout_posted_form_is_checked_again(h: Harness) -> N
     """The confirmation form's fields are the browser's to change: the POST checks the
     return address again, it is never taken on trust."""
     id_token(h)
-    page = logout(h, client_id=ids(h)["client_id"], post_logout_redirect_uri=REDIRECT)
+    page = logout(h, client_id=ids(h)["client_id"], post_logout_redirect_uri=SIGNED_OUT)
     form = {**form_of(page), "post_logout_redirect_uri": "https://evil.example/"}
     assert signed_out_page(h.client.post("/logout", data=form))
 
@@ -172,8 +196,8 @@ def test_oidcc_rp_initiated_logout_posted_form_is_checked_again(h: Harness) -> N
 def test_oidcc_rp_initiated_logout_no_state(h: Harness) -> None:
     """§3: without ``state``, the URI exactly as registered (no empty ``state=``)."""
     hint = id_token(h)
-    done = confirm(h, logout(h, id_token_hint=hint, post_logout_redirect_uri=REDIRECT))
-    assert done.status_code == 302 and done.headers["Location"] == REDIRECT
+    done = confirm(h, logout(h, id_token_hint=hint, post_logout_redirect_uri=SIGNED_OUT))
+    assert done.status_code == 302 and done.headers["Location"] == SIGNED_OUT
 
 
 # -- oidcc-rp-initiated-logout-query-added-to-post-logout-redirect-uri ---------------------------
@@ -210,14 +234,14 @@ def test_oidcc_rp_initiated_logout_modified_id_token_hint(h: Harness) -> None:
     user is still signed in."""
     hint = id_token(h)
     for forged in modified(hint):
-        answer = logout(h, id_token_hint=forged, post_logout_redirect_uri=REDIRECT, state="s")
+        answer = logout(h, id_token_hint=forged, post_logout_redirect_uri=SIGNED_OUT, state="s")
         assert answer.status_code == 400 and "Location" not in answer.headers, forged
         posted = h.client.post(
             "/logout",
             data={
                 **form_of(logout(h)),
                 "id_token_hint": forged,
-                "post_logout_redirect_uri": REDIRECT,
+                "post_logout_redirect_uri": SIGNED_OUT,
             },
         )
         assert posted.status_code == 400 and "Location" not in posted.headers
@@ -236,7 +260,7 @@ def bad_hints(h: Harness, hint: str) -> dict[str, tuple[str, dict[str, str]]]:
     stranger = ECKey.generate_key("P-256", auto_kid=True)
     ours_kid = json.loads(base64.urlsafe_b64decode(hint.split(".")[0] + "=="))["kid"]
     wiki, spa = ids(h)["client_id"], ids(h)["public_client_id"]
-    to_uri = {"post_logout_redirect_uri": REDIRECT}
+    to_uri = {"post_logout_redirect_uri": SIGNED_OUT}
     return {
         # Signed with Passport's own key, but another issuer's claims.
         "wrong issuer": (ours.sign("JWT", {**claims, "iss": "https://evil.example"}, now), to_uri),
@@ -277,7 +301,7 @@ def test_oidcc_rp_initiated_logout_bad_id_token_hint(h: Harness) -> None:
         assert "Location" not in answer.headers, name
     assert signed_in(h)
     # The genuine hint, for comparison, is accepted.
-    assert logout(h, id_token_hint=hint, post_logout_redirect_uri=REDIRECT).status_code == 200
+    assert logout(h, id_token_hint=hint, post_logout_redirect_uri=SIGNED_OUT).status_code == 200
 
 
 def test_oidcc_rp_initiated_logout_bad_id_token_hint_when_signed_out(h: Harness) -> None:
@@ -297,19 +321,19 @@ def test_oidcc_rp_initiated_logout_no_id_token_hint(h: Harness) -> None:
     """§2: without a hint the OP MUST ask the user (it always does); ``client_id`` names
     the client whose registered URI to return to."""
     id_token(h)
-    page = logout(h, client_id=ids(h)["client_id"], post_logout_redirect_uri=REDIRECT, state="n")
+    page = logout(h, client_id=ids(h)["client_id"], post_logout_redirect_uri=SIGNED_OUT, state="n")
     assert "alice" in page.get_data(as_text=True)
     done = confirm(h, page)
-    assert done.status_code == 302 and done.headers["Location"] == REDIRECT + "?state=n"
+    assert done.status_code == 302 and done.headers["Location"] == SIGNED_OUT + "?state=n"
 
 
 def test_oidcc_rp_initiated_logout_no_id_token_hint_nor_client_id(h: Harness) -> None:
     """Neither hint nor ``client_id``: no client is named, so no URI can be registered
     by it: Passport's own page."""
     id_token(h)
-    page = logout(h, post_logout_redirect_uri=REDIRECT, state="n")
+    page = logout(h, post_logout_redirect_uri=SIGNED_OUT, state="n")
     assert signed_out_page(confirm(h, page))
-    assert signed_out_page(logout(h, post_logout_redirect_uri=REDIRECT, state="n"))
+    assert signed_out_page(logout(h, post_logout_redirect_uri=SIGNED_OUT, state="n"))
 
 
 # -- oidcc-rp-initiated-logout-no-post-logout-redirect-uri ---------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 from oidc_support import PASSWORD
 from oidc_support import REDIRECT
+from oidc_support import SIGNED_OUT
 from oidc_support import authorize
 from oidc_support import body
 from oidc_support import exchange
@@ -241,7 +242,7 @@ def test_rp_initiated_logout(h: Harness) -> None:
     assert unregistered.status_code == 200 and "Location" not in unregistered.headers
     assert "evil.example" not in unregistered.get_data(as_text=True)
     page = h.client.get(
-        f"/logout?post_logout_redirect_uri={REDIRECT}&client_id={ids(h)['client_id']}&state=bye"
+        f"/logout?post_logout_redirect_uri={SIGNED_OUT}&client_id={ids(h)['client_id']}&state=bye"
     )
     assert page.status_code == 200 and "alice" in page.get_data(as_text=True)
     csrf = h.client.get_cookie("passport_csrf")
@@ -250,12 +251,12 @@ def test_rp_initiated_logout(h: Harness) -> None:
         "/logout",
         data={
             "csrf": csrf.value,
-            "post_logout_redirect_uri": REDIRECT,
+            "post_logout_redirect_uri": SIGNED_OUT,
             "state": "bye",
             "client_id": ids(h)["client_id"],
         },
     )
-    assert done.status_code == 302 and done.headers["Location"] == REDIRECT + "?state=bye"
+    assert done.status_code == 302 and done.headers["Location"] == SIGNED_OUT + "?state=bye"
     status = body(h.client.get("/Account/status"))
     assert status["LoggedIn"] is False
 
