@@ -176,3 +176,70 @@ def test_0015_resource_indicators_keep_old_rows_meaning_no_resource(
         assert migrate.is_current(engine)
     finally:
         engine.dispose()
+
+
+def test_0016_copies_redirect_uris_into_post_logout_redirect_uris(
+    blank_database: Backend,
+) -> None:
+    """Applications from before 0016 keep signing out to where they did: each gets its
+    redirect URIs as post-logout redirect URIs (RP-Initiated Logout 1.0 §3); one with
+    none gets none; the step goes back down, and on SQLite applications keeps its
+    AUTOINCREMENT (ids never reused)."""
+    engine = create_engine(blank_database.url)
+    uris = '["https://wiki.example.com/callback", "http://127.0.0.1:8080/cb"]'
+    try:
+        migrate.upgrade(engine, "0015")
+        with engine.begin() as conn:
+            for name, redirect_uris in (("Wiki", uris), ("Batch", "[]")):
+                conn.execute(
+                    text(
+                        "INSERT INTO applications (name, name_key, name_skeleton, description,"
+                        " allowed_origins, created_at, redirect_uris, confidential, enabled,"
+                        " first_party, access_token_format, scopes, refresh_tokens,"
+                        " require_pushed_authorization_requests, device_grant)"
+                        " VALUES (:name, :key, :key, '', '[]', '2026-01-01', :uris, TRUE, TRUE,"
+                        " FALSE, 'jwt', '[]', TRUE, FALSE, FALSE)"
+                    ),
+                    {"name": name, "key": name.lower(), "uris": redirect_uris},
+                )
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            rows = dict(
+                conn.execute(text("SELECT name, post_logout_redirect_uris FROM applications")).all()
+            )
+            assert rows == {"Passport": "[]", "Wiki": uris, "Batch": "[]"}
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == []
+        with engine.begin() as conn:  # an application registered after 0016, with none
+            conn.execute(
+                text(
+                    "INSERT INTO applications (name, name_key, name_skeleton, description,"
+                    " allowed_origins, created_at, redirect_uris, post_logout_redirect_uris,"
+                    " confidential, enabled, first_party, access_token_format, scopes,"
+                    " refresh_tokens, require_pushed_authorization_requests, device_grant)"
+                    " VALUES ('Notes', 'notes', 'notes', '', '[]', '2026-01-02', :uris, '[]',"
+                    " TRUE, TRUE, FALSE, 'jwt', '[]', TRUE, FALSE, FALSE)"
+                ),
+                {"uris": uris},
+            )
+        _downgrade(engine, "0015")
+        assert migrate.current_revision(engine) == "0015"
+        with engine.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("applications")}
+            assert "post_logout_redirect_uris" not in columns and "redirect_uris" in columns
+            names = conn.execute(text("SELECT name FROM applications ORDER BY id")).scalars()
+            assert list(names) == ["Passport", "Wiki", "Batch", "Notes"]
+            if blank_database.name == "sqlite":
+                sql = conn.execute(
+                    text("SELECT sql FROM sqlite_master WHERE name = 'applications'")
+                ).scalar()
+                assert "AUTOINCREMENT" in str(sql)
+        migrate.upgrade(engine)
+        assert migrate.is_current(engine)
+        with engine.connect() as conn:
+            copied = conn.execute(
+                text("SELECT post_logout_redirect_uris FROM applications WHERE name = 'Notes'")
+            ).scalar()
+            assert copied == uris  # upgraded again: copied again
+    finally:
+        engine.dispose()
