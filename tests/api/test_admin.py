@@ -356,7 +356,9 @@ BAD_URIS = [
 
 
 @pytest.mark.parametrize("uri", BAD_URIS)
-@pytest.mark.parametrize("param", ["redirectUris", "origins", "backchannelLogoutUri"])
+@pytest.mark.parametrize(
+    "param", ["redirectUris", "postLogoutRedirectUris", "origins", "backchannelLogoutUri"]
+)
 def test_unreadable_urls_are_400_and_change_nothing(
     harness: Harness, admin: PassportClient, param: str, uri: str
 ) -> None:

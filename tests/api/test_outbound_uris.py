@@ -131,6 +131,8 @@ def test_the_operator_may_allow_private_targets(factory: Any) -> None:
         ("origins", "https://app.example.com:00"),
         ("redirectUris", "https://app.example.com:0/callback"),
         ("redirectUris", "http://127.0.0.1:0/callback"),
+        ("postLogoutRedirectUris", "https://app.example.com:0/bye"),
+        ("postLogoutRedirectUris", "http://127.0.0.1:0/bye"),
         ("backchannelLogoutUri", "https://a.example.com:0/x"),
     ],
 )

@@ -37,7 +37,7 @@ def register_example(url: str, ports: list[int], name: str) -> tuple[str, str]:
     uris = [
         "--redirect-uri",
         f"http://127.0.0.1:{port}/callback",
-        "--redirect-uri",
+        "--post-logout-redirect-uri",  # where "Sign out" returns (RP-Initiated Logout §3)
         f"http://127.0.0.1:{port}/",
         "--backchannel-logout-uri",
         f"http://127.0.0.1:{port}/backchannel-logout",

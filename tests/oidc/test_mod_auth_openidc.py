@@ -161,8 +161,10 @@ def register(url: str, ports: dict[str, int], resources: dict[str, str]) -> dict
                     db,
                     now,
                     name,
-                    # The post-logout redirect URI is registered with the redirect URIs.
-                    redirect_uris=[redirect, f"{base}/loggedout"],
+                    redirect_uris=[redirect],
+                    # Where logout returns, registered for that purpose only
+                    # (RP-Initiated Logout 1.0 §2, §3), not as a redirect URI.
+                    post_logout_redirect_uris=[f"{base}/loggedout"],
                     backchannel_logout_uri=(
                         f"{redirect}?logout=backchannel" if backchannel else None
                     ),

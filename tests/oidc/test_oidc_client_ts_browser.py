@@ -134,7 +134,10 @@ def spa(
                     datetime.now(UTC),
                     f"Single-page app ({renewal})",
                     origins=[origin],
-                    redirect_uris=[f"{origin}{page}" for page in PAGES[1:]],
+                    redirect_uris=[f"{origin}/callback", f"{origin}/silent"],
+                    # signoutRedirect's post_logout_redirect_uri, registered for that
+                    # purpose only (RP-Initiated Logout 1.0 §2, §3)
+                    post_logout_redirect_uris=[f"{origin}/signed-out"],
                     confidential=False,
                 )
                 app.refresh_tokens = renewal == "refresh_token"

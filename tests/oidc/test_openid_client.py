@@ -42,6 +42,7 @@ import requests
 import node_clients
 from oidc_support import PASSWORD
 from oidc_support import REDIRECT
+from oidc_support import SIGNED_OUT
 from oidc_support import Provider
 from oidc_support import follow_to_client
 from oidc_support import hidden_fields
@@ -132,9 +133,10 @@ def create_application(
     device_grant: bool = False,
     require_par: bool = False,
 ) -> tuple[str, str | None]:
-    """A new application of the live server's database (no consent given yet); its client
-    id and secret are Passport's own, or ``credentials`` when given; ``device_grant`` and
-    ``require_par`` (``require_pushed_authorization_requests``) its switches."""
+    """A new application of the live server's database (no consent given yet), returning
+    to ``SIGNED_OUT`` after RP-Initiated Logout; its client id and secret are Passport's
+    own, or ``credentials`` when given; ``device_grant`` and ``require_par``
+    (``require_pushed_authorization_requests``) its switches."""
     settings = make_settings(p.database_url)
     database = Database(settings)
     try:
@@ -144,6 +146,7 @@ def create_application(
                 datetime.now(UTC),
                 name,
                 redirect_uris=[REDIRECT],
+                post_logout_redirect_uris=[SIGNED_OUT],
                 confidential=confidential,
             )
             if credentials is not None:
@@ -364,7 +367,7 @@ def test_rp_initiated_logout(provider: Provider) -> None:
         "end_session",
         params={
             "id_token_hint": done["token"]["id_token"],
-            "post_logout_redirect_uri": REDIRECT,
+            "post_logout_redirect_uri": SIGNED_OUT,
             "state": state,
         },
     )["url"]
@@ -381,7 +384,7 @@ def test_rp_initiated_logout(provider: Provider) -> None:
     )
     assert posted.status_code in (302, 303), posted.text[:300]
     back = urljoin(provider.url, posted.headers["Location"])
-    assert back.split("?")[0] == REDIRECT and query_of(back) == {"state": state}
+    assert back.split("?")[0] == SIGNED_OUT and query_of(back) == {"state": state}
 
     again = rp.browser.get(url, allow_redirects=False, timeout=10)  # already signed out
     assert again.status_code in (302, 303), again.text[:300]

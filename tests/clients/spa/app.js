@@ -4,7 +4,8 @@
 // rest (silent renew, revocation), each answering what the application now holds.
 // Pages: "/" (the application), "/callback" (the redirect URI), "/silent" (the redirect
 // URI of a silent renewal in a hidden iframe, when the application holds no refresh
-// token), "/signed-out" (the post_logout_redirect_uri).
+// token), "/signed-out" (the post_logout_redirect_uri, registered as one, not as a
+// redirect URI).
 "use strict";
 
 const show = (id, text) => { document.getElementById(id).textContent = text; };
