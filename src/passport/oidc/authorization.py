@@ -76,6 +76,7 @@ from passport.oidc.errors import AccessDenied
 from passport.oidc.errors import ConsentRequired
 from passport.oidc.errors import InvalidRequest
 from passport.oidc.errors import InvalidScope
+from passport.oidc.errors import InvalidTarget
 from passport.oidc.errors import LoginRequired
 from passport.oidc.errors import OAuthError
 from passport.oidc.errors import RequestNotSupported
@@ -526,7 +527,15 @@ class AuthorizationEndpoint(Part):
         client, the ``redirect_uri``, the PKCE challenge and the ``nonce``, and to the
         login session it was issued in (its ``auth_time``, OIDC Core §2; its ``sid``, which
         the tokens made from it keep: Back-Channel Logout 1.0 §2.3); with the resources
-        asked for (RFC 8707 §2.1), which the token request may only narrow."""
+        asked for (RFC 8707 §2.1), which the token request may only narrow.
+
+        Those resources are checked again here: between the request and the user's
+        "Allow" the API may have been disabled or have given its identifier up (RFC 8707
+        §2: ``invalid_target``), and a code must not name a resource no one serves."""
+        try:
+            resources_asked(db, list(asked.resources))
+        except InvalidTarget as error:
+            return self.refuse_to(asked, error)
         code = secrets.token_urlsafe(32)
         db.add(
             AuthorizationCode(

@@ -203,6 +203,10 @@ class TokenEndpoint(Part):
             raise InvalidGrant("No code_challenge was given for this code.")
         granted = split_resources(code.resource)
         audience = narrowed(resources, granted)
+        # The code's own resources, not only those the token request names: each must
+        # still be an enabled application's (RFC 8707 §2), the API may have been disabled
+        # since the user allowed it.
+        resources_asked(db, list(granted))
         code.used_at = now
         user = db.get(User, code.user_id)
         if user is None or user.disabled:

@@ -39,6 +39,7 @@ from passport.lookalikes import is_default_ignorable
 from passport.lookalikes import lookalike_key
 from passport.services import clients
 from passport.services import outbound
+from passport.services import signout
 from passport.services.accounts import canonical
 from passport.services.applications import name_key
 from passport.services.applications import normalise_origin
@@ -249,7 +250,7 @@ def create_application(
     with unique(db, _taken("An application", clean), "name", clean):
         db.add(app)
     if resources:
-        set_resources(db, app, resources)
+        set_resources(db, app, resources, now)
     return app, secret
 
 
@@ -356,11 +357,14 @@ def resource_key(uri: str) -> str:
     return hashlib.sha256(uri.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def set_resources(db: Session, app: Application, values: list[str]) -> None:
+def set_resources(db: Session, app: Application, values: list[str], now: datetime) -> None:
     """Make ``values`` the resource identifiers of ``app`` (replacing the list).  One
     identifier, one application: the primary key decides, atomically — an identifier
-    that another application serves is 409 Taken."""
+    that another application serves is 409 Taken.  An identifier taken away ends what
+    was granted for it (:func:`passport.services.signout.end_resource_access`): the next
+    application to register it inherits nothing."""
     wanted = validate_resources(values)
+    signout.end_resource_access(db, [uri for uri in app.resources if uri not in wanted], now)
     with unique(
         db, "A resource identifier is registered by another application.", "resources", wanted
     ):
@@ -393,9 +397,13 @@ def _renamed_key(current: str, name: str, row_id: int) -> str:
     return current if current == f"{key}:{row_id}" else key
 
 
-def delete_application(db: Session, app: Application) -> None:
+def delete_application(db: Session, app: Application, now: datetime) -> None:
+    """Delete ``app``; what was granted for its resource identifiers ends with it
+    (:func:`passport.services.signout.end_resource_access`), its own tokens go by the
+    foreign keys."""
     if app.id == PASSPORT_APP_ID:
         raise Forbidden("The Passport application cannot be deleted.", source="id", value=app.id)
+    signout.end_resource_access(db, app.resources, now)
     db.delete(app)
     db.flush()
 
