@@ -833,3 +833,90 @@ def test_an_unused_code_for_a_removed_identifier_is_dropped(h: Harness) -> None:
     newcomer(client, "NewUnrelated", ORDERS)
     refused = exchange_for(h, code)
     assert (refused.status_code, body(refused)["error"]) == (400, "invalid_grant")
+
+
+# -- registration refuses misleading identifiers (review I1) ------------------------------
+
+MISLEADING = {
+    "user information": "https://u@orders.example.com/api",
+    "a host behind user information": "https://api-a.example.com@evil.example",
+    "password": "https://u:p@orders.example.com/api",
+    "query": ORDERS + "?tenant=1",
+    "empty query": ORDERS + "?",
+}
+
+
+def own_addresses(h: Harness) -> list[str]:
+    base = h.settings.public_url.rstrip("/")
+    return [base, base + "/", base + "/oauth2/userinfo"]
+
+
+def test_misleading_identifiers_are_refused_through_the_api(h: Harness) -> None:
+    client = admin(h)
+    for value in [*MISLEADING.values(), *own_addresses(h)]:
+        for path, params in (
+            ("/Applications/update", {"application": "Wiki"}),
+            ("/Applications/create", {"name": "Notes"}),
+        ):
+            answer = client.post(path, data={**params, "resources": value})
+            assert answer.status_code == 400, (path, value, answer.get_data(as_text=True))
+            assert body(answer)["ClientExceptions"][0]["Source"] == "resources"
+    assert rows(h, "application_resources") == 0
+
+
+def test_misleading_identifiers_are_refused_through_the_cli(h: Harness) -> None:
+    env = {"PASSPORT_PUBLIC_URL": h.settings.public_url, "PASSPORT_KEY_ENCRYPTION_KEY": KEK}
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(cli, [*args, "--database-url", h.settings.database_url], env=env)
+
+    for value in [*MISLEADING.values(), *own_addresses(h)]:
+        refused = run("app", "add", "Notes", "--resource", value)
+        assert refused.exit_code == 1 and "resource identifier" in refused.output, refused.output
+        refused = run("app", "update", "Wiki", "--resource", value)
+        assert refused.exit_code == 1 and "resource identifier" in refused.output, refused.output
+    assert rows(h, "application_resources") == 0
+
+
+# -- the device authorization endpoint refuses resource (review I3) ----------------------
+
+
+def test_resource_at_the_device_authorization_endpoint_is_invalid_target(h: Harness) -> None:
+    """RFC 8707 §2 ``invalid_target``, rather than a device code whose token would not
+    be for the API the client named."""
+    apis(h)
+    with h.app.services.db.session(write=True) as db, db.begin():
+        wiki_app = db.scalars(select(Application).where(Application.name == "Wiki")).one()
+        wiki_app.device_grant = True
+    for value in (ORDERS, "https://evil.example.com"):
+        refused = h.client.post(
+            "/oauth2/device_authorization",
+            data={"scope": "openid", "resource": value},
+            headers=basic(*wiki(h)),
+        )
+        assert (refused.status_code, body(refused)["error"]) == (400, "invalid_target")
+    assert rows(h, "device_authorizations") == 0
+    empty = h.client.post(
+        "/oauth2/device_authorization",
+        data={"scope": "openid", "resource": ""},
+        headers=basic(*wiki(h)),
+    )
+    assert empty.status_code == 200  # an empty value is absent (RFC 6749 §3.1)
+
+
+# -- introspection names the user only with the profile scope (review L3) ----------------
+
+
+@pytest.mark.parametrize("scope", ["openid", "openid email"])
+def test_introspection_gives_no_username_without_profile(h: Harness, scope: str) -> None:
+    """OIDC Core §5.4: ``preferred_username`` is a ``profile`` claim; RFC 7662 §2.2 makes
+    ``username`` optional.  Neither the API nor the client learns it otherwise."""
+    credentials = apis(h)
+    issued = body(exchange_for(h, code_for(h, ORDERS, scope=scope)))
+    for caller in (credentials["Orders"], wiki(h)):
+        seen = introspect(h, issued["access_token"], caller)
+        assert seen["active"] is True and "username" not in seen, seen
+    seen = introspect(h, issued["refresh_token"], wiki(h))
+    assert seen["active"] is True and "username" not in seen
+    with_profile = body(exchange_for(h, code_for(h, ORDERS, scope=scope + " profile")))
+    assert introspect(h, with_profile["access_token"], credentials["Orders"])["username"] == "alice"

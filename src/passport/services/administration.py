@@ -371,6 +371,7 @@ class Administration:
             scopes=scopes,
             id_token_signed_response_alg=id_token_signed_response_alg,
             resources=resources,
+            own_origin=self.accounts.settings.public_url or None,
         )
         app.refresh_tokens = refresh_tokens
         app.require_pushed_authorization_requests = require_pushed_authorization_requests
@@ -447,7 +448,13 @@ class Administration:
             app.device_grant = device_grant
             changed.append("deviceGrant")
         if resources is not None:
-            directory.set_resources(self.db, app, resources, self.caller.now)
+            directory.set_resources(
+                self.db,
+                app,
+                resources,
+                self.caller.now,
+                own_origin=self.accounts.settings.public_url or None,
+            )
             changed.append("resources")
         if origins is not None:
             self.origins_changed()
