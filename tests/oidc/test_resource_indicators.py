@@ -920,3 +920,52 @@ def test_introspection_gives_no_username_without_profile(h: Harness, scope: str)
     assert seen["active"] is True and "username" not in seen
     with_profile = body(exchange_for(h, code_for(h, ORDERS, scope=scope + " profile")))
     assert introspect(h, with_profile["access_token"], credentials["Orders"])["username"] == "alice"
+
+
+# -- the refresh grace window answers only the same request (review I2) ------------------
+
+
+def test_a_retry_in_the_grace_window_must_ask_for_the_same(h: Harness) -> None:
+    """RFC 9700 §4.14.2's grace is for a retry: another ``resource`` (RFC 8707 §2.2) or
+    ``scope`` (RFC 6749 §6) would get the first request's tokens under its name."""
+    apis(h)
+    issued = body(exchange_for(h, code_for(h, ORDERS, BILLING, scope="openid profile")))
+    old = issued["refresh_token"]
+    first = refresh_for(h, old, ORDERS)
+    assert first.status_code == 200
+    assert claims(body(first)["access_token"])["aud"] == ORDERS
+    same = refresh_for(h, old, ORDERS)
+    assert body(same)["access_token"] == body(first)["access_token"]
+    other = refresh_for(h, old, BILLING)
+    assert (other.status_code, body(other)["error"]) == (400, "invalid_grant")
+    wider = refresh_for(h, old)  # both resources: not what the rotation answered
+    assert (wider.status_code, body(wider)["error"]) == (400, "invalid_grant")
+    narrower = post_token(
+        h,
+        [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", old),
+            ("resource", ORDERS),
+            ("scope", "openid"),
+        ],
+    )
+    assert (narrower.status_code, body(narrower)["error"]) == (400, "invalid_grant")
+    # the refusals do not end the family: the new refresh token still works
+    assert refresh_for(h, body(first)["refresh_token"]).status_code == 200
+
+
+@pytest.mark.parametrize("what", ["api disabled", "user disabled"])
+def test_a_retry_in_the_grace_window_is_checked_again(h: Harness, what: str) -> None:
+    apis(h)
+    issued = body(exchange_for(h, code_for(h, ORDERS)))
+    assert refresh_for(h, issued["refresh_token"]).status_code == 200
+    with h.app.services.db.session(write=True) as db, db.begin():
+        if what == "api disabled":
+            server = directory.resource_server(db, ORDERS)
+            assert server is not None
+            server.enabled = False
+        else:
+            db.scalars(select(User).where(User.username == "alice")).one().disabled = True
+    again = refresh_for(h, issued["refresh_token"])
+    expected = "invalid_target" if what == "api disabled" else "invalid_grant"
+    assert (again.status_code, body(again)["error"]) == (400, expected)
