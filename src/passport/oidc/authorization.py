@@ -473,6 +473,17 @@ class AuthorizationEndpoint(Part):
         if app is None or not app.enabled:
             pending.consume(db, row)
             return render.error_page(UNKNOWN_APPLICATION, "invalid_client")
+        if asked.hinted_subject is not None and asked.hinted_subject != subject_of(user_id):
+            # OIDC Core §3.1.2.1 ``id_token_hint``: "If the End-User identified by the ID
+            # Token is not logged in or is logged in by the request, then the
+            # Authorization Server returns a positive response; otherwise, it SHOULD return
+            # an error, such as login_required."  Someone else signed in: the client asked
+            # about its user, so it learns no one else's code.
+            if not pending.consume(db, row):
+                return render.error_page(STALE_AUTHORIZATION, "invalid_request")
+            return self.refuse_to(
+                asked, LoginRequired("The user who signed in is not the one the hint named.")
+            )
         if self.needs_consent(db, app, user_id, asked, consented=row.consented_at is not None):
             return redirect("/consent?" + urlencode({"authorization": handle}))
         if not pending.consume(db, row):
