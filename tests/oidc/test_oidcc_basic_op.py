@@ -616,6 +616,28 @@ def test_id_token_hint_of_someone_else_is_login_required(h: Harness, mode: str) 
     assert asked.headers["Location"].startswith("/login?")
 
 
+def test_id_token_hint_holds_for_whoever_signs_in_on_the_way(h: Harness, mode: str) -> None:
+    """Not a module: no one signed in, the hint names alice; bob signs in on the sign-in
+    page.  The hint is kept with the pending authorization (on the server), so the client
+    gets ``login_required`` (OIDC Core §3.1.2.1), not bob's code; alice signing in gets hers."""
+    first = flow(h, mode)
+    hint = first.issued["id_token"]
+    h.client = h.new_client()
+    assert h.register("bob", password=PASSWORD).status_code == 200
+    h.client = h.new_client()  # a fresh browser: no one signed in
+    params = new_request(h, mode, id_token_hint=hint)
+    result = browse(h, h.client.get("/oauth2/authorize?" + urlencode(params)), mode, login="bob")
+    result.sent = params
+    assert result.pages == ["login"]
+    assert check_error(result) == "login_required"
+    h.client = h.new_client()
+    params = new_request(h, mode, id_token_hint=hint)
+    result = browse(h, h.client.get("/oauth2/authorize?" + urlencode(params)), mode)
+    result.sent = params
+    assert result.pages == ["login"]
+    check_success(result)
+
+
 @pytest.mark.parametrize(
     "hint",
     [

@@ -472,7 +472,7 @@ def test_an_api_that_gave_up_the_identifier_no_longer_sees_its_tokens(h: Harness
     with h.app.services.db.session(write=True) as db, db.begin():
         server = directory.resource_server(db, ORDERS)
         assert server is not None
-        directory.set_resources(db, server, [])
+        directory.set_resources(db, server, [], h.clock())
     assert introspect(h, access, credentials["Orders"]) == {"active": False}
 
 
@@ -619,7 +619,7 @@ def test_deleting_the_application_frees_its_identifiers(h: Harness) -> None:
     with h.app.services.db.session(write=True) as db, db.begin():
         server = directory.resource_server(db, ORDERS)
         assert server is not None
-        directory.delete_application(db, server)
+        directory.delete_application(db, server, h.clock())
     assert rows(h, "application_resources") == 2
     refused = service_token(h, ORDERS)
     assert body(refused)["error"] == "invalid_target"
@@ -699,3 +699,273 @@ def test_the_device_grant_cannot_gain_a_resource_at_the_token_endpoint(h: Harnes
     issued = post_token(h, grant)
     assert issued.status_code == 200, issued.get_data(as_text=True)
     assert claims(body(issued)["access_token"])["aud"] == ids(h)["client_id"]
+
+
+# -- an identifier's next owner inherits nothing (security review M1) ---------------------
+
+
+def consented_grant(h: Harness, resource: str, scope: str = "openid") -> dict[str, Any]:
+    """Alice allows Wiki (not first-party: the consent page) for ``resource``; its tokens."""
+    h.login("alice", PASSWORD)
+    handle = handle_of(ask_for(h, resource, scope=scope))
+    page = h.client.get(f"/consent?authorization={handle}")
+    allowed = h.client.post("/consent", data={**form_of(page), "decision": "allow"})
+    issued = body(exchange_for(h, query(allowed)["code"]))
+    assert "refresh_token" in issued, issued
+    return issued
+
+
+def ask_for(h: Harness, *resources: str, scope: str = "openid", **extra: str) -> Any:
+    return authorize_pairs(
+        h,
+        [
+            ("client_id", ids(h)["client_id"]),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", scope),
+            ("state", "s1"),
+            *(("resource", r) for r in resources),
+            *extra.items(),
+        ],
+    )
+
+
+def newcomer(client: PassportClient, name: str, resource: str) -> tuple[str, str]:
+    made = client.post("/Applications/create", data={"name": name, "resources": resource})
+    assert made.status_code == 200, made.get_data(as_text=True)
+    data = body(made)["Data"]
+    return data["Application"]["ClientId"], data["ClientSecret"]
+
+
+def assert_nothing_inherited(h: Harness, issued: dict[str, Any], new: tuple[str, str]) -> None:
+    assert introspect(h, issued["access_token"], new) == {"active": False}
+    refreshed = refresh_for(h, issued["refresh_token"])
+    assert (refreshed.status_code, body(refreshed)["error"]) == (400, "invalid_grant")
+    again = query(ask_for(h, ORDERS, prompt="none"))
+    assert again.get("error") == "consent_required", again
+
+
+def test_a_deleted_api_s_identifier_re_registered_inherits_nothing(h: Harness) -> None:
+    """RFC 8707 §2: the audience restricts a token to the resource server it was issued
+    for; a later owner of the identifier is another one."""
+    apis(h)
+    issued = consented_grant(h, ORDERS)
+    client = admin(h)
+    assert client.post("/Applications/delete", data={"application": "Orders"}).status_code == 200
+    assert_nothing_inherited(h, issued, newcomer(client, "NewUnrelated", ORDERS))
+
+
+def test_an_identifier_moved_to_another_api_inherits_nothing(h: Harness) -> None:
+    apis(h)
+    issued = consented_grant(h, ORDERS)
+    also = body(refresh_for(h, issued["refresh_token"]))  # a rotated family, still alive
+    client = admin(h)
+    emptied = client.post("/Applications/update", data={"application": "Orders", "resources": ""})
+    assert emptied.status_code == 200
+    evil = newcomer(client, "Evil", ORDERS)
+    assert introspect(h, also["access_token"], evil) == {"active": False}
+    assert_nothing_inherited(h, {**issued, "refresh_token": also["refresh_token"]}, evil)
+
+
+def test_a_moved_identifier_leaves_the_client_s_other_grants_alone(h: Harness) -> None:
+    apis(h)
+    other = body(exchange_for(h, code_for(h, BILLING)))
+    plain = body(exchange_for(h, code_for(h)))
+    client = admin(h)
+    client.post("/Applications/update", data={"application": "Orders", "resources": ""})
+    assert introspect(h, other["access_token"], apis(h)["Billing"])["active"] is True
+    assert introspect(h, plain["access_token"], wiki(h))["active"] is True
+    assert refresh_for(h, other["refresh_token"]).status_code == 200
+
+
+def test_allowing_an_api_deleted_while_the_consent_page_was_shown_gives_no_code(
+    h: Harness,
+) -> None:
+    apis(h)
+    h.login("alice", PASSWORD)
+    handle = handle_of(ask_for(h, ORDERS))
+    page = h.client.get(f"/consent?authorization={handle}")
+    client = admin(h)
+    assert client.post("/Applications/delete", data={"application": "Orders"}).status_code == 200
+    newcomer(client, "NewUnrelated", ORDERS)
+    allowed = h.client.post("/consent", data={**form_of(page), "decision": "allow"})
+    assert "code=" not in allowed.headers.get("Location", "")
+    assert rows(h, "oauth_codes") == 0
+
+
+def test_allowing_an_api_disabled_while_the_consent_page_was_shown_is_invalid_target(
+    h: Harness,
+) -> None:
+    apis(h)
+    h.login("alice", PASSWORD)
+    handle = handle_of(ask_for(h, ORDERS))
+    page = h.client.get(f"/consent?authorization={handle}")
+    assert (
+        admin(h)
+        .post("/Applications/setEnabled", data={"application": "Orders", "enabled": "false"})
+        .status_code
+        == 200
+    )
+    allowed = h.client.post("/consent", data={**form_of(page), "decision": "allow"})
+    assert query(allowed).get("error") == "invalid_target"
+    assert rows(h, "oauth_codes") == 0
+
+
+def test_a_code_for_an_api_disabled_before_the_token_request_is_refused(h: Harness) -> None:
+    """The code's own resources are checked at the token endpoint, not only those the
+    token request names (RFC 8707 §2)."""
+    apis(h)
+    code = code_for(h, ORDERS)
+    with h.app.services.db.session(write=True) as db, db.begin():
+        server = directory.resource_server(db, ORDERS)
+        assert server is not None
+        server.enabled = False
+    refused = exchange_for(h, code)
+    assert (refused.status_code, body(refused)["error"]) == (400, "invalid_target")
+    assert rows(h, "oauth_tokens") == 0
+
+
+def test_an_unused_code_for_a_removed_identifier_is_dropped(h: Harness) -> None:
+    apis(h)
+    code = code_for(h, ORDERS)
+    client = admin(h)
+    client.post("/Applications/update", data={"application": "Orders", "resources": ""})
+    newcomer(client, "NewUnrelated", ORDERS)
+    refused = exchange_for(h, code)
+    assert (refused.status_code, body(refused)["error"]) == (400, "invalid_grant")
+
+
+# -- registration refuses misleading identifiers (review I1) ------------------------------
+
+MISLEADING = {
+    "user information": "https://u@orders.example.com/api",
+    "a host behind user information": "https://api-a.example.com@evil.example",
+    "password": "https://u:p@orders.example.com/api",
+    "query": ORDERS + "?tenant=1",
+    "empty query": ORDERS + "?",
+}
+
+
+def own_addresses(h: Harness) -> list[str]:
+    base = h.settings.public_url.rstrip("/")
+    return [base, base + "/", base + "/oauth2/userinfo"]
+
+
+def test_misleading_identifiers_are_refused_through_the_api(h: Harness) -> None:
+    client = admin(h)
+    for value in [*MISLEADING.values(), *own_addresses(h)]:
+        for path, params in (
+            ("/Applications/update", {"application": "Wiki"}),
+            ("/Applications/create", {"name": "Notes"}),
+        ):
+            answer = client.post(path, data={**params, "resources": value})
+            assert answer.status_code == 400, (path, value, answer.get_data(as_text=True))
+            assert body(answer)["ClientExceptions"][0]["Source"] == "resources"
+    assert rows(h, "application_resources") == 0
+
+
+def test_misleading_identifiers_are_refused_through_the_cli(h: Harness) -> None:
+    env = {"PASSPORT_PUBLIC_URL": h.settings.public_url, "PASSPORT_KEY_ENCRYPTION_KEY": KEK}
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(cli, [*args, "--database-url", h.settings.database_url], env=env)
+
+    for value in [*MISLEADING.values(), *own_addresses(h)]:
+        refused = run("app", "add", "Notes", "--resource", value)
+        assert refused.exit_code == 1 and "resource identifier" in refused.output, refused.output
+        refused = run("app", "update", "Wiki", "--resource", value)
+        assert refused.exit_code == 1 and "resource identifier" in refused.output, refused.output
+    assert rows(h, "application_resources") == 0
+
+
+# -- the device authorization endpoint refuses resource (review I3) ----------------------
+
+
+def test_resource_at_the_device_authorization_endpoint_is_invalid_target(h: Harness) -> None:
+    """RFC 8707 §2 ``invalid_target``, rather than a device code whose token would not
+    be for the API the client named."""
+    apis(h)
+    with h.app.services.db.session(write=True) as db, db.begin():
+        wiki_app = db.scalars(select(Application).where(Application.name == "Wiki")).one()
+        wiki_app.device_grant = True
+    for value in (ORDERS, "https://evil.example.com"):
+        refused = h.client.post(
+            "/oauth2/device_authorization",
+            data={"scope": "openid", "resource": value},
+            headers=basic(*wiki(h)),
+        )
+        assert (refused.status_code, body(refused)["error"]) == (400, "invalid_target")
+    assert rows(h, "device_authorizations") == 0
+    empty = h.client.post(
+        "/oauth2/device_authorization",
+        data={"scope": "openid", "resource": ""},
+        headers=basic(*wiki(h)),
+    )
+    assert empty.status_code == 200  # an empty value is absent (RFC 6749 §3.1)
+
+
+# -- introspection names the user only with the profile scope (review L3) ----------------
+
+
+@pytest.mark.parametrize("scope", ["openid", "openid email"])
+def test_introspection_gives_no_username_without_profile(h: Harness, scope: str) -> None:
+    """OIDC Core §5.4: ``preferred_username`` is a ``profile`` claim; RFC 7662 §2.2 makes
+    ``username`` optional.  Neither the API nor the client learns it otherwise."""
+    credentials = apis(h)
+    issued = body(exchange_for(h, code_for(h, ORDERS, scope=scope)))
+    for caller in (credentials["Orders"], wiki(h)):
+        seen = introspect(h, issued["access_token"], caller)
+        assert seen["active"] is True and "username" not in seen, seen
+    seen = introspect(h, issued["refresh_token"], wiki(h))
+    assert seen["active"] is True and "username" not in seen
+    with_profile = body(exchange_for(h, code_for(h, ORDERS, scope=scope + " profile")))
+    assert introspect(h, with_profile["access_token"], credentials["Orders"])["username"] == "alice"
+
+
+# -- the refresh grace window answers only the same request (review I2) ------------------
+
+
+def test_a_retry_in_the_grace_window_must_ask_for_the_same(h: Harness) -> None:
+    """RFC 9700 §4.14.2's grace is for a retry: another ``resource`` (RFC 8707 §2.2) or
+    ``scope`` (RFC 6749 §6) would get the first request's tokens under its name."""
+    apis(h)
+    issued = body(exchange_for(h, code_for(h, ORDERS, BILLING, scope="openid profile")))
+    old = issued["refresh_token"]
+    first = refresh_for(h, old, ORDERS)
+    assert first.status_code == 200
+    assert claims(body(first)["access_token"])["aud"] == ORDERS
+    same = refresh_for(h, old, ORDERS)
+    assert body(same)["access_token"] == body(first)["access_token"]
+    other = refresh_for(h, old, BILLING)
+    assert (other.status_code, body(other)["error"]) == (400, "invalid_grant")
+    wider = refresh_for(h, old)  # both resources: not what the rotation answered
+    assert (wider.status_code, body(wider)["error"]) == (400, "invalid_grant")
+    narrower = post_token(
+        h,
+        [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", old),
+            ("resource", ORDERS),
+            ("scope", "openid"),
+        ],
+    )
+    assert (narrower.status_code, body(narrower)["error"]) == (400, "invalid_grant")
+    # the refusals do not end the family: the new refresh token still works
+    assert refresh_for(h, body(first)["refresh_token"]).status_code == 200
+
+
+@pytest.mark.parametrize("what", ["api disabled", "user disabled"])
+def test_a_retry_in_the_grace_window_is_checked_again(h: Harness, what: str) -> None:
+    apis(h)
+    issued = body(exchange_for(h, code_for(h, ORDERS)))
+    assert refresh_for(h, issued["refresh_token"]).status_code == 200
+    with h.app.services.db.session(write=True) as db, db.begin():
+        if what == "api disabled":
+            server = directory.resource_server(db, ORDERS)
+            assert server is not None
+            server.enabled = False
+        else:
+            db.scalars(select(User).where(User.username == "alice")).one().disabled = True
+    again = refresh_for(h, issued["refresh_token"])
+    expected = "invalid_target" if what == "api disabled" else "invalid_grant"
+    assert (again.status_code, body(again)["error"]) == (400, expected)

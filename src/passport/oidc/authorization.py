@@ -76,6 +76,7 @@ from passport.oidc.errors import AccessDenied
 from passport.oidc.errors import ConsentRequired
 from passport.oidc.errors import InvalidRequest
 from passport.oidc.errors import InvalidScope
+from passport.oidc.errors import InvalidTarget
 from passport.oidc.errors import LoginRequired
 from passport.oidc.errors import OAuthError
 from passport.oidc.errors import RequestNotSupported
@@ -472,6 +473,17 @@ class AuthorizationEndpoint(Part):
         if app is None or not app.enabled:
             pending.consume(db, row)
             return render.error_page(UNKNOWN_APPLICATION, "invalid_client")
+        if asked.hinted_subject is not None and asked.hinted_subject != subject_of(user_id):
+            # OIDC Core §3.1.2.1 ``id_token_hint``: "If the End-User identified by the ID
+            # Token is not logged in or is logged in by the request, then the
+            # Authorization Server returns a positive response; otherwise, it SHOULD return
+            # an error, such as login_required."  Someone else signed in: the client asked
+            # about its user, so it learns no one else's code.
+            if not pending.consume(db, row):
+                return render.error_page(STALE_AUTHORIZATION, "invalid_request")
+            return self.refuse_to(
+                asked, LoginRequired("The user who signed in is not the one the hint named.")
+            )
         if self.needs_consent(db, app, user_id, asked, consented=row.consented_at is not None):
             return redirect("/consent?" + urlencode({"authorization": handle}))
         if not pending.consume(db, row):
@@ -526,7 +538,15 @@ class AuthorizationEndpoint(Part):
         client, the ``redirect_uri``, the PKCE challenge and the ``nonce``, and to the
         login session it was issued in (its ``auth_time``, OIDC Core §2; its ``sid``, which
         the tokens made from it keep: Back-Channel Logout 1.0 §2.3); with the resources
-        asked for (RFC 8707 §2.1), which the token request may only narrow."""
+        asked for (RFC 8707 §2.1), which the token request may only narrow.
+
+        Those resources are checked again here: between the request and the user's
+        "Allow" the API may have been disabled or have given its identifier up (RFC 8707
+        §2: ``invalid_target``), and a code must not name a resource no one serves."""
+        try:
+            resources_asked(db, list(asked.resources))
+        except InvalidTarget as error:
+            return self.refuse_to(asked, error)
         code = secrets.token_urlsafe(32)
         db.add(
             AuthorizationCode(

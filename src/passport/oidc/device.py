@@ -57,6 +57,7 @@ from passport.oidc.base import Part
 from passport.oidc.errors import AccessDenied
 from passport.oidc.errors import InvalidGrant
 from passport.oidc.errors import InvalidRequest
+from passport.oidc.errors import InvalidTarget
 from passport.oidc.errors import OAuthError
 from passport.oidc.errors import UnauthorizedClient
 from passport.oidc.errors import json_response
@@ -197,7 +198,7 @@ class DeviceAuthorizationEndpoint(Part):
         return ctx.respond(lambda: self._start(request, ctx, params, issuer))
 
     def _start(
-        self, request: Request, ctx: RequestContext, params: dict[str, str], issuer: str
+        self, request: Request, ctx: RequestContext, params: oauth_params.Params, issuer: str
     ) -> Response:
         now = ctx.now
         try:
@@ -210,6 +211,12 @@ class DeviceAuthorizationEndpoint(Part):
             app = client_auth.authenticate(db, request, params, now)
             if not app.device_grant:
                 raise UnauthorizedClient("This client may not use the device authorization grant.")
+            if any(oauth_params.every(params, "resource")):
+                # RFC 8707 §2: "invalid_target" for a resource the server will not grant.
+                # The /device page does not show APIs for the user to allow (RFC 8628
+                # §3.3), and silently dropping it would let the client believe its token
+                # is audience-restricted; the device's token is for the client itself.
+                raise InvalidTarget("resource is not supported for the device authorization grant.")
             full = pending_room(db, app.id, now, self.settings.max_device_authorizations_per_client)
             if full:
                 raise client_auth.too_many(

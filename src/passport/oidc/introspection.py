@@ -16,7 +16,8 @@ reason, so no caller can learn that a token exists (§4: the endpoint must not b
 oracle).  One check (:meth:`passport.oidc.tokens.Tokens.live`) serves this endpoint
 and userinfo alike: a revocation, or the disabling of the user or of the client,
 makes the token inactive at the next call, not when it expires.  ``aud`` is the
-token's resources, or its client's ``client_id`` when it names none."""
+token's resources, or its client's ``client_id`` when it names none; ``username`` only
+for a token with the ``profile`` scope (OIDC Core §5.4: claims follow scopes)."""
 
 from __future__ import annotations
 
@@ -77,6 +78,14 @@ class IntrospectionEndpoint(Part):
                     "sub": f"user-{row.user_id}" if row.user_id else client.client_id,
                     "aud": audience_claim(split_resources(row.audience), client),
                     "iss": self.issuer(),
-                    **({"username": user.username} if user else {}),
+                    # RFC 7662 §2.2 makes ``username`` optional; it is the user's
+                    # ``preferred_username``, a claim of the ``profile`` scope (OIDC Core
+                    # §5.4): given only for a token whose scope holds ``profile``, as
+                    # userinfo would, to the client and to the resource server alike.
+                    **(
+                        {"username": user.username}
+                        if user and "profile" in row.scope.split()
+                        else {}
+                    ),
                 }
             )

@@ -67,8 +67,8 @@ class AuthorizationRequest:
     # Form Post Response Mode §2): "query" or "form_post".
     response_mode: str = "query"
     # The ``sub`` of the request's ``id_token_hint`` (OIDC Core §3.1.2.1), checked when the
-    # request arrives; not kept with a pending authorization (whoever signs in then is
-    # the user who answers).
+    # request arrives and kept with a pending authorization (migration 0018): whoever
+    # signs in on the way must be that user, else ``login_required`` to the client.
     hinted_subject: str | None = None
     # RFC 8707 §2.1 ``resource``: the resource identifiers asked for, checked.
     resources: tuple[str, ...] = ()
@@ -111,6 +111,7 @@ def start(
             login_hint=request.login_hint,
             response_mode=request.response_mode,
             resource=" ".join(request.resources) or None,
+            hinted_subject=request.hinted_subject,
             login_required=login_required,
             created_at=now,
             expires_at=now + timedelta(seconds=LIFETIME),
@@ -147,6 +148,7 @@ def request_of(row: PendingAuthorization) -> AuthorizationRequest:
         login_hint=row.login_hint,
         response_mode=row.response_mode,
         resources=tuple(row.resource.split()) if row.resource else (),
+        hinted_subject=row.hinted_subject,
     )
 
 

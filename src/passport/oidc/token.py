@@ -4,8 +4,10 @@
   (the ID token); a code used twice revokes what it issued (RFC 6749 §4.1.2);
 * ``refresh_token`` — RFC 6749 §6 with rotation (RFC 9700 §4.14.2): a refresh token
   used again within ``refresh_grace_seconds`` of its rotation gets the *same* new pair
-  (concurrent refreshes of one client do not log its user out); after the window the
-  whole family is revoked (reuse detection);
+  (concurrent refreshes of one client do not log its user out) — for the same request
+  only (the same ``scope`` and ``resource``; else ``invalid_grant``), and after the same
+  checks as a first use (user, client, API still enabled); after the window the whole
+  family is revoked (reuse detection);
 * ``client_credentials`` — RFC 6749 §4.4, confidential clients only;
 * ``urn:ietf:params:oauth:grant-type:device_code`` — RFC 8628 §3.4 (:mod:`.device`).
 
@@ -79,9 +81,16 @@ _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 §3.3 scope-
 class _LostRace(Exception):
     """Two refreshes of one token at once; the other one rotated it first."""
 
-    def __init__(self, token_hash: str) -> None:
+    def __init__(self, token_hash: str, asked: dict[str, Any]) -> None:
         super().__init__(token_hash)
         self.token_hash = token_hash
+        self.asked = asked
+
+
+def _asked(scope: str, audience: tuple[str, ...]) -> dict[str, Any]:
+    """What a refresh request asked for, as kept with the pair it got (the grace window
+    compares it): the scope and the audience it would get, in a canonical order."""
+    return {"scope": sorted(set(scope.split())), "resource": sorted(audience)}
 
 
 def refresh_allowed(app: Application, scope: str) -> bool:
@@ -119,7 +128,11 @@ class TokenEndpoint(Part):
                     select(OAuthToken).where(OAuthToken.token_hash == race.token_hash)
                 ).first()
                 if row is not None and row.successor:
-                    return json_response(self.tokens().unseal(row.successor, race.token_hash))
+                    try:
+                        answer = self._same_answer(row.successor, race.token_hash, race.asked)
+                    except OAuthError as error:
+                        return render(error)
+                    return json_response(answer)
             return render(InvalidGrant("The refresh token was used."))
 
     def _grant(
@@ -203,6 +216,10 @@ class TokenEndpoint(Part):
             raise InvalidGrant("No code_challenge was given for this code.")
         granted = split_resources(code.resource)
         audience = narrowed(resources, granted)
+        # The code's own resources, not only those the token request names: each must
+        # still be an enabled application's (RFC 8707 §2), the API may have been disabled
+        # since the user allowed it.
+        resources_asked(db, list(granted))
         code.used_at = now
         user = db.get(User, code.user_id)
         if user is None or user.disabled:
@@ -248,11 +265,11 @@ class TokenEndpoint(Part):
             or row.expires_at <= now
         ):
             raise InvalidGrant("The refresh token is not valid.")
-        if row.rotated_at is not None:
-            grace = timedelta(seconds=self.settings.refresh_grace_seconds)
-            if row.successor and now - row.rotated_at <= grace:
-                return tokens.unseal(row.successor, token_hash)
+        grace = timedelta(seconds=self.settings.refresh_grace_seconds)
+        if row.rotated_at is not None and not (row.successor and now - row.rotated_at <= grace):
             raise ReusedGrant("The refresh token was already used.", family=row.family)
+        # Inside the grace window as for a first use: the same checks, so a user or client
+        # disabled, or an API disabled, since the rotation gets no tokens from a replay.
         user = db.get(User, row.user_id) if row.user_id else None
         if user is None or user.disabled or not app.enabled:
             raise InvalidGrant("The user can no longer sign in.")
@@ -272,6 +289,10 @@ class TokenEndpoint(Part):
         # Still the resources of an enabled application (one may have been disabled or
         # have given the identifier up since the grant): RFC 8707 §2, checked again.
         resources_asked(db, list(audience))
+        asked = _asked(scope, audience)
+        if row.rotated_at is not None:
+            assert row.successor is not None
+            return self._same_answer(row.successor, token_hash, asked)
         grant = Grant(
             application=app,
             scope=scope,
@@ -290,11 +311,28 @@ class TokenEndpoint(Part):
         claimed = db.execute(
             update(OAuthToken)
             .where(OAuthToken.id == row.id, OAuthToken.rotated_at.is_(None))
-            .values(rotated_at=now, successor=tokens.seal(body, token_hash))
+            .values(
+                rotated_at=now,
+                successor=tokens.seal({"body": body, "asked": asked}, token_hash),
+            )
         )
         if not getattr(claimed, "rowcount", 0):
-            raise _LostRace(token_hash)  # a concurrent refresh won: answer as it did
+            raise _LostRace(token_hash, asked)  # a concurrent refresh won: answer as it did
         return body
+
+    def _same_answer(
+        self, successor: str, token_hash: str, asked: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The pair that the rotation of this refresh token answered, for a request that
+        asks for the same (RFC 9700 §4.14.2's grace for a retry, not a second grant): a
+        different ``scope`` or ``resource`` (RFC 6749 §6, RFC 8707 §2.2) would get the first
+        request's tokens under the second's name, so it is ``invalid_grant``."""
+        sealed = self.tokens().unseal(successor, token_hash)
+        if "body" not in sealed:
+            return sealed  # sealed before the request was kept with it: a retry's seconds
+        if sealed.get("asked") != asked:
+            raise InvalidGrant("The refresh token was already used for another request.")
+        return dict(sealed["body"])
 
     def _client_credentials(
         self,

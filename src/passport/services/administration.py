@@ -375,6 +375,7 @@ class Administration:
             scopes=scopes,
             id_token_signed_response_alg=id_token_signed_response_alg,
             resources=resources,
+            own_origin=self.accounts.settings.public_url or None,
         )
         app.refresh_tokens = refresh_tokens
         app.require_pushed_authorization_requests = require_pushed_authorization_requests
@@ -404,8 +405,8 @@ class Administration:
     ) -> Application:
         """Change what is given (None: unchanged); lists replace the whole list;
         ``id_token_signed_response_alg`` "" goes back to the server's ``signing_alg``.
-        Removing a resource identifier does not end tokens issued for it: they stay
-        active until they expire, and are introspectable by no one but their client."""
+        Removing a resource identifier ends the tokens, codes and consents granted for it
+        (:func:`passport.services.signout.end_resource_access`, RFC 8707 §2)."""
         ensure_right(self.actor, APPS_WRITE)
         app = self._application(ref)
         self._may_change(APPS_WRITE, (app, "application"))
@@ -457,7 +458,13 @@ class Administration:
             app.device_grant = device_grant
             changed.append("deviceGrant")
         if resources is not None:
-            directory.set_resources(self.db, app, resources)
+            directory.set_resources(
+                self.db,
+                app,
+                resources,
+                self.caller.now,
+                own_origin=self.accounts.settings.public_url or None,
+            )
             changed.append("resources")
         if origins is not None:
             self.origins_changed()
@@ -526,7 +533,7 @@ class Administration:
         app = self._application(ref)
         self._may_change(APPS_WRITE, (app, "application"))
         name, app_id = app.name, app.id
-        directory.delete_application(self.db, app)
+        directory.delete_application(self.db, app, self.caller.now)
         self.origins_changed()
         self._audit("app_delete", application=name, id=app_id)
         return name

@@ -39,6 +39,7 @@ from passport.lookalikes import is_default_ignorable
 from passport.lookalikes import lookalike_key
 from passport.services import clients
 from passport.services import outbound
+from passport.services import signout
 from passport.services.accounts import canonical
 from passport.services.applications import name_key
 from passport.services.applications import normalise_origin
@@ -233,10 +234,12 @@ def create_application(
     scopes: list[str] | None = None,
     id_token_signed_response_alg: str | None = None,
     resources: list[str] | None = None,
+    own_origin: str | None = None,
 ) -> tuple[Application, str | None]:
-    """A new application; returns it and its client secret (confidential ones only), once."""
+    """A new application; returns it and its client secret (confidential ones only), once.
+    ``own_origin``: Passport's public URL, which no resource identifier may have."""
     clean = validate_name(name, "name", "Application")
-    resources = validate_resources(resources or [])
+    resources = validate_resources(resources or [], own_origin=own_origin)
     app = Application(
         name=clean,
         name_key=name_key(clean),
@@ -265,7 +268,7 @@ def create_application(
     with unique(db, _taken("An application", clean), "name", clean):
         db.add(app)
     if resources:
-        set_resources(db, app, resources)
+        set_resources(db, app, resources, now, own_origin=own_origin)
     return app, secret
 
 
@@ -349,11 +352,39 @@ def resource_uri_problem(value: str) -> str | None:
     return None
 
 
-def validate_resources(values: list[str], source: str = "resources") -> list[str]:
-    """RFC 8707 §2 resource identifiers (:func:`resource_uri_problem`), once each."""
+def registration_problem(value: str, own_origin: str | None) -> str | None:
+    """Why ``value`` may not be registered as a resource identifier, or None: what
+    :func:`resource_uri_problem` refuses, and, stricter than a request is read (an
+    identifier registered before these rules keeps working):
+
+    * a userinfo part (``https://u@host``, ``https://api.example@evil.example``): RFC 3986
+      §3.2.1 deprecates it and RFC 9700 §4.1.1 warns of it; an administrator reading
+      ``https://api-a.example.com@evil.example`` sees the wrong host;
+    * a query component: RFC 8707 §2, the identifier "SHOULD NOT include a query
+      component";
+    * Passport's own origin (its issuer): Passport is no API for which another
+      application could serve tokens, and its userinfo refuses tokens with an audience."""
+    problem = resource_uri_problem(value)
+    if problem is not None:
+        return problem
+    parts = urlsplit(value)
+    if "@" in parts.netloc:
+        return "no user information before the host"
+    if "?" in value:  # an empty query is a query component too (RFC 3986 §3.4)
+        return "no query component"
+    if own_origin and normalise_origin(value) == normalise_origin(own_origin):
+        return "not Passport's own address"
+    return None
+
+
+def validate_resources(
+    values: list[str], source: str = "resources", *, own_origin: str | None = None
+) -> list[str]:
+    """RFC 8707 §2 resource identifiers (:func:`registration_problem`; ``own_origin``:
+    Passport's public URL), once each."""
     result: list[str] = []
     for value in values:
-        problem = resource_uri_problem(value)
+        problem = registration_problem(value, own_origin)
         if problem is not None:
             raise Invalid(
                 f"'{value[:100]}' is not a resource identifier ({problem}).",
@@ -372,11 +403,21 @@ def resource_key(uri: str) -> str:
     return hashlib.sha256(uri.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def set_resources(db: Session, app: Application, values: list[str]) -> None:
+def set_resources(
+    db: Session,
+    app: Application,
+    values: list[str],
+    now: datetime,
+    *,
+    own_origin: str | None = None,
+) -> None:
     """Make ``values`` the resource identifiers of ``app`` (replacing the list).  One
     identifier, one application: the primary key decides, atomically — an identifier
-    that another application serves is 409 Taken."""
-    wanted = validate_resources(values)
+    that another application serves is 409 Taken.  An identifier taken away ends what
+    was granted for it (:func:`passport.services.signout.end_resource_access`): the next
+    application to register it inherits nothing."""
+    wanted = validate_resources(values, own_origin=own_origin)
+    signout.end_resource_access(db, [uri for uri in app.resources if uri not in wanted], now)
     with unique(
         db, "A resource identifier is registered by another application.", "resources", wanted
     ):
@@ -409,9 +450,13 @@ def _renamed_key(current: str, name: str, row_id: int) -> str:
     return current if current == f"{key}:{row_id}" else key
 
 
-def delete_application(db: Session, app: Application) -> None:
+def delete_application(db: Session, app: Application, now: datetime) -> None:
+    """Delete ``app``; what was granted for its resource identifiers ends with it
+    (:func:`passport.services.signout.end_resource_access`), its own tokens go by the
+    foreign keys."""
     if app.id == PASSPORT_APP_ID:
         raise Forbidden("The Passport application cannot be deleted.", source="id", value=app.id)
+    signout.end_resource_access(db, app.resources, now)
     db.delete(app)
     db.flush()
 

@@ -20,16 +20,22 @@ its refresh tokens live on.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete
+from sqlalchemy import or_
+from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from passport.services.sessions import SessionStore
 from passport.storage.models import AuthorizationCode
+from passport.storage.models import Consent
 from passport.storage.models import DeviceAuthorization
 from passport.storage.models import OAuthToken
+from passport.storage.models import PendingAuthorization
 from passport.storage.models import User
 
 NotifyLogout = Callable[[Session, User, str | None], None]
@@ -101,3 +107,73 @@ def end_application_access(db: Session, application_id: int, now: datetime) -> N
     db.execute(
         delete(DeviceAuthorization).where(DeviceAuthorization.application_id == application_id)
     )
+
+
+def _naming(column: Any, gone: Collection[str]) -> Any:
+    """A coarse SQL filter for a space-separated column that may hold one of ``gone``
+    (LIKE, escaped; a case-folding collation may match more): the caller checks each row
+    exactly."""
+    return or_(*(column.contains(uri, autoescape=True) for uri in gone))
+
+
+def _names(stored: str | None, gone: Collection[str]) -> bool:
+    return bool(set((stored or "").split()) & set(gone))
+
+
+def end_resource_access(db: Session, uris: Collection[str], now: datetime) -> None:
+    """RFC 8707 resource identifiers stop being an application's (removed from it, or the
+    application deleted): end everything that was granted *for them*, in the caller's
+    transaction, so that nothing granted for the old resource server passes to whoever
+    registers the identifier next.
+
+    Tokens, codes, pending authorizations and consents keep only the identifier (RFC 8707
+    §2: the audience is the URI); who serves it is looked up when they are used
+    (introspection, refresh, consent).  So here, the one place an identifier leaves an
+    application: revoke the access tokens whose audience names one and the whole refresh
+    family whose grant does (RFC 7009 §2.1: a refresh token's access tokens go with it),
+    drop the unused codes and the pending authorizations that name one (the consent page
+    named the old application), and take the identifiers out of the consents that name
+    them (the user allowed the old application, not a later one: OIDC Core §3.1.2.4 asks
+    again; the scopes they allowed stay allowed).
+
+    Disabling an application is not this: its identifiers stay its own, and every use
+    checks that their application is enabled (:func:`passport.oidc.tokens.resources_asked`)."""
+    gone = {uri for uri in uris if uri}
+    if not gone:
+        return
+    tokens = db.execute(
+        select(OAuthToken.id, OAuthToken.kind, OAuthToken.family, OAuthToken.audience).where(
+            OAuthToken.revoked_at.is_(None), _naming(OAuthToken.audience, gone)
+        )
+    ).all()
+    ids = [row.id for row in tokens if _names(row.audience, gone)]
+    families = {
+        row.family for row in tokens if row.kind == "refresh" and _names(row.audience, gone)
+    }
+    if ids or families:
+        db.execute(
+            update(OAuthToken)
+            .where(
+                OAuthToken.revoked_at.is_(None),
+                or_(OAuthToken.id.in_(ids), OAuthToken.family.in_(families)),
+            )
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    for model, key in (
+        (AuthorizationCode, AuthorizationCode.code_hash),
+        (PendingAuthorization, PendingAuthorization.handle_hash),
+    ):
+        condition = [_naming(model.resource, gone)]
+        if model is AuthorizationCode:
+            # A used code stays: used again, it revokes what it issued (RFC 6749 §4.1.2).
+            condition.append(AuthorizationCode.used_at.is_(None))
+        found = db.execute(select(key, model.resource).where(*condition)).all()
+        doomed = [row[0] for row in found if _names(row[1], gone)]
+        if doomed:
+            db.execute(
+                delete(model).where(key.in_(doomed)).execution_options(synchronize_session=False)
+            )
+    for consent in db.scalars(select(Consent).where(_naming(Consent.resource, gone))).all():
+        kept = [uri for uri in (consent.resource or "").split() if uri not in gone]
+        consent.resource = " ".join(kept) or None
