@@ -67,7 +67,7 @@ class AuthorizationRequest:
     # Form Post Response Mode §2): "query" or "form_post".
     response_mode: str = "query"
     # The ``sub`` of the request's ``id_token_hint`` (OIDC Core §3.1.2.1), checked when the
-    # request arrives and kept with a pending authorization (migration 0018): whoever
+    # request arrives and kept with a pending authorization (migration 0017): whoever
     # signs in on the way must be that user, else ``login_required`` to the client.
     hinted_subject: str | None = None
     # RFC 8707 §2.1 ``resource``: the resource identifiers asked for, checked.

@@ -430,7 +430,7 @@ class PendingAuthorization(Base):
     response_mode: Mapped[str] = mapped_column(String(16), default="query")
     # RFC 8707 §2.1 ``resource`` values asked for, space-separated; None when none.
     resource: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # The ``sub`` an ``id_token_hint`` named (OIDC Core §3.1.2.1, migration 0018): only
+    # The ``sub`` an ``id_token_hint`` named (OIDC Core §3.1.2.1, migration 0017): only
     # that user may sign in and go on with this authorization.
     hinted_subject: Mapped[str | None] = mapped_column(String(64), nullable=True)
     login_required: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -6,8 +6,8 @@ authorization goes on only if it is that user (else ``login_required`` to the cl
 Nullable: a pending authorization from before, or without a hint, names no one.
 Added with ``ALTER TABLE ... ADD COLUMN`` (no SQLite table rebuild).
 
-Revision ID: 0018
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
