@@ -143,3 +143,18 @@ def test_port_zero_is_refused(harness: Harness, param: str, value: str) -> None:
     assert created.status_code == 400, created.get_data(as_text=True)
     assert error(created)["Source"] == param and error(created)["Number"] == "3"
     assert applications(harness) == before
+
+
+@pytest.mark.parametrize("param", ["redirectUris", "postLogoutRedirectUris"])
+@pytest.mark.parametrize(
+    "value", ["https://app.example.com/cb#", "https://app.example.com/cb#x", "http://127.0.0.1/#"]
+)
+def test_a_fragment_even_empty_is_refused(harness: Harness, param: str, value: str) -> None:
+    """RFC 6749 §3.1.2: "The endpoint URI MUST NOT include a fragment component" — a bare
+    trailing ``#`` is one, though ``urlsplit`` reports no fragment for it."""
+    client = apps_writer(harness)
+    before = applications(harness)
+    created = client.post("/Applications/create", data={"name": "Wiki", param: value})
+    assert created.status_code == 400, created.get_data(as_text=True)
+    assert error(created)["Source"] == param and error(created)["Number"] == "3"
+    assert applications(harness) == before

@@ -139,6 +139,7 @@ def test_an_update_is_audited_with_what_changed(h: Harness) -> None:
 
 HOSTILE = {
     "fragment": BYE + "#x",
+    "empty fragment": BYE + "#",
     "http to a public host": "http://notes.example.com/bye",
     "relative": "/bye",
     "no scheme": "notes.example.com/bye",

@@ -128,7 +128,9 @@ def validate_origins(values: list[str], source: str = "origins") -> list[str]:
 
 
 def _redirect_uri_ok(value: str) -> bool:
-    """Absolute https (http only for loopback), with a host, no fragment: RFC 6749 §3.1.2;
+    """Absolute https (http only for loopback), with a host, no fragment: RFC 6749 §3.1.2
+    ("MUST NOT include a fragment component" — an empty one, a bare trailing ``#``,
+    included: ``urlsplit`` reports it as no fragment, so ``#`` is looked for itself);
     what ``urlsplit`` cannot read (``https://[zz``, a bad port) is not a URI, and port 0
     names no port one can connect to (RFC 6335 §6: reserved)."""
     if len(value) > 500 or not _uri_text(value):
@@ -147,6 +149,7 @@ def _redirect_uri_ok(value: str) -> bool:
         and (parts.scheme == "https" or loopback)
         and bool(host)
         and not parts.fragment
+        and "#" not in value
     )
 
 
