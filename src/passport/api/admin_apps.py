@@ -40,6 +40,7 @@ TEXT = {
     "scopes": 1000,
     "idTokenSignedResponseAlg": 10,
     "resources": 12000,
+    "resourceClients": 8000,
     "username": 64,
     "group": 100,
     "sort": 32,
@@ -77,6 +78,7 @@ class ApplicationsController(_AppAdmin):
         requirePushedAuthorizationRequests: bool | None,
         deviceGrant: bool | None,
         resources: str | None,
+        resourceClients: str | None,
     ) -> dict[str, Any]:
         """Register an application; its client secret is in the answer, this once only.
         ``idTokenSignedResponseAlg`` (ES256 or RS256; absent: the server's ``signing_alg``)
@@ -85,7 +87,9 @@ class ApplicationsController(_AppAdmin):
         (RFC 9126 §6); ``deviceGrant`` (default false) lets it use the Device Authorization
         Grant (RFC 8628).  ``resources``: the RFC 8707 resource identifiers (absolute https
         URIs, no fragment) of the APIs it serves, each registered by one application
-        only (409 when another has it)."""
+        only (409 when another has it).  ``resourceClients``: the ``client_id`` of each
+        confidential application that may get client credentials tokens for them (none:
+        no client may)."""
         app, secret = self.administration().create_application(
             name,
             description=description,
@@ -101,6 +105,7 @@ class ApplicationsController(_AppAdmin):
             require_pushed_authorization_requests=bool(requirePushedAuthorizationRequests),
             device_grant=bool(deviceGrant),
             resources=split_list(resources),
+            resource_clients=split_list(resourceClients),
         )
         return {"Application": application_json(app), "ClientSecret": secret}
 
@@ -143,11 +148,12 @@ class ApplicationsController(_AppAdmin):
         requirePushedAuthorizationRequests: bool | None,
         deviceGrant: bool | None,
         resources: str | None,
+        resourceClients: str | None,
     ) -> dict[str, Any]:
         """Change what is given; lists (``origins``, ``redirectUris``, ``scopes``,
-        ``resources``) replace; ``idTokenSignedResponseAlg`` "" goes back to the server's
-        ``signing_alg``; ``deviceGrant`` switches the Device Authorization Grant (RFC 8628)
-        on or off."""
+        ``resources``, ``resourceClients``) replace; ``idTokenSignedResponseAlg`` "" goes
+        back to the server's ``signing_alg``; ``deviceGrant`` switches the Device
+        Authorization Grant (RFC 8628) on or off."""
         app = self.administration().update_application(
             application,
             name=name,
@@ -163,6 +169,7 @@ class ApplicationsController(_AppAdmin):
             require_pushed_authorization_requests=requirePushedAuthorizationRequests,
             device_grant=deviceGrant,
             resources=_list(resources),
+            resource_clients=_list(resourceClients),
         )
         return {"Application": application_json(app)}
 
