@@ -414,3 +414,35 @@ def test_unknown_client_names_the_setting(h: Harness, door: str) -> None:
             .output
         )
     assert "ghost" in text and "SELECT" not in text and "Traceback" not in text
+
+
+def test_removing_a_client_revokes_its_tokens_for_the_api(h: Harness) -> None:
+    """Taken off the list through the administration: the client's client credentials
+    tokens for the API are inactive at once; another listed client's and the client's
+    own token without resource stay active."""
+    made = setup(h)
+    client = signed_in(h, "root", "admin")
+    both = f"{made['Client2'][0]} {made['Batch'][0]}"
+    listed_both = client.post(
+        "/Applications/update", data={"application": "ApiB", "resourceClients": both}
+    )
+    assert listed_both.status_code == 200
+    for_api = body(machine_token(h, made["Client2"], API_B))["access_token"]
+    batch_for_api = body(machine_token(h, made["Batch"], API_B))["access_token"]
+    plain = body(machine_token(h, made["Client2"]))["access_token"]
+
+    def active(value: str, as_: tuple[str, str]) -> bool:
+        seen = h.client.post("/oauth2/introspect", data={"token": value}, headers=basic(*as_))
+        return bool(body(seen)["active"])
+
+    assert active(for_api, made["ApiB"])
+    removed = client.post(
+        "/Applications/update",
+        data={"application": "ApiB", "resourceClients": made["Batch"][0]},
+    )
+    assert removed.status_code == 200
+    assert not active(for_api, made["ApiB"])
+    assert not active(for_api, made["Client2"])
+    assert active(batch_for_api, made["ApiB"])
+    assert active(plain, made["Client2"])
+    assert body(machine_token(h, made["Client2"], API_B))["error"] == "invalid_target"

@@ -39,6 +39,7 @@ from passport.services.policy import ensure_may_act_on
 from passport.services.policy import ensure_not_self
 from passport.services.policy import ensure_right
 from passport.services.signout import end_application_access
+from passport.services.signout import end_client_resource_access
 from passport.services.signout import end_user_access
 from passport.services.text import check_text
 from passport.storage.models import Application
@@ -410,7 +411,8 @@ class Administration:
         active until they expire, and are introspectable by no one but their client.
         ``resource_clients``: the ``client_id`` of each application that may get client
         credentials tokens for its resource identifiers (RFC 8707 §2; none: no client
-        may).  Removing one stops new tokens; those issued stay active until they expire."""
+        may).  Removing one revokes the client credentials tokens it holds for them
+        (:func:`passport.services.signout.end_client_resource_access`)."""
         ensure_right(self.actor, APPS_WRITE)
         app = self._application(ref)
         self._may_change(APPS_WRITE, (app, "application"))
@@ -463,7 +465,10 @@ class Administration:
             directory.set_resources(self.db, app, resources)
             changed.append("resources")
         if listed is not None:
+            before = {r.client_app_id for r in app.resource_client_rows}
             directory.set_resource_clients(self.db, app, listed)
+            removed = before - {c.id for c in listed}
+            end_client_resource_access(self.db, removed, app.resources, self.caller.now)
             changed.append("resourceClients")
         if origins is not None:
             self.origins_changed()

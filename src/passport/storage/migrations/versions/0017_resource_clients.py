@@ -13,7 +13,8 @@ The table starts empty: no client may get a client credentials token for any res
 until an administrator lists it on the API.  Resource indicators (0015) have not been
 released, so no deployment relies on the open behaviour this closes; a deployment that
 did would list its clients (``passport app update API --resource-client CLIENT_ID``).
-Tokens already issued stay active until they expire.
+Client credentials tokens already issued for an API stay active until they expire (the
+upgrade revokes nothing); taking a client off a list later revokes its tokens for it.
 
 Revision ID: 0017
 Revises: 0015
