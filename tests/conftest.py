@@ -251,6 +251,7 @@ def _empty_tables(url: str) -> None:
             "device_authorizations",
             "pending_authorizations",
             "pushed_authorization_requests",
+            "resource_clients",
             "application_resources",
             "logout_notifications",
             "oauth_tokens",

@@ -70,6 +70,17 @@ def _create_readers(h: Harness) -> None:
         directory.create_group(db, "Readers")
 
 
+BATCH_ID = "batch-client"
+
+
+def _fixed_batch_id(h: Harness) -> None:
+    """Batch's client id is random; both doors name it by a known one."""
+    with h.app.services.db.session(write=True) as db, db.begin():
+        batch = find_by_name(db, "Batch")
+        assert batch is not None
+        batch.client_id = BATCH_ID
+
+
 OPERATIONS = {
     "disable user": Operation(
         ("/Users/setDisabled", {"username": "alice", "disabled": "true"}),
@@ -204,6 +215,34 @@ OPERATIONS = {
     "register an API with its resource": Operation(
         ("/Applications/create", {"name": "Orders", "resources": "https://orders.example.com"}),
         ("app", "add", "Orders", "--resource", "https://orders.example.com"),
+    ),
+    "let a client get client credentials tokens for an API": Operation(
+        (
+            "/Applications/update",
+            {"application": "Wiki", "resourceClients": BATCH_ID},
+        ),
+        ("app", "update", "Wiki", "--resource-client", BATCH_ID),
+        before=_fixed_batch_id,
+    ),
+    "register an API with the clients that may reach it": Operation(
+        (
+            "/Applications/create",
+            {
+                "name": "Orders",
+                "resources": "https://orders.example.com",
+                "resourceClients": BATCH_ID,
+            },
+        ),
+        (
+            "app",
+            "add",
+            "Orders",
+            "--resource",
+            "https://orders.example.com",
+            "--resource-client",
+            BATCH_ID,
+        ),
+        before=_fixed_batch_id,
     ),
     "rotate application secret": Operation(
         ("/Applications/rotateSecret", {"application": "Wiki"}), ("app", "rotate-secret", "Wiki")

@@ -45,15 +45,21 @@ OLD = "https://old.example.com"  # registered by a disabled application
 
 
 def apis(h: Harness) -> dict[str, tuple[str, str]]:
-    """Register three resource servers (Orders, Billing, a disabled Old); their
+    """Register three resource servers (Orders, Billing, a disabled Old), each listing
+    the service application Batch as a client that may get client credentials tokens
+    for it (tests/oidc/test_resource_clients.py for the list itself); their
     ``(client_id, client_secret)`` by name."""
     made = getattr(h, "apis", None)
     if made is not None:
         return made  # type: ignore[no-any-return]
     credentials: dict[str, tuple[str, str]] = {}
     with h.app.services.db.session(write=True) as db, db.begin():
+        batch = db.scalars(
+            select(Application).where(Application.client_id == ids(h)["service_id"])
+        ).one()
         for name, uri in (("Orders", ORDERS), ("Billing", BILLING), ("Old", OLD)):
             app, secret = directory.create_application(db, h.clock(), name, resources=[uri])
+            directory.set_resource_clients(db, app, [batch])
             app.enabled = name != "Old"
             credentials[name] = (app.client_id or "", secret or "")
     h.apis = credentials  # type: ignore[attr-defined]

@@ -8,11 +8,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import inspect
@@ -241,5 +243,66 @@ def test_0016_copies_redirect_uris_into_post_logout_redirect_uris(
                 text("SELECT post_logout_redirect_uris FROM applications WHERE name = 'Notes'")
             ).scalar()
             assert copied == uris  # upgraded again: copied again
+
+
+def test_0018_resource_clients_start_empty_and_follow_their_applications(
+    blank_database: Backend,
+) -> None:
+    """The list of clients that may get client credentials tokens for an API starts
+    empty (no client may: the secure default); one row per (API, client); deleting
+    either application deletes the row (ON DELETE CASCADE on both foreign keys, so no
+    grant outlives its client); the step goes back down and up again."""
+    before = ScriptDirectory.from_config(migrate._config()).get_revision("0018").down_revision
+    assert isinstance(before, str)
+    engine = create_engine(blank_database.url)
+    insert_app = (
+        "INSERT INTO applications (name, name_key, name_skeleton, description,"
+        " allowed_origins, created_at, redirect_uris, post_logout_redirect_uris,"
+        " confidential, enabled, first_party, access_token_format, scopes, refresh_tokens,"
+        " require_pushed_authorization_requests, device_grant)"
+        " VALUES (:n, :n, :n, '', '[]', '2026-01-01', '[]', '[]', TRUE, TRUE,"
+        " FALSE, 'jwt', '[]', TRUE, FALSE, FALSE)"
+    )
+
+    def foreign_keys_on(conn: Any) -> None:
+        if blank_database.name == "sqlite":  # as the product's engine does (PRAGMA)
+            conn.execute(text("PRAGMA foreign_keys = ON"))
+
+    try:
+        migrate.upgrade(engine, before)
+        with engine.begin() as conn:
+            for name in ("api", "client", "other"):
+                conn.execute(text(insert_app), {"n": name})
+        migrate.upgrade(engine)
+        with engine.begin() as conn:
+            foreign_keys_on(conn)
+            assert conn.execute(text("SELECT COUNT(*) FROM resource_clients")).scalar() == 0
+            ids = dict(conn.execute(text("SELECT name, id FROM applications")).all())
+            for client in ("client", "other"):
+                conn.execute(
+                    text("INSERT INTO resource_clients (api_id, client_app_id) VALUES (:a, :c)"),
+                    {"a": ids["api"], "c": ids[client]},
+                )
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO resource_clients (api_id, client_app_id) VALUES (:a, :c)"),
+                {"a": ids["api"], "c": ids["client"]},
+            )
+        with engine.begin() as conn:
+            foreign_keys_on(conn)
+            conn.execute(text("DELETE FROM applications WHERE name = 'client'"))
+            left = conn.execute(text("SELECT client_app_id FROM resource_clients")).all()
+            assert left == [(ids["other"],)]
+            conn.execute(text("DELETE FROM applications WHERE name = 'api'"))
+            assert conn.execute(text("SELECT COUNT(*) FROM resource_clients")).scalar() == 0
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == []
+        _downgrade(engine, before)
+        with engine.connect() as conn:
+            assert not inspect(conn).has_table("resource_clients")
+            assert inspect(conn).has_table("application_resources")
+        migrate.upgrade(engine)
+        assert migrate.is_current(engine)
     finally:
         engine.dispose()

@@ -41,6 +41,7 @@ TEXT = {
     "scopes": 1000,
     "idTokenSignedResponseAlg": 10,
     "resources": 12000,
+    "resourceClients": 8000,
     "username": 64,
     "group": 100,
     "sort": 32,
@@ -79,6 +80,7 @@ class ApplicationsController(_AppAdmin):
         requirePushedAuthorizationRequests: bool | None,
         deviceGrant: bool | None,
         resources: str | None,
+        resourceClients: str | None,
     ) -> dict[str, Any]:
         """Register an application; its client secret is in the answer, this once only.
         ``idTokenSignedResponseAlg`` (ES256 or RS256; absent: the server's ``signing_alg``)
@@ -89,7 +91,9 @@ class ApplicationsController(_AppAdmin):
         URIs, no fragment) of the APIs it serves, each registered by one application
         only (409 when another has it).  ``postLogoutRedirectUris``: where ``/logout`` may
         return its users (RP-Initiated Logout 1.0 §3; none by default, not the redirect
-        URIs: §2 wants them registered for that purpose)."""
+        URIs: §2 wants them registered for that purpose).  ``resourceClients``: the
+        ``client_id`` of each confidential application that may get client credentials
+        tokens for them (none: no client may)."""
         app, secret = self.administration().create_application(
             name,
             description=description,
@@ -106,6 +110,7 @@ class ApplicationsController(_AppAdmin):
             require_pushed_authorization_requests=bool(requirePushedAuthorizationRequests),
             device_grant=bool(deviceGrant),
             resources=split_list(resources),
+            resource_clients=split_list(resourceClients),
         )
         return {"Application": application_json(app), "ClientSecret": secret}
 
@@ -149,11 +154,13 @@ class ApplicationsController(_AppAdmin):
         requirePushedAuthorizationRequests: bool | None,
         deviceGrant: bool | None,
         resources: str | None,
+        resourceClients: str | None,
     ) -> dict[str, Any]:
         """Change what is given; lists (``origins``, ``redirectUris``,
-        ``postLogoutRedirectUris``, ``scopes``, ``resources``) replace ("" empties);
-        ``idTokenSignedResponseAlg`` "" goes back to the server's ``signing_alg``;
-        ``deviceGrant`` switches the Device Authorization Grant (RFC 8628) on or off."""
+        ``postLogoutRedirectUris``, ``scopes``, ``resources``, ``resourceClients``)
+        replace ("" empties); ``idTokenSignedResponseAlg`` "" goes back to the server's
+        ``signing_alg``; ``deviceGrant`` switches the Device Authorization Grant (RFC 8628)
+        on or off."""
         app = self.administration().update_application(
             application,
             name=name,
@@ -170,6 +177,7 @@ class ApplicationsController(_AppAdmin):
             require_pushed_authorization_requests=requirePushedAuthorizationRequests,
             device_grant=deviceGrant,
             resources=_list(resources),
+            resource_clients=_list(resourceClients),
         )
         return {"Application": application_json(app)}
 

@@ -37,6 +37,9 @@ def application_json(app: Application) -> dict[str, Any]:
         "DeviceGrant": app.device_grant,  # RFC 8628, off unless switched on
         # RFC 8707 §2 resource identifiers of the APIs it serves (it is their RS)
         "Resources": app.resources,
+        # the client_id of each application that may get client credentials tokens for
+        # them (RFC 8707 §2: the server decides which client may reach which resource)
+        "ResourceClients": app.resource_clients,
         "Created": app.created_at.isoformat(),
     }
 

@@ -69,6 +69,14 @@ def app_group() -> None:
     multiple=True,
     help="RFC 8707 resource identifier of an API it serves (repeatable).",
 )
+@click.option(
+    "--resource-client",
+    "resource_clients",
+    multiple=True,
+    metavar="CLIENT_ID",
+    help="Client id of an application that may get client credentials tokens for its "
+    "resource identifiers (repeatable; none: no client may).",
+)
 @json_option
 @pass_cli
 def add(
@@ -88,6 +96,7 @@ def add(
     par_required: bool,
     device_grant: bool,
     resources: tuple[str, ...],
+    resource_clients: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Register application NAME; its client secret is printed this once only."""
@@ -108,6 +117,7 @@ def add(
             require_pushed_authorization_requests=par_required,
             device_grant=device_grant,
             resources=list(resources),
+            resource_clients=list(resource_clients),
         )
     if as_json:
         emit([{**application_json(app), "ClientSecret": secret}], True)
@@ -191,6 +201,19 @@ def show(cli: Cli, name: str, as_json: bool) -> None:
     help="Replace its RFC 8707 resource identifiers (repeatable).",
 )
 @click.option("--no-resources", is_flag=True, help="Remove all its resource identifiers.")
+@click.option(
+    "--resource-client",
+    "resource_clients",
+    multiple=True,
+    metavar="CLIENT_ID",
+    help="Replace the client ids of the applications that may get client credentials "
+    "tokens for its resource identifiers (repeatable).",
+)
+@click.option(
+    "--no-resource-clients",
+    is_flag=True,
+    help="No application may get client credentials tokens for its resource identifiers.",
+)
 @pass_cli
 def update(
     cli: Cli,
@@ -211,6 +234,8 @@ def update(
     device_grant: bool | None,
     resources: tuple[str, ...],
     no_resources: bool,
+    resource_clients: tuple[str, ...],
+    no_resource_clients: bool,
 ) -> None:
     """Change application NAME."""
     if resources and no_resources:
@@ -219,6 +244,8 @@ def update(
         raise click.UsageError(
             "Give --post-logout-redirect-uri or --no-post-logout-redirect-uris, not both."
         )
+    if resource_clients and no_resource_clients:
+        raise click.UsageError("Give --resource-client or --no-resource-clients, not both.")
     with cli.transaction() as db:
         app = cli.administration(db).update_application(
             name,
@@ -238,6 +265,9 @@ def update(
             require_pushed_authorization_requests=par_required,
             device_grant=device_grant,
             resources=[] if no_resources else list(resources) if resources else None,
+            resource_clients=(
+                [] if no_resource_clients else list(resource_clients) if resource_clients else None
+            ),
         )
     say(f"application '{app.name}' updated")
 

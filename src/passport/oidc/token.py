@@ -13,8 +13,10 @@
 
 Each grant takes RFC 8707's ``resource`` (repeatable): the access token is then for
 those resources (its ``aud``).  For a code or a refresh token it may only narrow what
-the authorization named (§2.2), never add to it; for client credentials it may name any
-resource of the server (:func:`passport.oidc.tokens.resources_asked`).  Without it a
+the authorization named (§2.2), never add to it; for client credentials it may name a
+resource of the server whose application lists the client
+(:func:`passport.oidc.tokens.machine_resources`; else ``invalid_target``, as for an
+unknown resource).  Without it a
 code's or refresh token's token is for all the grant's resources, or, when the grant
 named none, for the client itself, as before.
 
@@ -66,6 +68,7 @@ from passport.oidc.errors import json_response
 from passport.oidc.errors import render
 from passport.oidc.tokens import Grant
 from passport.oidc.tokens import digest
+from passport.oidc.tokens import machine_resources
 from passport.oidc.tokens import narrowed
 from passport.oidc.tokens import resources_asked
 from passport.oidc.tokens import split_resources
@@ -343,9 +346,13 @@ class TokenEndpoint(Part):
     ) -> dict[str, Any]:
         """RFC 6749 §4.4: only scopes the application was registered for (RFC 7591 §2
         ``scope``); without ``scope``, all of them (the "pre-defined default" of §3.3).
-        ``resources`` (RFC 8707 §2, already checked) are the token's audience."""
+        ``resources`` (RFC 8707 §2, already checked) are the token's audience, each only
+        if its API lists this client (:func:`passport.oidc.tokens.machine_resources`).
+        The scopes are the client's registered ones, whatever the audience: the API
+        decides what a scope lets a client do (docs/oauth-design.md)."""
         if not app.confidential:  # RFC 6749 §4.4: "MUST only be used by confidential clients"
             raise UnauthorizedClient("Public clients cannot use this grant.")
+        resources = machine_resources(db, app, resources)
         registered = list(dict.fromkeys(app.scopes))
         requested = params.get("scope")
         if requested is None or not requested.strip():

@@ -70,8 +70,9 @@ def resources_asked(db: Session, values: list[str]) -> tuple[str, ...]:
     Which client may ask for which resource: any client, any resource identifier that an
     **enabled** application registered (:func:`passport.services.directory.set_resources`)
     — the administrator who registered the API made it a resource of this server; the
-    user's consent (authorization endpoint) or the client's registration (client
-    credentials) decides the rest, as for scopes.  Each value must be an absolute URI
+    user's consent (authorization endpoint) decides the rest, as for scopes.  With no user
+    to decide (client credentials), :func:`machine_resources` also asks the API's
+    listing of its clients.  Each value must be an absolute URI
     without a fragment (§2) and registered; else ``invalid_target`` — the same answer for
     an unknown resource and a disabled application's, so that nobody learns which
     identifiers exist.  Empty values count as absent (RFC 6749 §3.1)."""
@@ -84,8 +85,33 @@ def resources_asked(db: Session, values: list[str]) -> tuple[str, ...]:
             raise InvalidTarget(f"resource must be an absolute URI ({problem}).")
         server = directory.resource_server(db, value)
         if server is None or not server.enabled:
-            raise InvalidTarget(f"'{value[:100]}' is not a resource of this server.")
+            raise _not_a_resource(value)
     return tuple(wanted)
+
+
+def _not_a_resource(value: str) -> InvalidTarget:
+    """The one answer for a resource that is unknown, disabled, or not the client's to
+    ask for: nobody learns from it which identifiers exist (RFC 8707 §2 ``invalid_target``)."""
+    return InvalidTarget(f"'{value[:100]}' is not a resource of this server.")
+
+
+def machine_resources(
+    db: Session, client: Application, resources: tuple[str, ...]
+) -> tuple[str, ...]:
+    """``resources`` (already checked by :func:`resources_asked`) if the application
+    serving each lists ``client`` (:func:`passport.services.directory.set_resource_clients`);
+    else ``invalid_target``, the answer for an unknown resource.
+
+    RFC 8707 §2: the authorization server "determines whether the client is authorized to
+    access the resource"; in the client credentials grant (RFC 6749 §4.4) no user
+    consents, so the API's administrator decides, once, for each client — the "client
+    grant" of Auth0 (RFC 9700 §2.3: privilege restriction; ASVS 5.0 V10.4.11).  None
+    listed: no client gets a token for the API."""
+    for value in resources:
+        server = directory.resource_server(db, value)
+        if server is None or not directory.may_get_client_credentials(db, server, client):
+            raise _not_a_resource(value)
+    return resources
 
 
 def split_resources(stored: str | None) -> tuple[str, ...]:

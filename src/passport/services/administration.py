@@ -39,6 +39,7 @@ from passport.services.policy import ensure_may_act_on
 from passport.services.policy import ensure_not_self
 from passport.services.policy import ensure_right
 from passport.services.signout import end_application_access
+from passport.services.signout import end_client_resource_access
 from passport.services.signout import end_user_access
 from passport.services.text import check_text
 from passport.storage.models import Application
@@ -348,6 +349,7 @@ class Administration:
         require_pushed_authorization_requests: bool = False,
         device_grant: bool = False,
         resources: list[str] | None = None,
+        resource_clients: list[str] | None = None,
     ) -> tuple[Application, str | None]:
         """Register an application; returns it and its client secret (once).
         ``refresh_tokens`` False: refresh tokens only for ``offline_access`` (OIDC Core §11).
@@ -357,8 +359,11 @@ class Administration:
         ``device_grant``: whether it may use the Device Authorization Grant (RFC 8628).
         ``resources``: the RFC 8707 resource identifiers it serves as a resource server.
         ``post_logout_redirect_uris``: where ``/logout`` may return to (RP-Initiated
-        Logout 1.0 §3); none by default, not its redirect URIs (§2)."""
+        Logout 1.0 §3); none by default, not its redirect URIs (§2).
+        ``resource_clients``: the ``client_id`` of each application that may get client
+        credentials tokens for them (:meth:`update_application`)."""
         ensure_right(self.actor, APPS_WRITE)
+        listed = self._resource_clients(None, resource_clients or [])
         app, secret = directory.create_application(
             self.db,
             self.caller.now,
@@ -380,6 +385,8 @@ class Administration:
         app.refresh_tokens = refresh_tokens
         app.require_pushed_authorization_requests = require_pushed_authorization_requests
         app.device_grant = device_grant
+        if listed:
+            directory.set_resource_clients(self.db, app, listed)
         self.origins_changed()
         self._audit("app_create", application=app.name, id=app.id)
         return app, secret
@@ -402,14 +409,22 @@ class Administration:
         require_pushed_authorization_requests: bool | None = None,
         device_grant: bool | None = None,
         resources: list[str] | None = None,
+        resource_clients: list[str] | None = None,
     ) -> Application:
         """Change what is given (None: unchanged); lists replace the whole list;
         ``id_token_signed_response_alg`` "" goes back to the server's ``signing_alg``.
         Removing a resource identifier ends the tokens, codes and consents granted for it
-        (:func:`passport.services.signout.end_resource_access`, RFC 8707 §2)."""
+        (:func:`passport.services.signout.end_resource_access`, RFC 8707 §2).
+        ``resource_clients``: the ``client_id`` of each application that may get client
+        credentials tokens for its resource identifiers (RFC 8707 §2; none: no client
+        may).  Removing one revokes the client credentials tokens it holds for them
+        (:func:`passport.services.signout.end_client_resource_access`)."""
         ensure_right(self.actor, APPS_WRITE)
         app = self._application(ref)
         self._may_change(APPS_WRITE, (app, "application"))
+        listed = None
+        if resource_clients is not None:
+            listed = self._resource_clients(app, resource_clients)
         changed: list[str] = []
         if name is not None:
             directory.rename_application(self.db, app, name)
@@ -466,10 +481,28 @@ class Administration:
                 own_origin=self.accounts.settings.public_url or None,
             )
             changed.append("resources")
+        if listed is not None:
+            before = {r.client_app_id for r in app.resource_client_rows}
+            directory.set_resource_clients(self.db, app, listed)
+            removed = before - {c.id for c in listed}
+            end_client_resource_access(self.db, removed, app.resources, self.caller.now)
+            changed.append("resourceClients")
         if origins is not None:
             self.origins_changed()
         self._audit("app_update", application=app.name, id=app.id, changed=changed)
         return app
+
+    def _resource_clients(self, app: Application | None, values: list[str]) -> list[Application]:
+        """The client applications to list on resource server ``app`` (None: one being
+        created).  Listing a client widens what it may do, so each newly listed one is
+        acted on too (:func:`ensure_may_act_on`: Passport itself only by ``admin``, which
+        :func:`directory.resource_client_apps` refuses anyway)."""
+        clients = directory.resource_client_apps(self.db, values)
+        already = {r.client_app_id for r in app.resource_client_rows} if app else set()
+        self._may_change(
+            APPS_WRITE, *((c, "resourceClients") for c in clients if c.id not in already)
+        )
+        return clients
 
     def change_origins(self, ref: str | None, added: list[str], removed: list[str]) -> Application:
         """Allow some origins and stop allowing others, keeping the rest."""

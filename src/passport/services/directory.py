@@ -46,6 +46,7 @@ from passport.services.applications import normalise_origin
 from passport.services.permissions import PASSPORT_APP_ID
 from passport.storage.models import Application
 from passport.storage.models import ApplicationResource
+from passport.storage.models import ApplicationResourceClient
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
 from passport.storage.models import GroupPermission
@@ -268,6 +269,7 @@ def create_application(
     if not confidential:
         app.secret_hash, secret = None, None
     app.resource_rows = []  # loaded: its answer is shown after the session ends (CLI)
+    app.resource_client_rows = []
     with unique(db, _taken("An application", clean), "name", clean):
         db.add(app)
     if resources:
@@ -436,6 +438,73 @@ def resource_server(db: Session, uri: str) -> Application | None:
     """The application that registered resource identifier ``uri``, if any."""
     row = db.get(ApplicationResource, resource_key(uri))
     return db.get(Application, row.application_id) if row is not None else None
+
+
+MAX_RESOURCE_CLIENTS = 100  # client applications listed on one resource server
+
+
+def resource_client_apps(
+    db: Session, values: list[str], source: str = "resourceClients"
+) -> list[Application]:
+    """The applications named by ``client_id`` in ``values`` (once each, in order) that
+    a resource server may list as clients of its resource identifiers.
+
+    Refused: an unknown ``client_id`` (404, also for any text that is not one — no
+    lookup by name or id, so that a list means exactly what the token endpoint will
+    compare), a public client (RFC 6749 §4.4: the grant is for confidential clients only,
+    listing one would grant nothing), and the Passport application (its credentials are
+    the administration's own, never a machine client of an API).  The resource server
+    itself may be listed: one that calls its own API gets tokens for it only when
+    an administrator lists it, as any other client."""
+    wanted = list(dict.fromkeys(values))
+    if len(wanted) > MAX_RESOURCE_CLIENTS:
+        raise WrongLength(f"At most {MAX_RESOURCE_CLIENTS} {source}.", source=source)
+    found: list[Application] = []
+    for value in wanted:
+        client = (
+            db.scalars(select(Application).where(Application.client_id == value)).first()
+            if 0 < len(value) <= 64
+            else None
+        )
+        if client is None:
+            raise missing("client application", source, value[:100])
+        if client.id == PASSPORT_APP_ID:
+            raise Invalid(
+                "The Passport application cannot be a client of another application's API.",
+                source=source,
+                value=value,
+            )
+        if not client.confidential:
+            raise Invalid(
+                f"'{client.name}' is a public client: it cannot use the client credentials "
+                "grant (RFC 6749 §4.4).",
+                source=source,
+                value=value,
+            )
+        found.append(client)
+    return found
+
+
+def set_resource_clients(db: Session, app: Application, clients: list[Application]) -> None:
+    """Make ``clients`` (from :func:`resource_client_apps`) the applications that may get
+    client credentials tokens for the resource identifiers of ``app`` (replacing the
+    list)."""
+    wanted = {c.id for c in clients}
+    app.resource_client_rows = [r for r in app.resource_client_rows if r.client_app_id in wanted]
+    kept = {r.client_app_id for r in app.resource_client_rows}
+    db.flush()
+    for client in clients:
+        if client.id not in kept:
+            app.resource_client_rows.append(
+                ApplicationResourceClient(api_id=app.id, client_app_id=client.id, client=client)
+            )
+    db.flush()
+
+
+def may_get_client_credentials(db: Session, server: Application, client: Application) -> bool:
+    """Whether ``server`` lists ``client`` among the clients that may get client
+    credentials tokens for its resource identifiers (RFC 8707 §2)."""
+    return db.get(ApplicationResourceClient, (server.id, client.id)) is not None
 
 
 def rename_application(db: Session, app: Application, name: str) -> None:

@@ -94,6 +94,38 @@ def end_session_access(db: Session, notify_logout: NotifyLogout, user: User, sid
     )
 
 
+def end_client_resource_access(
+    db: Session, client_ids: Collection[int], uris: Collection[str], now: datetime
+) -> int:
+    """Clients taken off a resource server's list (``resource_clients``) lose the client
+    credentials tokens they hold for its identifiers, at once: the administrator who
+    removes a client means that it stops reaching the API (RFC 8707 §2: the server
+    decides which client may access the resource), not in an hour.  Only tokens without
+    a user (the client credentials grant, RFC 6749 §4.4) whose audience names one of
+    ``uris``; a user's tokens for the API came with that user's consent and stay.
+    Returns how many were revoked."""
+    gone = {uri for uri in uris if uri}
+    if not client_ids or not gone:
+        return 0
+    rows = db.execute(
+        select(OAuthToken.id, OAuthToken.audience).where(
+            OAuthToken.application_id.in_(list(client_ids)),
+            OAuthToken.user_id.is_(None),
+            OAuthToken.revoked_at.is_(None),
+            OAuthToken.audience.is_not(None),
+        )
+    ).all()
+    ids = [row.id for row in rows if gone & set((row.audience or "").split())]
+    if ids:
+        db.execute(
+            update(OAuthToken)
+            .where(OAuthToken.id.in_(ids))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
+
+
 def end_application_access(db: Session, application_id: int, now: datetime) -> None:
     """Revoke every token an application holds and drop its unused codes: a disabled
     application's tokens stay dead when it is enabled again (an application is disabled

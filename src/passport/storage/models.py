@@ -108,10 +108,26 @@ class Application(Base):
         passive_deletes=True,
     )
 
+    # The client applications that may get client credentials tokens for its resource
+    # identifiers (RFC 8707 §2: the authorization server "determines whether the client
+    # is authorized to access the resource"; migration 0018).  None listed: none may.
+    resource_client_rows: Mapped[list[ApplicationResourceClient]] = relationship(
+        cascade="all, delete-orphan",
+        lazy="select",
+        foreign_keys="ApplicationResourceClient.api_id",
+        passive_deletes=True,
+    )
+
     @property
     def resources(self) -> list[str]:
         """Its RFC 8707 resource identifiers, sorted."""
         return sorted(row.uri for row in self.resource_rows)
+
+    @property
+    def resource_clients(self) -> list[str]:
+        """The ``client_id`` of each application that may get client credentials tokens
+        for its resource identifiers, sorted."""
+        return sorted(row.client.client_id or "" for row in self.resource_client_rows)
 
 
 class ApplicationResource(Base):
@@ -127,6 +143,24 @@ class ApplicationResource(Base):
         Integer, ForeignKey("applications.id", ondelete="CASCADE"), index=True
     )
     uri: Mapped[str] = mapped_column(Text)
+
+
+class ApplicationResourceClient(Base):
+    """A client application that may get client credentials tokens (RFC 6749 §4.4) for
+    the resource identifiers of a resource server application (RFC 8707 §2) — the
+    "client grant" of Auth0.  Both sides are foreign keys with ``ON DELETE CASCADE``:
+    deleting either application deletes the row, so no grant outlives a client and a
+    later application can never inherit one."""
+
+    __tablename__ = "resource_clients"
+
+    api_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("applications.id", ondelete="CASCADE"), primary_key=True
+    )
+    client_app_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("applications.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    client: Mapped[Application] = relationship(foreign_keys=[client_app_id], lazy="joined")
 
 
 def _username_skeleton(context: DefaultExecutionContext) -> str:
