@@ -243,6 +243,8 @@ def test_0016_copies_redirect_uris_into_post_logout_redirect_uris(
                 text("SELECT post_logout_redirect_uris FROM applications WHERE name = 'Notes'")
             ).scalar()
             assert copied == uris  # upgraded again: copied again
+    finally:
+        engine.dispose()
 
 
 def test_0018_resource_clients_start_empty_and_follow_their_applications(
