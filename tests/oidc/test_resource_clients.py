@@ -176,7 +176,7 @@ def test_deleting_the_client_application_deletes_its_listing(h: Harness) -> None
     setup(h)
     assert rows(h, "resource_clients") == 1
     with h.app.services.db.session(write=True) as db, db.begin():
-        directory.delete_application(db, directory.get_application(db, "Client2"))
+        directory.delete_application(db, directory.get_application(db, "Client2"), h.clock())
     assert rows(h, "resource_clients") == 0
     with h.app.services.db.session() as db:
         assert directory.get_application(db, "ApiB").resource_clients == []
@@ -185,7 +185,7 @@ def test_deleting_the_client_application_deletes_its_listing(h: Harness) -> None
 def test_deleting_the_api_deletes_its_listing(h: Harness) -> None:
     setup(h)
     with h.app.services.db.session(write=True) as db, db.begin():
-        directory.delete_application(db, directory.get_application(db, "ApiB"))
+        directory.delete_application(db, directory.get_application(db, "ApiB"), h.clock())
     assert rows(h, "resource_clients") == 0
 
 
