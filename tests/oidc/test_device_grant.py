@@ -596,6 +596,23 @@ def test_a_guesser_behind_the_same_address_cannot_lock_out_a_real_code(h: Harnes
     assert enter(alice, "ZZZZ-ZZZZ").status_code == 429
 
 
+def test_an_account_behind_an_address_over_its_limit_is_no_free_oracle(h: Harness) -> None:
+    """M3 (RFC 8628 §5.1, ASVS 5 §6.3.1): behind an address over its limit, a wrong code
+    is 429 and a live one the confirm page; were the wrong ones free to the account,
+    that difference would be an unlimited oracle.  Each still costs the account an
+    attempt: past its own limit, the account gets 429 for the real code too."""
+    answer = started(h)
+    mallory = signed_in(h, "mallory", "192.0.2.10")
+    for _ in range(10):
+        assert enter(mallory, "ZZZZ-ZZZZ").status_code == 400
+    eve = signed_in(h, "eve", "192.0.2.10")
+    for _ in range(10):  # throttle_device_code_limit: eve's own budget of guesses
+        assert enter(eve, "ZZZZ-ZZZZ").status_code == 429
+    assert enter(eve, answer["user_code"]).status_code == 429
+    # Alice, at the same address with her own budget, still gets through with it.
+    assert enter(user(h, "192.0.2.10"), answer["user_code"]).status_code == 200
+
+
 def test_wrong_codes_from_one_ipv6_64_share_a_counter(h: Harness) -> None:
     """F3: an IPv6 client may use any address of its /64; the address counter is the /64."""
     started(h)

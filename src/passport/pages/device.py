@@ -17,13 +17,16 @@ lock out everyone behind the same address (OWASP ASVS 5 §6.3.1: anti-automation
 "without ... malicious account lockout"):
 
 * the account's counter is reserved before the code is checked (parallel guesses
-  count each), a right code takes it back: a signed-in guesser is held back whatever
-  address it comes from;
+  count each), on its own and whatever the address's state, a right code takes it
+  back: a signed-in guesser is held back whatever address it comes from, and once over
+  its limit gets 429 for every code, a live one too;
 * the address's counter counts only codes that are not live (known by a look-up by
   hash, cheap): once it is over its limit, wrong codes from the address are answered 429,
   while a real, live code still goes through — the user behind a shared NAT whom the
-  device sent here is not the one guessing.  How many accounts one address may create
-  is bounded by the registration throttle.
+  device sent here is not the one guessing.  A wrong code the address refuses still
+  costs the account its attempt, so 429-or-confirm is no oracle beyond the account's
+  own limit.  How many accounts one address may create is bounded by the registration
+  throttle.
 
 A wrong code, an expired one, one already decided and one of a disabled application
 all get the same message, so no entry tells which applications exist.
@@ -101,9 +104,21 @@ class DevicePage(render.Page):
         # SQLite's write lock, which the counters' own transaction would wait for.
         with self.services.db.session() as read:
             live = code is not None and device.find_pending(read, code, ctx.now) is not None
-        attempt = throttle.reserve([account] if live else [account, address], ctx.now)
+        # The account first, on its own, whatever the address's state: were both
+        # reserved together, an address over its limit would count nothing on the
+        # account, and 429 (wrong) against the confirm page (live) would be a free
+        # oracle for every account behind it (RFC 8628 §5.1: user code attempts are
+        # rate-limited; OWASP ASVS 5 §6.3.1).  Over the account's limit, a live code
+        # waits too.
+        attempt = throttle.reserve([account], ctx.now)
         if attempt.wait:
             return self._too_many(request, ctx, record, identity.username, attempt.wait)
+        if not live:
+            # The address only adds a refusal of wrong codes; the account's attempt
+            # stays counted when the address refuses it.
+            attempt = throttle.reserve([address], ctx.now)
+            if attempt.wait:
+                return self._too_many(request, ctx, record, identity.username, attempt.wait)
         db = ctx.db
         row = device.find_pending(db, code, ctx.now) if code is not None else None
         app = db.get(Application, row.application_id) if row is not None else None
