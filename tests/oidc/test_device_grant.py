@@ -728,3 +728,31 @@ def test_requests_without_credentials_are_throttled_per_address(factory: Any) ->
         assert ask(h).status_code == 200  # an authenticated client is not counted
     h.clock.advance(seconds=wait + 1)
     assert public_ask(h).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers, extra",
+    [
+        ({}, {"client_assertion": "x"}),
+        ({}, {"client_secret": ""}),
+        ({"Authorization": "Bearer x"}, {}),
+    ],
+    ids=["client_assertion", "empty client_secret", "Bearer header"],
+)
+def test_credentials_that_prove_nothing_are_counted_per_address(
+    factory: Any, headers: dict[str, str], extra: dict[str, str]
+) -> None:
+    """M1 (RFC 8628 §5.2, ASVS 5 §6.3.1): only a proven secret skips the address's
+    counter; an assertion or a Bearer header is refused invalid_client (RFC 6749 §2.3)."""
+    h: Harness = factory("sqlite", "db", throttle_client_request_limit=3)
+    h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
+    switch(h, "Spa")
+    data = {"client_id": ids(h)["public_client_id"], "scope": "openid", **extra}
+    env = {"REMOTE_ADDR": "192.0.2.1"}
+    for _ in range(3):
+        answer = h.client.post(
+            "/oauth2/device_authorization", data=data, headers=headers, environ_base=env
+        )
+        assert answer.status_code in (200, 401), answer.get_data(as_text=True)
+    assert public_ask(h).status_code == 429
+    assert public_ask(h, "192.0.2.2").status_code == 200

@@ -443,6 +443,85 @@ def test_pushes_without_credentials_are_throttled_per_address(factory: Any) -> N
     assert public_push(h).status_code == 201
 
 
+FAKE_CREDENTIALS: dict[str, tuple[dict[str, str], dict[str, str], int]] = {
+    # how: (headers, body, status) — what each proves is nothing: a public client's push
+    "client_assertion": ({}, {"client_assertion": "x"}, 401),
+    "client_assertion_type": (
+        {},
+        {"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+        401,
+    ),
+    "empty client_secret": ({}, {"client_secret": ""}, 201),
+    "Bearer header": ({"Authorization": "Bearer x"}, {}, 401),
+    "bad Basic header": ({"Authorization": "Basic !!!"}, {}, 401),
+}
+
+
+@pytest.mark.parametrize("how", sorted(FAKE_CREDENTIALS))
+def test_credentials_that_prove_nothing_do_not_skip_the_address_counter(
+    factory: Any, how: str
+) -> None:
+    """M1 (RFC 9126 §2.3, ASVS 5 §6.3.1): what decides the address counter is what the
+    credentials prove, not what the request carries.  An assertion (RFC 7521 §4.2) or a
+    non-Basic Authorization header is an unsupported method, refused invalid_client
+    (RFC 6749 §2.3, §5.2) and counted; an empty secret is ``none``, counted."""
+    h: Harness = factory("sqlite", "db", key_encryption_key=KEK, throttle_client_request_limit=3)
+    h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
+    headers, extra, status = FAKE_CREDENTIALS[how]
+    _verifier, challenge = pkce()
+    data = {
+        "client_id": ids(h)["public_client_id"],
+        "redirect_uri": REDIRECT,
+        "response_type": "code",
+        "scope": "openid",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
+    env = {"REMOTE_ADDR": "192.0.2.1"}
+    for _ in range(3):
+        answer = h.client.post("/oauth2/par", data=data, headers=headers, environ_base=env)
+        assert answer.status_code == status, answer.get_data(as_text=True)
+        if status == 401:
+            assert body(answer)["error"] == "invalid_client"
+            assert answer.headers["WWW-Authenticate"] == 'Basic realm="passport"'
+    limited = h.client.post("/oauth2/par", data=data, headers=headers, environ_base=env)
+    assert limited.status_code == 429, limited.get_data(as_text=True)
+    assert public_push(h).status_code == 429  # the same address, plain: over too
+    assert public_push(h, "192.0.2.2").status_code == 201
+
+
+def test_failed_authentication_counts_on_the_address(factory: Any) -> None:
+    """M1: a wrong secret for the confidential client is counted too (only a proven
+    secret is not), so guessing is no way around the address's counter."""
+    h: Harness = factory("sqlite", "db", key_encryption_key=KEK, throttle_client_request_limit=3)
+    h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
+    data = {**wiki_request(h), "client_secret": "wrong"}
+    env = {"REMOTE_ADDR": "192.0.2.1"}
+    for _ in range(3):
+        assert h.client.post("/oauth2/par", data=data, environ_base=env).status_code == 401
+    assert h.client.post("/oauth2/par", data=data, environ_base=env).status_code == 429
+    assert public_push(h).status_code == 429
+    for _ in range(5):
+        assert push(h, **wiki_request(h)).status_code == 201  # a proven secret: not counted
+
+
+@pytest.mark.parametrize("endpoint", ["/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"])
+@pytest.mark.parametrize("how", ["client_assertion", "Bearer header"])
+def test_unsupported_client_authentication_is_invalid_client_everywhere(
+    h: Harness, endpoint: str, how: str
+) -> None:
+    """The same client_auth.authenticate: an assertion or a Bearer header is a method
+    Passport does not support, never silently ``none`` (RFC 6749 §2.3, §5.2)."""
+    headers, extra, _status = FAKE_CREDENTIALS[how]
+    data = {"client_id": ids(h)["public_client_id"], "token": "x", **extra}
+    if endpoint == "/oauth2/token":
+        data.update(grant_type="authorization_code", code="x", redirect_uri=REDIRECT)
+    answer = h.client.post(endpoint, data=data, headers=headers)
+    assert answer.status_code == 401, answer.get_data(as_text=True)
+    assert body(answer)["error"] == "invalid_client"
+
+
 def test_json_bodies_with_nested_or_typed_values_are_refused(h: Harness) -> None:
     for value in ({"a": "b"}, ["openid"], 1, True, None):
         document = {**wiki_request(h), "scope": value}

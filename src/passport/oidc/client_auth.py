@@ -24,6 +24,7 @@ from werkzeug import Request
 from passport.errors import Throttled
 from passport.oidc.errors import InvalidClient
 from passport.oidc.errors import InvalidRequest
+from passport.oidc.errors import OAuthError
 from passport.services import clients
 from passport.services.throttle import client_request_key
 from passport.storage.models import Application
@@ -35,8 +36,24 @@ if TYPE_CHECKING:
 def authenticate(
     db: Session, request: Request, params: dict[str, str], now: datetime
 ) -> Application:
-    """The application that made this request: secret_basic, secret_post, or none."""
-    basic = clients.parse_basic(request.headers.get("Authorization"))
+    """The application that made this request: secret_basic, secret_post, or none.
+
+    A credential of a method Passport does not support is refused ``invalid_client``,
+    never ignored (else the request would fall through to ``none`` and pass as a
+    public client's while looking authenticated): ``client_assertion`` and
+    ``client_assertion_type`` (RFC 7521 §4.2, RFC 7523 §2.2 — RFC 6749 §2.3: the server
+    "MUST NOT" accept a method it does not support), and an ``Authorization`` header
+    that is not a well-formed ``Basic`` one (RFC 6749 §2.3.1 names only Basic for client
+    authentication; §5.2: a client that "attempted to authenticate via the
+    Authorization request header field" and failed gets 401 with a challenge).  A
+    Bearer token authenticates a resource request (RFC 6750), never a client here.
+    """
+    if "client_assertion" in params or "client_assertion_type" in params:
+        raise InvalidClient("Client assertions are not supported (RFC 7521 §4.2).")
+    header = request.headers.get("Authorization")
+    basic = clients.parse_basic(header)
+    if header is not None and basic is None:
+        raise InvalidClient("Authenticate the client with HTTP Basic (RFC 6749 §2.3.1).")
     if basic is not None:
         # RFC 6749 §2.3: a client "MUST NOT use more than one authentication method in
         # each request" — a secret in the body beside the header, or a body naming
@@ -77,21 +94,45 @@ def _checked(app: Application | None) -> Application:
     return app
 
 
-def anonymous_request_wait(ctx: RequestContext, params: dict[str, str]) -> int:
-    """Count a request that carries no client credentials (a public client's, or anyone's
-    in its name) on the client address's counter
-    (:func:`passport.services.throttle.client_request_key`); the seconds to wait when it
-    is over its limit (nothing counted then), else 0.  For ``/oauth2/par`` and
-    ``/oauth2/device_authorization``, which each keep a row for a client anyone may
-    name.  A request with credentials is not counted: an unauthenticated one fails
-    anyway, and an authenticated client's back end may speak for all its users from
-    one address; the per-client caps bound it."""
-    credentials = ctx.request.authorization is not None or any(
-        name in params for name in ("client_secret", "client_assertion")
-    )
-    if credentials:
-        return 0
-    return ctx.services.throttle.reserve([client_request_key(ctx.client_ip)], ctx.now).wait
+def authenticate_counted(
+    ctx: RequestContext, request: Request, params: dict[str, str], what: str
+) -> Application:
+    """:func:`authenticate` for ``/oauth2/par`` and ``/oauth2/device_authorization``,
+    which each keep a row for a client anyone may name: every request that does not
+    prove a confidential client's secret is counted on the client address's counter
+    (:func:`passport.services.throttle.client_request_key`) — a public client's
+    (``none``: its ``client_id`` is no secret), and every failed authentication — and
+    over its limit is refused 429 with ``Retry-After`` (RFC 9126 §2.3; OWASP ASVS 5
+    §6.3.1 anti-automation).  Only a confidential client that proved its secret is not
+    counted: its back end may speak for all its users from one address, and the
+    per-client caps bound it.
+
+    The credentials are checked first (a look-up and a hash), so that what decides is
+    what they prove, not what the request carries: a ``client_secret`` that is empty, a
+    ``client_assertion`` or a ``Bearer`` header proves nothing and must not skip the
+    counter.  That check runs in a read session, before this request's transaction
+    takes SQLite's write lock, which the counters' own transaction would wait for; the
+    application is then read again in the request's session."""
+    refused: OAuthError | None = None
+    application_id = 0
+    proven = False
+    with ctx.services.db.session() as read:
+        try:
+            app = authenticate(read, request, params, ctx.now)
+        except OAuthError as error:
+            refused = error
+        else:
+            application_id, proven = app.id, app.confidential
+    if not proven:
+        wait = ctx.services.throttle.reserve([client_request_key(ctx.client_ip)], ctx.now).wait
+        if wait:
+            raise too_many(what, wait)
+    if refused is not None:
+        raise refused
+    found = ctx.db.get(Application, application_id)
+    if found is None or not found.enabled:  # deleted or disabled since
+        raise InvalidClient()
+    return found
 
 
 def too_many(what: str, wait: int) -> InvalidRequest:

@@ -18,12 +18,13 @@ Keycloak's per-client switch); any other gets ``unauthorized_client`` (RFC 6749 
 
 A public client's ``client_id`` is no secret, so anyone may ask in its name, and each
 answer is a row that lives ``device_code_lifetime``.  So (OWASP ASVS 5 §6.3.1
-anti-automation): a request without client credentials is counted per client address
-(:func:`passport.oidc.client_auth.anonymous_request_wait`), and a client has at most
-``max_device_authorizations_per_client`` pending at once — no pending one is dropped
-for a new one.  Either refusal is ``invalid_request`` (§3.2 answers errors as the token
-endpoint, RFC 6749 §5.2) with status 429 and ``Retry-After`` (RFC 6585 §4): the
-device may try again later, where a 400 would tell it its request was wrong.
+anti-automation): a request that does not prove a confidential client's secret is
+counted per client address (:func:`passport.oidc.client_auth.authenticate_counted`),
+and a client has at most ``max_device_authorizations_per_client`` pending at once — no
+pending one is dropped for a new one.  Either refusal is ``invalid_request`` (§3.2
+answers errors as the token endpoint, RFC 6749 §5.2) with status 429 and
+``Retry-After`` (RFC 6585 §4): the device may try again later, where a 400 would tell
+it its request was wrong.
 
 The user code (§6.1): 8 characters of :data:`USER_CODE_ALPHABET` (20 consonants, no
 vowels — no words — and no look-alike digits), about 34.6 bits, shown ``XXXX-XXXX``
@@ -202,13 +203,10 @@ class DeviceAuthorizationEndpoint(Part):
     ) -> Response:
         now = ctx.now
         try:
-            # Before the request's transaction takes SQLite's write lock, which the
-            # counters' own transaction would wait for.
-            wait = client_auth.anonymous_request_wait(ctx, params)
-            if wait:
-                raise client_auth.too_many("Too many device authorization requests", wait)
+            app = client_auth.authenticate_counted(
+                ctx, request, params, "Too many device authorization requests"
+            )
             db = ctx.db
-            app = client_auth.authenticate(db, request, params, now)
             if not app.device_grant:
                 raise UnauthorizedClient("This client may not use the device authorization grant.")
             if any(oauth_params.every(params, "resource")):

@@ -38,11 +38,12 @@ that can cost is bounded (OWASP ASVS 5 §2.4.1 / §6.3.1 anti-automation, RFC 91
 "429 Too Many Requests: If the number of requests from a client during a particular
 time period exceeds the number the authorization server allows"):
 
-* a push that carries no client credentials is counted per client address
-  (:func:`passport.oidc.client_auth.anonymous_request_wait`, ``throttle_client_request_limit``
+* a push that does not prove a confidential client's secret — a public client's, or
+  one whose authentication failed — is counted per client address
+  (:func:`passport.oidc.client_auth.authenticate_counted`, ``throttle_client_request_limit``
   per throttle window, then growing delays): 429 ``invalid_request`` with
-  ``Retry-After``.  A client that authenticates is not counted there: its back end
-  pushes for all its users from one address;
+  ``Retry-After``.  A confidential client that proved its secret is not counted
+  there: its back end pushes for all its users from one address;
 * at most ``max_pushed_requests_per_client`` live pushed requests per client: one more
   is refused 429 ``invalid_request`` with ``Retry-After`` (until the oldest expires),
   and none already issued is dropped for it.
@@ -101,12 +102,9 @@ class PushedAuthorizationEndpoint(Part):
 
     def _push(self, request: Request, ctx: RequestContext, params: oauth_params.Params) -> Response:
         try:
-            # Before the request's transaction takes SQLite's write lock, which the
-            # counters' own transaction would wait for.
-            wait = client_auth.anonymous_request_wait(ctx, params)
-            if wait:
-                raise client_auth.too_many("Too many pushed authorization requests", wait)
-            app = client_auth.authenticate(ctx.db, request, params, ctx.now)
+            app = client_auth.authenticate_counted(
+                ctx, request, params, "Too many pushed authorization requests"
+            )
             if not params.get("client_id"):
                 # §2.1: "as a required authorization request parameter, it is similarly
                 # required in a pushed authorization request" (Basic names the client
