@@ -94,8 +94,8 @@ class Settings:
     )
     throttle_client_request_limit: int = _setting(
         300,
-        "Pushed authorization requests and device authorizations without client "
-        "credentials per client IP (IPv6: per /64) before delays start.",
+        "Pushed authorization requests and device authorizations that do not prove a "
+        "confidential client's secret, per client IP (IPv6: per /64), before delays start.",
     )
     throttle_registration_limit: int = _setting(
         20, "Self-registrations per client IP (IPv6: per /64) before delays start."
@@ -108,6 +108,11 @@ class Settings:
     )
     max_device_authorizations_per_client: int = _setting(
         300, "Live (pending, unexpired) device authorizations per application."
+    )
+    max_live_requests_per_client_address: int = _setting(
+        10,
+        "Live pushed authorization requests, and pending device authorizations, a public "
+        "application may have from one client address (IPv6: one /64).",
     )
     metrics_token: str = _setting(
         "", "Bearer token for GET /metrics (empty: loopback clients only).", secret=True
@@ -292,6 +297,7 @@ def _validate(settings: Settings) -> None:
         "device_code_lifetime",
         "max_pushed_requests_per_client",
         "max_device_authorizations_per_client",
+        "max_live_requests_per_client_address",
         "max_body_bytes",
         "max_query_bytes",
         "db_pool_size",

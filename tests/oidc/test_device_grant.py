@@ -712,6 +712,32 @@ def test_pending_authorizations_per_client_are_capped_without_dropping_one(
     assert [public_ask(h, f"203.0.113.{n}").status_code for n in range(3)] == [200] * 3
 
 
+def test_one_address_fills_only_its_share_of_a_public_clients_authorizations(
+    factory: Any,
+) -> None:
+    """M2 (RFC 8628 §5.2, ASVS 5 §6.3.1: no malicious lockout): one address holds at most
+    ``max_live_requests_per_client_address`` pending authorizations of a public client;
+    another address still gets through, and a confidential client with its secret is
+    not held to it."""
+    h: Harness = factory("sqlite", "db", max_live_requests_per_client_address=3)
+    h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
+    switch(h, "Spa")
+    switch(h, "Wiki")
+    assert [public_ask(h).status_code for _ in range(3)] == [200] * 3
+    refused = public_ask(h)
+    assert refused.status_code == 429, refused.get_data(as_text=True)
+    assert body(refused)["error"] == "invalid_request"
+    assert 0 < int(refused.headers["Retry-After"]) <= 600
+    assert rows(h, "device_authorizations") == 3
+    code = body(public_ask(h, "192.0.2.2"))  # the user elsewhere
+    assert enter(user(h), code["user_code"], "allow").status_code == 200
+    assert "access_token" in body(poll(h, code["device_code"], public=True))
+    for _ in range(5):
+        assert ask(h).status_code == 200  # proven: the client cap only
+    h.clock.advance(seconds=601)
+    assert public_ask(h).status_code == 200
+
+
 def test_requests_without_credentials_are_throttled_per_address(factory: Any) -> None:
     h: Harness = factory("sqlite", "db", throttle_client_request_limit=3)
     h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]

@@ -420,6 +420,44 @@ def test_live_pushed_requests_per_client_are_capped_without_dropping_one(
     assert [public_push(h, f"203.0.113.{n}").status_code for n in range(3)] == [201] * 3
 
 
+def test_one_address_fills_only_its_share_of_a_public_clients_pushes(factory: Any) -> None:
+    """M2 (ASVS 5 §6.3.1: no malicious lockout; RFC 9126 §2.3): a stranger acting as a
+    public client from one address holds at most ``max_live_requests_per_client_address``
+    live pushes, so the client-wide cap is out of its reach and another address still
+    gets through; a confidential client that proves its secret is not held to it."""
+    h: Harness = factory(
+        "sqlite", "db", key_encryption_key=KEK, max_live_requests_per_client_address=3
+    )
+    h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
+    assert [public_push(h).status_code for _ in range(3)] == [201] * 3
+    refused = public_push(h)
+    assert refused.status_code == 429, refused.get_data(as_text=True)
+    assert body(refused)["error"] == "invalid_request"
+    assert 0 < int(refused.headers["Retry-After"]) <= LIFETIME
+    assert public_push(h, "::ffff:192.0.2.1").status_code == 429  # the same IPv4 client
+    assert rows(h, "pushed_authorization_requests") == 3
+    assert public_push(h, "192.0.2.2").status_code == 201  # the user elsewhere
+    for _ in range(5):
+        assert push(h, **wiki_request(h)).status_code == 201  # proven: the client cap only
+    h.clock.advance(seconds=LIFETIME)
+    assert public_push(h).status_code == 201  # its own pushes expired: room again
+
+
+def test_the_share_per_address_comes_before_the_client_wide_cap(factory: Any) -> None:
+    """M2: with the client-wide cap as the backstop, one address alone cannot reach it."""
+    h: Harness = factory(
+        "sqlite",
+        "db",
+        key_encryption_key=KEK,
+        max_live_requests_per_client_address=2,
+        max_pushed_requests_per_client=4,
+    )
+    h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
+    assert [public_push(h).status_code for _ in range(5)] == [201, 201, 429, 429, 429]
+    assert [public_push(h, "192.0.2.2").status_code for _ in range(2)] == [201, 201]
+    assert public_push(h, "192.0.2.3").status_code == 429  # the backstop: 4 live
+
+
 def test_pushes_without_credentials_are_throttled_per_address(factory: Any) -> None:
     """F1: a push that carries no client credentials counts on its address's counter
     (the project's throttle: a limit per window, then growing delays) — 429 with

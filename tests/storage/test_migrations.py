@@ -308,3 +308,33 @@ def test_0018_resource_clients_start_empty_and_follow_their_applications(
         assert migrate.is_current(engine)
     finally:
         engine.dispose()
+
+
+def test_0019_client_address_is_added_empty_and_goes_back_down(blank_database: Backend) -> None:
+    """The address a pushed request or a device authorization came from: a column of
+    each table, NULL on a row from before (it names no address, and counts toward no
+    address's share); the step goes back down and up again."""
+    engine = create_engine(blank_database.url)
+    tables = ("pushed_authorization_requests", "device_authorizations")
+    try:
+        migrate.upgrade(engine, "0018")
+        with engine.connect() as conn:
+            for table in tables:
+                columns = {c["name"] for c in inspect(conn).get_columns(table)}
+                assert "client_address" not in columns
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            for table in tables:
+                column = {c["name"]: c for c in inspect(conn).get_columns(table)}
+                assert column["client_address"]["nullable"]
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == []
+        _downgrade(engine, "0018")
+        with engine.connect() as conn:
+            for table in tables:
+                columns = {c["name"] for c in inspect(conn).get_columns(table)}
+                assert "client_address" not in columns
+        migrate.upgrade(engine)
+        assert migrate.is_current(engine)
+    finally:
+        engine.dispose()

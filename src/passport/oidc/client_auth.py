@@ -112,7 +112,23 @@ def authenticate_counted(
     ``client_assertion`` or a ``Bearer`` header proves nothing and must not skip the
     counter.  That check runs in a read session, before this request's transaction
     takes SQLite's write lock, which the counters' own transaction would wait for; the
-    application is then read again in the request's session."""
+    application is then read again in the request's session.
+
+    The caps on live rows that follow at both endpoints are built so that they are no
+    lockout lever (OWASP ASVS 5 §6.3.1: anti-automation "without ... malicious
+    lockout"; RFC 8628 §5.2 and RFC 9126 §2.3 leave the bound to the server).  A
+    client-wide cap alone (``max_pushed_requests_per_client``,
+    ``max_device_authorizations_per_client``) let one stranger acting as a public
+    client fill it from one address and keep every user of that client out — for a
+    ``--par-required`` client, out of signing in at all.  So a request that did not
+    prove a confidential secret first meets its share per (client, address),
+    ``max_live_requests_per_client_address``, well below the client-wide cap: one
+    address fills only its own share, and the users elsewhere go on.  The client-wide
+    cap stays as the backstop that bounds the table; reaching it now takes
+    cap / share addresses (IPv6: /64s) each holding its share live at once, each
+    also under this address counter.  A confidential client that proved its secret
+    is held only by the client-wide cap: its back end speaks for all its users from
+    one address, and only it can fill its cap."""
     refused: OAuthError | None = None
     application_id = 0
     proven = False

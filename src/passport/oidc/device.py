@@ -20,8 +20,10 @@ A public client's ``client_id`` is no secret, so anyone may ask in its name, and
 answer is a row that lives ``device_code_lifetime``.  So (OWASP ASVS 5 §6.3.1
 anti-automation): a request that does not prove a confidential client's secret is
 counted per client address (:func:`passport.oidc.client_auth.authenticate_counted`),
-and a client has at most ``max_device_authorizations_per_client`` pending at once — no
-pending one is dropped for a new one.  Either refusal is ``invalid_request`` (§3.2
+a public client has at most ``max_live_requests_per_client_address`` pending from one
+address, and any client at most ``max_device_authorizations_per_client`` pending at
+once (a backstop one address cannot reach alone; ``authenticate_counted`` says why) —
+no pending one is dropped for a new one.  Either refusal is ``invalid_request`` (§3.2
 answers errors as the token endpoint, RFC 6749 §5.2) with status 429 and
 ``Retry-After`` (RFC 6585 §4): the device may try again later, where a 400 would tell
 it its request was wrong.
@@ -65,6 +67,7 @@ from passport.oidc.errors import json_response
 from passport.oidc.errors import render
 from passport.oidc.tokens import Grant
 from passport.oidc.tokens import digest
+from passport.services.throttle import address_of
 from passport.storage.db import Database
 from passport.storage.models import Application
 from passport.storage.models import DeviceAuthorization
@@ -142,15 +145,21 @@ def find_pending(db: Session, code: str, now: datetime) -> DeviceAuthorization |
     return row
 
 
-def pending_room(db: Session, application_id: int, now: datetime, limit: int) -> int:
+def pending_room(
+    db: Session, application_id: int, now: datetime, limit: int, address: str | None = None
+) -> int:
     """0 when ``application_id`` may start one more device authorization, else the
     seconds until its oldest pending one expires (``Retry-After``): at most ``limit``
-    pending at once, since a public client's ``client_id`` is no secret."""
-    live = (
+    pending at once, since a public client's ``client_id`` is no secret — asked from
+    ``address`` (:func:`passport.services.throttle.address_of`) when it is given, else
+    from anywhere."""
+    live = [
         DeviceAuthorization.application_id == application_id,
         DeviceAuthorization.status == "pending",
         DeviceAuthorization.expires_at > now,
-    )
+    ]
+    if address is not None:
+        live.append(DeviceAuthorization.client_address == address)
     count, oldest = db.execute(
         select(func.count(), func.min(DeviceAuthorization.expires_at)).where(*live)
     ).one()
@@ -215,6 +224,17 @@ class DeviceAuthorizationEndpoint(Part):
                 # §3.3), and silently dropping it would let the client believe its token
                 # is audience-restricted; the device's token is for the client itself.
                 raise InvalidTarget("resource is not supported for the device authorization grant.")
+            address = address_of(ctx.client_ip)
+            # RFC 8628 §5.2 / ASVS 5 §6.3.1: a public client's share per address first,
+            # then the client-wide backstop (client_auth.authenticate_counted says why).
+            if not app.confidential:
+                share = self.settings.max_live_requests_per_client_address
+                full = pending_room(db, app.id, now, share, address)
+                if full:
+                    raise client_auth.too_many(
+                        "Too many pending device authorizations for this client from this address",
+                        full,
+                    )
             full = pending_room(db, app.id, now, self.settings.max_device_authorizations_per_client)
             if full:
                 raise client_auth.too_many(
@@ -245,6 +265,7 @@ class DeviceAuthorizationEndpoint(Part):
                 application_id=app.id,
                 scope=" ".join(scopes),
                 status="pending",
+                client_address=address,
                 interval=INTERVAL,
                 created_at=now,
                 expires_at=now + timedelta(seconds=lifetime),

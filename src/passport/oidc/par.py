@@ -44,9 +44,12 @@ time period exceeds the number the authorization server allows"):
   per throttle window, then growing delays): 429 ``invalid_request`` with
   ``Retry-After``.  A confidential client that proved its secret is not counted
   there: its back end pushes for all its users from one address;
-* at most ``max_pushed_requests_per_client`` live pushed requests per client: one more
-  is refused 429 ``invalid_request`` with ``Retry-After`` (until the oldest expires),
-  and none already issued is dropped for it.
+* at most ``max_live_requests_per_client_address`` live pushed requests of a public
+  client from one address, then at most ``max_pushed_requests_per_client`` per client
+  (a backstop one address cannot reach alone:
+  :func:`~passport.oidc.client_auth.authenticate_counted` says why): one more is
+  refused 429 ``invalid_request`` with ``Retry-After`` (until the oldest expires), and
+  none already issued is dropped for it.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ from passport.oidc.errors import InvalidRequest
 from passport.oidc.errors import OAuthError
 from passport.oidc.errors import json_response
 from passport.oidc.errors import render
+from passport.services.throttle import address_of
 from passport.web.context import RequestContext
 
 if TYPE_CHECKING:
@@ -126,6 +130,17 @@ class PushedAuthorizationEndpoint(Part):
             stored = pushed.encode(kept)
             if stored is None:
                 raise InvalidRequest("The pushed authorization request is too large.")
+            address = address_of(ctx.client_ip)
+            # ASVS 5 §6.3.1: a public client's share per address first, then the
+            # client-wide backstop (client_auth.authenticate_counted says why).
+            if not app.confidential:
+                share = self.settings.max_live_requests_per_client_address
+                full = pushed.room_for(ctx.db, app.id, ctx.now, share, address)
+                if full:
+                    raise client_auth.too_many(
+                        "Too many pushed authorization requests for this client from this address",
+                        full,
+                    )
             limit = self.settings.max_pushed_requests_per_client
             full = pushed.room_for(ctx.db, app.id, ctx.now, limit)
             if full:
@@ -135,6 +150,6 @@ class PushedAuthorizationEndpoint(Part):
         except OAuthError as error:
             ctx.refuse()
             return render(error)
-        request_uri = pushed.store(ctx.db, app.id, stored, ctx.now)
+        request_uri = pushed.store(ctx.db, app.id, stored, ctx.now, address)
         # RFC 9126 §2.2: 201 Created with request_uri and expires_in; never cached.
         return json_response({"request_uri": request_uri, "expires_in": pushed.LIFETIME}, 201)

@@ -13,7 +13,8 @@ What is kept is bounded, since a public client's ``client_id`` is no secret and 
 may push in its name: only the parameters the authorization endpoint reads
 (:data:`passport.oidc.authorization.AUTHORIZATION_PARAMETERS`), at most
 :data:`MAX_STORED_BYTES` of them, and at most ``max_pushed_requests_per_client`` live
-requests per client (:func:`room_for`; a new push is refused, never an older one
+requests per client, ``max_live_requests_per_client_address`` of a public client's
+from one address (:func:`room_for`; a new push is refused, never an older one
 dropped).
 """
 
@@ -64,22 +65,32 @@ def encode(parameters: dict[str, str]) -> str | None:
     return text if len(text.encode("utf-8", "surrogatepass")) <= MAX_STORED_BYTES else None
 
 
-def room_for(db: Session, application_id: int, now: datetime, limit: int) -> int:
+def room_for(
+    db: Session, application_id: int, now: datetime, limit: int, address: str | None = None
+) -> int:
     """0 when ``application_id`` may push one more request, else the seconds until its
-    oldest live one expires (``Retry-After``): at most ``limit`` live at once."""
-    live = PushedAuthorizationRequest.application_id == application_id
+    oldest live one expires (``Retry-After``): at most ``limit`` live at once — from
+    ``address`` (:func:`passport.services.throttle.address_of`) when it is given, else
+    from anywhere."""
+    live = [
+        PushedAuthorizationRequest.application_id == application_id,
+        PushedAuthorizationRequest.expires_at > now,
+    ]
+    if address is not None:
+        live.append(PushedAuthorizationRequest.client_address == address)
     count, oldest = db.execute(
-        select(func.count(), func.min(PushedAuthorizationRequest.expires_at)).where(
-            live, PushedAuthorizationRequest.expires_at > now
-        )
+        select(func.count(), func.min(PushedAuthorizationRequest.expires_at)).where(*live)
     ).one()
     if count < limit or oldest is None:
         return 0
     return max(1, math.ceil((oldest - now).total_seconds()))
 
 
-def store(db: Session, application_id: int, parameters: str, now: datetime) -> str:
-    """Keep ``parameters`` (from :func:`encode`) for ``application_id``; returns the
+def store(
+    db: Session, application_id: int, parameters: str, now: datetime, address: str | None = None
+) -> str:
+    """Keep ``parameters`` (from :func:`encode`) for ``application_id``, pushed from
+    ``address`` (:func:`passport.services.throttle.address_of`); returns the
     ``request_uri`` (shown once, to the client that pushed them).  Expired ones go first,
     as :func:`passport.oidc.pending.start` does: a public client's ``client_id`` is no
     secret, so anyone may push, and the table must not wait for housekeeping to shrink."""
@@ -92,6 +103,7 @@ def store(db: Session, application_id: int, parameters: str, now: datetime) -> s
             request_uri_hash=digest(request_uri),
             application_id=application_id,
             parameters=parameters,
+            client_address=address,
             created_at=now,
             expires_at=now + timedelta(seconds=LIFETIME),
         )

@@ -497,6 +497,9 @@ class PushedAuthorizationRequest(Base):
     parameters: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Who pushed it (:func:`passport.services.throttle.address_of`: IPv6 as its /64), for
+    # the cap per client and address; None on a row from before migration 0019.
+    client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class DeviceAuthorization(Base):
@@ -529,3 +532,6 @@ class DeviceAuthorization(Base):
     last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Who asked (:func:`passport.services.throttle.address_of`), for the cap per client
+    # and address; None on a row from before migration 0019.
+    client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
