@@ -40,13 +40,14 @@ def authenticate(
 
     A credential of a method Passport does not support is refused ``invalid_client``,
     never ignored (else the request would fall through to ``none`` and pass as a
-    public client's while looking authenticated): ``client_assertion`` and
-    ``client_assertion_type`` (RFC 7521 §4.2, RFC 7523 §2.2 — RFC 6749 §2.3: the server
-    "MUST NOT" accept a method it does not support), and an ``Authorization`` header
-    that is not a well-formed ``Basic`` one (RFC 6749 §2.3.1 names only Basic for client
-    authentication; §5.2: a client that "attempted to authenticate via the
-    Authorization request header field" and failed gets 401 with a challenge).  A
-    Bearer token authenticates a resource request (RFC 6750), never a client here.
+    public client's while looking authenticated).  RFC 6749 §5.2 names the case:
+    ``invalid_client`` for "unsupported authentication method".  So are refused
+    ``client_assertion`` and ``client_assertion_type`` (RFC 7521 §4.2, RFC 7523 §2.2:
+    not a method Passport offers), and an ``Authorization`` header that is not a
+    well-formed ``Basic`` one (RFC 6749 §2.3.1 names HTTP Basic; §5.2: a client that
+    "attempted to authenticate via the "Authorization" request header field" gets 401
+    with a ``WWW-Authenticate`` challenge).  A Bearer token authenticates a resource
+    request (RFC 6750), never a client at these endpoints.
     """
     if "client_assertion" in params or "client_assertion_type" in params:
         raise InvalidClient("Client assertions are not supported (RFC 7521 §4.2).")
