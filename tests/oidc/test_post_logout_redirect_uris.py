@@ -220,3 +220,42 @@ def test_registered_through_the_cli(h: Harness) -> None:
         "--post-logout-redirect-uri", BYE,
     )  # fmt: skip
     assert both.exit_code == 2 and stored(h, "Notes") == []
+
+
+# -- URIs stored before the fragment rule (review: legacy ``#``) ---------------------------------
+
+LEGACY = "http://127.0.0.1:9/legacy#"
+LEGACY_BYE = "http://127.0.0.1:9/lbye#"
+
+
+@pytest.mark.parametrize("fragment", ["", "frag"])
+def test_a_stored_uri_with_a_fragment_is_not_registered(h: Harness, fragment: str) -> None:
+    """RFC 6749 §3.1.2: a redirection endpoint URI "MUST NOT include a fragment
+    component".  A bare ``#`` was accepted before the rule, and migration 0016 copied the
+    login redirect URIs into the post-logout ones: an upgraded database may hold one (the
+    rows are edited directly, as such a database would hold them).  At run time it is no
+    registered URI: ``/oauth2/authorize`` shows its error page, never a redirect to
+    ``…#?error=``; ``/logout`` shows Passport's page, never ``…#?state=``."""
+    legacy, bye = LEGACY + fragment, LEGACY_BYE + fragment
+    with h.app.services.db.session(write=True) as db, db.begin():
+        wiki = db.scalars(select(Application).where(Application.name == "Wiki")).one()
+        wiki.redirect_uris = [*wiki.redirect_uris, legacy]
+        wiki.post_logout_redirect_uris = [*wiki.post_logout_redirect_uris, bye]
+    params = {
+        "client_id": client_id(h, "Wiki"),
+        "redirect_uri": legacy,
+        "response_type": "code",
+        "scope": "openid",
+        "state": "s",
+    }
+    for asked in (params, {**params, "response_type": "token"}):  # an error for the client
+        answer = h.new_client().get("/oauth2/authorize?" + urlencode(asked))
+        assert answer.status_code == 400 and "Location" not in answer.headers, asked
+        assert "has not registered" in answer.get_data(as_text=True)
+    assert refused(sign_out_to(h, "Wiki", bye))
+    # The same application's other URIs still work.
+    assert returned(sign_out_to(h, "Wiki", SIGNED_OUT), SIGNED_OUT)
+    good = h.new_client().get(
+        "/oauth2/authorize?" + urlencode({**params, "redirect_uri": REDIRECT})
+    )
+    assert good.status_code in (302, 303) and good.headers["Location"].startswith(("/", "http"))

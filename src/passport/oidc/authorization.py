@@ -225,7 +225,7 @@ class AuthorizationEndpoint(Part):
         server says so (RFC 9126 §4, §5-6: refused ``invalid_request`` otherwise).
         """
         redirect_uri = params.get("redirect_uri", "")
-        if redirect_uri not in app.redirect_uris:
+        if not directory.is_registered_redirect_uri(redirect_uri, app.redirect_uris):
             raise UnverifiedRedirect("redirect_uri is not one the client registered.")
         if not through_par and (
             self.settings.require_par or app.require_pushed_authorization_requests

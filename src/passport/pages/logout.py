@@ -24,6 +24,7 @@ from passport.oidc import params as oauth_params
 from passport.oidc.base import redirect
 from passport.oidc.base import with_query
 from passport.pages import render
+from passport.services import directory
 from passport.services.accounts import Caller
 from passport.storage.models import Application
 from passport.web.context import RequestContext
@@ -115,6 +116,10 @@ class LogoutPage(render.Page):
             return "", "", True
         with self.services.db.session() as db:
             app = db.scalars(select(Application).where(Application.client_id == client_id)).first()
-            if app is None or not app.enabled or uri not in app.post_logout_redirect_uris:
+            if (
+                app is None
+                or not app.enabled
+                or not directory.is_registered_redirect_uri(uri, app.post_logout_redirect_uris)
+            ):
                 return "", "", True
         return uri, client_id, False

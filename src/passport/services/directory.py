@@ -154,6 +154,17 @@ def _redirect_uri_ok(value: str) -> bool:
     )
 
 
+def is_registered_redirect_uri(value: str, registered: list[str]) -> bool:
+    """``value`` is one of the ``registered`` (login or post-logout) redirect URIs, by
+    exact string comparison (RFC 9700 §4.1.3; RP-Initiated Logout 1.0 §3), and has no
+    fragment.  The one run-time check of both lists: a URI stored before the rule of
+    :func:`_redirect_uri_ok` held (a bare trailing ``#`` was accepted, and migration 0016
+    copied login redirect URIs into the post-logout ones) is not registered — RFC 6749
+    §3.1.2: the endpoint URI "MUST NOT include a fragment component", and a response
+    appended after a ``#`` would reach the client's script, never its server."""
+    return "#" not in value and value in registered
+
+
 def validate_redirect_uris(
     values: list[str], source: str = "redirectUris", what: str = "redirect URI"
 ) -> list[str]:
