@@ -884,6 +884,97 @@ def test_misleading_identifiers_are_refused_through_the_cli(h: Harness) -> None:
     assert rows(h, "application_resources") == 0
 
 
+# -- Passport's own address, whatever spells it (review: own origin off by default) ------
+
+SERVED = "http://127.0.0.1:8123"  # a SQLite set-up without a public URL, on port 8123
+PUBLIC = "https://sso.example.com"
+OWN = {
+    # no PASSPORT_PUBLIC_URL: the effective issuer is the served address
+    "": [SERVED, SERVED + "/", SERVED + "/oauth2/userinfo", "http://localhost:8123/api"],
+    # a trailing dot names the same host (RFC 1034 §3.1); :443 is https's own port
+    PUBLIC: [
+        PUBLIC + "./",
+        PUBLIC + ".:443",
+        PUBLIC + ".:443/oauth2/userinfo",
+        PUBLIC + ":443/api",
+        "https://sso.example.com../x",
+    ],
+}
+ELSEWHERE = {
+    "": ["http://127.0.0.1:8124/api", "http://localhost:9/api"],
+    PUBLIC: ["https://api.sso.example.com/", PUBLIC + ":8443/api"],
+}
+
+
+def admin_at(h: Harness, base: str) -> PassportClient:
+    """:func:`admin`, speaking to Passport at ``base`` (its effective issuer)."""
+    client = h.new_client()
+    at: dict[str, Any] = {"base_url": base, "headers": {"Origin": base}}
+    form = {"username": "root", "password": STRONG}
+    assert client.post("/Account/register", data=form, **at).status_code == 200
+    with h.app.services.db.session(write=True) as db, db.begin():
+        passport = db.get(Application, 1)
+        assert passport is not None
+        right = directory.find_permission(db, passport, "admin")
+        assert right is not None
+        directory.grant(db, right, user=directory.get_user(db, "root"))
+    assert client.post("/Account/login", data=form, **at).status_code == 200
+    return client
+
+
+@pytest.mark.parametrize("public_url", ["", PUBLIC], ids=["no public URL", "public URL"])
+def test_passports_own_address_is_refused_through_the_api(factory: Any, public_url: str) -> None:
+    """RFC 8707 §2 registration: Passport itself is no resource server — with no
+    ``PASSPORT_PUBLIC_URL`` (the SQLite default; the check was off) its served address,
+    and the public URL's host with a trailing dot or its default port spelled out."""
+    h: Harness = factory("sqlite", public_url=public_url, port=8123, key_encryption_key=KEK)
+    base = public_url or SERVED
+    client = admin_at(h, base)
+    at: dict[str, Any] = {"base_url": base, "headers": {"Origin": base}}
+    assert client.post("/Applications/create", data={"name": "Notes"}, **at).status_code == 200
+    for value in OWN[public_url]:
+        for path, params in (
+            ("/Applications/create", {"name": "Other"}),
+            ("/Applications/update", {"application": "Notes"}),
+        ):
+            answer = client.post(path, data={**params, "resources": value}, **at)
+            assert answer.status_code == 400, (path, value, answer.get_data(as_text=True))
+            assert body(answer)["ClientExceptions"][0]["Source"] == "resources"
+            assert "own address" in answer.get_data(as_text=True)
+    assert rows(h, "application_resources") == 0
+    for value in ELSEWHERE[public_url]:
+        answer = client.post(
+            "/Applications/update", data={"application": "Notes", "resources": value}, **at
+        )
+        assert answer.status_code == 200, (value, answer.get_data(as_text=True))
+
+
+@pytest.mark.parametrize("public_url", ["", PUBLIC], ids=["no public URL", "public URL"])
+def test_passports_own_address_is_refused_through_the_cli(factory: Any, public_url: str) -> None:
+    """The same rule in ``passport app add|update --resource``: the CLI's settings give
+    the same effective issuer (``PASSPORT_PUBLIC_URL``, or the SQLite served address)."""
+    h: Harness = factory("sqlite", public_url=public_url, port=8123, key_encryption_key=KEK)
+    env = {
+        "PASSPORT_PUBLIC_URL": public_url,
+        "PASSPORT_PORT": "8123",
+        "PASSPORT_HOST": "",
+        "PASSPORT_KEY_ENCRYPTION_KEY": KEK,
+    }
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(cli, [*args, "--database-url", h.settings.database_url], env=env)
+
+    assert run("app", "add", "Notes").exit_code == 0
+    for value in OWN[public_url]:
+        refused = run("app", "add", "Other", "--resource", value)
+        assert refused.exit_code == 1 and "own address" in refused.output, (value, refused.output)
+        refused = run("app", "update", "Notes", "--resource", value)
+        assert refused.exit_code == 1 and "own address" in refused.output, (value, refused.output)
+    assert rows(h, "application_resources") == 0
+    for value in ELSEWHERE[public_url]:
+        assert run("app", "update", "Notes", "--resource", value).exit_code == 0, value
+
+
 # -- the device authorization endpoint refuses resource (review I3) ----------------------
 
 

@@ -380,7 +380,7 @@ class Administration:
             scopes=scopes,
             id_token_signed_response_alg=id_token_signed_response_alg,
             resources=resources,
-            own_origin=self.accounts.settings.public_url or None,
+            own_origin=self.accounts.settings.issuer,
         )
         app.refresh_tokens = refresh_tokens
         app.require_pushed_authorization_requests = require_pushed_authorization_requests
@@ -478,7 +478,7 @@ class Administration:
                 app,
                 resources,
                 self.caller.now,
-                own_origin=self.accounts.settings.public_url or None,
+                own_origin=self.accounts.settings.issuer,
             )
             changed.append("resources")
         if listed is not None:

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete
@@ -252,7 +253,8 @@ def create_application(
     own_origin: str | None = None,
 ) -> tuple[Application, str | None]:
     """A new application; returns it and its client secret (confidential ones only), once.
-    ``own_origin``: Passport's public URL, which no resource identifier may have."""
+    ``own_origin``: Passport's effective issuer (:attr:`Settings.issuer`), which no resource
+    identifier may name."""
     clean = validate_name(name, "name", "Application")
     resources = validate_resources(resources or [], own_origin=own_origin)
     app = Application(
@@ -368,6 +370,32 @@ def resource_uri_problem(value: str) -> str | None:
     return None
 
 
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _server_of(uri: str) -> tuple[str, int] | None:
+    """The server ``uri`` names, as ``(host, port)``, or None when it names none.
+
+    The host in lower case (RFC 3986 §3.2.2: case-insensitive), percent-decoded (§2.1),
+    without a trailing dot (RFC 1034 §3.1: ``sso.example.com.`` is the same absolute
+    name), the port its scheme's default when none is given (§3.2.3: ``:443`` on https is
+    no other server); the loopback names, ``localhost``, ``127.0.0.1`` and ``::1``, are
+    one host (Passport serving on one of them is reached by the others).  The scheme
+    does not count: one port serves one protocol."""
+    try:
+        parts = urlsplit(uri.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    host = unquote(parts.hostname or "").lower().rstrip(".")
+    if default is None or not host:
+        return None
+    if host in _LOOPBACK_NAMES:
+        host = "loopback"
+    return host, port if port is not None else default
+
+
 def registration_problem(value: str, own_origin: str | None) -> str | None:
     """Why ``value`` may not be registered as a resource identifier, or None: what
     :func:`resource_uri_problem` refuses, and, stricter than a request is read (an
@@ -378,8 +406,11 @@ def registration_problem(value: str, own_origin: str | None) -> str | None:
       ``https://api-a.example.com@evil.example`` sees the wrong host;
     * a query component: RFC 8707 §2, the identifier "SHOULD NOT include a query
       component";
-    * Passport's own origin (its issuer): Passport is no API for which another
-      application could serve tokens, and its userinfo refuses tokens with an audience."""
+    * Passport's own address (``own_origin``, its effective issuer: the public URL, or the
+      served address of a SQLite set-up without one — :attr:`Settings.issuer`): Passport
+      is no API for which another application could serve tokens, and its userinfo
+      refuses tokens with an audience.  Compared as :func:`_server_of` reads hosts, so
+      that ``https://sso.example.com.:443/`` is Passport too."""
     problem = resource_uri_problem(value)
     if problem is not None:
         return problem
@@ -388,7 +419,8 @@ def registration_problem(value: str, own_origin: str | None) -> str | None:
         return "no user information before the host"
     if "?" in value:  # an empty query is a query component too (RFC 3986 §3.4)
         return "no query component"
-    if own_origin and normalise_origin(value) == normalise_origin(own_origin):
+    own = _server_of(own_origin) if own_origin else None
+    if own is not None and _server_of(value) == own:
         return "not Passport's own address"
     return None
 
@@ -397,7 +429,7 @@ def validate_resources(
     values: list[str], source: str = "resources", *, own_origin: str | None = None
 ) -> list[str]:
     """RFC 8707 §2 resource identifiers (:func:`registration_problem`; ``own_origin``:
-    Passport's public URL), once each."""
+    Passport's effective issuer), once each."""
     result: list[str] = []
     for value in values:
         problem = registration_problem(value, own_origin)
