@@ -372,7 +372,78 @@ def test_oidcc_rp_initiated_logout_no_params(h: Harness) -> None:
 
 def test_signed_out_page_is_not_a_sign_out_by_link(h: Harness) -> None:
     """The sign-out itself needs the form's CSRF token: a link or a cross-site form cannot
-    sign the user out (§2: the OP asks)."""
+    sign the user out (§2: the OP asks) — an application's POST gets the question, one
+    that brings a ``csrf`` field not this browser's is refused."""
     hint = id_token(h)
-    assert h.client.post("/logout", data={"id_token_hint": hint}).status_code == 403
+    asked = h.client.post("/logout", data={"id_token_hint": hint}, headers=CROSS_SITE)
+    assert asked.status_code == 200 and "Sign out of Passport" in asked.get_data(as_text=True)
+    for csrf in ("", "x" * 43, form_of(logout(h))["csrf"]):
+        forged = h.client.post(
+            "/logout", data={"id_token_hint": hint, "csrf": csrf}, headers=CROSS_SITE
+        )
+        assert forged.status_code == 403, csrf
+    assert signed_in(h)
+
+
+# -- the same requests by POST (§2: "The OP MUST support the use of the HTTP GET and POST
+# methods"), as an application's cross-site form sends them ------------------------------
+
+CROSS_SITE = {
+    "Origin": "http://127.0.0.1:9",
+    "Content-Type": "application/x-www-form-urlencoded",
+}
+
+
+def logout_by_post(h: Harness, **params: str) -> Any:
+    """The application's page posts the logout request (form-serialized, §2), no token."""
+    return h.client.post("/logout", data=urlencode(params), headers=CROSS_SITE)
+
+
+def test_oidcc_rp_initiated_logout_post(h: Harness) -> None:
+    """§2: the end_session_endpoint takes POST as it takes GET.  Signed in: the same
+    question as the GET asks (the same form, the same hidden fields), nobody signed
+    out until the user confirms; then back to the application with ``state``."""
+    hint = id_token(h)
+    params = {
+        "id_token_hint": hint,
+        "client_id": ids(h)["client_id"],
+        "post_logout_redirect_uri": SIGNED_OUT,
+        "state": "bye",
+        "ui_locales": "fr-CA fr en",
+    }
+    page = logout_by_post(h, **params)
+    assert page.status_code == 200 and "Location" not in page.headers
+    assert form_of(page) == form_of(logout(h, **params))
+    assert signed_in(h)
+    done = confirm(h, page)
+    assert done.status_code == 302 and done.headers["Location"] == SIGNED_OUT + "?state=bye"
+    assert not signed_in(h)
+
+
+def test_oidcc_rp_initiated_logout_post_user_already_signed_out(h: Harness) -> None:
+    """§2: a POST that shows no session goes on as the GET (303): a cross-site POST
+    leaves the ``SameSite=Lax`` session cookie behind, the GET carries it.  Signed out
+    indeed, the GET returns to the application with ``state``, as for a GET."""
+    hint = id_token(h)
+    confirm(h, logout(h))
+    params = {"id_token_hint": hint, "post_logout_redirect_uri": SIGNED_OUT, "state": "again"}
+    answer = logout_by_post(h, **params, ui_locales="en", unknown="dropped")
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "/logout?" + urlencode({**params, "ui_locales": "en"})
+    back = h.client.get(answer.headers["Location"])
+    assert back.status_code == 302 and back.headers["Location"] == SIGNED_OUT + "?state=again"
+    assert logout_by_post(h).headers["Location"] == "/logout"
+    assert signed_out_page(h.client.get("/logout"))
+
+
+def test_oidcc_rp_initiated_logout_post_is_checked_as_the_get(h: Harness) -> None:
+    """The rules of the GET: a hint that is not Passport's is refused (400, no
+    redirect, nothing handed on); an unregistered URI is not returned to."""
+    hint = id_token(h)
+    for forged in modified(hint):
+        answer = logout_by_post(h, id_token_hint=forged, post_logout_redirect_uri=SIGNED_OUT)
+        assert answer.status_code == 400 and "Location" not in answer.headers, forged
+    page = logout_by_post(h, id_token_hint=hint, post_logout_redirect_uri=REDIRECT, state="x")
+    html = page.get_data(as_text=True)
+    assert "has not registered" in html and 'name="post_logout_redirect_uri" value=""' in html
     assert signed_in(h)

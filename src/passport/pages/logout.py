@@ -9,11 +9,26 @@ registered as a post-logout redirect URI (§3 ``post_logout_redirect_uris``, apa
 its login redirect URIs), with its ``state`` (§3) — also when the user was already signed out.
 Without such a URI the user sees Passport's own "signed out" page: never an open
 redirect.
+
+§2: "The OP MUST support the use of the HTTP GET and POST methods", a POST carrying the
+parameters form-serialized.  Two POSTs come here, told apart by the ``csrf`` field that
+only Passport's own confirmation form carries:
+
+* the confirmation form's, which signs the user out — only with this browser's CSRF
+  token, from Passport's own origin (:meth:`~passport.pages.render.Page.form_ok`): a
+  cross-site POST never signs anyone out (logout CSRF; §2: the OP asks);
+* an application's, cross-site, without a token: a logout *request*, answered as its GET
+  is — the question when the user is signed in.  A cross-site POST does not carry the
+  session's ``SameSite=Lax`` cookie, so a user who looks signed out may not be: the POST
+  is then sent on as a GET (303 See Other, RFC 9110 §15.4.4) with the same parameters,
+  a top-level navigation that does carry it, where the rules of the GET decide.  Nothing
+  reaches a redirect before the parameters are checked as the GET checks them.
 """
 
 from __future__ import annotations
 
 import hmac
+from urllib.parse import urlencode
 
 from sqlalchemy import select
 from werkzeug import Request
@@ -30,6 +45,17 @@ from passport.storage.models import Application
 from passport.web.context import RequestContext
 from passport.web.errors import status_of
 
+# RP-Initiated Logout 1.0 §2 (and §3's ``state``): the parameters of a logout request,
+# what an application's POST hands on to the GET.
+REQUEST_PARAMETERS = (
+    "id_token_hint",
+    "logout_hint",
+    "client_id",
+    "post_logout_redirect_uri",
+    "state",
+    "ui_locales",
+)
+
 
 class LogoutPage(render.Page):
     def logout(self, request: Request) -> Response:
@@ -39,9 +65,13 @@ class LogoutPage(render.Page):
         except ClientError as exc:
             return render.error_page(exc.message, "invalid_request", status=status_of(exc))
         state = params.get("state") or ""
+        # Only Passport's own confirmation form posts a ``csrf`` field (module docstring).
+        confirming = request.method == "POST" and "csrf" in params
         ctx = self.context(request, write=True)
         return ctx.respond(
-            lambda: self._logout(request, ctx, params, redirect_uri, client_id, state, refused)
+            lambda: self._logout(
+                request, ctx, params, redirect_uri, client_id, state, refused, confirming
+            )
         )
 
     def _logout(
@@ -53,9 +83,10 @@ class LogoutPage(render.Page):
         client_id: str,
         state: str,
         refused: bool,
+        confirming: bool,
     ) -> Response:
         identity = ctx.identity
-        if request.method != "POST" and identity is not None:
+        if not confirming and identity is not None:
             return self.form(
                 request,
                 "logout.html",
@@ -65,7 +96,12 @@ class LogoutPage(render.Page):
                 state=state,
                 refused=refused,
             )
-        if request.method == "POST":
+        if not confirming and request.method == "POST":
+            # An application's POST that shows no session: perhaps only because the
+            # cross-site POST left the SameSite=Lax cookie behind — ask again as a GET.
+            carried = {name: params[name] for name in REQUEST_PARAMETERS if params.get(name)}
+            return see_other("/logout" + ("?" + urlencode(carried) if carried else ""))
+        if confirming:
             if not self.form_ok(request, params):
                 ctx.refuse()
                 return render.error_page(render.FORM_EXPIRED, status=403)
@@ -123,3 +159,10 @@ class LogoutPage(render.Page):
             ):
                 return "", "", True
         return uri, client_id, False
+
+
+def see_other(location: str) -> Response:
+    """303 See Other (RFC 9110 §15.4.4): the browser follows with a GET."""
+    response = Response(status=303)
+    response.headers["Location"] = location
+    return response
