@@ -225,3 +225,28 @@ def test_logout_form_needs_csrf_and_same_origin(h: Harness) -> None:
     assert cross.status_code == 403
     assert signed_in(h)
     assert ORIGIN == "http://localhost"
+
+
+# -- an application's POST (RP-Initiated Logout 1.0 §2), hostile ---------------------------------
+
+
+def test_an_applications_post_with_hostile_values(h: Harness) -> None:
+    """An application's POST is read by the GET's rules: a value too long or given twice
+    is refused (no redirect, nobody signed out); a ``state`` of any characters goes on
+    to the GET percent-encoded and comes back to the application exactly."""
+    cross = {"Origin": "http://127.0.0.1:9", "Content-Type": "application/x-www-form-urlencoded"}
+    wiki = ids(h)["client_id"]
+    to_uri = {"client_id": wiki, "post_logout_redirect_uri": SIGNED_OUT}
+    for data in (
+        urlencode({**to_uri, "state": "s" * 9000}),
+        urlencode(to_uri) + "&state=a&state=b",
+        urlencode(to_uri) + "&state=%FF",
+    ):
+        refused = h.client.post("/logout", data=data, headers=cross)
+        assert 400 <= refused.status_code < 500 and "Location" not in refused.headers, data[:80]
+    state = "ß<script>\"'&x=1#"
+    handed = h.client.post("/logout", data=urlencode({**to_uri, "state": state}), headers=cross)
+    assert handed.status_code == 303
+    back = h.client.get(handed.headers["Location"])
+    assert back.status_code == 302
+    assert back.headers["Location"] == SIGNED_OUT + "?" + urlencode({"state": state})
