@@ -219,7 +219,9 @@ class AuthorizationEndpoint(Part):
         authorization request" — the application may have changed in between).
 
         Raises :class:`UnverifiedRedirect` when ``redirect_uri`` is not registered (RFC
-        6749 §3.1.2.3, RFC 9700 §4.1.3: exact string match), else an
+        6749 §3.1.2.3, RFC 9700 §4.1.3: exact string match; one stored with a fragment
+        is not, §3.1.2: :func:`~passport.services.directory.is_registered_redirect_uri`),
+        else an
         :class:`OAuthError` that may go back to that ``redirect_uri``.  ``through_par``:
         the parameters came through the PAR endpoint — required when the application or the
         server says so (RFC 9126 §4, §5-6: refused ``invalid_request`` otherwise).

@@ -129,7 +129,9 @@ class LogoutPage(render.Page):
         as a ``post_logout_redirect_uri`` — not one of its login redirect URIs (§2: "MUST
         NOT perform post-logout redirection to a URI not registered for that purpose";
         a login callback reached with a ``state`` the link's author chose is not a
-        return address) — and the client must be enabled; else Passport does not
+        return address), and not one stored with a ``#`` before the fragment rule
+        (:func:`~passport.services.directory.is_registered_redirect_uri`) — and the
+        client must be enabled; else Passport does not
         redirect (§4), and the sign-out goes on to Passport's own "signed out" page.
         With no client named there is nowhere to return to.
         """
