@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import re
 from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
 from typing import Any
 from urllib.parse import parse_qs
 from urllib.parse import urlencode
@@ -782,3 +783,36 @@ def test_credentials_that_prove_nothing_are_counted_per_address(
         assert answer.status_code in (200, 401), answer.get_data(as_text=True)
     assert public_ask(h).status_code == 429
     assert public_ask(h, "192.0.2.2").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+    ],
+)
+def test_concurrent_requests_never_overshoot_the_cap(factory: Any, backend: str) -> None:
+    """The cap is a count and an insert: requests arriving at once, from many addresses,
+    must not all see room (RFC 8628 §5.2; ASVS 5 §2.4.1) — the client's row is locked
+    before counting (``device.pending_room``)."""
+    h: Harness = factory(
+        backend, "db", max_device_authorizations_per_client=3, throttle_client_request_limit=1_000
+    )
+    h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
+    switch(h, "Spa")
+    data = {"client_id": ids(h)["public_client_id"], "scope": "openid"}
+    start = Barrier(12)
+
+    def one(n: int) -> int:
+        client = PassportClient(h.app)
+        start.wait()
+        address = {"REMOTE_ADDR": f"198.51.100.{n + 1}"}
+        answer = client.post("/oauth2/device_authorization", data=data, environ_base=address)
+        return answer.status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(one, range(12)))
+    assert sorted(statuses) == [200] * 3 + [429] * 9, statuses
+    assert rows(h, "device_authorizations") == 3

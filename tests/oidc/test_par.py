@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
 from typing import Any
 from urllib.parse import urlencode
 
@@ -818,3 +820,46 @@ def test_housekeeping_purges_pushed_requests_nobody_used(h: Harness) -> None:
     h.clock.advance(seconds=61)
     assert purge_expired(h.app.services.db, h.clock()).pushed_authorization_requests == 1
     assert rows(h, "pushed_authorization_requests") == 0
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+    ],
+)
+def test_concurrent_pushes_never_overshoot_the_cap(factory: Any, backend: str) -> None:
+    """The cap is a count and an insert: pushes arriving at once, from many addresses,
+    must not all see room (RFC 9126 §2.3 429; ASVS 5 §2.4.1 bounded resources) — the
+    client's row is locked before counting (``pushed.room_for``)."""
+    h: Harness = factory(
+        backend,
+        "db",
+        key_encryption_key=KEK,
+        max_pushed_requests_per_client=3,
+        throttle_client_request_limit=1_000,
+    )
+    h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
+    _verifier, challenge = pkce()
+    data = {
+        "client_id": ids(h)["public_client_id"],
+        "redirect_uri": REDIRECT,
+        "response_type": "code",
+        "scope": "openid",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    start = Barrier(12)
+
+    def one(n: int) -> int:
+        client = PassportClient(h.app)
+        start.wait()
+        address = {"REMOTE_ADDR": f"198.51.100.{n + 1}"}
+        return client.post("/oauth2/par", data=data, environ_base=address).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(one, range(12)))
+    assert sorted(statuses) == [201] * 3 + [429] * 9, statuses
+    assert rows(h, "pushed_authorization_requests") == 3

@@ -67,6 +67,7 @@ from passport.oidc.errors import json_response
 from passport.oidc.errors import render
 from passport.oidc.tokens import Grant
 from passport.oidc.tokens import digest
+from passport.services.applications import lock_for_counting
 from passport.services.throttle import address_of
 from passport.storage.db import Database
 from passport.storage.models import Application
@@ -152,7 +153,9 @@ def pending_room(
     seconds until its oldest pending one expires (``Retry-After``): at most ``limit``
     pending at once, since a public client's ``client_id`` is no secret — asked from
     ``address`` (:func:`passport.services.throttle.address_of`) when it is given, else
-    from anywhere."""
+    from anywhere.  The client's row is locked first (:func:`lock_for_counting`), so
+    requests arriving at once count one after another."""
+    lock_for_counting(db, application_id)
     live = [
         DeviceAuthorization.application_id == application_id,
         DeviceAuthorization.status == "pending",

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from passport.oidc.params import Params
 from passport.oidc.tokens import digest
+from passport.services.applications import lock_for_counting
 from passport.storage.models import PushedAuthorizationRequest
 
 # RFC 9126 §2.2: "urn:ietf:params:oauth:request_uri:<reference-value>" (§7.1 registers it).
@@ -71,7 +72,9 @@ def room_for(
     """0 when ``application_id`` may push one more request, else the seconds until its
     oldest live one expires (``Retry-After``): at most ``limit`` live at once — from
     ``address`` (:func:`passport.services.throttle.address_of`) when it is given, else
-    from anywhere."""
+    from anywhere.  The client's row is locked first (:func:`lock_for_counting`), so
+    pushes arriving at once count one after another."""
+    lock_for_counting(db, application_id)
     live = [
         PushedAuthorizationRequest.application_id == application_id,
         PushedAuthorizationRequest.expires_at > now,

@@ -19,6 +19,16 @@ def name_key(name: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
 
 
+def lock_for_counting(db: Session, application_id: int) -> None:
+    """Lock the application's row until the transaction ends, so that a count of its
+    live rows followed by an insert (the caps on pushed requests and device
+    authorizations) runs one request at a time per client: without it, concurrent
+    requests on PostgreSQL or MariaDB all count the same room and overshoot the cap.
+    SQLite's write transactions are serial already (SQLAlchemy leaves ``FOR UPDATE``
+    out there)."""
+    db.execute(select(Application.id).where(Application.id == application_id).with_for_update())
+
+
 def find_by_name(db: Session, name: str) -> Application | None:
     return db.scalars(select(Application).where(Application.name_key == name_key(name))).first()
 
