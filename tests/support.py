@@ -79,6 +79,27 @@ class Harness:
     def new_client(self) -> PassportClient:
         return PassportClient(self.app)
 
+    def administrator(self, username: str, *rights: str) -> PassportClient:
+        """A new client signed in as a new user ``username`` holding these rights of the
+        Passport application (``admin``, ``apps:write``…), granted directly in the
+        database as an earlier administrator would have."""
+        from passport.services import directory
+        from passport.storage.models import Application
+
+        assert self.register(username).status_code == 200
+        with self.app.services.db.session(write=True) as db, db.begin():
+            passport = db.get(Application, 1)
+            user = directory.find_user(db, username)
+            assert passport is not None and user is not None
+            for right in rights:
+                permission = directory.find_permission(db, passport, right)
+                assert permission is not None
+                directory.grant(db, permission, user=user)
+        client = self.new_client()
+        answer = client.post("/Account/login", data={"username": username, "password": STRONG})
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        return client
+
 
 class TcpProxy:
     """A loopback TCP forwarder that a test can cut and restore, to play "database down"."""

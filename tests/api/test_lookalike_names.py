@@ -11,12 +11,10 @@ import sqlalchemy.exc
 from sqlalchemy import func
 from sqlalchemy import select
 
-from passport.services import directory
 from passport.storage.models import Application
 from passport.storage.models import Group
 from passport.storage.models import Permission
 
-from support import STRONG
 from support import Harness
 from support import PassportClient
 
@@ -30,19 +28,7 @@ def error(response: Any) -> dict[str, Any]:
 
 def signed_in(h: Harness, username: str, *rights: str) -> PassportClient:
     """A client logged in as a new user holding the given Passport rights."""
-    h.register(username)
-    with h.app.services.db.session(write=True) as db, db.begin():
-        user = directory.find_user(db, username)
-        passport = db.get(Application, 1)
-        assert user is not None and passport is not None
-        for right in rights:
-            permission = directory.find_permission(db, passport, right)
-            assert permission is not None
-            directory.grant(db, permission, user=user)
-    client = h.new_client()
-    response = client.post("/Account/login", data={"username": username, "password": STRONG})
-    assert response.status_code == 200
-    return client
+    return h.administrator(username, *rights)
 
 
 @pytest.fixture

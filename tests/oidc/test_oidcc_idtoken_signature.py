@@ -39,7 +39,6 @@ from passport.storage.models import Application
 from passport.storage.models import LogoutNotification
 
 from support import ORIGIN
-from support import STRONG
 from support import Harness
 from support import PassportClient
 
@@ -49,16 +48,7 @@ def admin(h: Harness) -> PassportClient:
     made: PassportClient | None = getattr(h, "admin", None)
     if made is not None:
         return made
-    assert h.register("root").status_code == 200
-    with h.app.services.db.session(write=True) as db, db.begin():
-        passport = db.get(Application, 1)
-        assert passport is not None
-        right = directory.find_permission(db, passport, "admin")
-        assert right is not None
-        directory.grant(db, right, user=directory.get_user(db, "root"))
-    client = h.new_client()
-    signed_in = client.post("/Account/login", data={"username": "root", "password": STRONG})
-    assert signed_in.status_code == 200
+    client = h.administrator("root", "admin")
     h.admin = client  # type: ignore[attr-defined]
     return client
 

@@ -35,15 +35,12 @@ from oidc_support import wiki_request
 from passport.cli import cli
 from passport.oidc.authorization import AUTHORIZATION_PARAMETERS
 from passport.oidc.pushed import LIFETIME
-from passport.services import directory
 from passport.services.applications import find_by_name
 from passport.services.housekeeping import purge_expired
-from passport.storage.models import Application
 from passport.storage.models import AuditEvent
 from passport.storage.models import PushedAuthorizationRequest
 
 from support import ORIGIN
-from support import STRONG
 from support import Harness
 from support import PassportClient
 
@@ -740,17 +737,7 @@ def test_discovery_announces_the_par_endpoint(h: Harness) -> None:
 
 def admin(h: Harness) -> PassportClient:
     """An administrator's API client (the ``admin`` right of the Passport application)."""
-    assert h.register("root").status_code == 200
-    with h.app.services.db.session(write=True) as db, db.begin():
-        passport = db.get(Application, 1)
-        assert passport is not None
-        right = directory.find_permission(db, passport, "admin")
-        assert right is not None
-        directory.grant(db, right, user=directory.get_user(db, "root"))
-    client = h.new_client()
-    signed_in = client.post("/Account/login", data={"username": "root", "password": STRONG})
-    assert signed_in.status_code == 200
-    return client
+    return h.administrator("root", "admin")
 
 
 def test_the_api_sets_par_required_and_audits_it(h: Harness) -> None:

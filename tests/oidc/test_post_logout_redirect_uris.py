@@ -24,11 +24,9 @@ from oidc_support import REDIRECT
 from oidc_support import SIGNED_OUT
 from oidc_support import body
 from passport.cli import cli
-from passport.services import directory
 from passport.storage.models import Application
 from passport.storage.models import AuditEvent
 
-from support import STRONG
 from support import Harness
 from support import PassportClient
 
@@ -38,17 +36,7 @@ LOCAL = "http://127.0.0.1:8080/signed-out?from=passport"
 
 def admin(h: Harness) -> PassportClient:
     """An administrator's API client (the ``admin`` right of the Passport application)."""
-    assert h.register("root").status_code == 200
-    with h.app.services.db.session(write=True) as db, db.begin():
-        passport = db.get(Application, 1)
-        assert passport is not None
-        right = directory.find_permission(db, passport, "admin")
-        assert right is not None
-        directory.grant(db, right, user=directory.get_user(db, "root"))
-    client = h.new_client()
-    signed_in = client.post("/Account/login", data={"username": "root", "password": STRONG})
-    assert signed_in.status_code == 200
-    return client
+    return h.administrator("root", "admin")
 
 
 def stored(h: Harness, name: str) -> list[str]:

@@ -30,7 +30,6 @@ from passport.services import directory
 from passport.storage.models import Application
 from passport.storage.models import AuditEvent
 
-from support import STRONG
 from support import Harness
 from support import PassportClient
 
@@ -222,18 +221,7 @@ def test_user_delegated_grants_do_not_need_the_listing(h: Harness) -> None:
 
 
 def signed_in(h: Harness, username: str, *rights: str) -> PassportClient:
-    assert h.register(username).status_code == 200
-    with h.app.services.db.session(write=True) as db, db.begin():
-        passport = db.get(Application, 1)
-        assert passport is not None
-        for right in rights:
-            permission = directory.find_permission(db, passport, right)
-            assert permission is not None
-            directory.grant(db, permission, user=directory.get_user(db, username))
-    client = h.new_client()
-    answer = client.post("/Account/login", data={"username": username, "password": STRONG})
-    assert answer.status_code == 200
-    return client
+    return h.administrator(username, *rights)
 
 
 def listed(h: Harness, api: str) -> list[str]:

@@ -540,17 +540,7 @@ def test_userinfo_refuses_a_token_made_for_another_resource(h: Harness) -> None:
 
 def admin(h: Harness) -> PassportClient:
     """An administrator's API client (the ``admin`` right of the Passport application)."""
-    assert h.register("root").status_code == 200
-    with h.app.services.db.session(write=True) as db, db.begin():
-        passport = db.get(Application, 1)
-        assert passport is not None
-        right = directory.find_permission(db, passport, "admin")
-        assert right is not None
-        directory.grant(db, right, user=directory.get_user(db, "root"))
-    client = h.new_client()
-    signed_in = client.post("/Account/login", data={"username": "root", "password": STRONG})
-    assert signed_in.status_code == 200
-    return client
+    return h.administrator("root", "admin")
 
 
 def test_resource_identifiers_through_the_api(h: Harness) -> None:
