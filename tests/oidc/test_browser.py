@@ -73,7 +73,10 @@ def examples(
     _empty_tables(url)
     seed(url)
     passport = live_server(url, env={"PASSPORT_KEY_ENCRYPTION_KEY": KEK, **ALLOW_PRIVATE})
-    ports = [free_port(), free_port()]
+    ports = [free_port()]
+    while len(ports) < 2:  # two example applications, never on one port
+        if (port := free_port()) not in ports:
+            ports.append(port)
     processes = []
     for index, port in enumerate(ports):
         client_id, secret = register_example(url, [port], f"Example{index + 1}")

@@ -80,7 +80,7 @@ from apache_support import Apache
 from apache_support import Echo
 from apache_support import available
 from apache_support import config
-from apache_support import free_port
+from apache_support import free_ports
 from apache_support import private_root
 from apache_support import remove
 from apache_support import start
@@ -313,7 +313,7 @@ def site(
     _empty_tables(url)
     seed(url)  # alice, and the seeded applications other tests know
     names = ("rp", "rp_post", "rs", "rs_opaque", "api", "api_jwt", "tls")
-    ports = {name: free_port() for name in names}
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     # The API is known by where it is served; the other API's identifier begins with
     # this one's, so a prefix match anywhere would show.
     api_resource = f"http://127.0.0.1:{ports['api']}/api2/"
