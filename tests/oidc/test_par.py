@@ -378,17 +378,22 @@ def test_only_the_parameters_the_authorization_endpoint_reads_are_kept(h: Harnes
     assert query(answer)["state"] == "st"
 
 
-def public_push(h: Harness, ip: str = "192.0.2.1") -> Any:
+def public_request(h: Harness, **extra: str) -> dict[str, str]:
+    """A valid authorization request of the public Spa client (PKCE S256), to push."""
     _verifier, challenge = pkce()
-    data = {
+    return {
         "client_id": ids(h)["public_client_id"],
         "redirect_uri": REDIRECT,
         "response_type": "code",
         "scope": "openid",
         "code_challenge": challenge,
         "code_challenge_method": "S256",
+        **extra,
     }
-    return h.client.post("/oauth2/par", data=data, environ_base={"REMOTE_ADDR": ip})
+
+
+def public_push(h: Harness, ip: str = "192.0.2.1") -> Any:
+    return h.client.post("/oauth2/par", data=public_request(h), environ_base={"REMOTE_ADDR": ip})
 
 
 def test_live_pushed_requests_per_client_are_capped_without_dropping_one(
@@ -505,16 +510,7 @@ def test_credentials_that_prove_nothing_do_not_skip_the_address_counter(
     h: Harness = factory("sqlite", "db", key_encryption_key=KEK, throttle_client_request_limit=3)
     h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
     headers, extra, status = FAKE_CREDENTIALS[how]
-    _verifier, challenge = pkce()
-    data = {
-        "client_id": ids(h)["public_client_id"],
-        "redirect_uri": REDIRECT,
-        "response_type": "code",
-        "scope": "openid",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        **extra,
-    }
+    data = public_request(h, **extra)
     env = {"REMOTE_ADDR": "192.0.2.1"}
     for _ in range(3):
         answer = h.client.post("/oauth2/par", data=data, headers=headers, environ_base=env)
@@ -829,15 +825,7 @@ def test_concurrent_pushes_never_overshoot_the_cap(factory: Any, backend: str) -
         throttle_client_request_limit=1_000,
     )
     h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
-    _verifier, challenge = pkce()
-    data = {
-        "client_id": ids(h)["public_client_id"],
-        "redirect_uri": REDIRECT,
-        "response_type": "code",
-        "scope": "openid",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }
+    data = public_request(h)
     start = Barrier(12)
 
     def one(n: int) -> int:
