@@ -28,6 +28,7 @@ from passport.oidc.keys import KeyConfigurationError
 from passport.oidc.keys import KeyRing
 from passport.oidc.tokens import Tokens
 from passport.services.accounts import Accounts
+from passport.services.clients import ClientCache
 from passport.services.passwords import Passwords
 from passport.services.sessions import DatabaseSessionStore
 from passport.services.sessions import RedisSessionStore
@@ -97,6 +98,12 @@ class Services:
         if self.redis is not None:
             return Throttle(RedisThrottleStore(self.redis), self.settings)
         return Throttle(DatabaseThrottleStore(self.db), self.settings)
+
+    @cached_property
+    def client_cache(self) -> ClientCache:
+        """Client authentications kept per process, for as long as no application
+        changes (:class:`passport.services.clients.ClientCache`)."""
+        return ClientCache(self.db)
 
     @cached_property
     def passwords(self) -> Passwords:

@@ -338,3 +338,27 @@ def test_0019_client_address_is_added_empty_and_goes_back_down(blank_database: B
         assert migrate.is_current(engine)
     finally:
         engine.dispose()
+
+
+def test_0020_application_generation_starts_at_zero_and_goes_back_down(
+    blank_database: Backend,
+) -> None:
+    """One row, value 0, that the client cache reads; the step goes back down and up."""
+    engine = create_engine(blank_database.url)
+    try:
+        migrate.upgrade(engine, "0019")
+        with engine.connect() as conn:
+            assert not inspect(conn).has_table("application_generation")
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, value FROM application_generation")).all()
+            assert [tuple(row) for row in rows] == [(1, 0)]
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == []
+        _downgrade(engine, "0019")
+        with engine.connect() as conn:
+            assert not inspect(conn).has_table("application_generation")
+        migrate.upgrade(engine)
+        assert migrate.is_current(engine)
+    finally:
+        engine.dispose()

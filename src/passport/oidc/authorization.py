@@ -286,8 +286,9 @@ class AuthorizationEndpoint(Part):
             limit = pending.column_length(name)
             if len(params.get(name) or "") > limit:
                 raise InvalidRequest(f"{name} is longer than {limit} characters.")
-        with self.services.db.session() as db:
-            resources = resources_asked(db, oauth_params.every(params, "resource"))
+        resources = resources_asked(
+            self.services.client_cache.current(), oauth_params.every(params, "resource")
+        )
         return AuthorizationRequest(
             application_id=app.id,
             redirect_uri=redirect_uri,
@@ -546,7 +547,7 @@ class AuthorizationEndpoint(Part):
         "Allow" the API may have been disabled or have given its identifier up (RFC 8707
         §2: ``invalid_target``), and a code must not name a resource no one serves."""
         try:
-            resources_asked(db, list(asked.resources))
+            resources_asked(self.services.client_cache.current(), list(asked.resources))
         except InvalidTarget as error:
             return self.refuse_to(asked, error)
         code = secrets.token_urlsafe(32)

@@ -33,10 +33,9 @@ if TYPE_CHECKING:
     from passport.web.context import RequestContext
 
 
-def authenticate(
-    db: Session, request: Request, params: dict[str, str], now: datetime
-) -> Application:
-    """The application that made this request: secret_basic, secret_post, or none.
+def _credentials(request: Request, params: dict[str, str]) -> clients.BasicCredentials | str:
+    """The credentials the request carries (secret_basic or secret_post), or the
+    ``client_id`` it names without a secret (``none``).
 
     A credential of a method Passport does not support is refused ``invalid_client``,
     never ignored (else the request would fall through to ``none`` and pass as a
@@ -64,29 +63,67 @@ def authenticate(
             raise InvalidRequest(
                 "Authenticate the client once: the Authorization header or the body."
             )
-        return _checked(clients.authenticate(db, basic, now))
+        return basic
     client_id = params.get("client_id", "")
     secret = params.get("client_secret")
     if secret:
-        credentials = clients.BasicCredentials(client_id, secret)
-        return _checked(clients.authenticate(db, credentials, now))
-    # ``none`` (RFC 6749 §2.1): a public client only — a confidential one must prove
-    # itself, and naming it is not proof.
+        return clients.BasicCredentials(client_id, secret)
+    return client_id
+
+
+def _public(db: Session, client_id: str) -> Application:
+    """``none`` (RFC 6749 §2.1): a public client only — a confidential one must prove
+    itself, and naming it is not proof."""
     app = db.scalars(select(Application).where(Application.client_id == client_id)).first()
     if app is None or app.confidential or not app.enabled:
         raise InvalidClient()
     return app
 
 
-def authenticate_confidential(
+def authenticate(
     db: Session, request: Request, params: dict[str, str], now: datetime
 ) -> Application:
+    """The application that made this request: secret_basic, secret_post, or none
+    (:func:`_credentials` says which are refused)."""
+    credentials = _credentials(request, params)
+    if isinstance(credentials, str):
+        return _public(db, credentials)
+    return _checked(clients.authenticate(db, credentials, now))
+
+
+def authenticate_client(
+    snapshot: clients.Snapshot,
+    db: Session,
+    request: Request,
+    params: dict[str, str],
+    now: datetime,
+) -> clients.Client:
+    """:func:`authenticate` for the machine endpoints (the client credentials grant,
+    introspection), which need only a :class:`~passport.services.clients.Client`: a
+    confidential client's success is kept in ``snapshot`` (per process, for as long as
+    no application changes: :class:`~passport.services.clients.ClientCache`)."""
+    credentials = _credentials(request, params)
+    if isinstance(credentials, str):
+        return clients.Client.of(_public(db, credentials))
+    client = snapshot.authenticate(db, credentials, now)
+    if client is None:
+        raise InvalidClient()
+    return client
+
+
+def authenticate_confidential(
+    snapshot: clients.Snapshot,
+    db: Session,
+    request: Request,
+    params: dict[str, str],
+    now: datetime,
+) -> clients.Client:
     """A confidential client with its secret: RFC 7662 §2.1 requires the introspecting
     party to be authorized, and a public client proves nothing about itself."""
-    app = authenticate(db, request, params, now)
-    if app.client_id is None or not app.confidential:
+    client = authenticate_client(snapshot, db, request, params, now)
+    if not client.client_id or not client.confidential:
         raise InvalidClient()
-    return app
+    return client
 
 
 def _checked(app: Application | None) -> Application:

@@ -35,10 +35,10 @@ from passport.oidc.errors import render
 from passport.oidc.tokens import LiveToken
 from passport.oidc.tokens import audience_claim
 from passport.oidc.tokens import split_resources
-from passport.storage.models import Application
+from passport.services.clients import Client
 
 
-def may_introspect(caller: Application, live: LiveToken) -> bool:
+def may_introspect(caller: Client, live: LiveToken) -> bool:
     """Whether ``caller`` may learn about ``live`` (RFC 7662 §2.1): it is the token's
     client, or the token is an access token for one of the caller's resources."""
     if live.application.id == caller.id:
@@ -55,37 +55,36 @@ class IntrospectionEndpoint(Part):
             params = oauth_params.protocol(request, self.settings)
         except ClientError as exc:
             return render(InvalidRequest.of(exc))
-        # A read: no transaction to commit, so no request scope.
+        # A read: no transaction to commit, so no request scope.  The caller from the
+        # client cache; the token, its application and its user in one statement.
+        now = self.services.clock()
+        snapshot = self.services.client_cache.current()
         with self.services.db.session() as db:
-            now = self.services.clock()
             try:
-                app = client_auth.authenticate_confidential(db, request, params, now)
+                app = client_auth.authenticate_confidential(snapshot, db, request, params, now)
             except OAuthError as error:
                 return render(error)
-            live = self.tokens().live(db, params.get("token", ""), now)
-            if live is None or not may_introspect(app, live):
-                return json_response({"active": False})
-            row, user, client = live.row, live.user, live.application
-            # RFC 7662 §2.2 members; ``token_type`` as RFC 7009 §2.1's hint names it.
-            return json_response(
-                {
-                    "active": True,
-                    "scope": row.scope,
-                    "client_id": client.client_id,
-                    "token_type": "refresh_token" if row.kind == "refresh" else "Bearer",
-                    "exp": int(row.expires_at.timestamp()),
-                    "iat": int(row.created_at.timestamp()),
-                    "sub": f"user-{row.user_id}" if row.user_id else client.client_id,
-                    "aud": audience_claim(split_resources(row.audience), client),
-                    "iss": self.issuer(),
-                    # RFC 7662 §2.2 makes ``username`` optional; it is the user's
-                    # ``preferred_username``, a claim of the ``profile`` scope (OIDC Core
-                    # §5.4): given only for a token whose scope holds ``profile``, as
-                    # userinfo would, to the client and to the resource server alike.
-                    **(
-                        {"username": user.username}
-                        if user and "profile" in row.scope.split()
-                        else {}
-                    ),
-                }
-            )
+        with self.services.db.hot_read() as conn:
+            live = self.tokens().live(conn, params.get("token", ""), now)
+        if live is None or not may_introspect(app, live):
+            return json_response({"active": False})
+        row, user, client = live.row, live.user, live.application
+        # RFC 7662 §2.2 members; ``token_type`` as RFC 7009 §2.1's hint names it.
+        return json_response(
+            {
+                "active": True,
+                "scope": row.scope,
+                "client_id": client.client_id,
+                "token_type": "refresh_token" if row.kind == "refresh" else "Bearer",
+                "exp": int(row.expires_at.timestamp()),
+                "iat": int(row.created_at.timestamp()),
+                "sub": f"user-{row.user_id}" if row.user_id else client.client_id,
+                "aud": audience_claim(split_resources(row.audience), client.client_id),
+                "iss": self.issuer(),
+                # RFC 7662 §2.2 makes ``username`` optional; it is the user's
+                # ``preferred_username``, a claim of the ``profile`` scope (OIDC Core
+                # §5.4): given only for a token whose scope holds ``profile``, as
+                # userinfo would, to the client and to the resource server alike.
+                **({"username": user.username} if user and "profile" in row.scope.split() else {}),
+            }
+        )

@@ -72,6 +72,8 @@ from passport.oidc.tokens import machine_resources
 from passport.oidc.tokens import narrowed
 from passport.oidc.tokens import resources_asked
 from passport.oidc.tokens import split_resources
+from passport.services.clients import Client
+from passport.services.clients import Snapshot
 from passport.storage.models import Application
 from passport.storage.models import AuthorizationCode
 from passport.storage.models import OAuthToken
@@ -141,11 +143,21 @@ class TokenEndpoint(Part):
     def _grant(
         self, request: Request, ctx: RequestContext, params: oauth_params.Params
     ) -> Response:
-        db = ctx.db
+        snapshot = self.services.client_cache.current()
+        grant_type = params.get("grant_type")
         try:
+            if grant_type == "client_credentials":
+                # The machine grant: its client from the client cache, its one row
+                # written in autocommit — nothing else to commit with it.
+                with self.services.db.session() as read:
+                    client = client_auth.authenticate_client(
+                        snapshot, read, request, params, ctx.now
+                    )
+                resources = resources_asked(snapshot, oauth_params.every(params, "resource"))
+                return json_response(self._client_credentials(snapshot, client, params, resources))
+            db = ctx.db
             app = client_auth.authenticate(db, request, params, ctx.now)
-            resources = resources_asked(db, oauth_params.every(params, "resource"))
-            grant_type = params.get("grant_type")
+            resources = resources_asked(snapshot, oauth_params.every(params, "resource"))
             if not grant_type:
                 # RFC 6749 §5.2 invalid_request: "The request is missing a required
                 # parameter"; unsupported_grant_type is for a grant_type that is given
@@ -155,8 +167,6 @@ class TokenEndpoint(Part):
                 body = self._code_grant(db, app, params, resources)
             elif grant_type == "refresh_token":
                 body = self._refresh_grant(db, app, params, resources)
-            elif grant_type == "client_credentials":
-                body = self._client_credentials(db, app, params, resources)
             elif grant_type == device.GRANT_TYPE:
                 # A device authorization names no resource (RFC 8628 §3.1 has none here):
                 # asking for one at its token request would widen it (RFC 8707 §2.2).
@@ -222,7 +232,7 @@ class TokenEndpoint(Part):
         # The code's own resources, not only those the token request names: each must
         # still be an enabled application's (RFC 8707 §2), the API may have been disabled
         # since the user allowed it.
-        resources_asked(db, list(granted))
+        resources_asked(self.services.client_cache.current(), list(granted))
         code.used_at = now
         user = db.get(User, code.user_id)
         if user is None or user.disabled:
@@ -291,7 +301,7 @@ class TokenEndpoint(Part):
         audience = narrowed(resources, granted)
         # Still the resources of an enabled application (one may have been disabled or
         # have given the identifier up since the grant): RFC 8707 §2, checked again.
-        resources_asked(db, list(audience))
+        resources_asked(self.services.client_cache.current(), list(audience))
         asked = _asked(scope, audience)
         if row.rotated_at is not None:
             assert row.successor is not None
@@ -339,8 +349,8 @@ class TokenEndpoint(Part):
 
     def _client_credentials(
         self,
-        db: Session,
-        app: Application,
+        snapshot: Snapshot,
+        app: Client,
         params: dict[str, str],
         resources: tuple[str, ...],
     ) -> dict[str, Any]:
@@ -352,7 +362,7 @@ class TokenEndpoint(Part):
         decides what a scope lets a client do (docs/oauth-design.md)."""
         if not app.confidential:  # RFC 6749 §4.4: "MUST only be used by confidential clients"
             raise UnauthorizedClient("Public clients cannot use this grant.")
-        resources = machine_resources(db, app, resources)
+        resources = machine_resources(snapshot, app, resources)
         registered = list(dict.fromkeys(app.scopes))
         requested = params.get("scope")
         if requested is None or not requested.strip():
@@ -370,4 +380,5 @@ class TokenEndpoint(Part):
         if len(scope) > MAX_SCOPE_LENGTH:
             raise InvalidScope(f"scope is longer than {MAX_SCOPE_LENGTH}.")
         grant = Grant(application=app, scope=scope, audience=resources)
-        return self.tokens().issue(db, grant, self.services.clock())
+        with self.services.db.autocommit() as conn:
+            return self.tokens().issue(conn, grant, self.services.clock())

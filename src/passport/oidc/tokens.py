@@ -21,10 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
+from typing import Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc import jwt
 from joserfc.errors import JoseError
+from sqlalchemy import Connection
+from sqlalchemy import bindparam
+from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -34,6 +38,7 @@ from passport.oidc.errors import InvalidTarget
 from passport.oidc.keys import KeyRing
 from passport.services import directory
 from passport.services import permissions
+from passport.services.clients import Snapshot
 from passport.storage.models import Application
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
@@ -51,7 +56,7 @@ def half_hash(value: str) -> str:
     return base64.urlsafe_b64encode(raw[: len(raw) // 2]).decode().rstrip("=")
 
 
-def subject(user: User) -> str:
+def subject(user: ClaimsUser) -> str:
     """Stable subject identifier: never the username, which can change."""
     return subject_of(user.id)
 
@@ -64,7 +69,36 @@ def subject_of(user_id: int) -> str:
 _MAX_HEADER_CHARS = 1024  # base64url of a JOSE header (RFC 7515 §4); ours are ~100
 
 
-def resources_asked(db: Session, values: list[str]) -> tuple[str, ...]:
+class ClaimsUser(Protocol):
+    """What the claims of a user are made from: a :class:`User`, or the
+    :class:`UserView` of a live token."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+
+
+class TokenClient(Protocol):
+    """What issuing a token needs of its client: an :class:`Application` loaded in the
+    request's transaction, or a :class:`passport.services.clients.Client` (the machine
+    endpoints, from the client cache)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def client_id(self) -> str | None: ...
+    @property
+    def access_token_format(self) -> str: ...
+    @property
+    def id_token_signed_response_alg(self) -> str | None: ...
+
+
+def resources_asked(snapshot: Snapshot, values: list[str]) -> tuple[str, ...]:
     """The ``resource`` values of a request (RFC 8707 §2), checked, in order, once each.
 
     Which client may ask for which resource: any client, any resource identifier that an
@@ -83,7 +117,7 @@ def resources_asked(db: Session, values: list[str]) -> tuple[str, ...]:
         problem = directory.resource_uri_problem(value)
         if problem is not None:
             raise InvalidTarget(f"resource must be an absolute URI ({problem}).")
-        server = directory.resource_server(db, value)
+        server = snapshot.resource_server(value)
         if server is None or not server.enabled:
             raise _not_a_resource(value)
     return tuple(wanted)
@@ -96,7 +130,7 @@ def _not_a_resource(value: str) -> InvalidTarget:
 
 
 def machine_resources(
-    db: Session, client: Application, resources: tuple[str, ...]
+    snapshot: Snapshot, client: TokenClient, resources: tuple[str, ...]
 ) -> tuple[str, ...]:
     """``resources`` (already checked by :func:`resources_asked`) if the application
     serving each lists ``client`` (:func:`passport.services.directory.set_resource_clients`);
@@ -108,8 +142,8 @@ def machine_resources(
     grant" of Auth0 (RFC 9700 §2.3: privilege restriction; ASVS 5.0 V10.4.11).  None
     listed: no client gets a token for the API."""
     for value in resources:
-        server = directory.resource_server(db, value)
-        if server is None or not directory.may_get_client_credentials(db, server, client):
+        server = snapshot.resource_server(value)
+        if server is None or client.id not in server.clients:
             raise _not_a_resource(value)
     return resources
 
@@ -133,7 +167,7 @@ def narrowed(asked: tuple[str, ...], granted: tuple[str, ...]) -> tuple[str, ...
 class Grant:
     """What a token response is for."""
 
-    application: Application
+    application: TokenClient
     scope: str
     user: User | None = None
     nonce: str | None = None
@@ -160,7 +194,9 @@ class Tokens:
         self.issuer = issuer
 
     # -- claims -------------------------------------------------------------------------
-    def user_claims(self, db: Session, user: User, app: Application, scope: str) -> dict[str, Any]:
+    def user_claims(
+        self, db: Session | Connection, user: ClaimsUser, app_id: int, scope: str
+    ) -> dict[str, Any]:
         scopes = set(scope.split())
         claims: dict[str, Any] = {"sub": subject(user)}
         if "profile" in scopes:
@@ -182,11 +218,11 @@ class Tokens:
                 )
             )
         if "permissions" in scopes:
-            claims["permissions"] = permissions.effective(db, user.id, app.id)
+            claims["permissions"] = permissions.effective(db, user.id, app_id)
         return claims
 
     # -- issuing ------------------------------------------------------------------------
-    def signing_alg(self, app: Application) -> str:
+    def signing_alg(self, app: TokenClient) -> str:
         """The JWS algorithm of ``app``'s tokens: its registered ``id_token_signed_response_alg``
         (OpenID Connect Dynamic Client Registration 1.0 §2; Core §3.1.3.7 step 7: the RP
         checks the ID token's ``alg`` against it), else the server's ``signing_alg``.
@@ -212,8 +248,10 @@ class Tokens:
         header = {"alg": key.alg, "kid": key.kid, "typ": header_typ}
         return jwt.encode(header, claims, key.private)
 
-    def issue(self, db: Session, grant: Grant, now: datetime) -> dict[str, Any]:
-        """The token response (RFC 6749 5.1), recorded in ``db``."""
+    def issue(self, db: Session | Connection, grant: Grant, now: datetime) -> dict[str, Any]:
+        """The token response (RFC 6749 5.1), its tokens recorded in ``db``: the request's
+        transaction, or (client credentials: one row, nothing else to commit with it) a
+        connection in autocommit."""
         app = grant.application
         family = grant.family or secrets.token_hex(16)
         lifetime = self.settings.access_token_lifetime
@@ -225,7 +263,7 @@ class Tokens:
                 {
                     "iss": self.issuer,
                     "sub": subject(grant.user) if grant.user else app.client_id,
-                    "aud": audience_claim(grant.audience, app),
+                    "aud": audience_claim(grant.audience, app.client_id or ""),
                     "client_id": app.client_id,
                     "iat": int(now.timestamp()),
                     "exp": int(expires.timestamp()),
@@ -237,7 +275,7 @@ class Tokens:
             )
         else:
             access = secrets.token_urlsafe(32)
-        self._record(db, access, "access", grant, family, now, expires)
+        rows = [self._record(access, "access", grant, family, now, expires)]
         response: dict[str, Any] = {
             "access_token": access,
             "token_type": "Bearer",
@@ -246,18 +284,21 @@ class Tokens:
         }
         if grant.refresh and grant.user is not None:
             refresh = secrets.token_urlsafe(32)
-            self._record(
-                db,
-                refresh,
-                "refresh",
-                grant,
-                family,
-                now,
-                now + timedelta(seconds=self.settings.refresh_token_lifetime),
+            rows.append(
+                self._record(
+                    refresh,
+                    "refresh",
+                    grant,
+                    family,
+                    now,
+                    now + timedelta(seconds=self.settings.refresh_token_lifetime),
+                )
             )
             response["refresh_token"] = refresh
+        # One Core INSERT for the grant's rows: no unit of work for rows nothing reads back.
+        db.execute(insert(OAuthToken), rows)
         if grant.id_token and grant.user is not None:
-            claims = self.user_claims(db, grant.user, app, grant.scope)
+            claims = self.user_claims(db, grant.user, app.id, grant.scope)
             claims.update(
                 iss=self.issuer,
                 aud=app.client_id,
@@ -275,35 +316,36 @@ class Tokens:
             response["id_token"] = self.sign("JWT", claims, now, self.signing_alg(app))
         return response
 
+    @staticmethod
     def _record(
-        self,
-        db: Session,
         token: str,
         kind: str,
         grant: Grant,
         family: str,
         now: datetime,
         expires: datetime,
-    ) -> None:
+    ) -> dict[str, Any]:
+        """The ``oauth_tokens`` row of ``token`` (its hash, never the token)."""
         # An access token keeps its own audience; a refresh token the grant's resources.
         grant_resources = grant.audience if grant.resources is None else grant.resources
         audience = grant.audience if kind == "access" else grant_resources
-        db.add(
-            OAuthToken(
-                token_hash=digest(token),
-                kind=kind,
-                application_id=grant.application.id,
-                user_id=grant.user.id if grant.user else None,
-                scope=grant.scope,
-                family=family,
-                code_hash=grant.code_hash,
-                auth_time=grant.auth_time,
-                sid=grant.sid,
-                audience=" ".join(audience) or None,
-                created_at=now,
-                expires_at=expires,
-            )
-        )
+        return {
+            "token_hash": digest(token),
+            "kind": kind,
+            "application_id": grant.application.id,
+            "user_id": grant.user.id if grant.user else None,
+            "scope": grant.scope,
+            "family": family,
+            "code_hash": grant.code_hash,
+            "auth_time": grant.auth_time,
+            "sid": grant.sid,
+            "audience": " ".join(audience) or None,
+            "created_at": now,
+            "expires_at": expires,
+            "revoked_at": None,
+            "rotated_at": None,
+            "successor": None,
+        }
 
     # -- refresh rotation -----------------------------------------------------------------
     def _aead(self) -> AESGCM:
@@ -329,32 +371,46 @@ class Tokens:
         )
 
     # -- checking ----------------------------------------------------------------------------
-    def find(self, db: Session, token: str, now: datetime) -> OAuthToken | None:
-        """The live (unexpired, unrevoked) token record, or None."""
+    def live(self, conn: Connection, token: str, now: datetime) -> LiveToken | None:
+        """A token that still stands for something: recorded, unexpired and unrevoked
+        (revoked too when its user's sessions were ended), not rotated away, of an
+        application that is still enabled, and of a user (if any) who still exists and is
+        enabled; a JWT also verifies with one of our keys.  Userinfo and introspection ask
+        this one question, in one statement that reads the token with its application and
+        user, never from a cache: a revocation or a disabling is seen at once."""
         if not token or len(token) > 4096:
             return None
-        row = db.scalars(select(OAuthToken).where(OAuthToken.token_hash == digest(token))).first()
-        if row is None or row.revoked_at is not None or row.expires_at <= now:
+        found = conn.execute(_LIVE, {"token_hash": digest(token)}).first()
+        if found is None:
             return None
-        if row.kind == "access" and token.count(".") == 2 and self._decode(token) is None:
+        (
+            kind,
+            scope,
+            audience,
+            expires_at,
+            created_at,
+            revoked_at,
+            rotated_at,
+            user_id,
+            application_id,
+            client_id,
+            enabled,
+            username,
+            display_name,
+            email,
+            disabled,
+        ) = found
+        if revoked_at is not None or rotated_at is not None or expires_at <= now:
             return None
-        return row
-
-    def live(self, db: Session, token: str, now: datetime) -> LiveToken | None:
-        """A token that still stands for something: live itself (:meth:`find`; revoked when
-        its user's sessions were ended), of an application that is still enabled, and of a
-        user (if any) who still exists and is enabled.  Userinfo and introspection ask
-        this one question."""
-        row = self.find(db, token, now)
-        if row is None or row.rotated_at is not None:
+        if not enabled or (user_id is not None and (username is None or disabled)):
             return None
-        app = db.get(Application, row.application_id)
-        if app is None or not app.enabled:
+        if kind == "access" and token.count(".") == 2 and self._decode(token) is None:
             return None
-        user = db.get(User, row.user_id) if row.user_id is not None else None
-        if row.user_id is not None and (user is None or user.disabled):
-            return None
-        return LiveToken(row, app, user)
+        return LiveToken(
+            TokenRecord(kind, scope, audience, expires_at, created_at, user_id),
+            TokenHolder(application_id, client_id or ""),
+            None if user_id is None else UserView(user_id, username, display_name, email),
+        )
 
     def id_token_hint_claims(self, token: str) -> dict[str, Any] | None:
         """The claims of an ID token that Passport issued, or None (RP-Initiated Logout 1.0
@@ -401,18 +457,73 @@ class Tokens:
         return header, dict(decoded.claims)
 
 
-def audience_claim(resources: tuple[str, ...], app: Application) -> str | list[str]:
+def audience_claim(resources: tuple[str, ...], client_id: str) -> str | list[str]:
     """``aud`` of an access token (RFC 9068 §3, RFC 7662 §2.2): its resource identifier
     (RFC 8707 §2), a list of them when several, else the client's ``client_id``."""
     if len(resources) == 1:
         return resources[0]
-    return list(resources) if resources else str(app.client_id)
+    return list(resources) if resources else client_id
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """What ``oauth_tokens`` says of a live token."""
+
+    kind: str
+    scope: str
+    audience: str | None
+    expires_at: datetime
+    created_at: datetime
+    user_id: int | None
+
+
+@dataclass(frozen=True)
+class TokenHolder:
+    """The application a token was issued to."""
+
+    id: int
+    client_id: str
+
+
+@dataclass(frozen=True)
+class UserView:
+    """The user of a live token, as far as claims need them."""
+
+    id: int
+    username: str
+    display_name: str
+    email: str | None
 
 
 @dataclass(frozen=True)
 class LiveToken:
     """A usable token with its application and user (None for client credentials)."""
 
-    row: OAuthToken
-    application: Application
-    user: User | None
+    row: TokenRecord
+    application: TokenHolder
+    user: UserView | None
+
+
+# The token with its application and user, in one statement (Tokens.live).
+_LIVE = (
+    select(
+        OAuthToken.kind,
+        OAuthToken.scope,
+        OAuthToken.audience,
+        OAuthToken.expires_at,
+        OAuthToken.created_at,
+        OAuthToken.revoked_at,
+        OAuthToken.rotated_at,
+        OAuthToken.user_id,
+        OAuthToken.application_id,
+        Application.client_id,
+        Application.enabled,
+        User.username,
+        User.display_name,
+        User.email,
+        User.disabled,
+    )
+    .join(Application, Application.id == OAuthToken.application_id)
+    .outerjoin(User, User.id == OAuthToken.user_id)
+    .where(OAuthToken.token_hash == bindparam("token_hash"))
+)

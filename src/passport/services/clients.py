@@ -3,6 +3,10 @@
 Client secrets are 256 random bits, so a single SHA-256 is enough to keep them
 safe at rest (no password-style stretching needed); comparisons are constant-time.
 During a rotation the previous secret keeps working until its overlap ends.
+
+What a successful authentication found may be kept per process (:class:`ClientCache`):
+machine clients authenticate on every token and introspection request, and reading
+their application is most of such a request's work.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
@@ -21,7 +28,10 @@ from urllib.parse import unquote_to_bytes
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from passport.storage.db import Database
 from passport.storage.models import Application
+from passport.storage.models import ApplicationResource
+from passport.storage.models import ApplicationResourceClient
 
 
 def new_client_id() -> str:
@@ -122,6 +132,10 @@ def _form_decode(value: str) -> str | None:
 
 def authenticate(db: Session, credentials: BasicCredentials, now: datetime) -> Application | None:
     """The enabled, confidential application these credentials belong to, or None."""
+    return _authenticate(db, credentials, now)
+
+
+def _authenticate(db: Session, credentials: BasicCredentials, now: datetime) -> Application | None:
     app = db.scalars(
         select(Application).where(Application.client_id == credentials.client_id)
     ).first()
@@ -137,3 +151,162 @@ def authenticate(db: Session, credentials: BasicCredentials, now: datetime) -> A
     if not (current or previous) or not app.enabled or not app.confidential:
         return None
     return app
+
+
+# A snapshot (the clients and resource servers read under one generation) is used for at
+# most this long (seconds), even if no change is seen: the backstop for an application row
+# edited by hand in SQL, which does not move the generation
+# (passport.storage.db.bump_application_generation).
+CACHE_MAX_AGE = 30.0
+CACHE_SIZE = 1024  # client authentications kept per snapshot; beyond, the oldest go
+
+
+@dataclass(frozen=True)
+class Client:
+    """What the machine endpoints (the client credentials grant, introspection) need to
+    know of an authenticated application: plain values, safe to share between threads."""
+
+    id: int
+    client_id: str
+    confidential: bool
+    scopes: tuple[str, ...]
+    access_token_format: str
+    id_token_signed_response_alg: str | None
+    # Its own RFC 8707 resource identifiers (when it is also a resource server).
+    resources: tuple[str, ...]
+
+    @classmethod
+    def of(cls, app: Application) -> Client:
+        return cls(
+            id=app.id,
+            client_id=app.client_id or "",
+            confidential=app.confidential,
+            scopes=tuple(app.scopes),
+            access_token_format=app.access_token_format,
+            id_token_signed_response_alg=app.id_token_signed_response_alg,
+            resources=tuple(app.resources),
+        )
+
+
+@dataclass(frozen=True)
+class ResourceServer:
+    """An application that registered an RFC 8707 resource identifier."""
+
+    id: int
+    enabled: bool
+    # The applications (ids) it lets get client credentials tokens for its identifiers.
+    clients: frozenset[int]
+
+
+@dataclass(frozen=True)
+class _Known:
+    client: Client
+    # When the secret used was the previous one (a rotation's overlap): when it stops.
+    valid_until: datetime | None
+
+
+class Snapshot:
+    """The clients authenticated and the resource servers read while
+    ``application_generation`` had one value: valid exactly as long as it keeps it."""
+
+    def __init__(self, database: Database, generation: int | None) -> None:
+        self.database = database
+        self.generation = generation
+        self.created = time.monotonic()
+        self._clients: OrderedDict[tuple[str, str], _Known] = OrderedDict()
+        self._servers: dict[str, ResourceServer] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def caching(self) -> bool:
+        return self.generation is not None
+
+    def authenticate(
+        self, db: Session, credentials: BasicCredentials, now: datetime
+    ) -> Client | None:
+        """:func:`authenticate`, answered from this snapshot when these very credentials
+        succeeded under it (and a previous secret's overlap has not ended since)."""
+        key = (credentials.client_id, hash_secret(credentials.secret))
+        with self._lock:
+            known = self._clients.get(key)
+        if known is not None and (known.valid_until is None or now < known.valid_until):
+            return known.client
+        app = _authenticate(db, credentials, now)
+        if app is None:
+            return None
+        client = Client.of(app)
+        if self.caching:
+            current = _matches(app.secret_hash, credentials.secret)
+            entry = _Known(client, None if current else app.previous_secret_expires_at)
+            with self._lock:
+                self._clients[key] = entry
+                while len(self._clients) > CACHE_SIZE:
+                    self._clients.popitem(last=False)
+        return client
+
+    def resource_server(self, uri: str) -> ResourceServer | None:
+        """The application that registered resource identifier ``uri``, if any."""
+        servers = self._servers
+        if servers is None:
+            servers = self._load_servers()
+            if self.caching:
+                self._servers = servers
+        return servers.get(uri)
+
+    def _load_servers(self) -> dict[str, ResourceServer]:
+        with self.database.hot_read() as conn:
+            listed: dict[int, set[int]] = {}
+            for api_id, client_app_id in conn.execute(
+                select(ApplicationResourceClient.api_id, ApplicationResourceClient.client_app_id)
+            ):
+                listed.setdefault(api_id, set()).add(client_app_id)
+            return {
+                uri: ResourceServer(app_id, bool(enabled), frozenset(listed.get(app_id, ())))
+                for uri, app_id, enabled in conn.execute(
+                    select(ApplicationResource.uri, Application.id, Application.enabled).join(
+                        Application, Application.id == ApplicationResource.application_id
+                    )
+                )
+            }
+
+
+class ClientCache:
+    """What client authentications found, and who serves which resource identifier, kept
+    per process in a :class:`Snapshot` per value of ``application_generation``.
+
+    Client authentication entries are keyed by the client id and the SHA-256 of the
+    secret presented — the form the secret has at rest, so the cache holds no more than
+    the database does, and a wrong secret is never a hit.  Failures are never cached.
+
+    Each request reads the generation once (one primary-key read, autocommit, on the
+    per-thread hot connection) and uses the snapshot of that value; the value is read
+    *before* anything it covers, so what a snapshot holds is never older than its
+    generation.  Any change to any application — disabling it, rotating or revoking its
+    secret, changing its scopes, resources, resource clients or token format, deleting
+    it — commits a new value (:func:`passport.storage.db.bump_application_generation`),
+    so every process sees the change at its next request, exactly as without a cache.
+    A secret accepted during a rotation's overlap is accepted from the cache only until
+    the overlap ends.  A snapshot lives at most :data:`CACHE_MAX_AGE` seconds."""
+
+    def __init__(self, database: Database, *, max_age: float = CACHE_MAX_AGE) -> None:
+        self.database = database
+        self.max_age = max_age
+        self._snapshot = Snapshot(database, None)
+        self._lock = threading.Lock()
+
+    def current(self) -> Snapshot:
+        generation = self.database.application_generation()
+        snapshot = self._snapshot
+        if (
+            generation is None
+            or snapshot.generation != generation
+            or time.monotonic() - snapshot.created >= self.max_age
+        ):
+            snapshot = Snapshot(self.database, generation)
+            with self._lock:
+                self._snapshot = snapshot
+        return snapshot
+
+    def clear(self) -> None:
+        with self._lock:
+            self._snapshot = Snapshot(self.database, None)

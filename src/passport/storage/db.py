@@ -23,12 +23,18 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import event
+from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
 from passport.config import Settings
+from passport.storage.models import Application
+from passport.storage.models import ApplicationGeneration
+from passport.storage.models import ApplicationResource
+from passport.storage.models import ApplicationResourceClient
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 PRIVATE_FILE_MODE = 0o600
@@ -152,6 +158,28 @@ def _configure_sqlite(engine: Engine) -> None:
             connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+# What a client authentication reads: a change to any of them is a new generation.
+_CLIENT_DEFINING = (Application, ApplicationResource, ApplicationResourceClient)
+APPLICATION_GENERATION = select(ApplicationGeneration.value).where(ApplicationGeneration.id == 1)
+
+
+@event.listens_for(Session, "before_flush")
+def bump_application_generation(session: Session, _context: Any, _instances: Any) -> None:
+    """Every flush that adds, changes or deletes an application, a resource identifier or
+    a resource client increments ``application_generation`` in the same transaction, so
+    the change and the new generation commit (or roll back) together.  Applications are
+    only ever changed through the ORM (:mod:`passport.services.directory`), so this one
+    hook sees every change; a row edited by hand in SQL is seen by the client cache once
+    its entries reach their maximum age (:data:`passport.services.clients.CACHE_MAX_AGE`)."""
+    changed = (*session.new, *session.dirty, *session.deleted)
+    if any(isinstance(item, _CLIENT_DEFINING) for item in changed):
+        session.connection().execute(
+            update(ApplicationGeneration)
+            .where(ApplicationGeneration.id == 1)
+            .values(value=ApplicationGeneration.value + 1)
+        )
+
+
 class Database:
     """The engine plus session factories for read and write work."""
 
@@ -204,6 +232,21 @@ class Database:
         else:
             if self.is_sqlite:
                 conn.rollback()  # no statement was in a transaction: costs nothing
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """The per-thread hot connection (:meth:`hot_read`) for a write that is a single
+        statement: it commits as it runs (autocommit on MariaDB/PostgreSQL; on SQLite,
+        without BEGIN, the write lock is held for that statement only), so it costs no
+        BEGIN and COMMIT round trips and no session."""
+        with self.hot_read() as conn:
+            yield conn
+
+    def application_generation(self) -> int | None:
+        """The current ``application_generation`` (committed), or None without its row."""
+        with self.hot_read() as conn:
+            value = conn.execute(APPLICATION_GENERATION).scalar()
+        return None if value is None else int(value)
 
     def session(self, *, write: bool = False) -> Session:
         """A new ORM session; ``write=True`` takes SQLite's write lock up front."""

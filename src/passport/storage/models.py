@@ -130,6 +130,24 @@ class Application(Base):
         return sorted(row.client.client_id or "" for row in self.resource_client_rows)
 
 
+class ApplicationGeneration(Base):
+    """One row whose ``value`` grows with every change to an application, its resource
+    identifiers or its resource clients, in the transaction that makes the change
+    (:func:`passport.storage.db.bump_application_generation`, migration 0020).
+
+    It is what lets a process keep what a client authentication found
+    (:class:`passport.services.clients.ClientCache`) without ever acting on a stale
+    copy: the cache answers only while the value it read is still the value, so a
+    disabled application, a rotated secret or a changed scope is seen by every process
+    at its next request."""
+
+    __tablename__ = "application_generation"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # as every integer key: see Base
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class ApplicationResource(Base):
     """One RFC 8707 §2 resource identifier (an absolute URI without fragment) that an
     application serves.  The key is the SHA-256 of the URI: the URI itself is compared
