@@ -25,6 +25,7 @@ from werkzeug import Request
 from werkzeug import Response
 
 from passport.errors import ClientError
+from passport.errors import ServiceUnavailable
 from passport.oidc import client_auth
 from passport.oidc import params as oauth_params
 from passport.oidc.base import Part
@@ -56,16 +57,26 @@ class IntrospectionEndpoint(Part):
         except ClientError as exc:
             return render(InvalidRequest.of(exc))
         # A read: no transaction to commit, so no request scope.  The caller from the
-        # client cache; the token, its application and its user in one statement.
+        # client cache's latest snapshot; the token, its application and its user in one
+        # statement that also reads the application generation: when it is not the
+        # snapshot's, a fresh snapshot and again, so a caller changed since (disabled,
+        # its secret rotated) is never answered from a stale one.
         now = self.services.clock()
-        snapshot = self.services.client_cache.current()
-        with self.services.db.session() as db:
-            try:
-                app = client_auth.authenticate_confidential(snapshot, db, request, params, now)
-            except OAuthError as error:
-                return render(error)
-        with self.services.db.hot_read() as conn:
-            live = self.tokens().live(conn, params.get("token", ""), now)
+        cache = self.services.client_cache
+        snapshot = cache.latest()
+        for _attempt in range(3):
+            with self.services.db.session() as db:
+                try:
+                    app = client_auth.authenticate_confidential(snapshot, db, request, params, now)
+                except OAuthError as error:
+                    return render(error)
+            with self.services.db.hot_read() as conn:
+                generation, live = self.tokens().live_under(conn, params.get("token", ""), now)
+            if not snapshot.caching or generation == snapshot.generation:
+                break
+            snapshot = cache.current()
+        else:
+            raise ServiceUnavailable("The applications are changing; retry later.")
         if live is None or not may_introspect(app, live):
             return json_response({"active": False})
         row, user, client = live.row, live.user, live.application

@@ -49,6 +49,7 @@ from werkzeug import Request
 from werkzeug import Response
 
 from passport.errors import ClientError
+from passport.errors import ServiceUnavailable
 from passport.oidc import client_auth
 from passport.oidc import device
 from passport.oidc import params as oauth_params
@@ -67,6 +68,7 @@ from passport.oidc.errors import UnsupportedGrantType
 from passport.oidc.errors import json_response
 from passport.oidc.errors import render
 from passport.oidc.tokens import Grant
+from passport.oidc.tokens import StaleSnapshot
 from passport.oidc.tokens import digest
 from passport.oidc.tokens import machine_resources
 from passport.oidc.tokens import narrowed
@@ -143,18 +145,11 @@ class TokenEndpoint(Part):
     def _grant(
         self, request: Request, ctx: RequestContext, params: oauth_params.Params
     ) -> Response:
-        snapshot = self.services.client_cache.current()
         grant_type = params.get("grant_type")
         try:
             if grant_type == "client_credentials":
-                # The machine grant: its client from the client cache, its one row
-                # written in autocommit — nothing else to commit with it.
-                with self.services.db.session() as read:
-                    client = client_auth.authenticate_client(
-                        snapshot, read, request, params, ctx.now
-                    )
-                resources = resources_asked(snapshot, oauth_params.every(params, "resource"))
-                return json_response(self._client_credentials(snapshot, client, params, resources))
+                return json_response(self._machine_grant(request, ctx, params))
+            snapshot = self.services.client_cache.current()
             db = ctx.db
             app = client_auth.authenticate(db, request, params, ctx.now)
             resources = resources_asked(snapshot, oauth_params.every(params, "resource"))
@@ -347,6 +342,38 @@ class TokenEndpoint(Part):
             raise InvalidGrant("The refresh token was already used for another request.")
         return dict(sealed["body"])
 
+    def _machine_grant(
+        self, request: Request, ctx: RequestContext, params: oauth_params.Params
+    ) -> dict[str, Any]:
+        """The client credentials grant: its client and resources from the client
+        cache's latest snapshot, its one row written in autocommit under that snapshot's
+        generation (:meth:`Tokens.issue`) — when the generation moved, a fresh snapshot
+        and again, so nothing decided on a stale snapshot is ever written.  A refusal
+        is checked the same way: given only if the snapshot that decided it is current
+        (a resource registered a moment ago must not be refused from an older one)."""
+        cache = self.services.client_cache
+        snapshot, checked = cache.latest(), False
+        for _attempt in range(3):
+            try:
+                with self.services.db.session() as read:
+                    client = client_auth.authenticate_client(
+                        snapshot, read, request, params, ctx.now
+                    )
+                resources = resources_asked(snapshot, oauth_params.every(params, "resource"))
+                return self._client_credentials(snapshot, client, params, resources)
+            except StaleSnapshot:
+                snapshot, checked = cache.current(), True
+            except OAuthError:
+                if checked:
+                    raise
+                current, checked = cache.current(), True
+                if current is snapshot:
+                    raise
+                snapshot = current
+        # Three changes to the applications during one request: answer 503 with
+        # Retry-After (RFC 9110 §15.6.4) rather than act on what may be stale.
+        raise ServiceUnavailable("The applications are changing; retry later.")
+
     def _client_credentials(
         self,
         snapshot: Snapshot,
@@ -381,4 +408,6 @@ class TokenEndpoint(Part):
             raise InvalidScope(f"scope is longer than {MAX_SCOPE_LENGTH}.")
         grant = Grant(application=app, scope=scope, audience=resources)
         with self.services.db.autocommit() as conn:
-            return self.tokens().issue(conn, grant, self.services.clock())
+            return self.tokens().issue(
+                conn, grant, self.services.clock(), generation=snapshot.generation
+            )

@@ -39,7 +39,9 @@ from passport.oidc.keys import KeyRing
 from passport.services import directory
 from passport.services import permissions
 from passport.services.clients import Snapshot
+from passport.storage.db import APPLICATION_GENERATION
 from passport.storage.models import Application
+from passport.storage.models import ApplicationGeneration
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
 from passport.storage.models import OAuthToken
@@ -248,10 +250,22 @@ class Tokens:
         header = {"alg": key.alg, "kid": key.kid, "typ": header_typ}
         return jwt.encode(header, claims, key.private)
 
-    def issue(self, db: Session | Connection, grant: Grant, now: datetime) -> dict[str, Any]:
+    def issue(
+        self,
+        db: Session | Connection,
+        grant: Grant,
+        now: datetime,
+        *,
+        generation: int | None = None,
+    ) -> dict[str, Any]:
         """The token response (RFC 6749 5.1), its tokens recorded in ``db``: the request's
         transaction, or (client credentials: one row, nothing else to commit with it) a
-        connection in autocommit."""
+        connection in autocommit.
+
+        With ``generation`` (the client credentials grant, whose client and resources
+        came from the client cache's snapshot of that generation), the row is written
+        only if ``application_generation`` still has that value, in the same statement;
+        else :class:`StaleSnapshot` and nothing is written."""
         app = grant.application
         family = grant.family or secrets.token_hex(16)
         lifetime = self.settings.access_token_lifetime
@@ -295,8 +309,16 @@ class Tokens:
                 )
             )
             response["refresh_token"] = refresh
-        # One Core INSERT for the grant's rows: no unit of work for rows nothing reads back.
-        db.execute(insert(OAuthToken), rows)
+        if generation is None:
+            # One Core INSERT for the grant's rows: no unit of work for rows nothing
+            # reads back.
+            db.execute(insert(OAuthToken), rows)
+        else:
+            (row,) = rows  # a guarded grant is a machine's: one access token
+            if not isinstance(db, Connection):
+                raise TypeError("a guarded grant is written in autocommit")
+            if db.execute(_guarded_insert(row, generation)).first() is None:
+                raise StaleSnapshot()
         if grant.id_token and grant.user is not None:
             claims = self.user_claims(db, grant.user, app.id, grant.scope)
             claims.update(
@@ -381,8 +403,30 @@ class Tokens:
         if not token or len(token) > 4096:
             return None
         found = conn.execute(_LIVE, {"token_hash": digest(token)}).first()
+        return None if found is None else self._live(token, tuple(found), now)
+
+    def live_under(
+        self, conn: Connection, token: str, now: datetime
+    ) -> tuple[int | None, LiveToken | None]:
+        """:meth:`live`, with the ``application_generation`` read in the same statement
+        (None without its row): introspection checks with it that the caller it
+        authenticated from the client cache was still current."""
+        if not token or len(token) > 4096:
+            return self.generation_only(conn), None
+        found = conn.execute(_LIVE_UNDER, {"token_hash": digest(token)}).first()
         if found is None:
-            return None
+            return None, self.live(conn, token, now)
+        generation, *columns = found
+        if columns[0] is None:  # no such token
+            return int(generation), None
+        return int(generation), self._live(token, tuple(columns), now)
+
+    @staticmethod
+    def generation_only(conn: Connection) -> int | None:
+        value = conn.execute(APPLICATION_GENERATION).scalar()
+        return None if value is None else int(value)
+
+    def _live(self, token: str, found: tuple[Any, ...], now: datetime) -> LiveToken | None:
         (
             kind,
             scope,
@@ -504,26 +548,60 @@ class LiveToken:
     user: UserView | None
 
 
+class StaleSnapshot(Exception):
+    """``application_generation`` moved since the client cache's snapshot that a
+    guarded statement relied on: the caller takes a fresh snapshot and starts again."""
+
+
+_TOKEN_COLUMNS = [column for column in OAuthToken.__table__.columns if column.key != "id"]
+
+
+def _guarded_insert(row: dict[str, Any], generation: int) -> Any:
+    """``INSERT INTO oauth_tokens (...) SELECT :values FROM application_generation
+    WHERE id = 1 AND value = :generation RETURNING id``: the row is written only under
+    that generation (``RETURNING`` tells whether it was: drivers' ``rowcount`` for
+    ``INSERT ... SELECT`` is not reliable — psycopg's is -1)."""
+    values = select(
+        *(bindparam(f"v_{c.key}", row[c.key], type_=c.type) for c in _TOKEN_COLUMNS)
+    ).where(ApplicationGeneration.id == 1, ApplicationGeneration.value == generation)
+    return (
+        insert(OAuthToken)
+        .from_select([c.key for c in _TOKEN_COLUMNS], values)
+        .returning(OAuthToken.id)
+    )
+
+
+_LIVE_COLUMNS = (
+    OAuthToken.kind,
+    OAuthToken.scope,
+    OAuthToken.audience,
+    OAuthToken.expires_at,
+    OAuthToken.created_at,
+    OAuthToken.revoked_at,
+    OAuthToken.rotated_at,
+    OAuthToken.user_id,
+    OAuthToken.application_id,
+    Application.client_id,
+    Application.enabled,
+    User.username,
+    User.display_name,
+    User.email,
+    User.disabled,
+)
 # The token with its application and user, in one statement (Tokens.live).
 _LIVE = (
-    select(
-        OAuthToken.kind,
-        OAuthToken.scope,
-        OAuthToken.audience,
-        OAuthToken.expires_at,
-        OAuthToken.created_at,
-        OAuthToken.revoked_at,
-        OAuthToken.rotated_at,
-        OAuthToken.user_id,
-        OAuthToken.application_id,
-        Application.client_id,
-        Application.enabled,
-        User.username,
-        User.display_name,
-        User.email,
-        User.disabled,
-    )
+    select(*_LIVE_COLUMNS)
     .join(Application, Application.id == OAuthToken.application_id)
     .outerjoin(User, User.id == OAuthToken.user_id)
     .where(OAuthToken.token_hash == bindparam("token_hash"))
+)
+# The same, with the application generation it was read under (Tokens.live_under): one
+# row always, the token's columns NULL when there is no such token.
+_LIVE_UNDER = (
+    select(ApplicationGeneration.value, *_LIVE_COLUMNS)
+    .select_from(ApplicationGeneration)
+    .outerjoin(OAuthToken, OAuthToken.token_hash == bindparam("token_hash"))
+    .outerjoin(Application, Application.id == OAuthToken.application_id)
+    .outerjoin(User, User.id == OAuthToken.user_id)
+    .where(ApplicationGeneration.id == 1)
 )

@@ -278,13 +278,15 @@ class ClientCache:
     secret presented — the form the secret has at rest, so the cache holds no more than
     the database does, and a wrong secret is never a hit.  Failures are never cached.
 
-    Each request reads the generation once (one primary-key read, autocommit, on the
-    per-thread hot connection) and uses the snapshot of that value; the value is read
-    *before* anything it covers, so what a snapshot holds is never older than its
-    generation.  Any change to any application — disabling it, rotating or revoking its
-    secret, changing its scopes, resources, resource clients or token format, deleting
-    it — commits a new value (:func:`passport.storage.db.bump_application_generation`),
-    so every process sees the change at its next request, exactly as without a cache.
+    A request either reads the generation first (:meth:`current`: one primary-key read,
+    autocommit, on the per-thread hot connection) and uses the snapshot of that value,
+    or uses the latest snapshot and checks the generation in the statement that acts
+    (:meth:`latest`); the value is read *before* anything it covers, so what a snapshot
+    holds is never older than its generation.  Any change to any application —
+    disabling it, rotating or revoking its secret, changing its scopes, resources,
+    resource clients or token format, deleting it — commits a new value
+    (:func:`passport.storage.db.bump_application_generation`), so every process sees
+    the change at its next request, exactly as without a cache.
     A secret accepted during a rotation's overlap is accepted from the cache only until
     the overlap ends.  A snapshot lives at most :data:`CACHE_MAX_AGE` seconds."""
 
@@ -294,7 +296,19 @@ class ClientCache:
         self._snapshot = Snapshot(database, None)
         self._lock = threading.Lock()
 
+    def latest(self) -> Snapshot:
+        """The snapshot in use, without reading the generation: for a request that
+        checks the generation in the very statement that acts on what the snapshot said
+        (a guarded INSERT, a read that returns the generation beside the token), and
+        takes :meth:`current` and starts again when it moved.  A snapshot past its
+        maximum age, or one that never read a generation, is replaced now."""
+        snapshot = self._snapshot
+        if snapshot.generation is None or time.monotonic() - snapshot.created >= self.max_age:
+            return self.current()
+        return snapshot
+
     def current(self) -> Snapshot:
+        """The snapshot of the generation read now (one primary-key read)."""
         generation = self.database.application_generation()
         snapshot = self._snapshot
         if (
