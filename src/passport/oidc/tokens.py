@@ -317,7 +317,8 @@ class Tokens:
             (row,) = rows  # a guarded grant is a machine's: one access token
             if not isinstance(db, Connection):
                 raise TypeError("a guarded grant is written in autocommit")
-            if db.execute(_guarded_insert(row, generation)).first() is None:
+            guarded = {f"v_{key}": value for key, value in row.items()}
+            if db.execute(_GUARDED_INSERT, {**guarded, "generation": generation}).first() is None:
                 raise StaleSnapshot()
         if grant.id_token and grant.user is not None:
             claims = self.user_claims(db, grant.user, app.id, grant.scope)
@@ -556,19 +557,21 @@ class StaleSnapshot(Exception):
 _TOKEN_COLUMNS = [column for column in OAuthToken.__table__.columns if column.key != "id"]
 
 
-def _guarded_insert(row: dict[str, Any], generation: int) -> Any:
-    """``INSERT INTO oauth_tokens (...) SELECT :values FROM application_generation
-    WHERE id = 1 AND value = :generation RETURNING id``: the row is written only under
-    that generation (``RETURNING`` tells whether it was: drivers' ``rowcount`` for
-    ``INSERT ... SELECT`` is not reliable — psycopg's is -1)."""
-    values = select(
-        *(bindparam(f"v_{c.key}", row[c.key], type_=c.type) for c in _TOKEN_COLUMNS)
-    ).where(ApplicationGeneration.id == 1, ApplicationGeneration.value == generation)
-    return (
-        insert(OAuthToken)
-        .from_select([c.key for c in _TOKEN_COLUMNS], values)
-        .returning(OAuthToken.id)
+# ``INSERT INTO oauth_tokens (...) SELECT :values FROM application_generation WHERE id = 1
+# AND value = :generation RETURNING id``: a row written only under that generation
+# (``RETURNING`` tells whether it was: drivers' ``rowcount`` for ``INSERT ... SELECT`` is
+# not reliable — psycopg's is -1).  Built once; each grant binds its values.
+_GUARDED_INSERT = (
+    insert(OAuthToken)
+    .from_select(
+        [c.key for c in _TOKEN_COLUMNS],
+        select(*(bindparam(f"v_{c.key}", type_=c.type) for c in _TOKEN_COLUMNS)).where(
+            ApplicationGeneration.id == 1,
+            ApplicationGeneration.value == bindparam("generation"),
+        ),
     )
+    .returning(OAuthToken.id)
+)
 
 
 _LIVE_COLUMNS = (
