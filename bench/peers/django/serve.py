@@ -1,12 +1,17 @@
 """Start the django-oauth-toolkit peer for bench/peers.py.
 
     .venv/bin/python serve.py --server granian|gunicorn --port P --database-url URL --fixtures FILE
+                              [--client-secret-hasher pbkdf2|sha256]
 
 Migrates the (fresh) database, creates a user, a confidential client-credentials
 client and a live user access token for "openid profile email", writes FILE as the
 runner's contract says, then replaces itself (exec) with ONE server worker process
 (Granian: 1 worker, 4 blocking threads; gunicorn: 1 gthread worker, 4 threads), so
 that the runner's SIGTERM and its CPU accounting reach the server's process tree.
+
+``--client-secret-hasher`` picks DOT's CLIENT_SECRET_HASHER: ``pbkdf2`` (default, as
+shipped: Django's PBKDF2, 1,000,000 iterations, checked on every client authentication)
+or ``sha256`` (one unsalted SHA-256, benchsite/hashers.py, as Passport stores secrets).
 """
 
 from __future__ import annotations
@@ -35,6 +40,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="postgresql://USER:PASS@HOST:PORT/NAME (an empty database) or sqlite:///PATH",
     )
     parser.add_argument("--fixtures", type=Path, required=True, help="JSON file to write")
+    parser.add_argument(
+        "--client-secret-hasher",
+        choices=("pbkdf2", "sha256"),
+        default="pbkdf2",
+        help="how DOT stores and checks client secrets: pbkdf2 (as shipped, Django's "
+        "PBKDF2) or sha256 (one SHA-256, as Passport does); default %(default)s",
+    )
     return parser.parse_args(argv)
 
 
@@ -71,8 +83,9 @@ def prepare_store() -> dict[str, Any]:
     user.set_unusable_password()
     user.save()
 
-    # The benchmarked client. Its secret is hashed on save with DOT's default hasher
-    # (Django's PBKDF2), and checked against that hash on every client authentication.
+    # The benchmarked client. Its secret is hashed on save with CLIENT_SECRET_HASHER
+    # (--client-secret-hasher), and checked against that hash on every client
+    # authentication.
     client_secret = generate_client_secret()
     client = Application.objects.create(
         name="bench client credentials",
@@ -166,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
             "BENCH_ISSUER": issuer,
             "BENCH_SECRET_KEY": secrets.token_urlsafe(50),
             "BENCH_OIDC_RSA_PRIVATE_KEY": rsa_private_key_pem(),
+            "BENCH_CLIENT_SECRET_HASHER": args.client_secret_hasher,
         }
     )
     fixtures = {"issuer": issuer, **prepare_store()}

@@ -1,7 +1,8 @@
 """Settings of the django-oauth-toolkit peer: production-style, only what DOT needs.
 
 serve.py passes everything that varies per start through the environment:
-BENCH_DATABASE_URL, BENCH_ISSUER, BENCH_SECRET_KEY, BENCH_OIDC_RSA_PRIVATE_KEY.
+BENCH_DATABASE_URL, BENCH_ISSUER, BENCH_SECRET_KEY, BENCH_OIDC_RSA_PRIVATE_KEY,
+BENCH_CLIENT_SECRET_HASHER (pbkdf2, the default, or sha256).
 Without them (``manage.py check`` by hand) a throwaway SQLite file and fresh keys are used.
 """
 
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 from urllib.parse import urlsplit
+
+from django.conf import global_settings
+from django.core.exceptions import ImproperlyConfigured
 
 from benchsite.keys import rsa_private_key_pem
 
@@ -92,6 +96,25 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Django's default hashers, plus one SHA-256 for generated client secrets (benchsite/hashers.py).
+# It is last, so it is never the "default" hasher; it is always listed, so a stored
+# unsalted_sha256 secret can be checked whichever CLIENT_SECRET_HASHER is selected.
+PASSWORD_HASHERS = [
+    *global_settings.PASSWORD_HASHERS,
+    "benchsite.hashers.UnsaltedSHA256PasswordHasher",
+]
+
+# DOT hashes client secrets on save with make_password(secret, hasher=CLIENT_SECRET_HASHER)
+# (a PASSWORD_HASHERS algorithm name; "default" is the first one, PBKDF2) and checks them
+# with check_password on every client authentication.
+CLIENT_SECRET_HASHERS = {"pbkdf2": "default", "sha256": "unsalted_sha256"}
+_client_secret_hasher = os.environ.get("BENCH_CLIENT_SECRET_HASHER") or "pbkdf2"
+if _client_secret_hasher not in CLIENT_SECRET_HASHERS:
+    raise ImproperlyConfigured(
+        f"BENCH_CLIENT_SECRET_HASHER={_client_secret_hasher!r}: "
+        f"one of {', '.join(CLIENT_SECRET_HASHERS)}"
+    )
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
@@ -113,8 +136,10 @@ OAUTH2_PROVIDER = {
     },
     "DEFAULT_SCOPES": ["read"],
     "OAUTH2_VALIDATOR_CLASS": "benchsite.validators.ClaimsValidator",
-    # Everything else as shipped: CLIENT_SECRET_HASHER "default" (Django's PBKDF2),
-    # access tokens stored in plaintext plus a SHA-256 checksum for look-ups.
+    # "default" (Django's PBKDF2, as shipped) or "unsalted_sha256" (serve.py's option).
+    "CLIENT_SECRET_HASHER": CLIENT_SECRET_HASHERS[_client_secret_hasher],
+    # Everything else as shipped: access tokens stored in plaintext plus a SHA-256
+    # checksum for look-ups.
 }
 
 LOGGING = {
