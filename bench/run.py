@@ -4,11 +4,16 @@ Starts, with the same server (Granian) and the same number of workers:
 a bare hello-world WSGI app, the least-work session check (``leastwork.py``:
 cookie hash + one Redis GET or one primary-key SELECT), and ``passport serve``
 on the chosen backend.  Loads each scenario with ``wrk`` from a separate
-process and prints requests/s, p50/p99/p999, errors, the workers' peak memory,
-and each scenario's ratio to its baseline measured in this same run.
+process and prints requests/s, p50/p99/p999, errors, CPU milliseconds per request
+of the server's process tree (``measure.py``), the workers' peak memory, and each
+scenario's ratio to its baseline measured in this same run; then the CPU of the
+cheapest answer (``Service/Index``) ÷ the hello-world's (issue 12's goal: at most 4).
+
+With ``--pin``, as ``peers.py`` measures: every server on CPU 0 with one worker
+(``taskset -c 0``), ``wrk`` on CPU 1 with one thread.
 
     .venv/bin/python bench/run.py [--backend sqlite|postgresql|mariadb] [--store db|redis]
-                                  [--workers N] [--duration S] [--connections C]
+                                  [--workers N] [--duration S] [--connections C] [--pin]
 """
 
 from __future__ import annotations
@@ -19,105 +24,34 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
 from argon2 import PasswordHasher
+from measure import LOAD_CORE
+from measure import SERVER_CORE
+from measure import Load
+from measure import Result
+from measure import background
+from measure import free_port
+from measure import peak_rss_mib
+from measure import pinned
+from measure import wait_up
+from measure import wrk
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 PASSWORD = "correct horse battery staple"
 REDIS_URL = "redis://127.0.0.1:6379/12"
-
-
-@dataclass
-class Result:
-    name: str
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    p999_ms: float
-    errors: int
-    baseline: str = ""
-    ratio: float = 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_up(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited early ({url})")
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise SystemExit(f"server did not start ({url})")
-
-
-def peak_rss_mib(pid: int) -> float:
-    """Largest VmHWM (peak resident memory) among the server's worker processes."""
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    peaks = []
-    for child in [pid, *map(int, children.split())]:
-        try:
-            status = Path(f"/proc/{child}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                peaks.append(int(line.split()[1]) / 1024)
-    return max(peaks, default=0.0)
-
-
-def wrk(
-    name: str,
-    url: str,
-    args: argparse.Namespace,
-    headers: dict[str, str] | None = None,
-    script: str = "stats.lua",
-    env: dict[str, str] | None = None,
-    connections: int | None = None,
-) -> Result:
-    command = [
-        "wrk",
-        "-t",
-        "2",
-        "-c",
-        str(connections or args.connections),
-        "-d",
-        f"{args.duration}s",
-        "-s",
-        str(HERE / script),
-    ]
-    for key, value in (headers or {}).items():
-        command += ["-H", f"{key}: {value}"]
-    environment = os.environ | {"BENCH_STATS": str(HERE / "stats.lua")} | (env or {})
-    out = subprocess.run(
-        [*command, url], capture_output=True, text=True, check=True, env=environment
-    ).stdout
-    stats = json.loads(out.strip().splitlines()[-1])
-    return Result(
-        name,
-        stats["requests"] / stats["seconds"],
-        stats["p50_us"] / 1000,
-        stats["p99_us"] / 1000,
-        stats["p999_us"] / 1000,
-        stats["errors"],
-    )
+# Passport from this checkout's src/, whichever venv runs the benchmark.
+PASSPORT = [sys.executable, "-m", "passport"]
+SRC = str(HERE.parent / "src")
 
 
 class Servers:
@@ -127,7 +61,7 @@ class Servers:
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="passport-bench-"))
         self.processes: list[subprocess.Popen[bytes]] = []
-        self.drop = lambda: None
+        self.drop: Callable[[], None] = lambda: None
         if args.backend == "sqlite":
             self.database_url = f"sqlite:///{self.tmp}/bench.sqlite3"
         else:
@@ -139,13 +73,20 @@ class Servers:
             self.database_url, self.drop = backend.url, backend.drop
         self.redis_url = REDIS_URL if args.store == "redis" else ""
         self.kek = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+        self.core = SERVER_CORE if args.pin else None
+
+    def base_env(self) -> dict[str, str]:
+        """This environment without PASSPORT_* settings, with this checkout's src/ first."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PASSPORT_")}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+        return env
 
     def client(self) -> tuple[str, str]:
         """A confidential application for the token endpoint scenarios."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PASSPORT_")}
+        env = self.base_env()
         env |= {"PASSPORT_DATABASE_URL": self.database_url, "PASSPORT_KEY_ENCRYPTION_KEY": self.kek}
         out = subprocess.run(
-            [str(BIN / "passport"), "app", "add", "BenchClient", "--json"],
+            [*PASSPORT, "app", "add", "BenchClient", "--json"],
             capture_output=True,
             text=True,
             check=True,
@@ -156,12 +97,11 @@ class Servers:
         return app["ClientId"], app["ClientSecret"]
 
     def start(self, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("PASSPORT_")}
         process = subprocess.Popen(
-            command,
+            pinned(self.core, command),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env=base | env,
+            env=self.base_env() | env,
             cwd=self.tmp,
         )
         self.processes.append(process)
@@ -206,7 +146,7 @@ class Servers:
         }
         process = self.start(
             [
-                str(BIN / "passport"),
+                *PASSPORT,
                 "serve",
                 "--workers",
                 str(self.args.workers),
@@ -254,13 +194,13 @@ def worker_rss_mib(pid: int) -> list[float]:
     return sizes
 
 
-def soak(args: argparse.Namespace, base: str, cookie: dict[str, str], pid: int) -> None:
+def soak(args: argparse.Namespace, load: Load, base: str, cookie: dict[str, str], pid: int) -> None:
     """Mixed traffic for ``args.soak`` seconds; memory of each worker sampled every 10 s."""
     env = os.environ | {"BENCH_STATS": str(HERE / "stats.lua")}
     command = [
         "wrk",
         "-t",
-        "2",
+        str(load.threads),
         "-c",
         str(args.connections),
         "-d",
@@ -272,12 +212,14 @@ def soak(args: argparse.Namespace, base: str, cookie: dict[str, str], pid: int) 
         base,
     ]
     samples: list[list[float]] = []
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as load:
+    with subprocess.Popen(
+        pinned(load.core, command), stdout=subprocess.PIPE, text=True, env=env
+    ) as running:
         time.sleep(min(30, args.soak / 10))  # warm-up: caches and pools fill first
-        while load.poll() is None:
+        while running.poll() is None:
             samples.append(worker_rss_mib(pid))
             time.sleep(10)
-        out = load.stdout.read() if load.stdout else ""
+        out = running.stdout.read() if running.stdout else ""
     stats = json.loads(out.strip().splitlines()[-1])
     first, last = samples[0], samples[-1]
     print(
@@ -302,11 +244,28 @@ def main() -> None:
         default=0,
         help="Instead: mixed traffic for this many seconds, sampling memory.",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help=f"Servers on CPU {SERVER_CORE} with one worker, wrk on CPU {LOAD_CORE} with one "
+        "thread (taskset), as bench/peers.py measures.",
+    )
     args = parser.parse_args()
     args.store = args.store or ("db" if args.backend == "sqlite" else "redis")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
-    cpus = os.cpu_count() or 1
+    if args.pin and shutil.which("taskset") is None:
+        raise SystemExit("--pin needs taskset (apt-get install util-linux)")
+    if args.pin:
+        args.workers = 1
+    # The CPUs the server may use: the bounds below (Keycloak's rate, argon2id's) scale with it.
+    cpus = 1 if args.pin else os.cpu_count() or 1
+    load = Load(
+        duration=args.duration,
+        connections=args.connections,
+        threads=1 if args.pin else 2,
+        core=LOAD_CORE if args.pin else None,
+    )
 
     servers = Servers(args)
     try:
@@ -325,19 +284,30 @@ def main() -> None:
             timeout=10,
         )
         cookie = {"Cookie": f"passport_session={login.cookies['passport_session']}"}
-        hello, _ = servers.granian("hello:app", {})
+        hello, hello_p = servers.granian("hello:app", {})
         least_env = (
             {"BENCH_REDIS_URL": servers.redis_url}
             if servers.redis_url
             else {"BENCH_DATABASE_URL": servers.database_url}
         )
-        least, _ = servers.granian("leastwork:app", least_env)
+        least, least_p = servers.granian("leastwork:app", least_env)
+        index = requests.get(base + "/Service/Index", timeout=10)
+        if index.status_code != 200 or index.json().get("Data", {}).get("Service") != "Passport":
+            raise SystemExit(f"Service/Index answered {index.status_code}: {index.text[:200]}")
+        pid = passport.pid
 
         results: list[Result] = []
-        hello_r = wrk("hello-world WSGI (baseline)", hello + "/", args)
-        least_r = wrk(f"least-work session check ({args.store})", least + "/", args, cookie)
+        hello_r = wrk("hello-world WSGI (baseline)", hello + "/", load, server_pid=hello_p.pid)
+        least_r = wrk(
+            f"least-work session check ({args.store})",
+            least + "/",
+            load,
+            headers=cookie,
+            server_pid=least_p.pid,
+        )
         results += [hello_r, least_r]
         scenarios = [
+            ("Service/Index", "/Service/Index", {}, hello_r),
             ("Service/getApplication", "/Service/getApplication?name=Passport", {}, hello_r),
             ("Account/status (anonymous)", "/Account/status", {}, hello_r),
             ("Account/status (session)", "/Account/status", cookie, least_r),
@@ -349,46 +319,53 @@ def main() -> None:
             ),
         ]
         for name, path, headers, baseline in scenarios:
-            result = wrk(name, base + path, args, headers)
+            result = wrk(name, base + path, load, headers=headers, server_pid=pid)
             result.baseline, result.ratio = baseline.name, result.rps / baseline.rps
             results.append(result)
 
         if args.soak:
-            soak(args, base, cookie, passport.pid)
+            soak(args, load, base, cookie, pid)
             return
 
         client_id, secret = servers.client()
         basic = {
             "Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
         }
-        grant_env = {"BENCH_BODY": "grant_type=client_credentials"}
-        token_r = wrk(
-            "token endpoint (client credentials)",
-            base + "/oauth2/token",
-            args,
-            basic,
-            script="post.lua",
-            env=grant_env,
-        )
-        keycloak = 4 * 120 * cpus
-        token_r.baseline, token_r.ratio = f"4x Keycloak {keycloak}/s", token_r.rps / keycloak
-        results.append(token_r)
-        access = requests.post(
+        # One token by hand first: its answer is checked, and the signing keys made at first
+        # use are made by it rather than by many concurrent requests at once.
+        first = requests.post(
             base + "/oauth2/token",
             data={"grant_type": "client_credentials"},
             headers=basic,
             timeout=10,
-        ).json()["access_token"]
+        )
+        if first.status_code != 200 or "access_token" not in first.json():
+            raise SystemExit(f"token endpoint answered {first.status_code}: {first.text[:200]}")
+        access = first.json()["access_token"]
+        grant_env = {"BENCH_BODY": "grant_type=client_credentials"}
+        token_r = wrk(
+            "token endpoint (client credentials)",
+            base + "/oauth2/token",
+            load,
+            headers=basic,
+            script="post.lua",
+            env=grant_env,
+            server_pid=pid,
+        )
+        keycloak = 4 * 120 * cpus
+        token_r.baseline, token_r.ratio = f"4x Keycloak {keycloak}/s", token_r.rps / keycloak
+        results.append(token_r)
         intro_r = wrk(
             "token introspection",
             base + "/oauth2/introspect",
-            args,
-            basic,
+            load,
+            headers=basic,
             script="post.lua",
             env={"BENCH_BODY": f"token={access}"},
+            server_pid=pid,
         )
         intro_r.baseline, intro_r.ratio = least_r.name, intro_r.rps / least_r.rps
-        jwks_r = wrk("JWKS", base + "/.well-known/jwks.json", args)
+        jwks_r = wrk("JWKS", base + "/.well-known/jwks.json", load, server_pid=pid)
         jwks_r.baseline, jwks_r.ratio = hello_r.name, jwks_r.rps / hello_r.rps
         results += [intro_r, jwks_r]
 
@@ -397,57 +374,65 @@ def main() -> None:
         login_r = wrk(
             "Account/login",
             base + "/Account/login",
-            args,
+            load,
             script="login.lua",
             env=storm_env,
             connections=cpus * 2,
+            server_pid=pid,
         )
         login_r.baseline, login_r.ratio = f"argon2id bound {bound:.0f}/s", login_r.rps / bound
         results.append(login_r)
 
         idle = next(r for r in results if r.name == "Account/status (session)")
-        with subprocess.Popen(
-            [
-                "wrk",
-                "-t",
-                "1",
-                "-c",
-                str(cpus * 2),
-                "-d",
-                f"{args.duration + 2}s",
-                "-s",
-                str(HERE / "login.lua"),
-                base + "/Account/login",
-            ],
-            stdout=subprocess.DEVNULL,
-            env=os.environ | storm_env | {"BENCH_STATS": str(HERE / "stats.lua")},
+        storm_load = Load(args.duration + 2, cpus * 2, 1, load.core)
+        with background(
+            base + "/Account/login",
+            storm_load,
+            script="login.lua",
+            env=storm_env,
+            connections=cpus * 2,
         ) as storm:
             time.sleep(1)
+            # No CPU per request here: the server's CPU goes mostly to the storm's logins.
             during = wrk(
                 "Account/status during login storm",
                 base + "/Account/status",
-                args,
-                cookie,
+                load,
+                headers=cookie,
                 connections=8,
             )
             storm.wait()
         during.baseline, during.ratio = "p99 vs idle status p99", during.p99_ms / idle.p99_ms
         results.append(during)
 
+        pinning = (
+            f" pinned: servers on CPU {SERVER_CORE}, wrk -t 1 on CPU {LOAD_CORE}"
+            if args.pin
+            else ""
+        )
         print(
             f"backend={args.backend} store={args.store} workers={args.workers} cpus={cpus} "
             f"connections={args.connections} duration={args.duration}s "
-            f"argon2id={hash_seconds * 1000:.1f}ms/hash"
+            f"argon2id={hash_seconds * 1000:.1f}ms/hash{pinning}"
         )
         print(
             f"{'scenario':38} {'req/s':>8} {'p50':>7} {'p99':>7} {'p999':>7} {'err':>4} "
-            f"{'ratio':>6}  baseline"
+            f"{'CPU ms':>7} {'ratio':>6}  baseline"
         )
         for r in results:
             ratio = f"{r.ratio:6.2f}" if r.baseline else "      "
+            cpu = f"{r.cpu_ms:7.3f}" if r.cpu_ms is not None else f"{'-':>7}"
             print(
                 f"{r.name:38} {r.rps:8.0f} {r.p50_ms:7.2f} {r.p99_ms:7.2f} {r.p999_ms:7.2f} "
-                f"{r.errors:4d} {ratio}  {r.baseline}"
+                f"{r.errors:4d} {cpu} {ratio}  {r.baseline}"
+            )
+        print("(CPU ms: CPU milliseconds per request of the server's process tree)")
+        cheapest = next(r for r in results if r.name == "Service/Index")
+        if cheapest.cpu_ms and hello_r.cpu_ms:
+            print(
+                f"cheapest answer CPU ÷ hello CPU: {cheapest.cpu_ms / hello_r.cpu_ms:.2f} "
+                f"(Service/Index {cheapest.cpu_ms:.3f} ms ÷ hello-world {hello_r.cpu_ms:.3f} ms; "
+                "goal <= 4)"
             )
         print(f"peak worker memory: passport {peak_rss_mib(passport.pid):.0f} MiB")
     finally:
