@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test test-fast check lint types install install-test bench clean
+.PHONY: run test test-fast check lint types install install-test bench bench-peers clean
 
 $(BIN)/passport: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,28 @@ test-fast: install-test
 
 bench: install-test
 	$(BIN)/python bench/run.py
+
+## Passport side by side with node-oidc-provider and django-oauth-toolkit (bench/peers.py):
+## each server on CPU 0 with one worker, wrk on CPU 1; needs wrk, taskset, Node.js 20+.
+## The peers' dependencies are installed as their lock/requirements files pin them, again
+## only when those change.  Options: make bench-peers BENCH_PEERS_ARGS="--rounds 1 ..."
+NODE_PEER   = bench/peers/node
+DJANGO_PEER = bench/peers/django
+$(NODE_PEER)/node_modules/.installed: $(NODE_PEER)/package-lock.json
+	npm ci --prefix $(NODE_PEER) --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(DJANGO_PEER)/.venv/.installed: $(DJANGO_PEER)/requirements.txt
+	rm -rf $(DJANGO_PEER)/.venv
+	$(PYTHON) -m venv $(DJANGO_PEER)/.venv
+	$(DJANGO_PEER)/.venv/bin/pip install --quiet --upgrade pip
+	$(DJANGO_PEER)/.venv/bin/pip install --quiet -r $(DJANGO_PEER)/requirements.txt
+	touch $@
+
+BENCH_PEERS_ARGS ?=
+bench-peers: install-test $(NODE_PEER)/node_modules/.installed $(DJANGO_PEER)/.venv/.installed
+	scripts/services-up
+	$(BIN)/python bench/peers.py --node-dir $(NODE_PEER) --django-dir $(DJANGO_PEER) $(BENCH_PEERS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
