@@ -192,6 +192,7 @@ class Result:
     status_errors: int = 0  # answers with status >= 400
     cpu_ms: float | None = None  # server process tree, per request
     store_cpu_ms: float | None = None  # its PostgreSQL backends and Redis, per request
+    after_cpu_s: float | None = None  # CPU seconds spent after wrk stopped (queued requests)
     baseline: str = ""
     ratio: float = 0.0
 
@@ -199,12 +200,14 @@ class Result:
 @dataclass
 class Load:
     """How ``wrk`` loads a server: for how long, with how many connections and threads,
-    and on which core (None: anywhere)."""
+    on which core (None: anywhere), and after how long an answer counts as a timeout
+    error (None: wrk's 2 s)."""
 
     duration: float
     connections: int
     threads: int = 1
     core: str | None = LOAD_CORE
+    timeout: float | None = None
 
 
 def wrk(
@@ -232,6 +235,8 @@ def wrk(
         "-s",
         str(HERE / script),
     ]
+    if load.timeout:
+        command += ["--timeout", f"{load.timeout:g}s"]
     for key, value in (headers or {}).items():
         command += ["-H", f"{key}: {value}"]
     environment = {**os.environ, "BENCH_STATS": str(HERE / "stats.lua"), **(env or {})}
@@ -264,6 +269,23 @@ def wrk(
         cpu_ms=per_request(cpu),
         store_cpu_ms=per_request(store_cpu),
     )
+
+
+def settle(pids: Sequence[int], quiet: float = 0.03, most: float = 120) -> dict[int, float]:
+    """Wait until the process trees under ``pids`` are idle together (less than ``quiet``
+    of a CPU over half a second), at most ``most`` seconds: a server still answering
+    requests queued by a finished ``wrk`` run must not steal the CPU of the next one.
+    Returns the CPU seconds each tree spent while waited for."""
+    started = time.monotonic()
+    first = {pid: tree_cpu_seconds(pid) for pid in pids}
+    before = first
+    while time.monotonic() - started < most:
+        time.sleep(0.5)
+        now = {pid: tree_cpu_seconds(pid) for pid in pids}
+        if sum(now[pid] - before[pid] for pid in pids) < quiet * 0.5:
+            break
+        before = now
+    return {pid: now[pid] - first[pid] for pid in pids}
 
 
 def background(

@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ from measure import StoreCpu
 from measure import descendants
 from measure import free_port
 from measure import pinned
+from measure import settle
 from measure import tree_rss_mib
 from measure import wait_up
 from measure import wrk
@@ -473,6 +475,22 @@ class Bench:
         server.fixtures = Fixtures.load(fixtures)
         return server
 
+    def settle(self) -> dict[str, float]:
+        """Wait until no server is busy (say which were, and for how long): CPU spent by
+        each server meanwhile."""
+        started = time.monotonic()
+        names = {server.process.pid: name for name, server in self.servers.items()}
+        spent = settle(list(names))
+        waited = time.monotonic() - started
+        busy = {names[pid]: cpu for pid, cpu in spent.items() if cpu >= 0.1}
+        if busy:
+            print(
+                f"  waited {waited:.1f} s for idle servers: "
+                + ", ".join(f"{name} used {cpu:.1f} s CPU" for name, cpu in busy.items()),
+                file=sys.stderr,
+            )
+        return {names[pid]: cpu for pid, cpu in spent.items()}
+
     def stop(self) -> None:
         for server in self.servers.values():
             tree = descendants(server.process.pid)
@@ -509,12 +527,12 @@ def flush(redis_url: str) -> None:
 
 
 def node_entry(directory: Path) -> Path:
-    """The node peer's script: package.json's ``main``, else server.js."""
+    """The node peer's script: package.json's ``main``, else provider.mjs."""
     try:
         main = json.loads((directory / "package.json").read_text()).get("main")
     except (OSError, ValueError):
         main = None
-    return directory / (main or "server.js")
+    return directory / (main or "provider.mjs")
 
 
 def django_entry(directory: Path) -> Path:
@@ -807,8 +825,11 @@ def ratios(
             best_rps = max(s.rps for s in theirs)
             their_cpus = [c for c in (cpu(s) for s in theirs) if c is not None]
             our_cpu = cpu(ours)
-            cells.append(f"{ours.rps / best_rps:.2f}")
-            cells.append(f"{min(their_cpus) / our_cpu:.2f}" if their_cpus and our_cpu else "-")
+            mark = "*" if ours.errors or any(s.errors for s in theirs) else ""
+            cells.append(f"{ours.rps / best_rps:.2f}{mark}" if best_rps else "-")
+            cells.append(
+                f"{min(their_cpus) / our_cpu:.2f}{mark}" if their_cpus and our_cpu else "-"
+            )
         lines.append(f"| {SCENARIOS[scenario]} | " + " | ".join(cells) + " |")
     return lines
 
@@ -843,6 +864,7 @@ def report(summaries: dict[str, dict[str, Summary]], notes: dict[str, dict[str, 
     lines += ratios(summaries, lambda s: s.cpu_ms)
     lines += ["", "The same, CPU including the stores (PostgreSQL backends, Redis):", ""]
     lines += ratios(summaries, lambda s: s.total_cpu_ms)
+    lines += ["", "\\* errors (or timeouts) during the load on one side: not comparable."]
     return "\n".join(lines)
 
 
@@ -866,6 +888,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5, help="Seconds per wrk run (5).")
     parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds (3).")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (16).")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=10,
+        help="Seconds after which wrk counts an answer as a timeout error (10; wrk's own "
+        "default of 2 s turns a server that needs a second per request into 0 req/s).",
+    )
     parser.add_argument(
         "--warmup",
         type=float,
@@ -896,8 +925,8 @@ def main() -> None:
     missing = missing_prerequisites(args, servers)
     if missing:
         raise SystemExit("cannot run the benchmark; missing:\n  " + "\n  ".join(missing))
-    load = Load(duration=args.duration, connections=args.connections, threads=1)
-    warmup = Load(duration=args.warmup, connections=args.connections, threads=1)
+    load = Load(args.duration, args.connections, threads=1, timeout=args.timeout)
+    warmup = Load(args.warmup, args.connections, threads=1, timeout=args.timeout)
 
     bench = Bench(args)
     try:
@@ -936,6 +965,7 @@ def main() -> None:
         if args.warmup > 0:
             for scenario, by_server in plan.items():
                 for name, probe in by_server.items():
+                    bench.settle()
                     probe.load(scenario, warmup, bench.servers[name])
 
         results: dict[str, dict[str, list[Result]]] = {
@@ -944,12 +974,15 @@ def main() -> None:
         for round_number in range(1, args.rounds + 1):
             for scenario, by_server in plan.items():
                 for name, probe in by_server.items():
+                    bench.settle()
                     result = probe.load(scenario, load, bench.servers[name])
+                    result.after_cpu_s = bench.settle().get(name)
                     results[scenario][name].append(result)
                     print(
                         f"round {round_number} {scenario:13} {name:19} {result.rps:8.0f} req/s "
                         f"p99 {result.p99_ms:7.2f} ms  CPU {number(result.cpu_ms, 3)} ms/req  "
-                        f"errors {result.errors}",
+                        f"errors {result.errors}  CPU after the run "
+                        f"{number(result.after_cpu_s, 2)} s",
                         file=sys.stderr,
                     )
         memory = {server.name: round(tree_rss_mib(server.process.pid), 1) for server in started}
@@ -996,6 +1029,7 @@ def main() -> None:
                     "rounds": args.rounds,
                     "connections": args.connections,
                     "warmup": args.warmup,
+                    "timeout": args.timeout,
                     "server_core": SERVER_CORE,
                     "load_core": LOAD_CORE,
                 },
