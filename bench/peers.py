@@ -657,13 +657,18 @@ def missing_prerequisites(args: argparse.Namespace, servers: list[str]) -> list[
         missing.append(
             f"CPUs {SERVER_CORE} and {LOAD_CORE} are not both available (have {sorted(cores)})"
         )
-    if "passport" in servers:
-        try:
-            import passport  # noqa: F401
-        except ImportError:
-            missing.append(
-                f"Passport's dependencies: run with the project's venv ({sys.executable})"
-            )
+    imported = subprocess.run(
+        [sys.executable, "-c", "import psycopg, redis, joserfc, passport.wsgi"],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+    )
+    if imported.returncode != 0:
+        error = imported.stderr.strip().splitlines()[-1:]
+        raise SystemExit(
+            f"{sys.executable} lacks Passport's dependencies ({' '.join(error)}): run this "
+            "with the project's venv, .venv/bin/python (make bench-peers does)"
+        )
     if any(name.startswith("node-") for name in servers):
         node_dir = args.node_dir
         if shutil.which("node") is None:
