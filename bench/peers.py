@@ -346,6 +346,30 @@ def probes(server: Server, scenarios: list[str]) -> dict[str, tuple[Probe, Check
     return {name: found[name] for name in scenarios}
 
 
+def verify(probe: Probe, check: Check) -> str:
+    """Send ``probe`` once and check the answer: what was seen, or Failure."""
+    try:
+        return check(probe.send())
+    except requests.RequestException as exc:
+        raise Failure(f"no answer: {exc}") from None
+
+
+def run_once(
+    bench: Bench, server: Server, scenario: str, probe: Probe, check: Check, load: Load
+) -> Result:
+    """One measured run, checked before (a server may break between runs) and after
+    (answers stuck past the end of a run are not counted in it), on idle servers."""
+    verify(probe, check)
+    bench.settle()
+    result = probe.load(scenario, load, server)
+    result.after_cpu_s = bench.settle().get(server.name)
+    try:
+        verify(probe, check)
+    except Failure as exc:
+        raise Failure(f"broke during the run ({result.rps:.0f} req/s): {exc}") from None
+    return result
+
+
 # -- starting the servers --
 
 
@@ -770,6 +794,11 @@ class Summary:
     errors: int
     requests: int
     rounds: list[dict[str, Any]]
+    failures: list[str]  # why the rounds that were not measured failed their check
+
+    @property
+    def flawed(self) -> bool:
+        return bool(self.errors or self.failures)
 
     @property
     def total_cpu_ms(self) -> float | None:
@@ -778,7 +807,7 @@ class Summary:
         return self.cpu_ms + (self.store_cpu_ms or 0.0)
 
 
-def summarise(results: list[Result]) -> Summary:
+def summarise(results: list[Result], failures: list[str]) -> Summary:
     def mid(values: list[float | None]) -> float | None:
         known = [v for v in values if v is not None]
         return statistics.median(known) if known else None
@@ -792,7 +821,18 @@ def summarise(results: list[Result]) -> Summary:
         errors=sum(r.errors for r in results),
         requests=sum(r.requests for r in results),
         rounds=[asdict(r) for r in results],
+        failures=failures,
     )
+
+
+def busy(result: Result | Summary) -> float | None:
+    """How much of its core the server used during the run (CPU per request x requests/s):
+    near 1 when the load saturates it; well below, it waited (a lock, a pool, a store)."""
+    return None if result.cpu_ms is None else result.cpu_ms * result.rps / 1000
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 def number(value: float | None, digits: int = 2) -> str:
@@ -831,7 +871,7 @@ def ratios(
             best_rps = max(s.rps for s in theirs)
             their_cpus = [c for c in (cpu(s) for s in theirs) if c is not None]
             our_cpu = cpu(ours)
-            mark = "*" if ours.errors or any(s.errors for s in theirs) else ""
+            mark = "*" if ours.flawed or any(s.flawed for s in theirs) else ""
             cells.append(f"{ours.rps / best_rps:.2f}{mark}" if best_rps else "-")
             cells.append(
                 f"{min(their_cpus) / our_cpu:.2f}{mark}" if their_cpus and our_cpu else "-"
@@ -842,8 +882,9 @@ def ratios(
 
 def report(summaries: dict[str, dict[str, Summary]], notes: dict[str, dict[str, str]]) -> str:
     lines = [
-        "| scenario | server | req/s | p50 ms | p99 ms | CPU ms/req | store CPU ms/req | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| scenario | server | req/s | p50 ms | p99 ms | CPU ms/req | busy | store CPU ms/req "
+        "| errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario, by_server in summaries.items():
         for name in SERVERS:
@@ -851,13 +892,21 @@ def report(summaries: dict[str, dict[str, Summary]], notes: dict[str, dict[str, 
                 s = by_server[name]
                 lines.append(
                     f"| {SCENARIOS[scenario]} | {name} | {s.rps:.0f} | {s.p50_ms:.2f} | "
-                    f"{s.p99_ms:.2f} | {number(s.cpu_ms, 3)} | {number(s.store_cpu_ms, 3)} | "
-                    f"{s.errors} |"
+                    f"{s.p99_ms:.2f} | {number(s.cpu_ms, 3)} | {percent(busy(s))} | "
+                    f"{number(s.store_cpu_ms, 3)} | "
+                    f"{s.errors}{f', {len(s.failures)} rounds FAILED' if s.failures else ''} |"
                 )
             elif name in notes.get(scenario, {}):
                 lines.append(
-                    f"| {SCENARIOS[scenario]} | {name} | {notes[scenario][name]} | | | | | |"
+                    f"| {SCENARIOS[scenario]} | {name} | {notes[scenario][name]} | | | | | | |"
                 )
+    lines += [
+        "",
+        "CPU ms/req: the server's process tree (utime+stime from /proc) over the run ÷ the "
+        "requests done; busy: that x req/s, the share of its one core the server used (near "
+        "100 % when the load saturates it; well below, it waited on something); store CPU: "
+        "its PostgreSQL backends, plus the whole Redis server for those using Redis.",
+    ]
     peers = {name for by_server in summaries.values() for name in by_server} - {"passport"}
     if not peers or not any("passport" in by_server for by_server in summaries.values()):
         return "\n".join(lines)
@@ -870,7 +919,11 @@ def report(summaries: dict[str, dict[str, Summary]], notes: dict[str, dict[str, 
     lines += ratios(summaries, lambda s: s.cpu_ms)
     lines += ["", "The same, CPU including the stores (PostgreSQL backends, Redis):", ""]
     lines += ratios(summaries, lambda s: s.total_cpu_ms)
-    lines += ["", "\\* errors (or timeouts) during the load on one side: not comparable."]
+    lines += [
+        "",
+        "\\* errors (or timeouts) during the load, or rounds that failed their check, on one "
+        "side: not comparable.",
+    ]
     return "\n".join(lines)
 
 
@@ -946,7 +999,7 @@ def main() -> None:
             else:
                 started.append(bench.django(name))
 
-        plan: dict[str, dict[str, Probe]] = {scenario: {} for scenario in scenarios}
+        plan: dict[str, dict[str, tuple[Probe, Check]]] = {scenario: {} for scenario in scenarios}
         notes: dict[str, dict[str, str]] = {scenario: {} for scenario in scenarios}
         checks: dict[str, dict[str, str]] = {}
         for server in started:
@@ -955,36 +1008,44 @@ def main() -> None:
                 if found is None:
                     notes[scenario][server.name] = "n/a"
                     continue
-                probe, check = found
                 try:
-                    seen = check(probe.send())
+                    seen = verify(*found)
                 except Failure as exc:
                     notes[scenario][server.name] = "FAILED"
                     print(f"{server.name} {scenario}: {exc}", file=sys.stderr)
                     continue
                 checks[server.name][scenario] = seen
-                plan[scenario][server.name] = probe
+                plan[scenario][server.name] = found
                 print(f"{server.name} {scenario}: {seen}", file=sys.stderr)
 
         if args.warmup > 0:
             for scenario, by_server in plan.items():
-                for name, probe in by_server.items():
+                for name, (probe, _) in by_server.items():
                     bench.settle()
                     probe.load(scenario, warmup, bench.servers[name])
 
         results: dict[str, dict[str, list[Result]]] = {
             scenario: {name: [] for name in by_server} for scenario, by_server in plan.items()
         }
+        failures: dict[str, dict[str, list[str]]] = {scenario: {} for scenario in scenarios}
         for round_number in range(1, args.rounds + 1):
             for scenario, by_server in plan.items():
-                for name, probe in by_server.items():
-                    bench.settle()
-                    result = probe.load(scenario, load, bench.servers[name])
-                    result.after_cpu_s = bench.settle().get(name)
+                for name, (probe, check) in by_server.items():
+                    server = bench.servers[name]
+                    head = f"round {round_number} {scenario:13} {name:19}"
+                    try:
+                        result = run_once(bench, server, scenario, probe, check, load)
+                    except Failure as exc:
+                        failures[scenario].setdefault(name, []).append(str(exc))
+                        print(
+                            f"{head} FAILED: {exc}\n  {name}'s log ends with:\n{server.tail()}",
+                            file=sys.stderr,
+                        )
+                        continue
                     results[scenario][name].append(result)
                     print(
-                        f"round {round_number} {scenario:13} {name:19} {result.rps:8.0f} req/s "
-                        f"p99 {result.p99_ms:7.2f} ms  CPU {number(result.cpu_ms, 3)} ms/req  "
+                        f"{head} {result.rps:8.0f} req/s p99 {result.p99_ms:7.2f} ms  "
+                        f"CPU {number(result.cpu_ms, 3)} ms/req  busy {percent(busy(result))}  "
                         f"errors {result.errors}  CPU after the run "
                         f"{number(result.after_cpu_s, 2)} s",
                         file=sys.stderr,
@@ -996,9 +1057,17 @@ def main() -> None:
         bench.stop()
 
     summaries = {
-        scenario: {name: summarise(runs) for name, runs in by_server.items()}
+        scenario: {
+            name: summarise(runs, failures[scenario].get(name, []))
+            for name, runs in by_server.items()
+            if runs
+        }
         for scenario, by_server in results.items()
     }
+    for scenario, failed in failures.items():
+        for name in failed:
+            if name not in summaries[scenario]:
+                notes[scenario][name] = "FAILED"
     info = versions(args, servers)
     print(
         f"{args.rounds} rounds of {args.duration:g} s per scenario and server, "
@@ -1012,10 +1081,10 @@ def main() -> None:
         + ", ".join(f"{k} {v}" for k, v in memory.items())
     )
     bad = [
-        f"{scenario}/{name}: {s.errors} errors"
+        f"{scenario}/{name}: {s.errors} errors, {len(s.failures)} failed rounds"
         for scenario, by_server in summaries.items()
         for name, s in by_server.items()
-        if s.errors
+        if s.errors or s.failures
     ]
     if bad:
         print(
