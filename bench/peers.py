@@ -3,14 +3,18 @@
 Every server runs on CPU 0 (``taskset -c 0``) with one worker process, ``wrk`` on CPU 1
 with one thread.  All servers are started once, each on its own fresh PostgreSQL
 database (or Redis database, or SQLite file), and are loaded one at a time: for each of
-``--rounds`` rounds, each scenario, each server in a fixed order.  Before any load, the
-first answer of each scenario is checked by hand (status 200 and its expected shape), so
-that a server answering errors fast cannot win.
+``--rounds`` rounds, each scenario, each server in a fixed order, each run starting when
+every server is idle (one still answering requests queued by its own run would steal the
+next one's core).  The answer of each scenario is checked by hand (status 200 and its
+expected shape) before the first load and again before and after every run, so that a
+server answering errors fast, or breaking during a run, cannot win: such a run is
+reported as FAILED, not measured.
 
 Reported per scenario and server: the median over the rounds of requests/s, p50 and p99
 latency, and CPU milliseconds per request of the server's process tree (utime+stime from
 /proc, over the wrk run, divided by the requests done) and of its stores (its PostgreSQL
-backends, and the Redis server when it uses one); then Passport's ratios to each peer.
+backends, and the Redis server when it uses one), and how busy the server kept its core;
+then Passport's ratios to each peer.
 Markdown on stdout, JSON in bench/results/.
 
     .venv/bin/python bench/peers.py [--duration 5] [--rounds 3] [--connections 16]
@@ -795,6 +799,7 @@ class Summary:
     requests: int
     rounds: list[dict[str, Any]]
     failures: list[str]  # why the rounds that were not measured failed their check
+    busy: float | None = None  # median of the rounds' busy shares
 
     @property
     def flawed(self) -> bool:
@@ -822,10 +827,11 @@ def summarise(results: list[Result], failures: list[str]) -> Summary:
         requests=sum(r.requests for r in results),
         rounds=[asdict(r) for r in results],
         failures=failures,
+        busy=mid([busy(r) for r in results]),
     )
 
 
-def busy(result: Result | Summary) -> float | None:
+def busy(result: Result) -> float | None:
     """How much of its core the server used during the run (CPU per request x requests/s):
     near 1 when the load saturates it; well below, it waited (a lock, a pool, a store)."""
     return None if result.cpu_ms is None else result.cpu_ms * result.rps / 1000
@@ -892,7 +898,7 @@ def report(summaries: dict[str, dict[str, Summary]], notes: dict[str, dict[str, 
                 s = by_server[name]
                 lines.append(
                     f"| {SCENARIOS[scenario]} | {name} | {s.rps:.0f} | {s.p50_ms:.2f} | "
-                    f"{s.p99_ms:.2f} | {number(s.cpu_ms, 3)} | {percent(busy(s))} | "
+                    f"{s.p99_ms:.2f} | {number(s.cpu_ms, 3)} | {percent(s.busy)} | "
                     f"{number(s.store_cpu_ms, 3)} | "
                     f"{s.errors}{f', {len(s.failures)} rounds FAILED' if s.failures else ''} |"
                 )
