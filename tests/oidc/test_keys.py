@@ -121,3 +121,52 @@ def test_every_process_sees_keys_and_their_rotation(
     )
     assert listed.returncode == 0, listed.stderr
     assert "signing" in listed.stdout
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_threads_at_first_use_make_one_key_of_each_algorithm(factory: Any, backend: str) -> None:
+    """A cold token load: many request threads find no key at once; one key of each
+    algorithm is made, not one per thread."""
+    import threading
+
+    h: Harness = factory(backend, key_encryption_key=KEK)
+    ring = KeyRing(h.app.services.db, h.settings)
+    now = datetime.now(UTC)
+    barrier = threading.Barrier(8)
+
+    def first_use() -> None:
+        barrier.wait()
+        ring.ensure(now)
+        ring.signing_key(now)
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with h.app.services.db.session() as db:
+        algs = sorted(db.scalars(select(SigningKey.alg)))
+    assert algs == sorted(SIGNING_ALGS)
+
+
+def test_a_stale_key_cache_is_reloaded_by_one_thread_and_keys_are_imported_once(
+    factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h: Harness = factory("sqlite", key_encryption_key=KEK)
+    ring = KeyRing(h.app.services.db, h.settings)
+    now = datetime.now(UTC)
+    ring.ensure(now)
+    ring.keys()  # every key imported once
+    imported: list[str] = []
+    opened = ring._open
+
+    def counting_open(kid: str, sealed: str) -> bytes:
+        imported.append(kid)
+        return opened(kid, sealed)
+
+    monkeypatch.setattr(ring, "_open", counting_open)
+    first = ring.keys()
+    ring._cache = (0.0, first)  # stale
+    again = ring.keys()
+    assert [k.kid for k in again] == [k.kid for k in first]
+    assert imported == []  # the kids were known: nothing decrypted or imported again

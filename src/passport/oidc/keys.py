@@ -92,8 +92,10 @@ class KeyRing:
         self.database = database
         self.settings = settings
         self._kek = key_encryption_key(settings)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one reload at a time
+        self._create_lock = threading.Lock()  # one first-use key per algorithm
         self._cache: tuple[float, list[Key]] = (0.0, [])
+        self._imported: dict[str, Key] = {}  # by kid: a key's material never changes
 
     @property
     def configured(self) -> bool:
@@ -163,19 +165,39 @@ class KeyRing:
         return [self.create(now, alg, use_after=use_after) for alg in SIGNING_ALGS]
 
     def keys(self) -> list[Key]:
-        """All stored keys, oldest first (cached for a few seconds)."""
+        """All stored keys, oldest first (cached for a few seconds).
+
+        One thread reloads a stale cache; the others meanwhile go on with the cached
+        keys, stale by at most the time of one reload, rather than queue behind it (or
+        reload it again after it).  A key already imported is reused by its ``kid``
+        (decrypting and importing an RSA key costs tens of milliseconds)."""
         stamp, cached = self._cache
         if time.monotonic() - stamp < CACHE_SECONDS and cached:
             return cached
-        with self._lock:
-            with self.database.session() as db:
-                rows = db.scalars(
-                    select(SigningKey).order_by(
-                        SigningKey.use_after, SigningKey.created_at, SigningKey.kid
-                    )
-                ).all()
-                loaded = [
-                    Key(
+        if cached and not self._lock.acquire(blocking=False):
+            return cached  # another thread is reloading
+        if not cached:
+            self._lock.acquire()
+        try:
+            stamp, cached = self._cache
+            if time.monotonic() - stamp < CACHE_SECONDS and cached:
+                return cached  # reloaded while this thread waited
+            return self._reload()
+        finally:
+            self._lock.release()
+
+    def _reload(self) -> list[Key]:
+        with self.database.session() as db:
+            rows = db.scalars(
+                select(SigningKey).order_by(
+                    SigningKey.use_after, SigningKey.created_at, SigningKey.kid
+                )
+            ).all()
+            loaded = []
+            for r in rows:
+                known = self._imported.get(r.kid)
+                if known is None or known.use_after != r.use_after:
+                    known = Key(
                         r.kid,
                         r.alg,
                         json.loads(r.public_jwk),
@@ -184,13 +206,13 @@ class KeyRing:
                         ),
                         r.use_after,
                     )
-                    for r in rows
-                ]
+                    self._imported[r.kid] = known
+                loaded.append(known)
             # Of keys made together (a first use, a rotation), the ``signing_alg`` setting's
             # comes first in the JWKS, as it did when it was alone.
-            loaded.sort(key=lambda k: (k.use_after, k.alg != self.settings.signing_alg))
-            self._cache = (time.monotonic(), loaded)
-            return loaded
+        loaded.sort(key=lambda k: (k.use_after, k.alg != self.settings.signing_alg))
+        self._cache = (time.monotonic(), loaded)
+        return loaded
 
     def signing_key(self, now: datetime, alg: str | None = None) -> Key:
         """The newest key of ``alg`` (default: the ``signing_alg`` setting) whose time has
@@ -200,9 +222,17 @@ class KeyRing:
             raise ValueError(f"cannot sign with {alg!r}")
         usable = [k for k in self.keys() if k.alg == alg and k.use_after <= now]
         if not usable:
-            self.create(now, alg)
+            self._first_use(now, alg)
             usable = [k for k in self.keys() if k.alg == alg and k.use_after <= now]
         return usable[-1]
+
+    def _first_use(self, now: datetime, alg: str) -> None:
+        """Make the first key of ``alg``, once: threads that find none at the same time
+        queue here, and each looks again (reloading) before making one."""
+        with self._create_lock:
+            self._cache = (0.0, [])
+            if not any(k.alg == alg and k.use_after <= now for k in self.keys()):
+                self.create(now, alg)
 
     def ensure(self, now: datetime) -> None:
         """Make the signing key of any algorithm that has none yet.  Called before a write
@@ -210,7 +240,7 @@ class KeyRing:
         would wait for its own write lock."""
         for alg in SIGNING_ALGS:
             if not any(k.alg == alg and k.use_after <= now for k in self.keys()):
-                self.create(now, alg)
+                self._first_use(now, alg)
 
     def published(self, now: datetime) -> list[dict[str, Any]]:
         """The JWKS: for each algorithm, upcoming keys, the signing key, and retired keys

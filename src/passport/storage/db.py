@@ -200,38 +200,46 @@ class Database:
             else self.engine
         )
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
-        self._local = threading.local()
+        # Hot connections not in use; a thread takes one for a statement and gives it back.
+        self._idle: list[Connection] = []
+        self._idle_lock = threading.Lock()
         self._writer = sessionmaker(writer, expire_on_commit=False)
 
     @contextmanager
     def hot_read(self) -> Iterator[Connection]:
-        """A connection kept per thread for one-statement reads on hot paths.
+        """A kept connection for one-statement reads on hot paths.
 
         Skips the pool's checkout and return work on every request (it is most of
         a session check's cost).  MariaDB/PostgreSQL connections run in autocommit,
         SQLite ones without BEGIN, so no snapshot or lock outlives a statement and
         no COMMIT/ROLLBACK round trip is paid; a broken connection is dropped and
         replaced on the next call.
+
+        The kept connections are a free list, not one per thread: a thread takes one
+        for the statement and gives it back, so a server that ends idle threads
+        (Granian's blocking threads after their idle timeout) never strands a
+        connection with a thread that is gone; there are never more than the threads
+        using one at once.
         """
-        conn: Connection | None = getattr(self._local, "conn", None)
+        with self._idle_lock:
+            conn = self._idle.pop() if self._idle else None
         if conn is None or conn.closed or conn.invalidated:
             conn = self.reader.connect()
             if not self.is_sqlite:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            self._local.conn = conn
         try:
             yield conn
         except BaseException:
-            self._local.conn = None
             try:
                 conn.invalidate()
                 conn.close()
             except Exception:
                 pass
             raise
-        else:
-            if self.is_sqlite:
-                conn.rollback()  # no statement was in a transaction: costs nothing
+        if self.is_sqlite:
+            conn.rollback()  # no statement was in a transaction: costs nothing
+        with self._idle_lock:
+            self._idle.append(conn)
 
     @contextmanager
     def autocommit(self) -> Iterator[Connection]:
@@ -253,8 +261,8 @@ class Database:
         return (self._writer if write else self._reader)()
 
     def dispose(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
-            self._local.conn = None
         self.engine.dispose()
