@@ -231,3 +231,80 @@ def test_a_refusal_from_an_old_snapshot_is_checked_against_the_current_one(h: Ha
     assert body(token(h, *who, resource=API))["error"] == "invalid_target"
     cli_run(h, "app", "add", "Orders", "--resource", API, "--resource-client", who[0])
     assert token(h, *who, resource=API).status_code == 200
+
+
+def test_a_token_asked_while_a_disable_is_being_committed_waits_and_is_refused(
+    h: Harness,
+) -> None:
+    """The guarded INSERT takes a share lock on the generation row: a change that has
+    bumped it but not committed yet makes the token request wait, then see the new
+    value and refuse — no token is written beside the change (under READ COMMITTED it
+    would be, after the change's own revocation of the application's tokens)."""
+    import threading
+
+    who = warmed(h)
+    answers: list[int] = []
+    with h.app.services.db.session(write=True) as db, db.begin():
+        app = db.scalars(select(Application).where(Application.client_id == who[0])).one()
+        app.enabled = False
+        db.flush()  # the generation is bumped (and locked) by this uncommitted change
+        asking = threading.Thread(target=lambda: answers.append(token(h, *who).status_code))
+        asking.start()
+        asking.join(timeout=1.0)
+        if h.backend != "sqlite":
+            assert asking.is_alive(), "the token request did not wait for the change"
+    asking.join(timeout=30)
+    assert answers == [401]
+
+
+def test_applications_changing_fast_never_refuse_an_unrelated_client(h: Harness) -> None:
+    """Every change to any application moves the one generation; a client whose
+    snapshot goes stale again and again is decided under the share-locked generation
+    (ClientCache.locked) — it waits, it is never answered 503."""
+    import threading
+
+    who = warmed(h)
+    access = body(token(h, *who))["access_token"]
+    with h.app.services.db.session(write=True) as db, db.begin():
+        other, _ = directory.create_application(db, h.clock(), "Busy")
+        other_id = other.id
+    stop = threading.Event()
+
+    def keep_changing() -> None:
+        count = 0
+        while not stop.is_set():
+            with h.app.services.db.session(write=True) as db, db.begin():
+                found = db.get(Application, other_id)
+                assert found is not None
+                found.description = f"change {count}"
+            count += 1
+
+    changer = threading.Thread(target=keep_changing)
+    changer.start()
+    try:
+        statuses = []
+        for _ in range(40):
+            statuses.append(token(h, *who).status_code)
+            answer = h.client.post(
+                "/oauth2/introspect", data={"token": access}, headers=basic(*who)
+            )
+            statuses.append(answer.status_code)
+            assert answer.status_code != 200 or body(answer)["active"] is True
+    finally:
+        stop.set()
+        changer.join()
+    assert set(statuses) == {200}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mariadb"])
+def test_a_client_id_is_matched_exactly_on_every_database(factory: Any, backend: str) -> None:
+    """MariaDB's collation matches ids that differ in letter case or trailing spaces;
+    a client is only ever the id that was issued."""
+    harness: Harness = factory(backend, "db", key_encryption_key=KEK, key_rotation_delay=0)
+    with harness.app.services.db.session(write=True) as db, db.begin():
+        app, secret = directory.create_application(db, harness.clock(), "Exact")
+        client_id = app.client_id or ""
+    assert token(harness, client_id, secret or "").status_code == 200
+    for other in (client_id.upper(), client_id.lower(), client_id + " "):
+        if other != client_id:
+            assert token(harness, other, secret or "").status_code == 401

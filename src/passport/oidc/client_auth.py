@@ -75,7 +75,8 @@ def _public(db: Session, client_id: str) -> Application:
     """``none`` (RFC 6749 §2.1): a public client only — a confidential one must prove
     itself, and naming it is not proof."""
     app = db.scalars(select(Application).where(Application.client_id == client_id)).first()
-    if app is None or app.confidential or not app.enabled:
+    # Exactly the issued id (MariaDB's collation would match another letter case).
+    if app is None or app.client_id != client_id or app.confidential or not app.enabled:
         raise InvalidClient()
     return app
 

@@ -25,7 +25,6 @@ from werkzeug import Request
 from werkzeug import Response
 
 from passport.errors import ClientError
-from passport.errors import ServiceUnavailable
 from passport.oidc import client_auth
 from passport.oidc import params as oauth_params
 from passport.oidc.base import Part
@@ -64,7 +63,7 @@ class IntrospectionEndpoint(Part):
         now = self.services.clock()
         cache = self.services.client_cache
         snapshot = cache.latest()
-        for _attempt in range(3):
+        for _attempt in range(2):
             with self.services.db.session() as db:
                 try:
                     app = client_auth.authenticate_confidential(snapshot, db, request, params, now)
@@ -76,7 +75,16 @@ class IntrospectionEndpoint(Part):
                 break
             snapshot = cache.current()
         else:
-            raise ServiceUnavailable("The applications are changing; retry later.")
+            # The applications are changing fast: decide in a transaction that holds the
+            # generation share-locked (ClientCache.locked), which waits, never fails.
+            with cache.locked() as (conn, session, locked):
+                try:
+                    app = client_auth.authenticate_confidential(
+                        locked, session, request, params, now
+                    )
+                except OAuthError as error:
+                    return render(error)
+                _, live = self.tokens().live_under(conn, params.get("token", ""), now)
         if live is None or not may_introspect(app, live):
             return json_response({"active": False})
         row, user, client = live.row, live.user, live.application

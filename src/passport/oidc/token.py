@@ -42,6 +42,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -49,7 +50,6 @@ from werkzeug import Request
 from werkzeug import Response
 
 from passport.errors import ClientError
-from passport.errors import ServiceUnavailable
 from passport.oidc import client_auth
 from passport.oidc import device
 from passport.oidc import params as oauth_params
@@ -350,10 +350,13 @@ class TokenEndpoint(Part):
         generation (:meth:`Tokens.issue`) — when the generation moved, a fresh snapshot
         and again, so nothing decided on a stale snapshot is ever written.  A refusal
         is checked the same way: given only if the snapshot that decided it is current
-        (a resource registered a moment ago must not be refused from an older one)."""
+        (a resource registered a moment ago must not be refused from an older one).
+        After two stale snapshots (the applications are changing fast), the grant is
+        decided and written in one transaction that holds the generation share-locked
+        (:meth:`ClientCache.locked`): it waits for a change in flight, never fails."""
         cache = self.services.client_cache
         snapshot, checked = cache.latest(), False
-        for _attempt in range(3):
+        for _attempt in range(2):
             try:
                 with self.services.db.session() as read:
                     client = client_auth.authenticate_client(
@@ -370,9 +373,10 @@ class TokenEndpoint(Part):
                 if current is snapshot:
                     raise
                 snapshot = current
-        # Three changes to the applications during one request: answer 503 with
-        # Retry-After (RFC 9110 §15.6.4) rather than act on what may be stale.
-        raise ServiceUnavailable("The applications are changing; retry later.")
+        with cache.locked() as (conn, session, locked):
+            client = client_auth.authenticate_client(locked, session, request, params, ctx.now)
+            resources = resources_asked(locked, oauth_params.every(params, "resource"))
+            return self._client_credentials(locked, client, params, resources, conn)
 
     def _client_credentials(
         self,
@@ -380,6 +384,7 @@ class TokenEndpoint(Part):
         app: Client,
         params: dict[str, str],
         resources: tuple[str, ...],
+        conn: Connection | None = None,
     ) -> dict[str, Any]:
         """RFC 6749 §4.4: only scopes the application was registered for (RFC 7591 §2
         ``scope``); without ``scope``, all of them (the "pre-defined default" of §3.3).
@@ -407,7 +412,8 @@ class TokenEndpoint(Part):
         if len(scope) > MAX_SCOPE_LENGTH:
             raise InvalidScope(f"scope is longer than {MAX_SCOPE_LENGTH}.")
         grant = Grant(application=app, scope=scope, audience=resources)
-        with self.services.db.autocommit() as conn:
-            return self.tokens().issue(
-                conn, grant, self.services.clock(), generation=snapshot.generation
-            )
+        now = self.services.clock()
+        if conn is not None:  # the locked transaction (_machine_grant)
+            return self.tokens().issue(conn, grant, now, generation=snapshot.generation)
+        with self.services.db.autocommit() as hot:
+            return self.tokens().issue(hot, grant, now, generation=snapshot.generation)

@@ -558,17 +558,25 @@ _TOKEN_COLUMNS = [column for column in OAuthToken.__table__.columns if column.ke
 
 
 # ``INSERT INTO oauth_tokens (...) SELECT :values FROM application_generation WHERE id = 1
-# AND value = :generation RETURNING id``: a row written only under that generation
+# AND value = :generation FOR SHARE RETURNING id``: a row written only under that generation
 # (``RETURNING`` tells whether it was: drivers' ``rowcount`` for ``INSERT ... SELECT`` is
 # not reliable — psycopg's is -1).  Built once; each grant binds its values.
 _GUARDED_INSERT = (
     insert(OAuthToken)
     .from_select(
         [c.key for c in _TOKEN_COLUMNS],
-        select(*(bindparam(f"v_{c.key}", type_=c.type) for c in _TOKEN_COLUMNS)).where(
+        select(*(bindparam(f"v_{c.key}", type_=c.type) for c in _TOKEN_COLUMNS))
+        .where(
             ApplicationGeneration.id == 1,
             ApplicationGeneration.value == bindparam("generation"),
-        ),
+        )
+        # FOR SHARE (PostgreSQL) / LOCK IN SHARE MODE (MariaDB): a change to the
+        # applications that has bumped the generation but not committed yet makes this
+        # wait, then see its value and write nothing — else, under READ COMMITTED, the
+        # token would be written beside the change, after the change's own revocation
+        # of the application's tokens had run (found by an outside review: hundreds of
+        # tokens outlived a disable under load).  SQLite's single writer needs none.
+        .with_for_update(read=True),
     )
     .returning(OAuthToken.id)
 )

@@ -20,14 +20,18 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from urllib.parse import unquote_to_bytes
 
+from sqlalchemy import Connection
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from passport.storage.db import APPLICATION_GENERATION
 from passport.storage.db import Database
 from passport.storage.models import Application
 from passport.storage.models import ApplicationResource
@@ -139,7 +143,9 @@ def _authenticate(db: Session, credentials: BasicCredentials, now: datetime) -> 
     app = db.scalars(
         select(Application).where(Application.client_id == credentials.client_id)
     ).first()
-    if app is None:
+    # Compared again here: MariaDB's collation matches ids that differ in letter case or
+    # trailing spaces, and a client id is exactly what was issued.
+    if app is None or app.client_id != credentials.client_id:
         hmac.compare_digest(hash_secret(credentials.secret), hash_secret("x"))  # same work
         return None
     current = _matches(app.secret_hash, credentials.secret)
@@ -320,6 +326,20 @@ class ClientCache:
             with self._lock:
                 self._snapshot = snapshot
         return snapshot
+
+    @contextmanager
+    def locked(self) -> Iterator[tuple[Connection, Session, Snapshot]]:
+        """A transaction that holds ``application_generation`` share-locked (``FOR
+        SHARE``; on SQLite the write lock), with a session on the same connection and a
+        snapshot of that generation that only this request uses.  No change to the
+        applications can commit meanwhile (a change bumps the row first), so what is
+        decided in it is current when it is written: the last resort of a request whose
+        snapshot went stale again and again, instead of a refusal."""
+        with self.database.write_engine.connect() as conn, conn.begin():
+            generation = conn.execute(APPLICATION_GENERATION.with_for_update(read=True)).scalar()
+            snapshot = Snapshot(self.database, None if generation is None else int(generation))
+            with Session(bind=conn) as session:
+                yield conn, session, snapshot
 
     def clear(self) -> None:
         with self._lock:
