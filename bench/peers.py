@@ -77,6 +77,7 @@ SERVERS = {
     "dot-granian-pg": "django-oauth-toolkit, Granian, PostgreSQL",
     "dot-gunicorn-pg": "django-oauth-toolkit, gunicorn, PostgreSQL",
     "dot-granian-sqlite": "django-oauth-toolkit, Granian, SQLite",
+    "dot-granian-pg-sha256": "django-oauth-toolkit, Granian, PostgreSQL, SHA-256 client secrets",
 }
 SCENARIOS = {
     "token-opaque": "token: client credentials, opaque",
@@ -478,7 +479,9 @@ class Bench:
         return server
 
     def django(self, name: str) -> Server:
-        _, server_name, backend = name.split("-")
+        # dot-<server>-<database>[-sha256]: DOT's shipped client-secret hasher (PBKDF2,
+        # a million iterations) or one SHA-256, as Passport keeps its 256-bit secrets.
+        _, server_name, backend, *hasher = name.split("-")
         port = free_port()
         fixtures = self.tmp / f"{name}.json"
         store = StoreCpu()
@@ -499,6 +502,8 @@ class Bench:
             server_name,
             "--database-url",
             database_url,
+            "--client-secret-hasher",
+            hasher[0] if hasher else "pbkdf2",
         ]
         server = self.start(name, command, dict(os.environ), port, store, cwd=self.args.django_dir)
         server.fixtures = Fixtures.load(fixtures)
@@ -851,6 +856,7 @@ PEERS = (
     ("node-oidc-provider memory", ["node-memory"]),
     ("best DOT on PostgreSQL", ["dot-granian-pg", "dot-gunicorn-pg"]),
     ("DOT on SQLite", ["dot-granian-sqlite"]),
+    ("DOT, PostgreSQL, SHA-256 secrets", ["dot-granian-pg-sha256"]),
 )
 
 
