@@ -90,7 +90,13 @@ def test_effective_permissions_table(
         assert permissions.effective(db, person.id, app.id) == expected
         for name in ("read", "write"):
             assert permissions.granted(db, person.id, app.id, name.upper()) == (name in expected)
+            # The one-statement form of Permission/check: the same answer, by name.
+            by_name = permissions.granted_by_name(db, person.id, app.name.upper(), name)
+            assert by_name == (name in expected)
+            assert permissions.granted_by_name(db, None, app.name, name) is False
         assert not permissions.granted(db, person.id, app.id, "admin")
+        assert permissions.granted_by_name(db, person.id, app.name, "admin") is False
+        assert permissions.granted_by_name(db, person.id, "no such app", "read") is None
 
 
 def test_passport_admin_implies_every_passport_right(harness: Harness) -> None:
@@ -100,8 +106,10 @@ def test_passport_admin_implies_every_passport_right(harness: Harness) -> None:
         person = user(db)
         directory.grant(db, perm(db, passport, "admin"), user=person)  # type: ignore[arg-type]
         assert permissions.granted(db, person.id, passport.id, "audit:read")
+        assert permissions.granted_by_name(db, person.id, "passport", "audit:read") is True
         wiki = app_with(db, "admin-only")
         assert not permissions.granted(db, person.id, wiki.id, "admin-only")
+        assert permissions.granted_by_name(db, person.id, wiki.name, "admin-only") is False
 
 
 @settings(
@@ -130,4 +138,8 @@ def test_effective_is_the_union_of_direct_and_member_groups(
                 for name in names:
                     directory.grant(db, perm(db, app, name), group=group)  # type: ignore[arg-type]
             assert permissions.effective(db, person.id, app.id) == sorted(expected)
+            for name in "abcd":
+                assert permissions.granted_by_name(db, person.id, app.name, name) == (
+                    name in expected
+                )
             db.rollback()

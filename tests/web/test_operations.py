@@ -119,6 +119,10 @@ def test_hot_paths_make_few_queries(harness: Harness) -> None:
     harness.new_client().get("/Service/getApplication?name=Passport")
     assert counter.count == 1
     counter.count = 0
+    answer = harness.client.get("/Permission/check?application=passport&permission=admin")
+    assert json.loads(answer.get_data(as_text=True))["Data"] == {"Granted": False}
+    assert counter.count == 2  # the session with its user, the application with the grant
+    counter.count = 0
     harness.new_client().get("/Account/status")
     assert counter.count == 0
     data = json.loads(harness.client.get("/Account/status").get_data(as_text=True))

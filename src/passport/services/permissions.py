@@ -58,6 +58,52 @@ def effective(db: Session | Connection, user_id: int, app_id: int) -> list[str]:
     return [str(name) for (name,) in rows]
 
 
+# ``granted`` and the application looked up by name in one statement (a hot path of the
+# Passport API, ``Permission/check``): the application's id, and whether the user holds
+# the permission there — the same rule as ``_HELD``, correlated to that application.
+_GRANTED_BY_NAME = select(
+    Application.id,
+    exists(
+        select(Permission.id).where(
+            Permission.application_id == Application.id,
+            Application.enabled.is_(True),
+            exists().where(User.id == _USER, User.disabled.is_(False)),
+            or_(
+                Permission.id.in_(
+                    select(UserPermission.permission_id).where(UserPermission.user_id == _USER)
+                ),
+                Permission.id.in_(
+                    select(GroupPermission.permission_id)
+                    .join(GroupMember, GroupMember.group_id == GroupPermission.group_id)
+                    .where(GroupMember.user_id == _USER)
+                ),
+            ),
+            or_(
+                Permission.name_key == bindparam("key"),
+                and_(Application.id == PASSPORT_APP_ID, Permission.name_key == ADMIN),
+            ),
+        )
+    ),
+).where(Application.name_key == bindparam("app_key"))
+
+
+def granted_by_name(
+    db: Session | Connection, user_id: int | None, application: str, permission: str
+) -> bool | None:
+    """Whether user ``user_id`` (None: nobody) holds ``permission`` in the application
+    named ``application`` (any letter case) — :func:`granted`'s rule — or None when
+    there is no such application; one statement."""
+    row = db.execute(
+        _GRANTED_BY_NAME,
+        {
+            "user_id": 0 if user_id is None else user_id,
+            "key": name_key(permission),
+            "app_key": name_key(application),
+        },
+    ).first()
+    return None if row is None else bool(row[1]) and user_id is not None
+
+
 def granted(db: Session | Connection, user_id: int, app_id: int, permission: str) -> bool:
     keys = [name_key(permission)]
     if app_id == PASSPORT_APP_ID:
