@@ -29,9 +29,8 @@ PASSPORT_APP_ID = 1
 ADMIN = "admin"
 
 _USER: BindParameter[int] = bindparam("user_id")
-_HELD = and_(
-    Permission.application_id == bindparam("app_id"),
-    exists().where(Application.id == Permission.application_id, Application.enabled.is_(True)),
+# The user is enabled and holds the permission, directly or through a group.
+_HOLDS = and_(
     exists().where(User.id == _USER, User.disabled.is_(False)),
     or_(
         Permission.id.in_(
@@ -43,6 +42,11 @@ _HELD = and_(
             .where(GroupMember.user_id == _USER)
         ),
     ),
+)
+_HELD = and_(
+    Permission.application_id == bindparam("app_id"),
+    exists().where(Application.id == Permission.application_id, Application.enabled.is_(True)),
+    _HOLDS,
 )
 _EFFECTIVE = select(Permission.name).where(_HELD).order_by(Permission.name)
 _GRANTED = (
@@ -67,17 +71,7 @@ _GRANTED_BY_NAME = select(
         select(Permission.id).where(
             Permission.application_id == Application.id,
             Application.enabled.is_(True),
-            exists().where(User.id == _USER, User.disabled.is_(False)),
-            or_(
-                Permission.id.in_(
-                    select(UserPermission.permission_id).where(UserPermission.user_id == _USER)
-                ),
-                Permission.id.in_(
-                    select(GroupPermission.permission_id)
-                    .join(GroupMember, GroupMember.group_id == GroupPermission.group_id)
-                    .where(GroupMember.user_id == _USER)
-                ),
-            ),
+            _HOLDS,
             or_(
                 Permission.name_key == bindparam("key"),
                 and_(Application.id == PASSPORT_APP_ID, Permission.name_key == ADMIN),
