@@ -136,10 +136,6 @@ def _form_decode(value: str) -> str | None:
 
 def authenticate(db: Session, credentials: BasicCredentials, now: datetime) -> Application | None:
     """The enabled, confidential application these credentials belong to, or None."""
-    return _authenticate(db, credentials, now)
-
-
-def _authenticate(db: Session, credentials: BasicCredentials, now: datetime) -> Application | None:
     app = db.scalars(
         select(Application).where(Application.client_id == credentials.client_id)
     ).first()
@@ -237,7 +233,7 @@ class Snapshot:
             known = self._clients.get(key)
         if known is not None and (known.valid_until is None or now < known.valid_until):
             return known.client
-        app = _authenticate(db, credentials, now)
+        app = authenticate(db, credentials, now)
         if app is None:
             return None
         client = Client.of(app)
@@ -340,7 +336,3 @@ class ClientCache:
             snapshot = Snapshot(self.database, None if generation is None else int(generation))
             with Session(bind=conn) as session:
                 yield conn, session, snapshot
-
-    def clear(self) -> None:
-        with self._lock:
-            self._snapshot = Snapshot(self.database, None)
