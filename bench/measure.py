@@ -102,32 +102,27 @@ def tree_cpu_seconds(pid: int) -> float:
     return sum(process_cpu_seconds(p) or 0.0 for p in descendants(pid))
 
 
+def status_kib(process: int, field: str) -> int | None:
+    """One ``kB`` field of ``/proc/<pid>/status`` (None once the process is gone)."""
+    try:
+        status = Path(f"/proc/{process}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return None
+
+
 def tree_rss_mib(pid: int) -> float:
     """Resident memory of the whole process tree now (sum of VmRSS)."""
-    total = 0
-    for process in descendants(pid):
-        try:
-            status = Path(f"/proc/{process}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return total / 1024
+    return sum(status_kib(p, "VmRSS") or 0 for p in descendants(pid)) / 1024
 
 
 def peak_rss_mib(pid: int) -> float:
     """Largest VmHWM (peak resident memory) among the server's processes."""
-    peaks = []
-    for process in descendants(pid):
-        try:
-            status = Path(f"/proc/{process}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                peaks.append(int(line.split()[1]) / 1024)
-    return max(peaks, default=0.0)
+    peaks = [status_kib(p, "VmHWM") for p in descendants(pid)]
+    return max((kib / 1024 for kib in peaks if kib is not None), default=0.0)
 
 
 class StoreCpu:

@@ -41,6 +41,7 @@ from measure import background
 from measure import free_port
 from measure import peak_rss_mib
 from measure import pinned
+from measure import status_kib
 from measure import wait_up
 from measure import wrk
 
@@ -182,16 +183,8 @@ def argon2_bound(cpus: int) -> tuple[float, float]:
 def worker_rss_mib(pid: int) -> list[float]:
     """Current resident memory of each worker process of the server."""
     children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    sizes = []
-    for child in map(int, children.split()):
-        try:
-            status = Path(f"/proc/{child}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                sizes.append(int(line.split()[1]) / 1024)
-    return sizes
+    sizes = [status_kib(child, "VmRSS") for child in map(int, children.split())]
+    return [kib / 1024 for kib in sizes if kib is not None]
 
 
 def soak(args: argparse.Namespace, load: Load, base: str, cookie: dict[str, str], pid: int) -> None:
