@@ -151,6 +151,28 @@ class Settings:
         "addresses (development, e.g. the example application on 127.0.0.1); by default "
         "Passport posts logout tokens only to https on public addresses.",
     )
+    mfa_policy: str = _setting(
+        "optional",
+        "Second factor an application asks of its users unless it sets its own: optional, "
+        "mfa (any second factor) or passkey (a passkey).",
+    )
+    admin_mfa: bool = _setting(
+        False,
+        "Users holding any of Passport's own rights (admin, users:write…) must sign in "
+        "with a second factor.",
+    )
+    webauthn_rp_id: str = _setting(
+        "", "WebAuthn relying party id (a domain); empty: the host of the issuer."
+    )
+    webauthn_origins: tuple[str, ...] = _setting(
+        (),
+        "Comma-separated origins passkey ceremonies may come from; empty: the issuer's origin.",
+    )
+    reauthentication_window: int = _setting(
+        900,
+        "Seconds after signing in during which a user may add or remove second factors "
+        "without signing in again.",
+    )
     trusted_proxies: tuple[str, ...] = _setting(
         (), "Comma-separated proxy IPs whose X-Forwarded-For/-Proto are honoured."
     )
@@ -202,6 +224,23 @@ class Settings:
             return None
         host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host.lower()
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
+    def relying_party_id(self) -> str | None:
+        """The WebAuthn RP ID (L3 §5.1.2: a registrable domain suffix of the origins'
+        host): configured, else the issuer's host; None when there is no issuer."""
+        if self.webauthn_rp_id:
+            return self.webauthn_rp_id.lower()
+        issuer = self.issuer
+        return urlsplit(issuer).hostname if issuer else None
+
+    @property
+    def relying_party_origins(self) -> list[str]:
+        """The origins a WebAuthn ceremony's ``clientDataJSON.origin`` may name (L3 §7.1
+        step 9: exactly, never a prefix): configured, else the issuer."""
+        if self.webauthn_origins:
+            return [o.rstrip("/").lower() for o in self.webauthn_origins]
+        return [self.issuer] if self.issuer else []
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -303,6 +342,16 @@ def _validate(settings: Settings) -> None:
         "db_pool_size",
     ):
         need(getattr(settings, name) > 0, f"setting {name} must be positive")
+    need(
+        settings.mfa_policy in ("optional", "mfa", "passkey"),
+        "setting mfa_policy must be optional, mfa or passkey",
+    )
+    need(settings.reauthentication_window > 0, "setting reauthentication_window must be positive")
+    for origin in settings.webauthn_origins:
+        need(
+            origin.startswith(("https://", "http://")) and urlsplit(origin).path == "",
+            f"setting webauthn_origins: {origin!r} is not an origin like https://sso.example.com",
+        )
     need(settings.signing_alg in SIGNING_ALGS, "setting signing_alg must be ES256 or RS256")
     need(settings.key_rotation_delay >= 0, "setting key_rotation_delay must be >= 0")
     for name in ("access_token_lifetime", "id_token_lifetime", "refresh_token_lifetime"):

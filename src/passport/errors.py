@@ -15,6 +15,7 @@ exits 1.  The tree::
     │   ├── PasswordRefused           a password is refused by the policy
     │   ├── FeatureDisabled           a feature is switched off
     │   ├── NotSignedIn               not signed in, or wrong credentials
+    │   │   └── SecondFactorRequired  the password was right; a second factor is owed
     │   ├── Forbidden                 signed in, but not allowed
     │   └── Throttled                 too many attempts; ``retry_after`` seconds
     └── ServiceUnavailable            the database, Redis or the hashing queue cannot serve
@@ -76,6 +77,11 @@ class FeatureDisabled(ClientError):
 
 class NotSignedIn(ClientError):
     """Nobody is signed in, or the credentials are wrong."""
+
+
+class SecondFactorRequired(NotSignedIn):
+    """The password was right, and the account owes a second factor before it is signed
+    in (:mod:`passport.services.factors`)."""
 
 
 class Forbidden(ClientError):

@@ -104,6 +104,8 @@ def test_the_token_endpoint_answers_get_with_405_and_allow(h: Harness) -> None:
     assert body(answer)["error"] == "invalid_request"
 
 
+from passport.pages.render import PASSKEY_JS_URL  # noqa: E402
+
 EXPECTED = {
     "/.well-known/openid-configuration": {"GET"},
     "/.well-known/oauth-authorization-server": {"GET"},
@@ -120,6 +122,11 @@ EXPECTED = {
     "/account": {"GET", "POST"},
     "/oauth2/device_authorization": {"POST"},
     "/device": {"GET", "POST"},
+    "/login/verify": {"GET", "POST"},
+    "/login/enrol": {"GET", "POST"},
+    "/login/continue": {"POST"},
+    "/webauthn/options": {"POST"},
+    PASSKEY_JS_URL: {"GET"},
 }
 
 

@@ -13,7 +13,13 @@ from passport.api.shapes import public_user
 from passport.api.shapes import session_json
 from passport.errors import NotFound
 from passport.errors import NotSignedIn
+from passport.errors import SecondFactorRequired
 from passport.services import applications
+from passport.services.accounts import SecondStep
+from passport.services.factors import Level
+from passport.services.factors import acr_of
+from passport.services.factors import amr_list
+from passport.services.factors import combine_amr
 from passport.web.controller import Controller
 from passport.web.registry import expose
 
@@ -44,9 +50,9 @@ class AccountController(Controller):
     @expose(
         "POST",
         cross_origin=True,
-        secrets=PASSWORDS,
-        max_length=LIMITS,
-        statuses=(400, 401, 404, 429),
+        secrets=(*PASSWORDS, "code"),
+        max_length={**LIMITS, "code": 64, "method": 16},
+        statuses=(400, 401, 403, 404, 429),
     )
     def login(
         self,
@@ -54,8 +60,14 @@ class AccountController(Controller):
         password: str | None,
         application: str | None,
         remember: bool | None,
+        code: str | None,
+        method: str | None,
     ) -> dict[str, Any]:
-        """Sign in with username (or email) and password; sets the session cookie."""
+        """Sign in with username (or email) and password; sets the session cookie.
+
+        An account that owes a second factor answers Number 8 (401) without ``code``;
+        with ``code`` (``method`` ``totp``, the default, or ``recovery``) it is checked
+        in the same call.  Passkeys, and enrolling a first factor, need the sign-in page."""
         app_name = ""
         if application:
             with self.ctx.services.db.session() as db:  # not the write transaction: no lock held
@@ -67,7 +79,8 @@ class AccountController(Controller):
                     value=application,
                 )
             app_name = found.name
-        result = self.accounts().login(
+        accounts = self.accounts()
+        result = accounts.login(
             self.caller,
             username,
             password,
@@ -75,14 +88,57 @@ class AccountController(Controller):
             application=app_name,
             replacing=self.ctx.login_session,
         )
+        left: int | None = None
+        if isinstance(result, SecondStep):
+            if result.action == "enrol" or result.level > Level.MFA:
+                raise SecondFactorRequired(
+                    "This account must sign in with a passkey or enrol a second factor: "
+                    "use the sign-in page.",
+                    source="code",
+                )
+            if not code:
+                raise SecondFactorRequired(
+                    "This account has a second factor: send the authenticator app's code "
+                    "(or a recovery code with method=recovery) as code.",
+                    source="code",
+                )
+            verified = accounts.factors().verify_code(
+                result.user.id,
+                method or "totp",
+                code,
+                ip=self.caller.ip,
+                user_agent=self.caller.user_agent,
+                now=self.caller.now,
+                application=app_name,
+            )
+            left = verified.recovery_left
+            result = accounts.finish_sign_in(
+                self.caller,
+                verified.user,
+                amr=combine_amr("pwd", verified.amr),
+                remember=bool(remember),
+                application=app_name,
+                replacing=self.ctx.login_session,
+            )
         self.ctx.start_session(result.session, result.token, result.user)
-        return {"User": public_user(result.user)}
+        answer: dict[str, Any] = {"User": public_user(result.user)}
+        answer["Amr"] = amr_list(result.session.amr)
+        if left is not None:
+            answer["RecoveryCodesLeft"] = left
+        return answer
 
     @expose("GET", cross_origin=True, jsonp=True)
     def status(self) -> dict[str, Any]:
-        """Whether the request's session is logged in, and as whom."""
-        identity = self.ctx.identity
-        return {"User": public_user(identity) if identity is not None else None}
+        """Whether the request's session is logged in, as whom, and how (``Amr``: RFC 8176
+        methods; ``Acr``: the class of the sign-in, :mod:`passport.services.factors`)."""
+        identity, session = self.ctx.identity, self.ctx.login_session
+        if identity is None or session is None:
+            return {"User": None}
+        return {
+            "User": public_user(identity),
+            "Amr": amr_list(session.amr),
+            "Acr": acr_of(session.amr),
+        }
 
     @expose("POST", cross_origin=True)
     def logout(self) -> dict[str, Any]:

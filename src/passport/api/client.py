@@ -13,6 +13,8 @@ from passport.errors import required
 from passport.services import clients
 from passport.services import permissions
 from passport.services.accounts import canonical
+from passport.services.factors import acr_of
+from passport.services.factors import amr_list
 from passport.storage.models import Application
 from passport.storage.models import User
 from passport.web.controller import Controller
@@ -78,4 +80,6 @@ class ClientController(Controller):
             "User": public_user(user),
             "Expires": info.expires_at.isoformat(),
             "Permissions": permissions.effective(self.ctx.db, user.id, app.id),
+            "Amr": amr_list(info.amr),
+            "Acr": acr_of(info.amr),
         }

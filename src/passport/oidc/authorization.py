@@ -36,9 +36,14 @@ What the request may ask and how much of it counts:
 * ``id_token_hint`` (OIDC Core §3.1.2.1) must be an ID token Passport issued
   (``invalid_request`` otherwise); when someone else is signed in, the user must sign
   in again — with ``prompt=none``, ``login_required``.
-* ``display``, ``ui_locales``, ``claims_locales`` and ``acr_values`` are accepted and
-  have no effect (OIDC Core §15.1: their use must simply not be an error): one page
-  layout, one language, one authentication class (docs/oauth-design.md).
+* ``acr_values`` (OIDC Core §3.1.2.1): the first value Passport publishes in
+  ``acr_values_supported`` sets the class of sign-in the code needs; a session below it
+  steps up (a second factor, or a passkey) before the code is issued, as does one below
+  the application's ``mfa_policy`` (:mod:`passport.services.factors`).  Values Passport
+  does not know are ignored (§15.1).  The ID token's ``acr`` says what was reached.
+* ``display``, ``ui_locales`` and ``claims_locales`` are accepted and have no effect
+  (OIDC Core §15.1: their use must simply not be an error): one page layout, one
+  language (docs/oauth-design.md).
 * any other parameter is ignored (OIDC Core §3.1.2.1, RFC 6749 §3.1: "The
   authorization server MUST ignore unrecognized request parameters").
 
@@ -74,6 +79,7 @@ from passport.oidc.base import redirect
 from passport.oidc.base import with_query
 from passport.oidc.errors import AccessDenied
 from passport.oidc.errors import ConsentRequired
+from passport.oidc.errors import InteractionRequired
 from passport.oidc.errors import InvalidRequest
 from passport.oidc.errors import InvalidScope
 from passport.oidc.errors import InvalidTarget
@@ -89,6 +95,10 @@ from passport.oidc.tokens import split_resources
 from passport.oidc.tokens import subject_of
 from passport.pages import render
 from passport.services import directory
+from passport.services.factors import Level
+from passport.services.factors import level_of
+from passport.services.factors import policy_level
+from passport.services.factors import requested_level
 from passport.services.sessions import LoginSessionInfo
 from passport.storage.models import Application
 from passport.storage.models import AuthorizationCode
@@ -129,6 +139,7 @@ AUTHORIZATION_PARAMETERS = frozenset(
         "code_challenge",
         "code_challenge_method",
         "resource",
+        "acr_values",
     }
 )
 PROMPTS = frozenset({"none", "login", "consent"})  # OIDC Core §3.1.2.1 (no select_account)
@@ -282,7 +293,7 @@ class AuthorizationEndpoint(Part):
             if not _ASCII_DIGITS.fullmatch(raw) or int(raw) > MAX_AGE_LIMIT:
                 raise InvalidRequest(f"max_age must be a number of seconds up to {MAX_AGE_LIMIT}.")
             max_age = int(raw)
-        for name in ("state", "nonce", "login_hint"):
+        for name in ("state", "nonce", "login_hint", "acr_values"):
             limit = pending.column_length(name)
             if len(params.get(name) or "") > limit:
                 raise InvalidRequest(f"{name} is longer than {limit} characters.")
@@ -302,6 +313,7 @@ class AuthorizationEndpoint(Part):
             response_mode=mode,
             hinted_subject=self.hinted_subject(params),
             resources=resources,
+            acr_values=params.get("acr_values") or None,
         )
 
     def hinted_subject(self, params: dict[str, str]) -> str | None:
@@ -378,16 +390,29 @@ class AuthorizationEndpoint(Part):
         consent_required = identity is None or self.needs_consent(
             db, app, identity.id, asked, consented=False
         )
+        # A session that signed in less strongly than the application or the request
+        # asks must step up (services/factors.py) before a code is issued.
+        step_up = session is not None and level_of(session.amr) < self.required_level(
+            app, asked.acr_values
+        )
         if "none" in asked.prompts:  # OIDC Core §3.1.2.6
             if login_required:
                 ctx.refuse()
                 return self.refuse_to(asked, LoginRequired("The user is not signed in."))
+            if step_up:
+                ctx.refuse()
+                return self.refuse_to(
+                    asked,
+                    InteractionRequired(
+                        "The user must sign in with a second factor for this application."
+                    ),
+                )
             if consent_required:
                 ctx.refuse()
                 return self.refuse_to(
                     asked, ConsentRequired("The user has not allowed this application.")
                 )
-        if not login_required and not consent_required:
+        if not login_required and not consent_required and not step_up:
             assert session is not None and identity is not None
             return self.issue_code(db, app, asked, identity.id, session, now)
         browser = request.cookies.get(pending.BROWSER_COOKIE)
@@ -402,9 +427,8 @@ class AuthorizationEndpoint(Part):
             login_required=login_required,
             now=now,
         )
-        response = redirect(
-            ("/login?" if login_required else "/consent?") + urlencode({"authorization": handle})
-        )
+        step = "/login?" if login_required else "/login/verify?" if step_up else "/consent?"
+        response = redirect(step + urlencode({"authorization": handle}))
         if fresh_browser:
             response.set_cookie(
                 pending.BROWSER_COOKIE,
@@ -415,6 +439,13 @@ class AuthorizationEndpoint(Part):
                 secure=self.secure(request),
             )
         return response
+
+    def required_level(self, app: Application, acr_values: str | None) -> Level:
+        """The class of sign-in a code for ``app`` needs: its ``mfa_policy`` (else the
+        server's), raised by the request's ``acr_values`` (services/factors.py)."""
+        level = policy_level(self.settings, app.mfa_policy)
+        asked = requested_level(acr_values)
+        return max(level, asked) if asked is not None else level
 
     def needs_consent(
         self,
@@ -476,6 +507,10 @@ class AuthorizationEndpoint(Part):
         if app is None or not app.enabled:
             pending.consume(db, row)
             return render.error_page(UNKNOWN_APPLICATION, "invalid_client")
+        if level_of(session.amr) < self.required_level(app, asked.acr_values):
+            # Signed in, but not strongly enough for this application or this request
+            # (its policy, acr_values): the second factor (or its enrolment) first.
+            return redirect("/login/verify?" + urlencode({"authorization": handle}))
         if asked.hinted_subject is not None and asked.hinted_subject != subject_of(user_id):
             # OIDC Core §3.1.2.1 ``id_token_hint``: "If the End-User identified by the ID
             # Token is not logged in or is logged in by the request, then the
@@ -562,6 +597,7 @@ class AuthorizationEndpoint(Part):
                 code_challenge=asked.code_challenge,
                 auth_time=session.created_at,
                 sid=session.sid,
+                amr=session.amr,
                 expires_at=now + timedelta(seconds=CODE_LIFETIME),
                 resource=" ".join(asked.resources) or None,
             )

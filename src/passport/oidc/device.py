@@ -179,6 +179,7 @@ def decide(
     user_id: int,
     auth_time: datetime,
     sid: str | None,
+    amr: str | None = None,
 ) -> bool:
     """Record the user's decision (§3.3); False when it was decided already (a second
     tab, a replayed form): one decision per code."""
@@ -193,6 +194,7 @@ def decide(
             user_id=user_id,
             auth_time=auth_time,
             sid=sid,
+            amr=amr,
         )
         .execution_options(synchronize_session=False)
     )
@@ -327,7 +329,7 @@ def redeem(
         if too_soon:
             raise SlowDown(f"Poll every {row.interval + SLOW_DOWN_STEP} seconds at most.")
         raise AuthorizationPending("The user has not decided yet.")
-    scope, user_id, auth_time, sid = row.scope, row.user_id, row.auth_time, row.sid
+    scope, user_id, auth_time, sid, amr = row.scope, row.user_id, row.auth_time, row.sid, row.amr
     used = db.execute(
         delete(DeviceAuthorization)
         .where(
@@ -350,6 +352,7 @@ def redeem(
         refresh=refresh_allowed(app, scope),
         id_token="openid" in scope.split(),
         sid=sid,
+        amr=amr,
     )
 
 

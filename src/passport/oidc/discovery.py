@@ -29,6 +29,7 @@ from passport.oidc.authorization import SCOPES
 from passport.oidc.base import Part
 from passport.oidc.device import GRANT_TYPE as DEVICE_GRANT_TYPE
 from passport.oidc.errors import json_response
+from passport.services.factors import ACR_VALUES_SUPPORTED
 
 
 class DiscoveryEndpoint(Part):
@@ -93,6 +94,7 @@ class DiscoveryEndpoint(Part):
                 "nonce",
                 "at_hash",
                 "amr",
+                "acr",
                 "azp",
                 "sid",
                 "name",
@@ -103,6 +105,10 @@ class DiscoveryEndpoint(Part):
                 "permissions",
             ],
             "prompt_values_supported": ["none", "login", "consent"],
+            # OIDC Core §2 ``acr``: the classes of sign-in Passport tells apart and a
+            # request's ``acr_values`` may ask for (services/factors.py: password,
+            # multi-factor, phishing-resistant — OpenID EAP ACR Values 1.0 ``phr``).
+            "acr_values_supported": list(ACR_VALUES_SUPPORTED),
             # Discovery §3: request_uri_parameter_supported defaults to true — say no
             # (OIDC Core §6: both are refused, request(_uri)_not_supported).  The
             # request_uri of RFC 9126 §4 is the PAR endpoint's own, announced above:

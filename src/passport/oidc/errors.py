@@ -149,6 +149,13 @@ class LoginRequired(OAuthError):
     error = "login_required"
 
 
+class InteractionRequired(OAuthError):
+    """OpenID Connect Core §3.1.2.6: ``prompt=none``, and the sign-in must go on with the
+    user (a second factor the application's policy or ``acr_values`` asks for)."""
+
+    error = "interaction_required"
+
+
 class ConsentRequired(OAuthError):
     """OpenID Connect Core §3.1.2.6: ``prompt=none`` and the user has not allowed it."""
 

@@ -72,6 +72,8 @@ class AuthorizationRequest:
     hinted_subject: str | None = None
     # RFC 8707 §2.1 ``resource``: the resource identifiers asked for, checked.
     resources: tuple[str, ...] = ()
+    # OIDC Core §3.1.2.1 ``acr_values`` (migration 0021): the step-up asked for.
+    acr_values: str | None = None
 
 
 def new_browser_binding() -> str:
@@ -112,6 +114,7 @@ def start(
             response_mode=request.response_mode,
             resource=" ".join(request.resources) or None,
             hinted_subject=request.hinted_subject,
+            acr_values=request.acr_values,
             login_required=login_required,
             created_at=now,
             expires_at=now + timedelta(seconds=LIFETIME),
@@ -149,6 +152,7 @@ def request_of(row: PendingAuthorization) -> AuthorizationRequest:
         response_mode=row.response_mode,
         resources=tuple(row.resource.split()) if row.resource else (),
         hinted_subject=row.hinted_subject,
+        acr_values=row.acr_values,
     )
 
 

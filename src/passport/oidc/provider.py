@@ -20,6 +20,10 @@ path (as published in discovery)       methods     CORS        specification, mo
 ``/oauth2/revoke``                     POST        registered  RFC 7009 — :mod:`.revocation`
 ``/oauth2/device_authorization``       POST        —           RFC 8628 §3.1 — :mod:`.device`
 ``/login``, ``/consent``               GET, POST   —           hosted pages — :mod:`passport.pages`
+``/login/verify``, ``/login/enrol``    GET, POST   —           a sign-in's second factor
+``/login/continue``, ``/webauthn/options``
+                                       POST        —           — :mod:`passport.pages.second_factor`
+``/assets/passkey-<hash>.js``          GET         —           the passkey script
 ``/logout``                            GET, POST   —           RP-Initiated Logout 1.0
                                                                — :mod:`passport.pages`
 ``/account``                           GET, POST   —           the user's page
@@ -56,6 +60,7 @@ from passport.pages.consent import ConsentPage
 from passport.pages.device import DevicePage
 from passport.pages.login import LoginPage
 from passport.pages.logout import LogoutPage
+from passport.pages.second_factor import SecondFactorPage
 from passport.web import origins
 from passport.web.routing import Route
 
@@ -82,6 +87,7 @@ class Provider:
         consent = ConsentPage(services, context, authorization)
         logout = LogoutPage(services, context)
         account = AccountPage(services, context)
+        second = SecondFactorPage(services, context, authorization)
         device = DevicePage(services, context)
         protocol, pages = oauth_errors.refusal, render.refusal
         public, registered = origins.PUBLIC_CORS, origins.REGISTERED_CORS
@@ -113,6 +119,12 @@ class Provider:
                 ("/oauth2/introspect", POST, introspection.introspect, protocol, None),
                 ("/oauth2/revoke", POST, revocation.revoke, protocol, registered),
                 ("/login", GET_POST, login.login, pages, None),
+                ("/login/verify", GET_POST, second.verify, pages, None),
+                ("/login/enrol", GET_POST, second.enrol, pages, None),
+                ("/login/continue", POST, second.go_on, pages, None),
+                # The passkey script fetches its challenges (same origin only, no CORS).
+                ("/webauthn/options", POST, second.options, pages, None),
+                (render.PASSKEY_JS_URL, GET, render.passkey_script, pages, None),
                 ("/consent", GET_POST, consent.consent, pages, None),
                 ("/logout", GET_POST, logout.logout, pages, None),
                 ("/account", GET_POST, account.account, pages, None),

@@ -245,6 +245,7 @@ class TokenEndpoint(Part):
             sid=code.sid,
             audience=audience,
             resources=granted,
+            amr=code.amr,
         )
         return self.tokens().issue(db, grant, now)
 
@@ -312,6 +313,7 @@ class TokenEndpoint(Part):
             refresh=refresh_allowed(app, scope),
             id_token="openid" in scope.split(),
             sid=row.sid,  # OIDC Core §12.2: the refreshed ID token is of the same session
+            amr=row.amr,  # ... and says how that session signed in
             audience=audience,
             resources=granted,
         )

@@ -39,6 +39,8 @@ from passport.oidc.keys import KeyRing
 from passport.services import directory
 from passport.services import permissions
 from passport.services.clients import Snapshot
+from passport.services.factors import acr_of
+from passport.services.factors import amr_list
 from passport.storage.db import APPLICATION_GENERATION
 from passport.storage.models import Application
 from passport.storage.models import ApplicationGeneration
@@ -187,6 +189,9 @@ class Grant:
     # may ask for any of them); None: the same as ``audience``.
     audience: tuple[str, ...] = ()
     resources: tuple[str, ...] | None = None
+    # How the user signed in (RFC 8176, the session's ``amr``): the ID token's ``amr``
+    # and ``acr`` (OIDC Core §2), kept by the token family for refreshed ID tokens.
+    amr: str | None = None
 
 
 class Tokens:
@@ -330,7 +335,8 @@ class Tokens:
                 exp=int((now + timedelta(seconds=self.settings.id_token_lifetime)).timestamp()),
                 auth_time=int((grant.auth_time or now).timestamp()),
                 at_hash=half_hash(access),
-                amr=["pwd"],
+                amr=amr_list(grant.amr),
+                acr=acr_of(grant.amr),
             )
             if grant.nonce:
                 claims["nonce"] = grant.nonce
@@ -363,6 +369,7 @@ class Tokens:
             "auth_time": grant.auth_time,
             "sid": grant.sid,
             "audience": " ".join(audience) or None,
+            "amr": grant.amr if grant.user is not None else None,
             "created_at": now,
             "expires_at": expires,
             "revoked_at": None,

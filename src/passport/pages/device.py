@@ -142,7 +142,13 @@ class DevicePage(render.Page):
             )
         allow = decision == "allow"
         if not device.decide(
-            db, row, allow=allow, user_id=identity.id, auth_time=session.created_at, sid=session.sid
+            db,
+            row,
+            allow=allow,
+            user_id=identity.id,
+            auth_time=session.created_at,
+            sid=session.sid,
+            amr=session.amr,
         ):
             ctx.refuse()
             return self.form(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 from typing import Any
+from urllib.parse import urlencode
 
 from werkzeug import Request
 from werkzeug import Response
@@ -23,6 +24,13 @@ from passport.oidc.base import ContextFactory
 from passport.oidc.base import redirect
 from passport.pages import render
 from passport.services.accounts import Caller
+from passport.services.accounts import LoginResult
+from passport.services.accounts import SecondStep
+from passport.services.factors import STEP_COOKIE
+from passport.services.factors import STEP_LIFETIME
+from passport.services.factors import combine_amr
+from passport.services.factors import new_step_cookie
+from passport.services.factors import valid_step_cookie
 from passport.storage.models import Application
 from passport.web.context import RequestContext
 from passport.web.errors import headers_of
@@ -51,6 +59,11 @@ class LoginPage(render.Page):
         super().__init__(services, context)
         self.flow = flow
 
+    @property
+    def passkeys(self) -> bool:
+        """Whether passkeys can be used here (a WebAuthn relying party is known)."""
+        return bool(self.settings.relying_party_id)
+
     def login(self, request: Request) -> Response:
         try:
             params = oauth_params.page(request, self.settings)
@@ -75,9 +88,16 @@ class LoginPage(render.Page):
                     "login_hint": row.login_hint or "",
                 }
         if request.method != "POST":
-            return self.form(request, "login.html", **values)
+            return self.form(request, "login.html", script=self.passkeys, **values)
         if not self.form_ok(request, params):
-            return self.form(request, "login.html", 403, error=render.FORM_EXPIRED, **values)
+            return self.form(
+                request,
+                "login.html",
+                403,
+                script=self.passkeys,
+                error=render.FORM_EXPIRED,
+                **values,
+            )
         ctx = self.context(request, write=True)
         return ctx.respond(lambda: self._sign_in(request, ctx, params, handle, values))
 
@@ -91,27 +111,48 @@ class LoginPage(render.Page):
     ) -> Response:
         try:
             caller = Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now)
-            previous = ctx.login_session
-            result = ctx.accounts().login(
-                caller,
-                params.get("username"),
-                params.get("password"),
-                remember=params.get("remember") == "true",
-                replacing=previous,  # a fresh session id at every sign-in (no fixation)
+            accounts = ctx.accounts()
+            remember = params.get("remember") == "true"
+            if params.get("credential") and not params.get("password"):
+                # A passkey, without a username (WebAuthn discoverable credential): one
+                # that verifies the user is a sign-in of its own (services/factors.py).
+                verified = accounts.factors().verify_passkey(
+                    request.cookies.get(STEP_COOKIE),
+                    params.get("credential"),
+                    ip=caller.ip,
+                    user_agent=caller.user_agent,
+                    now=caller.now,
+                )
+                result: LoginResult | SecondStep = accounts.finish_sign_in(
+                    caller,
+                    verified.user,
+                    amr=combine_amr(verified.amr, "mfa"),
+                    remember=remember,
+                    replacing=ctx.login_session,  # a fresh session id (no fixation)
+                )
+            else:
+                result = accounts.login(
+                    caller,
+                    params.get("username"),
+                    params.get("password"),
+                    remember=remember,
+                    replacing=ctx.login_session,  # a fresh session id at every sign-in
+                )
+            if isinstance(result, SecondStep):
+                return self._second_step(request, ctx, result, remember, handle, values)
+            return signed_in(
+                self.flow, request, ctx, result, handle, values.get("next", "/account")
             )
-            ctx.start_session(result.session, result.token, result.user)
-            if handle is None:
-                return redirect(values["next"])
-            row = self.flow.find_pending(ctx.db, request, handle)
-            if row is None:
-                return render.error_page(STALE_AUTHORIZATION, "invalid_request")
-            # The fresh login that prompt=login / max_age asked for, in this session.
-            row.logged_in_at = result.session.created_at
-            row.session_hash = result.session.id_hash
-            return self.flow.advance(ctx.db, row, handle, result.session, result.user.id)
         except ClientError as exc:
             ctx.refuse()  # the failed attempt's audit record is durable; nothing else stays
-            response = self.form(request, "login.html", status_of(exc), error=exc.message, **values)
+            response = self.form(
+                request,
+                "login.html",
+                status_of(exc),
+                script=self.passkeys,
+                error=exc.message,
+                **values,
+            )
             for name, value in headers_of(exc).items():
                 response.headers[name] = value
             return response
@@ -119,6 +160,75 @@ class LoginPage(render.Page):
             # Every hashing slot busy (passwords.BUSY_MESSAGE): the person gets the form back
             # with the reason, not the API's JSON; RFC 9110 §10.2.3 Retry-After.
             ctx.refuse()
-            response = self.form(request, "login.html", 503, error=exc.message, **values)
+            response = self.form(
+                request, "login.html", 503, script=self.passkeys, error=exc.message, **values
+            )
             response.headers["Retry-After"] = str(exc.retry_after)
             return response
+
+    def _second_step(
+        self,
+        request: Request,
+        ctx: RequestContext,
+        owed: SecondStep,
+        remember: bool,
+        handle: str | None,
+        values: dict[str, Any],
+    ) -> Response:
+        """The password was right and a factor is owed: the half-way state is kept on
+        the server for this browser (never in a parameter), and the browser goes on to
+        prove the factor, or to enrol one."""
+        cookie = request.cookies.get(STEP_COOKIE)
+        if not valid_step_cookie(cookie):
+            cookie = new_step_cookie()
+        assert cookie is not None
+        ctx.accounts().factors().put_step(
+            cookie,
+            "second-factor",
+            ctx.now,
+            user_id=owed.user.id,
+            payload={
+                "amr": "pwd",
+                "remember": remember,
+                "level": int(owed.level),
+                "authorization": handle,
+                "next": values.get("next", "/account"),
+            },
+        )
+        where = (
+            {"authorization": handle} if handle is not None else {"next": values.get("next", "")}
+        )
+        page = "/login/enrol?" if owed.action == "enrol" else "/login/verify?"
+        response = redirect(page + urlencode(where))
+        response.set_cookie(
+            STEP_COOKIE,
+            cookie,
+            max_age=STEP_LIFETIME,
+            httponly=True,
+            samesite="Strict",
+            path="/",
+            secure=self.secure(request),
+        )
+        return response
+
+
+def signed_in(
+    flow: AuthorizationEndpoint,
+    request: Request,
+    ctx: RequestContext,
+    result: LoginResult,
+    handle: str | None,
+    next_path: str,
+) -> Response:
+    """A sign-in is complete: the session cookie goes out, and the browser goes on to
+    ``next`` or to the next step of the pending authorization ``handle``, which records
+    this fresh sign-in (what prompt=login / max_age asked for)."""
+    ctx.start_session(result.session, result.token, result.user)
+    if handle is None:
+        return redirect(next_path)
+    row = flow.find_pending(ctx.db, request, handle)
+    if row is None:
+        return render.error_page(STALE_AUTHORIZATION, "invalid_request")
+    row.logged_in_at = result.session.created_at
+    row.session_hash = result.session.id_hash
+    return flow.advance(ctx.db, row, handle, result.session, result.user.id)

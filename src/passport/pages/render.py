@@ -43,6 +43,17 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 CSS = (TEMPLATES / "passport.css").read_text()
 CSS_HASH = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
 PAGE_CSP = f"default-src 'none'; style-src 'sha256-{CSS_HASH}'; frame-ancestors 'none'"
+# The passkey pages' one script (WebAuthn needs JavaScript), served by Passport itself
+# at a URL naming its hash (cached for good); it fetches challenges from Passport only.
+# No ``form-action``: a sign-in form's answer redirects to the application, and browsers
+# hold form-action to redirects after a form post too.
+PASSKEY_JS = (TEMPLATES / "passkey.js").read_bytes()
+PASSKEY_JS_URL = "/assets/passkey-" + hashlib.sha256(PASSKEY_JS).hexdigest()[:16] + ".js"
+SCRIPT_PAGE_CSP = (
+    f"default-src 'none'; script-src 'self'; connect-src 'self'; "
+    f"style-src 'sha256-{CSS_HASH}'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 CSRF_COOKIE = "passport_csrf"
 _CSRF_LENGTH = 43  # secrets.token_urlsafe(32)
 FORM_EXPIRED = "The form expired; please try again."
@@ -57,11 +68,14 @@ FORM_POST_SCRIPT_HASH = base64.b64encode(
 _CSP_HOST = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
 
 
-def page(name: str, status: int = 200, **values: Any) -> Response:
-    """The template ``name`` as a complete, uncached page under the pages' CSP."""
-    body = _env.get_template(name).render(css=CSS, **values)
+def page(name: str, status: int = 200, *, script: bool = False, **values: Any) -> Response:
+    """The template ``name`` as a complete, uncached page under the pages' CSP (with
+    ``script``: the passkey script allowed, from Passport's own origin only)."""
+    body = _env.get_template(name).render(
+        css=CSS, passkey_js=PASSKEY_JS_URL if script else None, **values
+    )
     response = Response(body, status=status, content_type="text/html; charset=utf-8")
-    response.headers["Content-Security-Policy"] = PAGE_CSP
+    response.headers["Content-Security-Policy"] = SCRIPT_PAGE_CSP if script else PAGE_CSP
     response.headers["Cache-Control"] = "no-store"
     # not no-referrer: with it, browsers send "Origin: null" on the page's own forms
     response.headers["Referrer-Policy"] = "same-origin"
@@ -95,8 +109,22 @@ def csrf_ok(request: Request, form: dict[str, str]) -> bool:
     return len(cookie) == _CSRF_LENGTH and hmac.compare_digest(cookie.encode(), given.encode())
 
 
+def passkey_script(request: Request) -> Response:
+    """``/assets/passkey-<hash>.js``: the passkey script, immutable at its URL."""
+    response = Response(PASSKEY_JS, content_type="text/javascript; charset=utf-8")
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def form_page(
-    request: Request, name: str, status: int = 200, *, secure: bool, **values: Any
+    request: Request,
+    name: str,
+    status: int = 200,
+    *,
+    secure: bool,
+    script: bool = False,
+    **values: Any,
 ) -> Response:
     """A page with a form: the browser's CSRF token in the form (a new one, and its
     cookie, when the browser has none)."""
@@ -104,7 +132,7 @@ def form_page(
     fresh = not token or len(token) != _CSRF_LENGTH
     if fresh:
         token = secrets.token_urlsafe(32)
-    response = page(name, status, csrf=token, **values)
+    response = page(name, status, script=script, csrf=token, **values)
     if fresh:
         assert token is not None
         response.set_cookie(
@@ -117,8 +145,18 @@ class Page(Part):
     """A hosted page: its forms carry the CSRF token, and a post must bring it back from
     Passport's own origin."""
 
-    def form(self, request: Request, name: str, status: int = 200, **values: Any) -> Response:
-        return form_page(request, name, status, secure=self.secure(request), **values)
+    def form(
+        self,
+        request: Request,
+        name: str,
+        status: int = 200,
+        *,
+        script: bool = False,
+        **values: Any,
+    ) -> Response:
+        return form_page(
+            request, name, status, secure=self.secure(request), script=script, **values
+        )
 
     def form_ok(self, request: Request, params: dict[str, str]) -> bool:
         """The post carries this browser's CSRF token and comes from Passport itself."""

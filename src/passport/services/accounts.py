@@ -36,6 +36,9 @@ from passport.lookalikes import username_problem
 from passport.lookalikes import without_ignorables
 from passport.services import applications
 from passport.services.audit import AuditRecord
+from passport.services.factors import Factors
+from passport.services.factors import Level
+from passport.services.factors import needed
 from passport.services.identity import identity_of
 from passport.services.passwords import BUSY_MESSAGE
 from passport.services.passwords import Passwords
@@ -144,6 +147,16 @@ class LoginResult:
     user: User
     token: str
     session: LoginSessionInfo
+
+
+@dataclass(frozen=True)
+class SecondStep:
+    """The password was right, and ``user`` still owes a factor of ``level`` before a
+    session starts: ``verify`` one they have, or ``enrol`` one first."""
+
+    user: User
+    level: Level
+    action: str
 
 
 class Accounts:
@@ -321,12 +334,12 @@ class Accounts:
         remember: bool = False,
         application: str = "",
         replacing: LoginSessionInfo | None = None,
-    ) -> LoginResult:
-        """Sign in with a username (or email) and password.
+    ) -> LoginResult | SecondStep:
+        """Sign in with a username (or email) and password: a session, or the second
+        step that the user still owes (:mod:`passport.services.factors`).
 
         ``replacing`` is the browser's session before this sign-in, if any: it ends
-        when the new one starts (a fresh session id at every sign-in, OWASP ASVS 5
-        7.2.4: no session fixation)."""
+        when the new one starts (:meth:`finish_sign_in`)."""
         if identifier is None or identifier == "":
             raise required("username", "Username must be specified.")
         if password is None or password == "":
@@ -375,15 +388,64 @@ class Accounts:
                 )
             raise NotSignedIn(GENERIC_LOGIN_FAILURE, source="username")
 
-        # The account's count starts again; the address keeps only its failures.
-        self.throttle.succeeded(account, keys[1])
+        # A second factor owed: no session yet.  The account's counter is not reset by
+        # the password (else each right password would buy a fresh budget of code
+        # guesses); the attempt reserved is taken back, and the counters start again
+        # only when the second factor is right (:meth:`Factors.verify_code`).  Decided
+        # on the read session, and the counters settled, before this request's
+        # transaction writes (on SQLite the counters' own transaction would wait for it).
+        try:
+            reader = Factors(
+                self.settings, self.throttle, self.read_session, self.audit, self.after
+            )
+            owed = reader.sign_in_level(user)
+            action = needed(reader.summary(user.id), "pwd", owed) if owed > Level.PASSWORD else ""
+        finally:
+            self.read_session.close()
+        if owed > Level.PASSWORD:
+            self.throttle.release(keys)
+        else:
+            # The account's count starts again; the address keeps only its failures.
+            self.throttle.succeeded(account, keys[1])
         user = self.db.merge(user, load=False)
         if self.passwords.needs_rehash(user.password_hash):
             user.password_hash = self.passwords.hash(normalise(password))
-        # The same user signing in again in this browser (prompt=login, max_age) goes on
-        # with the same session at the OP: a new cookie, the same ``sid``, so that the
-        # applications that know it are still told when it ends.  Another user's
-        # session ends here, and its applications are told (Back-Channel Logout 1.0 §2).
+        if owed > Level.PASSWORD:
+            self.audit(
+                _with(record, outcome="second_factor", user_id=user.id, username=user.username)
+            )
+            return SecondStep(user, owed, action or "verify")
+        return self.finish_sign_in(
+            caller, user, amr="pwd", remember=remember, application=application, replacing=replacing
+        )
+
+    def factors(self) -> Factors:
+        """The second-factor operations over the same transaction, audit and throttle."""
+        return Factors(self.settings, self.throttle, self.db, self.audit, self.after)
+
+    def finish_sign_in(
+        self,
+        caller: Caller,
+        user: User,
+        *,
+        amr: str,
+        remember: bool,
+        application: str = "",
+        replacing: LoginSessionInfo | None = None,
+    ) -> LoginResult:
+        """Start the session of a sign-in whose every factor is proved (``amr``: how,
+        RFC 8176) — after the password alone, after a second factor, with a passkey.
+
+        ``replacing`` is the browser's session before this sign-in, if any: it ends when
+        the new one starts (a fresh session id at every sign-in, OWASP ASVS 5 7.2.4: no
+        session fixation)."""
+        if user.disabled:
+            raise NotSignedIn(GENERIC_LOGIN_FAILURE, source="username")
+        # The same user signing in again in this browser (prompt=login, max_age, a
+        # step-up) goes on with the same session at the OP: a new cookie, the same
+        # ``sid``, so that the applications that know it are still told when it ends.
+        # Another user's session ends here, and its applications are told (Back-Channel
+        # Logout 1.0 §2).
         same_user = replacing is not None and replacing.user_id == user.id
         token, info = new_session_info(
             self.settings,
@@ -393,6 +455,7 @@ class Accounts:
             ip=caller.ip,
             user_agent=caller.user_agent,
             sid=replacing.sid if same_user and replacing is not None else None,
+            amr=amr,
         )
         self.sessions.add(info, self.db, identity_of(user))
         if replacing is not None:
@@ -400,7 +463,19 @@ class Accounts:
             previous = None if same_user else self.db.get(User, replacing.user_id)
             if previous is not None:
                 end_session_access(self.db, self.notify_logout, previous, replacing.sid)
-        self.audit(_with(record, outcome="success", user_id=user.id, username=user.username))
+        self.audit(
+            AuditRecord(
+                "login",
+                "success",
+                caller.now,
+                user.id,
+                user.username,
+                application=application,
+                ip=caller.ip,
+                user_agent=caller.user_agent,
+                detail="" if amr == "pwd" else f"amr: {amr}",
+            )
+        )
         return LoginResult(user, token, info)
 
     def sign_out(self, caller: Caller, user: User | None, session: LoginSessionInfo | None) -> None:

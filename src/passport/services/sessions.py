@@ -74,6 +74,8 @@ class LoginSessionInfo:
     # What relying parties know the session by (OpenID Connect ``sid``): random, never
     # derived from the cookie (:func:`passport.storage.models.new_sid`).
     sid: str
+    # How the user proved who they are (RFC 8176 values, :mod:`passport.services.factors`).
+    amr: str = "pwd"
 
     def alive(self, now: datetime) -> bool:
         return now < self.expires_at and now < self.last_seen_at + timedelta(
@@ -101,6 +103,7 @@ def new_session_info(
     ip: str,
     user_agent: str,
     sid: str | None = None,
+    amr: str = "pwd",
 ) -> tuple[str, LoginSessionInfo]:
     """A new session and its cookie value.  ``sid``: the OpenID Connect session id to
     keep, when this sign-in re-authenticates the same user in the same browser (the
@@ -120,6 +123,7 @@ def new_session_info(
         ip=ip[:45],
         user_agent=user_agent[:255],
         sid=sid or new_sid(),
+        amr=amr,
     )
     return token, info
 
@@ -161,6 +165,7 @@ def _from_row(row: LoginSession) -> LoginSessionInfo:
         ip=row.ip,
         user_agent=row.user_agent,
         sid=row.sid,
+        amr=row.amr,
     )
 
 

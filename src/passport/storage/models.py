@@ -98,6 +98,10 @@ class Application(Base):
     # Whether it may use the Device Authorization Grant (RFC 8628): off unless an
     # administrator switches it on, as Keycloak's per-client setting (migration 0014).
     device_grant: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Which second factor its users must have used to be admitted (migration 0021):
+    # "default" (the server's ``mfa_policy``), "optional", "mfa" or "passkey"
+    # (:mod:`passport.services.factors`).
+    mfa_policy: Mapped[str] = mapped_column(String(16), default="default")
     # RFC 8707 §2 resource identifiers: the APIs this application serves as a resource
     # server (migration 0015), each unique across applications (one resource, one RS).
     # Loaded when read (not with every application: client authentication needs none).
@@ -207,6 +211,11 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The WebAuthn user handle (user.id of the ceremonies, WebAuthn L3 §5.4.3): random,
+    # never the database id, made at the first passkey (migration 0021).
+    webauthn_handle: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, unique=True, index=True
+    )
 
 
 def new_sid() -> str:
@@ -237,6 +246,9 @@ class LoginSession(Base):
     ip: Mapped[str] = mapped_column(String(45), default="")
     user_agent: Mapped[str] = mapped_column(String(255), default="")
     sid: Mapped[str] = mapped_column(String(32), default=new_sid)
+    # How the user proved who they are (RFC 8176 values, space-separated: "pwd",
+    # "pwd otp mfa", "hwk mfa"…), migration 0021.
+    amr: Mapped[str] = mapped_column(String(64), default="pwd")
 
 
 class ThrottleCounter(Base):
@@ -306,6 +318,8 @@ class Group(Base):
     # Look-alike group names collide, as application names do (see Application).
     name_skeleton: Mapped[str] = mapped_column(String(80), unique=True, default=_name_skeleton)
     description: Mapped[str] = mapped_column(Text, default="")
+    # Members must sign in with a second factor (migration 0021).
+    require_mfa: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class GroupMember(Base):
@@ -377,6 +391,9 @@ class AuthorizationCode(Base):
     # RFC 8707 §2.1: the resources the authorization was for, space-separated (a
     # resource identifier has no space); None: none named (the client is the audience).
     resource: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The session's ``amr`` when the code was issued (ID token ``amr``/``acr``); NULL
+    # before migration 0021, read as "pwd".
+    amr: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class OAuthToken(Base):
@@ -412,6 +429,9 @@ class OAuthToken(Base):
     # space-separated; None: the client itself (every token before migration 0015).
     # Kept here so that introspection and refresh never trust what a client says later.
     audience: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The ``amr`` of the sign-in the family came from (OIDC Core §12.2: a refreshed ID
+    # token says the same); NULL for machine tokens and before migration 0021.
+    amr: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Consent(Base):
@@ -485,6 +505,9 @@ class PendingAuthorization(Base):
     # The ``sub`` an ``id_token_hint`` named (OIDC Core §3.1.2.1, migration 0017): only
     # that user may sign in and go on with this authorization.
     hinted_subject: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # OIDC Core §3.1.2.1 ``acr_values`` as asked (migration 0021): the step-up it needs
+    # is decided when the request goes on (:func:`passport.services.factors.required_level`).
+    acr_values: Mapped[str | None] = mapped_column(String(255), nullable=True)
     login_required: Mapped[bool] = mapped_column(Boolean, default=False)
     logged_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -546,6 +569,8 @@ class DeviceAuthorization(Base):
     )
     auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sid: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The approving session's ``amr`` (migration 0021).
+    amr: Mapped[str | None] = mapped_column(String(64), nullable=True)
     interval: Mapped[int] = mapped_column(Integer, default=5)
     last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -553,3 +578,82 @@ class DeviceAuthorization(Base):
     # Who asked (:func:`passport.services.throttle.address_of`), for the cap per client
     # and address; None on a row from before migration 0019.
     client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class WebAuthnCredential(Base):
+    """A passkey or security key of a user (WebAuthn L3 §6.1 credential record).
+
+    ``credential_id`` (base64url, up to 1023 bytes) is looked up by its SHA-256
+    (``credential_id_hash``, unique): a unique index on the long value would not fit
+    MariaDB's key length.  ``sign_count`` detects a cloned authenticator (§6.1.3 step
+    22); ``backup_eligible`` tells a synced passkey (RFC 8176 ``swk``) from one bound to
+    its device (``hwk``)."""
+
+    __tablename__ = "webauthn_credentials"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused: see Base
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    credential_id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    credential_id: Mapped[str] = mapped_column(Text)
+    public_key: Mapped[str] = mapped_column(Text)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    transports: Mapped[str] = mapped_column(String(255), default="")
+    aaguid: Mapped[str] = mapped_column(String(36), default="")
+    backup_eligible: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TotpCredential(Base):
+    """A user's authenticator app (RFC 6238): the secret encrypted with the key-encryption
+    key (AES-256-GCM), and the last time step accepted, so that a code is accepted once."""
+
+    __tablename__ = "totp_credentials"
+
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret: Mapped[str] = mapped_column(Text)
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class RecoveryCode(Base):
+    """One single-use recovery code (NIST SP 800-63B §5.1.2 look-up secret), kept only as
+    a keyed hash (:func:`passport.services.factors.recovery_digest`); deleted when used."""
+
+    __tablename__ = "recovery_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SignInStep(Base):
+    """A step of a sign-in or an enrolment in progress in one browser, kept on the server.
+
+    ``purpose`` is ``second-factor`` (the password was right; a second factor or an
+    enrolment is still owed before a session starts), ``passkey`` (a WebAuthn challenge
+    for a sign-in), ``register`` (a WebAuthn challenge for a new passkey) or ``totp``
+    (an authenticator-app secret shown but not yet confirmed).  The browser holds a
+    random cookie; the row is keyed by the SHA-256 of purpose and cookie, lives minutes
+    and is deleted when used (single use: a WebAuthn challenge is answered once)."""
+
+    __tablename__ = "sign_in_steps"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    challenge: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    payload: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

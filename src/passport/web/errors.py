@@ -20,6 +20,7 @@ from passport.errors import Missing
 from passport.errors import NotFound
 from passport.errors import NotSignedIn
 from passport.errors import PasswordRefused
+from passport.errors import SecondFactorRequired
 from passport.errors import Taken
 from passport.errors import Throttled
 from passport.errors import WrongLength
@@ -33,6 +34,7 @@ WIRE: dict[type[ClientError], tuple[str, int]] = {
     Taken: ("5", 409),
     PasswordRefused: ("6", 400),
     FeatureDisabled: ("7", 403),
+    SecondFactorRequired: ("8", 401),
     NotSignedIn: ("401", 401),
     Forbidden: ("403", 403),
     Throttled: ("429", 429),
