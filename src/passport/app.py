@@ -45,9 +45,9 @@ from passport.errors import Forbidden
 from passport.errors import Invalid
 from passport.errors import ServiceUnavailable
 from passport.logsetup import code_location
-from passport.oidc.keys import KeyConfigurationError
 from passport.oidc.provider import Provider
 from passport.services.applications import registered_origins
+from passport.services.kek import KeyConfigurationError
 from passport.storage import migrate
 from passport.web import binding
 from passport.web import metrics as web_metrics

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from passport.config import Settings
-from passport.oidc.keys import KeyConfigurationError
 from passport.oidc.keys import KeyRing
 from passport.oidc.tokens import Tokens
 from passport.services.accounts import Accounts
 from passport.services.clients import ClientCache
+from passport.services.kek import KeyConfigurationError
 from passport.services.passwords import Passwords
 from passport.services.sessions import DatabaseSessionStore
 from passport.services.sessions import RedisSessionStore

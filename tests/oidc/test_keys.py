@@ -20,8 +20,8 @@ from sqlalchemy import select
 
 from oidc_support import KEK
 from passport.config import SIGNING_ALGS
-from passport.oidc.keys import KeyConfigurationError
 from passport.oidc.keys import KeyRing
+from passport.services.kek import KeyConfigurationError
 from passport.storage.models import SigningKey
 from provision import Backend
 

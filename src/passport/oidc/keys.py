@@ -25,7 +25,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
 import threading
@@ -33,7 +32,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -41,41 +39,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc.jwk import ECKey
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from passport.config import SIGNING_ALGS
 from passport.config import Settings
+from passport.services.kek import KeyConfigurationError
+from passport.services.kek import key_encryption_key
 from passport.storage.db import Database
 from passport.storage.models import SigningKey
 
 CACHE_SECONDS = 5.0
-
-
-class KeyConfigurationError(Exception):
-    """The key-encryption key is missing or wrong; OpenID Connect cannot sign."""
-
-
-def key_encryption_key(settings: Settings) -> bytes | None:
-    """The configured key, or for SQLite one kept in ``<database>.key`` (made if absent)."""
-    if settings.key_encryption_key:
-        try:
-            raw = base64.urlsafe_b64decode(settings.key_encryption_key + "==")
-        except (binascii.Error, ValueError):
-            raise KeyConfigurationError("key_encryption_key is not base64url") from None
-        if len(raw) != 32:
-            raise KeyConfigurationError("key_encryption_key must be 32 bytes (base64url)")
-        return raw
-    if not settings.is_sqlite:
-        return None
-    database = make_url(settings.database_url).database or "passport.sqlite3"
-    path = Path(database + ".key")
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return base64.urlsafe_b64decode(path.read_text().strip() + "==")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))
-    return base64.urlsafe_b64decode(path.read_text().strip() + "==")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ change ends the others; "sign out" ends one).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from werkzeug import Request
@@ -19,8 +20,17 @@ from passport.errors import ClientError
 from passport.oidc import params as oauth_params
 from passport.oidc.base import redirect
 from passport.pages import render
+from passport.pages.second_factor import reader
+from passport.pages.second_factor import set_step_cookie
 from passport.services.accounts import Caller
+from passport.services.factors import FACTOR_ACTIONS
+from passport.services.factors import STEP_COOKIE
+from passport.services.factors import TotpEnrolment
+from passport.services.factors import new_step_cookie
+from passport.services.factors import valid_step_cookie
 from passport.services.identity import Identity
+from passport.services.sessions import LoginSessionInfo
+from passport.storage.models import User
 from passport.web.context import RequestContext
 from passport.web.errors import headers_of
 from passport.web.errors import status_of
@@ -37,6 +47,9 @@ class _Outcome:
     error: str = ""
     status: int = 200
     headers: dict[str, str] | None = None
+    codes: list[str] | None = None  # new recovery codes, shown once
+    step_cookie: str | None = None  # a new passport_step cookie (a factor being set up)
+    enrolment: TotpEnrolment | None = None  # an authenticator app being set up
 
 
 class AccountPage(render.Page):
@@ -51,6 +64,11 @@ class AccountPage(render.Page):
         if outcome.view is None:  # sent to sign in, or refused: the scope's answer
             return answered
         mine = ctx.login_session
+        with self.services.db.session() as db:
+            summary = reader(self.services, db).summary(outcome.view.id)
+        recent = mine is not None and ctx.now - mine.created_at <= timedelta(
+            seconds=self.settings.reauthentication_window
+        )
         sessions = [
             session_json(s, mine.id_hash if mine else None)
             for s in self.services.sessions.list_for_user(outcome.view.id, ctx.now)
@@ -64,9 +82,18 @@ class AccountPage(render.Page):
             notice=outcome.notice,
             error=outcome.error,
             min_length=self.settings.password_min_length,
+            factors=summary,
+            recent=recent,
+            passkeys_possible=bool(self.settings.relying_party_id),
+            codes=outcome.codes,
+            enrolment=outcome.enrolment,
+            reauthenticate="/login?" + urlencode({"next": "/account"}),
+            script=bool(self.settings.relying_party_id),
         )
         for name, value in (outcome.headers or {}).items():
             response.headers[name] = value
+        if outcome.step_cookie is not None:
+            set_step_cookie(self, request, response, outcome.step_cookie)
         # The scope's cookies (a new session after a password change) go with the page.
         for cookie in answered.headers.getlist("Set-Cookie"):
             response.headers.add("Set-Cookie", cookie)
@@ -97,6 +124,17 @@ class AccountPage(render.Page):
                     )
                     ctx.start_session(info, token, user)
                     outcome.notice = "Your password was changed; your other sessions have ended."
+                elif params.get("action") in FACTOR_ACTIONS:
+                    # Read apart from this transaction: a code's attempt is counted
+                    # before it writes (services/factors.py).
+                    with self.services.db.session() as db:
+                        holder = db.get(User, view.id)
+                        had_codes = reader(self.services, db).summary(view.id).recovery_codes > 0
+                        if holder is not None:
+                            db.expunge(holder)
+                    if holder is None or holder.disabled:  # since the page was shown
+                        return redirect(_SIGN_IN)
+                    self._factor(request, ctx, params, holder, current, outcome, had_codes)
                 elif params.get("action") == "end":
                     owner = ctx.user
                     if owner is None:  # disabled since the page was shown
@@ -113,3 +151,67 @@ class AccountPage(render.Page):
                 return redirect(_SIGN_IN)
         outcome.view = view
         return Response(status=204)
+
+    def _factor(
+        self,
+        request: Request,
+        ctx: RequestContext,
+        params: dict[str, str],
+        user: User,
+        current: LoginSessionInfo,
+        outcome: _Outcome,
+        had_codes: bool,
+    ) -> None:
+        """A change to the user's second factors (services/factors.py decides)."""
+        factors = ctx.accounts().factors()
+        action = params.get("action")
+        ip, agent, now = ctx.client_ip, ctx.user_agent, ctx.now
+        if action == "passkey-add":
+            factors.add_passkey(
+                request.cookies.get(STEP_COOKIE),
+                user,
+                params.get("credential"),
+                params.get("name"),
+                ip=ip,
+                user_agent=agent,
+                now=now,
+            )
+            outcome.notice = "Your passkey was added."
+        elif action == "passkey-rename":
+            factors.rename_passkey(user, params.get("id"), params.get("name"), ctx.now)
+            outcome.notice = "The passkey was renamed."
+        elif action == "passkey-remove":
+            factors.remove_passkey(
+                user, params.get("id"), current, ip=ip, user_agent=agent, now=now
+            )
+            outcome.notice = "The passkey was removed."
+        elif action == "totp-start":
+            cookie = request.cookies.get(STEP_COOKIE)
+            if not valid_step_cookie(cookie):
+                cookie = new_step_cookie()
+                outcome.step_cookie = cookie
+            assert cookie is not None
+            outcome.enrolment = factors.totp_start(cookie, user, current, ctx.now)
+        elif action == "totp-confirm":
+            factors.totp_confirm(
+                request.cookies.get(STEP_COOKIE),
+                user,
+                params.get("code"),
+                ip=ip,
+                user_agent=agent,
+                now=now,
+            )
+            outcome.notice = "Your authenticator app was added."
+        elif action == "totp-remove":
+            factors.remove_totp(user, current, ip=ip, user_agent=agent, now=now)
+            outcome.notice = "Your authenticator app was removed."
+        elif action == "recovery-new":
+            outcome.codes = factors.new_recovery_codes(
+                user, session=current, ip=ip, user_agent=agent, now=now
+            )
+            outcome.notice = "New recovery codes were made; the old ones no longer work."
+        if action in ("passkey-add", "totp-confirm") and not had_codes:
+            # The first factor: recovery codes to go with it, shown once.
+            outcome.codes = factors.new_recovery_codes(
+                user, session=None, ip=ip, user_agent=agent, now=now
+            )

@@ -14,11 +14,13 @@ and renders.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urlencode
 
+from sqlalchemy.orm import Session
 from werkzeug import Request
 from werkzeug import Response
 
@@ -33,8 +35,11 @@ from passport.pages import render
 from passport.pages.login import safe_next
 from passport.pages.login import signed_in
 from passport.services.accounts import Caller
+from passport.services.audit import AuditRecord
 from passport.services.factors import STEP_COOKIE
 from passport.services.factors import STEP_LIFETIME
+from passport.services.factors import Factors
+from passport.services.factors import FactorSummary
 from passport.services.factors import Level
 from passport.services.factors import Verified
 from passport.services.factors import combine_amr
@@ -52,6 +57,16 @@ if TYPE_CHECKING:
     from passport.composition import Services
 
 SECOND_FACTOR = "second-factor"
+
+
+def _no_audit(record: AuditRecord, *, durable: bool = False) -> None:
+    """Reading writes no audit record."""
+
+
+def _no_after(action: Callable[[], None]) -> None:
+    """Reading queues nothing."""
+
+
 NOBODY = "Your sign-in expired; please sign in again."
 
 
@@ -80,6 +95,14 @@ def set_step_cookie(page: render.Page, request: Request, response: Response, val
     )
 
 
+def reader(services: Services, db: Session) -> Factors:
+    """The factor rules over a read session: what a page shows and who signs in are
+    read before the request's transaction writes, so that the throttle counters can
+    still be counted first (on SQLite, that transaction's write lock would hold up the
+    counters' own)."""
+    return Factors(services.settings, services.throttle, db, _no_audit, _no_after)
+
+
 class SecondFactorPage(render.Page):
     def __init__(
         self, services: Services, context: ContextFactory, flow: AuthorizationEndpoint
@@ -90,13 +113,26 @@ class SecondFactorPage(render.Page):
     # -- who ----------------------------------------------------------------------------
     def _subject(
         self, request: Request, ctx: RequestContext, params: dict[str, str]
+    ) -> tuple[Subject | None, FactorSummary | None]:
+        """Who this step is for (an entity detached from a read session), and their
+        factors."""
+        with self.services.db.session() as db:
+            subject = self._find_subject(request, ctx, params, db)
+            if subject is None:
+                return None, None
+            summary = reader(self.services, db).summary(subject.user.id)
+            db.expunge(subject.user)
+            return subject, summary
+
+    def _find_subject(
+        self, request: Request, ctx: RequestContext, params: dict[str, str], db: Session
     ) -> Subject | None:
-        factors = ctx.accounts().factors()
+        factors = reader(self.services, db)
         cookie = request.cookies.get(STEP_COOKIE)
         step = factors.find_step(cookie, SECOND_FACTOR, ctx.now)
         if step is not None and step.user_id is not None:
             data = factors.payload(step)
-            user = ctx.db.get(User, step.user_id)
+            user = db.get(User, step.user_id)
             if user is None or user.disabled:
                 return None
             return Subject(
@@ -111,14 +147,14 @@ class SecondFactorPage(render.Page):
         session, identity = ctx.login_session, ctx.identity
         if session is None or identity is None:
             return None
-        user = ctx.db.get(User, identity.id)
+        user = db.get(User, identity.id)
         if user is None or user.disabled:
             return None
         handle = params.get("authorization")
         level = factors.sign_in_level(user)
         if handle is not None:
-            row = self.flow.find_pending(ctx.db, request, handle)
-            app = ctx.db.get(Application, row.application_id) if row is not None else None
+            row = self.flow.find_pending(db, request, handle)
+            app = db.get(Application, row.application_id) if row is not None else None
             if row is None or app is None:
                 return None
             level = max(level, self.flow.required_level(app, row.acr_values))
@@ -167,11 +203,10 @@ class SecondFactorPage(render.Page):
         return ctx.respond(lambda: self._verify(request, ctx, params))
 
     def _verify(self, request: Request, ctx: RequestContext, params: dict[str, str]) -> Response:
-        subject = self._subject(request, ctx, params)
-        if subject is None:
+        subject, summary = self._subject(request, ctx, params)
+        if subject is None or summary is None:
             return self._expired()
         factors = ctx.accounts().factors()
-        summary = factors.summary(subject.user.id)
         action = needed(summary, subject.amr, subject.level)
         if action == "":
             return self._enough(request, ctx, subject)
@@ -316,11 +351,10 @@ class SecondFactorPage(render.Page):
     def _enrol(
         self, request: Request, ctx: RequestContext, params: dict[str, str], cookie: str
     ) -> Response:
-        subject = self._subject(request, ctx, params)
-        if subject is None:
+        subject, summary = self._subject(request, ctx, params)
+        if subject is None or summary is None:
             return self._expired()
         factors = ctx.accounts().factors()
-        summary = factors.summary(subject.user.id)
         action = needed(summary, subject.amr, subject.level)
         if action == "":
             return self._enough(request, ctx, subject)
@@ -410,7 +444,7 @@ class SecondFactorPage(render.Page):
                     return _text(factors.authentication_options(value, ctx.now))
                 if purpose not in ("verify", "register"):
                     return _json({"error": "purpose must be signin, verify or register."}, 400)
-                subject = self._subject(request, ctx, params)
+                subject, _ = self._subject(request, ctx, params)
                 if subject is None:
                     return _json({"error": NOBODY}, 401)
                 if purpose == "verify":

@@ -40,6 +40,7 @@ counters, as failed passwords do (:mod:`passport.services.throttle`).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -92,6 +93,7 @@ from passport.errors import Throttled
 from passport.errors import WrongLength
 from passport.errors import required
 from passport.services.audit import AuditRecord
+from passport.services.kek import key_encryption_key
 from passport.services.policy import rights_of_user
 from passport.services.sessions import LoginSessionInfo
 from passport.services.text import check_text
@@ -127,6 +129,18 @@ APPLICATION_POLICIES = ("default", *POLICIES)
 _AMR_ORDER = ("pwd", "otp", "hwk", "swk", "mfa")
 
 STEP_COOKIE = "passport_step"
+# What the account page may ask of :class:`Factors` (its ``action`` values).
+FACTOR_ACTIONS = frozenset(
+    {
+        "passkey-add",
+        "passkey-rename",
+        "passkey-remove",
+        "totp-start",
+        "totp-confirm",
+        "totp-remove",
+        "recovery-new",
+    }
+)
 STEP_LIFETIME = 300  # seconds to answer a challenge or finish a sign-in's second step
 _STEP_COOKIE_LENGTH = 43  # secrets.token_urlsafe(32)
 # WebAuthn responses are a few KiB; anything far larger is not one (nothing parsed).
@@ -283,12 +297,13 @@ class Verified:
 
 
 # -- sealing with the key-encryption key ------------------------------------------------
+@functools.lru_cache(maxsize=16)
 def _derived_key(settings: Settings, label: bytes) -> bytes | None:
     """A key of its own for ``label`` from the key-encryption key (HKDF-SHA256, RFC 5869),
     so that the key that wraps the signing keys is never used for anything else."""
-    if not settings.key_encryption_key:
+    master = key_encryption_key(settings)
+    if master is None:
         return None
-    master = base64.urlsafe_b64decode(settings.key_encryption_key + "==")
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(master)
 
 
@@ -444,6 +459,10 @@ class Factors:
         """PublicKeyCredentialCreationOptions (WebAuthn L3 §5.4) for a new passkey of
         ``user``, as JSON for ``navigator.credentials.create``; the challenge is kept."""
         rp_id, _ = self._relying_party()
+        loaded = self.db.get(User, user.id)  # the handle is written in this transaction
+        if loaded is None or loaded.disabled:
+            raise NotSignedIn("You must sign in again.", source="session")
+        user = loaded
         if user.webauthn_handle is None:
             user.webauthn_handle = bytes_to_base64url(os.urandom(32))
         existing = self.db.scalars(
