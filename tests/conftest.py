@@ -248,6 +248,10 @@ def _empty_tables(url: str) -> None:
         engine = _ENGINES[url] = create_engine(url)
     with engine.begin() as conn:
         for table in (
+            "sign_in_steps",
+            "recovery_codes",
+            "totp_credentials",
+            "webauthn_credentials",
             "device_authorizations",
             "pending_authorizations",
             "pushed_authorization_requests",

@@ -49,6 +49,7 @@ from passport.storage.models import LogoutNotification
 from passport.storage.models import OAuthToken
 from passport.storage.models import PendingAuthorization
 from passport.storage.models import PushedAuthorizationRequest
+from passport.storage.models import SignInStep
 from passport.storage.models import ThrottleCounter
 from passport.storage.models import User
 
@@ -64,6 +65,7 @@ TABLES = {
     "device_authorizations": DeviceAuthorization,
     "logout_notifications": LogoutNotification,
     "throttle_counters": ThrottleCounter,
+    "sign_in_steps": SignInStep,
 }
 RETENTION = Retention(delivery_attempts=MAX_ATTEMPTS)
 
@@ -108,6 +110,7 @@ def keys(h: Harness, model: Any) -> set[str]:
         DeviceAuthorization: DeviceAuthorization.device_code_hash,
         LogoutNotification: LogoutNotification.last_error,
         ThrottleCounter: ThrottleCounter.key,
+        SignInStep: SignInStep.id_hash,
     }[model]
     with database(h).session() as db:
         return set(db.scalars(select(key)))
@@ -240,6 +243,21 @@ def _rows_of_every_kind(h: Harness, now: datetime) -> None:
         pending("gone-pending-expired", ago(minutes=10))
         pending("kept-pending-live", ahead(minutes=5))
 
+        def step(name: str, expires: datetime) -> None:
+            db.add(
+                SignInStep(
+                    id_hash=name,
+                    purpose="second-factor",
+                    user_id=user_id,
+                    payload="{}",
+                    created_at=expires - timedelta(minutes=5),
+                    expires_at=expires,
+                )
+            )
+
+        step("gone-step-expired", ago(minutes=10))
+        step("kept-step-live", ahead(minutes=2))
+
         def pushed(name: str, expires: datetime) -> None:
             db.add(
                 PushedAuthorizationRequest(
@@ -324,6 +342,7 @@ def test_each_kind_of_expired_row_goes_and_live_rows_stay(backend: str, factory:
         device_authorizations=1,
         logout_notifications=2,
         throttle_counters=1,
+        sign_in_steps=1,
     )
     assert {table: before[table] - n for table, n in report.as_dict().items()} == counts(h)
     for model in TABLES.values():
@@ -475,6 +494,7 @@ BOUNDS = {
     "device_authorizations": 0,  # none made in the long run
     "logout_notifications": 10,  # one every 4 h: 24 h of retries, 12 h retention
     "throttle_counters": 4,  # one unknown name every 2 h, 15 min window
+    "sign_in_steps": 0,  # none made in the long run
 }
 
 
@@ -635,7 +655,8 @@ def test_passport_db_purge_prints_the_counts(cli_database: Harness) -> None:
         "device_authorizations": "1",
         "logout_notifications": "2",
         "throttle_counters": "1",
-        "total": "13",
+        "sign_in_steps": "1",
+        "total": "14",
     }
     again = _cli(cli_database, "--json")
     assert again.exit_code == 0, again.output
@@ -654,6 +675,7 @@ def test_passport_db_purge_json_and_retention(cli_database: Harness) -> None:
         "device_authorizations": 1,
         "logout_notifications": 4,  # the recent delivered and given-up ones too
         "throttle_counters": 1,
+        "sign_in_steps": 1,
     }
 
 

@@ -20,6 +20,9 @@ goes, and why it is safe:
   family stay until each of them expires.  Revoked tokens stay until they expire too:
   they still name the applications that must hear of the user's next logout.
 * ``pending_authorizations`` past ``expires_at`` (ten minutes): abandoned sign-ins.
+* ``sign_in_steps`` past ``expires_at`` (five minutes): a second step never finished,
+  a WebAuthn challenge never answered, an authenticator app never confirmed; the
+  pages refuse them already.
 * ``pushed_authorization_requests`` past ``expires_at`` (a minute, RFC 9126 §2.2):
   pushed and never used; the authorization endpoint refuses them already.
 * ``device_authorizations`` past ``expires_at`` (``device_code_lifetime``): the token
@@ -81,6 +84,7 @@ from passport.storage.models import LogoutNotification
 from passport.storage.models import OAuthToken
 from passport.storage.models import PendingAuthorization
 from passport.storage.models import PushedAuthorizationRequest
+from passport.storage.models import SignInStep
 from passport.storage.models import ThrottleCounter
 
 log = logging.getLogger("passport.housekeeping")
@@ -117,6 +121,7 @@ class PurgeReport:
     device_authorizations: int = 0
     logout_notifications: int = 0
     throttle_counters: int = 0
+    sign_in_steps: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -169,6 +174,9 @@ def purge_expired(
         PendingAuthorization.handle_hash,
         PendingAuthorization.expires_at <= cutoff,
         batch_size,
+    )
+    report.sign_in_steps = _purge_table(
+        database, SignInStep.id_hash, SignInStep.expires_at <= cutoff, batch_size
     )
     report.pushed_authorization_requests = _purge_table(
         database,
