@@ -182,6 +182,13 @@ class LoginPage(render.Page):
         if not valid_step_cookie(cookie):
             cookie = new_step_cookie()
         assert cookie is not None
+        # One second step for what the sign-in and the application both ask (its policy,
+        # its acr_values), rather than a step-up right after.
+        level = owed.level
+        row = self.flow.find_pending(ctx.db, request, handle) if handle is not None else None
+        app = ctx.db.get(Application, row.application_id) if row is not None else None
+        if row is not None and app is not None:
+            level = max(level, self.flow.required_level(app, row.acr_values))
         ctx.accounts().factors().put_step(
             cookie,
             "second-factor",
@@ -190,7 +197,7 @@ class LoginPage(render.Page):
             payload={
                 "amr": "pwd",
                 "remember": remember,
-                "level": int(owed.level),
+                "level": int(level),
                 "authorization": handle,
                 "next": values.get("next", "/account"),
             },

@@ -47,8 +47,10 @@ from passport.services.factors import needed
 from passport.services.factors import new_step_cookie
 from passport.services.factors import valid_step_cookie
 from passport.services.sessions import LoginSessionInfo
+from passport.services.throttle import challenge_key
 from passport.storage.models import Application
 from passport.storage.models import User
+from passport.web import origins
 from passport.web.context import RequestContext
 from passport.web.errors import headers_of
 from passport.web.errors import status_of
@@ -430,6 +432,15 @@ class SecondFactorPage(render.Page):
             return _json({"error": exc.message}, status_of(exc))
         if not self.form_ok(request, params):
             return _json({"error": render.FORM_EXPIRED}, 403)
+        # Every challenge is a row anyone can make: counted per address, before the
+        # request's transaction (SQLite's write lock).
+        attempt = self.services.throttle.reserve(
+            [challenge_key(origins.client_ip(request, self.settings))], self.services.clock()
+        )
+        if attempt.wait:
+            response = _json({"error": "Too many passkey requests; try again later."}, 429)
+            response.headers["Retry-After"] = str(attempt.wait)
+            return response
         cookie = request.cookies.get(STEP_COOKIE)
         fresh = None if valid_step_cookie(cookie) else new_step_cookie()
         value = cookie if fresh is None else fresh

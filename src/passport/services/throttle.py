@@ -346,6 +346,13 @@ def client_request_key(ip: str) -> str:
     return "request:ip:" + address_of(ip)
 
 
+def challenge_key(ip: str) -> str:
+    """The counter of WebAuthn challenges asked for from the client address: each is a
+    row any anonymous page can make (``/webauthn/options``), so every request counts,
+    under the same limit as other anonymous rows (``throttle_client_request_limit``)."""
+    return "challenge:ip:" + address_of(ip)
+
+
 def registration_key(ip: str) -> str:
     """The counter of self-registrations from the client address: every attempt counts
     (OWASP ASVS 5 §6.3.1 / §2.4.1 anti-automation: accounts are not free to mass-produce,
@@ -374,6 +381,7 @@ class Throttle:
             "ip": settings.throttle_ip_limit,
             "device": settings.throttle_device_code_limit,
             "request": settings.throttle_client_request_limit,
+            "challenge": settings.throttle_client_request_limit,
             "register": settings.throttle_registration_limit,
         }
 
