@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -231,8 +232,12 @@ class Settings:
         host): configured, else the issuer's host; None when there is no issuer."""
         if self.webauthn_rp_id:
             return self.webauthn_rp_id.lower()
-        issuer = self.issuer
-        return urlsplit(issuer).hostname if issuer else None
+        host = urlsplit(self.issuer).hostname if self.issuer else None
+        if host is None or _is_ip_address(host):
+            # An RP ID is a domain (L3 §5.1.2 "valid domain string"); browsers refuse an
+            # address: no passkeys on http://127.0.0.1 (use http://localhost).
+            return None
+        return host
 
     @property
     def relying_party_origins(self) -> list[str]:
@@ -276,6 +281,14 @@ def _convert(name: str, raw: Any) -> Any:
     except ValueError:
         shown = "***" if FIELDS[name].metadata["secret"] else repr(raw)
         raise ConfigError(f"setting {name}: {shown} is not a valid {kind}") from None
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_32_bytes_base64url(value: str) -> bool:

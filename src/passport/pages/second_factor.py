@@ -401,7 +401,11 @@ class SecondFactorPage(render.Page):
             except ClientError as exc:
                 ctx.refuse()
                 error, status, headers = exc.message, status_of(exc), headers_of(exc)
-        values: dict[str, Any] = {**self._where(subject), "username": subject.user.username}
+        values: dict[str, Any] = {
+            **self._where(subject),
+            "username": subject.user.username,
+            "passkeys_possible": bool(self.settings.relying_party_id),
+        }
         if not passkey_only:
             try:
                 enrolment = factors.totp_start(cookie, subject.user, subject.session, ctx.now)
@@ -412,7 +416,7 @@ class SecondFactorPage(render.Page):
             request,
             "enrol.html",
             status,
-            script=True,
+            script=bool(self.settings.relying_party_id),
             error=error,
             passkey_only=passkey_only,
             **values,
