@@ -97,8 +97,7 @@ from passport.pages import render
 from passport.services import directory
 from passport.services.factors import Level
 from passport.services.factors import level_of
-from passport.services.factors import policy_level
-from passport.services.factors import requested_level
+from passport.services.factors import reading
 from passport.services.sessions import LoginSessionInfo
 from passport.storage.models import Application
 from passport.storage.models import AuthorizationCode
@@ -392,8 +391,10 @@ class AuthorizationEndpoint(Part):
         )
         # A session that signed in less strongly than the application or the request
         # asks must step up (services/factors.py) before a code is issued.
-        step_up = session is not None and level_of(session.amr) < self.required_level(
-            app, asked.acr_values
+        step_up = (
+            session is not None
+            and identity is not None
+            and level_of(session.amr) < self.required_level(db, app, identity.id, asked.acr_values)
         )
         if "none" in asked.prompts:  # OIDC Core §3.1.2.6
             if login_required:
@@ -440,12 +441,15 @@ class AuthorizationEndpoint(Part):
             )
         return response
 
-    def required_level(self, app: Application, acr_values: str | None) -> Level:
-        """The class of sign-in a code for ``app`` needs: its ``mfa_policy`` (else the
-        server's), raised by the request's ``acr_values`` (services/factors.py)."""
-        level = policy_level(self.settings, app.mfa_policy)
-        asked = requested_level(acr_values)
-        return max(level, asked) if asked is not None else level
+    def required_level(
+        self, db: Session, app: Application, user_id: int, acr_values: str | None
+    ) -> Level:
+        """The class of sign-in a code for ``app`` needs for this user: what every sign-in
+        of theirs needs (a factor they have, a group's rule, ``admin_mfa``), the
+        application's ``mfa_policy`` (else the server's), raised by the request's
+        ``acr_values`` (services/factors.py)."""
+        factors = reading(self.settings, self.services.throttle, db)
+        return factors.required_level(user_id, app.mfa_policy, acr_values)
 
     def needs_consent(
         self,
@@ -507,10 +511,6 @@ class AuthorizationEndpoint(Part):
         if app is None or not app.enabled:
             pending.consume(db, row)
             return render.error_page(UNKNOWN_APPLICATION, "invalid_client")
-        if level_of(session.amr) < self.required_level(app, asked.acr_values):
-            # Signed in, but not strongly enough for this application or this request
-            # (its policy, acr_values): the second factor (or its enrolment) first.
-            return redirect("/login/verify?" + urlencode({"authorization": handle}))
         if asked.hinted_subject is not None and asked.hinted_subject != subject_of(user_id):
             # OIDC Core §3.1.2.1 ``id_token_hint``: "If the End-User identified by the ID
             # Token is not logged in or is logged in by the request, then the
@@ -522,6 +522,10 @@ class AuthorizationEndpoint(Part):
             return self.refuse_to(
                 asked, LoginRequired("The user who signed in is not the one the hint named.")
             )
+        if level_of(session.amr) < self.required_level(db, app, user_id, asked.acr_values):
+            # Signed in, but not strongly enough for this user, this application or this
+            # request (services/factors.py): the second factor (or its enrolment) first.
+            return redirect("/login/verify?" + urlencode({"authorization": handle}))
         if self.needs_consent(db, app, user_id, asked, consented=row.consented_at is not None):
             return redirect("/consent?" + urlencode({"authorization": handle}))
         if not pending.consume(db, row):

@@ -172,6 +172,8 @@ class AccountPage(render.Page):
                 user,
                 params.get("credential"),
                 params.get("name"),
+                via="account",
+                session=current,
                 ip=ip,
                 user_agent=agent,
                 now=now,
@@ -191,12 +193,14 @@ class AccountPage(render.Page):
                 cookie = new_step_cookie()
                 outcome.step_cookie = cookie
             assert cookie is not None
-            outcome.enrolment = factors.totp_start(cookie, user, current, ctx.now)
+            outcome.enrolment = factors.totp_start(cookie, user, current, ctx.now, via="account")
         elif action == "totp-confirm":
             factors.totp_confirm(
                 request.cookies.get(STEP_COOKIE),
                 user,
                 params.get("code"),
+                via="account",
+                session=current,
                 ip=ip,
                 user_agent=agent,
                 now=now,

@@ -47,6 +47,8 @@ from passport.oidc.authorization import SCOPES
 from passport.oidc.base import redirect
 from passport.pages import render
 from passport.services.audit import AuditRecord
+from passport.services.factors import level_of
+from passport.services.factors import reading
 from passport.services.throttle import device_code_keys
 from passport.storage.models import Application
 from passport.web.context import RequestContext
@@ -131,6 +133,12 @@ class DevicePage(render.Page):
         # A right code is not a guess: its attempt is taken back once this request's
         # transaction is over (on SQLite the counters' writer would wait for ours).
         ctx.after(lambda: throttle.release([account]))
+        factors = reading(self.settings, throttle, db)
+        if level_of(session.amr) < factors.required_level(identity.id, app.mfa_policy, None):
+            # The application (or this user's rule) asks for a second factor this session
+            # has not given: the same step-up as at the authorization endpoint, back here.
+            back = device.VERIFICATION_PATH + "?" + urlencode({"user_code": shown})
+            return redirect("/login/verify?" + urlencode({"next": back}))
         if decision is None:
             return self.form(
                 request,

@@ -28,6 +28,7 @@ from passport.services.accounts import LoginResult
 from passport.services.accounts import SecondStep
 from passport.services.factors import STEP_COOKIE
 from passport.services.factors import STEP_LIFETIME
+from passport.services.factors import application_level
 from passport.services.factors import combine_amr
 from passport.services.factors import new_step_cookie
 from passport.services.factors import valid_step_cookie
@@ -188,7 +189,7 @@ class LoginPage(render.Page):
         row = self.flow.find_pending(ctx.db, request, handle) if handle is not None else None
         app = ctx.db.get(Application, row.application_id) if row is not None else None
         if row is not None and app is not None:
-            level = max(level, self.flow.required_level(app, row.acr_values))
+            level = max(level, application_level(self.settings, app.mfa_policy, row.acr_values))
         ctx.accounts().factors().put_step(
             cookie,
             "second-factor",

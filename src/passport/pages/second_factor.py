@@ -153,13 +153,13 @@ class SecondFactorPage(render.Page):
         if user is None or user.disabled:
             return None
         handle = params.get("authorization")
-        level = factors.sign_in_level(user)
+        level = factors.sign_in_level(user.id)
         if handle is not None:
             row = self.flow.find_pending(db, request, handle)
             app = db.get(Application, row.application_id) if row is not None else None
             if row is None or app is None:
                 return None
-            level = max(level, self.flow.required_level(app, row.acr_values))
+            level = factors.required_level(user.id, app.mfa_policy, row.acr_values)
         return Subject(
             user=user,
             amr=session.amr,
@@ -214,7 +214,9 @@ class SecondFactorPage(render.Page):
             return self._enough(request, ctx, subject)
         if action == "enrol":
             return redirect("/login/enrol?" + urlencode(self._where(subject)))
-        passkey_only = subject.level >= Level.PASSKEY
+        # A passkey is asked for: the user's passkeys only — unless they have none yet,
+        # then the factor they have first, and the passkey is enrolled after it.
+        passkey_only = subject.level >= Level.PASSKEY and bool(summary.passkeys)
         values: dict[str, Any] = {
             **self._where(subject),
             "username": subject.user.username,
@@ -373,6 +375,8 @@ class SecondFactorPage(render.Page):
                         subject.user,
                         params.get("credential"),
                         params.get("name"),
+                        via="enrol",
+                        session=subject.session,
                         ip=caller.ip,
                         user_agent=caller.user_agent,
                         now=caller.now,
@@ -385,17 +389,25 @@ class SecondFactorPage(render.Page):
                         cookie,
                         subject.user,
                         params.get("code"),
+                        via="enrol",
+                        session=subject.session,
                         ip=caller.ip,
                         user_agent=caller.user_agent,
                         now=caller.now,
                     )
                     amr = "otp"
-                codes = factors.new_recovery_codes(
-                    subject.user,
-                    ip=caller.ip,
-                    user_agent=caller.user_agent,
-                    now=caller.now,
-                    session=None,
+                # The first factor brings recovery codes; a user who had codes keeps them
+                # (they were not shown here, and this page must not replace them).
+                codes = (
+                    factors.new_recovery_codes(
+                        subject.user,
+                        ip=caller.ip,
+                        user_agent=caller.user_agent,
+                        now=caller.now,
+                        session=None,
+                    )
+                    if summary.recovery_codes == 0
+                    else None
                 )
                 return self._finish(request, ctx, subject, Verified(subject.user, amr), codes=codes)
             except ClientError as exc:
@@ -408,7 +420,9 @@ class SecondFactorPage(render.Page):
         }
         if not passkey_only:
             try:
-                enrolment = factors.totp_start(cookie, subject.user, subject.session, ctx.now)
+                enrolment = factors.totp_start(
+                    cookie, subject.user, subject.session, ctx.now, via="enrol"
+                )
             except ClientError as exc:
                 return render.client_error_page(exc)
             values.update(secret=enrolment.secret, qr=enrolment.qr_svg, uri=enrolment.uri)
@@ -457,18 +471,34 @@ class SecondFactorPage(render.Page):
             try:
                 if purpose == "signin":
                     return _text(factors.authentication_options(value, ctx.now))
-                if purpose not in ("verify", "register"):
-                    return _json({"error": "purpose must be signin, verify or register."}, 400)
-                subject, _ = self._subject(request, ctx, params)
-                if subject is None:
+                if purpose == "register":  # the account page: the signed-in user only
+                    session, identity = ctx.login_session, ctx.identity
+                    holder = ctx.user
+                    if session is None or identity is None or holder is None:
+                        return _json({"error": NOBODY}, 401)
+                    return _text(
+                        factors.registration_options(
+                            value, holder, ctx.now, via="account", session=session
+                        )
+                    )
+                if purpose not in ("verify", "enrol"):
+                    return _json(
+                        {"error": "purpose must be signin, verify, enrol or register."}, 400
+                    )
+                subject, summary = self._subject(request, ctx, params)
+                if subject is None or summary is None:
                     return _json({"error": NOBODY}, 401)
                 if purpose == "verify":
                     return _text(
                         factors.authentication_options(value, ctx.now, user_id=subject.user.id)
                     )
-                if subject.session is not None:
-                    factors.ensure_recent(subject.session, ctx.now)
-                return _text(factors.registration_options(value, subject.user, ctx.now))
+                if needed(summary, subject.amr, subject.level) != "enrol":
+                    return _json({"error": "Prove the factor you have first."}, 403)
+                return _text(
+                    factors.registration_options(
+                        value, subject.user, ctx.now, via="enrol", session=subject.session
+                    )
+                )
             except ClientError as exc:
                 ctx.refuse()
                 return _json({"error": exc.message}, status_of(exc))

@@ -398,7 +398,7 @@ class Accounts:
             reader = Factors(
                 self.settings, self.throttle, self.read_session, self.audit, self.after
             )
-            owed = reader.sign_in_level(user)
+            owed = reader.sign_in_level(user.id)
             action = needed(reader.summary(user.id), "pwd", owed) if owed > Level.PASSWORD else ""
         finally:
             self.read_session.close()

@@ -215,6 +215,28 @@ def policy_level(settings: Settings, policy: str) -> Level:
     return POLICIES.get(policy, Level.PASSWORD)
 
 
+def application_level(settings: Settings, policy: str, acr_values: str | None) -> Level:
+    """What an application asks of every sign-in to it: its ``mfa_policy`` (else the
+    server's), raised by the request's ``acr_values``."""
+    level = policy_level(settings, policy)
+    asked = requested_level(acr_values)
+    return max(level, asked) if asked is not None else level
+
+
+def reading(settings: Settings, throttle: Throttle, db: Session) -> Factors:
+    """The factor rules over a session only read from (what a page shows, who must do
+    what): no audit records, no after-actions."""
+    return Factors(settings, throttle, db, _no_audit, _no_after)
+
+
+def _no_audit(record: AuditRecord, *, durable: bool = False) -> None:
+    """Reading writes no audit record."""
+
+
+def _no_after(action: Callable[[], None]) -> None:
+    """Reading queues nothing."""
+
+
 def validate_policy(raw: str | None) -> str:
     """An application's ``mfa_policy`` as given by an administrator."""
     value = (raw or "").strip().lower()
@@ -270,10 +292,20 @@ class FactorSummary:
 
 def needed(summary: FactorSummary, amr: str | None, level: Level) -> str:
     """What a sign-in with ``amr`` must still do to reach ``level``: ``""`` nothing,
-    ``verify`` prove a factor the user has, ``enrol`` first get one."""
+    ``verify`` prove a factor the user has, ``enrol`` first get one.
+
+    A user who has a factor proves it before enrolling anything else: whoever knows
+    only the password must not add their own passkey to the account (and take over its
+    recovery codes) by asking for a level the user's factors do not reach (a request's
+    ``acr_values=phr``).  Enrolling on the strength of a password alone is left to a
+    user with no factor at all — their first one."""
     if level_of(amr) >= level:
         return ""
-    return "verify" if summary.reaches(level) else "enrol"
+    if summary.reaches(level):
+        return "verify"
+    if summary.any and level_of(amr) < Level.MFA:
+        return "verify"  # the factor they have first, then (at MFA) the enrolment
+    return "enrol"
 
 
 @dataclass(frozen=True)
@@ -372,22 +404,32 @@ class Factors:
             passkeys, totp is not None, totp.created_at if totp else None, codes or 0
         )
 
-    def sign_in_level(self, user: User) -> Level:
-        """The level every sign-in of ``user`` must reach (the module's list)."""
+    def sign_in_level(self, user_id: int) -> Level:
+        """The level every sign-in of the user must reach (the module's list) — and so
+        every session of theirs that administers Passport or signs in to an application,
+        however old: a right granted, a group joined or a factor enrolled since the
+        session began counts at once."""
         level = POLICIES[self.settings.mfa_policy]
-        if self.summary(user.id).any:
+        if self.summary(user_id).any:
             level = max(level, Level.MFA)
         group_rule = self.db.scalar(
             select(func.count())
             .select_from(GroupMember)
             .join(Group, Group.id == GroupMember.group_id)
-            .where(GroupMember.user_id == user.id, Group.require_mfa.is_(True))
+            .where(GroupMember.user_id == user_id, Group.require_mfa.is_(True))
         )
         if group_rule:
             level = max(level, Level.MFA)
-        if self.settings.admin_mfa and rights_of_user(self.db, user.id):
+        if self.settings.admin_mfa and rights_of_user(self.db, user_id):
             level = max(level, Level.MFA)
         return level
+
+    def required_level(self, user_id: int, policy: str, acr_values: str | None) -> Level:
+        """The level a sign-in of the user to an application (its ``mfa_policy``, the
+        request's ``acr_values``) must reach."""
+        return max(
+            self.sign_in_level(user_id), application_level(self.settings, policy, acr_values)
+        )
 
     # -- the half-way state and challenges ---------------------------------------------
     def put_step(
@@ -455,9 +497,22 @@ class Factors:
             )
         return rp_id, origins
 
-    def registration_options(self, cookie: str, user: User, now: datetime) -> str:
+    def registration_options(
+        self,
+        cookie: str,
+        user: User,
+        now: datetime,
+        *,
+        via: str,
+        session: LoginSessionInfo | None,
+    ) -> str:
         """PublicKeyCredentialCreationOptions (WebAuthn L3 §5.4) for a new passkey of
-        ``user``, as JSON for ``navigator.credentials.create``; the challenge is kept."""
+        ``user``, as JSON for ``navigator.credentials.create``; the challenge is kept
+        with where it was asked for (``via``: ``account``, the account page; ``enrol``, a
+        sign-in's enrolment), and only that page may use it.  With a session, the
+        sign-in must be recent (:meth:`ensure_recent`)."""
+        if session is not None:
+            self.ensure_recent(session, now)
         rp_id, _ = self._relying_party()
         loaded = self.db.get(User, user.id)  # the handle is written in this transaction
         if loaded is None or loaded.disabled:
@@ -494,6 +549,7 @@ class Factors:
             now,
             user_id=user.id,
             challenge=bytes_to_base64url(options.challenge),
+            payload={"via": via},
         )
         return options_to_json(options)
 
@@ -504,17 +560,27 @@ class Factors:
         response: str | None,
         name: str | None,
         *,
+        via: str,
+        session: LoginSessionInfo | None,
         ip: str,
         user_agent: str,
         now: datetime,
     ) -> WebAuthnCredential:
         """Register the passkey that answers this browser's registration challenge
         (WebAuthn L3 §7.1, by the ``webauthn`` library: challenge, origin, RP ID hash,
-        user presence and verification, the attestation's form)."""
+        user presence and verification, the attestation's form) — a challenge asked for
+        on the same page (``via``), and with a session a recent sign-in."""
         label = validate_passkey_name(name)
         parsed = _credential_json(response)
+        if session is not None:
+            self.ensure_recent(session, now)
         step = self.take_step(cookie, "register", now)
-        if step is None or step.user_id != user.id or step.challenge is None:
+        if (
+            step is None
+            or step.user_id != user.id
+            or step.challenge is None
+            or self.payload(step).get("via") != via
+        ):
             raise Invalid("This passkey request expired; please try again.", source="credential")
         rp_id, origins = self._relying_party()
         record = AuditRecord(
@@ -537,7 +603,8 @@ class Factors:
                 "The passkey could not be registered: " + _reason(exc) + ".",
                 source="credential",
             ) from None
-        transports = parsed.get("response", {}).get("transports") or []
+        given = parsed.get("response", {}).get("transports")
+        transports = [t for t in given if isinstance(t, str)] if isinstance(given, list) else []
         row = WebAuthnCredential(
             user_id=user.id,
             credential_id_hash=hashlib.sha256(verified.credential_id).hexdigest(),
@@ -605,12 +672,15 @@ class Factors:
         the credential is one Passport registered; with a discoverable credential its
         ``userHandle`` is that user's (step 6); the challenge is used up; a signature
         counter that did not grow where it counts means a cloned authenticator (step
-        22): refused and audited.  Failures count on the account's and the address's
-        throttle counters."""
+        22): refused and audited.
+
+        Throttled by the address only: an assertion is a signature, which no number of
+        tries guesses, so the account's counter (of wrong passwords and codes) neither
+        holds a passkey back — else anyone who knows a username could lock its owner
+        out of the one phishing-resistant way in — nor counts its failures."""
         parsed = _credential_json(response)
         # Counted before this transaction touches the database (on SQLite its write lock
-        # would hold the counters' own transaction up); the account's counter, known only
-        # once the credential is found, is checked now and counted after the transaction.
+        # would hold the counters' own transaction up).
         address = [ip_key(ip)]
         attempt = self.throttle.reserve(address, now)
         record = AuditRecord(
@@ -639,17 +709,7 @@ class Factors:
                 WebAuthnCredential.credential_id_hash == hashlib.sha256(credential_id).hexdigest()
             )
         )
-        account = [user_account_key(row.user_id)] if row is not None else []
         record = _with(record, user_id=row.user_id if row is not None else None)
-        wait = self.throttle.retry_after(account, now)
-        if wait:
-            self.after(lambda: self.throttle.release(address))
-            self.audit(_with(record, outcome="throttled"), durable=True)
-            raise Throttled(
-                "Too many failed attempts; try again later.",
-                source="credential",
-                retry_after=wait,
-            )
         user = self.db.get(User, row.user_id) if row is not None else None
         problem = None
         if row is None or user is None or user.disabled:
@@ -681,7 +741,6 @@ class Factors:
                 if "sign count" in problem.lower():
                     problem = "signature counter did not grow: a cloned authenticator?"
         if problem is not None:
-            self.after(lambda: self.throttle.count_failure(account, now))
             self.audit(
                 _with(
                     record,
@@ -695,7 +754,7 @@ class Factors:
         assert row is not None and user is not None
         row.sign_count = verified.new_sign_count
         row.last_used_at = now
-        self.after(lambda: self.throttle.succeeded(account[0], address[0]))
+        self.after(lambda: self.throttle.release(address))  # not a failure
         self.audit(
             _with(record, outcome="success", username=user.username, detail=f"passkey {row.id}")
         )
@@ -774,15 +833,26 @@ class Factors:
             ) from None
 
     def totp_start(
-        self, cookie: str, user: User, session: LoginSessionInfo | None, now: datetime
+        self,
+        cookie: str,
+        user: User,
+        session: LoginSessionInfo | None,
+        now: datetime,
+        *,
+        via: str,
     ) -> TotpEnrolment:
         """A new secret (160 bits, RFC 4226 §4 R6) shown to be scanned; kept sealed with
-        this browser's step until the first code confirms it."""
+        this browser's step, and the page it was shown on (``via``), until the first
+        code confirms it there."""
         if session is not None:
             self.ensure_recent(session, now)
         secret = pyotp.random_base32()
         self.put_step(
-            cookie, "totp", now, user_id=user.id, payload={"secret": self._seal(user.id, secret)}
+            cookie,
+            "totp",
+            now,
+            user_id=user.id,
+            payload={"secret": self._seal(user.id, secret), "via": via},
         )
         uri = pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD).provisioning_uri(
             name=user.username, issuer_name=self.issuer_label()
@@ -802,20 +872,25 @@ class Factors:
         user: User,
         code: str | None,
         *,
+        via: str,
+        session: LoginSessionInfo | None,
         ip: str,
         user_agent: str,
         now: datetime,
     ) -> None:
-        """Keep the authenticator app whose secret this browser was shown, once its first
-        code is right (that code is then used: it cannot sign in)."""
+        """Keep the authenticator app whose secret this browser was shown on the same page
+        (``via``), once its first code is right (that code is then used: it cannot sign
+        in); with a session, a recent sign-in."""
         typed = _otp_text(code)
+        if session is not None:
+            self.ensure_recent(session, now)
         keys = [user_account_key(user.id), ip_key(ip)]
         attempt = self.throttle.reserve(keys, now)  # before the transaction writes
         record = AuditRecord(
             "mfa.totp.add", "", now, user.id, user.username, ip=ip, user_agent=user_agent
         )
         step = self.find_step(cookie, "totp", now)
-        if step is None or step.user_id != user.id:
+        if step is None or step.user_id != user.id or self.payload(step).get("via") != via:
             self.after(lambda: self.throttle.release(keys))
             raise Invalid("This enrolment expired; scan the new code.", source="code")
         secret = self._open(user.id, str(self.payload(step).get("secret", "")))

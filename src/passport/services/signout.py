@@ -36,6 +36,7 @@ from passport.storage.models import Consent
 from passport.storage.models import DeviceAuthorization
 from passport.storage.models import OAuthToken
 from passport.storage.models import PendingAuthorization
+from passport.storage.models import SignInStep
 from passport.storage.models import User
 
 NotifyLogout = Callable[[Session, User, str | None], None]
@@ -53,7 +54,8 @@ def end_user_access(
     *,
     keep_session: str | None = None,
 ) -> int:
-    """End ``user``'s sessions (but ``keep_session``, an id hash), revoke every OAuth
+    """End ``user``'s sessions (but ``keep_session``, an id hash) and their sign-ins in
+    progress, revoke every OAuth
     token of theirs (RFC 7009 §2.1: a refresh token's access tokens go with it), drop
     their unused authorization codes, and queue logout tokens for the applications
     that hold tokens for them.  Returns the number of sessions ended."""
@@ -67,6 +69,10 @@ def end_user_access(
     db.execute(delete(AuthorizationCode).where(AuthorizationCode.user_id == user.id))
     # Devices the user allowed and that have not redeemed yet (RFC 8628): as unused codes.
     db.execute(delete(DeviceAuthorization).where(DeviceAuthorization.user_id == user.id))
+    # Sign-ins half-way (the password given, the second factor owed) and challenges or
+    # enrolments in progress: what the password or the factors were a moment ago is no
+    # longer enough (a reset password, a disabled account).
+    db.execute(delete(SignInStep).where(SignInStep.user_id == user.id))
     return sessions.remove_for_user(user.id, db, keep=keep_session)
 
 

@@ -506,7 +506,7 @@ class PendingAuthorization(Base):
     # that user may sign in and go on with this authorization.
     hinted_subject: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # OIDC Core §3.1.2.1 ``acr_values`` as asked (migration 0021): the step-up it needs
-    # is decided when the request goes on (:func:`passport.services.factors.required_level`).
+    # is decided when the request goes on (services/factors.py ``required_level``).
     acr_values: Mapped[str | None] = mapped_column(String(255), nullable=True)
     login_required: Mapped[bool] = mapped_column(Boolean, default=False)
     logged_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -12,9 +12,12 @@ from passport.errors import ClientError
 from passport.errors import Invalid
 from passport.errors import NotFound
 from passport.errors import NotSignedIn
+from passport.errors import SecondFactorRequired
 from passport.services.accounts import Accounts
 from passport.services.accounts import Caller
 from passport.services.administration import Administration
+from passport.services.factors import level_of
+from passport.services.factors import reading
 from passport.services.policy import Actor
 from passport.services.policy import ensure_right
 from passport.storage.models import User
@@ -45,9 +48,22 @@ class Controller:
 
     def authorize(self, right: str) -> None:
         """Check the right an endpoint declares (``@expose(right=...)``) before it runs:
-        the caller is signed in (401) and holds ``right`` or ``admin`` (403)."""
-        actor = Actor.administrator(self.ctx.db, self.require_user())
+        the caller is signed in (401), holds ``right`` or ``admin`` (403), and this
+        session proved what a sign-in of theirs must prove now (Number 8, 401): a right
+        granted, a group's rule or a factor enrolled since it began counts at once
+        (services/factors.py ``sign_in_level``)."""
+        user = self.require_user()
+        actor = Actor.administrator(self.ctx.db, user)
         ensure_right(actor, right)
+        session = self.ctx.login_session
+        owed = reading(self.ctx.settings, self.ctx.services.throttle, self.ctx.db).sign_in_level(
+            user.id
+        )
+        if session is None or level_of(session.amr) < owed:
+            raise SecondFactorRequired(
+                "Sign in again with your second factor to administer Passport.",
+                source="session",
+            )
         self._actor = actor
 
     def administration(self) -> Administration:

@@ -65,6 +65,8 @@
     var body = new URLSearchParams();
     body.set("csrf", form.elements.csrf.value);
     body.set("purpose", purpose);
+    // The sign-in this ceremony belongs to (its pending authorization), as the page has it.
+    if (form.elements.authorization) body.set("authorization", form.elements.authorization.value);
     return fetch("/webauthn/options", {
       method: "POST",
       body: body,
@@ -85,7 +87,7 @@
 
   function run(form, purpose, mediation, signal) {
     return options(form, purpose).then(function (json) {
-      if (purpose === "register") {
+      if (purpose === "register" || purpose === "enrol") {
         return navigator.credentials.create({ publicKey: creationOptions(json) });
       }
       var asked = { publicKey: requestOptions(json) };
