@@ -270,3 +270,16 @@ def test_wrong_passwords_do_not_lock_the_owner_out_of_their_passkey(h: Harness) 
     )
     assert answer.status_code == 302, answer.get_data(as_text=True)[:300]
     assert owner.get("/Account/status").get_json()["Data"]["Amr"] == ["hwk", "mfa"]
+
+
+def test_jwt_access_tokens_say_how_the_user_signed_in(h: Harness) -> None:
+    """RFC 9068 §2.2.1: ``auth_time``, ``acr`` and ``amr`` in a JWT access token, so that a
+    resource server can ask its callers for a second factor too."""
+    from oidc_support import exchange
+    from oidc_support import get_code
+
+    issued = exchange(h, get_code(h)).get_json()
+    payload = issued["access_token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["amr"] == ["pwd"] and claims["acr"] == "urn:passport:acr:password"
+    assert isinstance(claims["auth_time"], int)

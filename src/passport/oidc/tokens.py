@@ -277,21 +277,25 @@ class Tokens:
         expires = now + timedelta(seconds=lifetime)
         jti = secrets.token_urlsafe(16)
         if app.access_token_format == "jwt":
-            access = self.sign(
-                "at+jwt",
-                {
-                    "iss": self.issuer,
-                    "sub": subject(grant.user) if grant.user else app.client_id,
-                    "aud": audience_claim(grant.audience, app.client_id or ""),
-                    "client_id": app.client_id,
-                    "iat": int(now.timestamp()),
-                    "exp": int(expires.timestamp()),
-                    "jti": jti,
-                    "scope": grant.scope,
-                },
-                now,
-                self.access_token_alg(grant),
-            )
+            payload: dict[str, Any] = {
+                "iss": self.issuer,
+                "sub": subject(grant.user) if grant.user else app.client_id,
+                "aud": audience_claim(grant.audience, app.client_id or ""),
+                "client_id": app.client_id,
+                "iat": int(now.timestamp()),
+                "exp": int(expires.timestamp()),
+                "jti": jti,
+                "scope": grant.scope,
+            }
+            if grant.user is not None:
+                # RFC 9068 §2.2.1: how the user signed in, for a resource server that asks
+                # a second factor of its callers (the ID token's auth_time, acr and amr).
+                payload.update(
+                    auth_time=int((grant.auth_time or now).timestamp()),
+                    acr=acr_of(grant.amr),
+                    amr=amr_list(grant.amr),
+                )
+            access = self.sign("at+jwt", payload, now, self.access_token_alg(grant))
         else:
             access = secrets.token_urlsafe(32)
         rows = [self._record(access, "access", grant, family, now, expires)]
