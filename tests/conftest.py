@@ -242,35 +242,43 @@ def _seeded_passport(url: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 _ENGINES: dict[str, Engine] = {}
 
 
+# The tables emptied between tests, children before parents: these engines do not
+# enforce foreign keys on SQLite, so a child row left behind would point nowhere (and
+# `passport serve`, which checks, would refuse the database).  The others: Passport's
+# seeded application and permissions (restored below), and the schema's bookkeeping.
+EMPTIED = (
+    "sign_in_steps",
+    "recovery_codes",
+    "totp_credentials",
+    "webauthn_credentials",
+    "device_authorizations",
+    "pending_authorizations",
+    "pushed_authorization_requests",
+    "resource_clients",
+    "application_resources",
+    "logout_notifications",
+    "oauth_tokens",
+    "oauth_codes",
+    "consents",
+    "signing_keys",
+    "user_permissions",
+    "group_permissions",
+    "group_members",
+    "groups",
+    "login_sessions",
+    "throttle_counters",
+    "audit_events",
+    "users",
+)
+NOT_EMPTIED = ("applications", "permissions", "application_generation", "alembic_version")
+
+
 def _empty_tables(url: str) -> None:
     engine = _ENGINES.get(url)
     if engine is None:
         engine = _ENGINES[url] = create_engine(url)
     with engine.begin() as conn:
-        for table in (
-            "sign_in_steps",
-            "recovery_codes",
-            "totp_credentials",
-            "webauthn_credentials",
-            "device_authorizations",
-            "pending_authorizations",
-            "pushed_authorization_requests",
-            "resource_clients",
-            "application_resources",
-            "logout_notifications",
-            "oauth_tokens",
-            "oauth_codes",
-            "consents",
-            "signing_keys",
-            "user_permissions",
-            "group_permissions",
-            "group_members",
-            "groups",
-            "login_sessions",
-            "throttle_counters",
-            "audit_events",
-            "users",
-        ):
+        for table in EMPTIED:
             conn.execute(text(f"DELETE FROM {table}"))
         conn.execute(text("DELETE FROM permissions WHERE application_id <> 1"))
         conn.execute(text("DELETE FROM applications WHERE id <> 1"))
