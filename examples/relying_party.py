@@ -6,8 +6,10 @@ Run next to Passport (see the README):
         .venv/bin/python examples/relying_party.py --port 5000
 
 It is a plain WSGI app with Authlib's OAuth 2 client: "/" says who is signed in,
-"/signin" starts the code flow with PKCE, "/callback" finishes it (checking the
-ID token's signature, issuer, audience and nonce), "/signout" ends the Passport
+"/signin" starts the code flow with PKCE ("/signin?acr_values=phr" asks for a passkey,
+"?acr_values=urn:passport:acr:mfa" for a second factor: Passport steps the sign-in up),
+"/callback" finishes it (checking the ID token's signature, issuer, audience and nonce;
+"/" shows the token's ``acr`` and ``amr``: how the user signed in), "/signout" ends the Passport
 session too (RP-initiated logout), and "/backchannel-logout" receives Passport's
 logout tokens, so signing out anywhere signs the user out here too.
 """
@@ -49,8 +51,13 @@ def app(environ: dict[str, Any], start_response: Any) -> Any:
     )
     if request.path == "/signin":
         state["verifier"], state["nonce"] = secrets.token_urlsafe(48), secrets.token_urlsafe(16)
+        state["acr_values"] = request.args.get("acr_values", "")
+        extra = {"acr_values": state["acr_values"]} if state["acr_values"] else {}
         uri, state["state"] = client.create_authorization_url(
-            meta["authorization_endpoint"], code_verifier=state["verifier"], nonce=state["nonce"]
+            meta["authorization_endpoint"],
+            code_verifier=state["verifier"],
+            nonce=state["nonce"],
+            **extra,
         )
         response = Response(status=302, headers={"Location": uri})
     elif request.path == "/callback":
@@ -72,7 +79,8 @@ def app(environ: dict[str, Any], start_response: Any) -> Any:
         )
         claims.validate()
         state["user"], state["id_token"] = claims["preferred_username"], token["id_token"]
-        state["sub"] = claims["sub"]
+        state["sub"], state["acr"] = claims["sub"], claims.get("acr", "")
+        state["amr"] = " ".join(claims.get("amr", []))
         response = Response(status=302, headers={"Location": "/"})
     elif request.path == "/backchannel-logout" and request.method == "POST":
         keys = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"], timeout=10).json())
@@ -101,6 +109,8 @@ def app(environ: dict[str, Any], start_response: Any) -> Any:
     elif "user" in state:
         body = (
             f"<h1>Signed in as <span id=user>{html.escape(state['user'])}</span></h1>"
+            f"<p>How: <span id=acr>{html.escape(state['acr'])}</span>"
+            f" (<span id=amr>{html.escape(state['amr'])}</span>)</p>"
             "<p><a href=/signout>Sign out</a></p>"
         )
         response = Response(body, content_type="text/html")
