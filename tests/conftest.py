@@ -489,14 +489,20 @@ class LiveServer:
 
 
 def start_server(
-    tmp_path: Path, database_url: str, *extra_args: str, env: dict[str, str] | None = None
+    tmp_path: Path,
+    database_url: str,
+    *extra_args: str,
+    env: dict[str, str] | None = None,
+    public_host: str = "127.0.0.1",
 ) -> LiveServer:
+    """``passport serve`` on a free port of 127.0.0.1.  ``public_host`` names it in its
+    public URL (the issuer): ``localhost`` for WebAuthn, whose RP ID must be a domain."""
     port = free_port()
     log = tmp_path / f"serve-{port}.log"
     # Each test server is its own deployment: its public URL (the issuer) is where it listens.
     environment = (
         {k: v for k, v in os.environ.items() if not k.startswith("PASSPORT_")}
-        | {"PASSPORT_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+        | {"PASSPORT_PUBLIC_URL": f"http://{public_host}:{port}"}
         | (env or {})
     )
     process = subprocess.Popen(
@@ -516,7 +522,7 @@ def start_server(
         env=environment,
         cwd=tmp_path,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{public_host}:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -534,8 +540,13 @@ def start_server(
 def live_server(tmp_path: Path) -> Iterator[Any]:
     started: list[LiveServer] = []
 
-    def start(database_url: str, *extra: str, env: dict[str, str] | None = None) -> LiveServer:
-        server = start_server(tmp_path, database_url, *extra, env=env)
+    def start(
+        database_url: str,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        public_host: str = "127.0.0.1",
+    ) -> LiveServer:
+        server = start_server(tmp_path, database_url, *extra, env=env, public_host=public_host)
         started.append(server)
         return server
 
