@@ -372,3 +372,102 @@ def test_an_authenticator_app_set_up_and_used_in_the_browser(
     assert set(signed_in["Amr"]) == {"pwd", "otp", "mfa"}
     assert signed_in["Acr"] == "urn:passport:acr:mfa"
     tab.assert_clean(refused=1)
+
+
+def _layout_fits(page: Any) -> None:
+    """Nothing wider than the window (no sideways scrolling), the QR code, the key, the
+    buttons and the recovery codes inside the page's box, and each code on one line."""
+    overflow = page.evaluate(
+        """() => {
+        const out = [];
+        if (document.documentElement.scrollWidth > window.innerWidth) out.push("page");
+        const box = document.querySelector("main").getBoundingClientRect();
+        for (const el of document.querySelectorAll(".qr svg, .secret, .codes code, button")) {
+          const r = el.getBoundingClientRect();
+          if (r.width && (r.left < box.left || r.right > box.right + 0.5)) {
+            out.push(el.outerHTML.slice(0, 60));
+          }
+        }
+        for (const code of document.querySelectorAll(".codes code")) {  // one line each
+          if (code.getClientRects().length !== 1) out.push("wrapped " + code.textContent);
+        }
+        return out;
+    }"""
+    )
+    assert overflow == [], overflow
+
+
+@pytest.mark.parametrize("width", [1024])
+def test_the_second_factor_pages_fit_and_are_pictured(
+    backends: dict[str, Backend], live_server: Any, chromium: Any, tmp_path: Path, width: int
+) -> None:
+    """Each page of a second factor, at a desktop's width and a phone's (375 px): laid out
+    within the window, and pictured (full page, PNG); ``UPDATE_SCREENSHOTS=1`` writes the
+    pictures into docs/screenshots/."""
+    base, _ = start_passport(backends, live_server, "sqlite", PASSPORT_MFA_POLICY="mfa")
+    tab = open_tab(chromium, base, width)
+    page = tab.page
+    shots: list[Path] = []
+
+    def shoot(name: str, section: tuple[str, str] | None = None) -> None:
+        """The page at each width; of a ``section`` (from one heading to the next), the
+        part of the page's box between them."""
+        for each in (width, 375):
+            page.set_viewport_size({"width": each, "height": 720})
+            _layout_fits(page)
+            shot = tmp_path / f"{name}-{each}.png"
+            clip = None
+            if section is not None:
+                box = page.locator("main").bounding_box()
+                top = page.get_by_role("heading", name=section[0]).bounding_box()
+                end = page.get_by_role("heading", name=section[1]).bounding_box()
+                assert box and top and end
+                y = top["y"] - 16
+                clip = {"x": box["x"], "y": y, "width": box["width"], "height": end["y"] - y}
+            page.screenshot(
+                path=str(shot), full_page=True, clip=clip, animations="disabled", caret="hide"
+            )
+            shots.append(shot)
+        page.set_viewport_size({"width": width, "height": 720})
+
+    page.goto(f"{base}/login")
+    page.get_by_role("button", name="Sign in with a passkey").wait_for()
+    shoot("login")
+
+    tab.sign_in_with_password()  # the server's policy asks for a second factor: enrol one
+    page.wait_for_url(f"{base}/login/enrol?**")
+    page.locator(".qr svg").wait_for()
+    page.get_by_role("button", name="Create a passkey").wait_for()
+    shoot("enrol")
+    secret = page.locator("code.secret").inner_text().replace(" ", "")
+    page.get_by_label("The code it shows").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Verify and add").click()
+    page.get_by_role("heading", name="Save your recovery codes").wait_for()
+    assert len(page.locator(".codes code").all_text_contents()) >= 8
+    shoot("recovery-codes")
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(f"{base}/account")
+
+    tab.add_passkey()
+    shoot("account-second-factors", ("Second factors", "Where you are signed in"))
+
+    tab.sign_out()
+    tab.presence(False)  # the autofill request waits: sign in with the password
+    tab.sign_in_with_password()
+    page.wait_for_url(f"{base}/login/verify?**")
+    page.get_by_role("button", name="Use your passkey").wait_for()
+    shoot("verify")
+    page.get_by_label("Code from your authenticator app").fill(
+        pyotp.TOTP(secret).at(time.time() + 30)
+    )
+    page.get_by_role("button", name="Verify", exact=True).click()
+    page.wait_for_url(f"{base}/account")
+    tab.assert_clean()
+
+    for shot in shots:
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert shot.stat().st_size < 150_000, shot
+    if os.environ.get("UPDATE_SCREENSHOTS"):
+        SCREENSHOTS.mkdir(exist_ok=True)
+        for shot in shots:
+            shutil.copy(shot, SCREENSHOTS / shot.name)
