@@ -62,7 +62,8 @@ AUTHENTICATOR = {  # a platform authenticator holding passkeys, with user verifi
 PASSKEY_SCRIPT = re.compile(r"/assets/passkey-[0-9a-f]{16}\.js")
 ALLOW_PRIVATE = {"PASSPORT_BACKCHANNEL_ALLOW_PRIVATE": "true"}
 # Counts the page's navigator.credentials.get calls (an init script: not the page's, so
-# outside its CSP), for the test to know the autofill request has started.
+# outside its CSP), for the test to know the autofill request has started; waited for
+# with a function, not a string (which Playwright evaluates by eval, refused by the CSP).
 COUNT_REQUESTS = """
 (() => {
   const get = navigator.credentials.get.bind(navigator.credentials);
@@ -235,9 +236,9 @@ def test_a_passkey_added_on_the_account_page_signs_in_without_a_username(
     tab.presence(False)
     tab.challenges.clear()
     page.goto(f"{base}/login")
-    page.wait_for_function("window.passkeyRequests === 1")  # the autofill's
+    page.wait_for_function("() => window.passkeyRequests === 1")  # the autofill's
     page.get_by_role("button", name="Sign in with a passkey").click()
-    page.wait_for_function("window.passkeyRequests === 2")  # the button's
+    page.wait_for_function("() => window.passkeyRequests === 2")  # the button's
     assert len(tab.challenges) == 2
     page.wait_for_timeout(300)
     assert page.locator("[data-passkey-status]").is_hidden()
