@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
 import pyotp
+import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import text
@@ -435,3 +436,47 @@ def test_a_password_sign_in_says_so(h: Harness) -> None:
     assert claims["amr"] == ["pwd"] and claims["acr"] == PASSWORD_ACR
     assert status(browser)["Data"]["Acr"] == PASSWORD_ACR
 
+
+@pytest.mark.parametrize("policy", ["mfa", "passkey"])
+def test_a_device_cannot_be_approved_below_the_applications_policy(h: Harness, policy: str) -> None:
+    """Regression: the device page let a password-only session allow a device for an
+    application whose ``mfa_policy`` asks for more (its tokens then said ``pwd``)."""
+    with h.app.services.db.session(write=True) as db, db.begin():
+        db.execute(
+            text("UPDATE applications SET device_grant = :y WHERE name = 'Wiki'"), {"y": True}
+        )
+    set_policy(h, policy)
+    browser = h.new_client()
+    page_sign_in(browser)
+    started = body(
+        h.client.post("/oauth2/device_authorization", data={"scope": "openid"}, headers=basic(h))
+    )
+    form = form_of(browser.get("/device"))
+    for decision in ({}, {"decision": "allow"}):
+        answer = browser.post(
+            "/device", data={**form, "user_code": started["user_code"], **decision}
+        )
+        assert answer.status_code == 403, text_of(answer)[:500]
+        assert "asks for" in text_of(answer)
+    h.clock.advance(seconds=10)
+    polled = h.client.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+            "device_code": started["device_code"],
+        },
+        headers=basic(h),
+    )
+    assert body(polled)["error"] == "authorization_pending"
+    # Strong enough (a passkey sign-in reaches both): allowed.
+    device = authenticator(h)
+    enrol_passkey(h, browser, device)
+    browser.post("/Account/logout")
+    token = form_of(browser.get("/login"))["csrf"]
+    challenge = options(browser, "signin", token)
+    browser.post("/login", data={"csrf": token, "credential": device.get(text_of(challenge))})
+    form = form_of(browser.get("/device"))
+    done = browser.post(
+        "/device", data={**form, "user_code": started["user_code"], "decision": "allow"}
+    )
+    assert done.status_code == 200, text_of(done)[:500]

@@ -47,6 +47,7 @@ from passport.oidc.authorization import SCOPES
 from passport.oidc.base import redirect
 from passport.pages import render
 from passport.services.audit import AuditRecord
+from passport.services.factors import Level
 from passport.services.factors import level_of
 from passport.services.factors import reading
 from passport.services.throttle import device_code_keys
@@ -57,6 +58,10 @@ TEMPLATE = "device.html"
 WRONG_CODE = (
     "That code is not valid or has expired. Check the code your device shows, or start "
     "again on the device."
+)
+STRONGER = (
+    "{application} asks for a sign-in with {what}. Sign out and sign in with it (add one "
+    "on your account page if you have none), then enter the code again."
 )
 TOO_MANY = "Too many wrong codes. Wait {seconds} seconds before you try again."
 
@@ -133,12 +138,26 @@ class DevicePage(render.Page):
         # A right code is not a guess: its attempt is taken back once this request's
         # transaction is over (on SQLite the counters' writer would wait for ours).
         ctx.after(lambda: throttle.release([account]))
-        factors = reading(self.settings, throttle, db)
-        if level_of(session.amr) < factors.required_level(identity.id, app.mfa_policy, None):
-            # The application (or this user's rule) asks for a second factor this session
-            # has not given: the same step-up as at the authorization endpoint, back here.
-            back = device.VERIFICATION_PATH + "?" + urlencode({"user_code": shown})
-            return redirect("/login/verify?" + urlencode({"next": back}))
+        needed = reading(self.settings, throttle, db).required_level(
+            identity.id, app.mfa_policy, None
+        )
+        if level_of(session.amr) < needed:
+            # The application (or this user's own rule) asks for more than this session
+            # proved: a second factor is asked here and the user comes back (the same
+            # step-up as at the authorization endpoint); a passkey, which /login/verify
+            # cannot be told to insist on without a pending authorization, is refused
+            # with what to do — a weaker session neither sees the confirmation nor decides.
+            if needed < Level.PASSKEY:
+                back = device.VERIFICATION_PATH + "?" + urlencode({"user_code": shown})
+                return redirect("/login/verify?" + urlencode({"next": back}))
+            return self.form(
+                request,
+                TEMPLATE,
+                403,
+                username=identity.username,
+                user_code=shown,
+                error=STRONGER.format(application=app.name, what="a passkey"),
+            )
         if decision is None:
             return self.form(
                 request,
