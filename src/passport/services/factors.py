@@ -1165,7 +1165,7 @@ def _credential_json(raw: str | None) -> dict[str, Any]:
         raise WrongLength("The passkey's answer is too large.", source="credential")
     try:
         parsed = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
         parsed = None
     if not isinstance(parsed, dict) or not isinstance(parsed.get("response"), dict):
         raise Invalid("The passkey's answer is not a WebAuthn credential.", source="credential")
