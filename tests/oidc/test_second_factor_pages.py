@@ -370,8 +370,10 @@ def test_a_passkey_can_be_enrolled_when_one_is_owed(factory: Any, combo: tuple[s
     browser = h.new_client()
     token, answer = halfway(h, browser)
     page = browser.get(answer.headers["Location"])
-    assert 'data-passkey="register"' in text_of(page)
-    challenge = options(browser, "register", token)
+    assert 'data-passkey="enrol"' in text_of(page)
+    # "register" is the account page's (a session's); a sign-in's enrolment is "enrol".
+    assert options(browser, "register", token).status_code == 401
+    challenge = options(browser, "enrol", token)
     assert challenge.status_code == 200, text_of(challenge)
     assert json.loads(text_of(challenge))["user"]["name"] == "alice"
     device = authenticator(h)
