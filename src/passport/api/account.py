@@ -115,8 +115,7 @@ class AccountController(Controller):
             result = accounts.finish_sign_in(
                 self.caller,
                 verified.user,
-                # A recovery code adds no method value of its own, only "mfa".
-                amr=combine_amr("pwd", verified.amr, "mfa" if left is not None else ""),
+                amr=combine_amr("pwd", verified.amr),
                 remember=bool(remember),
                 application=app_name,
                 replacing=self.ctx.login_session,

@@ -289,10 +289,7 @@ class SecondFactorPage(render.Page):
         result = accounts.finish_sign_in(
             caller,
             subject.user,
-            # A recovery code adds no method value of its own, only "mfa".
-            amr=combine_amr(
-                subject.amr, verified.amr, "mfa" if verified.recovery_left is not None else ""
-            ),
+            amr=combine_amr(subject.amr, verified.amr),
             remember=subject.remember,
             replacing=ctx.login_session,
         )

@@ -1110,7 +1110,7 @@ class Factors:
         )
         # A recovery code is a second factor (SP 800-63B §5.1.2 look-up secret) but has
         # no RFC 8176 method value of its own: it adds only "mfa".
-        return Verified(user, "otp" if method == "totp" else "", left)
+        return Verified(user, "otp" if method == "totp" else "mfa", left)
 
     # -- administration ---------------------------------------------------------------
     def reset(self, user_id: int) -> int:
