@@ -175,7 +175,7 @@ def amr_list(amr: str | None) -> list[str]:
 def combine_amr(*parts: str) -> str:
     """The union of ``amr`` values, in Passport's order, with ``mfa`` when more than one
     factor is in it (RFC 8176 §2 ``mfa``: "multiple-factor authentication")."""
-    values = {v for part in parts for v in part.split()}
+    values = {v for part in parts for v in part.split()} & set(_AMR_ORDER)
     factors = values - {"mfa"}
     if len(factors) > 1:
         values.add("mfa")
