@@ -605,6 +605,17 @@ class Factors:
             ) from None
         given = parsed.get("response", {}).get("transports")
         transports = [t for t in given if isinstance(t, str)] if isinstance(given, list) else []
+        # The limit again: challenges fetched in several browsers before it was reached.
+        held = self.db.scalar(
+            select(func.count())
+            .select_from(WebAuthnCredential)
+            .where(WebAuthnCredential.user_id == user.id)
+        )
+        if (held or 0) >= MAX_PASSKEYS:
+            raise Invalid(
+                f"You have {MAX_PASSKEYS} passkeys; remove one before adding another.",
+                source="credential",
+            )
         row = WebAuthnCredential(
             user_id=user.id,
             credential_id_hash=hashlib.sha256(verified.credential_id).hexdigest(),
