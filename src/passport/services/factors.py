@@ -729,7 +729,9 @@ class Factors:
             problem = "a passkey of another account"
         else:
             handle = (parsed.get("response") or {}).get("userHandle")
-            if handle and not (
+            if not handle and step.user_id is None:
+                problem = "no userHandle for a sign-in without a username"
+            elif handle and not (
                 user.webauthn_handle
                 and hmac.compare_digest(str(handle).encode(), user.webauthn_handle.encode())
             ):
