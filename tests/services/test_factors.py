@@ -29,6 +29,7 @@ import cbor2
 import pyotp
 import pytest
 from hypothesis import HealthCheck
+from hypothesis import example
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -1847,6 +1848,8 @@ def test_reset_removes_every_factor_of_one_user_only(world: World) -> None:
 
 # == hostile input =====================================================================
 @given(st.one_of(st.none(), st.text(max_size=100)))
+@example("\u00af")  # NFKC: " \u0304", a leading space once normalised
+@example("\u3000 Key \u2003")
 def test_any_passkey_name_is_a_name_or_a_client_error(raw: str | None) -> None:
     from passport.services.factors import validate_passkey_name
 

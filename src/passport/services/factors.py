@@ -1149,7 +1149,8 @@ class Factors:
 
 
 def validate_passkey_name(raw: str | None) -> str:
-    name = unicodedata.normalize("NFKC", (raw or "").strip())
+    # Stripped once normalised: NFKC makes spaces of some characters ("¯" is " ̄").
+    name = unicodedata.normalize("NFKC", raw or "").strip()
     if not name:
         return "Passkey"
     if len(name) > 64:
