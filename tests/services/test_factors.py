@@ -1295,6 +1295,8 @@ def test_a_recovery_code_is_used_once_and_tells_how_many_are_left(world: World) 
     codes = world.recovery_codes(alice)
     verified = world.verify_code(alice, "recovery", codes[0])
     assert verified.user.id == alice.id and verified.recovery_left == 9
+    # No RFC 8176 value of its own: it adds "mfa" to the password's "pwd".
+    assert verified.amr == "mfa" and level_of(combine_amr("pwd", verified.amr)) == Level.MFA
     with pytest.raises(NotSignedIn):
         world.verify_code(alice, "recovery", codes[0])
     assert world.verify_code(alice, "recovery", codes[1]).recovery_left == 8
