@@ -67,6 +67,7 @@ from passport.services.factors import combine_amr
 from passport.services.factors import level_of
 from passport.services.factors import needed
 from passport.services.factors import new_step_cookie
+from passport.services.factors import normalise_recovery_code
 from passport.services.factors import policy_level
 from passport.services.factors import requested_level
 from passport.services.factors import validate_policy
@@ -1891,3 +1892,7 @@ def test_any_typed_code_is_a_client_error(world: World, method: str, code: str |
     with pytest.raises(ClientError):  # Missing, Invalid, WrongLength, NotSignedIn, Throttled
         world.verify_code(world.alice, method, code)  # type: ignore[attr-defined]
     assert len(world.rows(RecoveryCode)) == 10
+
+
+def test_a_pasted_recovery_code_with_a_line_break_or_a_unicode_dash_is_the_same_code() -> None:
+    assert normalise_recovery_code("ABCD\u2010efgh\u2013 2345 6789\r\n") == "abcdefgh23456789"

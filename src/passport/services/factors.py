@@ -354,7 +354,8 @@ def new_step_cookie() -> str:
 def normalise_recovery_code(raw: str) -> str:
     """A typed recovery code as stored: NFKC, lower case, without spaces or hyphens."""
     text = unicodedata.normalize("NFKC", raw).lower()
-    return "".join(c for c in text if c not in " -\t")
+    # White space of any kind (a pasted line break) and any dash (U+2010…) are layout.
+    return "".join(c for c in text if not c.isspace() and unicodedata.category(c) != "Pd")
 
 
 def normalise_otp(raw: str) -> str:
@@ -1077,6 +1078,8 @@ class Factors:
                 "method must be totp or recovery.", source="method", value=(method or "")[:16]
             )
         typed = _otp_text(code) if method == "totp" else _recovery_text(code)
+        if key_encryption_key(self.settings) is None:  # a misconfiguration is no attempt
+            raise FeatureDisabled(NEEDS_KEY, source="code")
         keys = [user_account_key(user_id), ip_key(ip)]
         # Counted before this transaction touches the database (SQLite's write lock).
         attempt = self.throttle.reserve(keys, now)
