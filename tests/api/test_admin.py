@@ -540,6 +540,8 @@ NOT_FOUND_CALLS = [
     ("POST", "/Users/setDisabled", {"username": "ghost", "disabled": "true"}),
     ("POST", "/Users/resetPassword", {"username": "ghost", "password": STRONG}),
     ("POST", "/Users/logoutAll", {"username": "ghost"}),
+    ("GET", "/Users/factors", {"username": "ghost"}),
+    ("POST", "/Users/resetFactors", {"username": "ghost"}),
     ("GET", "/Users/logoutNotifications", {"username": "ghost"}),
     ("POST", "/Users/delete", {"username": "ghost"}),
 ]

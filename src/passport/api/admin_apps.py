@@ -42,6 +42,7 @@ TEXT = {
     "idTokenSignedResponseAlg": 10,
     "resources": 12000,
     "resourceClients": 8000,
+    "mfaPolicy": 16,
     "username": 64,
     "group": 100,
     "sort": 32,
@@ -81,6 +82,7 @@ class ApplicationsController(_AppAdmin):
         deviceGrant: bool | None,
         resources: str | None,
         resourceClients: str | None,
+        mfaPolicy: str | None,
     ) -> dict[str, Any]:
         """Register an application; its client secret is in the answer, this once only.
         ``idTokenSignedResponseAlg`` (ES256 or RS256; absent: the server's ``signing_alg``)
@@ -93,7 +95,9 @@ class ApplicationsController(_AppAdmin):
         return its users (RP-Initiated Logout 1.0 §3; none by default, not the redirect
         URIs: §2 wants them registered for that purpose).  ``resourceClients``: the
         ``client_id`` of each confidential application that may get client credentials
-        tokens for them (none: no client may)."""
+        tokens for them (none: no client may).  ``mfaPolicy``: the second factor its
+        sign-ins need, ``default`` (the server's ``mfa_policy``), ``optional``, ``mfa``
+        or ``passkey``."""
         app, secret = self.administration().create_application(
             name,
             description=description,
@@ -111,6 +115,7 @@ class ApplicationsController(_AppAdmin):
             device_grant=bool(deviceGrant),
             resources=split_list(resources),
             resource_clients=split_list(resourceClients),
+            mfa_policy=mfaPolicy,
         )
         return {"Application": application_json(app), "ClientSecret": secret}
 
@@ -155,12 +160,13 @@ class ApplicationsController(_AppAdmin):
         deviceGrant: bool | None,
         resources: str | None,
         resourceClients: str | None,
+        mfaPolicy: str | None,
     ) -> dict[str, Any]:
         """Change what is given; lists (``origins``, ``redirectUris``,
         ``postLogoutRedirectUris``, ``scopes``, ``resources``, ``resourceClients``)
         replace ("" empties); ``idTokenSignedResponseAlg`` "" goes back to the server's
         ``signing_alg``; ``deviceGrant`` switches the Device Authorization Grant (RFC 8628)
-        on or off."""
+        on or off; ``mfaPolicy`` as in ``Applications/create``."""
         app = self.administration().update_application(
             application,
             name=name,
@@ -178,6 +184,7 @@ class ApplicationsController(_AppAdmin):
             device_grant=deviceGrant,
             resources=_list(resources),
             resource_clients=_list(resourceClients),
+            mfa_policy=mfaPolicy,
         )
         return {"Application": application_json(app)}
 

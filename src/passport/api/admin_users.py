@@ -1,6 +1,7 @@
 """Administration of users, groups and memberships, and reading the audit log.
 
-Reading users and groups needs ``users:read``; changing users ``users:write``;
+Reading users, their second factors and groups needs ``users:read``; changing users
+and resetting their second factors ``users:write``;
 changing groups and memberships ``groups:write``; the audit log ``audit:read``.
 Changes are :mod:`passport.services.administration`'s operations: a delegated
 right never reaches an account or group holding Passport rights the caller lacks.
@@ -17,6 +18,7 @@ from sqlalchemy import or_
 from sqlalchemy import select
 
 from passport.api import API
+from passport.api.shapes import factors_json
 from passport.api.shapes import group_json
 from passport.api.shapes import user_json
 from passport.errors import Invalid
@@ -136,6 +138,18 @@ class UsersController(_UserAdmin):
         return {"Ended": ended}
 
     @expose("GET", right="users:read", max_length=TEXT, statuses=READ)
+    def factors(self, username: str | None) -> dict[str, Any]:
+        """A user's second factors: passkeys, authenticator app, recovery codes left."""
+        user, summary = self.administration().user_factors(username)
+        return {"User": user_json(user), "Factors": factors_json(summary)}
+
+    @expose("POST", right="users:write", max_length=TEXT, statuses=WRITE)
+    def resetFactors(self, username: str | None) -> dict[str, Any]:
+        """Remove every second factor of a user; all their sessions and tokens end."""
+        user, removed, ended = self.administration().reset_factors(username)
+        return {"User": user_json(user), "Removed": removed.methods(), "Ended": ended}
+
+    @expose("GET", right="users:read", max_length=TEXT, statuses=READ)
     def logoutNotifications(self, username: str | None) -> dict[str, Any]:
         """Back-channel logout notifications for a user: which applications heard, when."""
         user = self._user(username)
@@ -168,9 +182,12 @@ class UsersController(_UserAdmin):
 @API.controller("Groups")
 class GroupsController(_UserAdmin):
     @expose("POST", right="groups:write", max_length=TEXT, statuses=WRITE)
-    def create(self, name: str | None, description: str | None) -> dict[str, Any]:
-        """Create a group."""
-        group = self.administration().create_group(name, description)
+    def create(
+        self, name: str | None, description: str | None, requireMfa: bool | None
+    ) -> dict[str, Any]:
+        """Create a group; ``requireMfa`` (default false): its members sign in with a
+        second factor."""
+        group = self.administration().create_group(name, description, require_mfa=bool(requireMfa))
         return {"Group": group_json(group, 0)}
 
     @expose("GET", right="users:read", max_length=TEXT, statuses=READ)
@@ -200,10 +217,17 @@ class GroupsController(_UserAdmin):
 
     @expose("POST", right="groups:write", max_length=TEXT, statuses=WRITE)
     def update(
-        self, group: str | None, name: str | None, description: str | None
+        self,
+        group: str | None,
+        name: str | None,
+        description: str | None,
+        requireMfa: bool | None,
     ) -> dict[str, Any]:
-        """Rename a group or change its description."""
-        found = self.administration().update_group(group, name=name, description=description)
+        """Rename a group, change its description, or whether its members must sign in
+        with a second factor (``requireMfa``)."""
+        found = self.administration().update_group(
+            group, name=name, description=description, require_mfa=requireMfa
+        )
         return {"Group": group_json(found)}
 
     @expose("POST", right="groups:write", max_length=TEXT, statuses=WRITE)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 from typing import Protocol
 
+from passport.services.factors import FactorSummary
 from passport.services.sessions import LoginSessionInfo
 from passport.storage.models import Application
 from passport.storage.models import Group
@@ -40,6 +41,9 @@ def application_json(app: Application) -> dict[str, Any]:
         # the client_id of each application that may get client credentials tokens for
         # them (RFC 8707 §2: the server decides which client may reach which resource)
         "ResourceClients": app.resource_clients,
+        # the second factor its sign-ins need: "default" (the server's mfa_policy),
+        # "optional", "mfa" or "passkey" (services/factors.py)
+        "MfaPolicy": app.mfa_policy,
         "Created": app.created_at.isoformat(),
     }
 
@@ -54,7 +58,12 @@ def permission_json(permission: Permission, app: Application) -> dict[str, Any]:
 
 
 def group_json(group: Group, members: int | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {"ID": group.id, "Name": group.name, "Description": group.description}
+    data: dict[str, Any] = {
+        "ID": group.id,
+        "Name": group.name,
+        "Description": group.description,
+        "RequireMfa": group.require_mfa,  # its members sign in with a second factor
+    }
     if members is not None:
         data["Members"] = members
     return data
@@ -69,6 +78,29 @@ def user_json(user: User) -> dict[str, Any]:
         "Disabled": user.disabled,
         "Created": user.created_at.isoformat(),
         "PasswordChanged": user.password_changed_at.isoformat(),
+    }
+
+
+def factors_json(summary: FactorSummary) -> dict[str, Any]:
+    """A user's second factors as an administrator sees them (never a secret):
+    ``Synced`` a passkey that may be copied to the user's other devices (WebAuthn
+    backup eligible, RFC 8176 ``swk``) rather than bound to one (``hwk``)."""
+    return {
+        "Methods": summary.methods(),
+        "Passkeys": [
+            {
+                "ID": p.id,
+                "Name": p.name,
+                "Created": p.created_at.isoformat(),
+                "LastUsed": p.last_used_at.isoformat() if p.last_used_at else None,
+                "Synced": p.synced,
+                "Aaguid": p.aaguid,
+            }
+            for p in summary.passkeys
+        ],
+        "Totp": summary.totp,
+        "TotpCreated": summary.totp_created_at.isoformat() if summary.totp_created_at else None,
+        "RecoveryCodes": summary.recovery_codes,
     }
 
 

@@ -16,6 +16,7 @@ from passport.cli.context import Cli
 from passport.cli.context import emit
 from passport.cli.context import pass_cli
 from passport.services import directory
+from passport.services.factors import APPLICATION_POLICIES
 from passport.storage.models import Application
 
 
@@ -77,6 +78,11 @@ def app_group() -> None:
     help="Client id of an application that may get client credentials tokens for its "
     "resource identifiers (repeatable; none: no client may).",
 )
+@click.option(
+    "--mfa-policy",
+    type=click.Choice(APPLICATION_POLICIES, case_sensitive=False),
+    help="Second factor its sign-ins need ('default': the server's mfa_policy).",
+)
 @json_option
 @pass_cli
 def add(
@@ -97,6 +103,7 @@ def add(
     device_grant: bool,
     resources: tuple[str, ...],
     resource_clients: tuple[str, ...],
+    mfa_policy: str | None,
     as_json: bool,
 ) -> None:
     """Register application NAME; its client secret is printed this once only."""
@@ -118,6 +125,7 @@ def add(
             device_grant=device_grant,
             resources=list(resources),
             resource_clients=list(resource_clients),
+            mfa_policy=mfa_policy,
         )
     if as_json:
         emit([{**application_json(app), "ClientSecret": secret}], True)
@@ -214,6 +222,11 @@ def show(cli: Cli, name: str, as_json: bool) -> None:
     is_flag=True,
     help="No application may get client credentials tokens for its resource identifiers.",
 )
+@click.option(
+    "--mfa-policy",
+    type=click.Choice(APPLICATION_POLICIES, case_sensitive=False),
+    help="Second factor its sign-ins need ('default': the server's mfa_policy).",
+)
 @pass_cli
 def update(
     cli: Cli,
@@ -236,6 +249,7 @@ def update(
     no_resources: bool,
     resource_clients: tuple[str, ...],
     no_resource_clients: bool,
+    mfa_policy: str | None,
 ) -> None:
     """Change application NAME."""
     if resources and no_resources:
@@ -268,6 +282,7 @@ def update(
             resource_clients=(
                 [] if no_resource_clients else list(resource_clients) if resource_clients else None
             ),
+            mfa_policy=mfa_policy,
         )
     say(f"application '{app.name}' updated")
 

@@ -25,11 +25,17 @@ def group_group() -> None:
 @group_group.command("add")
 @click.argument("name")
 @click.option("--description", default="", help="What the group is for.")
+@click.option(
+    "--require-mfa/--no-require-mfa",
+    default=False,
+    show_default=True,
+    help="Its members sign in with a second factor.",
+)
 @pass_cli
-def group_add(cli: Cli, name: str, description: str) -> None:
+def group_add(cli: Cli, name: str, description: str, require_mfa: bool) -> None:
     """Create group NAME."""
     with cli.transaction() as db:
-        group = cli.administration(db).create_group(name, description)
+        group = cli.administration(db).create_group(name, description, require_mfa=require_mfa)
     say(f"group '{group.name}' created")
 
 
@@ -40,7 +46,7 @@ def group_list(cli: Cli, as_json: bool) -> None:
     """List groups."""
     with cli.transaction() as db:
         rows = [group_json(g) for g in db.scalars(select(Group).order_by(Group.name_key))]
-    emit(rows, as_json, ["ID", "Name", "Description"])
+    emit(rows, as_json, ["ID", "Name", "Description", "RequireMfa"])
 
 
 @group_group.command("show")
@@ -67,11 +73,21 @@ def group_show(cli: Cli, name: str, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--rename", help="New name.")
 @click.option("--description", help="New description.")
+@click.option(
+    "--require-mfa/--no-require-mfa",
+    default=None,
+    help="Whether its members must sign in with a second factor.",
+)
 @pass_cli
-def group_update(cli: Cli, name: str, rename: str | None, description: str | None) -> None:
-    """Rename group NAME or change its description."""
+def group_update(
+    cli: Cli, name: str, rename: str | None, description: str | None, require_mfa: bool | None
+) -> None:
+    """Rename group NAME, change its description, or whether its members need a second
+    factor."""
     with cli.transaction() as db:
-        group = cli.administration(db).update_group(name, name=rename, description=description)
+        group = cli.administration(db).update_group(
+            name, name=rename, description=description, require_mfa=require_mfa
+        )
     say(f"group '{group.name}' updated")
 
 

@@ -12,6 +12,7 @@ import click
 from rich.progress import Progress
 from sqlalchemy import select
 
+from passport.api.shapes import factors_json
 from passport.api.shapes import user_json
 from passport.cli.common import Failure
 from passport.cli.common import json_option
@@ -135,6 +136,52 @@ def user_logout_all(cli: Cli, username: str) -> None:
     with cli.transaction() as db:
         user, ended = cli.administration(db).logout_everywhere(username)
     say(f"{ended} session(s) of '{user.username}' ended")
+
+
+@user_group.command("factors")
+@click.argument("username")
+@json_option
+@pass_cli
+def user_factors(cli: Cli, username: str, as_json: bool) -> None:
+    """Show USERNAME's second factors: passkeys, authenticator app, recovery codes left."""
+    with cli.transaction() as db:
+        user, summary = cli.administration(db).user_factors(username)
+        shown = {"User": user_json(user), "Factors": factors_json(summary)}
+    if as_json:
+        click.echo(json_text(shown, indent=2))
+        return
+    factors = shown["Factors"]
+    rows = [
+        {
+            "Factor": "passkey (synced)" if p["Synced"] else "passkey",
+            "ID": p["ID"],
+            "Name": p["Name"],
+            "Created": p["Created"],
+            "LastUsed": p["LastUsed"],
+        }
+        for p in factors["Passkeys"]
+    ]
+    if factors["Totp"]:
+        rows.append({"Factor": "authenticator app", "Created": factors["TotpCreated"]})
+    if factors["RecoveryCodes"]:
+        rows.append({"Factor": "recovery codes", "Name": f"{factors['RecoveryCodes']} left"})
+    if not rows:
+        say(f"'{user.username}' has no second factor")
+        return
+    emit(rows, False, ["Factor", "ID", "Name", "Created", "LastUsed"])
+
+
+@user_group.command("reset-factors")
+@click.argument("username")
+@click.confirmation_option(prompt="Remove every second factor of this user?")
+@pass_cli
+def user_reset_factors(cli: Cli, username: str) -> None:
+    """Remove every second factor of USERNAME (passkeys, authenticator app, recovery
+    codes); their sessions and tokens end, applications are told."""
+    with cli.transaction() as db:
+        user, removed, ended = cli.administration(db).reset_factors(username)
+    what = ", ".join(removed.methods()) or "none"
+    say(f"second factors of '{user.username}' removed ({what}); {ended} session(s) ended")
 
 
 @user_group.command("delete")

@@ -6,7 +6,8 @@ change, ends what must end (sessions, OAuth tokens, with back-channel logout:
 :func:`passport.services.signout.end_user_access`), and writes one audit record
 with the actor — the administrator's user id, or for the command line an
 ``"actor": "cli:<os user>"`` entry in the record's detail.  All in the caller's
-transaction: a refusal or a failure leaves nothing behind.
+transaction: a refusal or a failure leaves nothing behind.  (A read that needs more
+than a query, :meth:`Administration.user_factors`, checks its right and writes nothing.)
 
 Adapters (API controllers, CLI commands) only parse their input, call one of
 these functions, and format the domain objects it returns.
@@ -29,6 +30,8 @@ from passport.services.accounts import Caller
 from passport.services.accounts import validate_display_name
 from passport.services.accounts import validate_email
 from passport.services.audit import AuditRecord
+from passport.services.factors import FactorSummary
+from passport.services.factors import validate_policy
 from passport.services.identity import identity_of
 from passport.services.passwords import check_policy
 from passport.services.permissions import ADMIN
@@ -47,6 +50,7 @@ from passport.storage.models import Group
 from passport.storage.models import Permission
 from passport.storage.models import User
 
+USERS_READ = "users:read"
 USERS_WRITE = "users:write"
 GROUPS_WRITE = "groups:write"
 APPS_WRITE = "apps:write"
@@ -226,6 +230,40 @@ class Administration:
         self._audit("user_logout_all", about=user, ended=ended)
         return user, ended
 
+    def user_factors(self, ref: str | None) -> tuple[User, FactorSummary]:
+        """A user's second factors as an administrator sees them: passkeys (name, when
+        added and last used, synced or bound to a device), whether an authenticator app
+        is set up, how many recovery codes are left — never a secret."""
+        ensure_right(self.actor, USERS_READ)
+        user = self._user(ref)
+        return user, self.accounts.factors().summary(user.id)
+
+    def reset_factors(self, ref: str | None) -> tuple[User, FactorSummary, int]:
+        """Remove every second factor of a user (passkeys, authenticator app, recovery
+        codes) and end every way in that they had, for a user who lost them: they sign
+        in with their password again and, where a factor is owed, enrol a new one.
+        Returns the user, the factors removed and the sessions ended.
+
+        Not on one's own account: there, the account page changes factors after a
+        recent sign-in (:meth:`Factors.ensure_recent`), which a stolen administrator's
+        session must not get round."""
+        ensure_right(self.actor, USERS_WRITE)
+        user = self._user(ref)
+        ensure_not_self(self.actor, user)
+        self._may_change(USERS_WRITE, (user, "username"))
+        factors = self.accounts.factors()
+        removed = factors.summary(user.id)
+        factors.reset(user.id)
+        ended = self._end_access(user)
+        self._audit(
+            "mfa.reset",
+            about=user,
+            removed=removed.methods(),
+            passkeys=len(removed.passkeys),
+            ended=ended,
+        )
+        return user, removed, ended
+
     def delete_user(self, ref: str | None) -> str:
         """Delete a user with their sessions, tokens, memberships and grants (the audit
         log keeps the name); returns the username."""
@@ -241,24 +279,44 @@ class Administration:
         return name
 
     # -- groups ----------------------------------------------------------------------------------
-    def create_group(self, name: str | None, description: str | None = None) -> Group:
+    def create_group(
+        self, name: str | None, description: str | None = None, *, require_mfa: bool = False
+    ) -> Group:
+        """Create a group; ``require_mfa``: its members sign in with a second factor
+        (:mod:`passport.services.factors`)."""
         ensure_right(self.actor, GROUPS_WRITE)
         group = directory.create_group(self.db, name, _description(description))
-        self._audit("group_create", group=group.name)
+        group.require_mfa = require_mfa
+        if require_mfa:
+            self._audit("group_create", group=group.name, requireMfa=True)
+        else:
+            self._audit("group_create", group=group.name)
         return group
 
     def update_group(
-        self, ref: str | None, *, name: str | None = None, description: str | None = None
+        self,
+        ref: str | None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        require_mfa: bool | None = None,
     ) -> Group:
-        """Rename a group or change its description."""
+        """Rename a group, change its description, or whether its members must sign in
+        with a second factor (None: unchanged)."""
         ensure_right(self.actor, GROUPS_WRITE)
         group = self._group(ref)
         self._may_change(GROUPS_WRITE, (group, "group"))
+        changed: list[str] = []
         if name is not None:
             directory.rename_group(self.db, group, name)
+            changed.append("name")
         if description is not None:
             group.description = _description(description)
-        self._audit("group_update", group=group.name)
+            changed.append("description")
+        if require_mfa is not None:
+            group.require_mfa = require_mfa
+            changed.append("requireMfa")
+        self._audit("group_update", group=group.name, changed=changed)
         return group
 
     def delete_group(self, ref: str | None) -> str:
@@ -350,6 +408,7 @@ class Administration:
         device_grant: bool = False,
         resources: list[str] | None = None,
         resource_clients: list[str] | None = None,
+        mfa_policy: str | None = None,
     ) -> tuple[Application, str | None]:
         """Register an application; returns it and its client secret (once).
         ``refresh_tokens`` False: refresh tokens only for ``offline_access`` (OIDC Core §11).
@@ -361,8 +420,12 @@ class Administration:
         ``post_logout_redirect_uris``: where ``/logout`` may return to (RP-Initiated
         Logout 1.0 §3); none by default, not its redirect URIs (§2).
         ``resource_clients``: the ``client_id`` of each application that may get client
-        credentials tokens for them (:meth:`update_application`)."""
+        credentials tokens for them (:meth:`update_application`).
+        ``mfa_policy``: the second factor its sign-ins need — ``default`` (None: the
+        server's ``mfa_policy``), ``optional``, ``mfa`` or ``passkey``
+        (:mod:`passport.services.factors`)."""
         ensure_right(self.actor, APPS_WRITE)
+        policy = "default" if mfa_policy is None else validate_policy(mfa_policy)
         listed = self._resource_clients(None, resource_clients or [])
         app, secret = directory.create_application(
             self.db,
@@ -385,6 +448,7 @@ class Administration:
         app.refresh_tokens = refresh_tokens
         app.require_pushed_authorization_requests = require_pushed_authorization_requests
         app.device_grant = device_grant
+        app.mfa_policy = policy
         if listed:
             directory.set_resource_clients(self.db, app, listed)
         self.origins_changed()
@@ -410,6 +474,7 @@ class Administration:
         device_grant: bool | None = None,
         resources: list[str] | None = None,
         resource_clients: list[str] | None = None,
+        mfa_policy: str | None = None,
     ) -> Application:
         """Change what is given (None: unchanged); lists replace the whole list;
         ``id_token_signed_response_alg`` "" goes back to the server's ``signing_alg``.
@@ -418,10 +483,12 @@ class Administration:
         ``resource_clients``: the ``client_id`` of each application that may get client
         credentials tokens for its resource identifiers (RFC 8707 §2; none: no client
         may).  Removing one revokes the client credentials tokens it holds for them
-        (:func:`passport.services.signout.end_client_resource_access`)."""
+        (:func:`passport.services.signout.end_client_resource_access`).
+        ``mfa_policy``: as in :meth:`create_application` (``default``: the server's)."""
         ensure_right(self.actor, APPS_WRITE)
         app = self._application(ref)
         self._may_change(APPS_WRITE, (app, "application"))
+        policy = None if mfa_policy is None else validate_policy(mfa_policy)
         listed = None
         if resource_clients is not None:
             listed = self._resource_clients(app, resource_clients)
@@ -472,6 +539,9 @@ class Administration:
         if device_grant is not None:
             app.device_grant = device_grant
             changed.append("deviceGrant")
+        if policy is not None:
+            app.mfa_policy = policy
+            changed.append("mfaPolicy")
         if resources is not None:
             directory.set_resources(
                 self.db,
