@@ -26,6 +26,7 @@ from click.testing import CliRunner
 from sqlalchemy import func
 from sqlalchemy import select
 
+from enrolled_support import give_factors
 from oidc_support import KEK
 from oidc_support import SIGNED_OUT
 from oidc_support import body
@@ -38,9 +39,13 @@ from passport.services.administration import Administration
 from passport.services.applications import find_by_name
 from passport.storage.models import Application
 from passport.storage.models import AuditEvent
+from passport.storage.models import Group
 from passport.storage.models import LoginSession
 from passport.storage.models import LogoutNotification
 from passport.storage.models import OAuthToken
+from passport.storage.models import RecoveryCode
+from passport.storage.models import TotpCredential
+from passport.storage.models import WebAuthnCredential
 
 from support import STRONG
 from support import Harness
@@ -63,6 +68,10 @@ class Operation:
 def _disable_alice(h: Harness) -> None:
     with h.app.services.db.session(write=True) as db, db.begin():
         directory.get_user(db, "alice").disabled = True
+
+
+def _give_alice_factors(h: Harness) -> None:
+    give_factors(h, "alice")
 
 
 def _create_readers(h: Harness) -> None:
@@ -99,12 +108,25 @@ OPERATIONS = {
     "logout-all": Operation(
         ("/Users/logoutAll", {"username": "alice"}), ("user", "logout-all", "alice")
     ),
+    "reset second factors": Operation(
+        ("/Users/resetFactors", {"username": "alice"}),
+        ("user", "reset-factors", "alice", "--yes"),
+        before=_give_alice_factors,
+    ),
     "delete user": Operation(
         ("/Users/delete", {"username": "alice"}), ("user", "delete", "alice", "--yes")
     ),
     "create group": Operation(
         ("/Groups/create", {"name": "Readers", "description": "They read"}),
         ("group", "add", "Readers", "--description", "They read"),
+    ),
+    "create a group whose members need a second factor": Operation(
+        ("/Groups/create", {"name": "Readers", "requireMfa": "true"}),
+        ("group", "add", "Readers", "--require-mfa"),
+    ),
+    "require a second factor of a group's members": Operation(
+        ("/Groups/update", {"group": "Editors", "requireMfa": "true"}),
+        ("group", "update", "Editors", "--require-mfa"),
     ),
     "rename group": Operation(
         ("/Groups/update", {"group": "Editors", "name": "Writers"}),
@@ -262,6 +284,14 @@ OPERATIONS = {
         ),
         ("app", "update", "Wiki", "--par-required"),
     ),
+    "an application's second-factor policy": Operation(
+        ("/Applications/update", {"application": "Wiki", "mfaPolicy": "passkey"}),
+        ("app", "update", "Wiki", "--mfa-policy", "passkey"),
+    ),
+    "register an application with a second-factor policy": Operation(
+        ("/Applications/create", {"name": "Notes", "mfaPolicy": "mfa"}),
+        ("app", "add", "Notes", "--mfa-policy", "mfa"),
+    ),
     "allow the device authorization grant": Operation(
         ("/Applications/update", {"application": "Wiki", "deviceGrant": "true"}),
         ("app", "update", "Wiki", "--device-grant"),
@@ -282,6 +312,12 @@ class Traces:
     # audited update: the same setting, to the same values, through either door.
     post_logout_uris: dict[str, list[str]] = field(default_factory=dict)
     changed: list[list[str]] = field(default_factory=list)
+    # alice's second factors (passkeys, authenticator apps, recovery codes), each
+    # application's second-factor policy and each group's requireMfa: what the
+    # multi-factor operations change.
+    alice_factors: tuple[int, ...] = ()
+    mfa_policies: dict[str, str] = field(default_factory=dict)
+    require_mfa: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass
@@ -335,6 +371,13 @@ def traces_since(world: World, mark: int, called: list[str]) -> tuple[Traces, li
             )
         }
         queued = db.scalars(select(LogoutNotification).order_by(LogoutNotification.id)).all()
+        alice_factors = tuple(
+            db.scalar(
+                select(func.count()).select_from(model).where(model.user_id == world.alice_id)
+            )
+            or 0
+            for model in (WebAuthnCredential, TotpCredential, RecoveryCode)
+        )
         sessions = db.scalar(
             select(func.count())
             .select_from(LoginSession)
@@ -366,6 +409,9 @@ def traces_since(world: World, mark: int, called: list[str]) -> tuple[Traces, li
                 for r in rows
                 if "changed" in json.loads(r.detail or "{}")
             ],
+            alice_factors=alice_factors,
+            mfa_policies=dict(db.execute(select(Application.name, Application.mfa_policy)).all()),
+            require_mfa=dict(db.execute(select(Group.name, Group.require_mfa)).all()),
         )
         db.expunge_all()
     return traces, rows
@@ -457,3 +503,24 @@ def test_post_logout_redirect_uris_are_seen_by_the_comparison(factory: Any, spy:
     assert removing.post_logout_uris["Wiki"] == [] and removing.changed == setting.changed
     assert adding.post_logout_uris["Notes"] == ["https://notes.example.com/"]
     assert adding.post_logout_uris["Wiki"] == [SIGNED_OUT]  # the seed's, untouched
+
+
+def test_second_factors_and_policies_are_seen_by_the_comparison(
+    factory: Any, spy: list[str]
+) -> None:
+    """The traces hold alice's factors, the applications' policies and the groups'
+    requireMfa: a door that removed no factor, or set another policy, would be caught."""
+    reset = through_the_api(factory, OPERATIONS["reset second factors"], spy)
+    kept = through_the_api(factory, OPERATIONS["logout-all"], spy)
+    assert reset.alice_factors == (0, 0, 0) and kept.alice_factors == (0, 0, 0)
+    world = make_world(factory)
+    _give_alice_factors(world.h)
+    assert traces_since(world, watermark(world.h), [])[0].alice_factors == (1, 1, 10)
+    assert (reset.alice_sessions, reset.alice_live_tokens) == (0, 0)
+    assert reset.notifications == [("Wiki", True)]
+    policy = through_the_api(factory, OPERATIONS["an application's second-factor policy"], spy)
+    assert policy.mfa_policies["Wiki"] == "passkey" and kept.mfa_policies["Wiki"] == "default"
+    group = through_the_api(
+        factory, OPERATIONS["require a second factor of a group's members"], spy
+    )
+    assert group.require_mfa == {"Editors": True} and kept.require_mfa == {"Editors": False}

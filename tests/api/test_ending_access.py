@@ -1,10 +1,10 @@
 """Whatever ends a user's sessions ends their OAuth tokens and tells the applications.
 
 Password change (API and the hosted /account page), an administrator's password
-reset, "log out everywhere", disabling and deleting, through the API and through
-the CLI: afterwards the user's access token introspects inactive, their refresh
-token gets ``invalid_grant``, and a back-channel logout token is queued for the
-application that held them (security checklist item 41).
+reset or second-factor reset, "log out everywhere", disabling and deleting, through
+the API and through the CLI: afterwards the user's access token introspects inactive,
+their refresh token gets ``invalid_grant``, and a back-channel logout token is queued
+for the application that held them (security checklist item 41).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from sqlalchemy import func
 from sqlalchemy import select
 
+from enrolled_support import give_factors
 from oidc_support import KEK
 from oidc_support import PASSWORD
 from oidc_support import body
@@ -154,6 +155,16 @@ def cli_call(*args: str, stdin: str = "") -> Callable[[Harness], None]:
     return call
 
 
+def with_factors(call: Callable[[Harness], None]) -> Callable[[Harness], None]:
+    """alice, signed in with her tokens, has enrolled second factors: then they are reset."""
+
+    def run(h: Harness) -> None:
+        give_factors(h, "alice")
+        call(h)
+
+    return run
+
+
 OPERATIONS = {
     "Account/changePassword": change_own_password,
     "/account page": change_password_on_the_account_page,
@@ -161,10 +172,12 @@ OPERATIONS = {
     "Users/logoutAll": admin_call("/Users/logoutAll"),
     "Users/setDisabled": admin_call("/Users/setDisabled", disabled="true"),
     "Users/delete": admin_call("/Users/delete"),
+    "Users/resetFactors": with_factors(admin_call("/Users/resetFactors")),
     "user reset-password": cli_call("user", "reset-password", "alice", stdin=f"{NEW}\n{NEW}\n"),
     "user logout-all": cli_call("user", "logout-all", "alice"),
     "user disable": cli_call("user", "disable", "alice"),
     "user delete": cli_call("user", "delete", "alice", "--yes"),
+    "user reset-factors": with_factors(cli_call("user", "reset-factors", "alice", "--yes")),
 }
 
 

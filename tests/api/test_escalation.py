@@ -94,11 +94,13 @@ def escalations(admins: int) -> list[tuple[str, dict[str, str]]]:
         ("/Users/update", {"username": "boss", "email": "attacker@example.com"}),
         ("/Users/update", {"username": "boss", "displayName": "Boss"}),
         ("/Users/logoutAll", {"username": "boss"}),
+        ("/Users/resetFactors", {"username": "boss"}),
         ("/Users/setDisabled", {"username": "boss", "disabled": "true"}),
         ("/Users/setDisabled", {"username": "boss", "disabled": "false"}),
         ("/Groups/addMember", {"group": group, "username": "helper"}),
         ("/Groups/update", {"group": group, "description": "mine now"}),
         ("/Groups/update", {"group": group, "name": "Renamed"}),
+        ("/Groups/update", {"group": group, "requireMfa": "true"}),
         ("/Grants/grant", {"application": "Wiki", "permission": "edit", "username": "boss"}),
         ("/Grants/grant", {"application": "Wiki", "permission": "edit", "group": group}),
         ("/Grants/revoke", {"application": "Wiki", "permission": "edit", "group": group}),
@@ -110,6 +112,7 @@ def escalations(admins: int) -> list[tuple[str, dict[str, str]]]:
             {"application": "1", "redirectUris": "https://evil.example/callback"},
         ),
         ("/Applications/update", {"application": "Passport", "description": "pwned"}),
+        ("/Applications/update", {"application": "Passport", "mfaPolicy": "passkey"}),
         ("/Applications/rotateSecret", {"application": "Passport"}),
         ("/Applications/setEnabled", {"application": "Passport", "enabled": "true"}),
         ("/Applications/addPermission", {"application": "Passport", "name": "backdoor"}),
@@ -129,12 +132,12 @@ def state(h: Harness) -> tuple[Any, ...]:
         )
         passport = db.get(Application, 1)
         boss = directory.find_user(db, "boss")
-        groups = tuple(db.execute(select(Group.name, Group.description)).all())
+        groups = tuple(db.execute(select(Group.name, Group.description, Group.require_mfa)).all())
         assert passport is not None and boss is not None
         return (
             counts,
             groups,
-            (passport.name, passport.description, passport.enabled),
+            (passport.name, passport.description, passport.enabled, passport.mfa_policy),
             (tuple(passport.allowed_origins), tuple(passport.redirect_uris)),
             (passport.client_id, passport.secret_hash),
             (boss.email, boss.display_name, boss.disabled, boss.password_hash),
