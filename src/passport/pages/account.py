@@ -20,8 +20,8 @@ from passport.errors import ClientError
 from passport.oidc import params as oauth_params
 from passport.oidc.base import redirect
 from passport.pages import render
+from passport.pages.login import set_step_cookie
 from passport.pages.second_factor import reader
-from passport.pages.second_factor import set_step_cookie
 from passport.services.accounts import Caller
 from passport.services.factors import FACTOR_ACTIONS
 from passport.services.factors import STEP_COOKIE

@@ -208,16 +208,22 @@ class LoginPage(render.Page):
         )
         page = "/login/enrol?" if owed.action == "enrol" else "/login/verify?"
         response = redirect(page + urlencode(where))
-        response.set_cookie(
-            STEP_COOKIE,
-            cookie,
-            max_age=STEP_LIFETIME,
-            httponly=True,
-            samesite="Strict",
-            path="/",
-            secure=self.secure(request),
-        )
+        set_step_cookie(self, request, response, cookie)
         return response
+
+
+def set_step_cookie(page: render.Page, request: Request, response: Response, value: str) -> None:
+    """The browser's ``passport_step`` cookie (the sign-in step it is in; HttpOnly, never
+    sent by another site), as long as a step lives."""
+    response.set_cookie(
+        STEP_COOKIE,
+        value,
+        max_age=STEP_LIFETIME,
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        secure=page.secure(request),
+    )
 
 
 def signed_in(

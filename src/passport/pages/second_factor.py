@@ -33,11 +33,11 @@ from passport.oidc.base import ContextFactory
 from passport.oidc.base import redirect
 from passport.pages import render
 from passport.pages.login import safe_next
+from passport.pages.login import set_step_cookie
 from passport.pages.login import signed_in
 from passport.services.accounts import Caller
 from passport.services.audit import AuditRecord
 from passport.services.factors import STEP_COOKIE
-from passport.services.factors import STEP_LIFETIME
 from passport.services.factors import Factors
 from passport.services.factors import FactorSummary
 from passport.services.factors import Level
@@ -83,18 +83,6 @@ class Subject:
     handle: str | None  # the pending authorization, if any
     next: str
     session: LoginSessionInfo | None  # a step-up's session (None: half-way sign-in)
-
-
-def set_step_cookie(page: render.Page, request: Request, response: Response, value: str) -> None:
-    response.set_cookie(
-        STEP_COOKIE,
-        value,
-        max_age=STEP_LIFETIME,
-        httponly=True,
-        samesite="Strict",
-        path="/",
-        secure=page.secure(request),
-    )
 
 
 def reader(services: Services, db: Session) -> Factors:
@@ -204,16 +192,27 @@ class SecondFactorPage(render.Page):
         ctx = self.context(request, write=True)
         return ctx.respond(lambda: self._verify(request, ctx, params))
 
-    def _verify(self, request: Request, ctx: RequestContext, params: dict[str, str]) -> Response:
+    def _step(
+        self, request: Request, ctx: RequestContext, params: dict[str, str], here: str
+    ) -> tuple[Subject, FactorSummary] | Response:
+        """Who this step is for and their factors, when ``here`` (``verify`` or ``enrol``)
+        is what they must do now; else the answer: expired, done, or the other page."""
         subject, summary = self._subject(request, ctx, params)
         if subject is None or summary is None:
             return self._expired()
-        factors = ctx.accounts().factors()
         action = needed(summary, subject.amr, subject.level)
         if action == "":
             return self._enough(request, ctx, subject)
-        if action == "enrol":
-            return redirect("/login/enrol?" + urlencode(self._where(subject)))
+        if action != here:
+            return redirect(f"/login/{action}?" + urlencode(self._where(subject)))
+        return subject, summary
+
+    def _verify(self, request: Request, ctx: RequestContext, params: dict[str, str]) -> Response:
+        found = self._step(request, ctx, params, "verify")
+        if isinstance(found, Response):
+            return found
+        subject, summary = found
+        factors = ctx.accounts().factors()
         # A passkey is asked for: the user's passkeys only — unless they have none yet,
         # then the factor they have first, and the passkey is enrolled after it.
         passkey_only = subject.level >= Level.PASSKEY and bool(summary.passkeys)
@@ -352,15 +351,11 @@ class SecondFactorPage(render.Page):
     def _enrol(
         self, request: Request, ctx: RequestContext, params: dict[str, str], cookie: str
     ) -> Response:
-        subject, summary = self._subject(request, ctx, params)
-        if subject is None or summary is None:
-            return self._expired()
+        found = self._step(request, ctx, params, "enrol")
+        if isinstance(found, Response):
+            return found
+        subject, summary = found
         factors = ctx.accounts().factors()
-        action = needed(summary, subject.amr, subject.level)
-        if action == "":
-            return self._enough(request, ctx, subject)
-        if action == "verify":
-            return redirect("/login/verify?" + urlencode(self._where(subject)))
         passkey_only = subject.level >= Level.PASSKEY
         caller = Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now)
         error, status, headers = "", 200, {}

@@ -793,21 +793,8 @@ class Factors:
     ) -> None:
         self.ensure_recent(session, now)
         row = self._own_passkey(user, passkey_id)
-        self.db.delete(row)
-        self.db.flush()
-        self._drop_codes_without_factor(user.id)
-        self.audit(
-            AuditRecord(
-                "mfa.passkey.remove",
-                "success",
-                now,
-                user.id,
-                user.username,
-                ip=ip,
-                user_agent=user_agent,
-                detail=f"passkey {row.id}: {row.name}",
-            )
-        )
+        detail = f"passkey {row.id}: {row.name}"
+        self._remove(row, user, "mfa.passkey.remove", detail, ip, user_agent, now)
 
     def _own_passkey(self, user: User, passkey_id: str | int | None) -> WebAuthnCredential:
         if passkey_id is None or passkey_id == "":
@@ -947,18 +934,33 @@ class Factors:
         row = self.db.get(TotpCredential, user.id)
         if row is None:
             raise NotFound("You have no authenticator app.", source="totp")
+        self._remove(row, user, "mfa.totp.remove", "", ip, user_agent, now)
+
+    def _remove(
+        self,
+        row: WebAuthnCredential | TotpCredential,
+        user: User,
+        event: str,
+        detail: str,
+        ip: str,
+        user_agent: str,
+        now: datetime,
+    ) -> None:
+        """One factor of the user's goes (their recovery codes too when it was the last),
+        audited."""
         self.db.delete(row)
         self.db.flush()
         self._drop_codes_without_factor(user.id)
         self.audit(
             AuditRecord(
-                "mfa.totp.remove",
+                event,
                 "success",
                 now,
                 user.id,
                 user.username,
                 ip=ip,
                 user_agent=user_agent,
+                detail=detail,
             )
         )
 
