@@ -112,8 +112,9 @@ def test_a_password_alone_cannot_enrol_a_passkey_on_an_account_with_an_authentic
         data={"csrf": token, "authorization": handle, "method": "totp", "code": code},
     )
     assert proved.status_code == 302, proved.get_data(as_text=True)
-    landing = attacker.get(proved.headers["Location"])
-    assert landing.headers["Location"].startswith("/login/enrol?")
+    # Still half-way (a passkey is owed): on to enrol one, no session yet.
+    assert proved.headers["Location"].startswith("/login/enrol?")
+    assert attacker.get("/Account/status").get_json()["LoggedIn"] is False
     options = attacker.post(
         "/webauthn/options", data={"csrf": token, "purpose": "enrol", "authorization": handle}
     )
@@ -147,8 +148,10 @@ def test_device_approval_steps_up_for_an_application_that_requires_a_second_fact
     )
     assert started.status_code == 200, started.get_data(as_text=True)
     user_code = json.loads(started.get_data(as_text=True))["user_code"]
-    user = signed_in(h)  # a session from before Alice had a second factor
-    enrol_totp(h, signed_in(h))
+    from enrolled_support import enrol_totp as give_totp
+
+    user = signed_in(h)  # a password session; then Alice gets a factor (not ending it)
+    give_totp(h, "alice")
     token = csrf_of(user)
     answer = user.post("/device", data={"csrf": token, "user_code": user_code})
     assert answer.status_code == 302, answer.get_data(as_text=True)[:300]
@@ -283,3 +286,125 @@ def test_jwt_access_tokens_say_how_the_user_signed_in(h: Harness) -> None:
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert claims["amr"] == ["pwd"] and claims["acr"] == "urn:passport:acr:password"
     assert isinstance(claims["auth_time"], int)
+
+
+# -- the second review --------------------------------------------------------------------
+
+
+def test_a_first_factor_ends_the_password_sessions_from_before_it(h: Harness) -> None:
+    """Whoever signed in with the password alone before Alice's first factor is signed
+    out when she adds it (as at a password change): that session cannot go on to add its
+    own passkey or take the recovery codes."""
+    stale = signed_in(h)
+    owner = signed_in(h)
+    enrol_totp(h, owner)
+    assert stale.get("/Account/status").get_json()["LoggedIn"] is False
+    assert owner.get("/Account/status").get_json()["LoggedIn"] is True
+
+
+def test_a_session_that_did_not_prove_the_users_factor_changes_no_factor(h: Harness) -> None:
+    """A password session of a user who has a factor (given without the account page,
+    so nothing ended it): recent, but no factor change — not new recovery codes, not a
+    passkey challenge, not a removal."""
+    from enrolled_support import enrol_totp as give_totp
+
+    stale = signed_in(h)
+    give_totp(h, "alice")
+    token = csrf_of(stale)
+    for data in ({"action": "recovery-new"}, {"action": "totp-remove"}):
+        answer = stale.post("/account", data={"csrf": token, **data})
+        assert answer.status_code == 403, (data, answer.get_data(as_text=True)[:300])
+    options = stale.post("/webauthn/options", data={"csrf": token, "purpose": "register"})
+    assert options.status_code == 403
+    assert rows(h, "recovery_codes") == 0 and rows(h, "totp_credentials") == 1
+
+
+def test_passports_own_policy_holds_for_its_own_sign_ins(h: Harness) -> None:
+    with h.app.services.db.session(write=True) as db, db.begin():
+        passport = db.get(Application, 1)
+        assert passport is not None
+        passport.mfa_policy = "mfa"
+    client = h.new_client()
+    token = csrf_of(client)
+    typed = client.post("/login", data={"csrf": token, "username": "alice", "password": PASSWORD})
+    assert typed.headers["Location"].startswith("/login/enrol?"), typed.headers["Location"]
+
+
+def test_a_sign_in_owing_a_passkey_enrols_one_after_the_app_code_before_any_session(
+    factory: Any,
+) -> None:
+    from oidc_support import KEK
+    from oidc_support import seed
+
+    h = factory("sqlite", "db", key_encryption_key=KEK, mfa_policy="passkey")
+    h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
+    from enrolled_support import enrol_totp as give_totp
+
+    secret = give_totp(h, "alice")
+    client = h.new_client()
+    token = csrf_of(client)
+    typed = client.post("/login", data={"csrf": token, "username": "alice", "password": PASSWORD})
+    assert typed.headers["Location"].startswith("/login/verify?")
+    h.clock.advance(seconds=30)
+    proved = client.post(
+        "/login/verify",
+        data={
+            "csrf": token,
+            "next": "/account",
+            "method": "totp",
+            "code": pyotp.TOTP(secret).at(h.clock()),
+        },
+    )
+    assert proved.status_code == 302, proved.get_data(as_text=True)[:300]
+    assert proved.headers["Location"].startswith("/login/enrol?")
+    assert client.get("/Account/status").get_json()["LoggedIn"] is False
+
+
+def test_enrolling_from_an_old_session_signs_in_again_first(h: Harness) -> None:
+    client = signed_in(h)
+    h.clock.advance(seconds=WINDOW + 60)
+    asked = authorize(h, client, **wiki_request(h, acr_values="urn:passport:acr:mfa"))
+    handle = query(asked)["authorization"]
+    enrol = client.get("/login/enrol?authorization=" + handle)
+    assert enrol.status_code == 302
+    assert enrol.headers["Location"] == "/login?authorization=" + handle
+
+
+def test_lifting_a_groups_mfa_rule_acts_on_each_member(h: Harness) -> None:
+    """A groups:write delegate may not switch off (or delete) a group's "require MFA"
+    while it keeps an administrator's sign-in strong."""
+    root = h.administrator("root", "admin")
+    assert (
+        root.post("/Groups/create", data={"name": "Ops", "requireMfa": "true"}).status_code == 200
+    )
+    added = root.post("/Groups/addMember", data={"group": "Ops", "username": "root"})
+    assert added.status_code == 200, added.get_data(as_text=True)
+    writer = h.administrator("writer", "groups:write")
+    lifted = writer.post("/Groups/update", data={"group": "Ops", "requireMfa": "false"})
+    assert lifted.status_code == 403, lifted.get_data(as_text=True)
+    assert writer.post("/Groups/delete", data={"group": "Ops"}).status_code == 403
+    assert (
+        writer.post("/Groups/update", data={"group": "Ops", "description": "x"}).status_code == 200
+    )
+
+
+def test_validate_session_does_not_admit_a_session_below_the_applications_policy(
+    h: Harness,
+) -> None:
+    client = signed_in(h)
+    token = client.get_cookie(h.settings.session_cookie_name)
+    assert token is not None
+    raw = f"{ids(h)['client_id']}:{ids(h)['client_secret']}".encode()
+    auth = {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+    before = h.new_client().post(
+        "/Client/validateSession", data={"token": token.value}, headers=auth
+    )
+    assert before.get_json()["Data"]["Valid"] is True
+    with h.app.services.db.session(write=True) as db, db.begin():
+        app = db.scalars(select(Application).where(Application.name == "Wiki")).one()
+        app.mfa_policy = "mfa"
+    after = h.new_client().post(
+        "/Client/validateSession", data={"token": token.value}, headers=auth
+    )
+    data = after.get_json()["Data"]
+    assert data["Valid"] is False and data["StepUp"] is True

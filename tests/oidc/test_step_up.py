@@ -169,9 +169,13 @@ def id_token_of(h: Harness, params: dict[str, str], got: dict[str, str]) -> dict
 def password_session_then_totp(h: Harness) -> tuple[PassportClient, str]:
     """Alice signed in by password, then enrolled an authenticator app: a session that
     proved a password only, of a user who has a second factor."""
+    from enrolled_support import enrol_totp as give_totp
+
     browser = h.new_client()
     page_sign_in(browser)
-    secret, _ = enrol_totp(h, browser)
+    # Given as an administrator's import would (the account page would sign the other
+    # sessions out, and make this one a sign-in with the factor).
+    secret = give_totp(h, "alice")
     assert amr(browser) == ["pwd"]
     return browser, secret
 
@@ -271,11 +275,13 @@ def test_an_application_policy_of_mfa_steps_up(h: Harness) -> None:
 
 
 def test_an_application_policy_of_passkey_refuses_totp(h: Harness) -> None:
+    from enrolled_support import enrol_passkey as give_passkey
+    from enrolled_support import enrol_totp as give_totp
+
     browser = h.new_client()
-    page_sign_in(browser)
-    device = authenticator(h)
-    enrol_passkey(h, browser, device)
-    secret, _ = enrol_totp(h, browser)
+    page_sign_in(browser)  # a password session; then factors given apart from it
+    device = give_passkey(h, "alice")
+    secret = give_totp(h, "alice")
     set_policy(h, "passkey")
     params = request(h)
     answer = browser.get("/oauth2/authorize?" + urlencode(params))

@@ -192,8 +192,9 @@ class World:
     def events(self, event: str) -> list[AuditRecord]:
         return [r for r in self.written if r.event == event]
 
-    def session(self, user: User, age: float) -> LoginSessionInfo:
-        """A login session of ``user`` that began ``age`` seconds ago."""
+    def session(self, user: User, age: float, amr: str = "pwd otp mfa") -> LoginSessionInfo:
+        """A login session of ``user`` that began ``age`` seconds ago, having proved
+        ``amr`` (by default a second factor, as a change of factors needs)."""
         now = self.now()
         return LoginSessionInfo(
             id_hash="x" * 64,
@@ -206,6 +207,7 @@ class World:
             ip=IP,
             user_agent=UA,
             sid="sid",
+            amr=amr,
         )
 
     # -- passkeys -------------------------------------------------------------------
@@ -1896,3 +1898,18 @@ def test_any_typed_code_is_a_client_error(world: World, method: str, code: str |
 
 def test_a_pasted_recovery_code_with_a_line_break_or_a_unicode_dash_is_the_same_code() -> None:
     assert normalise_recovery_code("ABCD\u2010efgh\u2013 2345 6789\r\n") == "abcdefgh23456789"
+
+
+def test_a_session_that_did_not_prove_a_factor_the_user_has_changes_none(world: World) -> None:
+    """A recent password session of a user who has a factor (signed in before it was
+    added): no removal, no new recovery codes, no passkey challenge."""
+    alice = world.user()
+    world.enrol_totp(alice)
+    stale = world.session(alice, 10, amr="pwd")
+    for change in (
+        lambda f: f.remove_totp(alice, stale, ip=IP, user_agent=UA, now=world.now()),
+        lambda f: f.new_recovery_codes(alice, ip=IP, user_agent=UA, now=world.now(), session=stale),
+    ):
+        with pytest.raises(Forbidden):
+            world.run(change)
+    assert len(world.rows(TotpCredential, alice)) == 1

@@ -15,6 +15,8 @@ from passport.services import permissions
 from passport.services.accounts import canonical
 from passport.services.factors import acr_of
 from passport.services.factors import amr_list
+from passport.services.factors import level_of
+from passport.services.factors import reading
 from passport.storage.models import Application
 from passport.storage.models import User
 from passport.web.controller import Controller
@@ -75,6 +77,14 @@ class ClientController(Controller):
         user = self.ctx.db.get(User, info.user_id) if info is not None else None
         if info is None or user is None or user.disabled:
             return {"Valid": False, "User": None, "Permissions": []}
+        owed = reading(self.ctx.settings, self.ctx.services.throttle, self.ctx.db).required_level(
+            user.id, app.mfa_policy, None
+        )
+        if level_of(info.amr) < owed:
+            # Signed in less strongly than this application (its mfa_policy) or the user's
+            # own rule asks: not a session it may admit; the user signs in again with the
+            # second factor (services/factors.py).
+            return {"Valid": False, "User": None, "Permissions": [], "StepUp": True}
         return {
             "Valid": True,
             "User": public_user(user),

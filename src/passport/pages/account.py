@@ -25,7 +25,9 @@ from passport.pages.second_factor import reader
 from passport.services.accounts import Caller
 from passport.services.factors import FACTOR_ACTIONS
 from passport.services.factors import STEP_COOKIE
+from passport.services.factors import FactorSummary
 from passport.services.factors import TotpEnrolment
+from passport.services.factors import combine_amr
 from passport.services.factors import new_step_cookie
 from passport.services.factors import valid_step_cookie
 from passport.services.identity import Identity
@@ -129,12 +131,12 @@ class AccountPage(render.Page):
                     # before it writes (services/factors.py).
                     with self.services.db.session() as db:
                         holder = db.get(User, view.id)
-                        had_codes = reader(self.services, db).summary(view.id).recovery_codes > 0
+                        had = reader(self.services, db).summary(view.id)
                         if holder is not None:
                             db.expunge(holder)
                     if holder is None or holder.disabled:  # since the page was shown
                         return redirect(_SIGN_IN)
-                    self._factor(request, ctx, params, holder, current, outcome, had_codes)
+                    self._factor(request, ctx, params, holder, current, outcome, had)
                 elif params.get("action") == "end":
                     owner = ctx.user
                     if owner is None:  # disabled since the page was shown
@@ -160,14 +162,15 @@ class AccountPage(render.Page):
         user: User,
         current: LoginSessionInfo,
         outcome: _Outcome,
-        had_codes: bool,
+        had: FactorSummary,
     ) -> None:
         """A change to the user's second factors (services/factors.py decides)."""
         factors = ctx.accounts().factors()
         action = params.get("action")
         ip, agent, now = ctx.client_ip, ctx.user_agent, ctx.now
+        proved = ""  # what adding a factor proved (its RFC 8176 values)
         if action == "passkey-add":
-            factors.add_passkey(
+            row = factors.add_passkey(
                 request.cookies.get(STEP_COOKIE),
                 user,
                 params.get("credential"),
@@ -179,6 +182,7 @@ class AccountPage(render.Page):
                 now=now,
             )
             outcome.notice = "Your passkey was added."
+            proved = ("swk" if row.backup_eligible else "hwk") + " mfa"
         elif action == "passkey-rename":
             factors.rename_passkey(user, params.get("id"), params.get("name"), ctx.now)
             outcome.notice = "The passkey was renamed."
@@ -206,6 +210,7 @@ class AccountPage(render.Page):
                 now=now,
             )
             outcome.notice = "Your authenticator app was added."
+            proved = "otp"
         elif action == "totp-remove":
             factors.remove_totp(user, current, ip=ip, user_agent=agent, now=now)
             outcome.notice = "Your authenticator app was removed."
@@ -214,8 +219,23 @@ class AccountPage(render.Page):
                 user, session=current, ip=ip, user_agent=agent, now=now
             )
             outcome.notice = "New recovery codes were made; the old ones no longer work."
-        if action in ("passkey-add", "totp-confirm") and not had_codes:
-            # The first factor: recovery codes to go with it, shown once.
+        if action in ("passkey-add", "totp-confirm") and not had.any:
+            # The first factor: recovery codes to go with it, shown once, and every other
+            # session (signed in with the password alone) ends.
             outcome.codes = factors.new_recovery_codes(
                 user, session=None, ip=ip, user_agent=agent, now=now
             )
+            caller = Caller(ip=ip, user_agent=agent, now=now)
+            accounts = ctx.accounts()
+            if accounts.end_other_sessions(caller, user, keep=current.id_hash):
+                outcome.notice += " Your other sessions have ended."
+            # This session just proved the factor too: it goes on as a sign-in with it (a
+            # new cookie, the same sid), as one made through /login/verify would.
+            result = accounts.finish_sign_in(
+                caller,
+                user,
+                amr=combine_amr(current.amr, proved),
+                remember=current.remember,
+                replacing=current,
+            )
+            ctx.start_session(result.session, result.token, result.user)

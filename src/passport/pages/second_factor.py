@@ -43,6 +43,7 @@ from passport.services.factors import FactorSummary
 from passport.services.factors import Level
 from passport.services.factors import Verified
 from passport.services.factors import combine_amr
+from passport.services.factors import level_of
 from passport.services.factors import needed
 from passport.services.factors import new_step_cookie
 from passport.services.factors import valid_step_cookie
@@ -280,6 +281,18 @@ class SecondFactorPage(render.Page):
         codes left after using one)."""
         caller = Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now)
         accounts = ctx.accounts()
+        amr = combine_amr(subject.amr, verified.amr)
+        if subject.session is None and codes is None and level_of(amr) < subject.level:
+            # Proved, but still below what this sign-in owes (a passkey asked of a user
+            # who has proved an authenticator app): no session yet; the half-way state
+            # remembers what was proved, and the next step is asked.
+            factors = accounts.factors()
+            step = factors.find_step(request.cookies.get(STEP_COOKIE), SECOND_FACTOR, ctx.now)
+            if step is None:
+                return self._expired()
+            step.payload = json.dumps({**factors.payload(step), "amr": amr})
+            action = needed(factors.summary(subject.user.id), amr, subject.level) or "verify"
+            return redirect(f"/login/{action}?" + urlencode(self._where(subject)))
         if subject.session is None and (
             accounts.factors().take_step(request.cookies.get(STEP_COOKIE), SECOND_FACTOR, ctx.now)
             is None
@@ -288,7 +301,7 @@ class SecondFactorPage(render.Page):
         result = accounts.finish_sign_in(
             caller,
             subject.user,
-            amr=combine_amr(subject.amr, verified.amr),
+            amr=amr,
             remember=subject.remember,
             replacing=ctx.login_session,
         )
@@ -356,6 +369,10 @@ class SecondFactorPage(render.Page):
             return found
         subject, summary = found
         factors = ctx.accounts().factors()
+        if subject.session is not None and not factors.is_recent(subject.session, ctx.now):
+            # Enrolling from an old session: a fresh sign-in first, which keeps the
+            # pending authorization (or next) and comes back here.
+            return redirect("/login?" + urlencode(self._where(subject)))
         passkey_only = subject.level >= Level.PASSKEY
         caller = Caller(ip=ctx.client_ip, user_agent=ctx.user_agent, now=ctx.now)
         error, status, headers = "", 200, {}
@@ -388,6 +405,9 @@ class SecondFactorPage(render.Page):
                         now=caller.now,
                     )
                     amr = "otp"
+                if not summary.any:  # the first factor: other sessions end
+                    keep = subject.session.id_hash if subject.session is not None else None
+                    ctx.accounts().end_other_sessions(caller, subject.user, keep=keep)
                 # The first factor brings recovery codes; a user who had codes keeps them
                 # (they were not shown here, and this page must not replace them).
                 codes = (

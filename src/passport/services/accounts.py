@@ -489,6 +489,33 @@ class Accounts:
         """The user's live sessions, newest first as the store lists them."""
         return self.sessions.list_for_user(user_id, now)
 
+    def end_other_sessions(self, caller: Caller, user: User, keep: str | None) -> int:
+        """A user's first second factor: every other session of theirs ends (each told to
+        its applications, Back-Channel Logout 1.0 §2.3), as at a password change — one
+        signed in with the password alone before, perhaps by whoever learnt it, must not
+        go on as if it had proved the factor."""
+        ended = 0
+        for item in self.sessions.list_for_user(user.id, caller.now):
+            if item.id_hash == keep:
+                continue
+            self.sessions.remove(item.id_hash, self.db)
+            end_session_access(self.db, self.notify_logout, user, item.sid)
+            ended += 1
+        if ended:
+            self.audit(
+                AuditRecord(
+                    "session.end",
+                    "success",
+                    caller.now,
+                    user.id,
+                    user.username,
+                    ip=caller.ip,
+                    user_agent=caller.user_agent,
+                    detail=f"{ended} other sessions: first second factor",
+                )
+            )
+        return ended
+
     def end_own_session(
         self, caller: Caller, user: User, session_id: str | None
     ) -> LoginSessionInfo:

@@ -19,6 +19,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import select
+
 from passport.errors import Forbidden
 from passport.errors import Invalid
 from passport.errors import WrongLength
@@ -47,6 +49,7 @@ from passport.services.signout import end_user_access
 from passport.services.text import check_text
 from passport.storage.models import Application
 from passport.storage.models import Group
+from passport.storage.models import GroupMember
 from passport.storage.models import Permission
 from passport.storage.models import User
 
@@ -114,6 +117,18 @@ class Administration:
         ensure_right(self.actor, right)
         for target, source in targets:
             ensure_may_act_on(self.db, self.actor, target, source)
+
+    def _may_lift_mfa_rule(self, group: Group) -> None:
+        """Lifting a group's "require MFA" (switching it off, deleting the group) acts on
+        every member: nobody may weaken the sign-in of someone holding rights they lack
+        (an administrator kept in a group that requires MFA)."""
+        members = self.db.scalars(
+            select(User)
+            .join(GroupMember, GroupMember.user_id == User.id)
+            .where(GroupMember.group_id == group.id)
+        )
+        for member in members:
+            ensure_may_act_on(self.db, self.actor, member, "requireMfa")
 
     def _end_access(self, user: User) -> int:
         return end_user_access(
@@ -314,6 +329,8 @@ class Administration:
             group.description = _description(description)
             changed.append("description")
         if require_mfa is not None:
+            if group.require_mfa and not require_mfa:
+                self._may_lift_mfa_rule(group)
             group.require_mfa = require_mfa
             changed.append("requireMfa")
         self._audit("group_update", group=group.name, changed=changed)
@@ -324,6 +341,8 @@ class Administration:
         ensure_right(self.actor, GROUPS_WRITE)
         group = self._group(ref)
         self._may_change(GROUPS_WRITE, (group, "group"))
+        if group.require_mfa:
+            self._may_lift_mfa_rule(group)
         name = group.name
         self.db.delete(group)
         self.db.flush()

@@ -94,12 +94,14 @@ from passport.errors import WrongLength
 from passport.errors import required
 from passport.services.audit import AuditRecord
 from passport.services.kek import key_encryption_key
+from passport.services.permissions import PASSPORT_APP_ID
 from passport.services.policy import rights_of_user
 from passport.services.sessions import LoginSessionInfo
 from passport.services.text import check_text
 from passport.services.throttle import Throttle
 from passport.services.throttle import ip_key
 from passport.services.throttle import user_account_key
+from passport.storage.models import Application
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
 from passport.storage.models import RecoveryCode
@@ -410,7 +412,12 @@ class Factors:
         every session of theirs that administers Passport or signs in to an application,
         however old: a right granted, a group joined or a factor enrolled since the
         session began counts at once."""
-        level = POLICIES[self.settings.mfa_policy]
+        # Passport's own application's policy (the hosted pages and the administration
+        # are its sign-ins), else the server's.
+        own = self.db.scalar(
+            select(Application.mfa_policy).where(Application.id == PASSPORT_APP_ID)
+        )
+        level = policy_level(self.settings, own or "default")
         if self.summary(user_id).any:
             level = max(level, Level.MFA)
         group_rule = self.db.scalar(
@@ -883,10 +890,14 @@ class Factors:
         (``via``), once its first code is right (that code is then used: it cannot sign
         in); with a session, a recent sign-in."""
         typed = _otp_text(code)
-        if session is not None:
-            self.ensure_recent(session, now)
         keys = [user_account_key(user.id), ip_key(ip)]
         attempt = self.throttle.reserve(keys, now)  # before the transaction writes
+        if session is not None:
+            try:
+                self.ensure_recent(session, now)
+            except Forbidden:
+                self.after(lambda: self.throttle.release(keys))
+                raise
         record = AuditRecord(
             "mfa.totp.add", "", now, user.id, user.username, ip=ip, user_agent=user_agent
         )
@@ -1143,13 +1154,25 @@ class Factors:
         return removed
 
     # -- policy helpers ---------------------------------------------------------------
+    def is_recent(self, session: LoginSessionInfo, now: datetime) -> bool:
+        return now - session.created_at <= timedelta(seconds=self.settings.reauthentication_window)
+
     def ensure_recent(self, session: LoginSessionInfo, now: datetime) -> None:
         """Adding or removing a factor needs a recent sign-in (OWASP ASVS 5.0 §6.4.4 /
         §7.5.1: re-authentication before a change of authentication factors), not only
-        a session cookie, which may have been stolen."""
-        if now - session.created_at > timedelta(seconds=self.settings.reauthentication_window):
+        a session cookie, which may have been stolen — and a sign-in that proved what
+        the user's sign-ins owe now (up to a second factor): a password session from
+        before the user's first factor, or from before a rule that asks one, changes
+        nothing (it would add the attacker's passkey, or take the recovery codes)."""
+        if not self.is_recent(session, now):
             raise Forbidden(
                 "Sign in again to change how you sign in.", source="session", value="reauthenticate"
+            )
+        if level_of(session.amr) < min(self.sign_in_level(session.user_id), Level.MFA):
+            raise Forbidden(
+                "Sign in again with your second factor to change how you sign in.",
+                source="session",
+                value="reauthenticate",
             )
 
 
