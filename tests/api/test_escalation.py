@@ -112,7 +112,7 @@ def escalations(admins: int) -> list[tuple[str, dict[str, str]]]:
             {"application": "1", "redirectUris": "https://evil.example/callback"},
         ),
         ("/Applications/update", {"application": "Passport", "description": "pwned"}),
-        ("/Applications/update", {"application": "Passport", "mfaPolicy": "passkey"}),
+        ("/Applications/update", {"application": "Passport", "mfaPolicy": "optional"}),
         ("/Applications/rotateSecret", {"application": "Passport"}),
         ("/Applications/setEnabled", {"application": "Passport", "enabled": "true"}),
         ("/Applications/addPermission", {"application": "Passport", "name": "backdoor"}),

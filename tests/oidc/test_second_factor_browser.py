@@ -317,11 +317,21 @@ def test_acr_values_step_a_password_session_up_with_the_passkey(
     tab.sign_in_with_password()
     page.wait_for_url(f"{base}/account")
     tab.add_passkey()
-    assert tab.status()["Amr"] == ["pwd"]  # adding a passkey does not step the session up
+    # The first factor makes this session a sign-in with it (and ends any other).
+    assert tab.status()["Amr"] == ["pwd", "hwk", "mfa"]
+    tab.sign_out()
 
+    # Through the application, with a password: the second step asks for the passkey.
+    tab.presence(False)  # the login page's autofill request waits, unanswered
     page.goto(f"{example}/signin?" + urlencode({"acr_values": acr}))
+    page.wait_for_url(f"{base}/login?**")
+    page.get_by_label("Username or email").fill("alice")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{base}/login/verify?**")
     assert page.get_by_text("Signing in as alice.").is_visible()
+    assert tab.status()["User"] is None  # no session before the passkey
+    tab.presence(True)
     page.get_by_role("button", name="Use your passkey").click()
     page.wait_for_url(f"{base}/consent**")
     page.click("button[value=allow]")
@@ -329,7 +339,7 @@ def test_acr_values_step_a_password_session_up_with_the_passkey(
     assert page.text_content("#user") == "alice"
     assert page.text_content("#acr") == "phr"  # a passkey is more than "mfa" asked for
     assert set((page.text_content("#amr") or "").split()) == {"pwd", "hwk", "mfa"}
-    # The Passport session itself was stepped up.
+    # The Passport session is that sign-in.
     assert set(tab.status()["Amr"]) == {"pwd", "hwk", "mfa"}
     tab.assert_clean()
 

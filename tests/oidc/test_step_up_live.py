@@ -84,8 +84,9 @@ def next_code(secret: str) -> str:
 
 
 def enrol_authenticator_app(browser: Browser) -> str:
-    """Sign in by password and add an authenticator app on the account page (the
-    session stays a password's: ``amr`` ``pwd``)."""
+    """Sign in by password, add an authenticator app on the account page (the session
+    becomes a sign-in with it: ``pwd otp mfa``), and sign out: the application's request
+    then meets a browser that must sign in, password and code."""
     login = browser.get("/login?next=/account")
     signed = browser.post(
         "/login", form(login.text, 'action="/login"') | {"username": "alice", "password": PASSWORD}
@@ -103,7 +104,8 @@ def enrol_authenticator_app(browser: Browser) -> str:
     )
     assert "Your authenticator app was added." in confirmed.text, confirmed.text[:500]
     status = browser.get("/Account/status").json()
-    assert status["Data"]["Amr"] == ["pwd"]
+    assert status["Data"]["Amr"] == ["pwd", "otp", "mfa"]
+    assert browser.post("/Account/logout", {}).status_code == 200
     return secret
 
 
@@ -119,7 +121,12 @@ def to_client(browser: Browser, url: str, p: Provider, secret: str, seen: list[s
         assert answer.status_code == 200, (url, answer.status_code, answer.text[:500])
         path = url.removeprefix(p.url).split("?")[0]
         seen.append(path)
-        if path == "/login/verify":
+        if path == "/login":
+            posted = browser.post(
+                "/login",
+                form(answer.text, 'action="/login"') | {"username": "alice", "password": PASSWORD},
+            )
+        elif path == "/login/verify":
             posted = browser.post(
                 "/login/verify", form(answer.text, 'value="totp"') | {"code": next_code(secret)}
             )
@@ -146,7 +153,7 @@ def test_authlib_asks_for_mfa_and_validates_amr_and_acr(provider: Provider) -> N
     )
     seen: list[str] = []
     final = to_client(browser, started["url"], provider, secret, seen)
-    assert seen == ["/login/verify", "/consent"], seen
+    assert seen == ["/login", "/login/verify", "/consent"], seen
     token = rp.fetch_access_token(
         redirect_uri=provider.redirect_uri,
         authorization_response=final,
