@@ -496,25 +496,30 @@ class Accounts:
         go on as if it had proved the factor."""
         ended = 0
         for item in self.sessions.list_for_user(user.id, caller.now):
-            if item.id_hash == keep:
-                continue
-            self.sessions.remove(item.id_hash, self.db)
-            end_session_access(self.db, self.notify_logout, user, item.sid)
-            ended += 1
-        if ended:
-            self.audit(
-                AuditRecord(
-                    "session.end",
-                    "success",
-                    caller.now,
-                    user.id,
-                    user.username,
-                    ip=caller.ip,
-                    user_agent=caller.user_agent,
-                    detail=f"{ended} other sessions: first second factor",
-                )
-            )
+            if item.id_hash != keep:
+                self._end_session(caller, user, item, detail="first second factor")
+                ended += 1
         return ended
+
+    def _end_session(
+        self, caller: Caller, user: User, item: LoginSessionInfo, *, detail: str = ""
+    ) -> None:
+        """One of ``user``'s sessions ends: removed, the applications signed in through it
+        told (Back-Channel Logout 1.0 §2.3), audited."""
+        self.sessions.remove(item.id_hash, self.db)
+        end_session_access(self.db, self.notify_logout, user, item.sid)
+        self.audit(
+            AuditRecord(
+                "session.end",
+                "success",
+                caller.now,
+                user.id,
+                user.username,
+                ip=caller.ip,
+                user_agent=caller.user_agent,
+                detail=detail,
+            )
+        )
 
     def end_own_session(
         self, caller: Caller, user: User, session_id: str | None
@@ -525,19 +530,7 @@ class Accounts:
             raise required("id", "Session id must be specified.")
         for item in self.sessions.list_for_user(user.id, caller.now):
             if hmac.compare_digest(item.id_hash[:16].encode(), session_id.lower().encode()):
-                self.sessions.remove(item.id_hash, self.db)
-                end_session_access(self.db, self.notify_logout, user, item.sid)
-                self.audit(
-                    AuditRecord(
-                        "session.end",
-                        "success",
-                        caller.now,
-                        user.id,
-                        user.username,
-                        ip=caller.ip,
-                        user_agent=caller.user_agent,
-                    )
-                )
+                self._end_session(caller, user, item)
                 return item
         raise NotFound("You have no active session with this id.", source="id", value=session_id)
 
