@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING
 from werkzeug import Request
 from werkzeug import Response
 
-from passport.errors import ClientError
-from passport.oidc import params as oauth_params
 from passport.oidc import pending
 from passport.oidc.authorization import SCOPES
 from passport.oidc.authorization import STALE_AUTHORIZATION
@@ -37,12 +35,9 @@ class ConsentPage(render.Page):
         self.flow = flow
 
     def consent(self, request: Request) -> Response:
-        try:
-            params = oauth_params.page(request, self.settings)
-        except ClientError as exc:
-            return render.client_error_page(exc)
-        if request.method == "POST" and not self.form_ok(request, params):
-            return render.error_page(render.FORM_EXPIRED, status=403)
+        params = self.parsed(request)
+        if isinstance(params, Response):
+            return params
         ctx = self.context(request, write=request.method == "POST")
         return ctx.respond(lambda: self._decide(request, ctx, params.get("authorization"), params))
 

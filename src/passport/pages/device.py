@@ -40,9 +40,7 @@ from urllib.parse import urlencode
 from werkzeug import Request
 from werkzeug import Response
 
-from passport.errors import ClientError
 from passport.oidc import device
-from passport.oidc import params as oauth_params
 from passport.oidc.authorization import SCOPES
 from passport.oidc.base import redirect
 from passport.pages import render
@@ -68,12 +66,9 @@ TOO_MANY = "Too many wrong codes. Wait {seconds} seconds before you try again."
 
 class DevicePage(render.Page):
     def device(self, request: Request) -> Response:
-        try:
-            params = oauth_params.page(request, self.settings)
-        except ClientError as exc:
-            return render.client_error_page(exc)
-        if request.method == "POST" and not self.form_ok(request, params):
-            return render.error_page(render.FORM_EXPIRED, status=403)
+        params = self.parsed(request)
+        if isinstance(params, Response):
+            return params
         ctx = self.context(request, write=request.method == "POST")
         return ctx.respond(lambda: self._step(request, ctx, params))
 

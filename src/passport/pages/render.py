@@ -34,6 +34,7 @@ from werkzeug import Request
 from werkzeug import Response
 
 from passport.errors import ClientError
+from passport.oidc import params as oauth_params
 from passport.oidc.base import Part
 from passport.web.errors import WebError
 from passport.web.errors import headers_of
@@ -157,6 +158,18 @@ class Page(Part):
         return form_page(
             request, name, status, secure=self.secure(request), script=script, **values
         )
+
+    def parsed(self, request: Request) -> dict[str, str] | Response:
+        """The page's parameters (a GET's query, a POST's form), or the answer to a
+        refusal: a malformed parameter (its error page), or a POST without this
+        browser's CSRF token from Passport itself (403)."""
+        try:
+            params = oauth_params.page(request, self.settings)
+        except ClientError as exc:
+            return client_error_page(exc)
+        if request.method == "POST" and not self.form_ok(request, params):
+            return error_page(FORM_EXPIRED, status=403)
+        return params
 
     def form_ok(self, request: Request, params: dict[str, str]) -> bool:
         """The post carries this browser's CSRF token and comes from Passport itself."""

@@ -184,12 +184,9 @@ class SecondFactorPage(render.Page):
 
     # -- /login/verify --------------------------------------------------------------------
     def verify(self, request: Request) -> Response:
-        try:
-            params = oauth_params.page(request, self.settings)
-        except ClientError as exc:
-            return render.client_error_page(exc)
-        if request.method == "POST" and not self.form_ok(request, params):
-            return render.error_page(render.FORM_EXPIRED, status=403)
+        params = self.parsed(request)
+        if isinstance(params, Response):
+            return params
         ctx = self.context(request, write=True)
         return ctx.respond(lambda: self._verify(request, ctx, params))
 
@@ -347,12 +344,9 @@ class SecondFactorPage(render.Page):
 
     # -- /login/enrol ---------------------------------------------------------------------
     def enrol(self, request: Request) -> Response:
-        try:
-            params = oauth_params.page(request, self.settings)
-        except ClientError as exc:
-            return render.client_error_page(exc)
-        if request.method == "POST" and not self.form_ok(request, params):
-            return render.error_page(render.FORM_EXPIRED, status=403)
+        params = self.parsed(request)
+        if isinstance(params, Response):
+            return params
         ctx = self.context(request, write=True)
         cookie = request.cookies.get(STEP_COOKIE)
         fresh = None if valid_step_cookie(cookie) else new_step_cookie()
