@@ -247,6 +247,10 @@ _ENGINES: dict[str, Engine] = {}
 # `passport serve`, which checks, would refuse the database).  The others: Passport's
 # seeded application and permissions (restored below), and the schema's bookkeeping.
 EMPTIED = (
+    "mail_outbox",
+    "email_links",
+    "invitation_groups",
+    "invitations",
     "sign_in_steps",
     "recovery_codes",
     "totp_credentials",

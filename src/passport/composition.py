@@ -29,6 +29,8 @@ from passport.oidc.tokens import Tokens
 from passport.services.accounts import Accounts
 from passport.services.clients import ClientCache
 from passport.services.kek import KeyConfigurationError
+from passport.services.mail import MailSender
+from passport.services.mail import Outbox
 from passport.services.passwords import Passwords
 from passport.services.sessions import DatabaseSessionStore
 from passport.services.sessions import RedisSessionStore
@@ -173,12 +175,28 @@ class Services:
             self.db.session(),
             after,
             self.notify_logout,
+            self.outbox,
         )
 
+    # -- mail -------------------------------------------------------------------------
+    @cached_property
+    def outbox(self) -> Outbox:
+        """The durable mail outbox (:mod:`passport.services.mail`), its messages worded
+        by the templates of :mod:`passport.pages.mail`."""
+        from passport.pages.mail import MailComposer
+
+        return Outbox(self.settings, MailComposer(self.settings))
+
+    @cached_property
+    def mail_sender(self) -> MailSender:
+        return MailSender(self.db, self.settings, self.clock)
+
     def start_background(self) -> None:
-        """Start the worker that delivers back-channel logout notifications and keeps the
-        tables bounded (served processes only; the CLI runs nothing in the background)."""
+        """Start the workers that deliver back-channel logout notifications and mail, and
+        keep the tables bounded (served processes only; the CLI runs nothing in the
+        background)."""
         self.deliverer.ensure_started()
+        self.mail_sender.ensure_started()
         self.housekeeper.ensure_started()
 
     def close(self) -> None:

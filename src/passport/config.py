@@ -177,6 +177,59 @@ class Settings:
     trusted_proxies: tuple[str, ...] = _setting(
         (), "Comma-separated proxy IPs whose X-Forwarded-For/-Proto are honoured."
     )
+    smtp_url: str = _setting(
+        "",
+        "Mail relay: smtp://user:pass@host:587?starttls=true, smtps://host:465 (implicit "
+        "TLS) or smtp://host:25; empty: no mail (no password reset by email, no "
+        "invitations, addresses stay unverified).",
+        secret=True,
+    )
+    mail_from: str = _setting(
+        "", "From address of Passport's mail; empty: noreply@ the public URL's host."
+    )
+    mail_templates: str = _setting(
+        "",
+        "Directory of mail templates overriding the built-in ones (same file names: "
+        "password_reset.txt, password_reset.html…).",
+    )
+    smtp_timeout: int = _setting(20, "Seconds to wait for the SMTP server at each step.")
+    smtp_ca_file: str = _setting(
+        "", "PEM file of the CA that signs the SMTP server's certificate; empty: the system's."
+    )
+    require_verified_email: bool = _setting(
+        False, "Users must verify their email address before they can sign in (needs SMTP)."
+    )
+    email_verification_lifetime: int = _setting(
+        86400, "Seconds an email verification link stays valid."
+    )
+    password_reset_lifetime: int = _setting(1800, "Seconds a password reset link stays valid.")
+    invitation_lifetime: int = _setting(604800, "Seconds an invitation link stays valid.")
+    throttle_mail_limit: int = _setting(
+        3, "Mails asked for per address (password reset, verification) per throttle window."
+    )
+    throttle_mail_ip_limit: int = _setting(
+        20, "Mails asked for per client address per throttle window."
+    )
+
+    @property
+    def mail_enabled(self) -> bool:
+        """Whether Passport can send mail (an SMTP server is configured)."""
+        return bool(self.smtp_url)
+
+    @property
+    def smtp(self) -> SmtpTarget | None:
+        """The parsed :attr:`smtp_url` (checked at start-up), or None without one."""
+        return parse_smtp_url(self.smtp_url) if self.smtp_url else None
+
+    @property
+    def sender(self) -> str:
+        """The From address: configured, else ``noreply@`` the issuer's host name."""
+        if self.mail_from:
+            return self.mail_from
+        host = urlsplit(self.issuer).hostname if self.issuer else None
+        if not host or _is_ip_address(host):
+            host = "localhost"
+        return f"noreply@{host}"
 
     @property
     def hash_slots(self) -> int:
@@ -251,6 +304,53 @@ class Settings:
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
+@dataclass(frozen=True)
+class SmtpTarget:
+    """Where and how mail is handed over: ``implicit_tls`` (SMTPS, RFC 8314 §3.3) or
+    ``starttls`` (RFC 3207); credentials for AUTH only over TLS."""
+
+    host: str
+    port: int
+    implicit_tls: bool
+    starttls: bool
+    username: str
+    password: str = field(repr=False)
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    """``smtp://[user:pass@]host[:port][?starttls=true]`` or ``smtps://...``: ports 25 and
+    465 by default; the user name and password are percent-decoded.  A password is
+    refused without TLS: it would cross the network in the clear (RFC 4954 §4)."""
+    from urllib.parse import parse_qs
+    from urllib.parse import unquote
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ConfigError("setting smtp_url must start with smtp:// or smtps://")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError("setting smtp_url has an invalid port") from None
+    if not parts.hostname:
+        raise ConfigError("setting smtp_url must name a host")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = set(query) - {"starttls"}
+    if unknown:
+        raise ConfigError(f"setting smtp_url: unknown option {sorted(unknown)[0]!r}")
+    flag = (query.get("starttls") or ["false"])[-1].lower()
+    if flag not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError("setting smtp_url: starttls must be true or false")
+    implicit = parts.scheme == "smtps"
+    starttls = flag in ("true", "1", "yes") and not implicit
+    username = unquote(parts.username or "")
+    password = unquote(parts.password or "")
+    if password and not (implicit or starttls):
+        raise ConfigError("setting smtp_url: a password needs TLS (smtps:// or ?starttls=true)")
+    return SmtpTarget(
+        parts.hostname, port or (465 if implicit else 25), implicit, starttls, username, password
+    )
+
+
 def _convert(name: str, raw: Any) -> Any:
     """Turn a raw value (TOML value, env string, flag) into the field's type."""
     kind = FIELDS[name].type
@@ -289,6 +389,15 @@ def _is_ip_address(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _is_address(value: str) -> bool:
+    """A bare address ``local@domain`` with no display name, spaces or line breaks (it
+    goes into a header as it is)."""
+    local, at, domain = value.partition("@")
+    return bool(at and local and "." in domain.strip(".") and value.isprintable()) and not any(
+        c in value for c in ' <>,;"\\\r\n'
+    )
 
 
 def _is_32_bytes_base64url(value: str) -> bool:
@@ -346,6 +455,12 @@ def _validate(settings: Settings) -> None:
         "throttle_device_code_limit",
         "throttle_client_request_limit",
         "throttle_registration_limit",
+        "throttle_mail_limit",
+        "throttle_mail_ip_limit",
+        "email_verification_lifetime",
+        "password_reset_lifetime",
+        "invitation_lifetime",
+        "smtp_timeout",
         "device_code_lifetime",
         "max_pushed_requests_per_client",
         "max_device_authorizations_per_client",
@@ -372,6 +487,29 @@ def _validate(settings: Settings) -> None:
     need(settings.refresh_grace_seconds >= 0, "setting refresh_grace_seconds must be >= 0")
     need(settings.max_concurrent_hashes >= 0, "setting max_concurrent_hashes must be >= 0")
     need(settings.db_pool_timeout > 0, "setting db_pool_timeout must be positive")
+    if settings.smtp_url:
+        parse_smtp_url(settings.smtp_url)  # raises ConfigError with its own message
+        need(
+            settings.is_sqlite or bool(settings.key_encryption_key),
+            "setting smtp_url needs key_encryption_key (queued mail holds links, sealed "
+            "at rest with it)",
+        )
+    need(
+        settings.mail_from == "" or _is_address(settings.mail_from),
+        "setting mail_from must be an email address like passport@example.com",
+    )
+    need(
+        not settings.require_verified_email or bool(settings.smtp_url),
+        "setting require_verified_email needs smtp_url (the links go out by mail)",
+    )
+    need(
+        settings.smtp_ca_file == "" or Path(settings.smtp_ca_file).is_file(),
+        "setting smtp_ca_file must be a readable PEM file",
+    )
+    need(
+        settings.mail_templates == "" or Path(settings.mail_templates).is_dir(),
+        "setting mail_templates must be a directory",
+    )
 
 
 def load_settings(

@@ -84,6 +84,11 @@ class SecondFactorRequired(NotSignedIn):
     in (:mod:`passport.services.factors`)."""
 
 
+class EmailNotVerified(NotSignedIn):
+    """The credentials were right, and the account must verify its email address
+    before it signs in (``require_verified_email``)."""
+
+
 class Forbidden(ClientError):
     """The caller is known but may not do this."""
 

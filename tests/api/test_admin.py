@@ -544,6 +544,9 @@ NOT_FOUND_CALLS = [
     ("POST", "/Users/resetFactors", {"username": "ghost"}),
     ("GET", "/Users/logoutNotifications", {"username": "ghost"}),
     ("POST", "/Users/delete", {"username": "ghost"}),
+    ("POST", "/Users/invite", {"email": "new@example.com", "groups": "Nope"}),
+    ("POST", "/Users/resendInvitation", {"invitation": "999999"}),
+    ("POST", "/Users/revokeInvitation", {"invitation": "999999"}),
 ]
 
 
@@ -567,6 +570,7 @@ def test_every_admin_method_has_a_404_case() -> None:
         "/Groups/create",
         "/Users/list",
         "/Users/create",
+        "/Users/invitations",
         "/Audit/list",
     }
     assert {e.path for e in ADMIN_ENDPOINTS} - lists_and_creates == covered

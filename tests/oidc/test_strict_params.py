@@ -127,6 +127,10 @@ EXPECTED = {
     "/login/continue": {"POST"},
     "/webauthn/options": {"POST"},
     PASSKEY_JS_URL: {"GET"},
+    "/password/forgot": {"GET", "POST"},
+    "/password/reset": {"GET", "POST"},
+    "/email/verify": {"GET", "POST"},
+    "/invite": {"GET", "POST"},
 }
 
 

@@ -35,6 +35,7 @@ from oidc_support import token
 from passport.cli import cli
 from passport.oidc.backchannel import MAX_ATTEMPTS
 from passport.oidc.backchannel import deliver_due
+from passport.services.mail import MAX_ATTEMPTS as MAIL_MAX_ATTEMPTS
 from passport.services import housekeeping
 from passport.services.applications import find_by_name
 from passport.services.housekeeping import Housekeeper
@@ -44,8 +45,11 @@ from passport.services.housekeeping import purge_expired
 from passport.storage.db import Database
 from passport.storage.models import AuthorizationCode
 from passport.storage.models import DeviceAuthorization
+from passport.storage.models import EmailLink
+from passport.storage.models import Invitation
 from passport.storage.models import LoginSession
 from passport.storage.models import LogoutNotification
+from passport.storage.models import MailMessage
 from passport.storage.models import OAuthToken
 from passport.storage.models import PendingAuthorization
 from passport.storage.models import PushedAuthorizationRequest
@@ -66,6 +70,9 @@ TABLES = {
     "logout_notifications": LogoutNotification,
     "throttle_counters": ThrottleCounter,
     "sign_in_steps": SignInStep,
+    "email_links": EmailLink,
+    "mail_outbox": MailMessage,
+    "invitations": Invitation,
 }
 RETENTION = Retention(delivery_attempts=MAX_ATTEMPTS)
 
@@ -111,6 +118,9 @@ def keys(h: Harness, model: Any) -> set[str]:
         LogoutNotification: LogoutNotification.last_error,
         ThrottleCounter: ThrottleCounter.key,
         SignInStep: SignInStep.id_hash,
+        EmailLink: EmailLink.id_hash,
+        MailMessage: MailMessage.last_error,
+        Invitation: Invitation.email,
     }[model]
     with database(h).session() as db:
         return set(db.scalars(select(key)))
@@ -258,6 +268,57 @@ def _rows_of_every_kind(h: Harness, now: datetime) -> None:
         step("gone-step-expired", ago(minutes=10))
         step("kept-step-live", ahead(minutes=2))
 
+        def link(name: str, expires: datetime) -> None:
+            db.add(
+                EmailLink(
+                    id_hash=name,
+                    purpose="reset",
+                    user_id=user_id,
+                    email_key="alice@example.com",
+                    created_at=expires - timedelta(minutes=30),
+                    expires_at=expires,
+                )
+            )
+
+        link("gone-link-expired", ago(minutes=10))
+        link("kept-link-live", ahead(minutes=2))
+
+        def mail(name: str, created: datetime, sent: datetime | None, attempts: int) -> None:
+            db.add(
+                MailMessage(
+                    purpose="password_reset",
+                    user_id=user_id,
+                    recipient="alice@example.com",
+                    subject="s",
+                    body="",
+                    created_at=created,
+                    next_attempt_at=created,
+                    attempts=attempts,
+                    sent_at=sent,
+                    last_error=name,
+                )
+            )
+
+        mail("gone-mail-sent-long-ago", ago(days=8), ago(days=8), 1)
+        mail("gone-mail-given-up-long-ago", ago(days=8), None, MAIL_MAX_ATTEMPTS)
+        mail("kept-mail-sent-recently", ago(days=1), ago(days=1), 1)
+        mail("kept-mail-given-up-recently", ago(days=1), None, MAIL_MAX_ATTEMPTS)
+        mail("kept-mail-still-trying", ago(days=8), None, 3)
+
+        def invitation(name: str, expires: datetime) -> None:
+            db.add(
+                Invitation(
+                    email=name,
+                    email_key=name,
+                    created_at=expires - timedelta(days=7),
+                    sent_at=expires - timedelta(days=7),
+                    expires_at=expires,
+                )
+            )
+
+        invitation("gone-invitation-ended-31-days-ago", ago(days=31))
+        invitation("kept-invitation-ended-29-days-ago", ago(days=29))
+
         def pushed(name: str, expires: datetime) -> None:
             db.add(
                 PushedAuthorizationRequest(
@@ -343,6 +404,9 @@ def test_each_kind_of_expired_row_goes_and_live_rows_stay(backend: str, factory:
         logout_notifications=2,
         throttle_counters=1,
         sign_in_steps=1,
+        email_links=1,
+        mail_outbox=2,
+        invitations=1,
     )
     assert {table: before[table] - n for table, n in report.as_dict().items()} == counts(h)
     for model in TABLES.values():
@@ -495,6 +559,9 @@ BOUNDS = {
     "logout_notifications": 10,  # one every 4 h: 24 h of retries, 12 h retention
     "throttle_counters": 4,  # one unknown name every 2 h, 15 min window
     "sign_in_steps": 0,  # none made in the long run
+    "email_links": 0,  # no mail in the long run (tests/services/test_lifecycle.py)
+    "mail_outbox": 0,
+    "invitations": 0,
 }
 
 
@@ -662,7 +729,10 @@ def test_passport_db_purge_prints_the_counts(cli_database: Harness) -> None:
         "logout_notifications": "2",
         "throttle_counters": "1",
         "sign_in_steps": "1",
-        "total": "14",
+        "email_links": "1",
+        "mail_outbox": "2",
+        "invitations": "1",
+        "total": "18",
     }
     again = _cli(cli_database, "--json")
     assert again.exit_code == 0, again.output
@@ -682,6 +752,9 @@ def test_passport_db_purge_json_and_retention(cli_database: Harness) -> None:
         "logout_notifications": 4,  # the recent delivered and given-up ones too
         "throttle_counters": 1,
         "sign_in_steps": 1,
+        "email_links": 1,
+        "mail_outbox": 4,  # the recent sent and given-up ones too
+        "invitations": 1,
     }
 
 

@@ -30,12 +30,18 @@ from support import STRONG
 ADMIN_CONTROLLERS = {"Users", "Groups", "Applications", "Grants", "Audit"}
 ADMIN_ENDPOINTS = [e for e in API if e.controller in ADMIN_CONTROLLERS]
 # What a registered application's pages need: who is signed in, sign in and out,
-# register, permission checks, and the service's own description.
+# register, the links sent by mail (an application may host those forms), permission
+# checks, and the service's own description.
 APPLICATION_FACING = {
     "/Service/Index",
     "/Service/getApplication",
     "/Account/register",
     "/Account/login",
+    "/Account/requestPasswordReset",
+    "/Account/resetPassword",
+    "/Account/requestVerification",
+    "/Account/verifyEmail",
+    "/Account/acceptInvitation",
     "/Account/status",
     "/Account/logout",
     "/Permission/check",

@@ -182,3 +182,81 @@ class AccountController(Controller):
         if current is not None and ended.id_hash == current.id_hash:
             self.ctx.end_session()
         return {"Ended": id}
+
+    # -- the lifecycle by email (passport.services.lifecycle) -----------------------------
+    @expose("POST", cross_origin=True, max_length={"email": 254}, statuses=(400, 403, 429))
+    def requestPasswordReset(self, email: str | None) -> dict[str, Any]:
+        """Ask for a password reset link by email.  The answer is the same whether an
+        account has the address or not (no enumeration); the link works once, for
+        ``password_reset_lifetime`` seconds, and dies with a later request or a sign-in."""
+        self.accounts().lifecycle().request_password_reset(self.caller, email)
+        return {"Requested": True}
+
+    @expose(
+        "POST",
+        cross_origin=True,
+        secrets=("token", "newPassword"),
+        max_length={"token": 64},
+        statuses=(400,),
+    )
+    def resetPassword(self, token: str | None, newPassword: str | None) -> dict[str, Any]:
+        """Set a new password with the token of a reset link; every session and token of
+        the account ends (this browser's too: sign in again)."""
+        user = self.accounts().lifecycle().reset_password(self.caller, token, newPassword)
+        current = self.ctx.login_session
+        if current is not None and current.user_id == user.id:
+            self.ctx.end_session()
+        return {"User": public_user(user)}
+
+    @expose(
+        "POST", cross_origin=True, secrets=("token",), max_length={"token": 64}, statuses=(400,)
+    )
+    def verifyEmail(self, token: str | None) -> dict[str, Any]:
+        """Confirm an email address with the token of a verification link."""
+        user = self.accounts().lifecycle().verify_email(self.caller, token)
+        return {"User": public_user(user)}
+
+    @expose("POST", cross_origin=True, max_length={"email": 254}, statuses=(400, 403, 429))
+    def requestVerification(self, email: str | None) -> dict[str, Any]:
+        """Ask for a new verification link for an unverified address; the same answer
+        whether an account has it or not."""
+        self.accounts().lifecycle().request_verification(self.caller, email)
+        return {"Requested": True}
+
+    @expose(
+        "POST",
+        secrets=("password",),
+        max_length={"email": 254},
+        statuses=(400, 401, 403, 409, 429),
+    )
+    def changeEmail(self, password: str | None, email: str | None) -> dict[str, Any]:
+        """Change your email address, proving your password: the new address is
+        unverified until its link is used, and the old one is told."""
+        identity = self.ctx.identity
+        if identity is None or self.ctx.login_session is None:
+            raise NotSignedIn("You must be logged in.", source="session")
+        user = self.accounts().lifecycle().change_email(self.caller, identity.id, password, email)
+        return {"User": public_user(user)}
+
+    @expose(
+        "POST",
+        cross_origin=True,
+        secrets=("token", "password"),
+        max_length={**LIMITS, "token": 64},
+        statuses=(400, 409),
+    )
+    def acceptInvitation(
+        self,
+        token: str | None,
+        username: str | None,
+        password: str | None,
+        displayName: str | None,
+    ) -> dict[str, Any]:
+        """Make the account an administrator invited you to make: your username and
+        password; the invited address, verified; the invitation's groups.  Then sign in."""
+        user = (
+            self.accounts()
+            .lifecycle()
+            .accept_invitation(self.caller, token, username, password, displayName)
+        )
+        return {"User": public_user(user)}

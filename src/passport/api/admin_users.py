@@ -20,16 +20,20 @@ from sqlalchemy import select
 from passport.api import API
 from passport.api.shapes import factors_json
 from passport.api.shapes import group_json
+from passport.api.shapes import invitation_json
 from passport.api.shapes import user_json
 from passport.errors import Invalid
 from passport.services import directory
+from passport.services.lifecycle import invited_groups
 from passport.storage.models import Application
 from passport.storage.models import AuditEvent
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
+from passport.storage.models import Invitation
 from passport.storage.models import LogoutNotification
 from passport.storage.models import User
 from passport.web.controller import Controller
+from passport.web.controller import split_list
 from passport.web.registry import expose
 
 TEXT = {
@@ -136,6 +140,36 @@ class UsersController(_UserAdmin):
         """End every session and token of a user; applications are told."""
         _user, ended = self.administration().logout_everywhere(username)
         return {"Ended": ended}
+
+    @expose("POST", right="users:write", max_length={**TEXT, "groups": 2000}, statuses=WRITE)
+    def invite(self, email: str | None, groups: str | None) -> dict[str, Any]:
+        """Invite a person by email to make an account (``groups``: comma-separated
+        names they join); the link works for ``invitation_lifetime`` seconds."""
+        names = split_list(groups) if groups else []
+        invitation = self.administration().invite(email, names)
+        return {"Invitation": self._invitation_json(invitation)}
+
+    @expose("GET", right="users:read", statuses=READ)
+    def invitations(self) -> dict[str, Any]:
+        """Every invitation, newest first: pending, accepted, revoked or expired."""
+        rows = self.administration().invitations()
+        return {"Invitations": [invitation_json(i, groups, self.ctx.now) for i, groups in rows]}
+
+    @expose("POST", right="users:write", max_length={"invitation": 20}, statuses=WRITE)
+    def resendInvitation(self, invitation: str | None) -> dict[str, Any]:
+        """Send an invitation again with a new link and a new expiry (the old link dies)."""
+        found = self.administration().resend_invitation(invitation)
+        return {"Invitation": self._invitation_json(found)}
+
+    @expose("POST", right="users:write", max_length={"invitation": 20}, statuses=WRITE)
+    def revokeInvitation(self, invitation: str | None) -> dict[str, Any]:
+        """Withdraw an invitation: its link stops working."""
+        found = self.administration().revoke_invitation(invitation)
+        return {"Invitation": self._invitation_json(found)}
+
+    def _invitation_json(self, invitation: Invitation) -> dict[str, Any]:
+        names = [g.name for g in invited_groups(self.ctx.db, invitation.id)]
+        return invitation_json(invitation, names, self.ctx.now)
 
     @expose("GET", right="users:read", max_length=TEXT, statuses=READ)
     def factors(self, username: str | None) -> dict[str, Any]:

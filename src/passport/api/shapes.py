@@ -3,13 +3,16 @@ CLI's ``--json`` output (the same shapes: both interfaces show the same result).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from typing import Protocol
 
 from passport.services.factors import FactorSummary
+from passport.services.lifecycle import invitation_state
 from passport.services.sessions import LoginSessionInfo
 from passport.storage.models import Application
 from passport.storage.models import Group
+from passport.storage.models import Invitation
 from passport.storage.models import Permission
 from passport.storage.models import User
 
@@ -74,6 +77,7 @@ def user_json(user: User) -> dict[str, Any]:
         "ID": user.id,
         "Username": user.username,
         "Email": user.email,
+        "EmailVerified": user.email_verified,
         "DisplayName": user.display_name,
         "Disabled": user.disabled,
         "Created": user.created_at.isoformat(),
@@ -115,6 +119,9 @@ class UserLike(Protocol):
     def email(self) -> str | None: ...
 
     @property
+    def email_verified(self) -> bool: ...
+
+    @property
     def display_name(self) -> str: ...
 
 
@@ -123,6 +130,7 @@ def public_user(user: UserLike) -> dict[str, object]:
         "ID": user.id,
         "Username": user.username,
         "Email": user.email,
+        "EmailVerified": bool(user.email_verified),
         "DisplayName": user.display_name,
     }
 
@@ -138,4 +146,20 @@ def session_json(info: LoginSessionInfo, current_hash: str | None) -> dict[str, 
         "IP": info.ip,
         "UserAgent": info.user_agent,
         "Current": info.id_hash == current_hash,
+    }
+
+
+def invitation_json(invitation: Invitation, groups: list[str], now: datetime) -> dict[str, Any]:
+    """An invitation as administrators see it (never its link)."""
+    return {
+        "ID": invitation.id,
+        "Email": invitation.email,
+        "Groups": groups,
+        "State": invitation_state(invitation, now),
+        "Created": invitation.created_at.isoformat(),
+        "Sent": invitation.sent_at.isoformat(),
+        "Expires": invitation.expires_at.isoformat(),
+        "Accepted": invitation.accepted_at.isoformat() if invitation.accepted_at else None,
+        "Revoked": invitation.revoked_at.isoformat() if invitation.revoked_at else None,
+        "UserID": invitation.user_id,
     }

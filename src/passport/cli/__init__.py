@@ -29,6 +29,9 @@ COMMANDS = {
     "grant": Lazy("passport.cli.permission:grant_group", "Grant and revoke permissions."),
     "group": Lazy("passport.cli.group:group_group", "Manage groups and their members."),
     "keys": Lazy("passport.cli.key:keys_group", "Manage the keys that sign ID and access tokens."),
+    "mail": Lazy(
+        "passport.cli.mail:mail_group", "Send mail: the outbox, and a test of the SMTP settings."
+    ),
     "serve": Lazy(
         "passport.cli.serve:serve",
         "Serve Passport over HTTP with Granian (production-grade WSGI server).",

@@ -13,6 +13,7 @@ from rich.progress import Progress
 from sqlalchemy import select
 
 from passport.api.shapes import factors_json
+from passport.api.shapes import invitation_json
 from passport.api.shapes import user_json
 from passport.cli.common import Failure
 from passport.cli.common import json_option
@@ -26,6 +27,7 @@ from passport.services import directory
 from passport.services.importer import ImportAborted
 from passport.services.importer import Importer
 from passport.services.importer import count_rows
+from passport.services.lifecycle import invited_groups
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
 from passport.storage.models import User
@@ -182,6 +184,58 @@ def user_reset_factors(cli: Cli, username: str) -> None:
         user, removed, ended = cli.administration(db).reset_factors(username)
     what = ", ".join(removed.methods()) or "none"
     say(f"second factors of '{user.username}' removed ({what}); {ended} session(s) ended")
+
+
+@user_group.command("invite")
+@click.argument("email")
+@click.option("--group", "groups", multiple=True, help="A group they join (repeatable).")
+@json_option
+@pass_cli
+def user_invite(cli: Cli, email: str, groups: tuple[str, ...], as_json: bool) -> None:
+    """Invite EMAIL to make an account (by mail: needs PASSPORT_SMTP_URL)."""
+    with cli.transaction() as db:
+        invitation = cli.administration(db).invite(email, list(groups))
+        names = [g.name for g in invited_groups(db, invitation.id)]
+        shown = invitation_json(invitation, names, cli.now)
+    if as_json:
+        click.echo(json_text(shown, indent=2))
+        return
+    say(f"invitation {shown['ID']} sent to {shown['Email']}, valid until {shown['Expires']}")
+
+
+@user_group.command("invitations")
+@json_option
+@pass_cli
+def user_invitations(cli: Cli, as_json: bool) -> None:
+    """List invitations, newest first: pending, accepted, revoked or expired."""
+    with cli.transaction() as db:
+        rows = [
+            invitation_json(i, groups, cli.now)
+            for i, groups in cli.administration(db).invitations()
+        ]
+    emit(rows, as_json, ["ID", "Email", "Groups", "State", "Sent", "Expires"])
+
+
+@user_group.command("resend-invitation")
+@click.argument("invitation")
+@pass_cli
+def user_resend_invitation(cli: Cli, invitation: str) -> None:
+    """Send INVITATION (its id) again, with a new link and expiry; the old link dies."""
+    with cli.transaction() as db:
+        found = cli.administration(db).resend_invitation(invitation)
+        email = found.email
+    say(f"invitation {invitation} sent again to {email}")
+
+
+@user_group.command("revoke-invitation")
+@click.argument("invitation")
+@pass_cli
+def user_revoke_invitation(cli: Cli, invitation: str) -> None:
+    """Withdraw INVITATION (its id): its link stops working."""
+    with cli.transaction() as db:
+        found = cli.administration(db).revoke_invitation(invitation)
+        email = found.email
+    say(f"invitation {invitation} to {email} revoked")
 
 
 @user_group.command("delete")

@@ -30,6 +30,9 @@ path (as published in discovery)       methods     CORS        specification, mo
                                                                — :mod:`passport.pages`
 ``/device``                            GET, POST   —           RFC 8628 §3.3 user interaction
                                                                — :mod:`passport.pages`
+``/password/forgot``, ``/password/reset``,
+``/email/verify``, ``/invite``         GET, POST   —           links sent by mail
+                                                               — :mod:`passport.pages.recovery`
 =====================================  ==========  ==========  =====================================
 
 HEAD goes with GET; OPTIONS (the CORS preflight) with a CORS policy
@@ -60,6 +63,7 @@ from passport.pages.consent import ConsentPage
 from passport.pages.device import DevicePage
 from passport.pages.login import LoginPage
 from passport.pages.logout import LogoutPage
+from passport.pages.recovery import RecoveryPages
 from passport.pages.second_factor import SecondFactorPage
 from passport.web import origins
 from passport.web.routing import Route
@@ -89,6 +93,7 @@ class Provider:
         account = AccountPage(services, context)
         second = SecondFactorPage(services, context, authorization)
         device = DevicePage(services, context)
+        recovery = RecoveryPages(services, context)
         protocol, pages = oauth_errors.refusal, render.refusal
         public, registered = origins.PUBLIC_CORS, origins.REGISTERED_CORS
         # The metrics label of each route is its path, as it was before the one routing
@@ -128,6 +133,11 @@ class Provider:
                 ("/consent", GET_POST, consent.consent, pages, None),
                 ("/logout", GET_POST, logout.logout, pages, None),
                 ("/account", GET_POST, account.account, pages, None),
+                # Links sent by mail (passport.services.lifecycle).
+                ("/password/forgot", GET_POST, recovery.forgot, pages, None),
+                ("/password/reset", GET_POST, recovery.reset, pages, None),
+                ("/email/verify", GET_POST, recovery.verify, pages, None),
+                ("/invite", GET_POST, recovery.invite, pages, None),
                 # RFC 8628: a device's back end calls it, never a page (no CORS).
                 (
                     "/oauth2/device_authorization",

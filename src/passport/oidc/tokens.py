@@ -85,6 +85,8 @@ class ClaimsUser(Protocol):
     def display_name(self) -> str: ...
     @property
     def email(self) -> str | None: ...
+    @property
+    def email_verified(self) -> bool: ...
 
 
 class TokenClient(Protocol):
@@ -214,7 +216,9 @@ class Tokens:
                 preferred_username=user.username,
             )
         if "email" in scopes and user.email:
-            claims.update(email=user.email, email_verified=False)
+            # OIDC Core §5.1: true only once the address was proved to reach the user
+            # (a link sent there was used: :mod:`passport.services.lifecycle`).
+            claims.update(email=user.email, email_verified=bool(user.email_verified))
         if "groups" in scopes:
             claims["groups"] = list(
                 db.scalars(
@@ -454,6 +458,7 @@ class Tokens:
             username,
             display_name,
             email,
+            email_verified,
             disabled,
         ) = found
         if revoked_at is not None or rotated_at is not None or expires_at <= now:
@@ -465,7 +470,9 @@ class Tokens:
         return LiveToken(
             TokenRecord(kind, scope, audience, expires_at, created_at, user_id),
             TokenHolder(application_id, client_id or ""),
-            None if user_id is None else UserView(user_id, username, display_name, email),
+            None
+            if user_id is None
+            else UserView(user_id, username, display_name, email, bool(email_verified)),
         )
 
     def id_token_hint_claims(self, token: str) -> dict[str, Any] | None:
@@ -549,6 +556,7 @@ class UserView:
     username: str
     display_name: str
     email: str | None
+    email_verified: bool
 
 
 @dataclass(frozen=True)
@@ -608,6 +616,7 @@ _LIVE_COLUMNS = (
     User.username,
     User.display_name,
     User.email,
+    User.email_verified,
     User.disabled,
 )
 # The token with its application and user, in one statement (Tokens.live).

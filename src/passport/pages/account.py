@@ -31,6 +31,7 @@ from passport.services.factors import combine_amr
 from passport.services.factors import new_step_cookie
 from passport.services.factors import valid_step_cookie
 from passport.services.identity import Identity
+from passport.services.identity import identity_of
 from passport.services.sessions import LoginSessionInfo
 from passport.storage.models import User
 from passport.web.context import RequestContext
@@ -90,6 +91,7 @@ class AccountPage(render.Page):
             codes=outcome.codes,
             enrolment=outcome.enrolment,
             reauthenticate="/login?" + urlencode({"next": "/account"}),
+            mail=self.settings.mail_enabled,
             script=bool(self.settings.relying_party_id),
         )
         for name, value in (outcome.headers or {}).items():
@@ -126,6 +128,23 @@ class AccountPage(render.Page):
                     )
                     ctx.start_session(info, token, user)
                     outcome.notice = "Your password was changed; your other sessions have ended."
+                elif params.get("action") == "email":
+                    changed = (
+                        ctx.accounts()
+                        .lifecycle()
+                        .change_email(caller, view.id, params.get("password"), params.get("email"))
+                    )
+                    view = identity_of(changed)
+                    outcome.notice = (
+                        "Your email address was changed; open the link we sent to it to "
+                        "confirm it. The old address was told."
+                        if self.settings.mail_enabled
+                        else "Your email address was changed."
+                    )
+                elif params.get("action") == "verify":
+                    if view.email:
+                        ctx.accounts().lifecycle().request_verification(caller, view.email)
+                    outcome.notice = "A confirmation link is on its way to your address."
                 elif params.get("action") in FACTOR_ACTIONS:
                     # Read apart from this transaction: a code's attempt is counted
                     # before it writes (services/factors.py).

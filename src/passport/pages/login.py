@@ -16,6 +16,7 @@ from werkzeug import Request
 from werkzeug import Response
 
 from passport.errors import ClientError
+from passport.errors import EmailNotVerified
 from passport.errors import ServiceUnavailable
 from passport.oidc import params as oauth_params
 from passport.oidc.authorization import STALE_AUTHORIZATION
@@ -88,6 +89,7 @@ class LoginPage(render.Page):
                     "application": app.name,
                     "login_hint": row.login_hint or "",
                 }
+        values["mail"] = self.settings.mail_enabled  # "Forgot your password?"
         if request.method != "POST":
             return self.form(request, "login.html", script=self.passkeys, **values)
         if not self.form_ok(request, params):
@@ -152,6 +154,7 @@ class LoginPage(render.Page):
                 status_of(exc),
                 script=self.passkeys,
                 error=exc.message,
+                unverified=isinstance(exc, EmailNotVerified),
                 **values,
             )
             for name, value in headers_of(exc).items():

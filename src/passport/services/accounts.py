@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 from typing import Protocol
 
+from sqlalchemy import delete
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from passport.config import Settings
 from passport.errors import ClientError
+from passport.errors import EmailNotVerified
 from passport.errors import FeatureDisabled
 from passport.errors import Invalid
 from passport.errors import NotFound
@@ -56,7 +59,12 @@ from passport.services.throttle import account_key
 from passport.services.throttle import ip_key
 from passport.services.throttle import registration_key
 from passport.services.throttle import user_account_key
+from passport.storage.models import EmailLink
 from passport.storage.models import User
+
+if TYPE_CHECKING:
+    from passport.services.lifecycle import Lifecycle
+    from passport.services.mail import Outbox
 
 GENERIC_LOGIN_FAILURE = "Invalid username or password."
 _EMAIL_RE = re.compile(
@@ -173,7 +181,9 @@ class Accounts:
         read_session: Session,
         after: Callable[[Callable[[], None]], None],
         notify_logout: NotifyLogout,
+        outbox: Outbox,
     ) -> None:
+        self.outbox = outbox
         self.settings = settings
         self.passwords = passwords
         self.sessions = sessions
@@ -224,7 +234,7 @@ class Accounts:
                 retry_after=attempt.wait,
             )
         try:
-            user = self._create(caller, username, password, email, display_name)
+            user = self.create_account(caller, username, password, email, display_name)
         except (ClientError, ServiceUnavailable):
             # Nothing was created: not a registration (released once the transaction
             # is over — on SQLite it may hold the write lock the counters need).
@@ -242,6 +252,32 @@ class Accounts:
             )
         )
         return user
+
+    def create_account(
+        self,
+        caller: Caller,
+        username: str | None,
+        password: str | None,
+        email: str | None,
+        display_name: str | None,
+        *,
+        verified: bool = False,
+    ) -> User:
+        """Make an account (no audit record: the caller's operation writes its own).
+        ``verified``: the address is known to reach the person (an invitation link
+        sent there was used); otherwise a verification link goes to it."""
+        user = self._create(caller, username, password, email, display_name)
+        user.email_verified = verified and user.email is not None
+        if user.email and not verified:
+            self.lifecycle().send_verification(user, caller.now)
+        return user
+
+    def lifecycle(self) -> Lifecycle:
+        """The email-driven operations over the same transaction
+        (:mod:`passport.services.lifecycle`)."""
+        from passport.services.lifecycle import Lifecycle
+
+        return Lifecycle(self)
 
     def _create(
         self,
@@ -441,6 +477,29 @@ class Accounts:
         session fixation)."""
         if user.disabled:
             raise NotSignedIn(GENERIC_LOGIN_FAILURE, source="username")
+        if self.settings.require_verified_email and not user.email_verified:
+            self.audit(
+                AuditRecord(
+                    "login",
+                    "unverified",
+                    caller.now,
+                    user.id,
+                    user.username,
+                    application=application,
+                    ip=caller.ip,
+                    user_agent=caller.user_agent,
+                ),
+                durable=True,
+            )
+            raise EmailNotVerified(
+                "Confirm your email address before signing in: open the link we sent "
+                "you, or ask for a new one.",
+                source="username",
+            )
+        # A reset link asked for and not used dies with a successful sign-in.
+        self.db.execute(
+            delete(EmailLink).where(EmailLink.user_id == user.id, EmailLink.purpose == "reset")
+        )
         # The same user signing in again in this browser (prompt=login, max_age, a
         # step-up) goes on with the same session at the OP: a new cookie, the same
         # ``sid``, so that the applications that know it are still told when it ends.
@@ -550,6 +609,66 @@ class Accounts:
             )
         )
 
+    def prove_password(
+        self,
+        caller: Caller,
+        user_id: int,
+        password: str | None,
+        *,
+        event: str,
+        source: str = "password",
+    ) -> User:
+        """The signed-in user, once they proved their current password (to change their
+        password or their address).
+
+        A credential check like a login (security checklist item 40): the attempt is
+        reserved on the account's and the address's counters *before* the password is
+        checked and before this request's transaction takes SQLite's write lock (so
+        ``user_id``, not an entity loaded in that transaction), so parallel guesses by
+        someone holding a stolen session count one each.  A wrong password is audited
+        as a failed ``event``.
+        """
+        if password is None or password == "":
+            raise required(source, "The current password must be specified.")
+        if self.passwords.saturated():  # refused before it costs a counter
+            raise ServiceUnavailable(BUSY_MESSAGE)
+        keys = [user_account_key(user_id), ip_key(caller.ip)]
+        attempt = self.throttle.reserve(keys, caller.now)
+        if attempt.wait:
+            raise Throttled(
+                "Too many failed attempts; try again later.",
+                source=source,
+                retry_after=attempt.wait,
+            )
+        user = self.db.get(User, user_id)
+        if user is None or user.disabled:
+            self.after(lambda: self.throttle.release(keys))
+            raise NotSignedIn("You must be logged in.", source="session")
+        try:
+            correct = self.passwords.verify(user.password_hash, password)
+        except ServiceUnavailable:
+            self.after(lambda: self.throttle.release(keys))  # nothing was checked
+            raise
+        if not correct:
+            # The reserved attempt stays counted as the failure it was.
+            self.audit(
+                AuditRecord(
+                    event,
+                    "failure",
+                    caller.now,
+                    user.id,
+                    user.username,
+                    ip=caller.ip,
+                    user_agent=caller.user_agent,
+                ),
+                durable=True,
+            )
+            raise NotSignedIn("The current password is not correct.", source=source)
+        # Not a failure: the reservation is taken back once the transaction is over (on
+        # SQLite it holds the write lock, which the counters' own transaction would wait for).
+        self.after(lambda: self.throttle.release(keys))
+        return user
+
     # -- password change ------------------------------------------------------
     def change_password(
         self,
@@ -571,20 +690,9 @@ class Accounts:
             raise required("oldPassword", "The current password must be specified.")
         if new_password is None or new_password == "":
             raise required("newPassword", "The new password must be specified.")
-        if self.passwords.saturated():  # refused before it costs a counter
-            raise ServiceUnavailable(BUSY_MESSAGE)
-        keys = [user_account_key(user_id), ip_key(caller.ip)]
-        attempt = self.throttle.reserve(keys, caller.now)
-        if attempt.wait:
-            raise Throttled(
-                "Too many failed attempts; try again later.",
-                source="oldPassword",
-                retry_after=attempt.wait,
-            )
-        user = self.db.get(User, user_id)
-        if user is None or user.disabled:
-            self.after(lambda: self.throttle.release(keys))
-            raise NotSignedIn("You must be logged in.", source="session")
+        user = self.prove_password(
+            caller, user_id, old_password, event="password_change", source="oldPassword"
+        )
         record = AuditRecord(
             "password_change",
             "",
@@ -594,18 +702,6 @@ class Accounts:
             ip=caller.ip,
             user_agent=caller.user_agent,
         )
-        try:
-            correct = self.passwords.verify(user.password_hash, old_password)
-        except ServiceUnavailable:
-            self.after(lambda: self.throttle.release(keys))  # nothing was checked
-            raise
-        if not correct:
-            # The reserved attempt stays counted as the failure it was.
-            self.audit(_with(record, outcome="failure"), durable=True)
-            raise NotSignedIn("The current password is not correct.", source="oldPassword")
-        # Not a failure: the reservation is taken back once the transaction is over (on
-        # SQLite it holds the write lock, which the counters' own transaction would wait for).
-        self.after(lambda: self.throttle.release(keys))
         text = check_policy(
             new_password,
             username=user.username,

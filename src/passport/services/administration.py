@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy import select
 
 from passport.errors import Forbidden
 from passport.errors import Invalid
+from passport.errors import NotFound
+from passport.errors import Taken
 from passport.errors import WrongLength
 from passport.errors import required
 from passport.services import clients
@@ -35,6 +39,8 @@ from passport.services.audit import AuditRecord
 from passport.services.factors import FactorSummary
 from passport.services.factors import validate_policy
 from passport.services.identity import identity_of
+from passport.services.lifecycle import email_key
+from passport.services.lifecycle import invited_groups
 from passport.services.passwords import check_policy
 from passport.services.permissions import ADMIN
 from passport.services.permissions import PASSPORT_APP_ID
@@ -48,8 +54,11 @@ from passport.services.signout import end_client_resource_access
 from passport.services.signout import end_user_access
 from passport.services.text import check_text
 from passport.storage.models import Application
+from passport.storage.models import EmailLink
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
+from passport.storage.models import Invitation
+from passport.storage.models import InvitationGroup
 from passport.storage.models import Permission
 from passport.storage.models import User
 
@@ -191,10 +200,14 @@ class Administration:
         changed: list[str] = []
         if email is not None:
             mail = validate_email(email)
+            old = user.email
             with directory.unique(
                 self.db, "This email address is already registered.", "email", mail
             ):
-                user.email, user.email_key = mail, mail.casefold() if mail else None
+                user.email, user.email_key = mail, email_key(mail) if mail else None
+            if email_key(old or "") != (user.email_key or ""):
+                # Unverified, a link to the new address, a notice to the old one.
+                self.accounts.lifecycle().address_changed(user, old, self.caller.now)
             changed.append("email")
         if display_name is not None:
             user.display_name = validate_display_name(display_name)
@@ -292,6 +305,113 @@ class Administration:
         self.db.delete(user)
         self.db.flush()
         return name
+
+    # -- invitations -----------------------------------------------------------------------------
+    def _inviter(self) -> str:
+        """How the invitation names who sent it."""
+        if self.actor.user_id is not None:
+            user = self.db.get(User, self.actor.user_id)
+            if user is not None:
+                return user.display_name or user.username
+        return "An administrator"
+
+    def _invitation(self, ref: str | None) -> Invitation:
+        if ref is None or str(ref).strip() == "":
+            raise required("invitation", "Invitation must be specified.")
+        text = str(ref).strip()
+        found = self.db.get(Invitation, int(text)) if text.isdigit() and len(text) < 10 else None
+        if found is None:
+            raise NotFound("No such invitation.", source="invitation", value=text[:64])
+        return found
+
+    def invite(self, email: str | None, groups: Sequence[str] = ()) -> Invitation:
+        """Invite a person by email to make an account, joining ``groups`` when they do.
+        Nobody invites into a group holding Passport rights they lack (the escalation
+        rule: the invited person would hold them)."""
+        ensure_right(self.actor, USERS_WRITE)
+        if email is None or email.strip() == "":
+            raise required("email", "Email must be specified.")
+        mail = validate_email(email)
+        assert mail is not None
+        key = email_key(mail)
+        if self.db.scalar(select(User.id).where(User.email_key == key)) is not None:
+            raise Taken("This email address is already registered.", source="email", value=mail)
+        now = self.caller.now
+        open_one = self.db.scalar(
+            select(Invitation.id).where(
+                Invitation.email_key == key,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > now,
+            )
+        )
+        if open_one is not None:
+            raise Taken(
+                f"This address has an open invitation ({open_one}); resend or revoke it.",
+                source="email",
+                value=mail,
+            )
+        chosen: dict[int, Group] = {}
+        for ref in groups:
+            group = self._group(ref, "groups")
+            self._may_change(GROUPS_WRITE, (group, "groups"))
+            chosen[group.id] = group
+        self.accounts.outbox.ensure_enabled("email")
+        invitation = Invitation(
+            email=mail,
+            email_key=key,
+            invited_by=self.actor.user_id,
+            created_at=now,
+            sent_at=now,
+            expires_at=now,
+        )
+        self.db.add(invitation)
+        self.db.flush()
+        for group_id in chosen:
+            self.db.add(InvitationGroup(invitation_id=invitation.id, group_id=group_id))
+        self.accounts.lifecycle().send_invitation(invitation, self._inviter(), now)
+        self._audit(
+            "invitation_create",
+            invitation=invitation.id,
+            email=mail,
+            groups=sorted(g.name for g in chosen.values()),
+        )
+        return invitation
+
+    def invitations(self) -> list[tuple[Invitation, list[str]]]:
+        """Every invitation, newest first, with the names of its groups."""
+        ensure_right(self.actor, USERS_READ)
+        rows = self.db.scalars(select(Invitation).order_by(Invitation.id.desc())).all()
+        return [(row, [g.name for g in invited_groups(self.db, row.id)]) for row in rows]
+
+    def resend_invitation(self, ref: str | None) -> Invitation:
+        """A new link (the old one dies) and a new expiry, for an invitation not yet
+        accepted or revoked — acting again on its groups, under the escalation rule."""
+        ensure_right(self.actor, USERS_WRITE)
+        invitation = self._invitation(ref)
+        self.accounts.outbox.ensure_enabled("email")
+        if invitation.accepted_at is not None or invitation.revoked_at is not None:
+            raise Invalid(
+                "This invitation was accepted or revoked; invite the person again.",
+                source="invitation",
+            )
+        for group in invited_groups(self.db, invitation.id):
+            self._may_change(GROUPS_WRITE, (group, "groups"))
+        self.accounts.lifecycle().send_invitation(invitation, self._inviter(), self.caller.now)
+        self._audit("invitation_resend", invitation=invitation.id, email=invitation.email)
+        return invitation
+
+    def revoke_invitation(self, ref: str | None) -> Invitation:
+        """Withdraw an invitation: its link stops working."""
+        ensure_right(self.actor, USERS_WRITE)
+        invitation = self._invitation(ref)
+        if invitation.accepted_at is not None:
+            raise Invalid("This invitation was accepted already.", source="invitation")
+        if invitation.revoked_at is None:
+            invitation.revoked_at = self.caller.now
+            self.db.execute(delete(EmailLink).where(EmailLink.invitation_id == invitation.id))
+            self._audit("invitation_revoke", invitation=invitation.id, email=invitation.email)
+        return invitation
 
     # -- groups ----------------------------------------------------------------------------------
     def create_group(

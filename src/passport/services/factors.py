@@ -40,7 +40,6 @@ counters, as failed passwords do (:mod:`passport.services.throttle`).
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import json
@@ -58,9 +57,7 @@ from typing import Protocol
 import pyotp
 import segno
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
@@ -93,6 +90,7 @@ from passport.errors import Throttled
 from passport.errors import WrongLength
 from passport.errors import required
 from passport.services.audit import AuditRecord
+from passport.services.kek import derived_key
 from passport.services.kek import key_encryption_key
 from passport.services.permissions import PASSPORT_APP_ID
 from passport.services.policy import rights_of_user
@@ -331,16 +329,6 @@ class Verified:
 
 
 # -- sealing with the key-encryption key ------------------------------------------------
-@functools.lru_cache(maxsize=16)
-def _derived_key(settings: Settings, label: bytes) -> bytes | None:
-    """A key of its own for ``label`` from the key-encryption key (HKDF-SHA256, RFC 5869),
-    so that the key that wraps the signing keys is never used for anything else."""
-    master = key_encryption_key(settings)
-    if master is None:
-        return None
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(master)
-
-
 def step_key(cookie: str, purpose: str) -> str:
     return hashlib.sha256(f"{purpose}:{cookie}".encode()).hexdigest()
 
@@ -819,7 +807,7 @@ class Factors:
 
     # -- TOTP (RFC 6238) --------------------------------------------------------------
     def _sealer(self) -> AESGCM:
-        key = _derived_key(self.settings, b"passport totp secret")
+        key = derived_key(self.settings, b"passport totp secret")
         if key is None:
             raise FeatureDisabled(NEEDS_KEY, source="code")
         return AESGCM(key)
@@ -1001,7 +989,7 @@ class Factors:
         key-encryption key.  79 random bits are too few for a plain hash to resist an
         offline search of a stolen database (SP 800-63B §5.1.2.2 asks 112 for that);
         the key, which is not in the database, makes one useless."""
-        key = _derived_key(self.settings, b"passport recovery code")
+        key = derived_key(self.settings, b"passport recovery code")
         if key is None:
             raise FeatureDisabled(NEEDS_KEY, source="code")
         return hmac.new(key, normalise_recovery_code(code).encode(), hashlib.sha256).hexdigest()

@@ -32,6 +32,12 @@ goes, and why it is safe:
   more than :attr:`Retention.notifications` ago (default 7 days: long enough for an
   administrator to look at ``Users/logoutNotifications`` after an incident; the
   logout token inside expired two minutes after it was made).
+* ``email_links`` past ``expires_at`` (minutes to days): the pages refuse them already.
+* ``mail_outbox`` sent, or given up, more than :attr:`Retention.notifications` ago
+  (their bodies were emptied when that happened; the row tells the operator what went
+  out and what failed).
+* ``invitations`` (with their groups) 30 days past their expiry, accepted or not: the
+  audit log keeps who invited whom.
 * ``throttle_counters`` whose window has passed: the next attempt would start a new
   window anyway, so no row and an old row count the same.  With Redis the table stays
   empty; Redis expires its counters.
@@ -76,11 +82,15 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute
 
+from passport.services.mail import MAX_ATTEMPTS as MAIL_MAX_ATTEMPTS
 from passport.storage.db import Database
 from passport.storage.models import AuthorizationCode
 from passport.storage.models import DeviceAuthorization
+from passport.storage.models import EmailLink
+from passport.storage.models import Invitation
 from passport.storage.models import LoginSession
 from passport.storage.models import LogoutNotification
+from passport.storage.models import MailMessage
 from passport.storage.models import OAuthToken
 from passport.storage.models import PendingAuthorization
 from passport.storage.models import PushedAuthorizationRequest
@@ -109,6 +119,9 @@ class Retention:
     delivery_attempts: int | None = None
 
 
+INVITATIONS_KEPT = timedelta(days=30)
+
+
 @dataclass
 class PurgeReport:
     """How many rows :func:`purge_expired` deleted, per table."""
@@ -122,6 +135,9 @@ class PurgeReport:
     logout_notifications: int = 0
     throttle_counters: int = 0
     sign_in_steps: int = 0
+    email_links: int = 0
+    mail_outbox: int = 0
+    invitations: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -206,6 +222,25 @@ def purge_expired(
         LogoutNotification.id,
         or_(LogoutNotification.delivered_at <= notifications_cutoff, given_up),
         batch_size,
+    )
+    report.email_links = _purge_table(
+        database, EmailLink.id_hash, EmailLink.expires_at <= cutoff, batch_size
+    )
+    report.mail_outbox = _purge_table(
+        database,
+        MailMessage.id,
+        or_(
+            MailMessage.sent_at <= notifications_cutoff,
+            and_(
+                MailMessage.sent_at.is_(None),
+                MailMessage.attempts >= MAIL_MAX_ATTEMPTS,
+                MailMessage.created_at <= notifications_cutoff,
+            ),
+        ),
+        batch_size,
+    )
+    report.invitations = _purge_table(
+        database, Invitation.id, Invitation.expires_at <= cutoff - INVITATIONS_KEPT, batch_size
     )
     report.throttle_counters = _purge_table(
         database,

@@ -19,18 +19,24 @@ class Identity:
     username: str
     email: str | None
     display_name: str
+    # Default for identities a Redis session store kept from before migration 0022.
+    email_verified: bool = False
 
 
-_IDENTITY = select(User.id, User.username, User.email, User.display_name).where(
-    User.id == bindparam("user_id"), User.disabled.is_(False)
-)
+_IDENTITY = select(
+    User.id, User.username, User.email, User.display_name, User.email_verified
+).where(User.id == bindparam("user_id"), User.disabled.is_(False))
 
 
 def load_identity(conn: Connection, user_id: int) -> Identity | None:
     """The enabled user ``user_id`` as an :class:`Identity`, in one Core SELECT."""
     row = conn.execute(_IDENTITY, {"user_id": user_id}).first()
-    return Identity(*row) if row is not None else None
+    if row is None:
+        return None
+    return Identity(row.id, row.username, row.email, row.display_name, bool(row.email_verified))
 
 
 def identity_of(user: User) -> Identity:
-    return Identity(user.id, user.username, user.email, user.display_name)
+    return Identity(
+        user.id, user.username, user.email, user.display_name, bool(user.email_verified)
+    )

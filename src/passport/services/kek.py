@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.engine import make_url
 
 from passport.config import Settings
@@ -44,3 +47,14 @@ def key_encryption_key(settings: Settings) -> bytes | None:
     with os.fdopen(fd, "w") as fh:
         fh.write(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))
     return base64.urlsafe_b64decode(path.read_text().strip() + "==")
+
+
+@functools.lru_cache(maxsize=16)
+def derived_key(settings: Settings, label: bytes) -> bytes | None:
+    """A key of its own for ``label`` from the key-encryption key (HKDF-SHA256, RFC 5869),
+    so that the key that wraps the signing keys is never used for anything else; None
+    without a key-encryption key."""
+    master = key_encryption_key(settings)
+    if master is None:
+        return None
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(master)

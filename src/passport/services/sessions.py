@@ -185,7 +185,7 @@ class DatabaseSessionStore:
     _COLUMNS = tuple(LoginSession.__table__.columns)
     _BY_HASH = select(*_COLUMNS).where(LoginSession.__table__.c.id_hash == bindparam("id_hash"))
     _WITH_USER = (
-        select(*_COLUMNS, User.username, User.email, User.display_name)
+        select(*_COLUMNS, User.username, User.email, User.display_name, User.email_verified)
         .join(User, User.id == LoginSession.user_id)
         .where(LoginSession.id_hash == bindparam("id_hash"), User.disabled.is_(False))
     )
@@ -210,6 +210,7 @@ class DatabaseSessionStore:
             values.pop("username"),
             values.pop("email"),
             values.pop("display_name"),
+            bool(values.pop("email_verified")),
         )
         info = LoginSessionInfo(**values)
         return (info, identity) if info.alive(now) else None

@@ -360,6 +360,18 @@ def registration_key(ip: str) -> str:
     return "register:ip:" + address_of(ip)
 
 
+def mail_address_key(address_key: str) -> str:
+    """The counter of mail asked for to one address (a password reset, a verification
+    link): every request counts, whether or not an account has the address, so the
+    counter says nothing about accounts; the address is kept as its SHA-256."""
+    return "mail:" + hashlib.sha256(address_key.encode()).hexdigest()
+
+
+def mail_ip_key(ip: str) -> str:
+    """The counter of mail asked for from one client address (whatever the addresses)."""
+    return "mailip:" + address_of(ip)
+
+
 @dataclass(frozen=True)
 class Attempt:
     """The outcome of :meth:`Throttle.reserve`."""
@@ -383,6 +395,8 @@ class Throttle:
             "request": settings.throttle_client_request_limit,
             "challenge": settings.throttle_client_request_limit,
             "register": settings.throttle_registration_limit,
+            "mail": settings.throttle_mail_limit,
+            "mailip": settings.throttle_mail_ip_limit,
         }
 
     def _limit(self, key: str) -> int:

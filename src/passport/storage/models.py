@@ -216,6 +216,9 @@ class User(Base):
     webauthn_handle: Mapped[str | None] = mapped_column(
         String(64), nullable=True, unique=True, index=True
     )
+    # The user proved that ``email`` reaches them (a verification, password reset or
+    # invitation link sent there was used); false again when it changes (migration 0022).
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 def new_sid() -> str:
@@ -657,3 +660,88 @@ class SignInStep(Base):
     payload: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Invitation(Base):
+    """An administrator's invitation of a person, by email, to make an account.
+
+    Live until ``expires_at`` unless accepted (``user_id`` is then the account made) or
+    revoked; its link is an :class:`EmailLink` of purpose ``invite``."""
+
+    __tablename__ = "invitations"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused: see Base
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254))
+    email_key: Mapped[str] = mapped_column(String(254), index=True)
+    invited_by: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class InvitationGroup(Base):
+    """A group the invited person joins when they accept."""
+
+    __tablename__ = "invitation_groups"
+
+    invitation_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("invitations.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class EmailLink(Base):
+    """A single-use link sent by mail: ``verify`` (an address), ``reset`` (a forgotten
+    password) or ``invite`` (an invitation).
+
+    Only the SHA-256 of the link's 256-bit token is kept.  ``email_key`` is the address
+    the link was sent to (casefolded): a verification counts only while the account
+    still has that address."""
+
+    __tablename__ = "email_links"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    invitation_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("invitations.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    email_key: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class MailMessage(Base):
+    """A message in the durable mail outbox, written in the transaction of the operation
+    that causes it and sent by the background worker (:mod:`passport.services.mail`).
+
+    ``body`` (the text and HTML parts, which may hold a live link) is sealed with a key
+    derived from the key-encryption key, and emptied once the message is sent or given
+    up; ``last_error`` names the failure without a secret."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused: see Base
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(200), default="")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from passport.errors import ClientError
+from passport.errors import EmailNotVerified
 from passport.errors import FeatureDisabled
 from passport.errors import Forbidden
 from passport.errors import Invalid
@@ -35,6 +36,7 @@ WIRE: dict[type[ClientError], tuple[str, int]] = {
     PasswordRefused: ("6", 400),
     FeatureDisabled: ("7", 403),
     SecondFactorRequired: ("8", 401),
+    EmailNotVerified: ("9", 403),
     NotSignedIn: ("401", 401),
     Forbidden: ("403", 403),
     Throttled: ("429", 429),

@@ -1,0 +1,474 @@
+"""The account lifecycle by email: verifying an address, resetting a forgotten
+password, changing one's address, accepting an invitation.  One home for each.
+
+Every operation here works through a **single-use link** (``email_links``): a 256-bit
+random token in the URL, kept only as the SHA-256 of its purpose and value — so a link
+made for one purpose is unknown to every other — with an expiry (``*_lifetime``
+settings).  A link is checked without being used when its page is opened (a GET, which
+mail scanners also make), and used up by the POST that acts, in one ``DELETE`` whose
+row count says whether this request was first.  Links are built from the configured
+public URL only (``Settings.issuer``), never from a request's ``Host``.
+
+The messages go through the durable outbox (:mod:`passport.services.mail`) in the
+transaction of the operation: a refusal or a failure sends nothing.
+
+**No enumeration** (OWASP ASVS 5 §6.3.8, NIST SP 800-63B §5.1.1.2 on recovery): asking
+for a reset or a verification link answers the same whatever the address — an
+account, none, a disabled one — and does comparable work in each case (the message is
+composed every time; only its row is left out), throttled per address and per client
+address before anything is looked up, every request counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import unicodedata
+from datetime import datetime
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from passport.errors import Invalid
+from passport.errors import Throttled
+from passport.errors import required
+from passport.services.accounts import Caller
+from passport.services.accounts import validate_email
+from passport.services.audit import AuditRecord
+from passport.services.identity import identity_of
+from passport.services.mail import Letter
+from passport.services.passwords import check_policy
+from passport.services.signout import end_user_access
+from passport.services.throttle import mail_address_key
+from passport.services.throttle import mail_ip_key
+from passport.services.throttle import user_account_key
+from passport.storage.models import EmailLink
+from passport.storage.models import Group
+from passport.storage.models import Invitation
+from passport.storage.models import InvitationGroup
+from passport.storage.models import User
+
+if TYPE_CHECKING:
+    from passport.services.accounts import Accounts
+
+VERIFY = "verify"
+RESET = "reset"
+INVITE = "invite"
+BAD_LINK = "This link is not valid: it was used already, replaced by a newer one, or it expired."
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def link_hash(purpose: str, token: str) -> str:
+    return hashlib.sha256(f"{purpose}:{token}".encode()).hexdigest()
+
+
+def email_key(raw: str) -> str:
+    return unicodedata.normalize("NFKC", raw.strip()).casefold()
+
+
+def valid_for(seconds: int) -> str:
+    """ "30 minutes", "24 hours", "7 days": how long a link works, for its message."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+class Lifecycle:
+    """The email-driven operations over one transaction (``accounts.db``)."""
+
+    def __init__(self, accounts: Accounts) -> None:
+        self.accounts = accounts
+        self.db = accounts.db
+        self.settings = accounts.settings
+        self.outbox = accounts.outbox
+
+    # -- links ---------------------------------------------------------------------------------
+    def _new_link(
+        self,
+        purpose: str,
+        now: datetime,
+        lifetime: int,
+        address: str,
+        *,
+        user_id: int | None = None,
+        invitation_id: int | None = None,
+    ) -> str:
+        """A new link's URL; the link is kept as its hash only."""
+        if not self.settings.issuer:
+            raise Invalid("Passport's public URL (PASSPORT_PUBLIC_URL) is not set.", source="url")
+        token = secrets.token_urlsafe(32)
+        self.db.add(
+            EmailLink(
+                id_hash=link_hash(purpose, token),
+                purpose=purpose,
+                user_id=user_id,
+                invitation_id=invitation_id,
+                email_key=email_key(address),
+                created_at=now,
+                expires_at=now + timedelta(seconds=lifetime),
+            )
+        )
+        page = {VERIFY: "/email/verify", RESET: "/password/reset", INVITE: "/invite"}[purpose]
+        return f"{self.settings.issuer}{page}?token={token}"
+
+    def _link(self, purpose: str, token: str | None, now: datetime) -> EmailLink:
+        """The live link of ``purpose`` that ``token`` names, or :data:`BAD_LINK`."""
+        if token is None or token == "":
+            raise required("token", "The link has no token; open the link from the message.")
+        if not _TOKEN.fullmatch(token):
+            raise Invalid(BAD_LINK, source="token")
+        link = self.db.get(EmailLink, link_hash(purpose, token))
+        if link is None or link.purpose != purpose or link.expires_at <= now:
+            raise Invalid(BAD_LINK, source="token")
+        return link
+
+    def _use(self, link: EmailLink) -> None:
+        """Use the link up; only the first of two simultaneous requests gets here."""
+        gone = self.db.execute(delete(EmailLink).where(EmailLink.id_hash == link.id_hash))
+        if getattr(gone, "rowcount", 0) != 1:
+            raise Invalid(BAD_LINK, source="token")
+
+    def _drop_links(self, purpose: str, user_id: int) -> None:
+        self.db.execute(
+            delete(EmailLink).where(EmailLink.user_id == user_id, EmailLink.purpose == purpose)
+        )
+
+    def _reserve(self, caller: Caller, address: str, source: str) -> None:
+        """Count a request for mail on the address's and the client address's counters;
+        every request counts (nothing is "released"), whatever the address."""
+        keys = [mail_address_key(address), mail_ip_key(caller.ip)]
+        attempt = self.accounts.throttle.reserve(keys, caller.now)
+        if attempt.wait:
+            raise Throttled(
+                "Too many messages were asked for; try again later.",
+                source=source,
+                retry_after=attempt.wait,
+            )
+
+    def _record(
+        self,
+        event: str,
+        outcome: str,
+        caller: Caller,
+        user: User | None = None,
+        detail: str = "",
+        *,
+        durable: bool = False,
+    ) -> None:
+        self.accounts.audit(
+            AuditRecord(
+                event,
+                outcome,
+                caller.now,
+                user.id if user else None,
+                user.username if user else "",
+                ip=caller.ip,
+                user_agent=caller.user_agent,
+                detail=detail,
+            ),
+            durable=durable,
+        )
+
+    @staticmethod
+    def _name(user: User) -> str:
+        return user.display_name or user.username
+
+    def _address(self, raw: str | None, source: str) -> str:
+        """A typed address, checked as registration checks it."""
+        if raw is None or raw.strip() == "":
+            raise required(source, "Email must be specified.")
+        mail = validate_email(raw)
+        assert mail is not None
+        return mail
+
+    # -- verifying an address ----------------------------------------------------------------
+    def send_verification(self, user: User, now: datetime) -> bool:
+        """Send ``user`` a link proving their current address (earlier links die);
+        False when there is nothing to send (no address, no mail)."""
+        if not user.email or user.email_verified or not self.outbox.enabled:
+            return False
+        self._drop_links(VERIFY, user.id)
+        lifetime = self.settings.email_verification_lifetime
+        link = self._new_link(VERIFY, now, lifetime, user.email, user_id=user.id)
+        self.outbox.queue(
+            self.db,
+            Letter(
+                "verify_email",
+                user.email,
+                {
+                    "name": self._name(user),
+                    "username": user.username,
+                    "email": user.email,
+                    "link": link,
+                    "valid_for": valid_for(lifetime),
+                },
+            ),
+            now,
+            user_id=user.id,
+        )
+        return True
+
+    def request_verification(self, caller: Caller, address: str | None) -> None:
+        """A new verification link for the account with this unverified address — the
+        same answer whether there is one or not."""
+        self.outbox.ensure_enabled("email")
+        mail = self._address(address, "email")
+        self._reserve(caller, email_key(mail), "email")
+        user = self.db.scalars(select(User).where(User.email_key == email_key(mail))).first()
+        sent = user is not None and not user.disabled and self.send_verification(user, caller.now)
+        if not sent:
+            self.outbox.compose(Letter("verify_email", mail, _DUMMY))  # the same work
+        self._record("email_verification_request", "sent" if sent else "nothing", caller, user)
+
+    def verify_email(self, caller: Caller, token: str | None) -> User:
+        """Mark the address a verification link was sent to as verified, if it is still
+        the account's address."""
+        link = self._link(VERIFY, token, caller.now)
+        user = self.db.get(User, link.user_id) if link.user_id is not None else None
+        if user is None or user.disabled or (user.email_key or "") != link.email_key:
+            raise Invalid(BAD_LINK, source="token")
+        self._use(link)
+        user.email_verified = True
+        self.accounts.sessions.refresh_identity(identity_of(user))
+        self._record("email_verify", "success", caller, user)
+        return user
+
+    def check_verification(self, token: str | None, now: datetime) -> User:
+        """The user a verification link is for (the page that confirms it), unused."""
+        link = self._link(VERIFY, token, now)
+        user = self.db.get(User, link.user_id) if link.user_id is not None else None
+        if user is None or user.disabled or (user.email_key or "") != link.email_key:
+            raise Invalid(BAD_LINK, source="token")
+        return user
+
+    # -- changing an address ---------------------------------------------------------------------
+    def address_changed(self, user: User, old: str | None, now: datetime) -> None:
+        """After ``user``'s address changed from ``old``: unverified, a verification link to
+        the new address, a notice to the old one (its owner must hear of it)."""
+        user.email_verified = False
+        self._drop_links(VERIFY, user.id)
+        self._drop_links(RESET, user.id)  # they were sent to the old address
+        self.accounts.sessions.refresh_identity(identity_of(user))
+        if not self.outbox.enabled:
+            return
+        self.send_verification(user, now)
+        if old and email_key(old) != (user.email_key or ""):
+            self.outbox.queue(
+                self.db,
+                Letter(
+                    "email_changed",
+                    old,
+                    {
+                        "name": self._name(user),
+                        "username": user.username,
+                        "new_email": user.email or "(none)",
+                    },
+                ),
+                now,
+                user_id=user.id,
+            )
+
+    def change_email(
+        self, caller: Caller, user_id: int, password: str | None, address: str | None
+    ) -> User:
+        """The signed-in user changes their own address, proving their password."""
+        mail = self._address(address, "email")
+        user = self.accounts.prove_password(caller, user_id, password, event="email_change")
+        if email_key(mail) == (user.email_key or ""):
+            if user.email == mail:
+                raise Invalid("This is already your email address.", source="email", value=mail)
+        old = user.email
+        from passport.services import directory
+
+        with directory.unique(self.db, "This email address is already registered.", "email", mail):
+            user.email, user.email_key = mail, email_key(mail)
+        if email_key(old or "") != user.email_key:
+            self.address_changed(user, old, caller.now)
+        self._record("email_change", "success", caller, user)
+        return user
+
+    # -- a forgotten password --------------------------------------------------------------------
+    def request_password_reset(self, caller: Caller, address: str | None) -> None:
+        """Mail a reset link to the account with this address, if there is one, active.
+        The caller learns nothing either way (same answer, comparable work)."""
+        self.outbox.ensure_enabled("email")
+        mail = self._address(address, "email")
+        key = email_key(mail)
+        self._reserve(caller, key, "email")
+        user = self.db.scalars(select(User).where(User.email_key == key)).first()
+        lifetime = self.settings.password_reset_lifetime
+        if user is None or user.disabled or not user.email:
+            self.outbox.compose(Letter("password_reset", mail, _DUMMY))  # the same work
+            self._record("password_reset_request", "nothing", caller, user)
+            return
+        self._drop_links(RESET, user.id)  # a later request kills the earlier link
+        link = self._new_link(RESET, caller.now, lifetime, user.email, user_id=user.id)
+        self.outbox.queue(
+            self.db,
+            Letter(
+                "password_reset",
+                user.email,
+                {
+                    "name": self._name(user),
+                    "username": user.username,
+                    "link": link,
+                    "valid_for": valid_for(lifetime),
+                },
+            ),
+            caller.now,
+            user_id=user.id,
+        )
+        self._record("password_reset_request", "sent", caller, user)
+
+    def check_reset(self, token: str | None, now: datetime) -> User:
+        """The user a reset link is for (the page that asks for the new password)."""
+        link = self._link(RESET, token, now)
+        user = self.db.get(User, link.user_id) if link.user_id is not None else None
+        if user is None or user.disabled:
+            raise Invalid(BAD_LINK, source="token")
+        return user
+
+    def reset_password(self, caller: Caller, token: str | None, password: str | None) -> User:
+        """Set a new password through a reset link: the policy applies, the link is used
+        up, every session and token family of the user ends (their applications are
+        told), the user's address counts as verified (the link reached it), and the
+        address hears that the password changed.  A second factor is still asked at the
+        next sign-in: the link replaces the password only."""
+        link = self._link(RESET, token, caller.now)
+        user = self.db.get(User, link.user_id) if link.user_id is not None else None
+        if user is None or user.disabled:
+            raise Invalid(BAD_LINK, source="token")
+        if password is None or password == "":
+            raise required("newPassword", "The new password must be specified.")
+        text = check_policy(
+            password,
+            username=user.username,
+            min_length=self.settings.password_min_length,
+            source="newPassword",
+        )
+        self._use(link)
+        self._drop_links(RESET, user.id)
+        user.password_hash = self.accounts.passwords.hash(text)
+        user.password_changed_at = caller.now
+        if hmac.compare_digest(link.email_key, user.email_key or ""):
+            user.email_verified = True
+        ended = end_user_access(
+            self.db, self.accounts.sessions, self.accounts.notify_logout, user, caller.now
+        )
+        # The account may sign in at once, even after the failures that made them ask.
+        self.accounts.after(lambda: self.accounts.throttle.store.reset(user_account_key(user.id)))
+        if user.email:
+            self.outbox.queue(
+                self.db,
+                Letter(
+                    "password_changed",
+                    user.email,
+                    {"name": self._name(user), "username": user.username},
+                ),
+                caller.now,
+                user_id=user.id,
+            )
+        self._record("password_reset", "success", caller, user, f"sessions ended: {ended}")
+        return user
+
+    # -- invitations ---------------------------------------------------------------------------
+    def send_invitation(self, invitation: Invitation, inviter: str, now: datetime) -> None:
+        """A (new) link for ``invitation`` by mail; earlier links of it die."""
+        self.db.execute(delete(EmailLink).where(EmailLink.invitation_id == invitation.id))
+        lifetime = self.settings.invitation_lifetime
+        invitation.sent_at = now
+        invitation.expires_at = now + timedelta(seconds=lifetime)
+        link = self._new_link(INVITE, now, lifetime, invitation.email, invitation_id=invitation.id)
+        self.outbox.queue(
+            self.db,
+            Letter(
+                "invitation",
+                invitation.email,
+                {"inviter": inviter, "link": link, "valid_for": valid_for(lifetime)},
+            ),
+            now,
+        )
+
+    def check_invitation(self, token: str | None, now: datetime) -> Invitation:
+        """The live invitation a link is for (the page that makes the account)."""
+        link = self._link(INVITE, token, now)
+        invitation = (
+            self.db.get(Invitation, link.invitation_id) if link.invitation_id is not None else None
+        )
+        if (
+            invitation is None
+            or invitation.accepted_at is not None
+            or invitation.revoked_at is not None
+            or invitation.expires_at <= now
+        ):
+            raise Invalid(BAD_LINK, source="token")
+        return invitation
+
+    def accept_invitation(
+        self,
+        caller: Caller,
+        token: str | None,
+        username: str | None,
+        password: str | None,
+        display_name: str | None,
+    ) -> User:
+        """Make the invited person's account: their username and password, the invited
+        address (verified: the link reached it), the invitation's groups."""
+        invitation = self.check_invitation(token, caller.now)
+        user = self.accounts.create_account(
+            caller, username, password, invitation.email, display_name, verified=True
+        )
+        self._use(self._link(INVITE, token, caller.now))
+        from passport.services import directory
+
+        groups = invited_groups(self.db, invitation.id)
+        for group in groups:
+            directory.add_member(self.db, group, user)
+        invitation.accepted_at = caller.now
+        invitation.user_id = user.id
+        self._record(
+            "invitation_accept",
+            "success",
+            caller,
+            user,
+            f"invitation {invitation.id}; groups: {', '.join(g.name for g in groups) or '-'}",
+        )
+        return user
+
+
+# Placeholders for a message composed and not sent (the same work as a real one).
+_DUMMY = {
+    "name": "",
+    "username": "",
+    "email": "",
+    "link": "https://passport.invalid/" + "x" * 64,
+    "valid_for": "",
+}
+
+
+def invitation_state(invitation: Invitation, now: datetime) -> str:
+    """``accepted``, ``revoked``, ``expired`` or ``pending``."""
+    if invitation.accepted_at is not None:
+        return "accepted"
+    if invitation.revoked_at is not None:
+        return "revoked"
+    return "expired" if invitation.expires_at <= now else "pending"
+
+
+def invited_groups(db: Session, invitation_id: int) -> list[Group]:
+    """The groups an invitation makes its person join, by name."""
+    return list(
+        db.scalars(
+            select(Group)
+            .join(InvitationGroup, InvitationGroup.group_id == Group.id)
+            .where(InvitationGroup.invitation_id == invitation_id)
+            .order_by(Group.name)
+        )
+    )
