@@ -35,13 +35,13 @@ from oidc_support import token
 from passport.cli import cli
 from passport.oidc.backchannel import MAX_ATTEMPTS
 from passport.oidc.backchannel import deliver_due
-from passport.services.mail import MAX_ATTEMPTS as MAIL_MAX_ATTEMPTS
 from passport.services import housekeeping
 from passport.services.applications import find_by_name
 from passport.services.housekeeping import Housekeeper
 from passport.services.housekeeping import PurgeReport
 from passport.services.housekeeping import Retention
 from passport.services.housekeeping import purge_expired
+from passport.services.mail import MAX_ATTEMPTS as MAIL_MAX_ATTEMPTS
 from passport.storage.db import Database
 from passport.storage.models import AuthorizationCode
 from passport.storage.models import DeviceAuthorization
