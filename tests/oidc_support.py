@@ -78,6 +78,7 @@ def seed(url: str) -> dict[str, str]:
                 username="alice",
                 username_key="alice",
                 email="alice@example.com",
+                email_key="alice@example.com",
                 display_name="Alice",
                 password_hash=Passwords(settings).hash(PASSWORD),
                 disabled=False,
