@@ -241,6 +241,8 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, PermanentFailure):
         return str(exc)[:200]
     code = getattr(exc, "smtp_code", None)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+        code = next(iter(exc.recipients.values()))[0]
     return f"{type(exc).__name__}{f' {code}' if isinstance(code, int) else ''}"[:200]
 
 
