@@ -39,9 +39,12 @@ from passport.services.administration import Administration
 from passport.services.applications import find_by_name
 from passport.storage.models import Application
 from passport.storage.models import AuditEvent
+from passport.storage.models import EmailLink
 from passport.storage.models import Group
+from passport.storage.models import Invitation
 from passport.storage.models import LoginSession
 from passport.storage.models import LogoutNotification
+from passport.storage.models import MailMessage
 from passport.storage.models import OAuthToken
 from passport.storage.models import RecoveryCode
 from passport.storage.models import TotpCredential
@@ -55,6 +58,7 @@ pytestmark = pytest.mark.sqlite  # the same code on every database: SQLite is en
 
 NEW = "a brand new passphrase for alice"
 BACKCHANNEL = "http://127.0.0.1:9/backchannel"
+SMTP = "smtp://127.0.0.1:1"  # mail is queued, never sent, in these tests
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,51 @@ def _fixed_batch_id(h: Harness) -> None:
         batch.client_id = BATCH_ID
 
 
+def _invite_bob(h: Harness) -> None:
+    """An invitation (id 4242) to bob@example.com into Editors, made earlier."""
+    from datetime import timedelta
+
+    from passport.storage.models import Invitation
+    from passport.storage.models import InvitationGroup
+
+    with h.app.services.db.session(write=True) as db, db.begin():
+        now = h.clock()
+        invitation = Invitation(
+            id=4242,
+            email="bob@example.com",
+            email_key="bob@example.com",
+            created_at=now,
+            sent_at=now,
+            expires_at=now + timedelta(days=7),
+        )
+        db.add(invitation)
+        db.flush()
+        db.add(
+            InvitationGroup(
+                invitation_id=invitation.id, group_id=directory.get_group(db, "Editors").id
+            )
+        )
+
+
 OPERATIONS = {
+    "invite a person into a group": Operation(
+        ("/Users/invite", {"email": "bob@example.com", "groups": "Editors"}),
+        ("user", "invite", "bob@example.com", "--group", "Editors"),
+    ),
+    "send an invitation again": Operation(
+        ("/Users/resendInvitation", {"invitation": "4242"}),
+        ("user", "resend-invitation", "4242"),
+        before=_invite_bob,
+    ),
+    "revoke an invitation": Operation(
+        ("/Users/revokeInvitation", {"invitation": "4242"}),
+        ("user", "revoke-invitation", "4242"),
+        before=_invite_bob,
+    ),
+    "change a user's email address": Operation(
+        ("/Users/update", {"username": "alice", "email": "alice@new.example"}),
+        ("user", "update", "alice", "--email", "alice@new.example"),
+    ),
     "disable user": Operation(
         ("/Users/setDisabled", {"username": "alice", "disabled": "true"}),
         ("user", "disable", "alice"),
@@ -318,6 +366,9 @@ class Traces:
     alice_factors: tuple[int, ...] = ()
     mfa_policies: dict[str, str] = field(default_factory=dict)
     require_mfa: dict[str, bool] = field(default_factory=dict)
+    # The mail queued (to whom, which message) and the invitations (address, state).
+    mail: list[tuple[str, str]] = field(default_factory=list)
+    invitations: list[tuple[str, bool, bool]] = field(default_factory=list)  # revoked, link
 
 
 @dataclass
@@ -332,7 +383,7 @@ class World:
 
 
 def make_world(factory: Any) -> World:
-    h: Harness = factory("sqlite", "db", key_encryption_key=KEK)
+    h: Harness = factory("sqlite", "db", key_encryption_key=KEK, smtp_url=SMTP)
     h.ids = seed(h.settings.database_url)  # type: ignore[attr-defined]
     with h.app.services.db.session(write=True) as db, db.begin():
         wiki = find_by_name(db, "Wiki")
@@ -412,6 +463,18 @@ def traces_since(world: World, mark: int, called: list[str]) -> tuple[Traces, li
             alice_factors=alice_factors,
             mfa_policies=dict(db.execute(select(Application.name, Application.mfa_policy)).all()),
             require_mfa=dict(db.execute(select(Group.name, Group.require_mfa)).all()),
+            mail=[
+                (m.recipient, m.purpose)
+                for m in db.scalars(select(MailMessage).order_by(MailMessage.id))
+            ],
+            invitations=[
+                (
+                    i.email,
+                    i.revoked_at is not None,
+                    bool(db.scalar(select(func.count()).where(EmailLink.invitation_id == i.id))),
+                )
+                for i in db.scalars(select(Invitation).order_by(Invitation.id))
+            ],
         )
         db.expunge_all()
     return traces, rows
@@ -454,7 +517,11 @@ def through_the_cli(factory: Any, operation: Operation, called: list[str]) -> Tr
         operation.before(world.h)
     mark = watermark(world.h)
     called.clear()
-    env = {"PASSPORT_PUBLIC_URL": world.h.settings.public_url, "PASSPORT_KEY_ENCRYPTION_KEY": KEK}
+    env = {
+        "PASSPORT_PUBLIC_URL": world.h.settings.public_url,
+        "PASSPORT_KEY_ENCRYPTION_KEY": KEK,
+        "PASSPORT_SMTP_URL": SMTP,
+    }
     args = [*operation.cli, "--database-url", world.h.settings.database_url]
     result = CliRunner().invoke(cli, args, input=operation.stdin, env=env)
     assert result.exit_code == 0, result.output
@@ -524,3 +591,18 @@ def test_second_factors_and_policies_are_seen_by_the_comparison(
         factory, OPERATIONS["require a second factor of a group's members"], spy
     )
     assert group.require_mfa == {"Editors": True} and kept.require_mfa == {"Editors": False}
+
+
+def test_mail_and_invitations_are_seen_by_the_comparison(factory: Any, spy: list[str]) -> None:
+    """The traces hold the mail queued and each invitation's state: a door that sent no
+    message, or left the link alive, would be caught."""
+    invited = through_the_api(factory, OPERATIONS["invite a person into a group"], spy)
+    assert invited.mail == [("bob@example.com", "invitation")]
+    assert invited.invitations == [("bob@example.com", False, True)]
+    revoked = through_the_api(factory, OPERATIONS["revoke an invitation"], spy)
+    assert revoked.mail == [] and revoked.invitations == [("bob@example.com", True, False)]
+    changed = through_the_api(factory, OPERATIONS["change a user's email address"], spy)
+    assert sorted(changed.mail) == [
+        ("alice@example.com", "email_changed"),
+        ("alice@new.example", "verify_email"),
+    ]
