@@ -240,17 +240,7 @@ class Accounts:
             # is over — on SQLite it may hold the write lock the counters need).
             self.after(lambda: self.throttle.release(keys))
             raise
-        self.audit(
-            AuditRecord(
-                "register",
-                "success",
-                caller.now,
-                user.id,
-                user.username,
-                ip=caller.ip,
-                user_agent=caller.user_agent,
-            )
-        )
+        self.audit(user_record("register", "success", caller, user))
         return user
 
     def create_account(
@@ -479,16 +469,7 @@ class Accounts:
             raise NotSignedIn(GENERIC_LOGIN_FAILURE, source="username")
         if self.settings.require_verified_email and not user.email_verified:
             self.audit(
-                AuditRecord(
-                    "login",
-                    "unverified",
-                    caller.now,
-                    user.id,
-                    user.username,
-                    application=application,
-                    ip=caller.ip,
-                    user_agent=caller.user_agent,
-                ),
+                user_record("login", "unverified", caller, user, application=application),
                 durable=True,
             )
             raise EmailNotVerified(
@@ -523,15 +504,12 @@ class Accounts:
             if previous is not None:
                 end_session_access(self.db, self.notify_logout, previous, replacing.sid)
         self.audit(
-            AuditRecord(
+            user_record(
                 "login",
                 "success",
-                caller.now,
-                user.id,
-                user.username,
+                caller,
+                user,
                 application=application,
-                ip=caller.ip,
-                user_agent=caller.user_agent,
                 detail="" if amr == "pwd" else f"amr: {amr}",
             )
         )
@@ -567,18 +545,7 @@ class Accounts:
         told (Back-Channel Logout 1.0 §2.3), audited."""
         self.sessions.remove(item.id_hash, self.db)
         end_session_access(self.db, self.notify_logout, user, item.sid)
-        self.audit(
-            AuditRecord(
-                "session.end",
-                "success",
-                caller.now,
-                user.id,
-                user.username,
-                ip=caller.ip,
-                user_agent=caller.user_agent,
-                detail=detail,
-            )
-        )
+        self.audit(user_record("session.end", "success", caller, user, detail=detail))
 
     def end_own_session(
         self, caller: Caller, user: User, session_id: str | None
@@ -651,18 +618,7 @@ class Accounts:
             raise
         if not correct:
             # The reserved attempt stays counted as the failure it was.
-            self.audit(
-                AuditRecord(
-                    event,
-                    "failure",
-                    caller.now,
-                    user.id,
-                    user.username,
-                    ip=caller.ip,
-                    user_agent=caller.user_agent,
-                ),
-                durable=True,
-            )
+            self.audit(user_record(event, "failure", caller, user), durable=True)
             raise NotSignedIn("The current password is not correct.", source=source)
         # Not a failure: the reservation is taken back once the transaction is over (on
         # SQLite it holds the write lock, which the counters' own transaction would wait for).
@@ -693,15 +649,7 @@ class Accounts:
         user = self.prove_password(
             caller, user_id, old_password, event="password_change", source="oldPassword"
         )
-        record = AuditRecord(
-            "password_change",
-            "",
-            caller.now,
-            user.id,
-            user.username,
-            ip=caller.ip,
-            user_agent=caller.user_agent,
-        )
+        record = user_record("password_change", "", caller, user)
         text = check_policy(
             new_password,
             username=user.username,
@@ -731,6 +679,30 @@ class Accounts:
         self.sessions.add(info, self.db, identity_of(user))
         self.audit(_with(record, outcome="success"))
         return user, token, info
+
+
+def user_record(
+    event: str,
+    outcome: str,
+    caller: Caller,
+    user: User | None,
+    *,
+    application: str = "",
+    detail: str = "",
+) -> AuditRecord:
+    """An audit record of ``user`` (or nobody) doing ``event``, from the caller's address
+    and browser at the caller's time."""
+    return AuditRecord(
+        event,
+        outcome,
+        caller.now,
+        user.id if user is not None else None,
+        user.username if user is not None else "",
+        application=application,
+        ip=caller.ip,
+        user_agent=caller.user_agent,
+        detail=detail,
+    )
 
 
 def _with(record: AuditRecord, **changes: object) -> AuditRecord:

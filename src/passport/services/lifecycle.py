@@ -38,8 +38,8 @@ from passport.errors import Invalid
 from passport.errors import Throttled
 from passport.errors import required
 from passport.services.accounts import Caller
+from passport.services.accounts import user_record
 from passport.services.accounts import validate_email
-from passport.services.audit import AuditRecord
 from passport.services.identity import identity_of
 from passport.services.mail import Letter
 from passport.services.passwords import check_policy
@@ -163,17 +163,7 @@ class Lifecycle:
         durable: bool = False,
     ) -> None:
         self.accounts.audit(
-            AuditRecord(
-                event,
-                outcome,
-                caller.now,
-                user.id if user else None,
-                user.username if user else "",
-                ip=caller.ip,
-                user_agent=caller.user_agent,
-                detail=detail,
-            ),
-            durable=durable,
+            user_record(event, outcome, caller, user, detail=detail), durable=durable
         )
 
     @staticmethod
