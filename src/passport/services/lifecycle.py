@@ -343,9 +343,12 @@ class Lifecycle:
             min_length=self.settings.password_min_length,
             source="newPassword",
         )
+        # Hashed before the link is used up: a busy hasher (503) leaves the link working,
+        # and on SQLite the write lock is not held while the hash is computed.
+        hashed = self.accounts.passwords.hash(text)
         self._use(link)
         self._drop_links(RESET, user.id)
-        user.password_hash = self.accounts.passwords.hash(text)
+        user.password_hash = hashed
         user.password_changed_at = caller.now
         if hmac.compare_digest(link.email_key, user.email_key or ""):
             user.email_verified = True
