@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import ssl
 import threading
 from datetime import timedelta
 from email.message import EmailMessage
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy import update
 
 from oidc_support import KEK
 from passport.config import ConfigError
@@ -107,6 +109,34 @@ def test_a_temporary_failure_is_retried_after_a_growing_delay(h: Harness) -> Non
     assert len(down.sent) == 1
     h.clock.advance(hours=1)
     assert deliver(h, down) == 0 and len(down.sent) == 1  # never again
+
+
+def test_a_tls_certificate_failure_is_retried_not_taken_for_an_unreadable_body(
+    h: Harness,
+) -> None:
+    """ssl.SSLCertVerificationError is a ValueError too: a relay whose certificate is not
+    trusted (a wrong PASSPORT_SMTP_CA_FILE, a renewed certificate) is a failure to try
+    again once the operator fixes it, never a message given up as unreadable."""
+    queue(h)
+    untrusted = Script(ssl.SSLCertVerificationError(1, "certificate verify failed"), None)
+    assert deliver(h, untrusted) == 0
+    row = rows(h)[0]
+    assert (row.attempts, row.last_error) == (1, "SSLCertVerificationError")
+    assert row.body != "" and row.sent_at is None
+    assert outbox_state_of(h).failing == 1 and outbox_state_of(h).given_up == 0
+    h.clock.advance(seconds=5)
+    assert deliver(h, untrusted) == 1 and len(untrusted.sent) == 1
+
+
+def test_a_body_sealed_with_another_key_is_given_up_as_unreadable(h: Harness) -> None:
+    queue(h)
+    with h.app.services.db.session(write=True) as db, db.begin():
+        db.execute(update(MailMessage).values(body="bm90IGEgc2VhbGVkIGJvZHkgYXQgYWxs"))
+    never = Script()
+    assert deliver(h, never) == 0
+    row = rows(h)[0]
+    assert row.last_error == "unreadable body (InvalidTag)"
+    assert row.attempts == MAX_ATTEMPTS and row.body == "" and never.sent == []
 
 
 def test_the_delays_grow_to_ten_minutes_and_stop_after_about_six_hours() -> None:

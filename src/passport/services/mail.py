@@ -289,13 +289,18 @@ def deliver_due_mail(
         error = ""
         permanent = False
         try:
-            sender(message_of(settings, row, now))
-        except PermanentFailure as exc:
-            error, permanent = describe_failure(exc), True
+            message = message_of(settings, row, now)
         except (InvalidTag, ValueError, KeyError) as exc:  # unreadable: the key changed
             error, permanent = f"unreadable body ({type(exc).__name__})", True
-        except (smtplib.SMTPException, OSError) as exc:  # TLS and timeouts too
-            error = describe_failure(exc)
+        else:
+            # Apart from the reading: ssl.SSLCertVerificationError is a ValueError too,
+            # and a relay's untrusted certificate is worth trying again, not giving up.
+            try:
+                sender(message)
+            except PermanentFailure as exc:
+                error, permanent = describe_failure(exc), True
+            except (smtplib.SMTPException, OSError) as exc:  # TLS and timeouts too
+                error = describe_failure(exc)
         attempts = row.attempts + 1
         values: dict[str, object] = {"attempts": attempts, "last_error": error}
         if not error:
