@@ -166,8 +166,9 @@ class RefusingServer:
 
     def ehlo(self) -> None: ...
 
-    def send_message(self, message: EmailMessage) -> None:
-        raise smtplib.SMTPRecipientsRefused({str(message["To"]): (self.code, b"no such user")})
+    def send_message(self, message: EmailMessage, to_addrs: list[str]) -> None:
+        assert to_addrs == [str(message["To"])]  # RCPT TO: the one stored address
+        raise smtplib.SMTPRecipientsRefused({to_addrs[0]: (self.code, b"no such user")})
 
     def quit(self) -> None: ...
 
@@ -288,7 +289,7 @@ def test_an_operators_template_replaces_the_built_in_one_and_html_is_escaped(
             "a@example.com",
             {
                 "name": "<b>Eve</b>",
-                "username": "eve",
+                "username": "<i>eve</i>",
                 "link": "http://x/?a=1&b=2",
                 "valid_for": "1 hour",
             },
@@ -296,7 +297,7 @@ def test_an_operators_template_replaces_the_built_in_one_and_html_is_escaped(
     )
     assert composed.subject == "Neues Passwort"
     assert composed.text == "Hallo <b>Eve</b>: http://x/?a=1&b=2\n"  # text is not HTML
-    assert "&lt;b&gt;Eve&lt;/b&gt;" in composed.html and "<b>Eve</b>" not in composed.html
+    assert "&lt;i&gt;eve&lt;/i&gt;" in composed.html and "<i>eve</i>" not in composed.html
     assert 'href="http://x/?a=1&amp;b=2"' in composed.html  # the built-in HTML still serves
 
 

@@ -7,7 +7,6 @@ and receive domain objects or a :class:`~passport.errors.ClientError`.
 from __future__ import annotations
 
 import hmac
-import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from typing import Protocol
 
+import email_validator
 from sqlalchemy import delete
 from sqlalchemy import or_
 from sqlalchemy import select
@@ -67,9 +67,6 @@ if TYPE_CHECKING:
     from passport.services.mail import Outbox
 
 GENERIC_LOGIN_FAILURE = "Invalid username or password."
-_EMAIL_RE = re.compile(
-    r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f.]+(\.[^@\s\x00-\x1f\x7f.]+)+$"
-)
 _USERNAME_EXTRA = set("._-")
 
 
@@ -123,17 +120,29 @@ def validate_username(raw: str | None) -> str:
 def validate_email(raw: str | None) -> str | None:
     """The NFKC address, None for none, or a ClientError: nothing invisible or
     bidirectional in it (:func:`passport.services.text.check_text`, no shaping
-    characters), then the form ``local@domain.tld``."""
+    characters), then a plain ``local@domain`` as mail is sent to it.
+
+    The form is checked by ``email-validator`` (RFC 5321/5322 and RFC 6531 for
+    internationalised addresses): no quoted local part, no address literal, none of
+    the specials (``, ; : < > ( ) [ ] \\ "``) that would make the stored text a
+    group, a list or a comment when it is read as a header — so that the address
+    the user proves by a link is exactly the one stored and shown to applications,
+    and a message goes to that one mailbox only.  What is stored is the address as
+    typed (NFKC), not email-validator's normalised form."""
     if raw is None or raw.strip() == "":
         return None
     email = unicodedata.normalize("NFKC", raw.strip())
     check_text(email, field="Email", source="email", shaping=False)
-    if len(email) > 254 or not _EMAIL_RE.fullmatch(email):
+    try:
+        if len(email) > 254:
+            raise email_validator.EmailNotValidError("too long")
+        email_validator.validate_email(email, check_deliverability=False, allow_smtputf8=True)
+    except email_validator.EmailNotValidError:
         raise Invalid(
             "Email must be a valid address like name@example.com.",
             source="email",
             value=raw[:100],
-        )
+        ) from None
     return email
 
 

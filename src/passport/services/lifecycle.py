@@ -90,6 +90,12 @@ class Lifecycle:
         self.outbox = accounts.outbox
 
     # -- links ---------------------------------------------------------------------------------
+    def _ensure_public_url(self) -> None:
+        """Links need Passport's public URL: refused before anything is looked up, so the
+        refusal is the same for every address."""
+        if not self.settings.issuer:
+            raise Invalid("Passport's public URL (PASSPORT_PUBLIC_URL) is not set.", source="url")
+
     def _new_link(
         self,
         purpose: str,
@@ -166,10 +172,6 @@ class Lifecycle:
             user_record(event, outcome, caller, user, detail=detail), durable=durable
         )
 
-    @staticmethod
-    def _name(user: User) -> str:
-        return user.display_name or user.username
-
     def _address(self, raw: str | None, source: str) -> str:
         """A typed address, checked as registration checks it."""
         if raw is None or raw.strip() == "":
@@ -179,42 +181,68 @@ class Lifecycle:
         return mail
 
     # -- verifying an address ----------------------------------------------------------------
+    def _mail_link(
+        self,
+        purpose: str,
+        template: str,
+        user: User | None,
+        address: str,
+        lifetime: int,
+        now: datetime,
+    ) -> bool:
+        """Mail ``user`` a new link of ``purpose`` to ``address`` (their earlier links of
+        it die) — or, for no user, do the very same work and keep none of it.
+
+        Both run the same statements: a DELETE of earlier links, a link and a message
+        INSERTed, in a savepoint that is released for a user and rolled back otherwise;
+        the message is composed and sealed either way.  So the time of the answer does
+        not tell whether an account has the address (the answer itself never does)."""
+        with self.db.begin_nested() as savepoint:
+            self._drop_links(purpose, user.id if user is not None else -1)
+            link = self._new_link(
+                purpose, now, lifetime, address, user_id=user.id if user is not None else None
+            )
+            values = {
+                "username": user.username if user is not None else "",
+                "email": address,
+                "link": link,
+                "valid_for": valid_for(lifetime),
+            }
+            self.outbox.queue(
+                self.db,
+                Letter(template, address, values),
+                now,
+                user_id=user.id if user is not None else None,
+            )
+            self.db.flush()
+            if user is None:
+                savepoint.rollback()
+        return user is not None
+
     def send_verification(self, user: User, now: datetime) -> bool:
         """Send ``user`` a link proving their current address (earlier links die);
         False when there is nothing to send (no address, no mail)."""
         if not user.email or user.email_verified or not self.outbox.enabled:
             return False
-        self._drop_links(VERIFY, user.id)
         lifetime = self.settings.email_verification_lifetime
-        link = self._new_link(VERIFY, now, lifetime, user.email, user_id=user.id)
-        self.outbox.queue(
-            self.db,
-            Letter(
-                "verify_email",
-                user.email,
-                {
-                    "name": self._name(user),
-                    "username": user.username,
-                    "email": user.email,
-                    "link": link,
-                    "valid_for": valid_for(lifetime),
-                },
-            ),
-            now,
-            user_id=user.id,
-        )
-        return True
+        return self._mail_link(VERIFY, "verify_email", user, user.email, lifetime, now)
 
     def request_verification(self, caller: Caller, address: str | None) -> None:
         """A new verification link for the account with this unverified address — the
-        same answer whether there is one or not."""
+        same answer, and the same work, whether there is one or not."""
         self.outbox.ensure_enabled("email")
+        self._ensure_public_url()
         mail = self._address(address, "email")
         self._reserve(caller, email_key(mail), "email")
         user = self.db.scalars(select(User).where(User.email_key == email_key(mail))).first()
-        sent = user is not None and not user.disabled and self.send_verification(user, caller.now)
-        if not sent:
-            self.outbox.compose(Letter("verify_email", mail, _DUMMY))  # the same work
+        owner = (
+            user
+            if user is not None and not user.disabled and user.email and not user.email_verified
+            else None
+        )
+        lifetime = self.settings.email_verification_lifetime
+        address_used = owner.email if owner is not None and owner.email else mail
+        sent = self._mail_link(VERIFY, "verify_email", owner, address_used, lifetime, caller.now)
         self._record("email_verification_request", "sent" if sent else "nothing", caller, user)
 
     def verify_email(self, caller: Caller, token: str | None) -> User:
@@ -256,7 +284,6 @@ class Lifecycle:
                     "email_changed",
                     old,
                     {
-                        "name": self._name(user),
                         "username": user.username,
                         "new_email": user.email or "(none)",
                     },
@@ -270,6 +297,10 @@ class Lifecycle:
     ) -> User:
         """The signed-in user changes their own address, proving their password."""
         mail = self._address(address, "email")
+        # Each change mails the new address and the old one: counted like any request
+        # for mail, so that an account cannot be used to bomb addresses (first: the
+        # counters' own transactions come before this request's reads, for SQLite).
+        self._reserve(caller, email_key(mail), "email")
         user = self.accounts.prove_password(caller, user_id, password, event="email_change")
         if email_key(mail) == (user.email_key or ""):
             if user.email == mail:
@@ -287,35 +318,19 @@ class Lifecycle:
     # -- a forgotten password --------------------------------------------------------------------
     def request_password_reset(self, caller: Caller, address: str | None) -> None:
         """Mail a reset link to the account with this address, if there is one, active.
-        The caller learns nothing either way (same answer, comparable work)."""
+        The caller learns nothing either way: the same answer, the same work
+        (:meth:`_mail_link`)."""
         self.outbox.ensure_enabled("email")
+        self._ensure_public_url()
         mail = self._address(address, "email")
         key = email_key(mail)
         self._reserve(caller, key, "email")
         user = self.db.scalars(select(User).where(User.email_key == key)).first()
+        owner = user if user is not None and not user.disabled and user.email else None
         lifetime = self.settings.password_reset_lifetime
-        if user is None or user.disabled or not user.email:
-            self.outbox.compose(Letter("password_reset", mail, _DUMMY))  # the same work
-            self._record("password_reset_request", "nothing", caller, user)
-            return
-        self._drop_links(RESET, user.id)  # a later request kills the earlier link
-        link = self._new_link(RESET, caller.now, lifetime, user.email, user_id=user.id)
-        self.outbox.queue(
-            self.db,
-            Letter(
-                "password_reset",
-                user.email,
-                {
-                    "name": self._name(user),
-                    "username": user.username,
-                    "link": link,
-                    "valid_for": valid_for(lifetime),
-                },
-            ),
-            caller.now,
-            user_id=user.id,
-        )
-        self._record("password_reset_request", "sent", caller, user)
+        address_used = owner.email if owner is not None and owner.email else mail
+        sent = self._mail_link(RESET, "password_reset", owner, address_used, lifetime, caller.now)
+        self._record("password_reset_request", "sent" if sent else "nothing", caller, user)
 
     def check_reset(self, token: str | None, now: datetime) -> User:
         """The user a reset link is for (the page that asks for the new password)."""
@@ -363,7 +378,7 @@ class Lifecycle:
                 Letter(
                     "password_changed",
                     user.email,
-                    {"name": self._name(user), "username": user.username},
+                    {"username": user.username},
                 ),
                 caller.now,
                 user_id=user.id,
@@ -434,16 +449,6 @@ class Lifecycle:
             f"invitation {invitation.id}; groups: {', '.join(g.name for g in groups) or '-'}",
         )
         return user
-
-
-# Placeholders for a message composed and not sent (the same work as a real one).
-_DUMMY = {
-    "name": "",
-    "username": "",
-    "email": "",
-    "link": "https://passport.invalid/" + "x" * 64,
-    "valid_for": "",
-}
 
 
 def invitation_state(invitation: Invitation, now: datetime) -> str:

@@ -46,10 +46,12 @@ from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
+import email_validator
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
@@ -168,12 +170,35 @@ class PermanentFailure(Exception):
     """The server refused the message for good (a 5xx answer): no point trying again."""
 
 
+class UnsendableAddress(Exception):
+    """The stored recipient is not one plain address (stored before addresses were
+    checked as they are now): the message is given up, never sent elsewhere."""
+
+
+def mailbox_of(recipient: str) -> Address:
+    """The one mailbox ``recipient`` names, exactly: checked as registration checks an
+    address (email-validator), and kept only if it needs no quoting — never a group, a
+    list or a comment read out of the stored text."""
+    try:
+        email_validator.validate_email(recipient, check_deliverability=False, allow_smtputf8=True)
+    except email_validator.EmailNotValidError:
+        raise UnsendableAddress("not an address") from None
+    local, _, domain = recipient.rpartition("@")
+    mailbox = Address(username=local, domain=domain)
+    if mailbox.addr_spec != recipient:
+        raise UnsendableAddress("not one plain address")
+    return mailbox
+
+
 def message_of(settings: Settings, row: MailMessage, now: datetime) -> EmailMessage:
     """The RFC 5322 message of an outbox row: plain text with an HTML alternative."""
     parts = json.loads(unseal(settings, row.body))
     message = EmailMessage()
     message["From"] = settings.sender
-    message["To"] = row.recipient
+    # One mailbox, exactly the stored address: an address that does not parse as one
+    # plain addr-spec raises here (and the row is given up), never becomes a group or
+    # a list of recipients.
+    message["To"] = mailbox_of(row.recipient)
     message["Subject"] = row.subject
     message["Date"] = format_datetime(row.created_at)
     domain = settings.sender.rpartition("@")[2] or "localhost"
@@ -218,7 +243,9 @@ def _send(target: SmtpTarget, settings: Settings, message: EmailMessage) -> None
         if target.username:
             client.login(target.username, target.password)
         try:
-            client.send_message(message)
+            # RCPT TO is the one address of the To header, never a list read from it.
+            recipient = message["To"].addresses[0].addr_spec
+            client.send_message(message, to_addrs=[recipient])
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             if all(500 <= code < 600 for code in codes):
@@ -290,8 +317,12 @@ def deliver_due_mail(
         permanent = False
         try:
             message = message_of(settings, row, now)
+        except UnsendableAddress:
+            error, permanent = "unsendable address", True
         except (InvalidTag, ValueError, KeyError) as exc:  # unreadable: the key changed
             error, permanent = f"unreadable body ({type(exc).__name__})", True
+        except Exception as exc:  # an address no message can carry: never send it
+            error, permanent = f"unsendable message ({type(exc).__name__})", True
         else:
             # Apart from the reading: ssl.SSLCertVerificationError is a ValueError too,
             # and a relay's untrusted certificate is worth trying again, not giving up.
@@ -301,6 +332,8 @@ def deliver_due_mail(
                 error, permanent = describe_failure(exc), True
             except (smtplib.SMTPException, OSError) as exc:  # TLS and timeouts too
                 error = describe_failure(exc)
+            except Exception as exc:  # nothing else may stop the round (one row, given up)
+                error, permanent = f"unsendable message ({type(exc).__name__})", True
         attempts = row.attempts + 1
         values: dict[str, object] = {"attempts": attempts, "last_error": error}
         if not error:
