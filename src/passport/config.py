@@ -494,6 +494,10 @@ def _validate(settings: Settings) -> None:
             "setting smtp_url needs key_encryption_key (queued mail holds links, sealed "
             "at rest with it)",
         )
+        need(
+            settings.issuer is not None,
+            "setting smtp_url needs public_url (the links in mail are built from it)",
+        )
     need(
         settings.mail_from == "" or _is_address(settings.mail_from),
         "setting mail_from must be an email address like passport@example.com",
@@ -578,5 +582,11 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
             shown = str(value)
         if spec.metadata["secret"] and shown:
             shown = mask_url(shown) if "://" in shown else "***"
+            if name == "smtp_url":  # a relay's user name may be a token too
+                parts = urlsplit(shown)
+                if parts.username:
+                    shown = parts._replace(
+                        netloc="***" + parts.netloc[parts.netloc.rfind("@") :]
+                    ).geturl()
         rows.append((name, shown, spec.metadata["help"]))
     return rows

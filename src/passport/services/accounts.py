@@ -60,6 +60,7 @@ from passport.services.throttle import ip_key
 from passport.services.throttle import registration_key
 from passport.services.throttle import user_account_key
 from passport.storage.models import EmailLink
+from passport.storage.models import Invitation
 from passport.storage.models import User
 
 if TYPE_CHECKING:
@@ -243,7 +244,15 @@ class Accounts:
                 retry_after=attempt.wait,
             )
         try:
+            if not by_admin:
+                self._refuse_invited_address(email, caller.now)
             user = self.create_account(caller, username, password, email, display_name)
+        except Taken as exc:
+            # "This address is registered" tells whether an account has it: each such
+            # answer counts, so the form cannot be used to test addresses in bulk.
+            if exc.source != "email":
+                self.after(lambda: self.throttle.release(keys))
+            raise
         except (ClientError, ServiceUnavailable):
             # Nothing was created: not a registration (released once the transaction
             # is over — on SQLite it may hold the write lock the counters need).
@@ -251,6 +260,24 @@ class Accounts:
             raise
         self.audit(user_record("register", "success", caller, user))
         return user
+
+    def _refuse_invited_address(self, email: str | None, now: datetime) -> None:
+        """An address with an open invitation is its invited person's to take (by the
+        link); registering it would leave the invitation unusable.  The answer is the
+        one a registered address gets."""
+        mail = validate_email(email)
+        if mail is None:
+            return
+        invited = self.db.scalar(
+            select(Invitation.id).where(
+                Invitation.email_key == unicodedata.normalize("NFKC", mail).casefold(),
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > now,
+            )
+        )
+        if invited is not None:
+            raise Taken("This email address is already registered.", source="email", value=mail)
 
     def create_account(
         self,
@@ -476,7 +503,9 @@ class Accounts:
         session fixation)."""
         if user.disabled:
             raise NotSignedIn(GENERIC_LOGIN_FAILURE, source="username")
-        if self.settings.require_verified_email and not user.email_verified:
+        # An account without an address has none to confirm (an operator's first
+        # administrator): the rule is about addresses, not a lock on such accounts.
+        if self.settings.require_verified_email and user.email and not user.email_verified:
             self.audit(
                 user_record("login", "unverified", caller, user, application=application),
                 durable=True,

@@ -44,9 +44,14 @@ from passport.services.lifecycle import invited_groups
 from passport.services.passwords import check_policy
 from passport.services.permissions import ADMIN
 from passport.services.permissions import PASSPORT_APP_ID
+from passport.services.policy import APPS_WRITE
+from passport.services.policy import GROUPS_WRITE
+from passport.services.policy import USERS_READ
+from passport.services.policy import USERS_WRITE
 from passport.services.policy import Actor
 from passport.services.policy import Target
 from passport.services.policy import ensure_may_act_on
+from passport.services.policy import ensure_may_invite
 from passport.services.policy import ensure_not_self
 from passport.services.policy import ensure_right
 from passport.services.signout import end_application_access
@@ -62,10 +67,6 @@ from passport.storage.models import InvitationGroup
 from passport.storage.models import Permission
 from passport.storage.models import User
 
-USERS_READ = "users:read"
-USERS_WRITE = "users:write"
-GROUPS_WRITE = "groups:write"
-APPS_WRITE = "apps:write"
 MAX_DESCRIPTION = 2000
 MAX_OVERLAP_SECONDS = 30 * 86400
 
@@ -354,13 +355,14 @@ class Administration:
         chosen: dict[int, Group] = {}
         for ref in groups:
             group = self._group(ref, "groups")
-            self._may_change(GROUPS_WRITE, (group, "groups"))
             chosen[group.id] = group
+        ensure_may_invite(self.db, self.actor, chosen.values())
         self.accounts.outbox.ensure_enabled("email")
         invitation = Invitation(
             email=mail,
             email_key=key,
             invited_by=self.actor.user_id,
+            inviter=self.actor.label,
             created_at=now,
             sent_at=now,
             expires_at=now,
@@ -395,16 +397,18 @@ class Administration:
                 "This invitation was accepted or revoked; invite the person again.",
                 source="invitation",
             )
-        for group in invited_groups(self.db, invitation.id):
-            self._may_change(GROUPS_WRITE, (group, "groups"))
+        ensure_may_invite(self.db, self.actor, invited_groups(self.db, invitation.id))
         self.accounts.lifecycle().send_invitation(invitation, self._inviter(), self.caller.now)
         self._audit("invitation_resend", invitation=invitation.id, email=invitation.email)
         return invitation
 
     def revoke_invitation(self, ref: str | None) -> Invitation:
-        """Withdraw an invitation: its link stops working."""
+        """Withdraw an invitation: its link stops working.  Only by someone who could
+        have made it (a delegate does not withdraw an administrator's invitation into a
+        group holding rights they lack)."""
         ensure_right(self.actor, USERS_WRITE)
         invitation = self._invitation(ref)
+        ensure_may_invite(self.db, self.actor, invited_groups(self.db, invitation.id))
         if invitation.accepted_at is not None:
             raise Invalid("This invitation was accepted already.", source="invitation")
         if invitation.revoked_at is None:

@@ -34,6 +34,7 @@ from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from passport.errors import Forbidden
 from passport.errors import Invalid
 from passport.errors import Throttled
 from passport.errors import required
@@ -43,6 +44,8 @@ from passport.services.accounts import validate_email
 from passport.services.identity import identity_of
 from passport.services.mail import Letter
 from passport.services.passwords import check_policy
+from passport.services.policy import Actor
+from passport.services.policy import ensure_may_invite
 from passport.services.signout import end_user_access
 from passport.services.throttle import mail_address_key
 from passport.services.throttle import mail_ip_key
@@ -59,6 +62,10 @@ if TYPE_CHECKING:
 VERIFY = "verify"
 RESET = "reset"
 INVITE = "invite"
+STALE_INVITATION = (
+    "This invitation is no longer valid: whoever sent it may no longer invite you into "
+    "its groups. Ask for a new one."
+)
 BAD_LINK = "This link is not valid: it was used already, replaced by a newer one, or it expired."
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
@@ -417,7 +424,25 @@ class Lifecycle:
             or invitation.expires_at <= now
         ):
             raise Invalid(BAD_LINK, source="token")
+        self._inviter_may_still(invitation, invited_groups(self.db, invitation.id))
         return invitation
+
+    def _inviter_may_still(self, invitation: Invitation, groups: list[Group]) -> None:
+        """The invitation holds only while its inviter could still make it: enabled,
+        holding the rights, and under the escalation rule for its groups as they are now
+        (a group granted more rights since, an inviter disabled, deleted or stripped of
+        a right — the invitation is dead).  The operator (``cli:``) holds every right."""
+        if invitation.inviter.startswith("cli:") and invitation.invited_by is None:
+            return
+        inviter = (
+            self.db.get(User, invitation.invited_by) if invitation.invited_by is not None else None
+        )
+        if inviter is None or inviter.disabled:
+            raise Invalid(STALE_INVITATION, source="token")
+        try:
+            ensure_may_invite(self.db, Actor.administrator(self.db, inviter), groups)
+        except Forbidden:
+            raise Invalid(STALE_INVITATION, source="token") from None
 
     def accept_invitation(
         self,
@@ -430,13 +455,13 @@ class Lifecycle:
         """Make the invited person's account: their username and password, the invited
         address (verified: the link reached it), the invitation's groups."""
         invitation = self.check_invitation(token, caller.now)
+        groups = invited_groups(self.db, invitation.id)
         user = self.accounts.create_account(
             caller, username, password, invitation.email, display_name, verified=True
         )
         self._use(self._link(INVITE, token, caller.now))
         from passport.services import directory
 
-        groups = invited_groups(self.db, invitation.id)
         for group in groups:
             directory.add_member(self.db, group, user)
         invitation.accepted_at = caller.now

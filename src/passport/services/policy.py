@@ -24,6 +24,7 @@ itself, without a database, so that its table can be read and tested.
 from __future__ import annotations
 
 from collections.abc import Collection
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import or_
@@ -42,6 +43,12 @@ from passport.storage.models import User
 from passport.storage.models import UserPermission
 
 FORBIDDEN = 403
+
+
+USERS_READ = "users:read"
+USERS_WRITE = "users:write"
+GROUPS_WRITE = "groups:write"
+APPS_WRITE = "apps:write"
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,20 @@ def ensure_may_act_on(db: Session, actor: Actor, target: Target, source: str) ->
             source=source,
             value=name,
         )
+
+
+def ensure_may_invite(
+    db: Session, actor: Actor, groups: Iterable[Group], source: str = "groups"
+) -> None:
+    """Raise a 403 ClientError unless ``actor`` may invite a person into ``groups``: the
+    right to make users, and for each group the right to change its members and the
+    escalation rule (the invited person would hold the group's Passport rights).
+    Checked when inviting, resending and revoking, and again when the person accepts,
+    with the inviter as they are then (:meth:`Lifecycle.accept_invitation`)."""
+    ensure_right(actor, USERS_WRITE)
+    for group in groups:
+        ensure_right(actor, GROUPS_WRITE)
+        ensure_may_act_on(db, actor, group, source)
 
 
 def ensure_right(actor: Actor, right: str) -> None:

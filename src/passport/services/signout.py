@@ -34,6 +34,7 @@ from passport.services.sessions import SessionStore
 from passport.storage.models import AuthorizationCode
 from passport.storage.models import Consent
 from passport.storage.models import DeviceAuthorization
+from passport.storage.models import EmailLink
 from passport.storage.models import OAuthToken
 from passport.storage.models import PendingAuthorization
 from passport.storage.models import SignInStep
@@ -73,6 +74,9 @@ def end_user_access(
     # enrolments in progress: what the password or the factors were a moment ago is no
     # longer enough (a reset password, a disabled account).
     db.execute(delete(SignInStep).where(SignInStep.user_id == user.id))
+    # A password reset link asked for earlier dies too: whoever reset, disabled or
+    # signed the user out everywhere means to shut every way in.
+    db.execute(delete(EmailLink).where(EmailLink.user_id == user.id, EmailLink.purpose == "reset"))
     return sessions.remove_for_user(user.id, db, keep=keep_session)
 
 

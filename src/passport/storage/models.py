@@ -677,6 +677,10 @@ class Invitation(Base):
     invited_by: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )
+    # Who invited, as the audit log names them: ``user:<id>`` or ``cli:<os user>`` (the
+    # operator, who has every right); ``invited_by`` is NULL for the operator and for a
+    # user deleted since, whose invitations then die.
+    inviter: Mapped[str] = mapped_column(String(100), default="")
     user_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )

@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("email", sa.String(254), nullable=False),
         sa.Column("email_key", sa.String(254), nullable=False),
         _user("invited_by", "invitations", "SET NULL"),
+        sa.Column("inviter", sa.String(100), nullable=False),
         _user("user_id", "invitations", "SET NULL"),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("sent_at", sa.DateTime(), nullable=False),
