@@ -16,6 +16,7 @@ these functions, and format the domain objects it returns.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
@@ -83,6 +84,9 @@ def _description(value: str | None, source: str = "description") -> str:
             source=source,
         )
     return check_text(text, field=source, source=source, multiline=True)
+
+
+_INVITATION_ID = re.compile(r"[0-9]{1,9}")
 
 
 class Administration:
@@ -320,7 +324,9 @@ class Administration:
         if ref is None or str(ref).strip() == "":
             raise required("invitation", "Invitation must be specified.")
         text = str(ref).strip()
-        found = self.db.get(Invitation, int(text)) if text.isdigit() and len(text) < 10 else None
+        # ASCII digits only: str.isdigit() is also true of "²" and "٣", which int() refuses
+        # or reads as another number.
+        found = self.db.get(Invitation, int(text)) if _INVITATION_ID.fullmatch(text) else None
         if found is None:
             raise NotFound("No such invitation.", source="invitation", value=text[:64])
         return found
