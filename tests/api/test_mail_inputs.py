@@ -26,19 +26,28 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import example
+from hypothesis import given
+from hypothesis import note
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from mail_inputs_support import ALICE
 from mail_inputs_support import CAROL
 from mail_inputs_support import DORA
 from mail_inputs_support import UNKNOWN
 from mail_inputs_support import MailWorld
+from mail_inputs_support import deliver
 from mail_inputs_support import envelope
 from mail_inputs_support import fingerprints
 from mail_inputs_support import mail_world
+from mail_inputs_support import outbox
 from mail_inputs_support import random_token
 from mail_inputs_support import refusal
 from mail_inputs_support import refused_writes
 from mail_inputs_support import rows
+from mail_inputs_support import wire_of
 from site_support import SITE_ORIGIN
 
 from support import STRONG
@@ -226,8 +235,16 @@ EMAIL_CASES = [
     Case("SQL", "' OR '1'='1' --", 400, "3", storage=True),
     Case("SQL in the address", "alice@example.com' OR '1'='1", 400, "3", storage=True),
     Case("SQL statement", "x@example.com;DROP TABLE users;--", 400, "3", storage=True),
+    Case("HTML", "<script>alert(1)</script>@example.com", 400, "3"),
     Case("a display name", "Mallory <mallory@evil.example>", 400, "3"),
+    Case("angle brackets", "x<mallory@evil.example>", 400, "3"),
+    Case("two addresses", "mallory,alice@example.com", 400, "3"),
+    Case("a group", "undisclosed:alice@example.com", 400, "3"),
+    Case("a comment", "(mallory)alice@example.com", 400, "3"),
     Case("quoted", '"mallory@evil"@example.com', 400, "3"),
+    Case("a URL", "https://evil.example/@example.com", 400, "3"),
+    Case("an encoded word", "=?utf-8?b?bWFsbG9yeQ==?=@example.com", 400, "3"),
+    Case("an encoded comma", "=?utf-8?q?a=2Cmallory?=@example.com", 400, "3"),
     Case("a path", "../../etc/passwd", 400, "3"),
     Case("percent-encoded @", "alice%40example.com", 400, "3"),
     Case("emoji only", "😀" * 40, 400, "3", storage=True),
@@ -593,3 +610,121 @@ def test_a_wrong_current_password_changes_no_address(world: MailWorld) -> None:
         answer = call(world.admin, "/Account/changeEmail", {"password": STRONG, "email": taken})
         assert refusal(answer) == (409, [("email", "5")]), taken
         assert refused_writes(world.h, before) == {}, taken
+
+
+# -- header injection: what reaches the wire ------------------------------------------------------
+
+HEADERS = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Auto-Submitted",
+    "MIME-Version",
+    "Content-Type",
+]
+
+
+def sent_once_to(message: Any, recipient: str) -> None:
+    """The message goes to ``recipient`` alone, with Passport's header lines only."""
+    wire = wire_of(message)
+    assert wire.recipients == [recipient], (wire.recipients, recipient)
+    assert wire.headers == HEADERS, wire.headers
+    assert len(message["To"].addresses) == 1, message["To"]
+
+
+def full_width(text: str) -> str:
+    """``alice@example.com`` in full-width forms, which NFKC folds back."""
+    return "".join(chr(ord(c) + 0xFEE0) for c in text)
+
+
+def test_a_typed_address_is_looked_up_but_the_stored_one_is_written_to(lite: MailWorld) -> None:
+    """Ways of typing alice's address find her account; the message goes to the address
+    her account holds, never to what was typed."""
+    deliver(lite.h)
+    for typed_as in (
+        " alice@example.com ",
+        "ALICE@EXAMPLE.COM",
+        full_width("alice@example.com"),
+    ):
+        lite.h.clock.advance(seconds=900)  # a new throttle window
+        answer = call(lite.anonymous(), "/Account/requestPasswordReset", {"email": typed_as})
+        assert refusal(answer)[0] == 200, typed_as
+        (message,) = deliver(lite.h)
+        sent_once_to(message, ALICE)
+
+
+ADDRESS_CHARS = st.sampled_from(
+    [
+        *"abcXYZ019.!#$%&'*+-/=?^_`{|}~",
+        *' ,;:<>()[]\\"@\r\n\t\x0b\x0c\x85\u2028\u2029\x00',
+        *["é", "ß", "😀", "\u0430", "\uff41", "\u200b", "\u202e", "\ufeff", "=?", "?="],
+    ]
+)
+LOCAL = st.lists(ADDRESS_CHARS, min_size=1, max_size=12).map("".join)
+DOMAIN = st.lists(
+    st.sampled_from([*"abcé-09", ".", ",", ">", ")", ";", " ", "\r\n", "😀"]),
+    min_size=1,
+    max_size=10,
+).map("".join)
+ADDRESSES = st.one_of(
+    st.builds(lambda local, domain: f"{local}@{domain}.example", LOCAL, DOMAIN),
+    st.builds(lambda local: f"{local}@example.com", LOCAL),
+    st.builds(lambda a, b: f"{a}@x.example{b}", LOCAL, LOCAL),
+)
+
+
+def examples(w: MailWorld) -> int:
+    sqlite, server = PROFILES[PROFILE]
+    return sqlite if w.h.backend == "sqlite" else server
+
+
+def test_an_accepted_address_is_one_recipient_with_no_extra_header(lite: MailWorld) -> None:
+    """Whatever address an administrator's invitation or a registration accepts, its
+    message goes to that one address (the envelope smtplib sends), with Passport's
+    header lines and no other; what is refused queues nothing."""
+    deliver(lite.h)
+    made = 0
+
+    @settings(
+        max_examples=4 * examples(lite),
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(address=ADDRESSES, how=st.sampled_from(["invite", "register"]))
+    @example(address="=?utf-8?q?mallory=40evil.example?=@example.com", how="invite")
+    @example(address="=?utf-8?q?a=2C_mallory=40evil.example?=@example.com", how="register")
+    @example(address="=?utf-8?b?bWFsbG9yeQ==?=@example.com", how="invite")
+    @example(address="mallory,alice@example.com", how="invite")
+    @example(address="x<mallory@evil.example>", how="register")
+    def probe(address: str, how: str) -> None:
+        nonlocal made
+        before = len(outbox(lite.h))
+        if how == "invite":
+            answer = call(lite.admin, "/Users/invite", {"email": address})
+        else:
+            made += 1
+            answer = lite.h.register(f"user{made}", email=address, headers={"Origin": SITE_ORIGIN})
+        status, _errors = refusal(answer)
+        note(f"{how} {address!r}: {status}")
+        queued = outbox(lite.h)[before:]
+        if status != 200:
+            assert queued == [], address
+            return
+        data = envelope(answer)["Data"]
+        if how == "invite":
+            undo = ("/Users/revokeInvitation", {"invitation": str(data["Invitation"]["ID"])})
+        else:
+            undo = ("/Users/delete", {"username": data["User"]["Username"]})
+        try:
+            (row,) = queued
+            (message,) = deliver(lite.h)
+            sent_once_to(message, row[2])
+            assert row[2] == data["Invitation" if how == "invite" else "User"]["Email"]
+        finally:  # the next example may try the same address again
+            assert refusal(call(lite.admin, *undo))[0] == 200
+            deliver(lite.h)
+
+    probe()
