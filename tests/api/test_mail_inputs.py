@@ -20,9 +20,14 @@ Examples per property: ``PASSPORT_TEST_HYPOTHESIS=fast|default|thorough``.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import smtplib
+import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -36,19 +41,30 @@ from hypothesis import strategies as st
 from mail_inputs_support import ALICE
 from mail_inputs_support import CAROL
 from mail_inputs_support import DORA
+from mail_inputs_support import SMTP_PASSWORD
 from mail_inputs_support import UNKNOWN
 from mail_inputs_support import MailWorld
 from mail_inputs_support import deliver
 from mail_inputs_support import envelope
 from mail_inputs_support import fingerprints
+from mail_inputs_support import latest_token
 from mail_inputs_support import mail_world
+from mail_inputs_support import opened
 from mail_inputs_support import outbox
 from mail_inputs_support import random_token
 from mail_inputs_support import refusal
 from mail_inputs_support import refused_writes
 from mail_inputs_support import rows
 from mail_inputs_support import wire_of
+from passport.services.mail import deliver_due_mail
+from passport.services.mail import smtp_sender
+from site_support import APP_ORIGIN
 from site_support import SITE_ORIGIN
+from site_support import grant_admin
+from site_support import sign_in
+from smtp_support import SinkFactory
+from smtp_support import free_port
+from smtp_support import smtp_sink as smtp_sink
 
 from support import STRONG
 from support import PassportClient
@@ -726,5 +742,510 @@ def test_an_accepted_address_is_one_recipient_with_no_extra_header(lite: MailWor
         finally:  # the next example may try the same address again
             assert refusal(call(lite.admin, *undo))[0] == 200
             deliver(lite.h)
+
+    probe()
+
+
+# -- origins: CSRF and CORS ------------------------------------------------------------------------
+
+CROSS_ORIGIN = [
+    "/Account/requestPasswordReset",
+    "/Account/resetPassword",
+    "/Account/requestVerification",
+    "/Account/verifyEmail",
+    "/Account/acceptInvitation",
+]
+OWN_ORIGIN_ONLY = [
+    "/Account/changeEmail",
+    "/Users/invite",
+    "/Users/resendInvitation",
+    "/Users/revokeInvitation",
+]
+FOREIGN = [
+    EVIL,
+    "null",
+    "https://wiki.example.com.evil.example",
+    "http://wiki.example.com",  # the registered host, another scheme
+    "https://wiki.example.com:8443",  # another port
+    "https://wiki.example.com.",
+]
+
+
+def preflight(client: PassportClient, path: str, origin: str) -> Any:
+    return client.options(
+        path,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+
+
+def no_cors(answer: Any) -> None:
+    assert "Access-Control-Allow-Origin" not in answer.headers, dict(answer.headers)
+    assert "Access-Control-Allow-Credentials" not in answer.headers, dict(answer.headers)
+
+
+@pytest.mark.parametrize("path", CROSS_ORIGIN)
+def test_the_cross_origin_methods_answer_cors_to_registered_origins_only(
+    world: MailWorld, path: str
+) -> None:
+    """A registered application's page may call them (preflight and call answered with
+    its origin and credentials); any other origin gets 403, no CORS headers, and nothing
+    changes."""
+    params = BY_PATH[path].good(world)
+    for who in ("anonymous", "admin"):
+        client = world.admin if who == "admin" else world.anonymous()
+        allowed = preflight(client, path, APP_ORIGIN)
+        assert allowed.status_code == 204, (path, who)
+        assert allowed.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+        assert allowed.headers["Access-Control-Allow-Credentials"] == "true"
+        assert "Origin" in allowed.headers["Vary"]
+        for origin in FOREIGN:
+            refused = preflight(client, path, origin)
+            assert refused.status_code == 403, (path, who, origin)
+            no_cors(refused)
+            before = fingerprints(world.h)
+            answer = call(client, path, params, origin=origin)
+            assert refusal(answer) == (403, [("Origin", "403")]), (path, who, origin)
+            no_cors(answer)
+            assert "Origin" in answer.headers["Vary"]
+            assert refused_writes(world.h, before) == {}, (path, who, origin)
+    answer = call(world.anonymous(), path, params, origin=APP_ORIGIN)
+    assert refusal(answer)[0] == 200, answer.get_data(as_text=True)
+    assert answer.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+
+
+@pytest.mark.parametrize("path", OWN_ORIGIN_ONLY)
+def test_the_signed_in_methods_refuse_even_a_registered_origin(world: MailWorld, path: str) -> None:
+    """changeEmail and the invitation methods act with the session cookie: not even a
+    registered application's page may call them (its script would act for whoever
+    visits it), nor a page that sends no Origin or Referer at all."""
+    params = BY_PATH[path].good(world)
+    refused = preflight(world.admin, path, APP_ORIGIN)
+    assert refused.status_code == 403
+    no_cors(refused)
+    for headers in (
+        {"Origin": APP_ORIGIN},
+        {"Referer": APP_ORIGIN + "/settings"},
+        {"Origin": EVIL},
+        {"Origin": "null"},
+        {},
+    ):
+        before = fingerprints(world.h)
+        answer = world.admin.open(path, method="POST", data=params, headers=headers)
+        assert refusal(answer) == (403, [("Origin", "403")]), (path, headers)
+        no_cors(answer)
+        assert refused_writes(world.h, before) == {}, (path, headers)
+    # From Passport's own pages the same call goes through.
+    assert refusal(call(world.admin, path, params))[0] == 200
+
+
+# -- no enumeration ------------------------------------------------------------------------------
+
+ASKS = ["/Account/requestPasswordReset", "/Account/requestVerification"]
+
+
+def seen(answer: Any) -> tuple[int, str, list[tuple[str, str]]]:
+    """What a caller sees of an answer: status, body and headers (but the request id)."""
+    headers = sorted((k, v) for k, v in answer.headers.items() if k != "X-Request-ID")
+    return answer.status_code, answer.get_data(as_text=True), headers
+
+
+@pytest.mark.parametrize("path", ASKS)
+def test_asking_for_a_link_answers_alike_whatever_the_address(world: MailWorld, path: str) -> None:
+    """An account's address, a disabled account's, an unknown one, a verified one: the
+    same status, body and headers — and only the first kind gets mail (the test can
+    tell them apart)."""
+    verified = call(world.anonymous(), "/Account/verifyEmail", {"token": world.verify})
+    assert refusal(verified)[0] == 200
+    if path == "/Account/requestVerification":  # alice is verified now: a new one is bob
+        made = world.h.register("bob", email="bob@example.com", headers={"Origin": SITE_ORIGIN})
+        assert made.status_code == 200
+        addresses = {"bob@example.com": True, ALICE: False, DORA: False, UNKNOWN: False}
+    else:
+        addresses = {ALICE: True, DORA: False, UNKNOWN: False}
+    deliver(world.h)
+    for who in ("anonymous", "admin"):
+        answers = []
+        for address, mailed in addresses.items():
+            client = world.admin if who == "admin" else world.anonymous()
+            world.h.clock.advance(seconds=world.h.settings.throttle_window)
+            answers.append(seen(call(client, path, {"email": address})))
+            assert len(deliver(world.h)) == int(mailed), (who, address)
+        assert all(a == answers[0] for a in answers), (who, answers)
+        assert answers[0][0] == 200
+
+
+def median_times(run: Callable[[str], Any], addresses: list[str], rounds: int) -> list[float]:
+    """The median time of ``run`` per address over ``rounds`` rounds, the addresses
+    interleaved in each round (so that a slower moment of the machine hits all alike)."""
+    times: dict[str, list[float]] = {a: [] for a in addresses}
+    for number in range(rounds):
+        order = addresses[number % len(addresses) :] + addresses[: number % len(addresses)]
+        for address in order:
+            start = time.perf_counter()
+            answer = run(address)
+            times[address].append(time.perf_counter() - start)
+            assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
+    return [statistics.median(times[a]) for a in addresses]
+
+
+def alike(medians: list[float]) -> bool:
+    """Within 50 % of each other, or 15 ms apart at most."""
+    low, high = min(medians), max(medians)
+    return high - low < 0.015 or high < 1.5 * low
+
+
+def test_alike_is_a_bound_that_can_fail() -> None:
+    assert alike([0.010, 0.012, 0.0149]) and alike([0.100, 0.140])
+    assert not alike([0.010, 0.030]) and not alike([0.100, 0.200])
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("path", ASKS)
+def test_asking_for_a_link_takes_alike_whatever_the_address(
+    factory: Any, path: str, backend: str
+) -> None:
+    """40 requests per address, interleaved: the median times of an account's address,
+    a disabled account's and an unknown one are alike (the message is composed every
+    time; only its row is left out).  Not the time of one call."""
+    w = mail_world(factory, backend, throttle_mail_limit=1_000_000)
+    client = w.anonymous()
+
+    def ask(address: str) -> Any:
+        return call(client, path, {"email": address})
+
+    medians = median_times(ask, [ALICE, DORA, UNKNOWN], 40)
+    assert alike(medians), [f"{m * 1000:.2f} ms" for m in medians]
+
+
+@pytest.mark.parametrize("path", ASKS)
+def test_the_fourth_request_for_an_address_is_throttled_whatever_the_address(
+    world: MailWorld, path: str
+) -> None:
+    """Three per address and window; the fourth is 429 with Retry-After, stores no
+    message, and reads the same for an account's address as for an unknown one."""
+    world.h.clock.advance(seconds=world.h.settings.throttle_window)  # the world's asks forgotten
+    fourth = []
+    for address, again in (
+        (ALICE, "Alice@EXAMPLE.com"),
+        (UNKNOWN, "NOBODY@example.com"),
+        (DORA, DORA),
+    ):
+        for _ in range(3):
+            assert refusal(call(world.anonymous(), path, {"email": address}))[0] == 200
+        deliver(world.h)
+        before = fingerprints(world.h)
+        # The same address, typed otherwise: one counter.
+        answer = call(world.anonymous(), path, {"email": again})
+        assert refusal(answer) == (429, [("email", "429")]), address
+        assert int(answer.headers["Retry-After"]) > 0
+        assert refused_writes(world.h, before) == {}, address
+        fourth.append(seen(answer))
+    assert all(a == fourth[0] for a in fourth), fourth
+    world.h.clock.advance(seconds=world.h.settings.throttle_window)
+    assert refusal(call(world.anonymous(), path, {"email": ALICE}))[0] == 200
+
+
+def test_the_two_kinds_of_link_share_the_counter_of_an_address(lite: MailWorld) -> None:
+    lite.h.clock.advance(seconds=lite.h.settings.throttle_window)
+    for path in (ASKS[0], ASKS[1], ASKS[0]):
+        assert refusal(call(lite.anonymous(), path, {"email": ALICE}))[0] == 200
+    assert refusal(call(lite.anonymous(), ASKS[1], {"email": ALICE}))[0] == 429
+
+
+def test_the_client_address_has_a_counter_of_its_own(factory: Any) -> None:
+    """Many addresses from one client: the client's own limit answers 429 too."""
+    w = mail_world(factory, throttle_mail_ip_limit=5)
+    w.h.clock.advance(seconds=w.h.settings.throttle_window)
+    for number in range(5):
+        answer = call(w.anonymous(), ASKS[number % 2], {"email": f"n{number}@example.com"})
+        assert refusal(answer)[0] == 200, number
+    before = fingerprints(w.h)
+    answer = call(w.anonymous(), ASKS[0], {"email": ALICE})
+    assert refusal(answer) == (429, [("email", "429")])
+    assert refused_writes(w.h, before) == {}
+
+
+def test_without_mail_the_methods_answer_403_number_7(factory: Any) -> None:
+    h = factory("sqlite", "db", public_url=SITE_ORIGIN)
+    made = h.register("root", headers={"Origin": SITE_ORIGIN})
+    assert made.status_code == 200
+    grant_admin(h, "root")
+    admin = sign_in(h, "root")
+    for client, path, params in (
+        (h.new_client(), ASKS[0], {"email": ALICE}),
+        (h.new_client(), ASKS[1], {"email": ALICE}),
+        (admin, "/Users/invite", {"email": CAROL}),
+    ):
+        before = fingerprints(h)
+        answer = call(client, path, params)
+        assert refusal(answer) == (403, [("email", "7")]), path
+        assert "SMTP" in envelope(answer)["ClientExceptions"][0]["Message"]
+        assert refused_writes(h, before) == {}, path
+
+
+# -- the outbox: sealed bodies, emptied once sent, no secret in last_error -----------------------
+
+
+def every_kind_of_message(w: MailWorld) -> list[str]:
+    """Queue one message of each kind (the world has a reset, a verification and an
+    invitation already): an address change (a new link, a notice to the old address) and
+    a password reset done (its notice).  Returns every token that went out."""
+    changed = call(w.admin, "/Users/update", {"username": "alice", "email": "alice2@example.com"})
+    assert refusal(changed)[0] == 200
+    tokens = [w.reset, w.verify, w.invite, latest_token(w.h, "alice2@example.com", "verify_email")]
+    asked = call(w.anonymous(), "/Account/requestPasswordReset", {"email": "alice2@example.com"})
+    assert refusal(asked)[0] == 200
+    tokens.append(latest_token(w.h, "alice2@example.com", "password_reset"))
+    done = call(
+        w.anonymous(), "/Account/resetPassword", {"token": tokens[-1], "newPassword": OTHER}
+    )
+    assert refusal(done)[0] == 200
+    purposes = {row[1] for row in outbox(w.h)}
+    assert purposes == {
+        "verify_email",
+        "password_reset",
+        "invitation",
+        "email_changed",
+        "password_changed",
+    }, purposes
+    return tokens
+
+
+def test_a_queued_message_keeps_no_link_in_clear(world: MailWorld) -> None:
+    """Every queued body is sealed: neither a token nor the link's URL is in it (nor in
+    any other table: links are kept as hashes), yet it opens to the message with the link."""
+    tokens = every_kind_of_message(world)
+    for _id, purpose, _to, subject, body, sent, _attempts, _error in outbox(world.h):
+        assert sent is None and body, purpose
+        for secret in [*tokens, "token=", "http://localhost", "/password/reset", "Hello"]:
+            assert secret not in body, (purpose, secret)
+        with pytest.raises(ValueError):
+            json.loads(body)
+        parts = opened(world.h, body)
+        assert parts["text"] and parts["html"], purpose
+        assert subject not in body
+    links = [opened(world.h, row[4])["text"] for row in outbox(world.h)]
+    assert sum(token in text for token in tokens for text in links) == len(tokens)
+    # No table holds a token in clear.
+    for table in ("email_links", "mail_outbox", "invitations", "users", "audit_events"):
+        dump = repr(rows(world.h, f"SELECT * FROM {table}"))
+        assert not [t for t in tokens if t in dump], table
+
+
+def test_a_sent_message_is_emptied(world: MailWorld) -> None:
+    every_kind_of_message(world)
+    sent = deliver(world.h)
+    assert len(sent) == len(outbox(world.h)) >= 8
+    for _id, purpose, _to, _subject, body, sent_at, attempts, error in outbox(world.h):
+        assert (body, error, attempts) == ("", "", 1), purpose
+        assert sent_at is not None
+    assert deliver(world.h) == []  # and not sent again
+
+
+class FailingRelay:
+    """Stands for ``smtplib.SMTP`` in the product's sender: it fails at one step
+    (``connect``, ``login`` or ``send``) with the exception a relay or the network gives."""
+
+    step = ""
+    failure: BaseException = OSError()
+
+    def __init__(self, host: str, port: int, timeout: float = 0) -> None:
+        if self.step == "connect":
+            raise self.failure
+
+    def ehlo(self) -> None:
+        return None
+
+    def starttls(self, context: Any = None) -> None:
+        return None
+
+    def login(self, user: str, password: str) -> None:
+        assert password == SMTP_PASSWORD  # the configured one reaches the relay, only it
+        if self.step == "login":
+            raise self.failure
+
+    def send_message(self, message: Any) -> None:
+        if self.step == "send":
+            raise self.failure
+
+    def quit(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+SERVER_TEXT = f"5.7.8 mailer:{SMTP_PASSWORD} rejected; see https://relay.example/help"
+REFUSED = SERVER_TEXT.encode()
+FAILURES: list[tuple[str, BaseException, str, bool]] = [
+    # (the step, what the relay or the network did, last_error, given up at once)
+    ("connect", ConnectionRefusedError(111, SERVER_TEXT), "ConnectionRefusedError", False),
+    ("connect", TimeoutError(SERVER_TEXT), "TimeoutError", False),
+    ("connect", OSError(f"smtp://mailer:{SMTP_PASSWORD}@relay.example"), "OSError", False),
+    ("connect", smtplib.SMTPConnectError(421, REFUSED), "SMTPConnectError 421", False),
+    ("login", smtplib.SMTPAuthenticationError(535, REFUSED), "SMTPAuthenticationError 535", False),
+    (
+        "send",
+        smtplib.SMTPRecipientsRefused({ALICE: (550, REFUSED)}),
+        "SMTPRecipientsRefused 550",
+        True,
+    ),
+    (
+        "send",
+        smtplib.SMTPRecipientsRefused({ALICE: (450, REFUSED)}),
+        "SMTPRecipientsRefused",
+        False,
+    ),
+    ("send", smtplib.SMTPDataError(554, REFUSED), "SMTPDataError 554", True),
+    ("send", smtplib.SMTPDataError(451, REFUSED), "SMTPDataError 451", False),
+    (
+        "send",
+        smtplib.SMTPSenderRefused(553, REFUSED, "noreply@localhost"),
+        "SMTPSenderRefused 553",
+        True,
+    ),
+    ("send", smtplib.SMTPServerDisconnected(SERVER_TEXT), "SMTPServerDisconnected", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("step", "failure", "recorded", "permanent"), FAILURES, ids=[f[2] for f in FAILURES]
+)
+def test_last_error_names_the_failure_never_the_servers_words_or_a_password(
+    lite: MailWorld,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    step: str,
+    failure: BaseException,
+    recorded: str,
+    permanent: bool,
+) -> None:
+    """``last_error`` and the log say the kind of failure and its SMTP code; the relay's
+    text (which may quote the credentials) and the password never.  A message given up
+    (5xx) is emptied; one to be tried again stays sealed."""
+    caplog.set_level(logging.WARNING, logger="passport.mail")
+    monkeypatch.setattr(FailingRelay, "step", step)
+    monkeypatch.setattr(FailingRelay, "failure", failure)
+    monkeypatch.setattr(smtplib, "SMTP", FailingRelay)
+    assert SMTP_PASSWORD in lite.h.settings.smtp_url  # the sender logs in with it
+    assert deliver_due_mail(lite.h.app.services.db, lite.h.settings, lite.h.clock()) == 0
+    for _id, purpose, _to, _subject, body, sent_at, attempts, error in outbox(lite.h):
+        assert error == recorded, (purpose, error)
+        assert sent_at is None
+        if permanent:
+            assert body == "" and attempts >= 40, purpose
+        else:
+            assert body and attempts == 1, purpose
+            assert opened(lite.h, body)["text"]
+    assert caplog.records, "a failure is logged"
+    for text in [caplog.text, repr(outbox(lite.h))]:
+        assert SMTP_PASSWORD not in text
+        assert "rejected" not in text and "relay.example" not in text
+
+
+def test_a_real_connection_failure_names_no_password(lite: MailWorld) -> None:
+    """The product's own sender (smtplib, STARTTLS, AUTH with the configured password)
+    against a port where nothing listens: the kind of failure only."""
+    url = f"smtp://mailer:{SMTP_PASSWORD}@127.0.0.1:{free_port()}?starttls=true"
+    closed = replace(lite.h.settings, smtp_url=url)
+    deliver_due_mail(lite.h.app.services.db, closed, lite.h.clock(), send=smtp_sender(closed))
+    errors = {row[7] for row in outbox(lite.h)}
+    assert errors == {"ConnectionRefusedError"}, errors
+
+
+@pytest.mark.live
+def test_a_relay_refusing_the_password_gets_no_password_in_last_error(
+    lite: MailWorld, smtp_sink: SinkFactory
+) -> None:
+    """A real SMTP server (STARTTLS, AUTH required) and a wrong password configured: 535,
+    recorded as such; nothing delivered, and the password is nowhere in the outbox."""
+    sink = smtp_sink(starttls=True, auth=("mailer", "the relay's real password"))
+    url = f"smtp://mailer:{SMTP_PASSWORD}@127.0.0.1:{sink.port}?starttls=true"
+    wrong = replace(lite.h.settings, smtp_url=url, smtp_ca_file=str(sink.cert))
+    assert deliver_due_mail(lite.h.app.services.db, wrong, lite.h.clock()) == 0
+    assert {row[7] for row in outbox(lite.h)} == {"SMTPAuthenticationError 535"}
+    assert SMTP_PASSWORD not in repr(outbox(lite.h))
+    assert sink.messages() == []
+
+
+# -- properties --------------------------------------------------------------------------------
+
+TEXT = st.one_of(
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=40),
+    st.text(st.characters(max_codepoint=0x7F), max_size=300),
+    st.text(st.characters(categories=("Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Nd")), max_size=12),
+    st.sampled_from(
+        [c.value for cases in KIND_CASES.values() for c in cases if isinstance(c.value, str)]
+    ),
+    st.builds(
+        lambda unit, count: unit * count,
+        st.sampled_from(["x", "é", "😀", "\r\n"]),
+        st.integers(200, 9000),
+    ),
+)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=5,
+)
+
+
+@st.composite
+def api_calls(draw: st.DrawFn, w: MailWorld) -> tuple[str, str, dict[str, Any], bool]:
+    """(who, path, params, as JSON): each parameter left out, valid (the world's live
+    tokens, its invitation, a fresh address) or hostile."""
+    method = draw(st.sampled_from(METHODS))
+    who = draw(st.sampled_from(["anonymous", "admin"]))
+    good = method.good(w)
+    as_json = draw(st.booleans())
+    params: dict[str, Any] = {}
+    for name in method.kinds:
+        mode = draw(st.sampled_from(["good", "good", "hostile", "omit"]))
+        if mode == "good":
+            params[name] = good[name]
+        elif mode == "hostile":
+            params[name] = draw(JSON_VALUES if as_json else TEXT)
+    return who, method.path, params, as_json
+
+
+def addresses_held(h: Any) -> set[str]:
+    found = rows(h, "SELECT email FROM users WHERE email IS NOT NULL")
+    found += rows(h, "SELECT email FROM invitations")
+    return {str(address) for (address,) in found}
+
+
+def test_no_input_to_the_methods_gives_a_5xx_or_stores_what_was_refused(world: MailWorld) -> None:
+    """Hypothesis over the ten methods' parameters: always the envelope, never a 5xx or a
+    leak; a refusal stores nothing (but the throttle's counters and a wrong password's
+    record); a message queued goes to an address Passport holds (the stored one, or the
+    previous one for a change notice), never to a typed one."""
+
+    @settings(
+        max_examples=examples(world),
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(request=api_calls(world))
+    def probe(request: tuple[str, str, dict[str, Any], bool]) -> None:
+        who, path, params, as_json = request
+        client = world.admin if who == "admin" else world.anonymous()
+        held = addresses_held(world.h)
+        queued = len(outbox(world.h))
+        before = fingerprints(world.h)
+        answer = call(client, path, params, as_json=as_json)
+        status, errors = refusal(answer)
+        note(f"{who} {path} {params!r}: {status} {errors}")
+        if status >= 400:
+            allowed = [("email_change", "failure")]
+            assert refused_writes(world.h, before, allowed_audit=allowed) == {}
+        recipients = {row[2] for row in outbox(world.h)[queued:]}
+        assert recipients <= held | addresses_held(world.h), recipients
 
     probe()
