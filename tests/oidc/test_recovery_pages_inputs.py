@@ -47,6 +47,7 @@ from mail_inputs_support import rows
 from passport.pages.render import CSRF_COOKIE
 from passport.pages.render import FORM_EXPIRED
 from passport.pages.render import PAGE_CSP
+from passport.pages.render import SCRIPT_PAGE_CSP
 from second_factor_support import csrf
 from site_support import APP_ORIGIN
 from site_support import SITE_ORIGIN
@@ -799,3 +800,54 @@ def test_path_tricks_reach_no_page_by_a_back_door(lite: MailWorld, path: str) ->
     assert refused_writes(lite.h, before) == {}, path
     slash = b.client.get("/password/forgot/")
     assert slash.status_code == 200 and "Forgot your password?" in page_of(slash)
+
+
+# -- the account page's address forms ---------------------------------------------------------
+
+
+def account_page(answer: Any, status: int) -> str:
+    """The account page (its CSP allows the passkey script where passkeys are on)."""
+    body = answer.get_data(as_text=True)
+    assert answer.status_code == status, (answer.status_code, status, visible(body))
+    assert answer.headers["Content-Security-Policy"] in (PAGE_CSP, SCRIPT_PAGE_CSP)
+    assert not leaks(body) and SCRIPT not in body, visible(body)
+    return str(body)
+
+
+def test_the_account_pages_address_change_refuses_hostile_values(lite: MailWorld) -> None:
+    """``/account`` action ``email`` (the password and the new address) and ``verify``:
+    a hostile address is refused with the form's error and stores nothing; a wrong
+    password leaves its durable failure record only; a post without this browser's
+    token or from elsewhere is 403; the right values change the address."""
+    client = lite.admin
+    token = csrf(client.get("/account"))
+
+    def act(fields: dict[str, Any], origin: str = SITE_ORIGIN, **options: Any) -> Any:
+        return post(Browser(client, token), "/account", fields, origin=origin, **options)
+
+    for case in EMAILS:
+        before = fingerprints(lite.h)
+        answer = act({"action": "email", "password": STRONG, "email": case.value})
+        if case in TRANSPORT or case in TYPES:  # refused by the reader: the error page
+            refused_page(answer, case.status)
+        else:
+            assert 'role="alert"' in account_page(answer, case.status), case.label
+        assert refused_writes(lite.h, before) == {}, case.label
+    before = fingerprints(lite.h)
+    wrong = act({"action": "email", "password": "not the password", "email": "r@example.com"})
+    assert 'role="alert"' in account_page(wrong, 401)
+    assert refused_writes(lite.h, before, allowed_audit=[("email_change", "failure")]) == {}
+    for label, options in (
+        ("no token", {"with_csrf": False}),
+        ("another site", {"origin": EVIL}),
+        ("a registered application", {"origin": APP_ORIGIN}),
+    ):
+        for action in ("email", "verify"):
+            before = fingerprints(lite.h)
+            fields = {"action": action, "password": STRONG, "email": "r@example.com"}
+            answer = act(fields, **options)
+            assert FORM_EXPIRED in refused_page(answer, 403), (label, action)
+            assert refused_writes(lite.h, before) == {}, (label, action)
+    done = act({"action": "email", "password": STRONG, "email": "r@example.com"})
+    assert "Your email address was changed" in account_page(done, 200)
+    assert rows(lite.h, "SELECT email FROM users WHERE username = 'root'") == [("r@example.com",)]
