@@ -137,7 +137,11 @@ def validate_email(raw: str | None) -> str | None:
     try:
         if len(email) > 254:
             raise email_validator.EmailNotValidError("too long")
-        email_validator.validate_email(email, check_deliverability=False, allow_smtputf8=True)
+        # strict: the local part at most 64 characters too (RFC 5321 §4.5.3.1.1), which
+        # email-validator checks only when asked.
+        email_validator.validate_email(
+            email, check_deliverability=False, allow_smtputf8=True, strict=True
+        )
     except email_validator.EmailNotValidError:
         raise Invalid(
             "Email must be a valid address like name@example.com.",
