@@ -10,7 +10,7 @@ registered origin, the active ``alice`` and the disabled ``dora`` with addresses
 recipient would read it): a reset and a verification link for alice, an invitation for
 carol.  The helpers compare every table before and after a refused request
 (:func:`refused_writes`) and read what a message would put on the wire
-(:func:`wire_of`: the envelope and the header lines ``smtplib`` sends).
+(:func:`wire_of`: the envelope and the header lines the product's sender hands the relay).
 """
 
 from __future__ import annotations
@@ -25,11 +25,14 @@ from dataclasses import dataclass
 from dataclasses import field
 from email.message import EmailMessage
 from typing import Any
+from typing import ClassVar
+from unittest import mock
 
 from sqlalchemy import text
 
 from oidc_support import KEK
 from passport.services.mail import deliver_due_mail
+from passport.services.mail import smtp_sender
 from passport.services.mail import unseal
 from site_support import SITE_ORIGIN
 from site_support import Site
@@ -245,15 +248,26 @@ class Wire:
 
 
 class _Recorder(smtplib.SMTP):
-    """``smtplib.SMTP`` with the network taken out: ``send_message`` computes the
-    envelope and the bytes exactly as it does for a server, and they are kept here."""
+    """``smtplib.SMTP`` with the network taken out, standing in for it in the product's
+    sender: ``send_message`` computes the envelope and the bytes exactly as it does for
+    a server, and they are kept in :attr:`sent`."""
 
-    def __init__(self) -> None:
+    sent: ClassVar[list[tuple[str, list[str], bytes]]] = []
+
+    def __init__(self, host: str = "", port: int = 0, timeout: float = 0, **_: Any) -> None:
         super().__init__()  # no host: no connection
-        self.sent: list[tuple[str, list[str], bytes]] = []
+
+    def ehlo(self, name: str = "") -> tuple[int, bytes]:
+        return 250, b"ok"
 
     def ehlo_or_helo_if_needed(self) -> None:
         return None
+
+    def starttls(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        return 220, b"ok"
+
+    def login(self, user: str, password: str, **kwargs: Any) -> tuple[int, bytes]:
+        return 235, b"ok"
 
     def has_extn(self, opt: str) -> bool:
         return opt.lower() == "smtputf8"
@@ -271,11 +285,17 @@ class _Recorder(smtplib.SMTP):
         self.sent.append((from_addr, targets, raw))
         return {}
 
+    def quit(self) -> tuple[int, bytes]:
+        return 221, b"bye"
 
-def wire_of(message: EmailMessage) -> Wire:
-    recorder = _Recorder()
-    recorder.send_message(message)
-    ((mail_from, recipients, raw),) = recorder.sent
+
+def wire_of(h: Harness, message: EmailMessage) -> Wire:
+    """What the product's own sender (:func:`passport.services.mail.smtp_sender`) hands
+    the relay for ``message``: the envelope (MAIL FROM, RCPT TO) and the header lines."""
+    _Recorder.sent = []
+    with mock.patch.object(smtplib, "SMTP", _Recorder):
+        smtp_sender(h.settings)(message)
+    ((mail_from, recipients, raw),) = _Recorder.sent
     head = raw.split(b"\r\n\r\n", 1)[0]
     names = [
         line.split(b":", 1)[0].decode("ascii", "replace")

