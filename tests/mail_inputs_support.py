@@ -140,16 +140,20 @@ def envelope(answer: Any) -> dict[str, Any]:
     return json.loads(answer.get_data(as_text=True))  # type: ignore[no-any-return]
 
 
-def leaks(body: str) -> list[str]:
-    return [leak for leak in LEAKS if leak in body]
+def leaks(body: str, echoed: Sequence[str] = ()) -> list[str]:
+    """What ``body`` shows of :data:`LEAKS` — but what the caller itself sent in a
+    parameter that is no secret (``echoed``: an address, a username), which an answer
+    may quote back."""
+    return [leak for leak in LEAKS if leak in body and not any(leak in e for e in echoed)]
 
 
-def refusal(answer: Any) -> tuple[int, list[tuple[str | None, str]]]:
+def refusal(answer: Any, echoed: Sequence[str] = ()) -> tuple[int, list[tuple[str | None, str]]]:
     """An API answer's status and its ClientExceptions as (Source, Number), after the
-    checks every answer must pass: no 5xx, the envelope, nothing leaked."""
+    checks every answer must pass: no 5xx, the envelope, nothing leaked (``echoed``: as
+    for :func:`leaks`)."""
     body = answer.get_data(as_text=True)
     assert answer.status_code < 500, (answer.status_code, body[:300])
-    assert not leaks(body), (leaks(body), body[:300])
+    assert not leaks(body, echoed), (leaks(body, echoed), body[:300])
     assert answer.mimetype == "application/json", (answer.status_code, body[:300])
     found = json.loads(body)
     assert set(found) == {"Success", "LoggedIn", "Data", "ClientExceptions", "ServerExceptions"}
