@@ -69,7 +69,10 @@ SITES = [("sqlite", "db"), ("postgresql", "redis")]
 UNICODE_DIGITS = "0123456789\u00b2\u00b3\u00b9\u0663\uff16\u07c0"
 
 REDIRECT_URI = "https://wiki.example.com/callback"
-CSRF = "hostile-test-csrf-token"  # the hosted forms' double-submit value, set as a cookie
+# The hosted forms' double-submit value, set as a cookie: of the form Passport issues (43
+# characters, secrets.token_urlsafe(32)), or every POST would stop at the CSRF check.
+CSRF = "hostile-test-csrf-token-0123456789abcdefghi"
+assert len(CSRF) == 43
 PAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # path: (HTTP methods, parameter names it reads)
     "/login": (("GET", "POST"), ("username", "password", "next", "remember", "csrf")),
@@ -80,6 +83,13 @@ PAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "/account": (("GET", "POST"), ("action", "oldpassword", "newpassword", "id", "csrf")),
     "/device": (("GET", "POST"), ("user_code", "decision", "csrf")),
+    "/password/forgot": (("GET", "POST"), ("email", "csrf")),
+    "/password/reset": (("GET", "POST"), ("token", "newpassword", "confirm", "csrf")),
+    "/email/verify": (("GET", "POST"), ("token", "email", "csrf")),
+    "/invite": (
+        ("GET", "POST"),
+        ("token", "username", "displayname", "password", "confirm", "csrf"),
+    ),
     "/oauth2/device_authorization": (("POST", "GET"), ("client_id", "client_secret", "scope")),
     "/oauth2/authorize": (
         ("GET", "POST"),
