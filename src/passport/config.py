@@ -207,6 +207,11 @@ class Settings:
     throttle_mail_limit: int = _setting(
         3, "Mails asked for per address (password reset, verification) per throttle window."
     )
+    mail_address_limit: int = _setting(
+        5,
+        "Messages sent to one address per throttle window, whatever caused them; more "
+        "are not sent.",
+    )
     throttle_mail_ip_limit: int = _setting(
         20, "Mails asked for per client address per throttle window."
     )
@@ -324,6 +329,9 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     from urllib.parse import parse_qs
     from urllib.parse import unquote
 
+    if "#" in url:
+        # An unescaped "#" in a password would cut it: say so without echoing it.
+        raise ConfigError("setting smtp_url has a '#': percent-encode it (%23)")
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps"):
         raise ConfigError("setting smtp_url must start with smtp:// or smtps://")
@@ -334,9 +342,12 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     if not parts.hostname:
         raise ConfigError("setting smtp_url must name a host")
     query = parse_qs(parts.query, keep_blank_values=True)
-    unknown = set(query) - {"starttls"}
-    if unknown:
-        raise ConfigError(f"setting smtp_url: unknown option {sorted(unknown)[0]!r}")
+    if set(query) - {"starttls"}:
+        # Not echoed: an unescaped "?" in a password puts the rest of it here.
+        raise ConfigError(
+            "setting smtp_url: the only option is ?starttls=true (percent-encode a '?' "
+            "in a password as %3F)"
+        )
     flag = (query.get("starttls") or ["false"])[-1].lower()
     if flag not in ("true", "false", "1", "0", "yes", "no"):
         raise ConfigError("setting smtp_url: starttls must be true or false")
@@ -457,6 +468,7 @@ def _validate(settings: Settings) -> None:
         "throttle_registration_limit",
         "throttle_mail_limit",
         "throttle_mail_ip_limit",
+        "mail_address_limit",
         "email_verification_lifetime",
         "password_reset_lifetime",
         "invitation_lifetime",

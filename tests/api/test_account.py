@@ -69,7 +69,7 @@ def test_register_returns_the_user(accounts: Harness) -> None:
         "User": {
             "ID": data(response)["Data"]["User"]["ID"],
             "Username": "alice",
-            "Email": "Alice@Example.com",
+            "Email": "Alice@example.com",  # the domain in its normal form
             "EmailVerified": False,  # until a link sent there is used (no SMTP here)
             "DisplayName": "Alice A.",
         }

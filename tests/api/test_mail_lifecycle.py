@@ -415,7 +415,7 @@ def test_an_invited_person_makes_an_account_in_the_invited_groups(h: Harness) ->
     assert invited.status_code == 200, invited.get_data(as_text=True)
     shown = data(invited)["Data"]["Invitation"]
     assert shown["Groups"] == ["Staff"] and shown["State"] == "pending"
-    message = only(delivered(h), "Bob@Example.com", "You are invited to Passport")
+    message = only(delivered(h), "Bob@example.com", "You are invited to Passport")
     assert "root" in text_of(message) and "7 days" in text_of(message)
 
     browser = h.new_client()
@@ -438,7 +438,7 @@ def test_an_invited_person_makes_an_account_in_the_invited_groups(h: Harness) ->
         ).all()
     assert groups == ["Staff"]
     listed = data(admin.get("/Users/invitations"))["Data"]["Invitations"]
-    assert [(i["Email"], i["State"]) for i in listed] == [("Bob@Example.com", "accepted")]
+    assert [(i["Email"], i["State"]) for i in listed] == [("Bob@example.com", "accepted")]
     reused = post(
         h.new_client(),
         "/Account/acceptInvitation",

@@ -278,9 +278,25 @@ def test_a_delegate_does_not_revoke_an_invitation_into_a_group_above_them(h: Har
 def test_an_account_without_an_address_is_not_locked_out_by_require_verified_email(
     factory: Any,
 ) -> None:
+    from click.testing import CliRunner
+
+    from passport.cli import cli
+
     h = factory("sqlite", require_verified_email=True, **MAIL)
-    assert h.register("root").status_code == 200  # no address: nothing to confirm
-    assert h.login("root").status_code == 200
+    env = {
+        "PASSPORT_SMTP_URL": MAIL["smtp_url"],
+        "PASSPORT_PUBLIC_URL": MAIL["public_url"],
+        "PASSPORT_KEY_ENCRYPTION_KEY": KEK,
+        "PASSPORT_REQUIRE_VERIFIED_EMAIL": "true",
+    }
+    made = CliRunner().invoke(
+        cli,
+        ["admin", "create", "root", "--database-url", h.settings.database_url],
+        input=f"{STRONG}\n{STRONG}\n",
+        env=env,
+    )
+    assert made.exit_code == 0, made.output
+    assert h.login("root").status_code == 200  # no address: nothing to confirm
     assert h.register("alice", email="alice@example.com").status_code == 200
     assert h.login("alice").status_code == 403
 
@@ -351,3 +367,129 @@ def test_a_relay_user_name_is_masked_like_a_password() -> None:
     settings = load_settings(environ={"PASSPORT_SMTP_URL": "smtps://TOKEN123@mail.example.com"})
     shown = dict((name, value) for name, value, _ in describe(settings))
     assert shown["smtp_url"] == "smtps://***@mail.example.com"
+
+
+# == the second review ==========================================================
+
+
+def _confirm(h: Harness, name: str, address: str) -> PassportClient:
+    assert h.register(name, email=address).status_code == 200, address
+    client = h.new_client()
+    assert post(client, "/Account/verifyEmail", token=token_of(sent(h)[-1])).status_code == 200
+    assert post(client, "/Account/login", username=name, password=STRONG).status_code == 200
+    return client
+
+
+@pytest.mark.parametrize(
+    ("confirmed", "other"),
+    [
+        ("boss@glaßhaus.example", "boss@glasshaus.example"),  # one key under casefold
+        ("Boss@example.com", "boss@example.com"),  # the same key: still another text
+    ],
+)
+def test_any_other_address_text_is_unconfirmed_until_its_own_link(
+    h: Harness, confirmed: str, other: str
+) -> None:
+    client = _confirm(h, "boss", confirmed)
+    changed = post(client, "/Account/changeEmail", password=STRONG, email=other)
+    assert changed.status_code == 200, changed.get_data(as_text=True)
+    assert data(changed)["Data"]["User"]["EmailVerified"] is False
+    messages = sent(h)
+    assert sorted(m["Subject"] for m in messages) == [
+        "Confirm your email address",
+        "Your email address was changed",
+    ]
+    assert (
+        data(client.get("/Account/status"))["Data"]["User"]["Email"]
+        == data(changed)["Data"]["User"]["Email"]
+    )
+
+
+def test_a_link_sent_to_one_spelling_does_not_confirm_another(h: Harness) -> None:
+    assert h.register("boss", email="boss@glaßhaus.example").status_code == 200
+    first = token_of(sent(h)[0])
+    with h.app.services.db.session(write=True) as db, db.begin():
+        user = db.scalars(select(User).where(User.username == "boss")).one()
+        user.email = "boss@glasshaus.example"  # as an import or an old row might have it
+    assert post(h.new_client(), "/Account/verifyEmail", token=first).status_code == 400
+
+
+def test_an_invited_address_is_not_taken_by_changing_to_it(h: Harness) -> None:
+    root = h.administrator("root", "admin")
+    assert post(root, "/Users/invite", email="newbie@corp.example").status_code == 200
+    assert h.register("squatter", email="sq@evil.example").status_code == 200
+    h.login("squatter")
+    taken = post(h.client, "/Account/changeEmail", password=STRONG, email="Newbie@corp.example")
+    assert taken.status_code == 409
+    by_admin = post(root, "/Users/update", username="squatter", email="newbie@corp.example")
+    assert by_admin.status_code == 409
+
+
+def test_with_require_verified_email_self_registration_needs_an_address(factory: Any) -> None:
+    h = factory("sqlite", require_verified_email=True, **MAIL)
+    refused = h.register("noaddress")
+    assert refused.status_code == 400
+    assert data(refused)["ClientExceptions"][0]["Source"] == "email"
+    assert h.login("noaddress").status_code == 401
+
+
+def test_no_sequence_of_operations_sends_one_address_more_than_its_share(h: Harness) -> None:
+    victim = "victim@target.example"
+    for n in range(8):
+        name = f"bomber{n}"
+        assert h.register(name, email=victim).status_code in (200, 409)
+        client = h.new_client()
+        if post(client, "/Account/login", username=name, password=STRONG).status_code == 200:
+            post(client, "/Account/changeEmail", password=STRONG, email=f"junk{n}@evil.example")
+    to_victim = [m for m in sent(h) if str(m["To"]) == victim]
+    assert 0 < len(to_victim) <= h.settings.mail_address_limit
+
+
+def test_resending_an_invitation_stops_at_the_addresss_share(h: Harness) -> None:
+    root = h.administrator("root", "admin")
+    invited = data(post(root, "/Users/invite", email="bob@example.com"))["Data"]["Invitation"]
+    answers = [
+        post(root, "/Users/resendInvitation", invitation=str(invited["ID"])).status_code
+        for _ in range(h.settings.mail_address_limit + 1)
+    ]
+    assert answers[-1] == 429 and answers.count(200) == h.settings.mail_address_limit - 1
+
+
+def test_a_message_id_tells_nothing_of_the_outbox(h: Harness) -> None:
+    assert h.register("alice", email="alice@example.com").status_code == 200
+    post(h.new_client(), "/Account/requestPasswordReset", email="nobody@example.com")
+    post(h.new_client(), "/Account/requestPasswordReset", email="alice@example.com")
+    ids = [str(m["Message-ID"]) for m in sent(h)]
+    with h.app.services.db.session() as db:
+        rows = list(db.scalars(select(MailMessage.id).order_by(MailMessage.id)))
+    assert len(ids) == len(rows) == 2
+    for message_id, row_id in zip(ids, rows, strict=True):
+        assert f".{row_id}." not in message_id and f"<passport.{row_id}." not in message_id
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("victim@corp.example", "victim@corp\u3002example"),  # an ideographic full stop
+        ("v@b\u00fccher.example", "v@xn--bcher-kva.example"),  # U-label and A-label
+        ("v@EXAMPLE.com", "v@example.com"),
+    ],
+)
+def test_spellings_of_one_mailbox_are_one_address(h: Harness, first: str, second: str) -> None:
+    assert h.register("one", email=first).status_code == 200
+    assert h.register("two", email=second).status_code == 409
+
+
+@pytest.mark.parametrize("address", ["x%attacker.example@corp.example", "attacker!x@corp.example"])
+def test_source_routed_addresses_are_refused(h: Harness, address: str) -> None:
+    assert h.register("mallory", email=address).status_code == 400
+
+
+def test_the_inviters_display_name_is_not_in_the_invitation(h: Harness) -> None:
+    delegate = h.administrator("dele", "users:write", "users:read")
+    with h.app.services.db.session(write=True) as db, db.begin():
+        user = db.scalars(select(User).where(User.username == "dele")).one()
+        user.display_name = "IT Security: visit corp-unlock.example now"
+    assert post(delegate, "/Users/invite", email="bob@example.com").status_code == 200
+    invitation = sent(h)[0]
+    assert "corp-unlock" not in invitation.as_string() and "dele" in invitation.as_string()

@@ -29,6 +29,7 @@ from passport.services.mail import MAX_ATTEMPTS
 from passport.services.mail import Letter
 from passport.services.mail import backoff
 from passport.services.mail import deliver_due_mail
+from passport.services.mail import message_key
 from passport.services.mail import outbox_state
 from passport.storage.models import MailMessage
 
@@ -259,7 +260,9 @@ def test_a_sender_that_died_mid_send_is_covered_by_the_lease(h: Harness) -> None
     h.clock.advance(seconds=LEASE.total_seconds())
     again = Script()
     assert deliver(h, again) == 1
-    assert again.sent[0]["Message-ID"].startswith(f"<passport.{claimed.id}.")
+    assert (
+        again.sent[0]["Message-ID"] == f"<passport.{message_key(h.settings, claimed.id)}@localhost>"
+    )
 
 
 def test_the_message_is_plain_text_with_an_html_alternative(h: Harness) -> None:
@@ -366,7 +369,9 @@ def test_smtp_urls_are_read_as_documented(url: str, expected: tuple[Any, ...]) -
         ("smtp://mail.example.com:99999", "invalid port"),
         ("smtp://u:secret@mail.example.com", "a password needs TLS"),
         ("smtp://mail.example.com?starttls=maybe", "starttls must be true or false"),
-        ("smtp://mail.example.com?tls=1", "unknown option"),
+        ("smtp://mail.example.com?tls=1", "the only option is ?starttls=true"),
+        ("smtp://mail.example.com?secretpart", "percent-encode a '?'"),
+        ("smtps://u:pa#secret@mail.example.com", "percent-encode it (%23)"),
     ],
 )
 def test_a_wrong_smtp_url_stops_start_up_with_one_line(url: str, problem: str) -> None:

@@ -118,37 +118,57 @@ def validate_username(raw: str | None) -> str:
     return name
 
 
-def validate_email(raw: str | None) -> str | None:
-    """The NFKC address, None for none, or a ClientError: nothing invisible or
-    bidirectional in it (:func:`passport.services.text.check_text`, no shaping
-    characters), then a plain ``local@domain`` as mail is sent to it.
+def _parsed_address(text: str) -> email_validator.ValidatedEmail:
+    if len(text) > 254:
+        raise email_validator.EmailNotValidError("too long")
+    # strict: RFC 5321 §4.5.3.1.1, a local part of at most 64 octets
+    return email_validator.validate_email(
+        text, check_deliverability=False, allow_smtputf8=True, strict=True
+    )
 
-    The form is checked by ``email-validator`` (RFC 5321/5322 and RFC 6531 for
-    internationalised addresses): no quoted local part, no address literal, none of
-    the specials (``, ; : < > ( ) [ ] \\ "``) that would make the stored text a
-    group, a list or a comment when it is read as a header — so that the address
-    the user proves by a link is exactly the one stored and shown to applications,
-    and a message goes to that one mailbox only.  What is stored is the address as
-    typed (NFKC), not email-validator's normalised form."""
+
+def validate_email(raw: str | None) -> str | None:
+    """The address in its normal form, None for none, or a ClientError.
+
+    Nothing invisible or bidirectional in it (:func:`passport.services.text.check_text`,
+    no shaping characters); then the form is checked by ``email-validator`` (RFC 5321/5322
+    and RFC 6531 for internationalised addresses): one plain ``local@domain`` — no quoted
+    local part, no address literal, none of the specials (``, ; : < > ( ) [ ] \\ "``) that
+    would make the stored text a group, a list or a comment when read as a header, and
+    no ``%`` or ``!`` (old source routes a relay may still follow to another host).  So the
+    address a link proves is exactly the one stored and given to applications, and a
+    message goes to that one mailbox only.  What is stored is email-validator's normal
+    form: the domain in lower case and NFC (``corp。example`` is ``corp.example``)."""
     if raw is None or raw.strip() == "":
         return None
     email = unicodedata.normalize("NFKC", raw.strip())
     check_text(email, field="Email", source="email", shaping=False)
     try:
-        if len(email) > 254:
-            raise email_validator.EmailNotValidError("too long")
-        # strict: the local part at most 64 characters too (RFC 5321 §4.5.3.1.1), which
-        # email-validator checks only when asked.
-        email_validator.validate_email(
-            email, check_deliverability=False, allow_smtputf8=True, strict=True
-        )
+        parsed = _parsed_address(email)
+        if "%" in parsed.local_part or "!" in parsed.local_part:
+            raise email_validator.EmailNotValidError("source route")
     except email_validator.EmailNotValidError:
         raise Invalid(
             "Email must be a valid address like name@example.com.",
             source="email",
             value=raw[:100],
         ) from None
-    return email
+    return str(parsed.normalized)
+
+
+def email_key(address: str) -> str:
+    """What makes two addresses one mailbox for Passport (``users.email_key``,
+    ``invitations.email_key``, the mail throttle): the local part in lower case (relays
+    treat it so in practice) and the domain as its IDNA A-label (``bücher.de`` and
+    ``xn--bcher-kva.de`` are one domain).  ``lower``, not ``casefold``: ``ß`` and ``ss``,
+    final and medial sigma are different mailboxes (IDNA2008).  Text that is no address (a
+    typed sign-in name) is keyed by its NFKC lower case."""
+    text = unicodedata.normalize("NFKC", address.strip())
+    try:
+        parsed = _parsed_address(text)
+    except email_validator.EmailNotValidError:
+        return text.lower()
+    return f"{parsed.local_part.lower()}@{parsed.ascii_domain or parsed.domain}"
 
 
 def validate_display_name(raw: str | None) -> str:
@@ -249,7 +269,12 @@ class Accounts:
             )
         try:
             if not by_admin:
-                self._refuse_invited_address(email, caller.now)
+                if self.settings.require_verified_email and not (email or "").strip():
+                    # Else an account without an address would sign in unconfirmed.
+                    raise required(
+                        "email", "Email must be specified: addresses are confirmed here."
+                    )
+                self.refuse_invited_address(email, caller.now)
             user = self.create_account(caller, username, password, email, display_name)
         except Taken as exc:
             # "This address is registered" tells whether an account has it: each such
@@ -265,7 +290,7 @@ class Accounts:
         self.audit(user_record("register", "success", caller, user))
         return user
 
-    def _refuse_invited_address(self, email: str | None, now: datetime) -> None:
+    def refuse_invited_address(self, email: str | None, now: datetime) -> None:
         """An address with an open invitation is its invited person's to take (by the
         link); registering it would leave the invitation unusable.  The answer is the
         one a registered address gets."""
@@ -274,7 +299,7 @@ class Accounts:
             return
         invited = self.db.scalar(
             select(Invitation.id).where(
-                Invitation.email_key == unicodedata.normalize("NFKC", mail).casefold(),
+                Invitation.email_key == email_key(mail),
                 Invitation.accepted_at.is_(None),
                 Invitation.revoked_at.is_(None),
                 Invitation.expires_at > now,
@@ -332,7 +357,7 @@ class Accounts:
             username=name,
             username_key=canonical(name),
             email=mail,
-            email_key=mail.casefold() if mail else None,
+            email_key=email_key(mail) if mail else None,
             display_name=shown,
             password_hash=self.passwords.hash(text),
             disabled=False,
@@ -371,7 +396,7 @@ class Accounts:
         name = sign_in_name(identifier)
         exact: str | None = None
         if "@" in name:
-            email = name.casefold()
+            email = email_key(name)
             condition = User.email_key == email
             unknown = account_key("email:" + email)
         else:

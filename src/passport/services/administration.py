@@ -34,13 +34,13 @@ from passport.services import clients
 from passport.services import directory
 from passport.services.accounts import Accounts
 from passport.services.accounts import Caller
+from passport.services.accounts import email_key
 from passport.services.accounts import validate_display_name
 from passport.services.accounts import validate_email
 from passport.services.audit import AuditRecord
 from passport.services.factors import FactorSummary
 from passport.services.factors import validate_policy
 from passport.services.identity import identity_of
-from passport.services.lifecycle import email_key
 from passport.services.lifecycle import invited_groups
 from passport.services.passwords import check_policy
 from passport.services.permissions import ADMIN
@@ -210,8 +210,10 @@ class Administration:
                 self.db, "This email address is already registered.", "email", mail
             ):
                 user.email, user.email_key = mail, email_key(mail) if mail else None
-            if email_key(old or "") != (user.email_key or ""):
+            if mail != old:
                 # Unverified, a link to the new address, a notice to the old one.
+                if mail is not None:
+                    self.accounts.refuse_invited_address(mail, self.caller.now)
                 self.accounts.lifecycle().address_changed(user, old, self.caller.now)
             changed.append("email")
         if display_name is not None:
@@ -317,7 +319,7 @@ class Administration:
         if self.actor.user_id is not None:
             user = self.db.get(User, self.actor.user_id)
             if user is not None:
-                return user.display_name or user.username
+                return user.username  # not the display name: free words in our mail
         return "An administrator"
 
     def _invitation(self, ref: str | None) -> Invitation:

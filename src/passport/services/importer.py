@@ -33,6 +33,7 @@ from sqlalchemy import select
 from passport.errors import ClientError
 from passport.lookalikes import lookalike_key
 from passport.services.accounts import canonical
+from passport.services.accounts import email_key
 from passport.services.accounts import validate_display_name
 from passport.services.accounts import validate_email
 from passport.services.accounts import validate_username
@@ -199,7 +200,7 @@ class Importer:
                         f"username '{row.username}' appears twice in the file "
                         "(or looks like another one in it)"
                     )
-                if row.email and row.email.casefold() in seen_emails:
+                if row.email and email_key(row.email) in seen_emails:
                     raise ClientError(f"email '{row.email}' appears twice in the file")
             except ClientError as exc:
                 self._bad(report, line, exc.message)
@@ -207,7 +208,7 @@ class Importer:
                 continue
             seen_keys.add(row.username_skeleton)
             if row.email:
-                seen_emails.add(row.email.casefold())
+                seen_emails.add(email_key(row.email))
             batch.append(row)
             if len(batch) >= self.batch_size:
                 self._write(batch, report)
@@ -238,7 +239,7 @@ class Importer:
             # Existing accounts by look-alike key: a name that looks like an existing one
             # is that one (the unique index on users.username_skeleton would refuse it).
             skeletons = [r.username_skeleton for r in batch]
-            emails = [r.email.casefold() for r in batch if r.email]
+            emails = [email_key(r.email) for r in batch if r.email]
             existing = {
                 skeleton: (key, stored_hash)
                 for skeleton, key, stored_hash in db.execute(
@@ -274,7 +275,7 @@ class Importer:
                             f"username '{row.username}' already exists "
                             "(or looks like one that does)",
                         )
-                elif row.email and row.email.casefold() in taken_emails:
+                elif row.email and email_key(row.email) in taken_emails:
                     self._bad(report, row.line, f"email '{row.email}' is already registered")
                 else:
                     fresh.append(row)
@@ -287,7 +288,7 @@ class Importer:
                             "username_key": r.username_key,
                             "username_skeleton": r.username_skeleton,
                             "email": r.email,
-                            "email_key": r.email.casefold() if r.email else None,
+                            "email_key": email_key(r.email) if r.email else None,
                             "display_name": r.display_name,
                             "password_hash": r.password_hash,
                             "disabled": False,

@@ -25,7 +25,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import unicodedata
 from datetime import datetime
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -39,6 +38,7 @@ from passport.errors import Invalid
 from passport.errors import Throttled
 from passport.errors import required
 from passport.services.accounts import Caller
+from passport.services.accounts import email_key
 from passport.services.accounts import user_record
 from passport.services.accounts import validate_email
 from passport.services.identity import identity_of
@@ -72,10 +72,6 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 def link_hash(purpose: str, token: str) -> str:
     return hashlib.sha256(f"{purpose}:{token}".encode()).hexdigest()
-
-
-def email_key(raw: str) -> str:
-    return unicodedata.normalize("NFKC", raw.strip()).casefold()
 
 
 def valid_for(seconds: int) -> str:
@@ -123,7 +119,7 @@ class Lifecycle:
                 purpose=purpose,
                 user_id=user_id,
                 invitation_id=invitation_id,
-                email_key=email_key(address),
+                address=address,
                 created_at=now,
                 expires_at=now + timedelta(seconds=lifetime),
             )
@@ -215,16 +211,16 @@ class Lifecycle:
                 "link": link,
                 "valid_for": valid_for(lifetime),
             }
-            self.outbox.queue(
+            queued = self.outbox.queue(
                 self.db,
                 Letter(template, address, values),
                 now,
                 user_id=user.id if user is not None else None,
             )
             self.db.flush()
-            if user is None:
+            if user is None or queued is None:  # no account, or its address had its share
                 savepoint.rollback()
-        return user is not None
+        return user is not None and queued is not None
 
     def send_verification(self, user: User, now: datetime) -> bool:
         """Send ``user`` a link proving their current address (earlier links die);
@@ -257,7 +253,7 @@ class Lifecycle:
         the account's address."""
         link = self._link(VERIFY, token, caller.now)
         user = self.db.get(User, link.user_id) if link.user_id is not None else None
-        if user is None or user.disabled or (user.email_key or "") != link.email_key:
+        if user is None or user.disabled or user.email != link.address:
             raise Invalid(BAD_LINK, source="token")
         self._use(link)
         user.email_verified = True
@@ -269,7 +265,7 @@ class Lifecycle:
         """The user a verification link is for (the page that confirms it), unused."""
         link = self._link(VERIFY, token, now)
         user = self.db.get(User, link.user_id) if link.user_id is not None else None
-        if user is None or user.disabled or (user.email_key or "") != link.email_key:
+        if user is None or user.disabled or user.email != link.address:
             raise Invalid(BAD_LINK, source="token")
         return user
 
@@ -284,7 +280,7 @@ class Lifecycle:
         if not self.outbox.enabled:
             return
         self.send_verification(user, now)
-        if old and email_key(old) != (user.email_key or ""):
+        if old and old != user.email:
             self.outbox.queue(
                 self.db,
                 Letter(
@@ -309,16 +305,17 @@ class Lifecycle:
         # counters' own transactions come before this request's reads, for SQLite).
         self._reserve(caller, email_key(mail), "email")
         user = self.accounts.prove_password(caller, user_id, password, event="email_change")
-        if email_key(mail) == (user.email_key or ""):
-            if user.email == mail:
-                raise Invalid("This is already your email address.", source="email", value=mail)
+        if user.email == mail:
+            raise Invalid("This is already your email address.", source="email", value=mail)
+        self.accounts.refuse_invited_address(mail, caller.now)
         old = user.email
         from passport.services import directory
 
         with directory.unique(self.db, "This email address is already registered.", "email", mail):
             user.email, user.email_key = mail, email_key(mail)
-        if email_key(old or "") != user.email_key:
-            self.address_changed(user, old, caller.now)
+        # Any other text is another address to prove, even one of the same key (a
+        # change of letter case may be a change of mailbox on some hosts).
+        self.address_changed(user, old, caller.now)
         self._record("email_change", "success", caller, user)
         return user
 
@@ -372,7 +369,7 @@ class Lifecycle:
         self._drop_links(RESET, user.id)
         user.password_hash = hashed
         user.password_changed_at = caller.now
-        if hmac.compare_digest(link.email_key, user.email_key or ""):
+        if user.email is not None and hmac.compare_digest(link.address, user.email):
             user.email_verified = True
         ended = end_user_access(
             self.db, self.accounts.sessions, self.accounts.notify_logout, user, caller.now
@@ -401,7 +398,7 @@ class Lifecycle:
         invitation.sent_at = now
         invitation.expires_at = now + timedelta(seconds=lifetime)
         link = self._new_link(INVITE, now, lifetime, invitation.email, invitation_id=invitation.id)
-        self.outbox.queue(
+        queued = self.outbox.queue(
             self.db,
             Letter(
                 "invitation",
@@ -410,6 +407,12 @@ class Lifecycle:
             ),
             now,
         )
+        if queued is None:
+            raise Throttled(
+                "This address was sent enough messages for now; try again later.",
+                source="email",
+                retry_after=self.settings.throttle_window,
+            )
 
     def check_invitation(self, token: str | None, now: datetime) -> Invitation:
         """The live invitation a link is for (the page that makes the account)."""

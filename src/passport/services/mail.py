@@ -33,6 +33,8 @@ The templates are rendered by a :data:`Composer` that the composition root passe
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -54,6 +56,7 @@ from typing import Any
 import email_validator
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -96,6 +99,12 @@ class Composed:
 Composer = Callable[[Letter], Composed]
 
 
+def email_key_of(address: str) -> str:
+    from passport.services.accounts import email_key
+
+    return email_key(address)
+
+
 def backoff(attempts: int) -> timedelta:
     """The wait after the ``attempts``-th failure: 5 s, 10 s, 20 s … 10 min."""
     return timedelta(seconds=min(600, 5 * 2 ** min(attempts - 1, 10)))
@@ -124,14 +133,30 @@ class Outbox:
         *,
         user_id: int | None = None,
         composed: Composed | None = None,
-    ) -> MailMessage:
-        """Add the message to ``db``'s transaction (sent once it commits)."""
+    ) -> MailMessage | None:
+        """Add the message to ``db``'s transaction (sent once it commits) — unless the
+        address was sent :attr:`Settings.mail_address_limit` messages in the last
+        throttle window, whatever caused them: then nothing (None), so that no sequence
+        of operations (registering an address, changing to it and away, resending an
+        invitation) can bomb one mailbox.  Counted in this transaction, with the rows
+        themselves: the same statements whether the message is then kept or not."""
         self.ensure_enabled("email")
         done = composed or self.compose(letter)
+        key = email_key_of(letter.recipient)
+        since = now - timedelta(seconds=self.settings.throttle_window)
+        recent = db.scalar(
+            select(func.count())
+            .select_from(MailMessage)
+            .where(MailMessage.recipient_key == key, MailMessage.created_at > since)
+        )
+        if (recent or 0) >= self.settings.mail_address_limit:
+            log.info("mail (%s) not queued: its address had its share", letter.template)
+            return None
         row = MailMessage(
             purpose=letter.template[:32],
             user_id=user_id,
             recipient=letter.recipient,
+            recipient_key=key,
             subject=done.subject[:255],
             body=seal(self.settings, json.dumps({"text": done.text, "html": done.html})),
             created_at=now,
@@ -170,6 +195,13 @@ class PermanentFailure(Exception):
     """The server refused the message for good (a 5xx answer): no point trying again."""
 
 
+def message_key(settings: Settings, row_id: int) -> str:
+    """An opaque, stable name for outbox row ``row_id`` (HMAC-SHA256 under a key derived
+    from the key-encryption key)."""
+    key = derived_key(settings, b"passport mail message id") or b""
+    return hmac.new(key, str(row_id).encode(), hashlib.sha256).hexdigest()[:32]
+
+
 class UnsendableAddress(Exception):
     """The stored recipient is not one plain address (stored before addresses were
     checked as they are now): the message is given up, never sent elsewhere."""
@@ -203,7 +235,9 @@ def message_of(settings: Settings, row: MailMessage, now: datetime) -> EmailMess
     message["Date"] = format_datetime(row.created_at)
     domain = settings.sender.rpartition("@")[2] or "localhost"
     # The same for every attempt at this row: a duplicate after a crash is recognisable.
-    message["Message-ID"] = f"<passport.{row.id}.{int(row.created_at.timestamp())}@{domain}>"
+    # Keyed, not the row's number: numbers of rows rolled back would tell a reader how
+    # many messages others caused meanwhile (an account oracle, :meth:`Lifecycle._mail_link`).
+    message["Message-ID"] = f"<passport.{message_key(settings, row.id)}@{domain}>"
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834 §5: no auto-replies to us
     message.set_content(parts["text"])
     if parts.get("html"):
@@ -396,8 +430,6 @@ class OutboxState:
 
 
 def outbox_state(db: Session) -> OutboxState:
-    from sqlalchemy import func
-
     def count(*where: Any) -> int:
         return int(db.scalar(select(func.count()).select_from(MailMessage).where(*where)) or 0)
 
@@ -420,6 +452,7 @@ def send_test(settings: Settings, compose: Composer, address: str, now: datetime
     row = MailMessage(
         id=0,
         purpose="test",
+        recipient_key="",
         recipient=address,
         subject=done.subject,
         body=seal(settings, json.dumps({"text": done.text, "html": done.html})),
@@ -427,6 +460,8 @@ def send_test(settings: Settings, compose: Composer, address: str, now: datetime
     )
     try:
         smtp_sender(settings)(message_of(settings, row, now))
+    except UnsendableAddress:
+        return "not an address Passport sends to"
     except (PermanentFailure, smtplib.SMTPException, OSError) as exc:
         return describe_failure(exc)
     return ""

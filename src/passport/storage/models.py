@@ -708,9 +708,9 @@ class EmailLink(Base):
     """A single-use link sent by mail: ``verify`` (an address), ``reset`` (a forgotten
     password) or ``invite`` (an invitation).
 
-    Only the SHA-256 of the link's 256-bit token is kept.  ``email_key`` is the address
-    the link was sent to (casefolded): a verification counts only while the account
-    still has that address."""
+    Only the SHA-256 of the link's 256-bit token is kept.  ``address`` is the address the
+    link was sent to, exactly: a verification counts only while the account still has
+    that very address."""
 
     __tablename__ = "email_links"
 
@@ -722,7 +722,7 @@ class EmailLink(Base):
     invitation_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("invitations.id", ondelete="CASCADE"), nullable=True, index=True
     )
-    email_key: Mapped[str] = mapped_column(String(254))
+    address: Mapped[str] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
@@ -742,6 +742,9 @@ class MailMessage(Base):
     purpose: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     recipient: Mapped[str] = mapped_column(String(254))
+    # The recipient's mailbox (accounts.email_key): how many messages one address was
+    # sent lately, whatever caused them (Outbox.queue's cap).
+    recipient_key: Mapped[str] = mapped_column(String(254), index=True, default="")
     subject: Mapped[str] = mapped_column(String(255))
     body: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

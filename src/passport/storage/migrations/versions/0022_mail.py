@@ -92,7 +92,7 @@ def upgrade() -> None:
             ),
             nullable=True,
         ),
-        sa.Column("email_key", sa.String(254), nullable=False),
+        sa.Column("address", sa.String(254), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("expires_at", sa.DateTime(), nullable=False),
     )
@@ -105,6 +105,7 @@ def upgrade() -> None:
         sa.Column("purpose", sa.String(32), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("recipient", sa.String(254), nullable=False),
+        sa.Column("recipient_key", sa.String(254), nullable=False),
         sa.Column("subject", sa.String(255), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
@@ -115,6 +116,7 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_mail_outbox_user_id", "mail_outbox", ["user_id"])
+    op.create_index("ix_mail_outbox_recipient_key", "mail_outbox", ["recipient_key"])
     op.create_index("ix_mail_outbox_next_attempt_at", "mail_outbox", ["next_attempt_at"])
 
 
