@@ -274,7 +274,7 @@ def _rows_of_every_kind(h: Harness, now: datetime) -> None:
                     id_hash=name,
                     purpose="reset",
                     user_id=user_id,
-                    email_key="alice@example.com",
+                    address="alice@example.com",
                     created_at=expires - timedelta(minutes=30),
                     expires_at=expires,
                 )
