@@ -332,7 +332,11 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     if "#" in url:
         # An unescaped "#" in a password would cut it: say so without echoing it.
         raise ConfigError("setting smtp_url has a '#': percent-encode it (%23)")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 - an unclosed "[" raises here
+    except ValueError:
+        raise ConfigError("setting smtp_url is not a URL like smtp://host:587") from None
     if parts.scheme not in ("smtp", "smtps"):
         raise ConfigError("setting smtp_url must start with smtp:// or smtps://")
     try:

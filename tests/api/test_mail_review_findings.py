@@ -493,3 +493,75 @@ def test_the_inviters_display_name_is_not_in_the_invitation(h: Harness) -> None:
     assert post(delegate, "/Users/invite", email="bob@example.com").status_code == 200
     invitation = sent(h)[0]
     assert "corp-unlock" not in invitation.as_string() and "dele" in invitation.as_string()
+
+
+# == the third review ===========================================================================
+
+
+def test_the_change_notice_goes_out_even_when_the_address_had_its_share(factory: Any) -> None:
+    """F2: someone who knows the password fills the old address's share with reset
+    requests, then changes the address: its owner still hears of it."""
+    h = factory("sqlite", throttle_mail_limit=50, **MAIL)
+    assert h.register("victim", email="victim@example.com").status_code == 200
+    link = token_of(sent(h)[0])
+    assert post(h.new_client(), "/Account/verifyEmail", token=link).status_code == 200
+    for _ in range(h.settings.mail_address_limit):
+        post(h.new_client(), "/Account/requestPasswordReset", email="victim@example.com")
+    h.login("victim")
+    sent(h)
+    changed = post(h.client, "/Account/changeEmail", password=STRONG, email="attacker@evil.example")
+    assert changed.status_code == 200
+    notices = [m for m in sent(h) if str(m["To"]) == "victim@example.com"]
+    assert [m["Subject"] for m in notices] == ["Your email address was changed"]
+
+
+def test_an_ascii_local_part_is_kept_and_sent_in_ascii(h: Harness) -> None:
+    """F3: a relay without SMTPUTF8 still takes it: the domain as its A-label."""
+    answer = h.register("asc", email="asc@b\u00fccher.example")
+    assert data(answer)["Data"]["User"]["Email"] == "asc@xn--bcher-kva.example"
+    assert str(sent(h)[0]["To"]) == "asc@xn--bcher-kva.example"
+
+
+def test_the_same_address_in_another_form_is_no_change(h: Harness) -> None:
+    """F1: an address stored before addresses were normalised, given again by an
+    administrator (a directory sync sends every field), stays confirmed."""
+    assert h.register("bob", email="bob@example.com").status_code == 200
+    with h.app.services.db.session(write=True) as db, db.begin():
+        bob = db.scalars(select(User).where(User.username == "bob")).one()
+        bob.email, bob.email_verified = "Bob@Example.COM", True
+    sent(h)
+    root = h.administrator("root", "admin")
+    same = post(root, "/Users/update", username="bob", email="Bob@Example.COM")
+    assert same.status_code == 200
+    assert data(same)["Data"]["User"]["EmailVerified"] is True
+    assert sent(h) == []
+
+
+def test_an_import_does_not_take_an_invited_address(h: Harness, tmp_path: Any) -> None:
+    """F4: the importer refuses an address with an open invitation, as registration does."""
+    import csv
+
+    import bcrypt
+
+    from passport.services.importer import Importer
+
+    root = h.administrator("root", "admin")
+    assert post(root, "/Users/invite", email="inv@example.com").status_code == 200
+    path = tmp_path / "users.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(
+            fh, ["username", "email", "display_name", "groups", "password_hash"]
+        )
+        writer.writeheader()
+        good = bcrypt.hashpw(b"an imported passphrase", bcrypt.gensalt(4)).decode()
+        writer.writerow({"username": "imp", "email": "INV@example.com", "password_hash": good})
+        writer.writerow({"username": "other", "email": "other@example.com", "password_hash": good})
+    report = Importer(h.app.services.db, h.clock()).run(path)
+    assert report.imported == 1 and [line for line, _ in report.errors] == [2]
+
+
+def test_a_malformed_smtp_url_is_one_clear_line() -> None:
+    """F5: an unclosed IPv6 bracket is a setting error, never a crash."""
+    with pytest.raises(ConfigError, match="not a URL") as raised:
+        load_settings(environ={"PASSPORT_SMTP_URL": "smtp://mailer:S3cr3t@[::1"})
+    assert "S3cr3t" not in str(raised.value)

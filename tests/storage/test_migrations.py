@@ -362,3 +362,51 @@ def test_0020_application_generation_starts_at_zero_and_goes_back_down(
         assert migrate.is_current(engine)
     finally:
         engine.dispose()
+
+
+def test_0023_keys_addresses_by_mailbox(blank_database: Backend) -> None:
+    """Accounts from before 0023 kept their address's NFKC casefold as its key: after it,
+    the key is the mailbox's (local part lower-cased, the domain's A-label), so sign-in by
+    address and resets find them; two accounts that turn out to hold one mailbox keep the
+    first key and give the later one a key of its own (third security review, F1)."""
+    engine = create_engine(blank_database.url)
+    users = [
+        ("gross", "Straße@example.com", "strasse@example.com"),
+        ("jose", "José@Bücher.de", "josé@bücher.de"),
+        ("ascii", "jose@xn--bcher-kva.de", "jose@xn--bcher-kva.de"),
+        ("twin", "JOSE@bücher.de", "jose@bücher.de"),
+        ("plain", "Bob@Example.COM", "bob@example.com"),
+    ]
+    try:
+        migrate.upgrade(engine, "0022")
+        with engine.begin() as conn:
+            for name, email, old_key in users:
+                conn.execute(
+                    text(
+                        "INSERT INTO users (username, username_key, username_skeleton, email,"
+                        " email_key, display_name, password_hash, disabled, created_at,"
+                        " password_changed_at, email_verified)"
+                        " VALUES (:name, :name, :name, :email, :key, '', 'x', FALSE,"
+                        " '2026-01-01', '2026-01-01', FALSE)"
+                    ),
+                    {"name": name, "email": email, "key": old_key},
+                )
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            keys = dict(conn.execute(text("SELECT username, email_key FROM users")).all())
+        assert keys["gross"] == "straße@example.com"  # not strasse: another mailbox
+        assert keys["jose"] == "josé@xn--bcher-kva.de"
+        assert keys["ascii"] == "jose@xn--bcher-kva.de"
+        assert keys["twin"] == f"jose@xn--bcher-kva.de#{_id_of(engine, 'twin')}"  # one mailbox
+        assert keys["plain"] == "bob@example.com"
+    finally:
+        engine.dispose()
+
+
+def _id_of(engine: Engine, username: str) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT id FROM users WHERE username = :u"), {"u": username}
+            ).scalar_one()
+        )

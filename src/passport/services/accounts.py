@@ -138,7 +138,8 @@ def validate_email(raw: str | None) -> str | None:
     no ``%`` or ``!`` (old source routes a relay may still follow to another host).  So the
     address a link proves is exactly the one stored and given to applications, and a
     message goes to that one mailbox only.  What is stored is email-validator's normal
-    form: the domain in lower case and NFC (``corp。example`` is ``corp.example``)."""
+    form: the domain in lower case and NFC (``corp。example`` is ``corp.example``), as
+    an A-label when the local part is ASCII."""
     if raw is None or raw.strip() == "":
         return None
     email = unicodedata.normalize("NFKC", raw.strip())
@@ -153,7 +154,20 @@ def validate_email(raw: str | None) -> str | None:
             source="email",
             value=raw[:100],
         ) from None
-    return str(parsed.normalized)
+    # The ASCII form when there is one (an ASCII local part: the domain as its A-label),
+    # so that no relay needs SMTPUTF8 for it; else the internationalised normal form.
+    return str(parsed.ascii_email or parsed.normalized)
+
+
+def same_address(stored: str | None, typed: str | None) -> bool:
+    """Whether ``typed`` (already in normal form) is the address ``stored`` holds, once
+    that is in normal form too (rows from before addresses were normalised)."""
+    if stored is None or typed is None:
+        return stored is typed
+    try:
+        return validate_email(stored) == typed
+    except ClientError:
+        return stored == typed
 
 
 def email_key(address: str) -> str:

@@ -35,6 +35,7 @@ from passport.services import directory
 from passport.services.accounts import Accounts
 from passport.services.accounts import Caller
 from passport.services.accounts import email_key
+from passport.services.accounts import same_address
 from passport.services.accounts import validate_display_name
 from passport.services.accounts import validate_email
 from passport.services.audit import AuditRecord
@@ -210,7 +211,7 @@ class Administration:
                 self.db, "This email address is already registered.", "email", mail
             ):
                 user.email, user.email_key = mail, email_key(mail) if mail else None
-            if mail != old:
+            if not same_address(old, mail):
                 # Unverified, a link to the new address, a notice to the old one.
                 if mail is not None:
                     self.accounts.refuse_invited_address(mail, self.caller.now)

@@ -43,6 +43,7 @@ from passport.services.passwords import imported_hash_kind
 from passport.storage.db import Database
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
+from passport.storage.models import Invitation
 from passport.storage.models import User
 
 
@@ -250,6 +251,17 @@ class Importer:
             }
             taken_emails = (
                 set(db.scalars(select(User.email_key).where(User.email_key.in_(emails))).all())
+                # An address with an open invitation is its invited person's to take.
+                | set(
+                    db.scalars(
+                        select(Invitation.email_key).where(
+                            Invitation.email_key.in_(emails),
+                            Invitation.accepted_at.is_(None),
+                            Invitation.revoked_at.is_(None),
+                            Invitation.expires_at > self.now,
+                        )
+                    ).all()
+                )
                 if emails
                 else set()
             )

@@ -39,6 +39,7 @@ from passport.errors import Throttled
 from passport.errors import required
 from passport.services.accounts import Caller
 from passport.services.accounts import email_key
+from passport.services.accounts import same_address
 from passport.services.accounts import user_record
 from passport.services.accounts import validate_email
 from passport.services.identity import identity_of
@@ -272,7 +273,10 @@ class Lifecycle:
     # -- changing an address ---------------------------------------------------------------------
     def address_changed(self, user: User, old: str | None, now: datetime) -> None:
         """After ``user``'s address changed from ``old``: unverified, a verification link to
-        the new address, a notice to the old one (its owner must hear of it)."""
+        the new address, a notice to the old one (its owner must hear of it — past the
+        address's share of mail when it was confirmed: someone who never proved an
+        address cannot make Passport write to it beyond the share)."""
+        confirmed = user.email_verified
         user.email_verified = False
         self._drop_links(VERIFY, user.id)
         self._drop_links(RESET, user.id)  # they were sent to the old address
@@ -293,6 +297,7 @@ class Lifecycle:
                 ),
                 now,
                 user_id=user.id,
+                notice=confirmed,
             )
 
     def change_email(
@@ -305,7 +310,7 @@ class Lifecycle:
         # counters' own transactions come before this request's reads, for SQLite).
         self._reserve(caller, email_key(mail), "email")
         user = self.accounts.prove_password(caller, user_id, password, event="email_change")
-        if user.email == mail:
+        if same_address(user.email, mail):
             raise Invalid("This is already your email address.", source="email", value=mail)
         self.accounts.refuse_invited_address(mail, caller.now)
         old = user.email
@@ -386,6 +391,7 @@ class Lifecycle:
                 ),
                 caller.now,
                 user_id=user.id,
+                notice=True,
             )
         self._record("password_reset", "success", caller, user, f"sessions ended: {ended}")
         return user

@@ -133,13 +133,17 @@ class Outbox:
         *,
         user_id: int | None = None,
         composed: Composed | None = None,
+        notice: bool = False,
     ) -> MailMessage | None:
         """Add the message to ``db``'s transaction (sent once it commits) — unless the
         address was sent :attr:`Settings.mail_address_limit` messages in the last
         throttle window, whatever caused them: then nothing (None), so that no sequence
         of operations (registering an address, changing to it and away, resending an
         invitation) can bomb one mailbox.  Counted in this transaction, with the rows
-        themselves: the same statements whether the message is then kept or not."""
+        themselves: the same statements whether the message is then kept or not.
+        A security ``notice`` (the address or the password changed) is counted but
+        always queued: filling an address's share must not silence the one alarm its
+        owner needs."""
         self.ensure_enabled("email")
         done = composed or self.compose(letter)
         key = email_key_of(letter.recipient)
@@ -149,7 +153,7 @@ class Outbox:
             .select_from(MailMessage)
             .where(MailMessage.recipient_key == key, MailMessage.created_at > since)
         )
-        if (recent or 0) >= self.settings.mail_address_limit:
+        if (recent or 0) >= self.settings.mail_address_limit and not notice:
             log.info("mail (%s) not queued: its address had its share", letter.template)
             return None
         row = MailMessage(
