@@ -13,8 +13,6 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
-from sqlalchemy import or_
 from sqlalchemy import select
 
 from passport.api import API
@@ -24,9 +22,9 @@ from passport.api.shapes import invitation_json
 from passport.api.shapes import user_json
 from passport.errors import Invalid
 from passport.services import directory
+from passport.services import listings
 from passport.services.lifecycle import invited_groups
 from passport.storage.models import Application
-from passport.storage.models import AuditEvent
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
 from passport.storage.models import Invitation
@@ -94,25 +92,8 @@ class UsersController(_UserAdmin):
         sort: str | None,
     ) -> dict[str, Any]:
         """Users, filtered by ``q`` (part of username, email or display name) and ``disabled``."""
-        query = select(User)
-        if q:
-            needle = q.casefold()
-            query = query.where(
-                or_(
-                    User.username_key.contains(needle, autoescape=True),
-                    User.email_key.contains(needle, autoescape=True),
-                    func.lower(User.display_name).contains(needle, autoescape=True),
-                )
-            )
-        if disabled is not None:
-            query = query.where(User.disabled == disabled)
-        items, meta = self.page(
-            query,
-            offset,
-            limit,
-            sort,
-            {"username": User.username_key, "id": User.id, "created": User.created_at},
-        )
+        found = listings.search_users(self.ctx.db, q, disabled, offset, limit, sort)
+        items, meta = found.items, found.meta
         return {"Items": [user_json(u) for u in items], **meta}
 
     @expose("POST", right="users:write", max_length=TEXT, statuses=WRITE)
@@ -314,19 +295,17 @@ class AuditController(_UserAdmin):
         limit: int | None,
     ) -> dict[str, Any]:
         """Audit events, newest first, filtered by user, application, event and time range."""
-        query = select(AuditEvent)
-        if username:
-            query = query.where(AuditEvent.username == username)
-        if application:
-            query = query.where(AuditEvent.application == application)
-        if event:
-            query = query.where(AuditEvent.event == event)
-        start, end = _time(since, "since"), _time(until, "until")
-        if start:
-            query = query.where(AuditEvent.at >= start)
-        if end:
-            query = query.where(AuditEvent.at < end)
-        items, meta = self.page(query, offset, limit, "-id", {"id": AuditEvent.id})
+        found = listings.audit_events(
+            self.ctx.db,
+            username=username,
+            application=application,
+            event=event,
+            since=_time(since, "since"),
+            until=_time(until, "until"),
+            offset=offset,
+            limit=limit,
+        )
+        items, meta = found.items, found.meta
         return {
             "Items": [
                 {

@@ -33,6 +33,8 @@ path (as published in discovery)       methods     CORS        specification, mo
 ``/password/forgot``, ``/password/reset``,
 ``/email/verify``, ``/invite``         GET, POST   —           links sent by mail
                                                                — :mod:`passport.pages.recovery`
+``/admin``, ``/admin/users``,          GET         —           the admin console
+``/admin/audit``; ``/admin/user``      (GET, POST)             — :mod:`passport.pages.console`
 =====================================  ==========  ==========  =====================================
 
 HEAD goes with GET; OPTIONS (the CORS preflight) with a CORS policy
@@ -60,6 +62,7 @@ from passport.oidc.userinfo import UserInfoEndpoint
 from passport.pages import render
 from passport.pages.account import AccountPage
 from passport.pages.consent import ConsentPage
+from passport.pages.console import ConsolePages
 from passport.pages.device import DevicePage
 from passport.pages.login import LoginPage
 from passport.pages.logout import LogoutPage
@@ -94,6 +97,7 @@ class Provider:
         second = SecondFactorPage(services, context, authorization)
         device = DevicePage(services, context)
         recovery = RecoveryPages(services, context)
+        console = ConsolePages(services, context)
         protocol, pages = oauth_errors.refusal, render.refusal
         public, registered = origins.PUBLIC_CORS, origins.REGISTERED_CORS
         # The metrics label of each route is its path, as it was before the one routing
@@ -138,6 +142,11 @@ class Provider:
                 ("/password/reset", GET_POST, recovery.reset, pages, None),
                 ("/email/verify", GET_POST, recovery.verify, pages, None),
                 ("/invite", GET_POST, recovery.invite, pages, None),
+                # The admin console (passport.pages.console).
+                ("/admin", GET, console.home, pages, None),
+                ("/admin/users", GET, console.users, pages, None),
+                ("/admin/user", GET_POST, console.user, pages, None),
+                ("/admin/audit", GET, console.audit, pages, None),
                 # RFC 8628: a device's back end calls it, never a page (no CORS).
                 (
                     "/oauth2/device_authorization",

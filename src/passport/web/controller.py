@@ -5,11 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Select
-from sqlalchemy import func
-from sqlalchemy import select
 
 from passport.errors import ClientError
-from passport.errors import Invalid
 from passport.errors import NotFound
 from passport.errors import NotSignedIn
 from passport.errors import SecondFactorRequired
@@ -18,12 +15,11 @@ from passport.services.accounts import Caller
 from passport.services.administration import Administration
 from passport.services.factors import level_of
 from passport.services.factors import reading
+from passport.services.listings import page_of
 from passport.services.policy import Actor
 from passport.services.policy import ensure_right
 from passport.storage.models import User
 from passport.web.context import RequestContext
-
-MAX_PAGE = 200
 
 
 class Controller:
@@ -84,29 +80,10 @@ class Controller:
         sort: str | None,
         sortable: dict[str, Any],
     ) -> tuple[list[Any], dict[str, Any]]:
-        """Apply ``offset``/``limit``/``sort`` (``name`` or ``-name``) and count the total."""
-        start = offset or 0
-        size = limit if limit is not None else 50
-        if start < 0:
-            raise Invalid("offset must be 0 or more.", source="offset", value=start)
-        if not 1 <= size <= MAX_PAGE:
-            raise Invalid(
-                f"limit must be between 1 and {MAX_PAGE}.",
-                source="limit",
-                value=size,
-            )
-        key = (sort or next(iter(sortable))).strip()
-        column = sortable.get(key.lstrip("-").lower())
-        if column is None:
-            raise Invalid(
-                f"sort must be one of {', '.join(sorted(sortable))} (prefix '-' to reverse).",
-                source="sort",
-                value=key[:64],
-            )
-        total = self.ctx.db.scalar(select(func.count()).select_from(query.subquery())) or 0
-        ordered = query.order_by(column.desc() if key.startswith("-") else column.asc())
-        items = list(self.ctx.db.scalars(ordered.offset(start).limit(size)).all())
-        return items, {"Total": total, "Offset": start, "Limit": size}
+        """Apply ``offset``/``limit``/``sort`` (``name`` or ``-name``) and count the total
+        (:func:`passport.services.listings.page_of`)."""
+        found = page_of(self.ctx.db, query, offset, limit, sort, sortable)
+        return found.items, found.meta
 
 
 def not_found(kind: str, source: str, value: Any) -> ClientError:

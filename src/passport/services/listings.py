@@ -1,0 +1,173 @@
+"""Read-only listings for administrators: users, a user's groups, the audit log.
+
+One place for the queries the Passport API (``Users/list``, ``Audit/list``), the command
+line and the admin console show, so that a filter means the same everywhere.  They decide
+nothing and check no right: each adapter checks the right its caller needs first
+(``@expose(right=...)``, the console's guard) — as it does before any operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from typing import Generic
+from typing import TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy import func
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from passport.errors import Invalid
+from passport.storage.models import AuditEvent
+from passport.storage.models import Group
+from passport.storage.models import GroupMember
+from passport.storage.models import User
+
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
+T = TypeVar("T")
+
+USER_SORTS: Mapping[str, Any] = {
+    "username": User.username_key,
+    "id": User.id,
+    "created": User.created_at,
+}
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing and where it sits in the whole."""
+
+    items: list[T]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def meta(self) -> dict[str, int]:
+        return {"Total": self.total, "Offset": self.offset, "Limit": self.limit}
+
+
+def page_of(
+    db: Session,
+    query: Select[Any],
+    offset: int | None,
+    limit: int | None,
+    sort: str | None,
+    sortable: Mapping[str, Any],
+) -> Page[Any]:
+    """Apply ``offset``/``limit``/``sort`` (``name`` or ``-name``) and count the total."""
+    start = offset or 0
+    size = limit if limit is not None else DEFAULT_PAGE
+    if start < 0:
+        raise Invalid("offset must be 0 or more.", source="offset", value=start)
+    if not 1 <= size <= MAX_PAGE:
+        raise Invalid(f"limit must be between 1 and {MAX_PAGE}.", source="limit", value=size)
+    key = (sort or next(iter(sortable))).strip()
+    column = sortable.get(key.lstrip("-").lower())
+    if column is None:
+        raise Invalid(
+            f"sort must be one of {', '.join(sorted(sortable))} (prefix '-' to reverse).",
+            source="sort",
+            value=key[:64],
+        )
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    ordered = query.order_by(column.desc() if key.startswith("-") else column.asc())
+    items = list(db.scalars(ordered.offset(start).limit(size)).all())
+    return Page(items, total, start, size)
+
+
+def search_users(
+    db: Session,
+    q: str | None = None,
+    disabled: bool | None = None,
+    offset: int | None = None,
+    limit: int | None = None,
+    sort: str | None = None,
+    *,
+    unverified: bool | None = None,
+) -> Page[User]:
+    """Users whose username, email or display name contains ``q`` (any letter case),
+    optionally only the disabled (or enabled) ones, or those with an unconfirmed
+    address."""
+    query = select(User)
+    if q:
+        needle = q.casefold()
+        query = query.where(
+            or_(
+                User.username_key.contains(needle, autoescape=True),
+                User.email_key.contains(needle, autoescape=True),
+                func.lower(User.display_name).contains(needle, autoescape=True),
+            )
+        )
+    if disabled is not None:
+        query = query.where(User.disabled == disabled)
+    if unverified:
+        query = query.where(User.email.is_not(None), User.email_verified.is_(False))
+    return page_of(db, query, offset, limit, sort, USER_SORTS)
+
+
+def group_names_of(db: Session, user_id: int) -> list[str]:
+    """The groups a user is a member of, by name."""
+    return list(
+        db.scalars(
+            select(Group.name)
+            .join(GroupMember, GroupMember.group_id == Group.id)
+            .where(GroupMember.user_id == user_id)
+            .order_by(Group.name_key)
+        ).all()
+    )
+
+
+def audit_events(
+    db: Session,
+    *,
+    username: str | None = None,
+    application: str | None = None,
+    event: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    offset: int | None = None,
+    limit: int | None = None,
+) -> Page[AuditEvent]:
+    """Audit events, newest first, filtered by user, application, event, outcome and
+    time range (``since`` inclusive, ``until`` exclusive)."""
+    query = select(AuditEvent)
+    if username:
+        query = query.where(AuditEvent.username == username)
+    if application:
+        query = query.where(AuditEvent.application == application)
+    if event:
+        query = query.where(AuditEvent.event == event)
+    if outcome:
+        query = query.where(AuditEvent.outcome == outcome)
+    if since:
+        query = query.where(AuditEvent.at >= since)
+    if until:
+        query = query.where(AuditEvent.at < until)
+    return page_of(db, query, offset, limit, "-id", {"id": AuditEvent.id})
+
+
+def sign_ins_per_hour(db: Session, now: datetime, hours: int = 24) -> list[tuple[int, int]]:
+    """Successful and failed sign-ins in each of the last ``hours`` hours, oldest first."""
+    from datetime import timedelta
+
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    rows = db.execute(
+        select(AuditEvent.at, AuditEvent.outcome).where(
+            AuditEvent.event == "login",
+            AuditEvent.at >= start,
+            AuditEvent.outcome.in_(("success", "failure")),
+        )
+    ).all()
+    buckets = [[0, 0] for _ in range(hours)]
+    for at, outcome in rows:
+        index = int((at - start).total_seconds() // 3600)
+        if 0 <= index < hours:
+            buckets[index][0 if outcome == "success" else 1] += 1
+    return [(ok, failed) for ok, failed in buckets]
