@@ -131,6 +131,10 @@ EXPECTED = {
     "/password/reset": {"GET", "POST"},
     "/email/verify": {"GET", "POST"},
     "/invite": {"GET", "POST"},
+    "/admin": {"GET"},
+    "/admin/users": {"GET", "POST"},
+    "/admin/user": {"GET", "POST"},
+    "/admin/audit": {"GET"},
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from oidc_support import KEK
 from oidc_support import form_of
 from passport.storage.models import AuditEvent
 from passport.storage.models import User
@@ -198,3 +199,20 @@ def test_hostile_queries_get_an_answer_never_a_500(h: Harness, query: str) -> No
         assert answer.status_code < 500, (path, query, answer.status_code)
         text = answer.get_data(as_text=True)
         assert "Traceback" not in text and "<script>" not in text
+
+
+def test_an_invitation_from_the_console(factory: Any) -> None:
+    h = factory(
+        "sqlite",
+        smtp_url="smtp://127.0.0.1:1",
+        public_url="http://localhost",
+        key_encryption_key=KEK,
+    )
+    root = h.administrator("root", "admin")
+    page = root.get("/admin/users")
+    assert "Invite someone" in page.get_data(as_text=True)
+    sent = root.post("/admin/users", data={**form_of(page), "email": "bob@example.com"})
+    assert sent.status_code == 200, sent.get_data(as_text=True)
+    assert "on its way to bob@example.com" in sent.get_data(as_text=True)
+    reader = h.administrator("reader", "users:read")
+    assert "Invite someone" not in reader.get("/admin/users").get_data(as_text=True)

@@ -33,8 +33,8 @@ path (as published in discovery)       methods     CORS        specification, mo
 ``/password/forgot``, ``/password/reset``,
 ``/email/verify``, ``/invite``         GET, POST   —           links sent by mail
                                                                — :mod:`passport.pages.recovery`
-``/admin``, ``/admin/users``,          GET         —           the admin console
-``/admin/audit``; ``/admin/user``      (GET, POST)             — :mod:`passport.pages.console`
+``/admin``, ``/admin/audit``;         GET         —           the admin console
+``/admin/users``, ``/admin/user``      (GET, POST)             — :mod:`passport.pages.console`
 =====================================  ==========  ==========  =====================================
 
 HEAD goes with GET; OPTIONS (the CORS preflight) with a CORS policy
@@ -144,7 +144,7 @@ class Provider:
                 ("/invite", GET_POST, recovery.invite, pages, None),
                 # The admin console (passport.pages.console).
                 ("/admin", GET, console.home, pages, None),
-                ("/admin/users", GET, console.users, pages, None),
+                ("/admin/users", GET_POST, console.users, pages, None),
                 ("/admin/user", GET_POST, console.user, pages, None),
                 ("/admin/audit", GET, console.audit, pages, None),
                 # RFC 8628: a device's back end calls it, never a page (no CORS).

@@ -157,6 +157,11 @@ class ConsolePages(render.Page):
         def screen(ctx: RequestContext, admin: Admin, params: dict[str, str]) -> Response:
             if not (admin.may(USERS_READ) or admin.may(USERS_WRITE)):
                 return render.error_page("Reading users needs users:read.", status=403)
+            notice = ""
+            if request.method == "POST":  # an invitation (Administration.invite decides)
+                groups = [g.strip() for g in (params.get("groups") or "").split(",") if g.strip()]
+                invitation = self._administration(ctx, admin).invite(params.get("email"), groups)
+                notice = f"An invitation is on its way to {invitation.email}."
             q = (params.get("q") or "").strip()
             state = params.get("state") or ""
             offset = _number(params.get("offset"))
@@ -177,6 +182,8 @@ class ConsolePages(render.Page):
                 page=found,
                 q=q,
                 state=state,
+                notice=notice,
+                mail=self.settings.mail_enabled,
                 previous=_link(
                     "/admin/users", q=q, state=state, offset=max(0, found.offset - PAGE_SIZE)
                 )
