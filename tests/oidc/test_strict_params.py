@@ -134,6 +134,8 @@ EXPECTED = {
     "/admin": {"GET"},
     "/admin/users": {"GET", "POST"},
     "/admin/user": {"GET", "POST"},
+    "/admin/groups": {"GET", "POST"},
+    "/admin/group": {"GET", "POST"},
     "/admin/audit": {"GET"},
 }
 

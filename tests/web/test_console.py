@@ -194,7 +194,14 @@ def test_a_session_below_what_its_user_owes_is_sent_to_the_second_factor(factory
 )
 def test_hostile_queries_get_an_answer_never_a_500(h: Harness, query: str) -> None:
     root = h.administrator("root", "admin")
-    for path in ("/admin", "/admin/users", "/admin/user", "/admin/audit"):
+    for path in (
+        "/admin",
+        "/admin/users",
+        "/admin/user",
+        "/admin/groups",
+        "/admin/group",
+        "/admin/audit",
+    ):
         answer = root.get(f"{path}?{query}")
         assert answer.status_code < 500, (path, query, answer.status_code)
         text = answer.get_data(as_text=True)
@@ -216,3 +223,84 @@ def test_an_invitation_from_the_console(factory: Any) -> None:
     assert "on its way to bob@example.com" in sent.get_data(as_text=True)
     reader = h.administrator("reader", "users:read")
     assert "Invite someone" not in reader.get("/admin/users").get_data(as_text=True)
+
+
+def group_id(h: Harness, name: str) -> int:
+    from passport.storage.models import Group
+
+    with h.app.services.db.session() as db:
+        return int(db.scalars(select(Group.id).where(Group.name == name)).one())
+
+
+def test_groups_are_made_and_filled_through_the_same_operations(h: Harness) -> None:
+    assert h.register("alice").status_code == 200
+    staff = h.administrator("staff", "users:read", "groups:write")
+    listing = staff.get("/admin/groups")
+    made = staff.post(
+        "/admin/groups",
+        data={
+            **form_of(listing),
+            "name": "Editors",
+            "description": "They edit",
+            "requiremfa": "true",
+        },
+    )
+    assert made.status_code == 200 and "Group Editors created." in made.get_data(as_text=True)
+    page = staff.get(f"/admin/group?id={group_id(h, 'Editors')}")
+    added = staff.post("/admin/group", data={**form_of(page), "action": "add", "member": "alice"})
+    assert added.status_code == 200, added.get_data(as_text=True)
+    assert "alice added to Editors." in added.get_data(as_text=True)
+    removed = staff.post(
+        "/admin/group", data={**form_of(page), "action": "remove", "member": "alice"}
+    )
+    assert "alice removed from Editors." in removed.get_data(as_text=True)
+    refused = staff.post("/admin/group", data={**form_of(page), "action": "delete", "confirm": "x"})
+    assert refused.status_code == 400
+    deleted = staff.post(
+        "/admin/group", data={**form_of(page), "action": "delete", "confirm": "Editors"}
+    )
+    assert deleted.status_code == 200 and "was deleted" in deleted.get_data(as_text=True)
+    with h.app.services.db.session() as db:
+        from passport.storage.models import AuditEvent as Event
+
+        events = [e.event for e in db.scalars(select(Event).order_by(Event.id))]
+    assert {"group_create", "group_add_member", "group_remove_member", "group_delete"} <= set(
+        events
+    )
+
+
+def test_nobody_puts_someone_in_a_group_holding_rights_they_lack(h: Harness) -> None:
+    from passport.services import directory
+    from passport.storage.models import Application
+
+    assert h.register("mallory").status_code == 200
+    root = h.administrator("root", "admin")
+    listing = root.get("/admin/groups")
+    root.post("/admin/groups", data={**form_of(listing), "name": "Admins"})
+    with h.app.services.db.session(write=True) as db, db.begin():
+        passport = db.get(Application, 1)
+        assert passport is not None
+        admin = directory.find_permission(db, passport, "admin")
+        assert admin is not None
+        directory.grant(db, admin, group=directory.get_group(db, "Admins"))
+    staff = h.administrator("staff", "users:read", "groups:write")
+    page = staff.get(f"/admin/group?id={group_id(h, 'Admins')}")
+    refused = staff.post(
+        "/admin/group", data={**form_of(page), "action": "add", "member": "mallory"}
+    )
+    assert refused.status_code == 403
+    with h.app.services.db.session() as db:
+        from passport.services import listings
+
+        assert listings.member_names_of(db, group_id(h, "Admins")) == []
+
+
+def test_a_reader_sees_groups_without_a_write_control(h: Harness) -> None:
+    root = h.administrator("root", "admin")
+    listing = root.get("/admin/groups")
+    root.post("/admin/groups", data={**form_of(listing), "name": "Readers"})
+    reader = h.administrator("reader", "users:read")
+    text = reader.get("/admin/groups").get_data(as_text=True)
+    assert "Readers" in text and "New group" not in text
+    page = reader.get(f"/admin/group?id={group_id(h, 'Readers')}").get_data(as_text=True)
+    assert "Add a member" not in page and "Delete Readers" not in page

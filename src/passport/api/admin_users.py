@@ -209,26 +209,16 @@ class GroupsController(_UserAdmin):
     def get(self, group: str | None) -> dict[str, Any]:
         """One group and its members."""
         found = self._group(group)
-        members = self.ctx.db.scalars(
-            select(User.username)
-            .join(GroupMember, GroupMember.user_id == User.id)
-            .where(GroupMember.group_id == found.id)
-            .order_by(User.username_key)
-        ).all()
-        return {"Group": group_json(found, len(members)), "Members": list(members)}
+        members = listings.member_names_of(self.ctx.db, found.id)
+        return {"Group": group_json(found, len(members)), "Members": members}
 
     @expose("GET", right="users:read", max_length=TEXT, statuses=READ)
     def list(
         self, q: str | None, offset: int | None, limit: int | None, sort: str | None
     ) -> dict[str, Any]:
         """Groups, filtered by ``q`` (part of the name), paginated, sorted."""
-        query = select(Group)
-        if q:
-            query = query.where(Group.name_key.contains(q.casefold(), autoescape=True))
-        items, meta = self.page(
-            query, offset, limit, sort, {"name": Group.name_key, "id": Group.id}
-        )
-        return {"Items": [group_json(g) for g in items], **meta}
+        found = listings.search_groups(self.ctx.db, q, offset, limit, sort)
+        return {"Items": [group_json(g) for g in found.items], **found.meta}
 
     @expose("POST", right="groups:write", max_length=TEXT, statuses=WRITE)
     def update(

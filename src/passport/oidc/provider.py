@@ -34,7 +34,8 @@ path (as published in discovery)       methods     CORS        specification, mo
 ``/email/verify``, ``/invite``         GET, POST   —           links sent by mail
                                                                — :mod:`passport.pages.recovery`
 ``/admin``, ``/admin/audit``;         GET         —           the admin console
-``/admin/users``, ``/admin/user``      (GET, POST)             — :mod:`passport.pages.console`
+``/admin/users``, ``/admin/user``,     (GET, POST)             — :mod:`passport.pages.console`
+``/admin/groups``, ``/admin/group``
 =====================================  ==========  ==========  =====================================
 
 HEAD goes with GET; OPTIONS (the CORS preflight) with a CORS policy
@@ -146,6 +147,8 @@ class Provider:
                 ("/admin", GET, console.home, pages, None),
                 ("/admin/users", GET_POST, console.users, pages, None),
                 ("/admin/user", GET_POST, console.user, pages, None),
+                ("/admin/groups", GET_POST, console.groups, pages, None),
+                ("/admin/group", GET_POST, console.group, pages, None),
                 ("/admin/audit", GET, console.audit, pages, None),
                 # RFC 8628: a device's back end calls it, never a page (no CORS).
                 (

@@ -33,6 +33,7 @@ from passport.errors import ClientError
 from passport.errors import Invalid
 from passport.oidc.base import redirect
 from passport.pages import render
+from passport.services import directory
 from passport.services import listings
 from passport.services.accounts import Caller
 from passport.services.administration import Administration
@@ -261,6 +262,92 @@ class ConsolePages(render.Page):
                 raise _invalid("Type the username to confirm the deletion.", "confirm")
             name = administration.delete_user(ref)
             return f"{name} was deleted.", ""
+        raise _invalid("Unknown action.", "action")
+
+    # -- groups --------------------------------------------------------------------------
+    def groups(self, request: Request) -> Response:
+        def screen(ctx: RequestContext, admin: Admin, params: dict[str, str]) -> Response:
+            if not (admin.may(USERS_READ) or admin.may(GROUPS_WRITE)):
+                return render.error_page("Reading groups needs users:read.", status=403)
+            notice = ""
+            if request.method == "POST":  # a new group (Administration.create_group decides)
+                made = self._administration(ctx, admin).create_group(
+                    params.get("name"),
+                    params.get("description"),
+                    require_mfa=params.get("requiremfa") == "true",
+                )
+                notice = f"Group {made.name} created."
+            q = (params.get("q") or "").strip()
+            found = listings.search_groups(
+                ctx.db, q or None, _number(params.get("offset")), PAGE_SIZE, "name"
+            )
+            later = found.offset + PAGE_SIZE
+            return self._screen(
+                request,
+                "console_groups.html",
+                admin,
+                groups=found.items,
+                page=found,
+                q=q,
+                notice=notice,
+                next=_link("/admin/groups", q=q, offset=later) if later < found.total else None,
+            )
+
+        return self._run(request, screen)
+
+    def group(self, request: Request) -> Response:
+        def screen(ctx: RequestContext, admin: Admin, params: dict[str, str]) -> Response:
+            if not (admin.may(USERS_READ) or admin.may(GROUPS_WRITE)):
+                return render.error_page("Reading groups needs users:read.", status=403)
+            administration = self._administration(ctx, admin)
+            ref = params.get("id") or ""
+            notice = ""
+            if request.method == "POST":
+                notice, ref = self._group_act(administration, ctx, params, ref)
+                if not ref:
+                    return self._screen(
+                        request, "console_done.html", admin, notice=notice, back="/admin/groups"
+                    )
+            found = directory.get_group(ctx.db, ref, "id")
+            return self._screen(
+                request,
+                "console_group.html",
+                admin,
+                group=found,
+                members=listings.member_names_of(ctx.db, found.id),
+                notice=notice,
+            )
+
+        return self._run(request, screen)
+
+    def _group_act(
+        self,
+        administration: Administration,
+        ctx: RequestContext,
+        params: dict[str, str],
+        ref: str,
+    ) -> tuple[str, str]:
+        """One change of a group, by its operation (rights, escalation, audit)."""
+        action = params.get("action")
+        if action in ("add", "remove"):
+            group, user, changed = administration.change_membership(
+                action == "add", ref, params.get("member")
+            )
+            verb = "added to" if action == "add" else "removed from"
+            return (f"{user.username} {verb} {group.name}." if changed else "Nothing changed."), ref
+        if action == "update":
+            group = administration.update_group(
+                ref,
+                name=params.get("name") or None,
+                description=params.get("description"),
+                require_mfa=params.get("requiremfa") == "true",
+            )
+            return f"Group {group.name} saved.", ref
+        if action == "delete":
+            group = directory.get_group(ctx.db, ref, "id")
+            if (params.get("confirm") or "") != group.name:
+                raise _invalid("Type the group's name to confirm the deletion.", "confirm")
+            return f"Group {administration.delete_group(ref)} was deleted.", ""
         raise _invalid("Unknown action.", "action")
 
     # -- the audit log ---------------------------------------------------------------------------

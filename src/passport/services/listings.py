@@ -111,6 +111,35 @@ def search_users(
     return page_of(db, query, offset, limit, sort, USER_SORTS)
 
 
+GROUP_SORTS: Mapping[str, Any] = {"name": Group.name_key, "id": Group.id}
+
+
+def search_groups(
+    db: Session,
+    q: str | None = None,
+    offset: int | None = None,
+    limit: int | None = None,
+    sort: str | None = None,
+) -> Page[Group]:
+    """Groups whose name contains ``q`` (any letter case)."""
+    query = select(Group)
+    if q:
+        query = query.where(Group.name_key.contains(q.casefold(), autoescape=True))
+    return page_of(db, query, offset, limit, sort, GROUP_SORTS)
+
+
+def member_names_of(db: Session, group_id: int) -> list[str]:
+    """A group's members, by username."""
+    return list(
+        db.scalars(
+            select(User.username)
+            .join(GroupMember, GroupMember.user_id == User.id)
+            .where(GroupMember.group_id == group_id)
+            .order_by(User.username_key)
+        ).all()
+    )
+
+
 def group_names_of(db: Session, user_id: int) -> list[str]:
     """The groups a user is a member of, by name."""
     return list(
