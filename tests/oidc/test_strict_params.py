@@ -136,6 +136,8 @@ EXPECTED = {
     "/admin/user": {"GET", "POST"},
     "/admin/groups": {"GET", "POST"},
     "/admin/group": {"GET", "POST"},
+    "/admin/applications": {"GET", "POST"},
+    "/admin/application": {"GET", "POST"},
     "/admin/audit": {"GET"},
 }
 

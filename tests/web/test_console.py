@@ -304,3 +304,60 @@ def test_a_reader_sees_groups_without_a_write_control(h: Harness) -> None:
     assert "Readers" in text and "New group" not in text
     page = reader.get(f"/admin/group?id={group_id(h, 'Readers')}").get_data(as_text=True)
     assert "Add a member" not in page and "Delete Readers" not in page
+
+
+def app_id(h: Harness, name: str) -> int:
+    from passport.storage.models import Application
+
+    with h.app.services.db.session() as db:
+        return int(db.scalars(select(Application.id).where(Application.name == name)).one())
+
+
+def test_an_application_is_registered_and_its_secret_shown_once(h: Harness) -> None:
+    import re
+
+    from passport.services import clients
+
+    operator = h.administrator("operator", "apps:read", "apps:write")
+    listing = operator.get("/admin/applications")
+    made = operator.post(
+        "/admin/applications",
+        data={
+            **form_of(listing),
+            "name": "Notes",
+            "redirecturis": "https://notes.example.com/callback",
+            "origins": "https://notes.example.com",
+        },
+    )
+    assert made.status_code == 200, made.get_data(as_text=True)
+    secret = re.search(r'id="secret" value="([^"]+)"', made.get_data(as_text=True))
+    assert secret is not None and len(secret.group(1)) >= 43
+    assert made.headers["Cache-Control"] == "no-store"
+    page = operator.get(f"/admin/application?id={app_id(h, 'Notes')}")
+    assert secret.group(1) not in page.get_data(as_text=True)
+    rotated = operator.post(
+        "/admin/application", data={**form_of(page), "action": "rotate", "overlap": "0"}
+    )
+    fresh = re.search(r'id="secret" value="([^"]+)"', rotated.get_data(as_text=True))
+    assert fresh is not None and fresh.group(1) != secret.group(1)
+    with h.app.services.db.session() as db:
+        from passport.storage.models import Application
+
+        notes = db.get(Application, app_id(h, "Notes"))
+        assert notes is not None
+        assert notes.secret_hash == clients.hash_secret(fresh.group(1))
+        assert notes.previous_secret_hash is None  # no overlap asked: the old one is gone
+
+
+def test_passport_itself_offers_no_action_and_a_reader_none_at_all(h: Harness) -> None:
+    operator = h.administrator("operator", "apps:read", "apps:write")
+    assert "<h2>Actions</h2>" not in operator.get("/admin/application?id=1").get_data(as_text=True)
+    reader = h.administrator("appreader", "apps:read")
+    assert "Register an application" not in reader.get("/admin/applications").get_data(as_text=True)
+    page = reader.get("/admin/application?id=1")
+    cookie = reader.get_cookie("passport_csrf")
+    assert page.status_code == 200 and cookie is not None
+    forged = reader.post(
+        "/admin/application", data={"csrf": cookie.value, "id": "1", "action": "disable"}
+    )
+    assert forged.status_code == 403

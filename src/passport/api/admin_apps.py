@@ -17,6 +17,7 @@ from passport.api import API
 from passport.api.shapes import application_json
 from passport.api.shapes import permission_json
 from passport.services import directory
+from passport.services import listings
 from passport.storage.models import Application
 from passport.storage.models import Group
 from passport.storage.models import GroupPermission
@@ -129,17 +130,8 @@ class ApplicationsController(_AppAdmin):
         self, q: str | None, offset: int | None, limit: int | None, sort: str | None
     ) -> dict[str, Any]:
         """Applications, filtered by ``q`` (part of the name), paginated, sorted."""
-        query = select(Application)
-        if q:
-            query = query.where(Application.name_key.contains(q.casefold(), autoescape=True))
-        items, meta = self.page(
-            query,
-            offset,
-            limit,
-            sort,
-            {"name": Application.name_key, "id": Application.id, "created": Application.created_at},
-        )
-        return {"Items": [application_json(a) for a in items], **meta}
+        found = listings.search_applications(self.ctx.db, q, offset, limit, sort)
+        return {"Items": [application_json(a) for a in found.items], **found.meta}
 
     @expose("POST", right="apps:write", max_length=TEXT, statuses=WRITE)
     def update(

@@ -35,7 +35,9 @@ path (as published in discovery)       methods     CORS        specification, mo
                                                                — :mod:`passport.pages.recovery`
 ``/admin``, ``/admin/audit``;         GET         —           the admin console
 ``/admin/users``, ``/admin/user``,     (GET, POST)             — :mod:`passport.pages.console`
-``/admin/groups``, ``/admin/group``
+``/admin/groups``, ``/admin/group``,
+``/admin/applications``,
+``/admin/application``
 =====================================  ==========  ==========  =====================================
 
 HEAD goes with GET; OPTIONS (the CORS preflight) with a CORS policy
@@ -149,6 +151,8 @@ class Provider:
                 ("/admin/user", GET_POST, console.user, pages, None),
                 ("/admin/groups", GET_POST, console.groups, pages, None),
                 ("/admin/group", GET_POST, console.group, pages, None),
+                ("/admin/applications", GET_POST, console.applications, pages, None),
+                ("/admin/application", GET_POST, console.application, pages, None),
                 ("/admin/audit", GET, console.audit, pages, None),
                 # RFC 8628: a device's back end calls it, never a page (no CORS).
                 (

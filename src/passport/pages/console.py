@@ -51,7 +51,8 @@ from passport.web.errors import headers_of
 from passport.web.errors import status_of
 
 AUDIT_READ = "audit:read"
-CONSOLE_RIGHTS = (USERS_READ, USERS_WRITE, GROUPS_WRITE, APPS_WRITE, AUDIT_READ)
+APPS_READ = "apps:read"
+CONSOLE_RIGHTS = (USERS_READ, USERS_WRITE, GROUPS_WRITE, APPS_READ, APPS_WRITE, AUDIT_READ)
 PAGE_SIZE = 25
 USER_ACTIONS = ("disable", "enable", "logout", "reset-factors", "reset-password", "delete")
 
@@ -349,6 +350,84 @@ class ConsolePages(render.Page):
                 raise _invalid("Type the group's name to confirm the deletion.", "confirm")
             return f"Group {administration.delete_group(ref)} was deleted.", ""
         raise _invalid("Unknown action.", "action")
+
+    # -- applications ---------------------------------------------------------------------
+    def applications(self, request: Request) -> Response:
+        def screen(ctx: RequestContext, admin: Admin, params: dict[str, str]) -> Response:
+            if not (admin.may(APPS_READ) or admin.may(APPS_WRITE)):
+                return render.error_page("Reading applications needs apps:read.", status=403)
+            if request.method == "POST":  # Administration.create_application decides
+                app, secret = self._administration(ctx, admin).create_application(
+                    params.get("name"),
+                    description=params.get("description"),
+                    origins=(params.get("origins") or "").split(),
+                    redirect_uris=(params.get("redirecturis") or "").split(),
+                    confidential=params.get("public") != "true",
+                )
+                return self._secret(request, admin, app, secret, "registered")
+            q = (params.get("q") or "").strip()
+            found = listings.search_applications(
+                ctx.db, q or None, _number(params.get("offset")), PAGE_SIZE, "name"
+            )
+            later = found.offset + PAGE_SIZE
+            return self._screen(
+                request,
+                "console_applications.html",
+                admin,
+                applications=found.items,
+                page=found,
+                q=q,
+                next=_link("/admin/applications", q=q, offset=later)
+                if later < found.total
+                else None,
+            )
+
+        return self._run(request, screen)
+
+    def application(self, request: Request) -> Response:
+        def screen(ctx: RequestContext, admin: Admin, params: dict[str, str]) -> Response:
+            if not (admin.may(APPS_READ) or admin.may(APPS_WRITE)):
+                return render.error_page("Reading applications needs apps:read.", status=403)
+            administration = self._administration(ctx, admin)
+            ref = params.get("id") or ""
+            notice = ""
+            if request.method == "POST":
+                action = params.get("action")
+                if action == "rotate":
+                    overlap = params.get("overlap") or "0"
+                    if not (overlap.isascii() and overlap.isdigit() and len(overlap) < 10):
+                        raise _invalid("The overlap is a number of seconds.", "overlap")
+                    app, secret = administration.rotate_secret(ref, int(overlap))
+                    return self._secret(request, admin, app, secret, "given a new secret")
+                if action in ("enable", "disable"):
+                    app = administration.set_application_enabled(ref, action == "enable")
+                    notice = f"{app.name} is {'enabled' if app.enabled else 'disabled'}."
+                elif action == "delete":
+                    app = directory.get_application(ctx.db, ref, "id")
+                    if (params.get("confirm") or "") != app.name:
+                        raise _invalid("Type the application's name to confirm.", "confirm")
+                    name = administration.delete_application(ref)
+                    return self._screen(
+                        request,
+                        "console_done.html",
+                        admin,
+                        notice=f"{name} was deleted.",
+                        back="/admin/applications",
+                    )
+                else:
+                    raise _invalid("Unknown action.", "action")
+            app = directory.get_application(ctx.db, ref, "id")
+            return self._screen(request, "console_application.html", admin, app=app, notice=notice)
+
+        return self._run(request, screen)
+
+    def _secret(
+        self, request: Request, admin: Admin, app: Any, secret: str | None, what: str
+    ) -> Response:
+        """The one page that shows a client secret: never again, never cached."""
+        return self._screen(
+            request, "console_secret.html", admin, app=app, secret=secret, what=what
+        )
 
     # -- the audit log ---------------------------------------------------------------------------
     def audit(self, request: Request) -> Response:

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from passport.errors import Invalid
+from passport.storage.models import Application
 from passport.storage.models import AuditEvent
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
@@ -138,6 +139,27 @@ def member_names_of(db: Session, group_id: int) -> list[str]:
             .order_by(User.username_key)
         ).all()
     )
+
+
+APPLICATION_SORTS: Mapping[str, Any] = {
+    "name": Application.name_key,
+    "id": Application.id,
+    "created": Application.created_at,
+}
+
+
+def search_applications(
+    db: Session,
+    q: str | None = None,
+    offset: int | None = None,
+    limit: int | None = None,
+    sort: str | None = None,
+) -> Page[Application]:
+    """Applications whose name contains ``q`` (any letter case)."""
+    query = select(Application)
+    if q:
+        query = query.where(Application.name_key.contains(q.casefold(), autoescape=True))
+    return page_of(db, query, offset, limit, sort, APPLICATION_SORTS)
 
 
 def group_names_of(db: Session, user_id: int) -> list[str]:
