@@ -361,3 +361,56 @@ def test_passport_itself_offers_no_action_and_a_reader_none_at_all(h: Harness) -
         "/admin/application", data={"csrf": cookie.value, "id": "1", "action": "disable"}
     )
     assert forged.status_code == 403
+
+
+# -- the console review's findings ---------------------------------------------------------------
+
+
+def test_a_member_is_named_by_id_by_the_page_and_by_username_when_typed(factory: Any) -> None:
+    """F1: a member called "001" is not the user with id 1."""
+    h = factory("sqlite", throttle_registration_limit=100)
+    root = h.administrator("root", "admin")
+    assert h.register("001").status_code == 200
+    listing = root.get("/admin/groups")
+    root.post("/admin/groups", data={**form_of(listing), "name": "Staff"})
+    page = root.get(f"/admin/group?id={group_id(h, 'Staff')}")
+    added = root.post("/admin/group", data={**form_of(page), "action": "add", "member": "001"})
+    assert "001 added to Staff." in added.get_data(as_text=True)
+    page = root.get(f"/admin/group?id={group_id(h, 'Staff')}")
+    assert f'name="member" value="{user_id(h, "001")}"' in page.get_data(as_text=True)
+    removed = root.post(
+        "/admin/group",
+        data={**form_of(page), "action": "remove", "member": str(user_id(h, "001"))},
+    )
+    assert "001 removed from Staff." in removed.get_data(as_text=True)
+
+
+def test_an_administrator_does_not_set_their_own_password_here(h: Harness) -> None:
+    """F2: one's own password is changed on the account page, proving the current one."""
+    helpdesk = h.administrator("helpdesk", "users:read", "users:write")
+    refused = act(helpdesk, h, "helpdesk", action="reset-password", password="Another-Long-Pass-77")
+    assert refused.status_code == 403
+    assert h.login("helpdesk", STRONG).status_code == 200
+
+
+def test_without_users_read_there_is_no_user_page_and_nothing_is_done(h: Harness) -> None:
+    """F3: a users:write holder without users:read is told so before anything runs."""
+    assert h.register("alice").status_code == 200
+    writer = h.administrator("writer", "users:write")
+    assert writer.get(f"/admin/user?id={user_id(h, 'alice')}").status_code == 403
+    assert writer.get("/admin/users").status_code == 403
+
+
+def test_passports_own_application_takes_no_action_from_the_console(h: Harness) -> None:
+    """F6: even an administrator's hand-made POST changes nothing on Passport itself."""
+    root = h.administrator("root", "admin")
+    page = root.get("/admin/application?id=1")
+    cookie = root.get_cookie("passport_csrf")
+    assert cookie is not None
+    for action in ("rotate", "disable", "delete"):
+        refused = root.post(
+            "/admin/application",
+            data={"csrf": cookie.value, "id": "1", "action": action, "confirm": "Passport"},
+        )
+        assert refused.status_code == 403, action
+    assert page.status_code == 200

@@ -40,6 +40,7 @@ from passport.services.administration import Administration
 from passport.services.factors import Level
 from passport.services.factors import level_of
 from passport.services.factors import reading
+from passport.services.permissions import PASSPORT_APP_ID
 from passport.services.policy import APPS_WRITE
 from passport.services.policy import GROUPS_WRITE
 from passport.services.policy import USERS_READ
@@ -157,7 +158,7 @@ class ConsolePages(render.Page):
     # -- users -------------------------------------------------------------------------
     def users(self, request: Request) -> Response:
         def screen(ctx: RequestContext, admin: Admin, params: dict[str, str]) -> Response:
-            if not (admin.may(USERS_READ) or admin.may(USERS_WRITE)):
+            if not admin.may(USERS_READ):
                 return render.error_page("Reading users needs users:read.", status=403)
             notice = ""
             if request.method == "POST":  # an invitation (Administration.invite decides)
@@ -187,7 +188,10 @@ class ConsolePages(render.Page):
                 notice=notice,
                 mail=self.settings.mail_enabled,
                 previous=_link(
-                    "/admin/users", q=q, state=state, offset=max(0, found.offset - PAGE_SIZE)
+                    "/admin/users",
+                    q=q,
+                    state=state,
+                    offset=max(0, min(found.offset, found.total) - PAGE_SIZE),
                 )
                 if found.offset
                 else None,
@@ -200,6 +204,8 @@ class ConsolePages(render.Page):
 
     def user(self, request: Request) -> Response:
         def screen(ctx: RequestContext, admin: Admin, params: dict[str, str]) -> Response:
+            if not admin.may(USERS_READ):  # the page it acts from shows the user
+                return render.error_page("A user's page needs users:read.", status=403)
             administration = self._administration(ctx, admin)
             notice = ""
             ref = params.get("id") or ""
@@ -315,7 +321,7 @@ class ConsolePages(render.Page):
                 "console_group.html",
                 admin,
                 group=found,
-                members=listings.member_names_of(ctx.db, found.id),
+                members=listings.members_of(ctx.db, found.id),
                 notice=notice,
             )
 
@@ -331,9 +337,13 @@ class ConsolePages(render.Page):
         """One change of a group, by its operation (rights, escalation, audit)."""
         action = params.get("action")
         if action in ("add", "remove"):
-            group, user, changed = administration.change_membership(
-                action == "add", ref, params.get("member")
-            )
+            # A typed name is a username, never read as a row id ("001" is a name);
+            # the page's own buttons name members by id.
+            member = params.get("member") or ""
+            if action == "add" or not (member.isascii() and member.isdigit()):
+                found = directory.find_user_by_username(ctx.db, member, "member")
+                member = str(found.id)
+            group, user, changed = administration.change_membership(action == "add", ref, member)
             verb = "added to" if action == "add" else "removed from"
             return (f"{user.username} {verb} {group.name}." if changed else "Nothing changed."), ref
         if action == "update":
@@ -393,6 +403,11 @@ class ConsolePages(render.Page):
             notice = ""
             if request.method == "POST":
                 action = params.get("action")
+                if directory.get_application(ctx.db, ref, "id").id == PASSPORT_APP_ID:
+                    return render.error_page(
+                        "Passport's own application is changed with the CLI, not here.",
+                        status=403,
+                    )
                 if action == "rotate":
                     overlap = params.get("overlap") or "0"
                     if not (overlap.isascii() and overlap.isdigit() and len(overlap) < 10):

@@ -239,9 +239,14 @@ class Administration:
         return user
 
     def reset_password(self, ref: str | None, password: str | None) -> User:
-        """Set a new password for a user; every way in that they had ends."""
+        """Set a new password for a user; every way in that they had ends.
+
+        Not on one's own account: there, the account page changes the password after
+        proving the current one (throttled), which a stolen administrator's session
+        must not get round."""
         ensure_right(self.actor, USERS_WRITE)
         user = self._user(ref)
+        ensure_not_self(self.actor, user)
         if not password:
             raise required("password", "Password must be specified.")
         self._may_change(USERS_WRITE, (user, "username"))

@@ -733,6 +733,17 @@ def find_user(db: Session, ref: str | None, source: str = "username") -> User | 
     return db.scalars(select(User).where(User.username_key == canonical(ref))).first()
 
 
+def find_user_by_username(db: Session, name: str | None, source: str = "username") -> User:
+    """The user of this username (any letter case) — never read as a row id — or a
+    ClientError (missing: 400, unknown: 404)."""
+    if not name:
+        raise required(source, "Username must be specified.")
+    user = db.scalars(select(User).where(User.username_key == canonical(name))).first()
+    if user is None:
+        raise missing("user", source, name)
+    return user
+
+
 def missing(kind: str, source: str, value: Any) -> ClientError:
     """The 404 ClientError for an object that does not exist."""
     return NotFound(f"Could not find {kind} '{value}'.", source=source, value=value)

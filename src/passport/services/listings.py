@@ -129,16 +129,20 @@ def search_groups(
     return page_of(db, query, offset, limit, sort, GROUP_SORTS)
 
 
+def members_of(db: Session, group_id: int) -> list[tuple[int, str]]:
+    """A group's members: (id, username), by username."""
+    rows = db.execute(
+        select(User.id, User.username)
+        .join(GroupMember, GroupMember.user_id == User.id)
+        .where(GroupMember.group_id == group_id)
+        .order_by(User.username_key)
+    ).all()
+    return [(row_id, name) for row_id, name in rows]
+
+
 def member_names_of(db: Session, group_id: int) -> list[str]:
     """A group's members, by username."""
-    return list(
-        db.scalars(
-            select(User.username)
-            .join(GroupMember, GroupMember.user_id == User.id)
-            .where(GroupMember.group_id == group_id)
-            .order_by(User.username_key)
-        ).all()
-    )
+    return [name for _, name in members_of(db, group_id)]
 
 
 APPLICATION_SORTS: Mapping[str, Any] = {
