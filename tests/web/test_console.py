@@ -414,3 +414,26 @@ def test_passports_own_application_takes_no_action_from_the_console(h: Harness) 
         )
         assert refused.status_code == 403, action
     assert page.status_code == 200
+
+
+def test_the_audit_log_downloads_as_csv_and_json_lines(h: Harness) -> None:
+    import csv
+    import io
+
+    assert h.register("alice").status_code == 200
+    h.login('=HYPERLINK("http://evil.example")', "a wrong password")  # a formula as a name
+    auditor = h.administrator("auditor", "audit:read")
+    page = auditor.get("/admin/audit?outcome=failure").get_data(as_text=True)
+    assert "format=csv" in page and "format=jsonl" in page
+    table = auditor.get("/admin/audit?outcome=failure&format=csv")
+    assert table.status_code == 200 and table.mimetype == "text/csv"
+    assert table.headers["Content-Disposition"].startswith('attachment; filename="audit-')
+    assert table.headers["Cache-Control"] == "no-store"
+    rows = list(csv.DictReader(io.StringIO(table.get_data(as_text=True))))
+    assert [r["Outcome"] for r in rows] == ["failure"]
+    assert rows[0]["Username"].startswith("'=HYPERLINK")  # never a formula in a spreadsheet
+    lines = auditor.get("/admin/audit?format=jsonl&event=register").get_data(as_text=True)
+    records = [json.loads(line) for line in lines.splitlines()]
+    assert {r["Username"] for r in records} == {"alice", "auditor"}
+    reader = h.administrator("reader", "users:read")
+    assert reader.get("/admin/audit?format=csv").status_code == 403

@@ -192,6 +192,27 @@ def audit_events(
 ) -> Page[AuditEvent]:
     """Audit events, newest first, filtered by user, application, event, outcome and
     time range (``since`` inclusive, ``until`` exclusive)."""
+    query = audit_query(
+        username=username,
+        application=application,
+        event=event,
+        outcome=outcome,
+        since=since,
+        until=until,
+    )
+    return page_of(db, query, offset, limit, "-id", {"id": AuditEvent.id})
+
+
+def audit_query(
+    *,
+    username: str | None = None,
+    application: str | None = None,
+    event: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Select[AuditEvent]:
+    """The audit events these filters select (unordered), for a page or an export."""
     query = select(AuditEvent)
     if username:
         query = query.where(AuditEvent.username == username)
@@ -205,7 +226,7 @@ def audit_events(
         query = query.where(AuditEvent.at >= since)
     if until:
         query = query.where(AuditEvent.at < until)
-    return page_of(db, query, offset, limit, "-id", {"id": AuditEvent.id})
+    return query
 
 
 def sign_ins_per_hour(db: Session, now: datetime, hours: int = 24) -> list[tuple[int, int]]:
