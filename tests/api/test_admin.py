@@ -734,3 +734,19 @@ def test_descriptions_with_control_bidi_or_invisible_characters_are_400_and_stor
     kept = delegate.post("/Groups/create", data={"name": "Ops", "description": text})
     assert kept.status_code == 200, kept.get_data(as_text=True)
     assert data(delegate.get("/Groups/get?group=Ops"))["Data"]["Group"]["Description"] == text
+
+
+@pytest.mark.parametrize("ref", ["2147483647", "2147483648", "9" * 18])
+def test_a_number_past_any_row_id_is_not_found_on_every_database(
+    harness: Harness, ref: str
+) -> None:
+    """A found-by-Hypothesis 500: PostgreSQL refuses a parameter past a 32-bit INTEGER,
+    so such a number is no id (and, no group or application being all digits, no name)."""
+    root = harness.administrator("root", "admin")
+    for path, name in (
+        ("/Groups/get", "group"),
+        ("/Users/get", "username"),
+        ("/Applications/get", "application"),
+    ):
+        answer = root.get(f"{path}?{name}={ref}")
+        assert answer.status_code == 404, (path, answer.get_data(as_text=True))

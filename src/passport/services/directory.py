@@ -55,10 +55,13 @@ from passport.storage.models import Permission
 from passport.storage.models import User
 from passport.storage.models import UserPermission
 
+MAX_ROW_ID = 2**31 - 1  # the ids of users, groups and applications are 32-bit INTEGERs
+
 
 def as_id(ref: str) -> int | None:
-    """``ref`` as a row id when it is a plain number that fits one, else None (a name)."""
-    if ref.isascii() and ref.isdigit() and len(ref) <= 18:
+    """``ref`` as a row id when it is a plain number that fits one (a 32-bit INTEGER:
+    PostgreSQL refuses a larger parameter outright), else None (a name)."""
+    if ref.isascii() and ref.isdigit() and len(ref) <= 10 and int(ref) <= MAX_ROW_ID:
         return int(ref)
     return None
 
