@@ -288,20 +288,8 @@ class ConsolePages(render.Page):
                     require_mfa=params.get("requiremfa") == "true",
                 )
                 notice = f"Group {made.name} created."
-            q = (params.get("q") or "").strip()
-            found = listings.search_groups(
-                ctx.db, q or None, _number(params.get("offset")), PAGE_SIZE, "name"
-            )
-            later = found.offset + PAGE_SIZE
-            return self._screen(
-                request,
-                "console_groups.html",
-                admin,
-                groups=found.items,
-                page=found,
-                q=q,
-                notice=notice,
-                next=_link("/admin/groups", q=q, offset=later) if later < found.total else None,
+            return self._named_list(
+                request, ctx, admin, params, listings.search_groups, "groups", notice=notice
             )
 
         return self._run(request, screen)
@@ -379,21 +367,8 @@ class ConsolePages(render.Page):
                     confidential=params.get("public") != "true",
                 )
                 return self._secret(request, admin, app, secret, "registered")
-            q = (params.get("q") or "").strip()
-            found = listings.search_applications(
-                ctx.db, q or None, _number(params.get("offset")), PAGE_SIZE, "name"
-            )
-            later = found.offset + PAGE_SIZE
-            return self._screen(
-                request,
-                "console_applications.html",
-                admin,
-                applications=found.items,
-                page=found,
-                q=q,
-                next=_link("/admin/applications", q=q, offset=later)
-                if later < found.total
-                else None,
+            return self._named_list(
+                request, ctx, admin, params, listings.search_applications, "applications"
             )
 
         return self._run(request, screen)
@@ -439,6 +414,32 @@ class ConsolePages(render.Page):
             return self._screen(request, "console_application.html", admin, app=app, notice=notice)
 
         return self._run(request, screen)
+
+    def _named_list(
+        self,
+        request: Request,
+        ctx: RequestContext,
+        admin: Admin,
+        params: dict[str, str],
+        search: Callable[..., listings.Page[Any]],
+        kind: str,
+        **values: Any,
+    ) -> Response:
+        """A list of groups or applications searched by name (``q``), a page at a time:
+        ``console_<kind>.html`` with the rows as ``<kind>``."""
+        q = (params.get("q") or "").strip()
+        found = search(ctx.db, q or None, _number(params.get("offset")), PAGE_SIZE, "name")
+        later = found.offset + PAGE_SIZE
+        shown: dict[str, Any] = {kind: found.items, **values}
+        return self._screen(
+            request,
+            f"console_{kind}.html",
+            admin,
+            page=found,
+            q=q,
+            next=_link(f"/admin/{kind}", q=q, offset=later) if later < found.total else None,
+            **shown,
+        )
 
     def _secret(
         self, request: Request, admin: Admin, app: Any, secret: str | None, what: str

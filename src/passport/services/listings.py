@@ -123,10 +123,7 @@ def search_groups(
     sort: str | None = None,
 ) -> Page[Group]:
     """Groups whose name contains ``q`` (any letter case)."""
-    query = select(Group)
-    if q:
-        query = query.where(Group.name_key.contains(q.casefold(), autoescape=True))
-    return page_of(db, query, offset, limit, sort, GROUP_SORTS)
+    return _by_name(db, Group, q, offset, limit, sort, GROUP_SORTS)
 
 
 def members_of(db: Session, group_id: int) -> list[tuple[int, str]]:
@@ -160,10 +157,23 @@ def search_applications(
     sort: str | None = None,
 ) -> Page[Application]:
     """Applications whose name contains ``q`` (any letter case)."""
-    query = select(Application)
+    return _by_name(db, Application, q, offset, limit, sort, APPLICATION_SORTS)
+
+
+def _by_name(
+    db: Session,
+    model: type[Group] | type[Application],
+    q: str | None,
+    offset: int | None,
+    limit: int | None,
+    sort: str | None,
+    sortable: Mapping[str, Any],
+) -> Page[Any]:
+    """A page of the rows of ``model`` whose name key contains ``q`` (any letter case)."""
+    query = select(model)
     if q:
-        query = query.where(Application.name_key.contains(q.casefold(), autoescape=True))
-    return page_of(db, query, offset, limit, sort, APPLICATION_SORTS)
+        query = query.where(model.name_key.contains(q.casefold(), autoescape=True))
+    return page_of(db, query, offset, limit, sort, sortable)
 
 
 def group_names_of(db: Session, user_id: int) -> list[str]:
