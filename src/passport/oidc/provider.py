@@ -145,15 +145,11 @@ class Provider:
                 ("/password/reset", GET_POST, recovery.reset, pages, None),
                 ("/email/verify", GET_POST, recovery.verify, pages, None),
                 ("/invite", GET_POST, recovery.invite, pages, None),
-                # The admin console (passport.pages.console).
-                ("/admin", GET, console.home, pages, None),
-                ("/admin/users", GET_POST, console.users, pages, None),
-                ("/admin/user", GET_POST, console.user, pages, None),
-                ("/admin/groups", GET_POST, console.groups, pages, None),
-                ("/admin/group", GET_POST, console.group, pages, None),
-                ("/admin/applications", GET_POST, console.applications, pages, None),
-                ("/admin/application", GET_POST, console.application, pages, None),
-                ("/admin/audit", GET, console.audit, pages, None),
+                # The admin console (passport.pages.console: its screens say their URLs).
+                *(
+                    (path, methods, handler, pages, None)
+                    for path, methods, handler in console.routes()
+                ),
                 # RFC 8628: a device's back end calls it, never a page (no CORS).
                 (
                     "/oauth2/device_authorization",
