@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from console_support import act
+from console_support import disabled
+from console_support import user_id
 from oidc_support import KEK
 from oidc_support import form_of
 from passport.storage.models import AuditEvent
@@ -18,28 +21,6 @@ from passport.storage.models import User
 
 from support import STRONG
 from support import Harness
-from support import PassportClient
-
-
-@pytest.fixture
-def h(factory: Any) -> Harness:
-    harness: Harness = factory("sqlite")
-    return harness
-
-
-def user_id(h: Harness, name: str) -> int:
-    with h.app.services.db.session() as db:
-        return int(db.scalars(select(User.id).where(User.username == name)).one())
-
-
-def disabled(h: Harness, name: str) -> bool:
-    with h.app.services.db.session() as db:
-        return bool(db.scalars(select(User.disabled).where(User.username == name)).one())
-
-
-def act(client: PassportClient, h: Harness, name: str, **fields: str) -> Any:
-    page = client.get(f"/admin/user?id={user_id(h, name)}")
-    return client.post("/admin/user", data={**form_of(page), **fields})
 
 
 def test_the_console_asks_to_sign_in_and_refuses_users_without_rights(h: Harness) -> None:
