@@ -9,7 +9,9 @@ It is a plain WSGI app with Authlib's OAuth 2 client: "/" says who is signed in,
 "/signin" starts the code flow with PKCE ("/signin?acr_values=phr" asks for a passkey,
 "?acr_values=urn:passport:acr:mfa" for a second factor: Passport steps the sign-in up),
 "/callback" finishes it (checking the ID token's signature, issuer, audience and nonce;
-"/" shows the token's ``acr`` and ``amr``: how the user signed in), "/signout" ends the Passport
+"/" shows the token's ``acr`` and ``amr``: how the user signed in, and the user's
+permissions in this application, asked of Passport server to server by
+``Client/listPermissions`` with the client's credentials), "/signout" ends the Passport
 session too (RP-initiated logout), and "/backchannel-logout" receives Passport's
 logout tokens, so signing out anywhere signs the user out here too.
 """
@@ -81,6 +83,13 @@ def app(environ: dict[str, Any], start_response: Any) -> Any:
         state["user"], state["id_token"] = claims["preferred_username"], token["id_token"]
         state["sub"], state["acr"] = claims["sub"], claims.get("acr", "")
         state["amr"] = " ".join(claims.get("amr", []))
+        granted = requests.get(
+            f"{PASSPORT}/Client/listPermissions",
+            params={"username": state["user"]},
+            auth=(CLIENT_ID, CLIENT_SECRET),
+            timeout=10,
+        ).json()
+        state["permissions"] = " ".join(sorted(granted["Data"]["Permissions"] or []))
         response = Response(status=302, headers={"Location": "/"})
     elif request.path == "/backchannel-logout" and request.method == "POST":
         keys = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"], timeout=10).json())
@@ -111,6 +120,8 @@ def app(environ: dict[str, Any], start_response: Any) -> Any:
             f"<h1>Signed in as <span id=user>{html.escape(state['user'])}</span></h1>"
             f"<p>How: <span id=acr>{html.escape(state['acr'])}</span>"
             f" (<span id=amr>{html.escape(state['amr'])}</span>)</p>"
+            f"<p>Permissions here: <span id=permissions>{html.escape(state['permissions'])}"
+            "</span></p>"
             "<p><a href=/signout>Sign out</a></p>"
         )
         response = Response(body, content_type="text/html")
