@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test test-fast check lint types install install-test bench bench-peers clean
+.PHONY: run test test-fast check lint types install install-test bench bench-peers bench-console clean
 
 $(BIN)/passport: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ test-fast: install-test
 
 bench: install-test
 	$(BIN)/python bench/run.py
+
+## The admin console's pages over 100,000 imported users, on SQLite and PostgreSQL
+## (bench/console_pages.py; docs/benchmarks.md has the figures).
+bench-console: install-test
+	scripts/services-up
+	$(BIN)/python bench/console_pages.py --backend sqlite
+	$(BIN)/python bench/console_pages.py --backend postgresql
 
 ## Passport side by side with node-oidc-provider and django-oauth-toolkit (bench/peers.py):
 ## each server on CPU 0 with one worker, wrk on CPU 1; needs wrk, taskset, Node.js 20+.
