@@ -76,10 +76,24 @@ def page_of(
             source="sort",
             value=key[:64],
         )
-    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
     ordered = query.order_by(column.desc() if key.startswith("-") else column.asc())
-    items = list(db.scalars(ordered.offset(start).limit(size)).all())
-    return Page(items, total, start, size)
+    if query.whereclause is None:
+        # Everything: the count is the table's (or an index's) size, and the page an
+        # index scan that stops after ``size`` rows — two cheap statements.
+        total = _count(db, query)
+        items = list(db.scalars(ordered.offset(start).limit(size)).all())
+        return Page(items, total, start, size)
+    # A filter (a search's LIKE '%q%' reads every row): one scan that finds the page and
+    # counts the matches at once (a window over the whole result), not a second scan for
+    # the count — about half the time of a search over 100,000 users (docs/benchmarks.md).
+    rows = db.execute(ordered.add_columns(func.count().over()).offset(start).limit(size)).all()
+    if rows:
+        return Page([row[0] for row in rows], int(rows[0][1]), start, size)
+    return Page([], _count(db, query) if start else 0, start, size)
+
+
+def _count(db: Session, query: Select[Any]) -> int:
+    return db.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
 def search_users(
