@@ -30,8 +30,6 @@ from urllib.parse import urlsplit
 
 import redis
 import redis.exceptions
-import sqlalchemy.exc
-from sqlalchemy import text
 from werkzeug import Request
 from werkzeug import Response
 from werkzeug.exceptions import HTTPException
@@ -46,9 +44,9 @@ from passport.errors import Invalid
 from passport.errors import ServiceUnavailable
 from passport.logsetup import code_location
 from passport.oidc.provider import Provider
+from passport.services import health
 from passport.services.applications import registered_origins
 from passport.services.kek import KeyConfigurationError
-from passport.storage import migrate
 from passport.web import binding
 from passport.web import metrics as web_metrics
 from passport.web import openapi
@@ -75,14 +73,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("passport")
 access_log = logging.getLogger("passport.access")
 
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    ServiceUnavailable,
-)
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (*health.UNREACHABLE, ServiceUnavailable)
 ENDPOINT_KEY = "passport.endpoint"
 _HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 _SECURITY_HEADERS = (
@@ -399,15 +390,12 @@ class PassportApp:
             pass
 
     def readiness(self) -> Response:
-        try:
-            with self.services.db.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            current = migrate.is_current(self.services.db.engine)
-            if self.services.redis is not None:
-                self.services.redis.ping()
-        except UNAVAILABLE_ERRORS as exc:
-            return self._unavailable(exc)
-        if not current:
+        """``/readyz``: 503 while a part does not answer or the schema is behind
+        (:func:`passport.services.health.readiness`, also the console's health screen)."""
+        state = health.readiness(self.services.db, self.services.redis)
+        if state.failure is not None:
+            return self._unavailable(state.failure)
+        if not state.schema_current:
             return render(
                 Envelope(
                     server_errors=["The database schema is not current; run `passport db upgrade`."]

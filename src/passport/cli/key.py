@@ -1,9 +1,10 @@
-"""``passport keys list|rotate``: the OpenID Connect signing keys."""
+"""``passport keys list|rotate``: the OpenID Connect signing keys.
+
+The states come from :func:`passport.oidc.keys.key_states` and the rotation is
+:meth:`passport.services.administration.Administration.rotate_signing_keys` (audited
+with the actor ``cli:<os user>``), the same as the admin console's keys screen."""
 
 from __future__ import annotations
-
-from datetime import UTC
-from datetime import datetime
 
 import click
 
@@ -12,7 +13,10 @@ from passport.cli.common import json_option
 from passport.cli.context import Cli
 from passport.cli.context import emit
 from passport.cli.context import pass_cli
+from passport.config import SIGNING_ALGS
+from passport.oidc.keys import NOT_CONFIGURED
 from passport.oidc.keys import KeyRing
+from passport.oidc.keys import key_states
 
 
 @click.group("keys")
@@ -23,7 +27,7 @@ def keys_group() -> None:
 def _ring(cli: Cli) -> KeyRing:
     ring = cli.services.keys
     if not ring.configured:
-        raise Failure("set PASSPORT_KEY_ENCRYPTION_KEY (32 random bytes, base64url) first")
+        raise Failure(NOT_CONFIGURED)
     return ring
 
 
@@ -32,32 +36,15 @@ def _ring(cli: Cli) -> KeyRing:
 @pass_cli
 def list_keys(cli: Cli, as_json: bool) -> None:
     """Show every key: upcoming, signing, or kept for tokens it signed."""
-    now = datetime.now(UTC)
-    ring = _ring(cli)
-    keys = ring.keys()
-    published: set[str] = set()
-    if keys:  # publishing makes a missing algorithm's key: list it too
-        published = {k["kid"] for k in ring.published(now)}
-        keys = ring.keys()
-    signing = {ring.signing_key(now, alg).kid for alg in {k.alg for k in keys}}
-    rows = []
-    for key in keys:
-        if key.kid in signing:
-            state = "signing"
-        elif key.use_after > now:
-            state = "published, signs from " + key.use_after.isoformat(timespec="seconds")
-        elif key.kid in published:
-            state = "retired, still published"
-        else:
-            state = "retired"
-        rows.append(
-            {
-                "Kid": key.kid,
-                "Alg": key.alg,
-                "SignsFrom": key.use_after.isoformat(timespec="seconds"),
-                "State": state,
-            }
-        )
+    rows = [
+        {
+            "Kid": key.kid,
+            "Alg": key.alg,
+            "SignsFrom": key.signs_from.isoformat(timespec="seconds"),
+            "State": key.label,
+        }
+        for key in key_states(_ring(cli), cli.now)
+    ]
     emit(rows, as_json, ["Kid", "Alg", "SignsFrom", "State"])
 
 
@@ -66,10 +53,9 @@ def list_keys(cli: Cli, as_json: bool) -> None:
 def rotate(cli: Cli) -> None:
     """Publish a new key of each algorithm now; they sign after PASSPORT_KEY_ROTATION_DELAY
     seconds."""
-    now = datetime.now(UTC)
     ring = _ring(cli)
-    ring.published(now)  # the first keys, if there were none, sign until the new ones
+    with cli.transaction() as db:
+        kids = cli.administration(db).rotate_signing_keys(ring)
     delay = cli.services.settings.key_rotation_delay
-    for kid in ring.rotate(now):
-        alg = next(k.alg for k in ring.keys() if k.kid == kid)
+    for alg, kid in zip(SIGNING_ALGS, kids, strict=True):  # made in this order
         click.echo(f"new {alg} key {kid} published; it signs from {delay} s from now")

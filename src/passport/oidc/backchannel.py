@@ -27,12 +27,14 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
@@ -116,6 +118,35 @@ def enqueue(
             )
         )
     return len(apps)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The logout notifications not delivered (yet): ``waiting`` will be tried again
+    (``failing`` of them have failed at least once), ``given_up`` failed
+    :data:`MAX_ATTEMPTS` times and will not be."""
+
+    waiting: int
+    failing: int
+    given_up: int
+    oldest_waiting: datetime | None
+
+
+def backlog(db: Session) -> Backlog:
+    """What :func:`deliver_due` still has to do, for the console's health screen."""
+
+    def count(*where: Any) -> int:
+        query = select(func.count()).select_from(LogoutNotification).where(*where)
+        return int(db.scalar(query) or 0)
+
+    undelivered = LogoutNotification.delivered_at.is_(None)
+    waiting = undelivered & (LogoutNotification.attempts < MAX_ATTEMPTS)
+    return Backlog(
+        waiting=count(waiting),
+        failing=count(waiting, LogoutNotification.attempts > 0),
+        given_up=count(undelivered, LogoutNotification.attempts >= MAX_ATTEMPTS),
+        oldest_waiting=db.scalar(select(func.min(LogoutNotification.created_at)).where(waiting)),
+    )
 
 
 def backoff(attempts: int) -> timedelta:

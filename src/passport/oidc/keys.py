@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc.jwk import ECKey
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from passport.config import SIGNING_ALGS
 from passport.config import Settings
@@ -48,6 +49,8 @@ from passport.storage.db import Database
 from passport.storage.models import SigningKey
 
 CACHE_SECONDS = 5.0
+# What the CLI and the console say when there is no key-encryption key to open keys with.
+NOT_CONFIGURED = "set PASSPORT_KEY_ENCRYPTION_KEY (32 random bytes, base64url) first"
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,17 @@ class KeyRing:
                 "made with?"
             ) from None
 
-    def create(self, now: datetime, alg: str, *, use_after: datetime | None = None) -> str:
-        """Generate, encrypt and store a new key of ``alg``; returns its kid."""
+    def create(
+        self,
+        now: datetime,
+        alg: str,
+        *,
+        use_after: datetime | None = None,
+        db: Session | None = None,
+    ) -> str:
+        """Generate, encrypt and store a new key of ``alg``; returns its kid.  In ``db``'s
+        transaction when given (a rotation and its audit record commit together), else in
+        one of its own."""
         key: ECKey | RSAKey
         if alg == "ES256":
             key = ECKey.generate_key("P-256", auto_kid=True)
@@ -115,26 +127,50 @@ class KeyRing:
         kid = key.kid
         assert kid is not None
         public = {**key.as_dict(private=False), "alg": alg, "use": "sig"}
-        with self.database.session(write=True) as db, db.begin():
-            db.add(
-                SigningKey(
-                    kid=kid,
-                    alg=alg,
-                    public_jwk=json.dumps(public),
-                    private_key=self._seal(kid, key.as_pem(private=True)),
-                    created_at=now,
-                    use_after=use_after or now,
-                )
-            )
-        self._cache = (0.0, [])
+        row = SigningKey(
+            kid=kid,
+            alg=alg,
+            public_jwk=json.dumps(public),
+            private_key=self._seal(kid, key.as_pem(private=True)),
+            created_at=now,
+            use_after=use_after or now,
+        )
+        if db is None:
+            with self.database.session(write=True) as own, own.begin():
+                own.add(row)
+        else:
+            db.add(row)
+        self.forget()
         return kid
 
-    def rotate(self, now: datetime) -> list[str]:
+    def forget(self) -> None:
+        """Drop the cached key set: the next use reads the keys again (after a rotation
+        commits, so that this process publishes the new keys at once)."""
+        self._cache = (0.0, [])
+
+    def rotate(self, now: datetime, db: Session | None = None) -> list[str]:
         """A new key of every algorithm, published now, signing after ``key_rotation_delay``;
-        returns their kids.  All algorithms rotate together, so that one command (and one
-        delay) renews every key a relying party may be checking."""
+        returns their kids, in the order of :data:`SIGNING_ALGS`.  All algorithms rotate
+        together, so that one command (and one delay) renews every key a relying party
+        may be checking.  An algorithm with no
+        key signing yet first gets one that signs now, until the new ones take over (a
+        rotation is never a reason for a window without a signing key).
+
+        In ``db``'s transaction when given — the administrative operation
+        (:meth:`passport.services.administration.Administration.rotate_signing_keys`)
+        passes its own, so that the keys and their audit record commit together; the
+        keys are never made in a transaction of their own inside another one (on SQLite
+        it would wait for the outer transaction's write lock)."""
+        if db is None:
+            with self.database.session(write=True) as own, own.begin():
+                kids = self.rotate(now, own)
+            self.forget()
+            return kids
+        for alg in SIGNING_ALGS:
+            if not any(k.alg == alg and k.use_after <= now for k in self.keys()):
+                self.create(now, alg, db=db)
         use_after = now + timedelta(seconds=self.settings.key_rotation_delay)
-        return [self.create(now, alg, use_after=use_after) for alg in SIGNING_ALGS]
+        return [self.create(now, alg, use_after=use_after, db=db) for alg in SIGNING_ALGS]
 
     def keys(self) -> list[Key]:
         """All stored keys, oldest first (cached for a few seconds).
@@ -202,7 +238,7 @@ class KeyRing:
         """Make the first key of ``alg``, once: threads that find none at the same time
         queue here, and each looks again (reloading) before making one."""
         with self._create_lock:
-            self._cache = (0.0, [])
+            self.forget()
             if not any(k.alg == alg and k.use_after <= now for k in self.keys()):
                 self.create(now, alg)
 
@@ -231,3 +267,55 @@ class KeyRing:
             if successor is None or now < successor.use_after + longest:
                 shown.append(key.public)
         return shown
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """One signing key as an administrator sees it (``passport keys list``, ``/admin/keys``)."""
+
+    kid: str
+    alg: str
+    signs_from: datetime
+    state: str  # one of STATES
+
+    @property
+    def label(self) -> str:
+        """The state in words, as the CLI prints it."""
+        if self.state == UPCOMING:
+            return "published, signs from " + self.signs_from.isoformat(timespec="seconds")
+        return {SIGNING: "signing", RETIRED_PUBLISHED: "retired, still published"}.get(
+            self.state, "retired"
+        )
+
+
+UPCOMING = "upcoming"  # published, not signing yet (``key_rotation_delay``)
+SIGNING = "signing"  # the newest of its algorithm whose time has come
+RETIRED_PUBLISHED = "retired-published"  # replaced; kept in the JWKS while its tokens live
+RETIRED = "retired"  # replaced, and every token it signed has expired
+STATES = (UPCOMING, SIGNING, RETIRED_PUBLISHED, RETIRED)
+
+
+def key_states(ring: KeyRing, now: datetime) -> list[KeyState]:
+    """Every stored key and its state at ``now``, oldest first: the one computation
+    behind ``passport keys list`` and the console's keys screen.  With no key yet, none
+    is made (a listing does not start the keys); with keys, a missing algorithm's first
+    key is made, as publishing the JWKS would, so that what is listed is what is
+    published.  Needs the key-encryption key (:attr:`KeyRing.configured`)."""
+    keys = ring.keys()
+    published: set[str] = set()
+    if keys:
+        published = {k["kid"] for k in ring.published(now)}
+        keys = ring.keys()
+    signing = {ring.signing_key(now, alg).kid for alg in {k.alg for k in keys}}
+    states = []
+    for key in keys:
+        if key.kid in signing:
+            state = SIGNING
+        elif key.use_after > now:
+            state = UPCOMING
+        elif key.kid in published:
+            state = RETIRED_PUBLISHED
+        else:
+            state = RETIRED
+        states.append(KeyState(key.kid, key.alg, key.use_after, state))
+    return states

@@ -19,10 +19,13 @@ import json
 import re
 from collections.abc import Callable
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
+from typing import Protocol
 
 from sqlalchemy import delete
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from passport.errors import Forbidden
 from passport.errors import Invalid
@@ -88,6 +91,15 @@ def _description(value: str | None, source: str = "description") -> str:
 
 
 _INVITATION_ID = re.compile(r"[0-9]{1,9}")
+
+
+class SigningKeys(Protocol):
+    """What rotating needs of the key ring (:class:`passport.oidc.keys.KeyRing`, a layer
+    above this one, which knows keys; this layer knows who may rotate them)."""
+
+    def rotate(self, now: datetime, db: Session | None = None) -> list[str]: ...
+
+    def forget(self) -> None: ...
 
 
 class Administration:
@@ -819,3 +831,16 @@ class Administration:
         directory.delete_permission(self.db, target)
         self._audit("permission_delete", application=app.name, name=name)
         return name
+
+    # -- signing keys ----------------------------------------------------------------------------
+    def rotate_signing_keys(self, keys: SigningKeys) -> list[str]:
+        """Publish a new signing key of each algorithm now, signing after
+        ``key_rotation_delay``; returns their kids.  The keys sign every application's
+        tokens, so only ``admin`` may (no target to weigh: Passport-wide).  The keys and
+        the audit record are written in this transaction; once it commits this process
+        reads its keys again (another process within its key cache's few seconds)."""
+        ensure_right(self.actor, ADMIN)
+        kids = keys.rotate(self.caller.now, self.db)
+        self.accounts.after(keys.forget)
+        self._audit("keys_rotate", kids=kids)
+        return kids

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 from typing import Generic
 from typing import TypeVar
@@ -27,6 +28,7 @@ from passport.storage.models import AuditEvent
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
 from passport.storage.models import User
+from passport.storage.sql import hour_number
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
@@ -254,20 +256,46 @@ def audit_query(
 
 
 def sign_ins_per_hour(db: Session, now: datetime, hours: int = 24) -> list[tuple[int, int]]:
-    """Successful and failed sign-ins in each of the last ``hours`` hours, oldest first."""
-    from datetime import timedelta
-
+    """Successful and failed sign-ins in each of the last ``hours`` hours (UTC hours, the
+    current one last), oldest first: counted by the database, grouped by the hour
+    (:class:`passport.storage.sql.hour_number`), not read row by row."""
     start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    first = int(start.timestamp()) // 3600
+    hour = hour_number(AuditEvent.at)
     rows = db.execute(
-        select(AuditEvent.at, AuditEvent.outcome).where(
+        select(hour, AuditEvent.outcome, func.count())
+        .where(
             AuditEvent.event == "login",
             AuditEvent.at >= start,
+            AuditEvent.at < start + timedelta(hours=hours),
             AuditEvent.outcome.in_(("success", "failure")),
         )
+        .group_by(hour, AuditEvent.outcome)
     ).all()
     buckets = [[0, 0] for _ in range(hours)]
-    for at, outcome in rows:
-        index = int((at - start).total_seconds() // 3600)
+    for number, outcome, count in rows:
+        index = int(number) - first
         if 0 <= index < hours:
-            buckets[index][0 if outcome == "success" else 1] += 1
+            buckets[index][0 if outcome == "success" else 1] += int(count)
     return [(ok, failed) for ok, failed in buckets]
+
+
+TAIL_LIMIT = 100
+
+
+def audit_after(
+    db: Session,
+    after: int,
+    *,
+    username: str | None = None,
+    application: str | None = None,
+    event: str | None = None,
+    outcome: str | None = None,
+    limit: int = TAIL_LIMIT,
+) -> list[AuditEvent]:
+    """The newest events (at most ``limit``, newest first) with an id above ``after``
+    that the audit log's filters select: what the console's live tail adds to the page."""
+    query = audit_query(username=username, application=application, event=event, outcome=outcome)
+    return list(
+        db.scalars(query.where(AuditEvent.id > after).order_by(AuditEvent.id.desc()).limit(limit))
+    )
