@@ -50,6 +50,13 @@ PAGE_CSP = f"default-src 'none'; style-src 'sha256-{CSS_HASH}'; frame-ancestors 
 # hold form-action to redirects after a form post too.
 PASSKEY_JS = (TEMPLATES / "passkey.js").read_bytes()
 PASSKEY_JS_URL = "/assets/passkey-" + hashlib.sha256(PASSKEY_JS).hexdigest()[:16] + ".js"
+# The console's audit page's one script (the live tail), served the same way; it polls
+# ``/admin/audit/tail`` on Passport's own origin.  The page names it with its SRI hash too.
+AUDIT_TAIL_JS = (TEMPLATES / "audit-tail.js").read_bytes()
+AUDIT_TAIL_JS_URL = "/assets/audit-tail-" + hashlib.sha256(AUDIT_TAIL_JS).hexdigest()[:16] + ".js"
+AUDIT_TAIL_JS_INTEGRITY = (
+    "sha384-" + base64.b64encode(hashlib.sha384(AUDIT_TAIL_JS).digest()).decode()
+)
 SCRIPT_PAGE_CSP = (
     f"default-src 'none'; script-src 'self'; connect-src 'self'; "
     f"style-src 'sha256-{CSS_HASH}'; base-uri 'none'; "
@@ -110,12 +117,22 @@ def csrf_ok(request: Request, form: dict[str, str]) -> bool:
     return len(cookie) == _CSRF_LENGTH and hmac.compare_digest(cookie.encode(), given.encode())
 
 
-def passkey_script(request: Request) -> Response:
-    """``/assets/passkey-<hash>.js``: the passkey script, immutable at its URL."""
-    response = Response(PASSKEY_JS, content_type="text/javascript; charset=utf-8")
+def _script(body: bytes) -> Response:
+    """A script at a URL naming its hash: cached for good, never sniffed as anything else."""
+    response = Response(body, content_type="text/javascript; charset=utf-8")
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def passkey_script(request: Request) -> Response:
+    """``/assets/passkey-<hash>.js``: the passkey script, immutable at its URL."""
+    return _script(PASSKEY_JS)
+
+
+def audit_tail_script(request: Request) -> Response:
+    """``/assets/audit-tail-<hash>.js``: the audit log's live tail, immutable at its URL."""
+    return _script(AUDIT_TAIL_JS)
 
 
 def form_page(

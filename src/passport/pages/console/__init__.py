@@ -12,11 +12,12 @@ session that proved what their sign-ins owe now (the step-up of the API's Number
 to ``/login/verify`` and back).  Each screen needs its read right, each action its write
 right — checked by the operation itself, so a forged POST from a reader is refused (403)
 whatever the page showed.  Pages have the hosted pages' CSP, CSRF defence on every POST
-and no caching.
+and no caching; the one script is the audit log's live tail (its page alone allows it).
 
 The screens live one module each (:mod:`.home`, :mod:`.users`, :mod:`.groups`,
-:mod:`.applications`, :mod:`.audit`) over :class:`.base.ConsoleBase`, the guard they
-share; :class:`ConsolePages` gathers them and :meth:`ConsolePages.routes` says their URLs.
+:mod:`.applications`, :mod:`.audit`, :mod:`.keys`, :mod:`.health`) over
+:class:`.base.ConsoleBase`, the guard they share; :class:`ConsolePages` gathers them and
+:meth:`ConsolePages.routes` says their URLs.
 """
 
 from __future__ import annotations
@@ -26,17 +27,28 @@ from collections.abc import Callable
 from werkzeug import Request
 from werkzeug import Response
 
+from passport.pages import render
 from passport.pages.console.applications import ApplicationScreens
 from passport.pages.console.audit import AuditScreens
 from passport.pages.console.groups import GroupScreens
+from passport.pages.console.health import HealthScreens
 from passport.pages.console.home import HomeScreens
+from passport.pages.console.keys import KeyScreens
 from passport.pages.console.users import UserScreens
 
 GET = frozenset({"GET"})
 GET_POST = frozenset({"GET", "POST"})
 
 
-class ConsolePages(HomeScreens, UserScreens, GroupScreens, ApplicationScreens, AuditScreens):
+class ConsolePages(
+    HomeScreens,
+    UserScreens,
+    GroupScreens,
+    ApplicationScreens,
+    AuditScreens,
+    KeyScreens,
+    HealthScreens,
+):
     """Every screen of ``/admin``."""
 
     def routes(self) -> list[tuple[str, frozenset[str], Callable[[Request], Response]]]:
@@ -50,4 +62,10 @@ class ConsolePages(HomeScreens, UserScreens, GroupScreens, ApplicationScreens, A
             ("/admin/applications", GET_POST, self.applications),
             ("/admin/application", GET_POST, self.application),
             ("/admin/audit", GET, self.audit),
+            ("/admin/audit/tail", GET, self.audit_tail),
+            # The audit page's live tail, a script at a URL naming its hash (no guard:
+            # it holds nothing but code, like the passkey script).
+            (render.AUDIT_TAIL_JS_URL, GET, render.audit_tail_script),
+            ("/admin/keys", GET_POST, self.keys),
+            ("/admin/health", GET, self.health),
         ]

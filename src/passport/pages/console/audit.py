@@ -29,10 +29,7 @@ class AuditScreens(ConsoleBase):
         def screen(ctx: RequestContext, admin: Admin, params: dict[str, str]) -> Response:
             if not admin.may(AUDIT_READ):
                 return render.error_page("The audit log needs audit:read.", status=403)
-            filters = {
-                name: (params.get(name) or "").strip()
-                for name in ("user", "application", "event", "outcome")
-            }
+            filters = _filters(params)
             if params.get("format") in ("csv", "jsonl"):
                 return _export(ctx, filters, params["format"])
             offset = offset_of(params.get("offset"))
@@ -49,6 +46,11 @@ class AuditScreens(ConsoleBase):
                 request,
                 "console_audit.html",
                 admin,
+                script=True,
+                tail_js=render.AUDIT_TAIL_JS_URL,
+                tail_integrity=render.AUDIT_TAIL_JS_INTEGRITY,
+                follow=offset == 0,
+                newest=found.items[0].id if found.items else 0,
                 events=found.items,
                 page=found,
                 filters=filters,
@@ -58,6 +60,74 @@ class AuditScreens(ConsoleBase):
             )
 
         return self._run(request, screen)
+
+    def audit_tail(self, request: Request) -> Response:
+        """``GET /admin/audit/tail?after=<id>``: the newest events (at most
+        :data:`listings.TAIL_LIMIT`, newest first) after ``after`` that the audit log's
+        filters select, as JSON for the page's live tail; ``last`` is the id to ask
+        after next.  The same guard and right as the page; never cached."""
+
+        def screen(ctx: RequestContext, admin: Admin, params: dict[str, str]) -> Response:
+            if not admin.may(AUDIT_READ):
+                return _json({"error": "The audit log needs audit:read."}, 403)
+            raw = params.get("after") or "0"
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_ID_DIGITS):
+                return _json({"error": "after is the id of an audit event."}, 400)
+            after = int(raw)
+            filters = _filters(params)
+            events = (
+                []  # past any id the database can hold: nothing is after it
+                if after > MAX_EVENT_ID
+                else listings.audit_after(
+                    ctx.db,
+                    after,
+                    username=filters["user"] or None,
+                    application=filters["application"] or None,
+                    event=filters["event"] or None,
+                    outcome=filters["outcome"] or None,
+                )
+            )
+            return _json(
+                {
+                    "events": [
+                        {
+                            "id": e.id,
+                            "at": e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                            "event": e.event,
+                            "outcome": e.outcome,
+                            "username": e.username,
+                            "application": e.application,
+                            "ip": e.ip,
+                            "detail": e.detail,
+                        }
+                        for e in events
+                    ],
+                    "last": max([after, *(e.id for e in events)]),
+                },
+                200,
+            )
+
+        return self._run(request, screen)
+
+
+# audit_events.id is a BIGINT (an INTEGER on SQLite, 64 bits too).
+MAX_EVENT_ID = 2**63 - 1
+MAX_ID_DIGITS = 19
+
+
+def _filters(params: dict[str, str]) -> dict[str, str]:
+    return {
+        name: (params.get(name) or "").strip()
+        for name in ("user", "application", "event", "outcome")
+    }
+
+
+def _json(body: object, status: int) -> Response:
+    response = Response(
+        json.dumps(body, ensure_ascii=False), status=status, content_type="application/json"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 EXPORT_LIMIT = 10_000

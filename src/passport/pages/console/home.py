@@ -1,4 +1,5 @@
-"""The console's dashboard: counts of users, sign-ins per hour over the last day."""
+"""The console's dashboard: counts of users, active sessions, sign-ins per hour over the
+last day."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from werkzeug import Response
 from passport.pages.console.base import AUDIT_READ
 from passport.pages.console.base import Admin
 from passport.pages.console.base import ConsoleBase
+from passport.services import health
 from passport.services import listings
 from passport.services.policy import USERS_READ
 from passport.services.policy import USERS_WRITE
@@ -34,7 +36,13 @@ class HomeScreens(ConsoleBase):
             chart = None
             if admin.may(AUDIT_READ):
                 chart = _chart(listings.sign_ins_per_hour(ctx.db, ctx.now), ctx.now)
-            return self._screen(request, "console_home.html", admin, counts=counts, chart=chart)
+            try:  # a count, like the health screen's: any console right sees it
+                active: int | None = self.services.sessions.count_active(ctx.now)
+            except health.UNREACHABLE:
+                active = None
+            return self._screen(
+                request, "console_home.html", admin, counts=counts, chart=chart, active=active
+            )
 
         return self._run(request, screen)
 
