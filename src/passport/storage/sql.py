@@ -23,9 +23,12 @@ class hour_number(FunctionElement[int]):
 
 @compiles(hour_number, "sqlite")
 def _sqlite(element: hour_number, compiler: Any, **kw: Any) -> str:
-    # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff"; strftime('%s') reads it as UTC.
+    # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff"; strftime('%s') reads it as UTC.  The
+    # fraction is cut off first: SQLite rounds it to milliseconds, so that 12:59:59.9999
+    # would count as 13:00.
     (column,) = element.clauses
-    return f"(CAST(strftime('%s', {compiler.process(column, **kw)}) AS INTEGER) / 3600)"
+    seconds = f"substr({compiler.process(column, **kw)}, 1, 19)"
+    return f"(CAST(strftime('%s', {seconds}) AS INTEGER) / 3600)"
 
 
 @compiles(hour_number, "postgresql")
