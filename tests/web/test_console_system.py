@@ -10,10 +10,13 @@ import getpass
 import hashlib
 import json
 import re
+import shutil
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner
 from hypothesis import HealthCheck
 from hypothesis import given
@@ -31,6 +34,7 @@ from passport.pages import render
 from passport.storage.models import AuditEvent
 from passport.storage.models import SigningKey
 
+from support import STRONG
 from support import Harness
 
 SMTP_PASSWORD = "Sm7p-pa55word-not-for-pages"
@@ -373,3 +377,75 @@ def _fresh_hostile_harness() -> Any:
     HOSTILE_HARNESS.clear()
     yield
     HOSTILE_HARNESS.clear()
+
+
+# -- the live tail in a browser ------------------------------------------------------------------
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.mark.live
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+def test_following_the_audit_log_in_a_browser_shows_new_events_as_text(
+    live_server: Any, tmp_path: Path
+) -> None:
+    """Debian's Chromium against a live ``passport serve``: "Follow" switched on, a failed
+    sign-in elsewhere appears at the top of the table as text, under the page's CSP."""
+    from playwright.sync_api import sync_playwright
+
+    from passport.config import load_settings
+    from passport.services import directory
+    from passport.storage.db import Database
+    from passport.storage.models import Application
+
+    url = f"sqlite:///{tmp_path / 'tail.sqlite3'}"
+    server = live_server(url)
+    base = server.url
+    for name in ("root", "mallory"):
+        registered = requests.post(
+            base + "/Account/register",
+            data={"username": name, "password": STRONG},
+            headers={"Origin": base},
+            timeout=30,
+        )
+        assert registered.status_code == 200, registered.text
+    database = Database(load_settings(environ={}, overrides={"database_url": url}))
+    with database.session(write=True) as db, db.begin():
+        passport, root = db.get(Application, 1), directory.find_user(db, "root")
+        assert passport is not None and root is not None
+        admin = directory.find_permission(db, passport, "admin")
+        assert admin is not None
+        directory.grant(db, admin, user=root)
+    database.dispose()
+
+    console: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run"],
+        )
+        page = browser.new_context(viewport={"width": 320, "height": 720}).new_page()
+        page.set_default_timeout(15_000)
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda error: console.append(f"error: {error}"))
+        page.goto(f"{base}/login?next=/admin/audit%3Fevent%3Dlogin")
+        page.get_by_label("Username or email").fill("root")
+        page.get_by_label("Password").fill(STRONG)
+        page.get_by_role("button", name="Sign in", exact=True).click()
+        page.wait_for_url(f"{base}/admin/audit?event=login")
+        follow = page.get_by_label("Follow: show new events as they happen")
+        follow.check()
+        hostile = "<b>mallory</b>"
+        requests.post(
+            base + "/Account/login",
+            data={"username": hostile, "password": "wrong password entirely"},
+            headers={"Origin": base},
+            timeout=30,
+        )
+        page.locator("tbody tr", has_text=hostile).first.wait_for()
+        assert page.locator("tbody b").count() == 0  # text, never markup
+        assert "new event" in (page.get_by_role("status").text_content() or "")
+        follow.uncheck()
+        browser.close()
+    assert not [m for m in console if "Content Security Policy" in m], console
+    assert not [m for m in console if m.startswith("error")], console
