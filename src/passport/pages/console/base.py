@@ -11,8 +11,8 @@ Who may use it: a signed-in user holding any of Passport's own rights (``admin``
 session that proved what their sign-ins owe now (the step-up of the API's Number 8: sent
 to ``/login/verify`` and back).  Each screen needs its read right, each action its write
 right — checked by the operation itself, so a forged POST from a reader is refused (403)
-whatever the page showed.  Pages have the hosted pages' CSP (no script), CSRF defence on
-every POST and no caching.
+whatever the page showed.  Pages have the hosted pages' CSP (no script, but the audit
+page's live tail: :mod:`.audit`), CSRF defence on every POST and no caching.
 """
 
 from __future__ import annotations
