@@ -381,6 +381,7 @@ def _fresh_hostile_harness() -> Any:
 
 # -- the live tail in a browser ------------------------------------------------------------------
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+AXE = Path(__file__).resolve().parents[1] / "clients" / "node_modules" / "axe-core" / "axe.min.js"
 
 
 @pytest.mark.live
@@ -446,6 +447,28 @@ def test_following_the_audit_log_in_a_browser_shows_new_events_as_text(
         assert page.locator("tbody b").count() == 0  # text, never markup
         assert "new event" in (page.get_by_role("status").text_content() or "")
         follow.uncheck()
+        # axe-core (WCAG 2 A/AA) over the new screens at 320 px, in a context that shares
+        # the cookies and bypasses the CSP to inject it; nothing wider than the window.
+        checker = browser.new_context(
+            bypass_csp=True,
+            storage_state=page.context.storage_state(),
+            viewport={"width": 320, "height": 720},
+        ).new_page()
+        problems: dict[str, Any] = {}
+        for screen in ("/admin/keys", "/admin/health", "/admin/audit", "/admin"):
+            checker.goto(base + screen)
+            checker.add_script_tag(path=str(AXE))  # npm ci in tests/clients (make test)
+            found = checker.evaluate(
+                "async () => (await axe.run(document, {runOnly: {type: 'tag', values: "
+                "['wcag2a', 'wcag2aa', 'wcag21aa']}})).violations.map(v => v.id)"
+            )
+            if found:
+                problems[screen] = found
+            wide = checker.evaluate(
+                "() => document.documentElement.scrollWidth > window.innerWidth"
+            )
+            assert not wide, screen
         browser.close()
+    assert problems == {}, problems
     assert not [m for m in console if "Content Security Policy" in m], console
     assert not [m for m in console if m.startswith("error")], console
