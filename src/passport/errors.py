@@ -67,6 +67,11 @@ class Taken(ClientError):
     """The name is already taken (by the same name or a look-alike)."""
 
 
+class Conflict(ClientError):
+    """The object changed since the caller read it (a form posted again after its
+    change was made): acting again would undo or repeat that change."""
+
+
 class PasswordRefused(ClientError):
     """The password breaks the password policy."""
 

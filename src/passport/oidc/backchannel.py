@@ -53,7 +53,7 @@ from passport.storage.models import User
 
 log = logging.getLogger("passport.backchannel")
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
-MAX_ATTEMPTS = 12
+MAX_ATTEMPTS = outbound.LOGOUT_MAX_ATTEMPTS
 TIMEOUT_SECONDS = 5
 POLL_SECONDS = 1.0
 
@@ -149,8 +149,7 @@ def backlog(db: Session) -> Backlog:
     )
 
 
-def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(3600, 2 ** min(attempts, 12)))
+backoff = outbound.logout_backoff
 
 
 def refusal(uri: str) -> str:

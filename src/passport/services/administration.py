@@ -15,6 +15,7 @@ these functions, and format the domain objects it returns.
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from passport.errors import Conflict
 from passport.errors import Forbidden
 from passport.errors import Invalid
 from passport.errors import NotFound
@@ -773,12 +775,28 @@ class Administration:
         return app
 
     def rotate_secret(
-        self, ref: str | None, overlap_seconds: int | None
+        self, ref: str | None, overlap_seconds: int | None, *, expected: str | None = None
     ) -> tuple[Application, str]:
-        """A new client secret (returned once); the old one keeps working for the overlap."""
+        """A new client secret (returned once); the old one keeps working for the overlap.
+
+        ``expected``: the :func:`passport.services.clients.secret_stamp` of the secret the
+        caller saw; when the application's secret is no longer that one (the form was
+        posted again, by a reload or a second tab), nothing is rotated (409), so that a
+        second secret does not silently replace the one just shown.  None: rotate
+        whatever the current secret (the API and the CLI)."""
         ensure_right(self.actor, APPS_WRITE)
         app = self._application(ref)
         self._may_change(APPS_WRITE, (app, "application"))
+        if expected is not None and not hmac.compare_digest(
+            expected.encode("utf-8", "surrogatepass"),
+            clients.secret_stamp(app).encode("ascii"),
+        ):
+            raise Conflict(
+                f"The secret of '{app.name}' was already renewed since this page was shown: "
+                "nothing was changed. Open the application again to renew it once more.",
+                source="stamp",
+                value=app.name,
+            )
         overlap = overlap_seconds or 0
         if not 0 <= overlap <= MAX_OVERLAP_SECONDS:
             raise Invalid(

@@ -50,6 +50,16 @@ def hash_secret(secret: str) -> str:
     return "sha256$" + hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def secret_stamp(app: Application) -> str:
+    """A version stamp of the application's current client credential, for a form to
+    say which credential it was shown for (the console's "new secret" form: posted
+    again by a reload, it must not rotate a second time).  Changes with every new
+    secret; not the hash itself, and of no use to guess the secret (a digest of a
+    digest of 256 random bits, cut to 64 bits)."""
+    material = "passport-secret-stamp:" + (app.client_id or "") + ":" + (app.secret_hash or "")
+    return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 def _matches(stored: str | None, secret: str) -> bool:
     return stored is not None and hmac.compare_digest(stored, hash_secret(secret))
 

@@ -747,6 +747,30 @@ def find_user_by_username(db: Session, name: str | None, source: str = "username
     return user
 
 
+def get_group_by_name(db: Session, name: str | None, source: str = "group") -> Group:
+    """The group of this name (any letter case) — a typed name, never read as a row id
+    ("2024" is a name) — or a ClientError (missing: 400, unknown: 404)."""
+    if not name:
+        raise required(source, "Group name must be specified.")
+    group = db.scalars(select(Group).where(Group.name_key == name_key(name))).first()
+    if group is None:
+        raise missing("group", source, name)
+    return group
+
+
+def get_application_by_name(
+    db: Session, name: str | None, source: str = "application"
+) -> Application:
+    """The application of this name (any letter case), never read as a row id, or a
+    ClientError (missing: 400, unknown: 404)."""
+    if not name:
+        raise required(source, "Application name must be specified.")
+    app = db.scalars(select(Application).where(Application.name_key == name_key(name))).first()
+    if app is None:
+        raise missing("application", source, name)
+    return app
+
+
 def missing(kind: str, source: str, value: Any) -> ClientError:
     """The 404 ClientError for an object that does not exist."""
     return NotFound(f"Could not find {kind} '{value}'.", source=source, value=value)

@@ -1,7 +1,9 @@
-"""Read-only listings for administrators: users, a user's groups, the audit log.
+"""Read-only listings for administrators: users, a user's groups, the audit log, an
+application's permissions and who holds them, its back-channel logout deliveries.
 
-One place for the queries the Passport API (``Users/list``, ``Audit/list``), the command
-line and the admin console show, so that a filter means the same everywhere.  They decide
+One place for the queries the Passport API (``Users/list``, ``Audit/list``,
+``Grants/holders``), the command line and the admin console show, so that a filter
+means the same everywhere.  They decide
 nothing and check no right: each adapter checks the right its caller needs first
 (``@expose(right=...)``, the console's guard) — as it does before any operation.
 """
@@ -17,17 +19,28 @@ from typing import Generic
 from typing import TypeVar
 
 from sqlalchemy import Select
+from sqlalchemy import and_
+from sqlalchemy import case
+from sqlalchemy import false
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from passport.errors import Invalid
+from passport.services.outbound import LOGOUT_MAX_ATTEMPTS
+from passport.services.outbound import logout_backoff
+from passport.services.permissions import ADMIN
+from passport.services.permissions import PASSPORT_APP_ID
 from passport.storage.models import Application
 from passport.storage.models import AuditEvent
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
+from passport.storage.models import GroupPermission
+from passport.storage.models import LogoutNotification
+from passport.storage.models import Permission
 from passport.storage.models import User
+from passport.storage.models import UserPermission
 from passport.storage.sql import hour_number
 
 MAX_PAGE = 200
@@ -298,4 +311,230 @@ def audit_after(
     query = audit_query(username=username, application=application, event=event, outcome=outcome)
     return list(
         db.scalars(query.where(AuditEvent.id > after).order_by(AuditEvent.id.desc()).limit(limit))
+    )
+
+
+# -- permissions and grants ----------------------------------------------------------------------
+
+GRANTS_SHOWN = 100  # direct grants of one permission shown before "and N more"
+
+
+def permissions_of(db: Session, app_id: int) -> list[Permission]:
+    """The permissions an application defines, by name."""
+    return list(
+        db.scalars(
+            select(Permission)
+            .where(Permission.application_id == app_id)
+            .order_by(Permission.name_key)
+        ).all()
+    )
+
+
+@dataclass(frozen=True)
+class PermissionGrants:
+    """Who was granted one permission directly: users (id, username, disabled) and
+    groups (id, name, member count), the first :data:`GRANTS_SHOWN` of each."""
+
+    permission: Permission
+    users: list[tuple[int, str, bool]]
+    groups: list[tuple[int, str, int]]
+    more_users: int
+    more_groups: int
+
+
+def grants_of(db: Session, app_id: int, shown: int = GRANTS_SHOWN) -> list[PermissionGrants]:
+    """Each permission of an application with the users and groups it was granted to
+    (as granted: a disabled user is listed, marked; :func:`holders_of` says who holds
+    it).  Three statements whatever the number of permissions."""
+    permissions = permissions_of(db, app_id)
+    users: dict[int, list[tuple[int, str, bool]]] = {p.id: [] for p in permissions}
+    for permission_id, user_id, username, off in db.execute(
+        select(UserPermission.permission_id, User.id, User.username, User.disabled)
+        .join(User, User.id == UserPermission.user_id)
+        .join(Permission, Permission.id == UserPermission.permission_id)
+        .where(Permission.application_id == app_id)
+        .order_by(User.username_key)
+    ).all():
+        users.setdefault(permission_id, []).append((user_id, username, bool(off)))
+    members = (
+        select(GroupMember.group_id, func.count().label("n"))
+        .group_by(GroupMember.group_id)
+        .subquery()
+    )
+    groups: dict[int, list[tuple[int, str, int]]] = {p.id: [] for p in permissions}
+    for permission_id, group_id, name, count in db.execute(
+        select(GroupPermission.permission_id, Group.id, Group.name, members.c.n)
+        .join(Group, Group.id == GroupPermission.group_id)
+        .join(Permission, Permission.id == GroupPermission.permission_id)
+        .outerjoin(members, members.c.group_id == Group.id)
+        .where(Permission.application_id == app_id)
+        .order_by(Group.name_key)
+    ).all():
+        groups.setdefault(permission_id, []).append((group_id, name, int(count or 0)))
+    return [
+        PermissionGrants(
+            p,
+            users[p.id][:shown],
+            groups[p.id][:shown],
+            max(0, len(users[p.id]) - shown),
+            max(0, len(groups[p.id]) - shown),
+        )
+        for p in permissions
+    ]
+
+
+def grants_of_group(db: Session, group_id: int) -> list[tuple[int, str, str]]:
+    """What a group was granted: (application id, application name, permission name),
+    by application and permission."""
+    rows = db.execute(
+        select(Application.id, Application.name, Permission.name)
+        .join(Permission, Permission.application_id == Application.id)
+        .join(GroupPermission, GroupPermission.permission_id == Permission.id)
+        .where(GroupPermission.group_id == group_id)
+        .order_by(Application.name_key, Permission.name_key)
+    ).all()
+    return [(app_id, app_name, name) for app_id, app_name, name in rows]
+
+
+@dataclass(frozen=True)
+class HoldingPath:
+    """One way a user holds a permission: granted directly (``group`` None) or through
+    a group they are a member of; ``permission`` is the one granted — ``admin`` when it
+    holds another of Passport's rights by implication."""
+
+    permission: str
+    group_id: int | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class Holder:
+    user_id: int
+    username: str
+    paths: tuple[HoldingPath, ...]
+
+
+@dataclass(frozen=True)
+class Holders:
+    """A page of the users who hold a permission now, with how each holds it."""
+
+    items: list[Holder]
+    total: int
+    offset: int
+    limit: int
+    application_enabled: bool
+
+    @property
+    def more(self) -> int:
+        """How many holders come after this page."""
+        return max(0, self.total - self.offset - len(self.items))
+
+
+def holders_of(
+    db: Session, permission: Permission, offset: int | None = None, limit: int | None = None
+) -> Holders:
+    """Who holds ``permission`` now, by username, and through what — the rule of
+    :mod:`passport.services.permissions` (:func:`~passport.services.permissions.granted`):
+    an enabled user granted it directly or a member of a group granted it; in Passport's
+    own application ``admin`` implies every right; a disabled application grants
+    nothing (then the page is empty and says so).  Four bounded statements: the count,
+    the page of users, their direct grants and their groups' grants."""
+    app = db.get(Application, permission.application_id)
+    enabled = app is not None and app.enabled
+    ids = [permission.id]
+    if permission.application_id == PASSPORT_APP_ID and permission.name_key != ADMIN:
+        ids += db.scalars(
+            select(Permission.id).where(
+                Permission.application_id == PASSPORT_APP_ID, Permission.name_key == ADMIN
+            )
+        ).all()
+    direct = select(UserPermission.user_id).where(UserPermission.permission_id.in_(ids))
+    through = (
+        select(GroupMember.user_id)
+        .join(GroupPermission, GroupPermission.group_id == GroupMember.group_id)
+        .where(GroupPermission.permission_id.in_(ids))
+    )
+    query = select(User).where(
+        User.disabled.is_(False), or_(User.id.in_(direct), User.id.in_(through))
+    )
+    if not enabled:
+        query = query.where(false())
+    found: Page[User] = page_of(db, query, offset, limit, "username", USER_SORTS)
+    user_ids = [u.id for u in found.items]
+    paths: dict[int, list[HoldingPath]] = {i: [] for i in user_ids}
+    if user_ids:
+        for user_id, name in db.execute(
+            select(UserPermission.user_id, Permission.name)
+            .join(Permission, Permission.id == UserPermission.permission_id)
+            .where(UserPermission.user_id.in_(user_ids), Permission.id.in_(ids))
+            .order_by(Permission.name_key)
+        ).all():
+            paths[user_id].append(HoldingPath(name))
+        for user_id, group_id, group, name in db.execute(
+            select(GroupMember.user_id, Group.id, Group.name, Permission.name)
+            .join(Group, Group.id == GroupMember.group_id)
+            .join(GroupPermission, GroupPermission.group_id == Group.id)
+            .join(Permission, Permission.id == GroupPermission.permission_id)
+            .where(GroupMember.user_id.in_(user_ids), Permission.id.in_(ids))
+            .order_by(Group.name_key, Permission.name_key)
+        ).all():
+            paths[user_id].append(HoldingPath(name, group_id, group))
+    holders = [Holder(u.id, u.username, tuple(paths[u.id])) for u in found.items]
+    return Holders(holders, found.total, found.offset, found.limit, enabled)
+
+
+# -- back-channel logout deliveries --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """An application's back-channel logout notifications (OpenID Connect Back-Channel
+    Logout 1.0 §2.5): ``waiting`` not yet tried, ``failing`` tried and to be tried again,
+    ``given_up`` after the last attempt, ``delivered`` since ``since``; the last error
+    (an HTTP status or a connection error's kind, never the answer's bytes) and when
+    that attempt was made."""
+
+    waiting: int
+    failing: int
+    given_up: int
+    delivered: int
+    since: datetime
+    last_error: str
+    last_error_at: datetime | None
+
+
+def backchannel_status(
+    db: Session, app_id: int, now: datetime, recent: timedelta = timedelta(days=1)
+) -> DeliveryStatus:
+    """What :class:`DeliveryStatus` says of application ``app_id``: two statements."""
+    since = now - recent
+    note = LogoutNotification
+    pending = note.delivered_at.is_(None)
+
+    def count(*conditions: Any) -> Any:
+        return func.coalesce(func.sum(case((and_(*conditions), 1), else_=0)), 0)
+
+    waiting, failing, given_up, delivered = db.execute(
+        select(
+            count(pending, note.attempts < LOGOUT_MAX_ATTEMPTS, note.last_error == ""),
+            count(pending, note.attempts < LOGOUT_MAX_ATTEMPTS, note.last_error != ""),
+            count(pending, note.attempts >= LOGOUT_MAX_ATTEMPTS),
+            count(note.delivered_at >= since),
+        ).where(note.application_id == app_id)
+    ).one()
+    # A failed attempt set the next one ``logout_backoff(attempts)`` later: when it was
+    # made is read back from that (the table keeps no attempt time of its own).
+    failures = db.execute(
+        select(note.last_error, note.next_attempt_at, note.attempts)
+        .where(note.application_id == app_id, pending, note.last_error != "", note.attempts > 0)
+        .order_by(note.next_attempt_at.desc())
+        .limit(50)
+    ).all()
+    last_error, last_at = "", None
+    for error, next_at, attempts in failures:
+        at = next_at - logout_backoff(attempts)
+        if last_at is None or at > last_at:
+            last_error, last_at = error, at
+    return DeliveryStatus(
+        int(waiting), int(failing), int(given_up), int(delivered), since, last_error, last_at
     )

@@ -21,8 +21,19 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from datetime import timedelta
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: How often a back-channel logout notification is tried before it is given up
+#: (:mod:`passport.oidc.backchannel` delivers, ``listings.backchannel_status`` reports).
+LOGOUT_MAX_ATTEMPTS = 12
+
+
+def logout_backoff(attempts: int) -> timedelta:
+    """How long a notification waits after its ``attempts``-th failed delivery: doubling,
+    at most an hour.  Its failed attempt was made this long before its next one."""
+    return timedelta(seconds=min(3600, 2 ** min(attempts, 12)))
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
 # IPv4-compatible (RFC 4291 §2.5.5.1, deprecated: ::127.0.0.1) and IPv4-translated

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from passport.errors import ClientError
+from passport.errors import Conflict
 from passport.errors import EmailNotVerified
 from passport.errors import FeatureDisabled
 from passport.errors import Forbidden
@@ -39,6 +40,7 @@ WIRE: dict[type[ClientError], tuple[str, int]] = {
     EmailNotVerified: ("9", 403),
     NotSignedIn: ("401", 401),
     Forbidden: ("403", 403),
+    Conflict: ("409", 409),
     Throttled: ("429", 429),
     ClientError: ("400", 400),
 }
