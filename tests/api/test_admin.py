@@ -530,6 +530,7 @@ NOT_FOUND_CALLS = [
     ),
     ("POST", "/Grants/revoke", {"application": "Passport", "permission": "admin", "group": "Nope"}),
     ("GET", "/Grants/list", {"application": "Nope"}),
+    ("GET", "/Grants/holders", {"application": "Passport", "permission": "nope"}),
     ("GET", "/Groups/get", {"group": "Nope"}),
     ("POST", "/Groups/update", {"group": "Nope", "description": "x"}),
     ("POST", "/Groups/delete", {"group": "Nope"}),

@@ -210,11 +210,7 @@ class ApplicationsController(_AppAdmin):
     def permissions(self, application: str | None) -> dict[str, Any]:
         """The permissions an application defines."""
         app = self._app(application)
-        rows = self.ctx.db.scalars(
-            select(Permission)
-            .where(Permission.application_id == app.id)
-            .order_by(Permission.name_key)
-        ).all()
+        rows = listings.permissions_of(self.ctx.db, app.id)
         return {"Items": [permission_json(p, app) for p in rows]}
 
     @expose("POST", right="apps:write", max_length=TEXT, statuses=WRITE)
@@ -282,4 +278,35 @@ class GrantsController(_AppAdmin):
         return {
             "Users": [{"Permission": p, "Username": u} for p, u in direct],
             "Groups": [{"Permission": p, "Group": g} for p, g in groups],
+        }
+
+    @expose("GET", right="apps:read", max_length=TEXT, statuses=READ)
+    def holders(
+        self,
+        application: str | None,
+        permission: str | None,
+        offset: int | None,
+        limit: int | None,
+    ) -> dict[str, Any]:
+        """Who holds a permission now, by username, and through what (``Through``: granted
+        directly — ``Group`` null — or through a group; ``Permission`` is ``admin`` where
+        it implies one of Passport's rights): enabled users only, none while the
+        application is disabled — the rule ``Permission/check`` applies.  Paginated."""
+        app = self._app(application)
+        found = directory.find_permission(self.ctx.db, app, permission)
+        if found is None:
+            raise directory.missing("permission", "permission", permission)
+        page = listings.holders_of(self.ctx.db, found, offset, limit)
+        return {
+            "Items": [
+                {
+                    "Username": h.username,
+                    "Through": [{"Group": p.group, "Permission": p.permission} for p in h.paths],
+                }
+                for h in page.items
+            ],
+            "Total": page.total,
+            "Offset": page.offset,
+            "Limit": page.limit,
+            "ApplicationEnabled": page.application_enabled,
         }

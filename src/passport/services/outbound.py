@@ -35,6 +35,7 @@ def logout_backoff(attempts: int) -> timedelta:
     at most an hour.  Its failed attempt was made this long before its next one."""
     return timedelta(seconds=min(3600, 2 ** min(attempts, 12)))
 
+
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
 # IPv4-compatible (RFC 4291 §2.5.5.1, deprecated: ::127.0.0.1) and IPv4-translated
 # (RFC 2765 §2.1: ::ffff:0:127.0.0.1) addresses carry an IPv4 address in their last 32 bits.

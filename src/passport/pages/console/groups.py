@@ -1,4 +1,4 @@
-"""The console's groups: search, create, a group's page, members and settings."""
+"""The console's groups: search, create, a group's page, members, grants and settings."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from passport.web.context import RequestContext
 
 
 class GroupScreens(ConsoleBase):
-    """The console's groups: search, create, a group's page, members and settings."""
+    """The console's groups: search, create, a group's page, members, grants and settings."""
 
     # -- groups --------------------------------------------------------------------------
     def groups(self, request: Request) -> Response:
@@ -59,6 +59,7 @@ class GroupScreens(ConsoleBase):
                 admin,
                 group=found,
                 members=listings.members_of(ctx.db, found.id),
+                grants=listings.grants_of_group(ctx.db, found.id),
                 notice=notice,
             )
 
@@ -91,6 +92,21 @@ class GroupScreens(ConsoleBase):
                 require_mfa=params.get("requiremfa") == "true",
             )
             return f"Group {group.name} saved.", ref
+        if action in ("grant", "revoke"):
+            # Typed, the application is a name ("2024" is one); the page's revoke
+            # buttons name it by id.
+            application = params.get("application") or ""
+            if action == "grant":
+                application = str(
+                    directory.get_application_by_name(ctx.db, application, "application").id
+                )
+            app, permission, changed = administration.change_grant(
+                action == "grant", application, params.get("permission"), group=ref or None
+            )
+            verb = "granted to" if action == "grant" else "revoked from"
+            group = directory.get_group(ctx.db, ref, "id")
+            done = f"{app.name}: {permission.name} {verb} {group.name}."
+            return (done if changed else "Nothing changed."), ref
         if action == "delete":
             group = directory.get_group(ctx.db, ref, "id")
             if (params.get("confirm") or "") != group.name:
