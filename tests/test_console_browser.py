@@ -277,28 +277,110 @@ def test_an_administrator_runs_passport_from_the_console(
     admin.shoot("dashboard")
 
     # A group.
-    page.get_by_role("navigation", name="Console").get_by_role("link", name="Groups").click()
+    nav = page.get_by_role("navigation", name="Console")
+    nav.get_by_role("link", name="Groups").click()
     page.get_by_label("Name", exact=True).fill("Editors")
     page.get_by_label("Description").fill("People who edit the example")
     admin.button("Create the group")
     admin.notice("Group Editors created.")
     admin.shoot("groups")
 
-    # An application, its secret shown once.
+    # A user, put in the group.
+    nav.get_by_role("link", name="Users").click()
+    page.locator("#new-username").fill("alice")
+    page.locator("#new-email").fill("alice@example.com")
+    page.locator("#new-displayname").fill("Alice Example")
+    page.locator("#new-password").fill(STRONG)
+    admin.button("Create the user")
+    page.get_by_role("heading", name="alice").wait_for()
+    nav.get_by_role("link", name="Groups").click()
+    page.get_by_role("link", name="Editors").click()
+    page.get_by_label("Add a member (username)").fill("alice")
+    admin.button("Add")
+    admin.notice("alice added to Editors.")
+    admin.shoot("group")
+
+    # An application, its secret shown once; its back-channel logout URI; a permission
+    # granted to the group.
     port = free_port()
-    page.get_by_role("navigation", name="Console").get_by_role("link", name="Applications").click()
+    example = f"http://127.0.0.1:{port}"
+    nav.get_by_role("link", name="Applications").click()
     page.get_by_label("Name", exact=True).fill("Example")
-    page.get_by_label("Redirect URIs (separated by spaces)").fill(
-        f"http://127.0.0.1:{port}/callback"
-    )
+    page.get_by_label("Redirect URIs (separated by spaces)").fill(f"{example}/callback")
     admin.button("Register")
     client_id = page.locator("main dd code").first.inner_text().strip()
     secret = page.get_by_label("Client secret").input_value()
     assert client_id and len(secret) >= 32
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=deployment.base)
+    admin.button("Copy the secret")
+    page.get_by_text("Copied.").wait_for()
+    assert page.evaluate("() => navigator.clipboard.readText()") == secret
     admin.shoot("application-secret")
+    page.get_by_role("link", name="Back to Example").click()
+    page.locator("#sbackchanneluri").fill(f"{example}/backchannel-logout")
+    page.locator("#spostlogouturis").fill(f"{example}/")
+    admin.button("Save the settings")
+    admin.notice("saved")
+    page.locator("#pname").fill("edit")
+    page.locator("#pdescription").fill("Change pages")
+    admin.button("Define")
+    admin.notice("edit")
+    page.locator("#gpermission").select_option("edit")
+    page.locator("#gkind").select_option("group")
+    page.locator("#gholder").fill("Editors")
+    admin.button("Grant")
+    admin.notice("Editors")
+    admin.shoot("application")
+    page.get_by_role("link", name="Who holds edit").click()
+    page.get_by_text("via group Editors").wait_for()
+
+    # The user signs in to the example application, which sees the permission.
+    rp = example_rp(deployment.base, client_id, secret, port)
+    user = chromium.new_context(viewport={"width": WIDE, "height": 800}).new_page()
+    user.set_default_timeout(15_000)
+    user.goto(f"{rp}/signin")
+    user.wait_for_url(f"{deployment.base}/login?**")
+    user.get_by_label("Username or email").fill("alice")
+    user.get_by_label("Password").fill(STRONG)
+    user.get_by_role("button", name="Sign in", exact=True).click()
+    if "/consent" in user.url or user.get_by_role("button", name="Allow").count():
+        user.get_by_role("button", name="Allow").click()
+    user.wait_for_url(f"{rp}/")
+    assert user.locator("#user").inner_text() == "alice"
+    assert user.locator("#permissions").inner_text() == "edit"
+
+    # The administrator sees her session and disables her: the example hears it.
+    nav.get_by_role("link", name="Users").click()
+    page.get_by_label("Search (username, email, name)").fill("ali")
+    admin.button("Search")
+    page.get_by_role("link", name="alice", exact=True).click()
+    page.get_by_role("heading", name="Sessions").wait_for()
+    admin.shoot("user")
+    admin.button("Disable (ends every session and token)")
+    admin.notice("alice is disabled")
+
+    def signed_out_of_the_example() -> bool:
+        user.goto(f"{rp}/")
+        return user.get_by_text("Not signed in").count() == 1
+
+    assert eventually(signed_out_of_the_example, 30), "no back-channel logout reached the example"
+
+    # What the audit log, the keys and the health screens show of it.
+    nav.get_by_role("link", name="Audit log").click()
+    page.get_by_label("Event").fill("user_disable")
+    admin.button("Filter")
+    page.get_by_role("cell", name="user_disable").first.wait_for()
+    admin.shoot("audit")
+    nav.get_by_role("link", name="Keys").click()
+    page.get_by_role("heading", name="Keys").wait_for()
+    admin.shoot("keys")
+    nav.get_by_role("link", name="Health").click()
+    page.get_by_role("heading", name="Health").wait_for()
+    admin.shoot("health")
+    nav.get_by_role("link", name="Dashboard").click()
+    admin.shoot("dashboard")
 
     admin.assert_clean()
     problems = accessibility_violations(chromium, admin)
     assert problems == {}, json.dumps(problems, indent=1, ensure_ascii=False)
     admin.publish()
-    assert STRONG

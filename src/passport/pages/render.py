@@ -50,13 +50,12 @@ PAGE_CSP = f"default-src 'none'; style-src 'sha256-{CSS_HASH}'; frame-ancestors 
 # hold form-action to redirects after a form post too.
 PASSKEY_JS = (TEMPLATES / "passkey.js").read_bytes()
 PASSKEY_JS_URL = "/assets/passkey-" + hashlib.sha256(PASSKEY_JS).hexdigest()[:16] + ".js"
-# The console's audit page's one script (the live tail), served the same way; it polls
-# ``/admin/audit/tail`` on Passport's own origin.  The page names it with its SRI hash too.
-AUDIT_TAIL_JS = (TEMPLATES / "audit-tail.js").read_bytes()
-AUDIT_TAIL_JS_URL = "/assets/audit-tail-" + hashlib.sha256(AUDIT_TAIL_JS).hexdigest()[:16] + ".js"
-AUDIT_TAIL_JS_INTEGRITY = (
-    "sha384-" + base64.b64encode(hashlib.sha384(AUDIT_TAIL_JS).digest()).decode()
-)
+# The console's one script (the client secret's copy button, the audit log's live tail),
+# served the same way; it polls ``/admin/audit/tail`` on Passport's own origin.  The
+# pages name it with its SRI hash too.
+CONSOLE_JS = (TEMPLATES / "console.js").read_bytes()
+CONSOLE_JS_URL = "/assets/console-" + hashlib.sha256(CONSOLE_JS).hexdigest()[:16] + ".js"
+CONSOLE_JS_INTEGRITY = "sha384-" + base64.b64encode(hashlib.sha384(CONSOLE_JS).digest()).decode()
 SCRIPT_PAGE_CSP = (
     f"default-src 'none'; script-src 'self'; connect-src 'self'; "
     f"style-src 'sha256-{CSS_HASH}'; base-uri 'none'; "
@@ -130,9 +129,9 @@ def passkey_script(request: Request) -> Response:
     return _script(PASSKEY_JS)
 
 
-def audit_tail_script(request: Request) -> Response:
-    """``/assets/audit-tail-<hash>.js``: the audit log's live tail, immutable at its URL."""
-    return _script(AUDIT_TAIL_JS)
+def console_script(request: Request) -> Response:
+    """``/assets/console-<hash>.js``: the console's script, immutable at its URL."""
+    return _script(CONSOLE_JS)
 
 
 def form_page(

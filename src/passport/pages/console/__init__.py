@@ -65,7 +65,7 @@ class ConsolePages(
             ("/admin/audit/tail", GET, self.audit_tail),
             # The audit page's live tail, a script at a URL naming its hash (no guard:
             # it holds nothing but code, like the passkey script).
-            (render.AUDIT_TAIL_JS_URL, GET, render.audit_tail_script),
+            (render.CONSOLE_JS_URL, GET, render.console_script),
             ("/admin/keys", GET_POST, self.keys),
             ("/admin/health", GET, self.health),
         ]

@@ -47,8 +47,6 @@ class AuditScreens(ConsoleBase):
                 "console_audit.html",
                 admin,
                 script=True,
-                tail_js=render.AUDIT_TAIL_JS_URL,
-                tail_integrity=render.AUDIT_TAIL_JS_INTEGRITY,
                 follow=offset == 0,
                 newest=found.items[0].id if found.items else 0,
                 events=found.items,

@@ -121,12 +121,27 @@ class ConsoleBase(render.Page):
         )
 
     def _screen(
-        self, request: Request, name: str, admin: Admin, status: int = 200, **values: Any
+        self,
+        request: Request,
+        name: str,
+        admin: Admin,
+        status: int = 200,
+        *,
+        script: bool = False,
+        **values: Any,
     ) -> Response:
+        """A console page; with ``script``, one of the two that load the console's script
+        (by its URL and SRI hash, under the CSP that allows scripts from Passport itself)."""
+        if script:
+            values |= {
+                "console_js": render.CONSOLE_JS_URL,
+                "console_js_integrity": render.CONSOLE_JS_INTEGRITY,
+            }
         return self.form(
             request,
             name,
             status,
+            script=script,
             me=admin.user.username,
             may=admin.may,
             **values,
@@ -161,9 +176,16 @@ class ConsoleBase(render.Page):
     def _secret(
         self, request: Request, admin: Admin, app: Any, secret: str | None, what: str
     ) -> Response:
-        """The one page that shows a client secret: never again, never cached."""
+        """The one page that shows a client secret: never again, never cached; its copy
+        button is the console's script."""
         return self._screen(
-            request, "console_secret.html", admin, app=app, secret=secret, what=what
+            request,
+            "console_secret.html",
+            admin,
+            script=secret is not None,
+            app=app,
+            secret=secret,
+            what=what,
         )
 
 

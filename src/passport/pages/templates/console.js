@@ -1,8 +1,41 @@
-// The audit log's live tail (/admin/audit).  The console's one script, served from
-// Passport itself (CSP script-src 'self'; connect-src 'self').  While "Follow" is on it
-// asks /admin/audit/tail for the events newer than the newest shown, with the page's
-// own filters, every few seconds, and puts them at the top of the table as text
-// (textContent, never HTML).  Without it the page is the same, without following.
+// The console's one script, served from Passport itself (CSP script-src 'self';
+// connect-src 'self') on the two pages that use it; without it each page works the
+// same, without the extra.
+//
+// 1. A copy button for the client secret shown once ([data-copy] names the field).
+// 2. The audit log's live tail (/admin/audit): while "Follow" is on it asks
+//    /admin/audit/tail for the events newer than the newest shown, with the page's own
+//    filters, every few seconds, and puts them at the top of the table as text
+//    (textContent, never HTML).
+(function () {
+  "use strict";
+
+  document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    var field = document.getElementById(button.getAttribute("data-copy"));
+    var status = document.getElementById(button.getAttribute("aria-describedby"));
+    if (!field) return;
+    function said(text) {
+      if (status) status.textContent = text;
+    }
+    button.addEventListener("click", function () {
+      var copied = navigator.clipboard
+        ? navigator.clipboard.writeText(field.value)
+        : Promise.reject(new Error("no clipboard"));
+      copied.then(
+        function () {
+          said("Copied.");
+        },
+        function () {
+          field.focus();
+          field.select();
+          said("Selected: copy it with your keyboard.");
+        }
+      );
+    });
+    button.hidden = false;
+  });
+})();
+
 (function () {
   "use strict";
 
