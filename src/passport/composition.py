@@ -145,15 +145,18 @@ class Services:
 
         return Housekeeper(self.db, self.clock, retention=Retention(delivery_attempts=MAX_ATTEMPTS))
 
-    def notify_logout(self, db: Session, user: User, sid: str | None) -> None:
+    def notify_logout(
+        self, db: Session, user: User, sid: str | None, *, application_id: int | None = None
+    ) -> None:
         """Queue back-channel logout tokens for ``user``'s session ``sid`` (None: all of
         their sessions) in ``db``'s transaction (the durable outbox of
-        :mod:`passport.oidc.backchannel`); a background worker sends them.  Without
-        signing keys or an issuer there is nothing to sign with."""
+        :mod:`passport.oidc.backchannel`), for every application concerned or only
+        ``application_id``; a background worker sends them.  Without signing keys or an
+        issuer there is nothing to sign with."""
         if self.keys.configured and self.settings.issuer:
             from passport.oidc.backchannel import enqueue
 
-            enqueue(db, self.tokens(), user, self.clock(), sid=sid)
+            enqueue(db, self.tokens(), user, self.clock(), sid=sid, application_id=application_id)
 
     # -- operations ---------------------------------------------------------------------
     def accounts(

@@ -59,7 +59,13 @@ POLL_SECONDS = 1.0
 
 
 def enqueue(
-    db: Session, tokens: Tokens, user: User, now: datetime, *, sid: str | None = None
+    db: Session,
+    tokens: Tokens,
+    user: User,
+    now: datetime,
+    *,
+    sid: str | None = None,
+    application_id: int | None = None,
 ) -> int:
     """Queue one logout token for every application that must hear that ``user``'s
     session ``sid`` ended, or (``sid`` None) that all of their sessions did.
@@ -72,9 +78,12 @@ def enqueue(
     before sessions had a ``sid`` (migration 0010) cannot be told which of its sessions
     to end; it gets a token without ``sid`` (all its sessions of the user), as all get
     when all the user's sessions end.  One token per application whatever the number
-    of its token families.
+    of its token families.  ``application_id``: only that application (the user's access
+    to it alone ended).
     """
     held = select(OAuthToken.application_id, OAuthToken.sid).where(OAuthToken.user_id == user.id)
+    if application_id is not None:
+        held = held.where(OAuthToken.application_id == application_id)
     if sid is not None:
         held = held.where(or_(OAuthToken.sid == sid, OAuthToken.sid.is_(None)))
     named: dict[int, str | None] = {}

@@ -252,7 +252,13 @@ class Accounts:
         display_name: str | None,
         *,
         by_admin: bool = False,
+        verified: bool = False,
     ) -> User:
+        """A new account, by the person (self-registration) or by an administrator
+        (``by_admin``).  ``verified`` (an administrator's only): the address is taken as
+        confirmed, no link is sent to it."""
+        if verified and not by_admin:
+            raise ValueError("only an administrator vouches for an address")
         if not self.settings.registration_enabled and not by_admin:
             raise FeatureDisabled(
                 "Registration is switched off; ask an administrator for an account.",
@@ -289,7 +295,9 @@ class Accounts:
                         "email", "Email must be specified: addresses are confirmed here."
                     )
                 self.refuse_invited_address(email, caller.now)
-            user = self.create_account(caller, username, password, email, display_name)
+            user = self.create_account(
+                caller, username, password, email, display_name, verified=verified
+            )
         except Taken as exc:
             # "This address is registered" tells whether an account has it: each such
             # answer counts, so the form cannot be used to test addresses in bulk.
@@ -622,11 +630,17 @@ class Accounts:
     def _end_session(
         self, caller: Caller, user: User, item: LoginSessionInfo, *, detail: str = ""
     ) -> None:
-        """One of ``user``'s sessions ends: removed, the applications signed in through it
-        told (Back-Channel Logout 1.0 §2.3), audited."""
+        """One of ``user``'s sessions ends (:meth:`close_session`), audited."""
+        self.close_session(user, item)
+        self.audit(user_record("session.end", "success", caller, user, detail=detail))
+
+    def close_session(self, user: User, item: LoginSessionInfo) -> None:
+        """The one way one of ``user``'s sessions ends, whoever ends it (the user, a first
+        second factor, an administrator: :meth:`Administration.end_session`, which audits
+        it with the actor): removed from the store, the applications signed in through it
+        told (Back-Channel Logout 1.0 §2.3), its unused codes dropped."""
         self.sessions.remove(item.id_hash, self.db)
         end_session_access(self.db, self.notify_logout, user, item.sid)
-        self.audit(user_record("session.end", "success", caller, user, detail=detail))
 
     def end_own_session(
         self, caller: Caller, user: User, session_id: str | None

@@ -61,9 +61,11 @@ from passport.services.policy import ensure_may_act_on
 from passport.services.policy import ensure_may_invite
 from passport.services.policy import ensure_not_self
 from passport.services.policy import ensure_right
+from passport.services.sessions import LoginSessionInfo
 from passport.services.signout import end_application_access
 from passport.services.signout import end_client_resource_access
 from passport.services.signout import end_user_access
+from passport.services.signout import end_user_application_access
 from passport.services.text import check_text
 from passport.storage.models import Application
 from passport.storage.models import EmailLink
@@ -192,12 +194,27 @@ class Administration:
         password: str | None,
         email: str | None,
         display_name: str | None,
+        *,
+        confirm_address: bool = True,
     ) -> User:
+        """Make an account (also when self-registration is switched off).  Its address,
+        if any, is unconfirmed and a link goes to it (``confirm_address``, the default);
+        otherwise the administrator vouches for it: it is confirmed at once, no mail — the
+        record says so."""
         ensure_right(self.actor, USERS_WRITE)
         user = self.accounts.register(
-            self.caller, username, password, email, display_name, by_admin=True
+            self.caller,
+            username,
+            password,
+            email,
+            display_name,
+            by_admin=True,
+            verified=not confirm_address,
         )
-        self._audit("user_create", about=user)
+        if user.email and not confirm_address:
+            self._audit("user_create", about=user, addressConfirmedBy="administrator")
+        else:
+            self._audit("user_create", about=user)
         return user
 
     def make_administrator(self, ref: str | None) -> User:
@@ -284,6 +301,53 @@ class Administration:
         ended = self._end_access(user)
         self._audit("user_logout_all", about=user, ended=ended)
         return user, ended
+
+    def user_sessions(self, ref: str | None) -> tuple[User, list[LoginSessionInfo]]:
+        """A user's live sessions, newest first, as an administrator sees them: each named
+        by its OpenID Connect ``sid`` (random, one-way: neither the cookie nor its hash,
+        :func:`passport.storage.models.new_sid`) for :meth:`end_session`."""
+        ensure_right(self.actor, USERS_READ)
+        user = self._user(ref)
+        return user, self.accounts.sessions_of(user.id, self.caller.now)
+
+    def end_session(self, ref: str | None, session: str | None) -> tuple[User, LoginSessionInfo]:
+        """End one session of a user — as the user's own "sign out that session" ends it
+        (:meth:`Accounts.close_session`: the applications signed in through it told, its
+        unused codes dropped; their tokens live on, OpenID Connect Core 1.0 §11).  The
+        session is named by its ``sid`` (:meth:`user_sessions`) and must be that user's:
+        another user's session is not found here (404), whatever the rights."""
+        ensure_right(self.actor, USERS_WRITE)
+        user = self._user(ref)
+        self._may_change(USERS_WRITE, (user, "username"))
+        wanted = (session or "").strip()
+        if not wanted:
+            raise required("session", "Session must be specified.")
+        for item in self.accounts.sessions_of(user.id, self.caller.now):
+            if hmac.compare_digest(item.sid.encode(), wanted.encode("utf-8", "replace")):
+                self.accounts.close_session(user, item)
+                self._audit("user_end_session", about=user, session=item.sid)
+                return user, item
+        raise NotFound(
+            f"{user.username} has no active session with this reference.",
+            source="session",
+            value=wanted[:64],
+        )
+
+    def revoke_application(self, ref: str | None, application: str | None) -> tuple[User, str, int]:
+        """End a user's access to one application: its tokens, codes and device approvals
+        for them, and their consent (:func:`passport.services.signout.end_user_application_access`,
+        the application told by back-channel logout); their other applications and their
+        Passport sessions stay.  Returns the user, the application's name and the live
+        tokens revoked."""
+        ensure_right(self.actor, USERS_WRITE)
+        user = self._user(ref)
+        app = self._application(application)
+        self._may_change(USERS_WRITE, (user, "username"))
+        revoked = end_user_application_access(
+            self.db, self.accounts.notify_logout, user, app.id, self.caller.now
+        )
+        self._audit("user_revoke_application", about=user, application=app.name, revoked=revoked)
+        return user, app.name, revoked
 
     def user_factors(self, ref: str | None) -> tuple[User, FactorSummary]:
         """A user's second factors as an administrator sees them: passkeys (name, when

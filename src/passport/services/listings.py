@@ -1,5 +1,6 @@
-"""Read-only listings for administrators: users, a user's groups, the audit log, an
-application's permissions and who holds them, its back-channel logout deliveries.
+"""Read-only listings for administrators: users, a user's groups, permissions and
+applications, the audit log, an application's permissions and who holds them, its
+back-channel logout deliveries.
 
 One place for the queries the Passport API (``Users/list``, ``Audit/list``,
 ``Grants/holders``), the command line and the admin console show, so that a filter
@@ -21,6 +22,7 @@ from typing import TypeVar
 from sqlalchemy import Select
 from sqlalchemy import and_
 from sqlalchemy import case
+from sqlalchemy import exists
 from sqlalchemy import false
 from sqlalchemy import func
 from sqlalchemy import or_
@@ -34,13 +36,17 @@ from passport.services.permissions import ADMIN
 from passport.services.permissions import PASSPORT_APP_ID
 from passport.storage.models import Application
 from passport.storage.models import AuditEvent
+from passport.storage.models import Consent
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
 from passport.storage.models import GroupPermission
 from passport.storage.models import LogoutNotification
+from passport.storage.models import OAuthToken
 from passport.storage.models import Permission
+from passport.storage.models import TotpCredential
 from passport.storage.models import User
 from passport.storage.models import UserPermission
+from passport.storage.models import WebAuthnCredential
 from passport.storage.sql import hour_number
 
 MAX_PAGE = 200
@@ -120,10 +126,16 @@ def search_users(
     sort: str | None = None,
     *,
     unverified: bool | None = None,
+    without_second_factor: bool | None = None,
 ) -> Page[User]:
     """Users whose username, email or display name contains ``q`` (any letter case),
-    optionally only the disabled (or enabled) ones, or those with an unconfirmed
-    address."""
+    optionally only the disabled (or enabled) ones, those with an unconfirmed
+    address, or those without a second factor.
+
+    Without a second factor means what :attr:`passport.services.factors.FactorSummary.any`
+    means (the rule of who proves one at sign-in): no passkey and no authenticator app.
+    Recovery codes alone are no second factor there (a way back in, not a way to sign
+    in), so neither here.  One statement: NOT EXISTS over the two tables."""
     query = select(User)
     if q:
         needle = q.casefold()
@@ -138,7 +150,151 @@ def search_users(
         query = query.where(User.disabled == disabled)
     if unverified:
         query = query.where(User.email.is_not(None), User.email_verified.is_(False))
+    if without_second_factor:
+        query = query.where(
+            ~exists().where(WebAuthnCredential.user_id == User.id),
+            ~exists().where(TotpCredential.user_id == User.id),
+        )
     return page_of(db, query, offset, limit, sort, USER_SORTS)
+
+
+@dataclass(frozen=True)
+class HeldPermission:
+    """A permission a user has been granted in an application, and how: ``direct`` (granted
+    to the user) and the groups it comes through.  ``effective``: whether it counts now —
+    :mod:`passport.services.permissions`' rule: a disabled user or application holds
+    nothing, whatever was granted."""
+
+    name: str
+    direct: bool
+    groups: tuple[str, ...]
+    effective: bool
+
+
+@dataclass(frozen=True)
+class ApplicationPermissions:
+    """What a user was granted in one application."""
+
+    application: str
+    application_id: int
+    enabled: bool
+    permissions: list[HeldPermission]
+
+
+def user_permissions(db: Session, user_id: int) -> list[ApplicationPermissions]:
+    """Every permission granted to a user, per application (by name), with how it is held
+    (directly, through which groups) and whether it counts now.  The grants are the same
+    two sets :mod:`passport.services.permissions` unites (direct grants, the user's groups'
+    grants); ``effective`` applies its rule (user and application enabled), so the
+    effective names of an application are exactly ``permissions.effective`` there
+    (``tests/web/test_console_users.py`` holds the two to it)."""
+    user_disabled = bool(db.scalar(select(User.disabled).where(User.id == user_id)))
+    direct = db.execute(
+        select(Application.id, Permission.name, Permission.name_key)
+        .join(Permission, Permission.application_id == Application.id)
+        .join(UserPermission, UserPermission.permission_id == Permission.id)
+        .where(UserPermission.user_id == user_id)
+    ).all()
+    through = db.execute(
+        select(Application.id, Permission.name, Permission.name_key, Group.name)
+        .join(Permission, Permission.application_id == Application.id)
+        .join(GroupPermission, GroupPermission.permission_id == Permission.id)
+        .join(Group, Group.id == GroupPermission.group_id)
+        .join(GroupMember, GroupMember.group_id == Group.id)
+        .where(GroupMember.user_id == user_id)
+    ).all()
+    held: dict[tuple[int, str], tuple[str, bool, set[str]]] = {}
+    for app_id, name, key in direct:
+        held[(app_id, key)] = (name, True, set())
+    for app_id, name, key, group in through:
+        entry = held.setdefault((app_id, key), (name, False, set()))
+        entry[2].add(group)
+    app_ids = {app_id for app_id, _ in held}
+    apps = (
+        db.execute(
+            select(Application.id, Application.name, Application.name_key, Application.enabled)
+            .where(Application.id.in_(app_ids))
+            .order_by(Application.name_key)
+        ).all()
+        if app_ids
+        else []
+    )
+    shown: list[ApplicationPermissions] = []
+    for app_id, app_name, _, enabled in apps:
+        rows = sorted(
+            (
+                HeldPermission(
+                    name, is_direct, tuple(sorted(groups)), enabled and not user_disabled
+                )
+                for (held_app, _key), (name, is_direct, groups) in held.items()
+                if held_app == app_id
+            ),
+            key=lambda p: p.name,
+        )
+        shown.append(ApplicationPermissions(app_name, app_id, bool(enabled), rows))
+    return shown
+
+
+@dataclass(frozen=True)
+class ApplicationUse:
+    """What a user has at one application: live tokens, the consent they gave."""
+
+    application: str
+    application_id: int
+    live_tokens: int
+    last_issued: datetime | None
+    consent_scope: str | None
+    consent_granted: datetime | None
+
+
+def user_applications(db: Session, user_id: int, now: datetime) -> list[ApplicationUse]:
+    """The applications a user signed in to or consented to, by name: how many of their
+    tokens there are alive (not revoked, not expired), when the last was issued, and the
+    scopes of the consent they gave (if any) — what an administrator's "revoke" ends
+    (:meth:`passport.services.administration.Administration.revoke_application`)."""
+    tokens = {
+        app_id: (live, last)
+        for app_id, live, last in db.execute(
+            select(
+                OAuthToken.application_id,
+                func.sum(
+                    case(
+                        (
+                            and_(OAuthToken.revoked_at.is_(None), OAuthToken.expires_at > now),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                ),
+                func.max(OAuthToken.created_at),
+            )
+            .where(OAuthToken.user_id == user_id)
+            .group_by(OAuthToken.application_id)
+        ).all()
+    }
+    consents = {
+        row.application_id: row
+        for row in db.scalars(select(Consent).where(Consent.user_id == user_id)).all()
+    }
+    ids = set(tokens) | set(consents)
+    if not ids:
+        return []
+    names = db.execute(
+        select(Application.id, Application.name)
+        .where(Application.id.in_(ids))
+        .order_by(Application.name_key)
+    ).all()
+    return [
+        ApplicationUse(
+            name,
+            app_id,
+            int(tokens.get(app_id, (0, None))[0] or 0),
+            tokens.get(app_id, (0, None))[1],
+            consents[app_id].scope if app_id in consents else None,
+            consents[app_id].granted_at if app_id in consents else None,
+        )
+        for app_id, name in names
+    ]
 
 
 GROUP_SORTS: Mapping[str, Any] = {"name": Group.name_key, "id": Group.id}

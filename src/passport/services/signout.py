@@ -19,10 +19,10 @@ its refresh tokens live on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from collections.abc import Collection
 from datetime import datetime
 from typing import Any
+from typing import Protocol
 
 from sqlalchemy import delete
 from sqlalchemy import or_
@@ -40,10 +40,16 @@ from passport.storage.models import PendingAuthorization
 from passport.storage.models import SignInStep
 from passport.storage.models import User
 
-NotifyLogout = Callable[[Session, User, str | None], None]
-"""Queues back-channel logout tokens for a user in a transaction: for the session
-named by its ``sid``, or (None) for all of the user's sessions
-(:meth:`passport.composition.Services.notify_logout`: the durable outbox)."""
+
+class NotifyLogout(Protocol):
+    """Queues back-channel logout tokens for a user in a transaction: for the session
+    named by its ``sid``, or (None) for all of the user's sessions; ``application_id``:
+    only that application is told (:meth:`passport.composition.Services.notify_logout`:
+    the durable outbox)."""
+
+    def __call__(
+        self, db: Session, user: User, sid: str | None, *, application_id: int | None = None
+    ) -> None: ...
 
 
 def end_user_access(
@@ -102,6 +108,46 @@ def end_session_access(db: Session, notify_logout: NotifyLogout, user: User, sid
             DeviceAuthorization.user_id == user.id, DeviceAuthorization.sid == sid
         )
     )
+
+
+def end_user_application_access(
+    db: Session, notify_logout: NotifyLogout, user: User, application_id: int, now: datetime
+) -> int:
+    """``user``'s access to one application ends (an administrator's "revoke" on the
+    user's page), the rest of their access untouched: the application is told first, while
+    the user's tokens still name it (Back-Channel Logout 1.0 §2.4: ``sub`` alone, every
+    session of the user at that RP), then every token of the user for it is revoked
+    (RFC 7009 §2.1: a refresh token's access tokens go with it), their codes and device
+    approvals for it dropped, and the consent forgotten, so that the next sign-in there
+    asks again (OpenID Connect Core 1.0 §3.1.2.4).  Their Passport sessions stay.  Returns
+    the number of live tokens revoked."""
+    notify_logout(db, user, None, application_id=application_id)
+    revoked = db.execute(
+        update(OAuthToken)
+        .where(
+            OAuthToken.user_id == user.id,
+            OAuthToken.application_id == application_id,
+            OAuthToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.execute(
+        delete(AuthorizationCode).where(
+            AuthorizationCode.user_id == user.id,
+            AuthorizationCode.application_id == application_id,
+        )
+    )
+    db.execute(
+        delete(DeviceAuthorization).where(
+            DeviceAuthorization.user_id == user.id,
+            DeviceAuthorization.application_id == application_id,
+        )
+    )
+    db.execute(
+        delete(Consent).where(Consent.user_id == user.id, Consent.application_id == application_id)
+    )
+    return int(getattr(revoked, "rowcount", 0) or 0)
 
 
 def end_client_resource_access(
