@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from passport.api import API
+from passport.api.shapes import admin_session_json
 from passport.api.shapes import factors_json
 from passport.api.shapes import group_json
 from passport.api.shapes import invitation_json
@@ -47,6 +48,7 @@ TEXT = {
     "since": 40,
     "until": 40,
     "sort": 32,
+    "session": 64,
 }
 READ = (400, 401, 403, 404)
 WRITE = (400, 401, 403, 404, 409)
@@ -64,10 +66,23 @@ class _UserAdmin(Controller):
 class UsersController(_UserAdmin):
     @expose("POST", right="users:write", secrets=("password",), max_length=TEXT, statuses=WRITE)
     def create(
-        self, username: str | None, password: str | None, email: str | None, displayName: str | None
+        self,
+        username: str | None,
+        password: str | None,
+        email: str | None,
+        displayName: str | None,
+        confirmAddress: bool | None,
     ) -> dict[str, Any]:
-        """Create a user (also when self-registration is switched off)."""
-        user = self.administration().create_user(username, password, email, displayName)
+        """Create a user (also when self-registration is switched off).  Their address is
+        confirmed by a link sent to it, unless ``confirmAddress`` is false: the
+        administrator vouches for it (confirmed at once, no mail)."""
+        user = self.administration().create_user(
+            username,
+            password,
+            email,
+            displayName,
+            confirm_address=confirmAddress is not False,
+        )
         return {"User": user_json(user)}
 
     @expose("GET", right="users:read", max_length=TEXT, statuses=READ)
@@ -90,9 +105,20 @@ class UsersController(_UserAdmin):
         offset: int | None,
         limit: int | None,
         sort: str | None,
+        withoutSecondFactor: bool | None,
     ) -> dict[str, Any]:
-        """Users, filtered by ``q`` (part of username, email or display name) and ``disabled``."""
-        found = listings.search_users(self.ctx.db, q, disabled, offset, limit, sort)
+        """Users, filtered by ``q`` (part of username, email or display name), ``disabled``
+        and ``withoutSecondFactor`` (true: those with neither a passkey nor an
+        authenticator app)."""
+        found = listings.search_users(
+            self.ctx.db,
+            q,
+            disabled,
+            offset,
+            limit,
+            sort,
+            without_second_factor=withoutSecondFactor,
+        )
         items, meta = found.items, found.meta
         return {"Items": [user_json(u) for u in items], **meta}
 
@@ -121,6 +147,27 @@ class UsersController(_UserAdmin):
         """End every session and token of a user; applications are told."""
         _user, ended = self.administration().logout_everywhere(username)
         return {"Ended": ended}
+
+    @expose("GET", right="users:read", max_length=TEXT, statuses=READ)
+    def sessions(self, username: str | None) -> dict[str, Any]:
+        """A user's live sessions, newest first, each named by its ``Session`` reference
+        (never the token or its hash) for ``Users/endSession``."""
+        user, found = self.administration().user_sessions(username)
+        return {"User": user_json(user), "Sessions": [admin_session_json(s) for s in found]}
+
+    @expose("POST", right="users:write", max_length=TEXT, statuses=WRITE)
+    def endSession(self, username: str | None, session: str | None) -> dict[str, Any]:
+        """End one session of a user (``session``: its reference from ``Users/sessions``);
+        the applications signed in through it are told."""
+        user, ended = self.administration().end_session(username, session)
+        return {"User": user_json(user), "Ended": admin_session_json(ended)}
+
+    @expose("POST", right="users:write", max_length=TEXT, statuses=WRITE)
+    def revokeApplication(self, username: str | None, application: str | None) -> dict[str, Any]:
+        """End a user's access to one application: their tokens, codes and consent there
+        (the application is told by back-channel logout); the rest stays."""
+        user, name, revoked = self.administration().revoke_application(username, application)
+        return {"User": user_json(user), "Application": name, "Revoked": revoked}
 
     @expose("POST", right="users:write", max_length={**TEXT, "groups": 2000}, statuses=WRITE)
     def invite(self, email: str | None, groups: str | None) -> dict[str, Any]:

@@ -149,6 +149,20 @@ def session_json(info: LoginSessionInfo, current_hash: str | None) -> dict[str, 
     }
 
 
+def admin_session_json(info: LoginSessionInfo) -> dict[str, object]:
+    """A user's login session as an administrator sees it (``Users/sessions``, the CLI,
+    the console): named by its ``Session`` reference, the OpenID Connect ``sid`` — never
+    the token or its hash — for ``Users/endSession``."""
+    return {
+        "Session": info.sid,
+        "Created": info.created_at.isoformat(),
+        "LastSeen": info.last_seen_at.isoformat(),
+        "Expires": info.expires_at.isoformat(),
+        "IP": info.ip,
+        "UserAgent": info.user_agent,
+    }
+
+
 def invitation_json(invitation: Invitation, groups: list[str], now: datetime) -> dict[str, Any]:
     """An invitation as administrators see it (never its link)."""
     return {

@@ -12,6 +12,7 @@ import click
 from rich.progress import Progress
 from sqlalchemy import select
 
+from passport.api.shapes import admin_session_json
 from passport.api.shapes import factors_json
 from passport.api.shapes import invitation_json
 from passport.api.shapes import user_json
@@ -42,12 +43,25 @@ def user_group() -> None:
 @click.argument("username")
 @click.option("--email", help="Email address.")
 @click.option("--display-name", help="Name shown to people.")
+@click.option(
+    "--address-confirmed",
+    is_flag=True,
+    help="Take the email address as confirmed (no link is sent to it).",
+)
 @pass_cli
-def user_add(cli: Cli, username: str, email: str | None, display_name: str | None) -> None:
+def user_add(
+    cli: Cli,
+    username: str,
+    email: str | None,
+    display_name: str | None,
+    address_confirmed: bool,
+) -> None:
     """Create USERNAME (password prompted twice)."""
     password = prompt_password()
     with cli.transaction() as db:
-        user = cli.administration(db).create_user(username, password, email, display_name)
+        user = cli.administration(db).create_user(
+            username, password, email, display_name, confirm_address=not address_confirmed
+        )
     say(f"user '{user.username}' created with id {user.id}")
 
 
@@ -138,6 +152,42 @@ def user_logout_all(cli: Cli, username: str) -> None:
     with cli.transaction() as db:
         user, ended = cli.administration(db).logout_everywhere(username)
     say(f"{ended} session(s) of '{user.username}' ended")
+
+
+@user_group.command("sessions")
+@click.argument("username")
+@json_option
+@pass_cli
+def user_sessions(cli: Cli, username: str, as_json: bool) -> None:
+    """List USERNAME's live sessions, each with the reference `end-session` takes."""
+    with cli.transaction() as db:
+        _user, found = cli.administration(db).user_sessions(username)
+        rows = [admin_session_json(s) for s in found]
+    emit(rows, as_json, ["Session", "Created", "LastSeen", "IP", "UserAgent"])
+
+
+@user_group.command("end-session")
+@click.argument("username")
+@click.argument("session")
+@pass_cli
+def user_end_session(cli: Cli, username: str, session: str) -> None:
+    """End one session of USERNAME (SESSION: its reference from `user sessions`); the
+    applications signed in through it are told."""
+    with cli.transaction() as db:
+        user, _ended = cli.administration(db).end_session(username, session)
+    say(f"that session of '{user.username}' ended")
+
+
+@user_group.command("revoke-app")
+@click.argument("username")
+@click.argument("application")
+@pass_cli
+def user_revoke_app(cli: Cli, username: str, application: str) -> None:
+    """End USERNAME's access to APPLICATION: their tokens, codes and consent there (the
+    application is told); their other access stays."""
+    with cli.transaction() as db:
+        user, name, revoked = cli.administration(db).revoke_application(username, application)
+    say(f"access of '{user.username}' to '{name}' ended ({revoked} token(s) revoked)")
 
 
 @user_group.command("factors")

@@ -34,6 +34,7 @@ from passport.services.accounts import Caller
 from passport.services.administration import Administration
 from passport.services.factors import Level
 from passport.services.factors import level_of
+from passport.services.factors import needed
 from passport.services.factors import reading
 from passport.services.policy import APPS_WRITE
 from passport.services.policy import GROUPS_WRITE
@@ -78,8 +79,21 @@ class ConsoleBase(render.Page):
             return render.error_page(
                 "The admin console is for holders of Passport's own rights.", status=403
             )
-        owed = reading(self.settings, self.services.throttle, ctx.db).sign_in_level(user.id)
+        factors = reading(self.settings, self.services.throttle, ctx.db)
+        owed = factors.sign_in_level(user.id)
         if level_of(session.amr) < owed:
+            if needed(factors.summary(user.id), session.amr, owed) == "enrol":
+                # No factor that proves what is owed: /login/enrol enrols only on a sign-in
+                # that proved what the user's sign-ins owe (Factors.ensure_recent), which
+                # this session never did.  A new sign-in asks for the enrolment after the
+                # password; the page says so rather than sending them round in a circle.
+                return self.form(
+                    request,
+                    "console_enrol_first.html",
+                    403,
+                    next="/login?" + urlencode({"next": here}),
+                    passkey=owed >= Level.PASSKEY,
+                )
             if owed < Level.PASSKEY:
                 return redirect("/login/verify?" + urlencode({"next": here}))
             return render.error_page("Sign in with a passkey to administer Passport.", status=403)

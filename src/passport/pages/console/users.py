@@ -1,12 +1,12 @@
-"""The console's users: search, a user's page and the actions on them."""
+"""The console's users: search, create, a user's page and the actions on them."""
 
 from __future__ import annotations
 
 from werkzeug import Request
 from werkzeug import Response
 
+from passport.api.shapes import admin_session_json
 from passport.api.shapes import factors_json
-from passport.api.shapes import session_json
 from passport.pages import render
 from passport.pages.console.base import AUDIT_READ
 from passport.pages.console.base import PAGE_SIZE
@@ -20,11 +20,23 @@ from passport.services.administration import Administration
 from passport.services.policy import USERS_READ
 from passport.web.context import RequestContext
 
-USER_ACTIONS = ("disable", "enable", "logout", "reset-factors", "reset-password", "delete")
+USER_ACTIONS = (
+    "disable",
+    "enable",
+    "logout",
+    "end-session",
+    "revoke-app",
+    "update",
+    "reset-factors",
+    "reset-password",
+    "delete",
+)
+# What the list's "Show" chooses: the filters of listings.search_users.
+STATES = ("", "enabled", "disabled", "unverified", "nomfa")
 
 
 class UserScreens(ConsoleBase):
-    """The console's users: search, a user's page and the actions on them."""
+    """The console's users: search, create, a user's page and the actions on them."""
 
     # -- users -------------------------------------------------------------------------
     def users(self, request: Request) -> Response:
@@ -32,12 +44,31 @@ class UserScreens(ConsoleBase):
             if not admin.may(USERS_READ):
                 return render.error_page("Reading users needs users:read.", status=403)
             notice = ""
+            if request.method == "POST" and params.get("action") == "create":
+                # Administration.create_user decides (the API's Users/create); the address
+                # is to be confirmed by mail unless the administrator vouches for it.
+                user = self._administration(ctx, admin).create_user(
+                    params.get("username"),
+                    params.get("password"),
+                    params.get("email") or None,
+                    params.get("displayname") or None,
+                    confirm_address=params.get("address") != "confirmed",
+                )
+                return self._screen(
+                    request,
+                    "console_done.html",
+                    admin,
+                    notice=f"User {user.username} created.",
+                    back=f"/admin/user?id={user.id}",
+                )
             if request.method == "POST":  # an invitation (Administration.invite decides)
                 groups = [g.strip() for g in (params.get("groups") or "").split(",") if g.strip()]
                 invitation = self._administration(ctx, admin).invite(params.get("email"), groups)
                 notice = f"An invitation is on its way to {invitation.email}."
             q = (params.get("q") or "").strip()
             state = params.get("state") or ""
+            if state not in STATES:
+                raise invalid("Show must be one of the listed choices.", "state")
             offset = offset_of(params.get("offset"))
             found = listings.search_users(
                 ctx.db,
@@ -47,6 +78,7 @@ class UserScreens(ConsoleBase):
                 PAGE_SIZE,
                 "username",
                 unverified=state == "unverified",
+                without_second_factor=state == "nomfa",
             )
             return self._screen(
                 request,
@@ -87,10 +119,7 @@ class UserScreens(ConsoleBase):
                         request, "console_done.html", admin, notice=notice, back="/admin/users"
                     )
             target, factors = administration.user_factors(ref)  # checks users:read
-            sessions = [
-                session_json(s, None)
-                for s in self.services.sessions.list_for_user(target.id, ctx.now)
-            ]
+            _, sessions = administration.user_sessions(str(target.id))
             events = (
                 listings.audit_events(ctx.db, username=target.username, limit=10).items
                 if admin.may(AUDIT_READ)
@@ -103,7 +132,9 @@ class UserScreens(ConsoleBase):
                 target=target,
                 groups=listings.group_names_of(ctx.db, target.id),
                 factors=factors_json(factors),
-                sessions=sessions,
+                sessions=[admin_session_json(s) for s in sessions],
+                permissions=listings.user_permissions(ctx.db, target.id),
+                applications=listings.user_applications(ctx.db, target.id, ctx.now),
                 events=events,
                 notice=notice,
                 actions=USER_ACTIONS,
@@ -127,6 +158,22 @@ class UserScreens(ConsoleBase):
         if action == "logout":
             user, ended = administration.logout_everywhere(ref)
             return f"{ended} session(s) of {user.username} ended.", ref
+        if action == "end-session":
+            user, _ = administration.end_session(ref, params.get("session"))
+            return f"That session of {user.username} ended.", ref
+        if action == "revoke-app":
+            user, name, revoked = administration.revoke_application(ref, params.get("application"))
+            return (
+                f"{user.username}'s access to {name} ended ({revoked} token(s) revoked, "
+                "consent forgotten).",
+                ref,
+            )
+        if action == "update":
+            # A field left out is unchanged; an empty address removes it (Users/update).
+            user = administration.update_user(
+                ref, email=params.get("email"), display_name=params.get("displayname")
+            )
+            return f"The profile of {user.username} is saved.", ref
         if action == "reset-factors":
             user, removed, ended = administration.reset_factors(ref)
             what = ", ".join(removed.methods()) or "none"
