@@ -120,7 +120,44 @@ def _invite_bob(h: Harness) -> None:
         )
 
 
+ALICE_SID = "alice-session-sid-0001"
+
+
+def _name_alices_session(h: Harness) -> None:
+    """alice's session (and the tokens made in it) get a known ``sid``: the reference
+    both doors name it by (a new world makes a new random one).  It is alive both on the
+    harness's clock and on the real one the CLI reads."""
+    from datetime import UTC
+    from datetime import datetime
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    real = datetime.now(UTC)
+    with h.app.services.db.session(write=True) as db, db.begin():
+        alice = directory.get_user(db, "alice").id
+        db.execute(
+            update(LoginSession)
+            .where(LoginSession.user_id == alice)
+            .values(
+                sid=ALICE_SID,
+                last_seen_at=max(real, h.clock()),
+                expires_at=max(real, h.clock()) + timedelta(days=1),
+            )
+        )
+        db.execute(update(OAuthToken).where(OAuthToken.user_id == alice).values(sid=ALICE_SID))
+
+
 OPERATIONS = {
+    "end one session of a user": Operation(
+        ("/Users/endSession", {"username": "alice", "session": ALICE_SID}),
+        ("user", "end-session", "alice", ALICE_SID),
+        before=_name_alices_session,
+    ),
+    "revoke a user's access to one application": Operation(
+        ("/Users/revokeApplication", {"username": "alice", "application": "Wiki"}),
+        ("user", "revoke-app", "alice", "Wiki"),
+    ),
     "invite a person into a group": Operation(
         ("/Users/invite", {"email": "bob@example.com", "groups": "Editors"}),
         ("user", "invite", "bob@example.com", "--group", "Editors"),
