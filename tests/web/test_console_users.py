@@ -159,13 +159,13 @@ def test_an_administrator_creates_a_user_through_users_create(factory: Any, back
     assert user_row(h, "erin") is None
     # The API's Users/create, the same operation: confirmAddress false vouches, left out
     # asks for the confirmation as before.
-    for name, given, confirmed in (
+    for name, extra, confirmed in (
         ("frank", {"confirmAddress": "false"}, True),
         ("gina", {}, False),
     ):
         made = helpdesk.post(
             "/Users/create",
-            data={"username": name, "password": STRONG, "email": f"{name}@example.com", **given},
+            data={"username": name, "password": STRONG, "email": f"{name}@example.com", **extra},
         )
         assert made.status_code == 200, made.get_data(as_text=True)
         assert body(made)["Data"]["User"]["EmailVerified"] is confirmed
