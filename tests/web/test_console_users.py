@@ -495,7 +495,7 @@ def test_the_listing_agrees_with_the_permission_check(
         for g in memberships:
             db.add(GroupMember(group_id=groups[g].id, user_id=user.id))
         db.flush()
-        shown = {a.application_id: a for a in listings.permissions_of(db, user.id)}
+        shown = {a.application_id: a for a in listings.user_permissions(db, user.id)}
         for app, perms in apps:
             counted = sorted(
                 p.name
