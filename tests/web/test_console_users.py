@@ -642,3 +642,11 @@ def test_hostile_input_to_the_new_forms_never_breaks_the_console(
         assert answer.status_code in (302, 400, 403)  # to /login, or refused before
     if answer.status_code >= 400 or anonymous:
         assert unexpected_writes(h, before, table_fingerprints(h)) == {}
+
+
+def test_the_users_page_has_each_form_once_and_a_plain_title(h: Harness) -> None:
+    writer = h.administrator("root", "admin")
+    text = writer.get("/admin/users").get_data(as_text=True)
+    assert "<title>Users · Passport admin</title>" in text
+    assert re.findall(r"<h1>[^<]*</h1>", text) == ["<h1>Users</h1>"]
+    assert text.count('id="new-username"') == 1
