@@ -127,7 +127,15 @@ def fits(page: Any) -> None:
     overflow = page.evaluate(
         """() => {
         const out = [];
-        if (document.documentElement.scrollWidth > window.innerWidth) out.push("page");
+        if (document.documentElement.scrollWidth > window.innerWidth) {
+          out.push("page");
+          for (const el of document.querySelectorAll("main *")) {
+            if (el.closest(".scroll")) continue;
+            if (el.getBoundingClientRect().right > window.innerWidth + 0.5) {
+              out.push("wide: " + el.outerHTML.slice(0, 80));
+            }
+          }
+        }
         const box = document.querySelector("main").getBoundingClientRect();
         for (const el of document.querySelectorAll(
             "input:not([type=hidden]), button, select, textarea")) {
@@ -292,7 +300,7 @@ def test_an_administrator_runs_passport_from_the_console(
     page.locator("#new-displayname").fill("Alice Example")
     page.locator("#new-password").fill(STRONG)
     admin.button("Create the user")
-    page.get_by_role("heading", name="alice").wait_for()
+    admin.notice("User alice created.")
     nav.get_by_role("link", name="Groups").click()
     page.get_by_role("link", name="Editors").click()
     page.get_by_label("Add a member (username)").fill("alice")
@@ -353,6 +361,7 @@ def test_an_administrator_runs_passport_from_the_console(
     nav.get_by_role("link", name="Users").click()
     page.get_by_label("Search (username, email, name)").fill("ali")
     admin.button("Search")
+    admin.shoot("users")
     page.get_by_role("link", name="alice", exact=True).click()
     page.get_by_role("heading", name="Sessions").wait_for()
     admin.shoot("user")
@@ -367,7 +376,7 @@ def test_an_administrator_runs_passport_from_the_console(
 
     # What the audit log, the keys and the health screens show of it.
     nav.get_by_role("link", name="Audit log").click()
-    page.get_by_label("Event").fill("user_disable")
+    page.get_by_label("Event", exact=True).fill("user_disable")
     admin.button("Filter")
     page.get_by_role("cell", name="user_disable").first.wait_for()
     admin.shoot("audit")
@@ -384,3 +393,62 @@ def test_an_administrator_runs_passport_from_the_console(
     problems = accessibility_violations(chromium, admin)
     assert problems == {}, json.dumps(problems, indent=1, ensure_ascii=False)
     admin.publish()
+
+
+def test_a_reader_sees_no_write_control_and_a_forged_post_is_refused(
+    deployment: Deployment, chromium: Any, tmp_path: Path
+) -> None:
+    deployment.cli("admin", "create", "root", stdin=f"{ROOT_PASSWORD}\n{ROOT_PASSWORD}\n")
+    admin = open_console(chromium, deployment, tmp_path)
+    page = admin.page
+    admin.go("/admin")
+    admin.sign_in("root", ROOT_PASSWORD)
+    page.wait_for_url(f"{deployment.base}/admin")
+    nav = page.get_by_role("navigation", name="Console")
+
+    # A helpdesk reader: a user in a group granted Passport's users:read (an admin may).
+    nav.get_by_role("link", name="Users").click()
+    for name in ("helpdesk", "bob"):
+        page.locator("#new-username").fill(name)
+        page.locator("#new-password").fill(STRONG)
+        admin.button("Create the user")
+        admin.notice(f"User {name} created.")
+        nav.get_by_role("link", name="Users").click()
+    nav.get_by_role("link", name="Groups").click()
+    page.get_by_label("Name", exact=True).fill("Helpdesk")
+    admin.button("Create the group")
+    page.get_by_role("link", name="Helpdesk").click()
+    page.get_by_label("Add a member (username)").fill("helpdesk")
+    admin.button("Add")
+    admin.notice("helpdesk added to Helpdesk.")
+    page.locator("#gapplication").fill("Passport")
+    page.locator("#gpermission").fill("users:read")
+    admin.button("Grant")
+    admin.notice("users:read")
+
+    reader = open_console(chromium, deployment, tmp_path)
+    reader.go("/admin/users")
+    reader.sign_in("helpdesk", STRONG)
+    reader.page.wait_for_url(f"{deployment.base}/admin/users")
+    assert reader.page.locator("#new-username").count() == 0
+    reader.page.get_by_role("link", name="bob", exact=True).click()
+    reader.page.get_by_role("heading", name="Sessions").wait_for()
+    assert reader.page.get_by_role("heading", name="Actions").count() == 0
+    assert reader.page.locator("main form[method=post]").count() == 0
+    reader_nav = reader.page.get_by_role("navigation", name="Console")
+    assert reader_nav.get_by_role("link", name="Applications").count() == 0
+    assert reader_nav.get_by_role("link", name="Keys").count() == 0
+
+    # A POST forged with the reader's own CSRF token and cookies: the operation refuses.
+    bob = reader.page.url.split("id=")[1]
+    csrf = next(c["value"] for c in reader.page.context.cookies() if c["name"] == "passport_csrf")
+    forged = reader.page.context.request.post(
+        f"{deployment.base}/admin/user",
+        form={"csrf": csrf, "id": bob, "action": "disable"},
+        headers={"Origin": deployment.base},
+    )
+    assert forged.status == 403, forged.text()
+    page.goto(f"{deployment.base}/admin/user?id={bob}")
+    assert page.get_by_role("button", name="Disable (ends every session and token)").count() == 1
+    admin.assert_clean()
+    reader.assert_clean()
