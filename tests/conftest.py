@@ -258,6 +258,8 @@ EMPTIED = (
     "device_authorizations",
     "pending_authorizations",
     "pushed_authorization_requests",
+    "forward_auth_hosts",
+    "application_sign_in_groups",
     "resource_clients",
     "application_resources",
     "logout_notifications",

@@ -410,3 +410,38 @@ def _id_of(engine: Engine, username: str) -> int:
                 text("SELECT id FROM users WHERE username = :u"), {"u": username}
             ).scalar_one()
         )
+
+
+def test_0024_applications_admit_anyone_and_guard_no_host_and_go_back_down(
+    blank_database: Backend,
+) -> None:
+    """Every application existing before 0024 lets anyone sign in, as it did; the
+    forward-auth tables start empty; the downgrade takes it all away again."""
+    engine = create_engine(blank_database.url)
+    try:
+        migrate.upgrade(engine, "0023")
+        with engine.connect() as conn:
+            before = conn.execute(text("SELECT count(*) FROM applications")).scalar_one()
+        migrate.upgrade(engine, "0024")
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT sign_in_policy, sign_in_permission, forward_auth_rules"
+                    " FROM applications"
+                )
+            ).all()
+            assert len(rows) == before >= 1
+            assert set(rows) == {("anyone", None, "[]")}
+            for table in ("application_sign_in_groups", "forward_auth_hosts"):
+                assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+        _downgrade(engine, "0023")
+        with engine.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("applications")}
+            assert not columns & {"sign_in_policy", "sign_in_permission", "forward_auth_rules"}
+            assert not {"application_sign_in_groups", "forward_auth_hosts"} & set(
+                inspect(conn).get_table_names()
+            )
+        migrate.upgrade(engine)
+        assert migrate.is_current(engine)
+    finally:
+        engine.dispose()

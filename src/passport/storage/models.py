@@ -102,6 +102,23 @@ class Application(Base):
     # "default" (the server's ``mfa_policy``), "optional", "mfa" or "passkey"
     # (:mod:`passport.services.factors`).
     mfa_policy: Mapped[str] = mapped_column(String(16), default="default")
+    # Who may sign in to it (migration 0024; :mod:`passport.services.access` decides):
+    # "anyone", "groups" (members of ``sign_in_group_rows``' groups) or "permission"
+    # (holders of its permission named ``sign_in_permission``).
+    sign_in_policy: Mapped[str] = mapped_column(String(16), default="anyone")
+    sign_in_permission: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # Forward-auth path rules, each "<path pattern> <permission>" (migration 0024).
+    forward_auth_rules: Mapped[list[str]] = mapped_column(JSONList, default=list)
+    sign_in_group_rows: Mapped[list[ApplicationSignInGroup]] = relationship(
+        cascade="all, delete-orphan", lazy="select", passive_deletes=True
+    )
+    # The host names of the site it is, when Passport guards it at a reverse proxy.
+    forward_auth_host_rows: Mapped[list[ForwardAuthHost]] = relationship(
+        cascade="all, delete-orphan",
+        lazy="select",
+        order_by="ForwardAuthHost.host",
+        passive_deletes=True,
+    )
     # RFC 8707 §2 resource identifiers: the APIs this application serves as a resource
     # server (migration 0015), each unique across applications (one resource, one RS).
     # Loaded when read (not with every application: client authentication needs none).
@@ -165,6 +182,33 @@ class ApplicationResource(Base):
         Integer, ForeignKey("applications.id", ondelete="CASCADE"), index=True
     )
     uri: Mapped[str] = mapped_column(Text)
+
+
+class ApplicationSignInGroup(Base):
+    """A group whose members may sign in to an application whose ``sign_in_policy`` is
+    "groups".  Both sides cascade: no row outlives its group or application."""
+
+    __tablename__ = "application_sign_in_groups"
+
+    application_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("applications.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class ForwardAuthHost(Base):
+    """A host name (lower case, ``host`` or ``host:port``) of a site Passport guards at a
+    reverse proxy (forward-auth); one application each (the primary key), and the only
+    hosts a forward-auth sign-in may return to."""
+
+    __tablename__ = "forward_auth_hosts"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    application_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("applications.id", ondelete="CASCADE"), index=True
+    )
 
 
 class ApplicationResourceClient(Base):
