@@ -1,0 +1,83 @@
+"""Who may sign in to an application: the one decision behind every door that admits a
+user to one.
+
+An application's ``sign_in_policy`` (migration 0024) is ``anyone`` (the default:
+every enabled user), ``groups`` (members of the groups listed for it,
+``application_sign_in_groups``) or ``permission`` (holders of its permission named
+``sign_in_permission``, directly or through a group — :mod:`passport.services.permissions`
+decides, so ``admin`` of Passport's own application counts there as everywhere).
+A disabled user or a disabled application is never admitted, and a policy this code
+does not know admits nobody (fail closed: a value written by a newer version, or by
+hand).
+
+Every path that admits a user to an application asks :func:`admission` — the OpenID
+Connect authorization endpoint, the token endpoint's code, refresh and device grants,
+``Client/validateSession``, forward-auth — and only it: the API, the CLI and the
+console show and change the policy, they never decide.  Read fresh on each call (one
+statement), so a user removed from a group gets no new tokens from the next request on.
+Whether the sign-in was strong enough (a second factor) is the application's
+``mfa_policy``, decided apart by :mod:`passport.services.factors`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import exists
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from passport.services import permissions
+from passport.storage.models import Application
+from passport.storage.models import ApplicationSignInGroup
+from passport.storage.models import GroupMember
+from passport.storage.models import User
+
+ANYONE = "anyone"
+GROUPS = "groups"
+PERMISSION = "permission"
+POLICIES = (ANYONE, GROUPS, PERMISSION)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Whether a user may sign in to an application, and if not, why — in words fit for
+    the user's page and the audit record (names no group or permission: a refused user
+    learns nothing of how the application is configured)."""
+
+    allowed: bool
+    reason: str = ""
+
+
+ADMITTED = Admission(True)
+NOT_ALLOWED = Admission(False, "Your account may not sign in to this application.")
+UNAVAILABLE = Admission(False, "This application is not available.")
+
+
+def admission(db: Session, app: Application, user: User) -> Admission:
+    """May ``user`` sign in to ``app`` now?"""
+    if not app.enabled:
+        return UNAVAILABLE
+    if user.disabled:
+        return NOT_ALLOWED
+    policy = app.sign_in_policy
+    if policy == ANYONE:
+        return ADMITTED
+    if policy == GROUPS:
+        member = db.scalar(
+            select(
+                exists().where(
+                    GroupMember.user_id == user.id,
+                    GroupMember.group_id.in_(
+                        select(ApplicationSignInGroup.group_id).where(
+                            ApplicationSignInGroup.application_id == app.id
+                        )
+                    ),
+                )
+            )
+        )
+        return ADMITTED if member else NOT_ALLOWED
+    if policy == PERMISSION and app.sign_in_permission:
+        held = permissions.granted(db, user.id, app.id, app.sign_in_permission)
+        return ADMITTED if held else NOT_ALLOWED
+    return NOT_ALLOWED
