@@ -33,6 +33,8 @@ from typing import Any
 import pytest
 import requests
 
+from browser_support import BROWSER_MARKS
+from browser_support import chromium as chromium
 from oidc_support import KEK
 from provision import Backend
 
@@ -40,13 +42,7 @@ from conftest import _empty_tables
 from conftest import free_port
 from support import STRONG
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.live,
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
-]
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+pytestmark = BROWSER_MARKS
 ROOT = Path(__file__).resolve().parent.parent
 AXE = ROOT / "tests" / "clients" / "node_modules" / "axe-core" / "axe.min.js"
 PICTURES = ROOT / "docs" / "console"
@@ -180,16 +176,6 @@ def accessibility_violations(browser: Any, console: Console) -> dict[str, list[s
     finally:
         context.close()
     return found
-
-
-@pytest.fixture
-def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @dataclass

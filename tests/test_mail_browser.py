@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any
 import pytest
 import requests
 
+from browser_support import BROWSER_MARKS
+from browser_support import chromium as chromium
 from smtp_support import SinkFactory
 from smtp_support import SmtpSink
 from smtp_support import links
@@ -30,13 +31,7 @@ from smtp_support import smtp_sink as smtp_sink
 
 from support import STRONG
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.live,
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
-]
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+pytestmark = BROWSER_MARKS
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 WIDTH = 1024
@@ -121,16 +116,6 @@ def _layout_fits(page: Any) -> None:
     }"""
     )
     assert overflow == [], overflow
-
-
-@pytest.fixture
-def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @dataclass

@@ -34,6 +34,8 @@ import pyotp
 import pytest
 import requests
 
+from browser_support import BROWSER_MARKS
+from browser_support import chromium as chromium
 from oidc_support import KEK
 from oidc_support import PASSWORD
 from oidc_support import seed
@@ -42,13 +44,7 @@ from provision import Backend
 from conftest import _empty_tables
 from conftest import free_port
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.live,
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
-]
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+pytestmark = BROWSER_MARKS
 ROOT = Path(__file__).resolve().parent.parent.parent
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 AUTHENTICATOR = {  # a platform authenticator holding passkeys, with user verification
@@ -199,16 +195,6 @@ def passport(
     request: pytest.FixtureRequest, backends: dict[str, Backend], live_server: Any
 ) -> tuple[str, str]:
     return start_passport(backends, live_server, request.param)
-
-
-@pytest.fixture
-def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def open_tab(browser: Any, base: str, width: int = 1024) -> Tab:

@@ -1,19 +1,8 @@
-"""What every screen of the admin console shares: the guard, the request scope, paging.
-
-One more adapter over the same operations as the API and the CLI
-(:class:`passport.services.administration.Administration`, the read-only listings of
-:mod:`passport.services.listings`): every rule — who may act on whom, what ends when a
-user is disabled, what is audited — is theirs; the console parses a form, calls one
-operation and shows the result.
-
-Who may use it: a signed-in user holding any of Passport's own rights (``admin``,
-``users:read``, ``users:write``, ``groups:write``, ``apps:write``, ``audit:read``), with a
-session that proved what their sign-ins owe now (the step-up of the API's Number 8: sent
-to ``/login/verify`` and back).  Each screen needs its read right, each action its write
-right — checked by the operation itself, so a forged POST from a reader is refused (403)
-whatever the page showed.  Pages have the hosted pages' CSP (no script, but the audit
-page's live tail: :mod:`.audit`), CSRF defence on every POST and no caching.
-"""
+"""What every screen of the admin console shares: the guard (:meth:`ConsoleBase._admin`:
+who may use the console at all, the step-up), the request's scope and transaction
+(:meth:`ConsoleBase._run`), the page with the console's frame and, on the two pages that
+use it, its script (:meth:`ConsoleBase._screen`), paging.  What the console is and what
+it decides: :mod:`passport.pages.console`."""
 
 from __future__ import annotations
 
