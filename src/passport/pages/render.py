@@ -61,6 +61,19 @@ SCRIPT_PAGE_CSP = (
     f"style-src 'sha256-{CSS_HASH}'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
+
+
+def console_csp(origin: str) -> str:
+    """The CSP of the console's two script pages: the console's script by its exact URL
+    on Passport's origin (CSP 3 §6.7.2.9: a source with a path matches that file), not
+    ``'self'``, which would also run any other script-shaped answer of Passport's — a
+    JSONP call names a function of its caller's choosing — should the page ever carry an
+    injected ``<script>``."""
+    return SCRIPT_PAGE_CSP.replace(
+        "script-src 'self'", f"script-src {origin.rstrip('/')}{CONSOLE_JS_URL}"
+    )
+
+
 CSRF_COOKIE = "passport_csrf"
 _CSRF_LENGTH = 43  # secrets.token_urlsafe(32)
 FORM_EXPIRED = "The form expired; please try again."

@@ -71,10 +71,12 @@ from passport.storage.models import Application
 from passport.storage.models import EmailLink
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
+from passport.storage.models import GroupPermission
 from passport.storage.models import Invitation
 from passport.storage.models import InvitationGroup
 from passport.storage.models import Permission
 from passport.storage.models import User
+from passport.storage.models import UserPermission
 
 MAX_DESCRIPTION = 2000
 MAX_OVERLAP_SECONDS = 30 * 86400
@@ -150,16 +152,21 @@ class Administration:
             ensure_may_act_on(self.db, self.actor, target, source)
 
     def _may_lift_mfa_rule(self, group: Group) -> None:
-        """Lifting a group's "require MFA" (switching it off, deleting the group) acts on
-        every member: nobody may weaken the sign-in of someone holding rights they lack
-        (an administrator kept in a group that requires MFA)."""
+        """Lifting a group's "require MFA" (switching it off) acts on every member:
+        nobody may weaken the sign-in of someone holding rights they lack (an
+        administrator kept in a group that requires MFA)."""
+        self._may_act_on_members(group, "requireMfa")
+
+    def _may_act_on_members(self, group: Group, source: str) -> None:
+        """A change that takes something from every member of ``group`` (its rule, its
+        grants) acts on each of them: the escalation rule for every member."""
         members = self.db.scalars(
             select(User)
             .join(GroupMember, GroupMember.user_id == User.id)
             .where(GroupMember.group_id == group.id)
         )
         for member in members:
-            ensure_may_act_on(self.db, self.actor, member, "requireMfa")
+            ensure_may_act_on(self.db, self.actor, member, source)
 
     def _end_access(self, user: User) -> int:
         return end_user_access(
@@ -557,8 +564,9 @@ class Administration:
         ensure_right(self.actor, GROUPS_WRITE)
         group = self._group(ref)
         self._may_change(GROUPS_WRITE, (group, "group"))
-        if group.require_mfa:
-            self._may_lift_mfa_rule(group)
+        # Its members lose what it gave them (and its second-factor rule): deleting it
+        # acts on each of them, under the escalation rule.
+        self._may_act_on_members(group, "group")
         name = group.name
         self.db.delete(group)
         self.db.flush()
@@ -851,6 +859,10 @@ class Administration:
         ensure_right(self.actor, APPS_WRITE)
         app = self._application(ref)
         self._may_change(APPS_WRITE, (app, "application"))
+        # Two posts of one form at once: the second waits here for the first to commit and
+        # then compares the stamp with the secret the first made (a review found both
+        # rotating, each showing a secret, one of them already dead).
+        self.db.refresh(app, with_for_update=True)
         if expected is not None and not hmac.compare_digest(
             expected.encode("utf-8", "surrogatepass"),
             clients.secret_stamp(app).encode("ascii"),
@@ -909,6 +921,25 @@ class Administration:
         app = self._application(application)
         target = self._permission(app, permission)
         self._may_change(APPS_WRITE, (app, "application"), (target, "permission"))
+        # Whoever holds it loses it: the escalation rule for each user granted it and for
+        # each group (a delegate may not take an administrator's grant away this way when
+        # revoking it from them is refused).
+        holders: list[Target] = [
+            *self.db.scalars(
+                select(User)
+                .join(UserPermission, UserPermission.user_id == User.id)
+                .where(UserPermission.permission_id == target.id)
+            ),
+            *self.db.scalars(
+                select(Group)
+                .join(GroupPermission, GroupPermission.group_id == Group.id)
+                .where(GroupPermission.permission_id == target.id)
+            ),
+        ]
+        for holder in holders:
+            ensure_may_act_on(self.db, self.actor, holder, "permission")
+            if isinstance(holder, Group):
+                self._may_act_on_members(holder, "permission")
         name = target.name
         directory.delete_permission(self.db, target)
         self._audit("permission_delete", application=app.name, name=name)

@@ -123,8 +123,26 @@ def refusal(
 Target = User | Group | Application | Permission
 
 
+def hold_rights_still(db: Session) -> None:
+    """Serialise the decisions of the escalation rule with the changes they depend on.
+
+    The rule reads the rights a target holds now; an administrator's change that raises
+    them (a grant, a membership) could otherwise commit between that read and the
+    operation's own commit — a delegate's password reset checked while the user held
+    nothing, committed after they were made an administrator (a race an outside review
+    won on PostgreSQL).  Every check of the rule and every change that goes through it
+    first locks one row, Passport's own application (``FOR UPDATE``, held to the end of
+    the transaction); under READ COMMITTED the check that follows sees whatever the
+    transaction it waited for committed.  SQLite needs nothing: its writers already run
+    one at a time (``BEGIN IMMEDIATE``).  Administrative writes are rare; queuing them
+    costs nothing the users of Passport feel (sign-ins and tokens never take this lock)."""
+    db.execute(select(Application.id).where(Application.id == PASSPORT_APP_ID).with_for_update())
+
+
 def ensure_may_act_on(db: Session, actor: Actor, target: Target, source: str) -> None:
-    """Raise a 403 ClientError unless ``actor`` may change ``target`` (see the module)."""
+    """Raise a 403 ClientError unless ``actor`` may change ``target`` (see the module);
+    decided under :func:`hold_rights_still`."""
+    hold_rights_still(db)
     if isinstance(target, User):
         kind, name = "user", target.username
         reason = refusal(actor.rights, rights_of_user(db, target.id))

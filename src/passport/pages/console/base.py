@@ -140,7 +140,7 @@ class ConsoleBase(render.Page):
                 "console_js": render.CONSOLE_JS_URL,
                 "console_js_integrity": render.CONSOLE_JS_INTEGRITY,
             }
-        return self.form(
+        response = self.form(
             request,
             name,
             status,
@@ -149,6 +149,11 @@ class ConsoleBase(render.Page):
             may=admin.may,
             **values,
         )
+        if script:
+            response.headers["Content-Security-Policy"] = render.console_csp(
+                self.settings.issuer or request.host_url
+            )
+        return response
 
     def _named_list(
         self,
