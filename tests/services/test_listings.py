@@ -1,6 +1,6 @@
-"""The listings' paging (``listings.page_of``) on every database: a filtered page is
-found and counted in one statement (a window count), an unfiltered one by two; both
-must give the page and the total a plain Python reading of the same rows gives —
+"""The listings' paging (``listings.page_of``) on every database: a searched page is
+found and counted in one statement (a window count), any other by two; both must give
+the page and the total a plain Python reading of the same rows gives —
 including a page past the end, the last partial page, and either sort order."""
 
 from __future__ import annotations
