@@ -89,3 +89,18 @@ def test_a_page_past_the_end_still_counts_the_matches(people: Harness) -> None:
     assert (beyond.items, beyond.total) == ([], 14)
     assert (nothing.items, nothing.total) == ([], 0)
     assert (everyone.items, everyone.total) == ([], 42)
+
+
+def test_the_dashboards_counts_are_the_filtered_listings_totals(people: Harness) -> None:
+    with people.app.services.db.session(write=True) as db, db.begin():
+        for user in listings.search_users(db, "bob", None, 0, 5).items:
+            user.email, user.email_key = f"{user.username}@example.com", f"{user.username}@x"
+            user.email_verified = user.username.endswith(("0", "2"))
+    with people.app.services.db.session() as db:
+        counts = listings.user_counts(db)
+        assert counts == listings.UserCounts(
+            listings.search_users(db).total,
+            listings.search_users(db, disabled=True).total,
+            listings.search_users(db, unverified=True).total,
+        )
+        assert (counts.users, counts.disabled, counts.unverified) == (42, 14, 3)

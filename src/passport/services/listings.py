@@ -121,6 +121,29 @@ def _count(db: Session, query: Select[Any]) -> int:
     return db.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
+@dataclass(frozen=True)
+class UserCounts:
+    """How many users there are, disabled, and with an unconfirmed address."""
+
+    users: int
+    disabled: int
+    unverified: int
+
+
+def user_counts(db: Session) -> UserCounts:
+    """The dashboard's counts in one scan of the users (three filtered counts, and the
+    page each would fetch, were three scans and three sorts)."""
+    unverified = and_(User.email.is_not(None), User.email_verified.is_(False))
+    row = db.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((User.disabled.is_(True), 1), else_=0)), 0),
+            func.coalesce(func.sum(case((unverified, 1), else_=0)), 0),
+        ).select_from(User)
+    ).one()
+    return UserCounts(int(row[0]), int(row[1]), int(row[2]))
+
+
 def search_users(
     db: Session,
     q: str | None = None,

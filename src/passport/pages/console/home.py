@@ -28,10 +28,11 @@ class HomeScreens(ConsoleBase):
         def screen(ctx: RequestContext, admin: Admin, params: dict[str, str]) -> Response:
             counts = {}
             if admin.may(USERS_READ) or admin.may(USERS_WRITE):
+                found = listings.user_counts(ctx.db)
                 counts = {
-                    "users": listings.search_users(ctx.db, limit=1).total,
-                    "disabled": listings.search_users(ctx.db, disabled=True, limit=1).total,
-                    "unverified": listings.search_users(ctx.db, unverified=True, limit=1).total,
+                    "users": found.users,
+                    "disabled": found.disabled,
+                    "unverified": found.unverified,
                 }
             chart = None
             if admin.may(AUDIT_READ):
