@@ -44,6 +44,9 @@ TEXT = {
     "resources": 12000,
     "resourceClients": 8000,
     "mfaPolicy": 16,
+    "signInPolicy": 16,
+    "signInGroups": 12000,
+    "signInPermission": 100,
     "username": 64,
     "group": 100,
     "sort": 32,
@@ -55,6 +58,19 @@ WRITE = (400, 401, 403, 404, 409)
 def _list(value: str | None) -> list[str] | None:
     """A list parameter: None (absent) leaves the list as it is; "" empties it."""
     return None if value is None else split_list(value)
+
+
+def group_names(value: str | None) -> list[str] | None:
+    """``signInGroups``: group names separated by commas or line breaks (a group's name
+    may hold a space, never a line break); None (absent) leaves the list as it is, ""
+    empties it."""
+    if value is None:
+        return None
+    return [
+        name.strip()
+        for name in value.replace("\r", "\n").replace(",", "\n").split("\n")
+        if name.strip()
+    ]
 
 
 class _AppAdmin(Controller):
@@ -84,6 +100,9 @@ class ApplicationsController(_AppAdmin):
         resources: str | None,
         resourceClients: str | None,
         mfaPolicy: str | None,
+        signInPolicy: str | None,
+        signInGroups: str | None,
+        signInPermission: str | None,
     ) -> dict[str, Any]:
         """Register an application; its client secret is in the answer, this once only.
         ``idTokenSignedResponseAlg`` (ES256 or RS256; absent: the server's ``signing_alg``)
@@ -98,7 +117,10 @@ class ApplicationsController(_AppAdmin):
         ``client_id`` of each confidential application that may get client credentials
         tokens for them (none: no client may).  ``mfaPolicy``: the second factor its
         sign-ins need, ``default`` (the server's ``mfa_policy``), ``optional``, ``mfa``
-        or ``passkey``."""
+        or ``passkey``.  Who may sign in: ``signInPolicy`` ``anyone`` (the default),
+        ``groups`` (members of ``signInGroups``, group names separated by commas or line
+        breaks) or ``permission`` (holders of ``signInPermission``, defined with the
+        application when it has none of that name)."""
         app, secret = self.administration().create_application(
             name,
             description=description,
@@ -117,6 +139,9 @@ class ApplicationsController(_AppAdmin):
             resources=split_list(resources),
             resource_clients=split_list(resourceClients),
             mfa_policy=mfaPolicy,
+            sign_in_policy=signInPolicy,
+            sign_in_groups=group_names(signInGroups),
+            sign_in_permission=signInPermission,
         )
         return {"Application": application_json(app), "ClientSecret": secret}
 
@@ -153,12 +178,19 @@ class ApplicationsController(_AppAdmin):
         resources: str | None,
         resourceClients: str | None,
         mfaPolicy: str | None,
+        signInPolicy: str | None,
+        signInGroups: str | None,
+        signInPermission: str | None,
     ) -> dict[str, Any]:
         """Change what is given; lists (``origins``, ``redirectUris``,
         ``postLogoutRedirectUris``, ``scopes``, ``resources``, ``resourceClients``)
         replace ("" empties); ``idTokenSignedResponseAlg`` "" goes back to the server's
         ``signing_alg``; ``deviceGrant`` switches the Device Authorization Grant (RFC 8628)
-        on or off; ``mfaPolicy`` as in ``Applications/create``."""
+        on or off; ``mfaPolicy`` as in ``Applications/create``; ``signInPolicy``,
+        ``signInGroups`` (replaces the list) and ``signInPermission`` (an existing
+        permission of the application; "" none) say who may sign in — the ``groups``
+        policy needs a group, the ``permission`` policy a permission; deleting them later
+        admits nobody (fail closed).  Passport's own application admits anyone (403)."""
         app = self.administration().update_application(
             application,
             name=name,
@@ -177,6 +209,9 @@ class ApplicationsController(_AppAdmin):
             resources=_list(resources),
             resource_clients=_list(resourceClients),
             mfa_policy=mfaPolicy,
+            sign_in_policy=signInPolicy,
+            sign_in_groups=group_names(signInGroups),
+            sign_in_permission=signInPermission,
         )
         return {"Application": application_json(app)}
 

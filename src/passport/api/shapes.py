@@ -47,6 +47,11 @@ def application_json(app: Application) -> dict[str, Any]:
         # the second factor its sign-ins need: "default" (the server's mfa_policy),
         # "optional", "mfa" or "passkey" (services/factors.py)
         "MfaPolicy": app.mfa_policy,
+        # who may sign in (services/access.py decides): "anyone", "groups" (members of
+        # SignInGroups) or "permission" (holders of SignInPermission, of this application)
+        "SignInPolicy": app.sign_in_policy,
+        "SignInGroups": app.sign_in_groups,
+        "SignInPermission": app.sign_in_permission,
         "Created": app.created_at.isoformat(),
     }
 

@@ -83,6 +83,25 @@ def app_group() -> None:
     type=click.Choice(APPLICATION_POLICIES, case_sensitive=False),
     help="Second factor its sign-ins need ('default': the server's mfa_policy).",
 )
+@click.option(
+    "--sign-in-policy",
+    metavar="anyone|groups|permission",
+    help="Who may sign in: anyone (default), members of --sign-in-group, or holders of "
+    "--sign-in-permission.",
+)
+@click.option(
+    "--sign-in-group",
+    "sign_in_groups",
+    multiple=True,
+    metavar="GROUP",
+    help="A group whose members may sign in (repeatable; the 'groups' policy).",
+)
+@click.option(
+    "--sign-in-permission",
+    metavar="PERMISSION",
+    help="Its permission whose holders may sign in (the 'permission' policy; defined with "
+    "the application).",
+)
 @json_option
 @pass_cli
 def add(
@@ -104,6 +123,9 @@ def add(
     resources: tuple[str, ...],
     resource_clients: tuple[str, ...],
     mfa_policy: str | None,
+    sign_in_policy: str | None,
+    sign_in_groups: tuple[str, ...],
+    sign_in_permission: str | None,
     as_json: bool,
 ) -> None:
     """Register application NAME; its client secret is printed this once only."""
@@ -126,6 +148,9 @@ def add(
             resources=list(resources),
             resource_clients=list(resource_clients),
             mfa_policy=mfa_policy,
+            sign_in_policy=sign_in_policy,
+            sign_in_groups=list(sign_in_groups),
+            sign_in_permission=sign_in_permission,
         )
     if as_json:
         emit([{**application_json(app), "ClientSecret": secret}], True)
@@ -227,6 +252,25 @@ def show(cli: Cli, name: str, as_json: bool) -> None:
     type=click.Choice(APPLICATION_POLICIES, case_sensitive=False),
     help="Second factor its sign-ins need ('default': the server's mfa_policy).",
 )
+@click.option(
+    "--sign-in-policy",
+    metavar="anyone|groups|permission",
+    help="Who may sign in: anyone, members of its sign-in groups, or holders of its "
+    "sign-in permission.",
+)
+@click.option(
+    "--sign-in-group",
+    "sign_in_groups",
+    multiple=True,
+    metavar="GROUP",
+    help="Replace the groups whose members may sign in (repeatable).",
+)
+@click.option("--no-sign-in-groups", is_flag=True, help="Remove all its sign-in groups.")
+@click.option(
+    "--sign-in-permission",
+    metavar="PERMISSION",
+    help="Its permission whose holders may sign in ('' for none).",
+)
 @pass_cli
 def update(
     cli: Cli,
@@ -250,6 +294,10 @@ def update(
     resource_clients: tuple[str, ...],
     no_resource_clients: bool,
     mfa_policy: str | None,
+    sign_in_policy: str | None,
+    sign_in_groups: tuple[str, ...],
+    no_sign_in_groups: bool,
+    sign_in_permission: str | None,
 ) -> None:
     """Change application NAME."""
     if resources and no_resources:
@@ -260,6 +308,8 @@ def update(
         )
     if resource_clients and no_resource_clients:
         raise click.UsageError("Give --resource-client or --no-resource-clients, not both.")
+    if sign_in_groups and no_sign_in_groups:
+        raise click.UsageError("Give --sign-in-group or --no-sign-in-groups, not both.")
     with cli.transaction() as db:
         app = cli.administration(db).update_application(
             name,
@@ -283,6 +333,11 @@ def update(
                 [] if no_resource_clients else list(resource_clients) if resource_clients else None
             ),
             mfa_policy=mfa_policy,
+            sign_in_policy=sign_in_policy,
+            sign_in_groups=(
+                [] if no_sign_in_groups else list(sign_in_groups) if sign_in_groups else None
+            ),
+            sign_in_permission=sign_in_permission,
         )
     say(f"application '{app.name}' updated")
 

@@ -35,6 +35,7 @@ from passport.errors import NotFound
 from passport.errors import Taken
 from passport.errors import WrongLength
 from passport.errors import required
+from passport.services import access
 from passport.services import clients
 from passport.services import directory
 from passport.services.accounts import Accounts
@@ -68,6 +69,7 @@ from passport.services.signout import end_user_access
 from passport.services.signout import end_user_application_access
 from passport.services.text import check_text
 from passport.storage.models import Application
+from passport.storage.models import ApplicationSignInGroup
 from passport.storage.models import EmailLink
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
@@ -79,6 +81,7 @@ from passport.storage.models import User
 from passport.storage.models import UserPermission
 
 MAX_DESCRIPTION = 2000
+MAX_SIGN_IN_GROUPS = 100
 MAX_OVERLAP_SECONDS = 30 * 86400
 
 
@@ -652,6 +655,9 @@ class Administration:
         resources: list[str] | None = None,
         resource_clients: list[str] | None = None,
         mfa_policy: str | None = None,
+        sign_in_policy: str | None = None,
+        sign_in_groups: list[str] | None = None,
+        sign_in_permission: str | None = None,
     ) -> tuple[Application, str | None]:
         """Register an application; returns it and its client secret (once).
         ``refresh_tokens`` False: refresh tokens only for ``offline_access`` (OIDC Core §11).
@@ -666,7 +672,11 @@ class Administration:
         credentials tokens for them (:meth:`update_application`).
         ``mfa_policy``: the second factor its sign-ins need — ``default`` (None: the
         server's ``mfa_policy``), ``optional``, ``mfa`` or ``passkey``
-        (:mod:`passport.services.factors`)."""
+        (:mod:`passport.services.factors`).
+        ``sign_in_policy``, ``sign_in_groups``, ``sign_in_permission``: who may sign in
+        (:meth:`update_application`; absent: anyone).  A new application defines no
+        permission yet, so a ``sign_in_permission`` it does not have is defined with it
+        (named in the ``app_create`` record as ``definedPermission``)."""
         ensure_right(self.actor, APPS_WRITE)
         policy = "default" if mfa_policy is None else validate_policy(mfa_policy)
         listed = self._resource_clients(None, resource_clients or [])
@@ -694,8 +704,16 @@ class Administration:
         app.mfa_policy = policy
         if listed:
             directory.set_resource_clients(self.db, app, listed)
+        detail: dict[str, Any] = {}
+        if sign_in_permission:
+            if directory.find_permission(self.db, app, sign_in_permission) is None:
+                defined = directory.create_permission(self.db, app, sign_in_permission)
+                detail["definedPermission"] = defined.name
+        if sign_in_policy is not None or sign_in_groups or sign_in_permission:
+            self._set_sign_in(app, sign_in_policy, sign_in_groups, sign_in_permission)
+            detail.update(self._sign_in_detail(app))
         self.origins_changed()
-        self._audit("app_create", application=app.name, id=app.id)
+        self._audit("app_create", application=app.name, id=app.id, **detail)
         return app, secret
 
     def update_application(
@@ -718,6 +736,9 @@ class Administration:
         resources: list[str] | None = None,
         resource_clients: list[str] | None = None,
         mfa_policy: str | None = None,
+        sign_in_policy: str | None = None,
+        sign_in_groups: list[str] | None = None,
+        sign_in_permission: str | None = None,
     ) -> Application:
         """Change what is given (None: unchanged); lists replace the whole list;
         ``id_token_signed_response_alg`` "" goes back to the server's ``signing_alg``.
@@ -727,10 +748,22 @@ class Administration:
         credentials tokens for its resource identifiers (RFC 8707 §2; none: no client
         may).  Removing one revokes the client credentials tokens it holds for them
         (:func:`passport.services.signout.end_client_resource_access`).
-        ``mfa_policy``: as in :meth:`create_application` (``default``: the server's)."""
+        ``mfa_policy``: as in :meth:`create_application` (``default``: the server's).
+
+        Who may sign in (:func:`passport.services.access.admission` decides, at every
+        door): ``sign_in_policy`` ``anyone``, ``groups`` or ``permission``;
+        ``sign_in_groups`` the names of the groups whose members may (the whole list is
+        replaced; a group holding Passport rights may be listed: it grants nothing);
+        ``sign_in_permission`` a permission of this application whose holders may ("":
+        none).  The ``groups`` policy needs a group listed and the ``permission`` policy
+        a permission that exists, when set.  Afterwards it fails closed: deleting the
+        last listed group (rows cascade) or that permission (its name stays) leaves the
+        policy in force and admits nobody until an administrator changes it.  Passport's
+        own application keeps ``anyone``: its administrators are decided by rights."""
         ensure_right(self.actor, APPS_WRITE)
         app = self._application(ref)
         self._may_change(APPS_WRITE, (app, "application"))
+        sign_in_changed = self._set_sign_in(app, sign_in_policy, sign_in_groups, sign_in_permission)
         policy = None if mfa_policy is None else validate_policy(mfa_policy)
         listed = None
         if resource_clients is not None:
@@ -802,8 +835,102 @@ class Administration:
             changed.append("resourceClients")
         if origins is not None:
             self.origins_changed()
-        self._audit("app_update", application=app.name, id=app.id, changed=changed)
+        changed += sign_in_changed
+        sign_in = self._sign_in_detail(app) if sign_in_changed else {}
+        self._audit("app_update", application=app.name, id=app.id, changed=changed, **sign_in)
         return app
+
+    def _set_sign_in(
+        self,
+        app: Application,
+        policy: str | None,
+        groups: list[str] | None,
+        permission: str | None,
+    ) -> list[str]:
+        """Validate and set who may sign in to ``app`` (None: unchanged); the names of
+        what changed.  Raises before anything is set."""
+        if policy is None and groups is None and permission is None:
+            return []
+        if app.id == PASSPORT_APP_ID:
+            raise Forbidden(
+                "Passport's own application admits anyone who may sign in; who "
+                "administers it is decided by its rights.",
+                source="signInPolicy",
+                value=policy,
+            )
+        if policy is not None and policy not in access.POLICIES:
+            raise Invalid(
+                f"signInPolicy must be one of {', '.join(access.POLICIES)}.",
+                source="signInPolicy",
+                value=policy[:100],
+            )
+        listed: list[Group] | None = None
+        if groups is not None:
+            if len(groups) > MAX_SIGN_IN_GROUPS:
+                raise WrongLength(
+                    f"signInGroups may list at most {MAX_SIGN_IN_GROUPS} groups.",
+                    source="signInGroups",
+                )
+            listed = []
+            for name in groups:
+                group = directory.get_group_by_name(self.db, name, "signInGroups")
+                if all(g.id != group.id for g in listed):
+                    listed.append(group)
+        named: str | None = None
+        if permission:
+            found = directory.find_permission(self.db, app, permission)
+            if found is None:
+                raise directory.missing("permission", "signInPermission", permission[:100])
+            named = found.name
+        after = policy if policy is not None else app.sign_in_policy
+        if after == access.GROUPS and not (
+            listed if listed is not None else app.sign_in_group_rows
+        ):
+            raise Invalid(
+                "List at least one group whose members may sign in (signInGroups).",
+                source="signInGroups",
+            )
+        current = app.sign_in_permission
+        if permission is None and current:
+            found_now = directory.find_permission(self.db, app, current)
+            named_after = found_now.name if found_now is not None else None
+        else:
+            named_after = named
+        if after == access.PERMISSION and not named_after:
+            raise Invalid(
+                "Name a permission of this application whose holders may sign in "
+                "(signInPermission).",
+                source="signInPermission",
+            )
+        changed: list[str] = []
+        if policy is not None and policy != app.sign_in_policy:
+            app.sign_in_policy = policy
+            changed.append("signInPolicy")
+        if listed is not None:
+            keep = {g.id for g in listed}
+            before = {row.group_id for row in app.sign_in_group_rows}
+            if keep != before:
+                app.sign_in_group_rows = [
+                    row for row in app.sign_in_group_rows if row.group_id in keep
+                ] + [
+                    ApplicationSignInGroup(application_id=app.id, group_id=g.id, group=g)
+                    for g in listed
+                    if g.id not in before
+                ]
+                changed.append("signInGroups")
+        if permission is not None and named != app.sign_in_permission:
+            app.sign_in_permission = named
+            changed.append("signInPermission")
+        return changed
+
+    @staticmethod
+    def _sign_in_detail(app: Application) -> dict[str, Any]:
+        """What the audit record says of who may sign in now."""
+        return {
+            "signInPolicy": app.sign_in_policy,
+            "signInGroups": app.sign_in_groups,
+            "signInPermission": app.sign_in_permission,
+        }
 
     def _resource_clients(self, app: Application | None, values: list[str]) -> list[Application]:
         """The client applications to list on resource server ``app`` (None: one being

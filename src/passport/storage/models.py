@@ -145,6 +145,12 @@ class Application(Base):
         return sorted(row.uri for row in self.resource_rows)
 
     @property
+    def sign_in_groups(self) -> list[str]:
+        """The names of the groups whose members may sign in when its ``sign_in_policy``
+        is "groups", sorted (:mod:`passport.services.access` decides)."""
+        return sorted(row.group.name for row in self.sign_in_group_rows)
+
+    @property
     def resource_clients(self) -> list[str]:
         """The ``client_id`` of each application that may get client credentials tokens
         for its resource identifiers, sorted."""
@@ -196,6 +202,8 @@ class ApplicationSignInGroup(Base):
     group_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    # The group itself, for its name where the application is shown (API, CLI, console).
+    group: Mapped[Group] = relationship(lazy="joined")
 
 
 class ForwardAuthHost(Base):
