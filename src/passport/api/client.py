@@ -10,6 +10,7 @@ from sqlalchemy import select
 from passport.api import API
 from passport.api.shapes import public_user
 from passport.errors import required
+from passport.services import access
 from passport.services import clients
 from passport.services import permissions
 from passport.services.accounts import canonical
@@ -69,13 +70,31 @@ class ClientController(Controller):
 
     @expose("POST", secrets=("token",), max_length={"token": 128}, statuses=(400, 401))
     def validateSession(self, token: str | None) -> dict[str, Any]:
-        """Is this Passport session cookie value live?  Then who, and their permissions here."""
+        """Is this Passport session cookie value live, for a user who may sign in to the
+        calling application (its sign-in policy, :func:`passport.services.access.admission`)?
+        Then who, and their permissions here; a user it does not admit is ``Valid: false``
+        (audited)."""
         app = self._application()
         if not token:
             raise required("token", "Session token must be specified.")
         info = self.ctx.services.sessions.get(token, self.ctx.now)
         user = self.ctx.db.get(User, info.user_id) if info is not None else None
         if info is None or user is None or user.disabled:
+            return {"Valid": False, "User": None, "Permissions": []}
+        admitted = access.admission(self.ctx.db, app, user)
+        if not admitted.allowed:
+            self.ctx.audit(
+                access.refusal_record(
+                    app,
+                    user,
+                    admitted,
+                    door="validateSession",
+                    at=self.ctx.now,
+                    ip=self.ctx.client_ip,
+                    user_agent=self.ctx.user_agent,
+                ),
+                durable=True,
+            )
             return {"Valid": False, "User": None, "Permissions": []}
         owed = reading(self.ctx.settings, self.ctx.services.throttle, self.ctx.db).required_level(
             user.id, app.mfa_policy, None

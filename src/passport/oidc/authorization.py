@@ -94,6 +94,7 @@ from passport.oidc.tokens import resources_asked
 from passport.oidc.tokens import split_resources
 from passport.oidc.tokens import subject_of
 from passport.pages import render
+from passport.services import access
 from passport.services import directory
 from passport.services.factors import Level
 from passport.services.factors import level_of
@@ -103,6 +104,7 @@ from passport.storage.models import Application
 from passport.storage.models import AuthorizationCode
 from passport.storage.models import Consent
 from passport.storage.models import PendingAuthorization
+from passport.storage.models import User
 from passport.web.context import RequestContext
 
 # RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED";
@@ -158,6 +160,7 @@ STALE_AUTHORIZATION = (
     "browser. Go back to the application and sign in from there again."
 )
 UNKNOWN_APPLICATION = "This application is not known to Passport."
+NOT_ADMITTED = "The user may not sign in to this application."
 UNUSABLE_REQUEST_URI = (
     "This sign-in request has expired or was already used. Go back to the application "
     "and sign in from there again."
@@ -396,6 +399,12 @@ class AuthorizationEndpoint(Part):
             and identity is not None
             and level_of(session.amr) < self.required_level(db, app, identity.id, asked.acr_values)
         )
+        # Who may sign in to the application (services/access.py), asked of a user
+        # fully signed in (after a step-up: the answer is not for a password alone).
+        refused: tuple[User | None, access.Admission] | None = None
+        if not login_required and not step_up:
+            assert identity is not None
+            refused = self._refusal(ctx, app, identity.id)
         if "none" in asked.prompts:  # OIDC Core §3.1.2.6
             if login_required:
                 ctx.refuse()
@@ -408,28 +417,39 @@ class AuthorizationEndpoint(Part):
                         "The user must sign in with a second factor for this application."
                     ),
                 )
+            if refused is not None:
+                # RFC 6749 §4.1.2.1 access_denied (OIDC Core §3.1.2.6 lets prompt=none
+                # answer any error code); the refusal's record is durable.
+                ctx.refuse()
+                return self.refuse_to(asked, AccessDenied(NOT_ADMITTED))
             if consent_required:
                 ctx.refuse()
                 return self.refuse_to(
                     asked, ConsentRequired("The user has not allowed this application.")
                 )
-        if not login_required and not consent_required and not step_up:
+        if not login_required and not consent_required and not step_up and refused is None:
             assert session is not None and identity is not None
             return self.issue_code(db, app, asked, identity.id, session, now)
         browser = request.cookies.get(pending.BROWSER_COOKIE)
         fresh_browser = not pending.valid_browser_binding(browser)
         if browser is None or fresh_browser:
             browser = pending.new_browser_binding()
+        # A refused user's request waits for a fresh sign-in (someone else's): nothing
+        # continues it for this session.
+        fresh_sign_in = login_required or refused is not None
         handle = pending.start(
             db,
             asked,
             browser=browser,
-            session_hash=None if login_required or session is None else session.id_hash,
-            login_required=login_required,
+            session_hash=None if fresh_sign_in or session is None else session.id_hash,
+            login_required=fresh_sign_in,
             now=now,
         )
-        step = "/login?" if login_required else "/login/verify?" if step_up else "/consent?"
-        response = redirect(step + urlencode({"authorization": handle}))
+        if refused is not None:
+            response = self.refused_page(app, asked, refused[0], refused[1], handle)
+        else:
+            step = "/login?" if login_required else "/login/verify?" if step_up else "/consent?"
+            response = redirect(step + urlencode({"authorization": handle}))
         if fresh_browser:
             response.set_cookie(
                 pending.BROWSER_COOKIE,
@@ -494,13 +514,15 @@ class AuthorizationEndpoint(Part):
 
     def advance(
         self,
-        db: Session,
+        ctx: RequestContext,
         row: PendingAuthorization,
         handle: str,
         session: LoginSessionInfo | None,
         user_id: int | None,
     ) -> Response:
-        """The next step of a pending authorization: sign in, allow, or the code."""
+        """The next step of a pending authorization: sign in, step up, be refused by
+        the application's sign-in policy, allow, or the code."""
+        db = ctx.db
         now = self.services.clock()
         if session is None or user_id is None or (row.login_required and not row.logged_in_at):
             return redirect("/login?" + urlencode({"authorization": handle}))
@@ -526,11 +548,70 @@ class AuthorizationEndpoint(Part):
             # Signed in, but not strongly enough for this user, this application or this
             # request (services/factors.py): the second factor (or its enrolment) first.
             return redirect("/login/verify?" + urlencode({"authorization": handle}))
+        refused = self._refusal(ctx, app, user_id)
+        if refused is not None:
+            # Not this user (services/access.py): no consent is asked, no code issued;
+            # the request waits for someone else to sign in, or goes back denied.
+            row.login_required, row.logged_in_at = True, None
+            return self.refused_page(app, asked, refused[0], refused[1], handle)
         if self.needs_consent(db, app, user_id, asked, consented=row.consented_at is not None):
             return redirect("/consent?" + urlencode({"authorization": handle}))
         if not pending.consume(db, row):
             return render.error_page(STALE_AUTHORIZATION, "invalid_request")
         return self.issue_code(db, app, asked, user_id, session, now)
+
+    @staticmethod
+    def _refusal(
+        ctx: RequestContext, app: Application, user_id: int
+    ) -> tuple[User | None, access.Admission] | None:
+        """None when the user may sign in to ``app`` (:func:`access.admission`, the one
+        decision); else who and why, the refusal audited (durable: a ``prompt=none``
+        refusal rolls the request back)."""
+        user = ctx.db.get(User, user_id)
+        admitted = access.admission(ctx.db, app, user) if user is not None else access.NOT_ALLOWED
+        if admitted.allowed:
+            return None
+        if user is not None:
+            record = access.refusal_record(
+                app,
+                user,
+                admitted,
+                door="authorize",
+                at=ctx.now,
+                ip=ctx.client_ip,
+                user_agent=ctx.user_agent,
+            )
+            ctx.audit(record, durable=True)
+        return user, admitted
+
+    def refused_page(
+        self,
+        app: Application,
+        asked: AuthorizationRequest,
+        user: User | None,
+        refused: access.Admission,
+        handle: str,
+    ) -> Response:
+        """The user's page when the application's sign-in policy refuses them (403): it
+        says so, offers to sign in as someone else (the pending request, by its handle),
+        and "Back to <app>", which carries ``access_denied`` (RFC 6749 §4.1.2.1) with the
+        ``state`` to the validated redirect URI by the request's response mode — a link
+        for ``query``, a form the user submits for ``form_post``.  No code is issued."""
+        values = self._with_state(
+            asked.state, {"error": AccessDenied.error, "error_description": NOT_ADMITTED}
+        )
+        form_post = asked.response_mode == "form_post"
+        return render.page(
+            "refused.html",
+            403,
+            application=app.name,
+            username=user.username if user is not None else "",
+            reason=refused.reason,
+            switch="/login?" + urlencode({"authorization": handle}),
+            back_link=None if form_post else with_query(asked.redirect_uri, values),
+            back_action=asked.redirect_uri,
+            back_fields=list(values.items()),
+        )
 
     def deny(self, db: Session, row: PendingAuthorization) -> Response:
         """The user said no (RFC 6749 §4.1.2.1 ``access_denied``); the request is used up."""
@@ -625,9 +706,15 @@ class AuthorizationEndpoint(Part):
         redirect's query, or posted by the browser (Form Post Response Mode §2, where
         the parameters are the same, "encoded in the body").  ``redirect_uri`` is a
         registered one, matched exactly."""
-        if state is not None:
-            values["state"] = state
-        values["iss"] = self.issuer()
+        values = self._with_state(state, values)
         if mode == "form_post":
             return render.form_post(redirect_uri, values)
         return redirect(with_query(redirect_uri, values))
+
+    def _with_state(self, state: str | None, values: dict[str, str]) -> dict[str, str]:
+        """An authorization response's parameters: ``state`` as the client sent it (RFC
+        6749 §4.1.2) and ``iss`` (RFC 9207)."""
+        if state is not None:
+            values["state"] = state
+        values["iss"] = self.issuer()
+        return values

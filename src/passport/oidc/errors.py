@@ -32,6 +32,7 @@ from typing import ClassVar
 from werkzeug import Response
 
 from passport.errors import ClientError
+from passport.services.audit import AuditRecord
 from passport.web.errors import WebError
 from passport.web.errors import headers_of
 from passport.web.errors import status_of
@@ -104,6 +105,18 @@ class ReusedGrant(InvalidGrant):
     ) -> None:
         super().__init__(description)
         self.family, self.code_hash = family, code_hash
+
+
+class NotAdmitted(InvalidGrant):
+    """The user may not sign in to this application now
+    (:func:`passport.services.access.admission`): ``invalid_grant`` (RFC 6749 §5.2: the
+    grant "was issued to another client" or is otherwise no longer valid), with the
+    refusal's audit record (kept although the request is rolled back) and, for a
+    refresh token, the family to revoke — as for a reused one, the tokens it issued go."""
+
+    def __init__(self, description: str, *, record: AuditRecord, family: str | None = None) -> None:
+        super().__init__(description)
+        self.record, self.family = record, family
 
 
 class UnauthorizedClient(OAuthError):

@@ -45,7 +45,6 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy import select
 from sqlalchemy import update
-from sqlalchemy.orm import Session
 from werkzeug import Request
 from werkzeug import Response
 
@@ -61,6 +60,7 @@ from passport.oidc.base import Part
 from passport.oidc.errors import InvalidGrant
 from passport.oidc.errors import InvalidRequest
 from passport.oidc.errors import InvalidScope
+from passport.oidc.errors import NotAdmitted
 from passport.oidc.errors import OAuthError
 from passport.oidc.errors import ReusedGrant
 from passport.oidc.errors import UnauthorizedClient
@@ -74,6 +74,7 @@ from passport.oidc.tokens import machine_resources
 from passport.oidc.tokens import narrowed
 from passport.oidc.tokens import resources_asked
 from passport.oidc.tokens import split_resources
+from passport.services import access
 from passport.services.clients import Client
 from passport.services.clients import Snapshot
 from passport.storage.models import Application
@@ -159,14 +160,16 @@ class TokenEndpoint(Part):
                 # but not one this server knows.
                 raise InvalidRequest("grant_type is required.")
             if grant_type == "authorization_code":
-                body = self._code_grant(db, app, params, resources)
+                body = self._code_grant(ctx, app, params, resources)
             elif grant_type == "refresh_token":
-                body = self._refresh_grant(db, app, params, resources)
+                body = self._refresh_grant(ctx, app, params, resources)
             elif grant_type == device.GRANT_TYPE:
                 # A device authorization names no resource (RFC 8628 §3.1 has none here):
                 # asking for one at its token request would widen it (RFC 8707 §2.2).
                 narrowed(resources, ())
                 grant = device.redeem(ctx, app, params, refresh_allowed)
+                assert grant.user is not None  # device.redeem: a user approved it
+                self._admit(ctx, app, grant.user, "device")
                 body = self.tokens().issue(db, grant, ctx.now)
             else:
                 raise UnsupportedGrantType("Unsupported grant_type.")  # RFC 6749 §5.2
@@ -175,8 +178,43 @@ class TokenEndpoint(Part):
             if isinstance(error, ReusedGrant):
                 family, code_hash = error.family, error.code_hash
                 ctx.after(lambda: self._revoke_after_reuse(family, code_hash))
+            if isinstance(error, NotAdmitted):
+                ctx.audit(error.record, durable=True)
+                if error.family is not None:
+                    refused_family = error.family
+                    ctx.after(lambda: self._revoke_after_reuse(refused_family, None))
             return render(error)
         return json_response(body)
+
+    @staticmethod
+    def _admit(
+        ctx: RequestContext,
+        app: Application,
+        user: User,
+        door: str,
+        family: str | None = None,
+    ) -> None:
+        """May ``user`` still sign in to ``app`` (:func:`passport.services.access.admission`,
+        read now: a group left, a permission revoked since the code, the device's approval
+        or the last refresh counts)?  Else ``invalid_grant`` (RFC 6749 §5.2), audited, and
+        the refresh token's ``family`` revoked, as when a user is disabled: a user who may
+        no longer sign in keeps nothing there."""
+        admitted = access.admission(ctx.db, app, user)
+        if admitted.allowed:
+            return
+        raise NotAdmitted(
+            "The user may not sign in to this application.",
+            record=access.refusal_record(
+                app,
+                user,
+                admitted,
+                door=door,
+                at=ctx.now,
+                ip=ctx.client_ip,
+                user_agent=ctx.user_agent,
+            ),
+            family=family,
+        )
 
     def _revoke_after_reuse(self, family: str | None, code_hash: str | None) -> None:
         """Revoke the tokens of a reused code or refresh-token family, in a transaction of
@@ -194,13 +232,15 @@ class TokenEndpoint(Part):
 
     def _code_grant(
         self,
-        db: Session,
+        ctx: RequestContext,
         app: Application,
         params: dict[str, str],
         resources: tuple[str, ...],
     ) -> dict[str, Any]:
         """RFC 6749 §4.1.3, RFC 7636 §4.6, OIDC Core §3.1.3.2; ``resources`` narrow the
-        code's (RFC 8707 §2.2)."""
+        code's (RFC 8707 §2.2).  The user must still be admitted to the application
+        (:meth:`_admit`: a group may have been left since the code was issued)."""
+        db = ctx.db
         now = self.services.clock()
         code_hash = digest(params.get("code", ""))
         code = db.get(AuthorizationCode, code_hash, with_for_update=True)
@@ -232,6 +272,7 @@ class TokenEndpoint(Part):
         user = db.get(User, code.user_id)
         if user is None or user.disabled:
             raise InvalidGrant("The user can no longer sign in.")
+        self._admit(ctx, app, user, "token")
         scopes = code.scope.split()
         grant = Grant(
             application=app,
@@ -251,14 +292,17 @@ class TokenEndpoint(Part):
 
     def _refresh_grant(
         self,
-        db: Session,
+        ctx: RequestContext,
         app: Application,
         params: dict[str, str],
         resources: tuple[str, ...],
     ) -> dict[str, Any]:
         """RFC 6749 §6, rotation and reuse detection of RFC 9700 §4.14.2; ``resources``
         narrow the grant's, which the refresh token keeps (RFC 8707 §2.2), and the ones
-        used must still be registered by an enabled application."""
+        used must still be registered by an enabled application.  A user no longer
+        admitted to the application (:meth:`_admit`) gets ``invalid_grant`` and the
+        family is revoked."""
+        db = ctx.db
         now = self.services.clock()
         tokens = self.tokens()
         token_hash = digest(params.get("refresh_token", ""))
@@ -282,6 +326,7 @@ class TokenEndpoint(Part):
         user = db.get(User, row.user_id) if row.user_id else None
         if user is None or user.disabled or not app.enabled:
             raise InvalidGrant("The user can no longer sign in.")
+        self._admit(ctx, app, user, "refresh", family=row.family)
         if not refresh_allowed(app, row.scope):
             # Issued while the application's setting was on; switching it off ends them,
             # as an administrator who switches it off means (OIDC Core §11 is the rule now).

@@ -58,7 +58,7 @@ class ConsentPage(render.Page):
         ):
             # Not (or no longer) signed in here: the same check as every other step.
             user_id = identity.id if identity is not None else None
-            return self.flow.advance(db, row, handle, session, user_id)
+            return self.flow.advance(ctx, row, handle, session, user_id)
         asked = pending.request_of(row)
         app = db.get(Application, row.application_id)
         if app is None or not app.enabled:
@@ -79,4 +79,4 @@ class ConsentPage(render.Page):
             db, identity.id, app.id, asked.scope, ctx.now, resources=asked.resources
         )
         row.consented_at = ctx.now
-        return self.flow.advance(db, row, handle, session, identity.id)
+        return self.flow.advance(ctx, row, handle, session, identity.id)

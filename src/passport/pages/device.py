@@ -44,6 +44,7 @@ from passport.oidc import device
 from passport.oidc.authorization import SCOPES
 from passport.oidc.base import redirect
 from passport.pages import render
+from passport.services import access
 from passport.services.audit import AuditRecord
 from passport.services.factors import Level
 from passport.services.factors import level_of
@@ -60,6 +61,10 @@ WRONG_CODE = (
 STRONGER = (
     "{application} asks for a sign-in with {what}. Sign out and sign in with it (add one "
     "on your account page if you have none), then enter the code again."
+)
+NOT_ADMITTED = (
+    "Your account may not sign in to {application}. Sign out and sign in with an account "
+    "that may, or ask the application's administrator."
 )
 TOO_MANY = "Too many wrong codes. Wait {seconds} seconds before you try again."
 
@@ -152,6 +157,34 @@ class DevicePage(render.Page):
                 username=identity.username,
                 user_code=shown,
                 error=STRONGER.format(application=app.name, what="a passkey"),
+            )
+        user = ctx.user
+        admitted = access.admission(db, app, user) if user is not None else access.NOT_ALLOWED
+        if not admitted.allowed:
+            # Who may sign in to the application (services/access.py): this account may
+            # not, so it neither sees the confirmation nor decides; the device's request
+            # stays pending (another account may approve it) and gets no tokens from this.
+            if user is not None:
+                ctx.audit(
+                    access.refusal_record(
+                        app,
+                        user,
+                        admitted,
+                        door="device",
+                        at=ctx.now,
+                        ip=ctx.client_ip,
+                        user_agent=ctx.user_agent,
+                    ),
+                    durable=True,
+                )
+            ctx.refuse()
+            return self.form(
+                request,
+                TEMPLATE,
+                403,
+                username=identity.username,
+                user_code="",
+                error=NOT_ADMITTED.format(application=app.name),
             )
         if decision is None:
             return self.form(

@@ -248,4 +248,4 @@ def signed_in(
         return render.error_page(STALE_AUTHORIZATION, "invalid_request")
     row.logged_in_at = result.session.created_at
     row.session_hash = result.session.id_hash
-    return flow.advance(ctx.db, row, handle, result.session, result.user.id)
+    return flow.advance(ctx, row, handle, result.session, result.user.id)

@@ -180,7 +180,7 @@ class SecondFactorPage(render.Page):
         row = self.flow.find_pending(ctx.db, request, subject.handle)
         if row is None:
             return render.error_page(STALE_AUTHORIZATION, "invalid_request")
-        return self.flow.advance(ctx.db, row, subject.handle, subject.session, subject.user.id)
+        return self.flow.advance(ctx, row, subject.handle, subject.session, subject.user.id)
 
     # -- /login/verify --------------------------------------------------------------------
     def verify(self, request: Request) -> Response:
@@ -338,7 +338,7 @@ class SecondFactorPage(render.Page):
                 return render.error_page(STALE_AUTHORIZATION, "invalid_request")
             identity = ctx.identity
             user_id = identity.id if identity is not None else None
-            return self.flow.advance(ctx.db, row, handle, ctx.login_session, user_id)
+            return self.flow.advance(ctx, row, handle, ctx.login_session, user_id)
 
         return ctx.respond(proceed)
 

@@ -21,13 +21,16 @@ Whether the sign-in was strong enough (a second factor) is the application's
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import exists
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from passport.services import permissions
+from passport.services.audit import AuditRecord
 from passport.storage.models import Application
 from passport.storage.models import ApplicationSignInGroup
 from passport.storage.models import GroupMember
@@ -81,3 +84,36 @@ def admission(db: Session, app: Application, user: User) -> Admission:
         held = permissions.granted(db, user.id, app.id, app.sign_in_permission)
         return ADMITTED if held else NOT_ALLOWED
     return NOT_ALLOWED
+
+
+REFUSED_EVENT = "sign_in_refused"
+
+
+def refusal_record(
+    app: Application,
+    user: User,
+    refused: Admission,
+    *,
+    door: str,
+    at: datetime,
+    ip: str = "",
+    user_agent: str = "",
+) -> AuditRecord:
+    """The audit record of a door that refused ``user`` (outcome ``failure``): which
+    application, which door (``authorize``, ``token``, ``refresh``, ``device``,
+    ``validateSession``…), the reason shown; never a code, token or secret.  Written
+    durable by the doors whose request is rolled back on the refusal."""
+    return AuditRecord(
+        REFUSED_EVENT,
+        "failure",
+        at,
+        user_id=user.id,
+        username=user.username,
+        application=app.name,
+        ip=ip,
+        user_agent=user_agent,
+        detail=json.dumps(
+            {"door": door, "policy": app.sign_in_policy, "reason": refused.reason},
+            ensure_ascii=False,
+        ),
+    )
