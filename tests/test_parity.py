@@ -377,6 +377,35 @@ OPERATIONS = {
         ("/Applications/create", {"name": "Notes", "mfaPolicy": "mfa"}),
         ("app", "add", "Notes", "--mfa-policy", "mfa"),
     ),
+    "who may sign in: members of groups": Operation(
+        (
+            "/Applications/update",
+            {"application": "Wiki", "signInPolicy": "groups", "signInGroups": "Editors"},
+        ),
+        ("app", "update", "Wiki", "--sign-in-policy", "groups", "--sign-in-group", "Editors"),
+    ),
+    "who may sign in: holders of a permission": Operation(
+        (
+            "/Applications/update",
+            {"application": "Wiki", "signInPolicy": "permission", "signInPermission": "edit"},
+        ),
+        ("app", "update", "Wiki", "--sign-in-policy", "permission", "--sign-in-permission", "edit"),
+    ),
+    "register an application with a sign-in policy": Operation(
+        (
+            "/Applications/create",
+            {"name": "Notes", "signInPolicy": "permission", "signInPermission": "read"},
+        ),
+        (
+            "app",
+            "add",
+            "Notes",
+            "--sign-in-policy",
+            "permission",
+            "--sign-in-permission",
+            "read",
+        ),
+    ),
     "allow the device authorization grant": Operation(
         ("/Applications/update", {"application": "Wiki", "deviceGrant": "true"}),
         ("app", "update", "Wiki", "--device-grant"),
@@ -403,6 +432,8 @@ class Traces:
     alice_factors: tuple[int, ...] = ()
     mfa_policies: dict[str, str] = field(default_factory=dict)
     require_mfa: dict[str, bool] = field(default_factory=dict)
+    # Who may sign in to each application: its policy, groups and permission.
+    sign_in: dict[str, tuple[str, list[str], str | None]] = field(default_factory=dict)
     # The mail queued (to whom, which message) and the invitations (address, state).
     mail: list[tuple[str, str]] = field(default_factory=list)
     invitations: list[tuple[str, bool, bool]] = field(default_factory=list)  # revoked, link
@@ -500,6 +531,10 @@ def traces_since(world: World, mark: int, called: list[str]) -> tuple[Traces, li
             alice_factors=alice_factors,
             mfa_policies=dict(db.execute(select(Application.name, Application.mfa_policy)).all()),
             require_mfa=dict(db.execute(select(Group.name, Group.require_mfa)).all()),
+            sign_in={
+                a.name: (a.sign_in_policy, a.sign_in_groups, a.sign_in_permission)
+                for a in db.scalars(select(Application))
+            },
             mail=[
                 (m.recipient, m.purpose)
                 for m in db.scalars(select(MailMessage).order_by(MailMessage.id))
@@ -643,3 +678,16 @@ def test_mail_and_invitations_are_seen_by_the_comparison(factory: Any, spy: list
         ("alice@example.com", "email_changed"),
         ("alice@new.example", "verify_email"),
     ]
+
+
+def test_sign_in_policies_are_seen_by_the_comparison(factory: Any, spy: list[str]) -> None:
+    """The traces hold each application's sign-in policy: a door that set another, or
+    none, would be caught."""
+    groups = through_the_api(factory, OPERATIONS["who may sign in: members of groups"], spy)
+    kept = through_the_api(factory, OPERATIONS["logout-all"], spy)
+    assert groups.sign_in["Wiki"] == ("groups", ["Editors"], None)
+    assert kept.sign_in["Wiki"] == ("anyone", [], None)
+    made = through_the_cli(
+        factory, OPERATIONS["register an application with a sign-in policy"], spy
+    )
+    assert made.sign_in["Notes"] == ("permission", [], "read")

@@ -15,6 +15,7 @@ from passport.pages.console.base import ConsoleBase
 from passport.pages.console.base import invalid
 from passport.pages.console.base import link
 from passport.pages.console.base import offset_of
+from passport.services import access
 from passport.services import clients
 from passport.services import directory
 from passport.services import listings
@@ -32,6 +33,14 @@ def lines(value: str | None) -> list[str] | None:
     """A textarea's list, one item a line (URIs and scopes hold no white space);
     None when the field was not sent: that setting stays as it is."""
     return None if value is None else value.split()
+
+
+def group_lines(value: str | None) -> list[str] | None:
+    """The sign-in groups' textarea: one group name a line (a name may hold spaces);
+    None when the field was not sent."""
+    if value is None:
+        return None
+    return [line.strip() for line in value.splitlines() if line.strip()]
 
 
 class ApplicationScreens(ConsoleBase):
@@ -128,6 +137,9 @@ class ApplicationScreens(ConsoleBase):
                 require_pushed_authorization_requests=params.get("par") == "true",
                 device_grant=params.get("devicegrant") == "true",
                 mfa_policy=params.get("mfapolicy"),
+                sign_in_policy=params.get("signinpolicy"),
+                sign_in_groups=group_lines(params.get("signingroups")),
+                sign_in_permission=params.get("signinpermission"),
             )
             return f"{app.name} saved."
         if action == "addpermission":
@@ -216,5 +228,8 @@ class ApplicationScreens(ConsoleBase):
             else None,
             stamp=clients.secret_stamp(app),
             policies=APPLICATION_POLICIES,
+            sign_in_policies=access.POLICIES,
+            sign_in_permission_defined=app.sign_in_permission is not None
+            and directory.find_permission(ctx.db, app, app.sign_in_permission) is not None,
             **values,
         )
