@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="passport-console-"))
-    drop: Callable[[], None] = lambda: None
+    drop: Callable[[], None] | None = None
     if args.backend == "sqlite":
         database_url = f"sqlite:///{tmp}/console.sqlite3"
     else:
@@ -142,7 +142,7 @@ def main() -> None:
             (name, path.format(last=last)) for name, path in PAGES
         ]
         times: dict[str, list[float]] = {name: [] for name, _ in urls}
-        for name, path in urls:  # once each first: warm caches, check every page answers
+        for _, path in urls:  # once each first: warm caches, check every page answers
             answer = browser.get(base + path, timeout=60, allow_redirects=False)
             assert answer.status_code == 200, (path, answer.status_code, answer.text[:300])
         for _ in range(args.repeat):
@@ -172,7 +172,8 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-        drop()
+        if drop is not None:
+            drop()
 
 
 if __name__ == "__main__":

@@ -188,3 +188,17 @@ def test_a_delegate_may_not_delete_a_group_an_administrator_is_in(
         admin.change_membership(False, "Editors", "victim")
     with administration(h, delegate) as admin:
         assert admin.delete_group("Editors") == "Editors"
+
+
+def test_a_delegate_may_not_revoke_a_groups_grant_from_an_administrator_in_it(
+    delegate_world: tuple[Harness, Actor],
+) -> None:
+    """Second review: revoking from a group was checked against the group's own Passport
+    rights only; its members lose the grant too."""
+    h, delegate = delegate_world
+    with pytest.raises(Forbidden), administration(h, delegate) as admin:
+        admin.change_grant(False, "Wiki", "edit", group="Editors")
+    with administration(h, Actor.operator("root")) as admin:
+        admin.change_membership(False, "Editors", "victim")
+    with administration(h, delegate) as admin:
+        assert admin.change_grant(False, "Wiki", "edit", group="Editors")[2]

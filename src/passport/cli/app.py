@@ -152,8 +152,11 @@ def add(
             sign_in_groups=list(sign_in_groups),
             sign_in_permission=sign_in_permission,
         )
+        # Shaped in the transaction: the lists it reads (resources, sign-in groups) are
+        # loaded from the database on first use.
+        shown = application_json(app)
     if as_json:
-        emit([{**application_json(app), "ClientSecret": secret}], True)
+        emit([{**shown, "ClientSecret": secret}], True)
         return
     say(f"application '{app.name}' registered with id {app.id}")
     say(f"client id:     {app.client_id}")

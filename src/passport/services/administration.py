@@ -622,6 +622,10 @@ class Administration:
         )
         user = holder if isinstance(holder, User) else None
         team = holder if isinstance(holder, Group) else None
+        if team is not None and not add:
+            # Its members lose the grant: revoking it acts on each (as revoking it from one
+            # of them directly would, and as deleting the permission does).
+            self._may_act_on_members(team, "group")
         change = directory.grant if add else directory.revoke
         changed = change(self.db, target, user=user, group=team)
         who = {"user": user.username} if user else {"group": team.name if team else ""}
