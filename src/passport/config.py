@@ -175,7 +175,26 @@ class Settings:
         "without signing in again.",
     )
     trusted_proxies: tuple[str, ...] = _setting(
-        (), "Comma-separated proxy IPs whose X-Forwarded-For/-Proto are honoured."
+        (),
+        "Comma-separated proxy IPs whose X-Forwarded-For/-Proto are honoured (and the "
+        "only peers /forward-auth answers).",
+    )
+    cookie_domain: str = _setting(
+        "",
+        "Domain of the session cookie (e.g. example.com: sso.example.com and "
+        "app.example.com share it, for forward-auth); empty: Passport's host only.",
+    )
+    forward_auth_user_header: str = _setting(
+        "Remote-User", "Header of /forward-auth's answer naming the user's username."
+    )
+    forward_auth_name_header: str = _setting(
+        "Remote-Name", "Header of /forward-auth's answer with the user's display name."
+    )
+    forward_auth_email_header: str = _setting(
+        "Remote-Email", "Header of /forward-auth's answer with the user's email address."
+    )
+    forward_auth_groups_header: str = _setting(
+        "Remote-Groups", "Header of /forward-auth's answer listing the user's groups (commas)."
     )
     smtp_url: str = _setting(
         "",
@@ -415,6 +434,15 @@ def _is_address(value: str) -> bool:
     )
 
 
+def _is_header_name(value: str) -> bool:
+    """An HTTP field name (RFC 9110 §5.1 token), kept to letters, digits and '-'."""
+    return (
+        bool(value)
+        and len(value) <= 64
+        and all(c.isascii() and (c.isalnum() or c == "-") for c in value)
+    )
+
+
 def _is_32_bytes_base64url(value: str) -> bool:
     """The form of the key-encryption key (checked with the other settings, so a wrong
     one stops start-up and every command with the settings' own message)."""
@@ -530,6 +558,29 @@ def _validate(settings: Settings) -> None:
         settings.mail_templates == "" or Path(settings.mail_templates).is_dir(),
         "setting mail_templates must be a directory",
     )
+    for name in (
+        "forward_auth_user_header",
+        "forward_auth_name_header",
+        "forward_auth_email_header",
+        "forward_auth_groups_header",
+    ):
+        need(
+            _is_header_name(getattr(settings, name)),
+            f"setting {name} must be a header name (letters, digits and '-')",
+        )
+    if settings.cookie_domain:
+        domain = settings.cookie_domain.lower().lstrip(".")
+        host = (urlsplit(settings.issuer).hostname or "") if settings.issuer else ""
+        need(
+            "." in domain and not _is_ip_address(domain),
+            "setting cookie_domain must be a domain name like example.com",
+        )
+        # RFC 6265 §5.3 step 6: a browser drops a cookie whose Domain does not
+        # domain-match the host that set it.
+        need(
+            host == domain or host.endswith("." + domain),
+            "setting cookie_domain must be Passport's own host or a parent of it (public_url)",
+        )
 
 
 def load_settings(

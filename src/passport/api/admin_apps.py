@@ -47,6 +47,8 @@ TEXT = {
     "signInPolicy": 16,
     "signInGroups": 12000,
     "signInPermission": 100,
+    "forwardAuthHosts": 6000,
+    "forwardAuthRules": 8000,
     "username": 64,
     "group": 100,
     "sort": 32,
@@ -71,6 +73,14 @@ def group_names(value: str | None) -> list[str] | None:
         for name in value.replace("\r", "\n").replace(",", "\n").split("\n")
         if name.strip()
     ]
+
+
+def _rules(value: str | None) -> list[str] | None:
+    """Forward-auth path rules: each ``"<pattern> <permission>"`` holds a space, so the
+    rules are separated by newlines or commas only; None leaves them, "" empties."""
+    if value is None:
+        return None
+    return [item.strip() for item in value.replace(",", "\n").splitlines() if item.strip()]
 
 
 class _AppAdmin(Controller):
@@ -103,6 +113,8 @@ class ApplicationsController(_AppAdmin):
         signInPolicy: str | None,
         signInGroups: str | None,
         signInPermission: str | None,
+        forwardAuthHosts: str | None,
+        forwardAuthRules: str | None,
     ) -> dict[str, Any]:
         """Register an application; its client secret is in the answer, this once only.
         ``idTokenSignedResponseAlg`` (ES256 or RS256; absent: the server's ``signing_alg``)
@@ -120,7 +132,11 @@ class ApplicationsController(_AppAdmin):
         or ``passkey``.  Who may sign in: ``signInPolicy`` ``anyone`` (the default),
         ``groups`` (members of ``signInGroups``, group names separated by commas or line
         breaks) or ``permission`` (holders of ``signInPermission``, defined with the
-        application when it has none of that name)."""
+        application when it has none of that name).  ``forwardAuthHosts``: the host
+        names (``host`` or ``host:port``) of the site it is behind a reverse proxy
+        (forward-auth; one application each, 409 otherwise); ``forwardAuthRules``: its path rules
+        ``"<pattern> <permission>"`` separated by newlines or commas, the first match
+        wins (docs/forward-auth.md)."""
         app, secret = self.administration().create_application(
             name,
             description=description,
@@ -142,6 +158,8 @@ class ApplicationsController(_AppAdmin):
             sign_in_policy=signInPolicy,
             sign_in_groups=group_names(signInGroups),
             sign_in_permission=signInPermission,
+            forward_auth_hosts=split_list(forwardAuthHosts),
+            forward_auth_rules=_rules(forwardAuthRules) or [],
         )
         return {"Application": application_json(app), "ClientSecret": secret}
 
@@ -181,6 +199,8 @@ class ApplicationsController(_AppAdmin):
         signInPolicy: str | None,
         signInGroups: str | None,
         signInPermission: str | None,
+        forwardAuthHosts: str | None,
+        forwardAuthRules: str | None,
     ) -> dict[str, Any]:
         """Change what is given; lists (``origins``, ``redirectUris``,
         ``postLogoutRedirectUris``, ``scopes``, ``resources``, ``resourceClients``)
@@ -190,7 +210,9 @@ class ApplicationsController(_AppAdmin):
         ``signInGroups`` (replaces the list) and ``signInPermission`` (an existing
         permission of the application; "" none) say who may sign in — the ``groups``
         policy needs a group, the ``permission`` policy a permission; deleting them later
-        admits nobody (fail closed).  Passport's own application admits anyone (403)."""
+        admits nobody (fail closed).  Passport's own application admits anyone (403).
+        ``forwardAuthHosts`` and ``forwardAuthRules`` (both replace; "" empties) as in
+        ``Applications/create``."""
         app = self.administration().update_application(
             application,
             name=name,
@@ -212,6 +234,8 @@ class ApplicationsController(_AppAdmin):
             sign_in_policy=signInPolicy,
             sign_in_groups=group_names(signInGroups),
             sign_in_permission=signInPermission,
+            forward_auth_hosts=_list(forwardAuthHosts),
+            forward_auth_rules=_rules(forwardAuthRules),
         )
         return {"Application": application_json(app)}
 

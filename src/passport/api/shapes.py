@@ -52,6 +52,9 @@ def application_json(app: Application) -> dict[str, Any]:
         "SignInPolicy": app.sign_in_policy,
         "SignInGroups": app.sign_in_groups,
         "SignInPermission": app.sign_in_permission,
+        # forward-auth (services/forward_auth.py): the site's host names and path rules
+        "ForwardAuthHosts": [row.host for row in app.forward_auth_host_rows],
+        "ForwardAuthRules": list(app.forward_auth_rules or []),
         "Created": app.created_at.isoformat(),
     }
 

@@ -102,6 +102,20 @@ def app_group() -> None:
     help="Its permission whose holders may sign in (the 'permission' policy; defined with "
     "the application).",
 )
+@click.option(
+    "--forward-auth-host",
+    "forward_auth_hosts",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="Host name of the site it is behind a reverse proxy (forward-auth; repeatable).",
+)
+@click.option(
+    "--forward-auth-rule",
+    "forward_auth_rules",
+    multiple=True,
+    metavar="'PATTERN PERMISSION'",
+    help="Forward-auth path rule, e.g. '/admin/* admin' (repeatable; the first match wins).",
+)
 @json_option
 @pass_cli
 def add(
@@ -126,6 +140,8 @@ def add(
     sign_in_policy: str | None,
     sign_in_groups: tuple[str, ...],
     sign_in_permission: str | None,
+    forward_auth_hosts: tuple[str, ...],
+    forward_auth_rules: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Register application NAME; its client secret is printed this once only."""
@@ -151,6 +167,8 @@ def add(
             sign_in_policy=sign_in_policy,
             sign_in_groups=list(sign_in_groups),
             sign_in_permission=sign_in_permission,
+            forward_auth_hosts=list(forward_auth_hosts),
+            forward_auth_rules=list(forward_auth_rules),
         )
         # Shaped in the transaction: the lists it reads (resources, sign-in groups) are
         # loaded from the database on first use.
@@ -274,6 +292,22 @@ def show(cli: Cli, name: str, as_json: bool) -> None:
     metavar="PERMISSION",
     help="Its permission whose holders may sign in ('' for none).",
 )
+@click.option(
+    "--forward-auth-host",
+    "forward_auth_hosts",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="Host name of the site it is behind a reverse proxy (forward-auth; repeatable).",
+)
+@click.option(
+    "--forward-auth-rule",
+    "forward_auth_rules",
+    multiple=True,
+    metavar="'PATTERN PERMISSION'",
+    help="Forward-auth path rule, e.g. '/admin/* admin' (repeatable; the first match wins).",
+)
+@click.option("--no-forward-auth-hosts", is_flag=True, help="Guard no site for it (forward-auth).")
+@click.option("--no-forward-auth-rules", is_flag=True, help="No forward-auth path rules.")
 @pass_cli
 def update(
     cli: Cli,
@@ -301,8 +335,16 @@ def update(
     sign_in_groups: tuple[str, ...],
     no_sign_in_groups: bool,
     sign_in_permission: str | None,
+    forward_auth_hosts: tuple[str, ...],
+    forward_auth_rules: tuple[str, ...],
+    no_forward_auth_hosts: bool,
+    no_forward_auth_rules: bool,
 ) -> None:
     """Change application NAME."""
+    if forward_auth_hosts and no_forward_auth_hosts:
+        raise click.UsageError("Give --forward-auth-host or --no-forward-auth-hosts, not both.")
+    if forward_auth_rules and no_forward_auth_rules:
+        raise click.UsageError("Give --forward-auth-rule or --no-forward-auth-rules, not both.")
     if resources and no_resources:
         raise click.UsageError("Give --resource or --no-resources, not both.")
     if post_logout_uris and no_post_logout_uris:
@@ -341,6 +383,20 @@ def update(
                 [] if no_sign_in_groups else list(sign_in_groups) if sign_in_groups else None
             ),
             sign_in_permission=sign_in_permission,
+            forward_auth_hosts=(
+                []
+                if no_forward_auth_hosts
+                else list(forward_auth_hosts)
+                if forward_auth_hosts
+                else None
+            ),
+            forward_auth_rules=(
+                []
+                if no_forward_auth_rules
+                else list(forward_auth_rules)
+                if forward_auth_rules
+                else None
+            ),
         )
     say(f"application '{app.name}' updated")
 

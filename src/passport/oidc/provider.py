@@ -30,6 +30,8 @@ path (as published in discovery)       methods     CORS        specification, mo
                                                                — :mod:`passport.pages`
 ``/device``                            GET, POST   —           RFC 8628 §3.3 user interaction
                                                                — :mod:`passport.pages`
+``/forward-auth``,                     any, GET    —           a proxy's check, the way back
+``/forward-auth/return``                                       — :mod:`.pages.forward_auth`
 ``/password/forgot``, ``/password/reset``,
 ``/email/verify``, ``/invite``         GET, POST   —           links sent by mail
                                                                — :mod:`passport.pages.recovery`
@@ -67,6 +69,8 @@ from passport.pages.account import AccountPage
 from passport.pages.consent import ConsentPage
 from passport.pages.console import ConsolePages
 from passport.pages.device import DevicePage
+from passport.pages.forward_auth import RETURN_PATH
+from passport.pages.forward_auth import ForwardAuthPage
 from passport.pages.login import LoginPage
 from passport.pages.logout import LogoutPage
 from passport.pages.recovery import RecoveryPages
@@ -80,6 +84,9 @@ if TYPE_CHECKING:
 GET = frozenset({"GET"})
 POST = frozenset({"POST"})
 GET_POST = frozenset({"GET", "POST"})
+# What a proxy's check may be sent with (nginx, Caddy and Traefik send GET; a proxy
+# configured to keep the original method sends that).
+ANY_METHOD = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 
 class Provider:
@@ -101,6 +108,7 @@ class Provider:
         device = DevicePage(services, context)
         recovery = RecoveryPages(services, context)
         console = ConsolePages(services, context)
+        guard = ForwardAuthPage(services, context)
         protocol, pages = oauth_errors.refusal, render.refusal
         public, registered = origins.PUBLIC_CORS, origins.REGISTERED_CORS
         # The metrics label of each route is its path, as it was before the one routing
@@ -159,6 +167,10 @@ class Provider:
                     None,
                 ),
                 ("/device", GET_POST, device.device, pages, None),
+                # Forward-auth (passport.pages.forward_auth): a reverse proxy asks, and the
+                # way back to its site after signing in.
+                ("/forward-auth", ANY_METHOD, guard.check, pages, None),
+                (RETURN_PATH, GET, guard.back, pages, None),
             )
         ]
 

@@ -38,6 +38,7 @@ from passport.errors import required
 from passport.services import access
 from passport.services import clients
 from passport.services import directory
+from passport.services import forward_auth
 from passport.services.accounts import Accounts
 from passport.services.accounts import Caller
 from passport.services.accounts import email_key
@@ -662,6 +663,8 @@ class Administration:
         sign_in_policy: str | None = None,
         sign_in_groups: list[str] | None = None,
         sign_in_permission: str | None = None,
+        forward_auth_hosts: list[str] | None = None,
+        forward_auth_rules: list[str] | None = None,
     ) -> tuple[Application, str | None]:
         """Register an application; returns it and its client secret (once).
         ``refresh_tokens`` False: refresh tokens only for ``offline_access`` (OIDC Core §11).
@@ -680,9 +683,14 @@ class Administration:
         ``sign_in_policy``, ``sign_in_groups``, ``sign_in_permission``: who may sign in
         (:meth:`update_application`; absent: anyone).  A new application defines no
         permission yet, so a ``sign_in_permission`` it does not have is defined with it
-        (named in the ``app_create`` record as ``definedPermission``)."""
+        (named in the ``app_create`` record as ``definedPermission``).
+        ``forward_auth_hosts``, ``forward_auth_rules``: the site it is behind a reverse
+        proxy (:mod:`passport.services.forward_auth`: host names, one application each —
+        409 when another has one —, and path rules, the first match wins)."""
         ensure_right(self.actor, APPS_WRITE)
         policy = "default" if mfa_policy is None else validate_policy(mfa_policy)
+        rules = forward_auth.validate_rules(forward_auth_rules or [])
+        hosts = forward_auth.validate_hosts(forward_auth_hosts or [])
         listed = self._resource_clients(None, resource_clients or [])
         app, secret = directory.create_application(
             self.db,
@@ -706,6 +714,7 @@ class Administration:
         app.require_pushed_authorization_requests = require_pushed_authorization_requests
         app.device_grant = device_grant
         app.mfa_policy = policy
+        app.forward_auth_rules = rules
         if listed:
             directory.set_resource_clients(self.db, app, listed)
         detail: dict[str, Any] = {}
@@ -716,6 +725,9 @@ class Administration:
         if sign_in_policy is not None or sign_in_groups or sign_in_permission:
             self._set_sign_in(app, sign_in_policy, sign_in_groups, sign_in_permission)
             detail.update(self._sign_in_detail(app))
+        if hosts:
+            self.db.flush()
+            forward_auth.set_hosts(self.db, app, hosts)
         self.origins_changed()
         self._audit("app_create", application=app.name, id=app.id, **detail)
         return app, secret
@@ -743,6 +755,8 @@ class Administration:
         sign_in_policy: str | None = None,
         sign_in_groups: list[str] | None = None,
         sign_in_permission: str | None = None,
+        forward_auth_hosts: list[str] | None = None,
+        forward_auth_rules: list[str] | None = None,
     ) -> Application:
         """Change what is given (None: unchanged); lists replace the whole list;
         ``id_token_signed_response_alg`` "" goes back to the server's ``signing_alg``.
@@ -763,12 +777,20 @@ class Administration:
         a permission that exists, when set.  Afterwards it fails closed: deleting the
         last listed group (rows cascade) or that permission (its name stays) leaves the
         policy in force and admits nobody until an administrator changes it.  Passport's
-        own application keeps ``anyone``: its administrators are decided by rights."""
+        own application keeps ``anyone``: its administrators are decided by rights.
+        ``forward_auth_hosts``, ``forward_auth_rules``: as there; a list replaces the
+        whole list (``[]``: none)."""
         ensure_right(self.actor, APPS_WRITE)
         app = self._application(ref)
         self._may_change(APPS_WRITE, (app, "application"))
         sign_in_changed = self._set_sign_in(app, sign_in_policy, sign_in_groups, sign_in_permission)
         policy = None if mfa_policy is None else validate_policy(mfa_policy)
+        rules = (
+            None if forward_auth_rules is None else forward_auth.validate_rules(forward_auth_rules)
+        )
+        hosts = (
+            None if forward_auth_hosts is None else forward_auth.validate_hosts(forward_auth_hosts)
+        )
         listed = None
         if resource_clients is not None:
             listed = self._resource_clients(app, resource_clients)
@@ -837,6 +859,12 @@ class Administration:
             removed = before - {c.id for c in listed}
             end_client_resource_access(self.db, removed, app.resources, self.caller.now)
             changed.append("resourceClients")
+        if hosts is not None:
+            forward_auth.set_hosts(self.db, app, hosts)
+            changed.append("forwardAuthHosts")
+        if rules is not None:
+            app.forward_auth_rules = rules
+            changed.append("forwardAuthRules")
         if origins is not None:
             self.origins_changed()
         changed += sign_in_changed

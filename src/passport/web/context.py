@@ -188,14 +188,21 @@ class RequestContext:
             return
         name = self.settings.session_cookie_name
         secure = self.settings.secure_cookies or scheme(self.request, self.settings) == "https"
+        # The session cookie for a parent domain (``cookie_domain``), so that the sites
+        # Passport guards on its subdomains send it to their forward-auth check (RFC 6265
+        # §5.2.3); host-only otherwise.  The CSRF and step cookies stay host-only.
+        domain = self.settings.cookie_domain.lower().lstrip(".") or None
         if self._cookie.value is None:
-            response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
+            response.delete_cookie(
+                name, path="/", domain=domain, secure=secure, httponly=True, samesite="Lax"
+            )
         else:
             response.set_cookie(
                 name,
                 self._cookie.value,
                 max_age=self._cookie.max_age,
                 path="/",
+                domain=domain,
                 secure=secure,
                 httponly=True,
                 samesite="Lax",

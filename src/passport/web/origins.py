@@ -40,6 +40,11 @@ def _is_trusted(address: str, trusted: tuple[str, ...]) -> bool:
     return False
 
 
+def from_trusted_proxy(request: Request, settings: Settings) -> bool:
+    """Whether the direct peer is one of the configured ``trusted_proxies``."""
+    return _is_trusted(request.remote_addr or "", settings.trusted_proxies)
+
+
 def client_ip(request: Request, settings: Settings) -> str:
     peer = request.remote_addr or ""
     if not _is_trusted(peer, settings.trusted_proxies):

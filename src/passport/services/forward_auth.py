@@ -1,0 +1,361 @@
+"""Forward-auth: may the person behind this browser see this page of a site Passport
+guards at a reverse proxy (nginx ``auth_request``, Caddy ``forward_auth``, Traefik
+ForwardAuth)?  The rules of registering a site and the one decision of every request.
+
+A site is an application (migration 0024) with host names (``forward_auth_hosts``: lower
+case, IDNA A-labels — RFC 5890 §2.3.2.1 —, an optional port; one application per host;
+no wildcards) and optional path rules (``forward_auth_rules``), each ``"<pattern>
+<permission>"``: a pattern is a path starting with ``/``, exact, or ending in ``*`` for a
+prefix (``/admin/*``); the **first** rule whose pattern matches the request's path (its
+query left out) names the permission the user must also hold there
+(:func:`passport.services.permissions.granted`); no rule matching: admission alone.
+
+:func:`decide` is the decision.  Who may sign in at all is
+:func:`passport.services.access.admission` — the same as every other door of the
+application —; the second factor its sign-ins need is the application's ``mfa_policy``
+and the user's own rule, as ``Client/validateSession`` reads them
+(:meth:`passport.services.factors.Factors.required_level`).  Nothing is cached: the
+session was read by the caller from its store, the rest is read here fresh on every
+request, so a user signed out, disabled or removed from a group is refused on the very
+next request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+from enum import Enum
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from passport.errors import Invalid
+from passport.errors import Taken
+from passport.errors import WrongLength
+from passport.services import permissions
+from passport.services.access import admission
+from passport.services.factors import Level
+from passport.services.factors import level_of
+from passport.services.factors import reading
+from passport.storage.models import Application
+from passport.storage.models import ForwardAuthHost
+from passport.storage.models import Group
+from passport.storage.models import GroupMember
+from passport.storage.models import User
+
+if TYPE_CHECKING:
+    from passport.config import Settings
+    from passport.services.sessions import LoginSessionInfo
+    from passport.services.throttle import Throttle
+
+MAX_HOSTS = 20  # host names of one application
+MAX_RULES = 50  # path rules of one application
+MAX_PATH = 2048  # longest path a rule may name, and the longest URI a request may carry
+
+
+# -- registration ----------------------------------------------------------------------
+def normalise_host(value: str, source: str = "forwardAuthHosts") -> str:
+    """A host name as registered and as compared: lower case, IDNA A-labels (``bücher.example``
+    is ``xn--bcher-kva.example``), an optional ``:port``; no scheme, path, user info,
+    address literal of IPv6 or wildcard.  Raises :class:`Invalid` with the reason."""
+
+    def bad(reason: str) -> Invalid:
+        return Invalid(
+            f"'{value[:100]}' is not a host name ({reason}).", source=source, value=value[:100]
+        )
+
+    text = value.strip().lower().rstrip(".") if isinstance(value, str) else ""
+    if not text:
+        raise bad("empty")
+    if len(text) > 260:
+        raise bad("too long")
+    host, colon, port = text.partition(":")
+    if colon:
+        if not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+            raise bad("the port must be a number from 1 to 65535")
+        port = str(int(port))
+    if "*" in host:
+        raise bad("wildcards are not supported: register each host")
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise bad("not a valid internationalised domain name") from None
+    labels = ascii_host.split(".")
+    if len(ascii_host) > 253 or any(
+        not label
+        or len(label) > 63
+        or label.startswith("-")
+        or label.endswith("-")
+        or not all(c.isascii() and (c.isalnum() or c == "-") for c in label)
+        for label in labels
+    ):
+        raise bad("letters, digits and '-' in dot-separated labels")
+    return f"{ascii_host}:{port}" if colon else ascii_host
+
+
+def validate_hosts(values: list[str]) -> list[str]:
+    """Host names of one application, normalised, once each."""
+    result: list[str] = []
+    for value in values:
+        host = normalise_host(value)
+        if host not in result:
+            result.append(host)
+    if len(result) > MAX_HOSTS:
+        raise WrongLength(f"At most {MAX_HOSTS} forwardAuthHosts.", source="forwardAuthHosts")
+    return result
+
+
+def validate_rules(values: list[str]) -> list[str]:
+    """Path rules ``"<pattern> <permission>"`` (the module's description), in their order,
+    spaces normalised."""
+    result: list[str] = []
+    for value in values:
+        parts = value.split() if isinstance(value, str) else []
+        if len(parts) != 2:
+            raise Invalid(
+                f"'{str(value)[:100]}' is not a rule '<path pattern> <permission>', "
+                "e.g. '/admin/* admin'.",
+                source="forwardAuthRules",
+                value=str(value)[:100],
+            )
+        pattern, permission = parts
+        if (
+            not pattern.startswith("/")
+            or len(pattern) > MAX_PATH
+            or "*" in pattern[:-1]
+            or not all(32 < ord(c) < 127 for c in pattern)
+        ):
+            raise Invalid(
+                f"'{pattern[:100]}' is not a path pattern: a path starting with '/' in "
+                "printable ASCII, ending in '*' for a prefix (no other '*').",
+                source="forwardAuthRules",
+                value=pattern[:100],
+            )
+        if len(permission) > 100 or any(not c.isprintable() for c in permission):
+            raise Invalid(
+                f"'{permission[:100]}' is not a permission name.",
+                source="forwardAuthRules",
+                value=permission[:100],
+            )
+        result.append(f"{pattern} {permission}")
+    if len(result) > MAX_RULES:
+        raise WrongLength(f"At most {MAX_RULES} forwardAuthRules.", source="forwardAuthRules")
+    return result
+
+
+def set_hosts(db: Session, app: Application, values: list[str]) -> None:
+    """Make ``values`` the host names of ``app`` (replacing the list).  One host, one
+    application: a host another application has is 409 (:class:`Taken`), nothing changed."""
+    wanted = validate_hosts(values)
+    taken = db.scalars(
+        select(ForwardAuthHost.host).where(
+            ForwardAuthHost.host.in_(wanted), ForwardAuthHost.application_id != app.id
+        )
+    ).first()
+    if taken is not None:
+        raise Taken(
+            f"The host '{taken}' is guarded for another application.",
+            source="forwardAuthHosts",
+            value=taken,
+        )
+    db.execute(delete(ForwardAuthHost).where(ForwardAuthHost.application_id == app.id))
+    db.flush()
+    db.expire(app, ["forward_auth_host_rows"])
+    for host in wanted:
+        db.add(ForwardAuthHost(host=host, application_id=app.id))
+    db.flush()
+
+
+def hosts_of(app: Application) -> list[str]:
+    return [row.host for row in app.forward_auth_host_rows]
+
+
+# -- the request -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Original:
+    """The request the proxy asks about, as the proxy said it."""
+
+    method: str
+    scheme: str
+    host: str
+    uri: str
+
+    @property
+    def path(self) -> str:
+        return self.uri.split("?", 1)[0]
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}{self.uri}"
+
+
+def original_from_url(method: str, url: str) -> Original | None:
+    """nginx's ``X-Original-URL`` (absolute) and method; None when it is not a plain
+    ``http``/``https`` URL of a host name."""
+    if not _plain(url) or not _plain(method):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.username is not None:
+        return None
+    uri = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return original(method, parts.scheme, parts.netloc, uri)
+
+
+def original(method: str, scheme: str, host: str, uri: str) -> Original | None:
+    """Traefik's and Caddy's ``X-Forwarded-Method/-Proto/-Host/-Uri``; None when any is
+    missing or malformed (a URI must be a path, in printable ASCII: RFC 3986 §2)."""
+    scheme = scheme.strip().lower()
+    if not all(_plain(v) for v in (method, scheme, host, uri)):
+        return None
+    if scheme not in ("http", "https") or not uri.startswith("/") or uri.startswith("//"):
+        return None
+    if len(uri) > MAX_PATH or not method.isalpha() or len(method) > 16:
+        return None
+    try:
+        host = normalise_host(host)
+    except Invalid:
+        return None
+    return Original(method.upper(), scheme, host, uri)
+
+
+def _plain(value: str) -> bool:
+    """Printable ASCII, no space (a header value a proxy built, not text)."""
+    return bool(value) and all(32 < ord(c) < 127 for c in value)
+
+
+def rule_for(rules: list[str], path: str) -> str | None:
+    """The permission named by the first rule whose pattern matches ``path``, if any."""
+    for rule in rules:
+        pattern, _, permission = rule.partition(" ")
+        if pattern.endswith("*"):
+            if path.startswith(pattern[:-1]):
+                return permission
+        elif path == pattern:
+            return permission
+    return None
+
+
+# -- the decision ----------------------------------------------------------------------
+class Verdict(Enum):
+    ALLOW = "allow"
+    SIGN_IN = "sign-in"  # no live session: 401 (nginx) or to the login page
+    FORBIDDEN = "forbidden"  # admission or a path rule says no
+    STEP_UP = "step-up"  # signed in less strongly than the site needs
+    UNKNOWN_SITE = "unknown-site"  # a host no application registered
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reason: str = ""
+    application: str = ""
+    username: str = ""
+    display_name: str = ""
+    email: str = ""
+    groups: list[str] = field(default_factory=list)
+
+
+UNKNOWN_SITE = Decision(Verdict.UNKNOWN_SITE, "This site is not guarded by Passport.")
+NOT_HERE = "Your account may not open this page."
+
+
+def site(db: Session, host: str) -> Application | None:
+    """The application guarding ``host`` (exactly as registered, with its port; else the
+    host name registered without one, which stands for any port)."""
+    bare = host.rsplit(":", 1)[0] if ":" in host else host
+    rows = db.execute(
+        select(ForwardAuthHost.host, Application)
+        .join(Application, Application.id == ForwardAuthHost.application_id)
+        .where(ForwardAuthHost.host.in_({host, bare}))
+    ).all()
+    for wanted in (host, bare):
+        for found, app in rows:
+            if found == wanted:
+                return app
+    return None
+
+
+def decide(
+    db: Session,
+    settings: Settings,
+    throttle: Throttle,
+    request: Original,
+    session: LoginSessionInfo | None,
+) -> Decision:
+    """May the owner of ``session`` (None: no live session) open ``request``?"""
+    app = site(db, request.host)
+    if app is None:
+        return UNKNOWN_SITE
+    if session is None:
+        return Decision(Verdict.SIGN_IN, application=app.name)
+    user = db.get(User, session.user_id)
+    if user is None or user.disabled:
+        return Decision(Verdict.SIGN_IN, application=app.name)
+    admitted = admission(db, app, user)
+    if not admitted.allowed:
+        return Decision(Verdict.FORBIDDEN, admitted.reason, app.name)
+    needed = rule_for(app.forward_auth_rules or [], request.path)
+    if needed is not None and not permissions.granted(db, user.id, app.id, needed):
+        return Decision(Verdict.FORBIDDEN, NOT_HERE, app.name)
+    level = level_of(session.amr)
+    if level < Level.PASSKEY:  # the strongest sign-in owes nothing more
+        owed = reading(settings, throttle, db).required_level(user.id, app.mfa_policy, None)
+        if level < owed:
+            return Decision(
+                Verdict.STEP_UP,
+                "This site needs a sign-in with a second factor: sign out of Passport "
+                "and sign in again with it.",
+                app.name,
+            )
+    groups = db.scalars(
+        select(Group.name)
+        .join(GroupMember, GroupMember.group_id == Group.id)
+        .where(GroupMember.user_id == user.id)
+        .order_by(Group.name)
+    ).all()
+    return Decision(
+        Verdict.ALLOW,
+        application=app.name,
+        username=user.username,
+        display_name=user.display_name,
+        email=user.email or "",
+        groups=list(groups),
+    )
+
+
+def return_target(db: Session, url: str | None) -> str | None:
+    """Where a sign-in for a guarded site may send the browser back: ``url`` when it is a
+    plain ``http``/``https`` URL of a host some application registered for forward-auth
+    (never any other host: no open redirect), else None."""
+    if not url or len(url) > MAX_PATH + 300:
+        return None
+    found = original_from_url("GET", url)
+    if found is None or site(db, found.host) is None:
+        return None
+    return found.url
+
+
+# -- the answer's headers ----------------------------------------------------------------
+_ATTR_CHAR = "!#$&+-.^_`|~"  # RFC 8187 §3.2.1 attr-char, besides ALPHA / DIGIT
+
+
+def header_value(value: str, *, list_item: bool = False) -> str:
+    """A value safe in a header: printable ASCII as it is; anything else (non-ASCII, a
+    control character — never a CR or LF through —, or text that would read as an
+    encoded value) as RFC 8187's ``ext-value``, ``UTF-8''`` and percent-encoded UTF-8.
+    ``list_item``: a ``,`` is encoded too (the groups header is a comma-separated list)."""
+    if (
+        all(32 <= ord(c) < 127 for c in value)
+        and not value.startswith("UTF-8''")
+        and not (list_item and "," in value)
+    ):
+        return value
+    return "UTF-8''" + quote(value.encode("utf-8", "surrogatepass"), safe=_ATTR_CHAR)
