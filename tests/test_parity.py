@@ -406,6 +406,33 @@ OPERATIONS = {
             "read",
         ),
     ),
+    "guard a site by forward-auth": Operation(
+        (
+            "/Applications/update",
+            {
+                "application": "Wiki",
+                "forwardAuthHosts": "Wiki.Example.com, wiki.example.com:8443",
+                "forwardAuthRules": "/admin/* admin\n/ read",
+            },
+        ),
+        (
+            "app",
+            "update",
+            "Wiki",
+            "--forward-auth-host",
+            "Wiki.Example.com",
+            "--forward-auth-host",
+            "wiki.example.com:8443",
+            "--forward-auth-rule",
+            "/admin/* admin",
+            "--forward-auth-rule",
+            "/ read",
+        ),
+    ),
+    "register an application guarding a site": Operation(
+        ("/Applications/create", {"name": "Notes", "forwardAuthHosts": "notes.example.com"}),
+        ("app", "add", "Notes", "--forward-auth-host", "notes.example.com"),
+    ),
     "allow the device authorization grant": Operation(
         ("/Applications/update", {"application": "Wiki", "deviceGrant": "true"}),
         ("app", "update", "Wiki", "--device-grant"),
@@ -434,6 +461,8 @@ class Traces:
     require_mfa: dict[str, bool] = field(default_factory=dict)
     # Who may sign in to each application: its policy, groups and permission.
     sign_in: dict[str, tuple[str, list[str], str | None]] = field(default_factory=dict)
+    # Each application's forward-auth host names and path rules.
+    forward_auth: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     # The mail queued (to whom, which message) and the invitations (address, state).
     mail: list[tuple[str, str]] = field(default_factory=list)
     invitations: list[tuple[str, bool, bool]] = field(default_factory=list)  # revoked, link
@@ -533,6 +562,10 @@ def traces_since(world: World, mark: int, called: list[str]) -> tuple[Traces, li
             require_mfa=dict(db.execute(select(Group.name, Group.require_mfa)).all()),
             sign_in={
                 a.name: (a.sign_in_policy, a.sign_in_groups, a.sign_in_permission)
+                for a in db.scalars(select(Application))
+            },
+            forward_auth={
+                a.name: ([r.host for r in a.forward_auth_host_rows], list(a.forward_auth_rules))
                 for a in db.scalars(select(Application))
             },
             mail=[
@@ -691,3 +724,16 @@ def test_sign_in_policies_are_seen_by_the_comparison(factory: Any, spy: list[str
         factory, OPERATIONS["register an application with a sign-in policy"], spy
     )
     assert made.sign_in["Notes"] == ("permission", [], "read")
+
+
+def test_forward_auth_sites_are_seen_by_the_comparison(factory: Any, spy: list[str]) -> None:
+    """The traces hold each application's forward-auth hosts and rules: a door that set
+    other values, or none, would be caught."""
+    guarded = through_the_api(factory, OPERATIONS["guard a site by forward-auth"], spy)
+    kept = through_the_api(factory, OPERATIONS["logout-all"], spy)
+    assert guarded.forward_auth["Wiki"] == (
+        ["wiki.example.com", "wiki.example.com:8443"],
+        ["/admin/* admin", "/ read"],
+    )
+    assert kept.forward_auth["Wiki"] == ([], [])
+    assert guarded.changed == [["forwardAuthHosts", "forwardAuthRules"]]
