@@ -43,6 +43,14 @@ def group_lines(value: str | None) -> list[str] | None:
     return [line.strip() for line in value.splitlines() if line.strip()]
 
 
+def rule_lines(value: str | None) -> list[str] | None:
+    """The forward-auth rules' textarea, one ``"<pattern> <permission>"`` a line (a rule
+    holds a space); None when the field was not sent."""
+    if value is None:
+        return None
+    return [line.strip() for line in value.splitlines() if line.strip()]
+
+
 class ApplicationScreens(ConsoleBase):
     """The console's applications: search, register, an application's page."""
 
@@ -140,6 +148,8 @@ class ApplicationScreens(ConsoleBase):
                 sign_in_policy=params.get("signinpolicy"),
                 sign_in_groups=group_lines(params.get("signingroups")),
                 sign_in_permission=params.get("signinpermission"),
+                forward_auth_hosts=lines(params.get("forwardauthhosts")),
+                forward_auth_rules=rule_lines(params.get("forwardauthrules")),
             )
             return f"{app.name} saved."
         if action == "addpermission":
