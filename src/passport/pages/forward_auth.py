@@ -6,11 +6,16 @@ reads what the proxies send and answers in the form each expects.
 What each proxy sends (``docs/forward-auth.md`` has their configurations):
 
 * nginx ``auth_request``: ``X-Original-URL`` (absolute) and ``X-Original-Method``, set
-  by ``proxy_set_header`` in the configuration.  Without a session the answer is 401;
-  nginx turns it into a redirect with ``error_page 401`` to ``/forward-auth/return``.
+  by ``proxy_set_header`` in the configuration.  Without a session the answer is 401
+  with the login URL in ``Location``, which nginx's ``error_page 401 =302`` sends on.
 * Traefik ForwardAuth and Caddy ``forward_auth``: ``X-Forwarded-Method``,
   ``-Proto``, ``-Host``, ``-Uri``.  Without a session the answer is a 302 to Passport's
   login page, which returns through ``/forward-auth/return``.
+
+Exactly one of the two forms: a check carrying both is refused (403), since proxies
+pass the client's own headers into the check — a client of Caddy could otherwise send
+``X-Original-URL`` naming another page than the one it asks for; the shipped
+configurations clear the other form, and Traefik's copies only ``Cookie``.
 
 These headers are believed **only from a peer in** ``trusted_proxies``
 (:func:`passport.web.origins.from_trusted_proxy`); any other peer gets 400, whatever it
@@ -63,6 +68,10 @@ BAD_REQUEST = (
     "X-Forwarded-Method, -Proto, -Host and -Uri (Traefik, Caddy) — a plain http or https "
     "URL of a host name."
 )
+AMBIGUOUS = (
+    "The check carries both X-Original-URL and X-Forwarded-Uri/-Method: configure the "
+    "proxy to send one form only (docs/forward-auth.md)."
+)
 BAD_RETURN = "This is not an address of a site Passport guards."
 
 
@@ -79,6 +88,11 @@ class ForwardAuthPage(render.Page):
             return _plain(NOT_FROM_PROXY, 400)
         headers = request.headers
         nginx = "X-Original-URL" in headers
+        if nginx and ("X-Forwarded-Uri" in headers or "X-Forwarded-Method" in headers):
+            # Both forms: one of them came from the client through a proxy that passes
+            # the client's headers on (Caddy and Traefik copy them into the check, nginx
+            # too unless cleared).  Which one the proxy set cannot be told: refused.
+            return _plain(AMBIGUOUS, 403)
         if nginx:
             asked = forward_auth.original_from_url(
                 headers.get("X-Original-Method", "GET"), headers.get("X-Original-URL", "")
@@ -91,7 +105,9 @@ class ForwardAuthPage(render.Page):
                 headers.get("X-Forwarded-Uri", ""),
             )
         if asked is None:
-            return _plain(BAD_REQUEST, 400)
+            # Denied, not 400: nginx turns any answer but 2xx, 401 and 403 into a 500 of
+            # its own; a request Passport cannot read is a request it does not let in.
+            return _plain(BAD_REQUEST, 403)
         ctx = self.context(request, write=False)
         return ctx.respond(lambda: self._answer(ctx, asked, nginx=nginx))
 
@@ -104,12 +120,17 @@ class ForwardAuthPage(render.Page):
         if verdict is Verdict.ALLOW:
             return self._identity(decision)
         if verdict is Verdict.UNKNOWN_SITE:
-            return render.error_page(decision.reason, status=404)
+            return render.error_page(decision.reason, status=403)
         if verdict is Verdict.SIGN_IN:
+            login = self.issuer() + login_url(asked.url)
             if nginx:
+                # nginx passes on no answer of auth_request but its status: its
+                # configuration takes this Location (auth_request_set) for the 302 of its
+                # error_page 401 — the login URL, encoded once, here.
                 response = _plain("Sign in to Passport first.", 401)
+                response.headers["Location"] = login
                 return response
-            return redirect(self.issuer() + login_url(asked.url))
+            return redirect(login)
         return render.error_page(decision.reason, status=403)
 
     def _identity(self, decision: Decision) -> Response:

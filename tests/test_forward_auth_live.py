@@ -1,0 +1,270 @@
+"""Forward-auth through real proxies from Debian — nginx ``auth_request`` and Caddy
+``forward_auth`` with the configurations of ``docs/forward-auth/`` — in front of a live
+``passport serve`` and an upstream that echoes the headers it received.
+
+Traefik has no Debian package and its release binaries (GitHub) are not reachable from
+this machine: its contract (``X-Forwarded-*`` in, 302 without a session, identity
+headers in the answer) is tested directly in ``tests/web/test_forward_auth.py``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from sqlalchemy import create_engine
+from sqlalchemy import text
+
+import forward_auth_support
+from forward_auth_support import CADDY
+from forward_auth_support import CADDY_SITE
+from forward_auth_support import NGINX
+from forward_auth_support import NGINX_SITE
+from forward_auth_support import SSO
+from forward_auth_support import Proxies
+
+from support import STRONG
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.skipif(
+        not (Path(NGINX).exists() and Path(CADDY).exists()),
+        reason="Debian's nginx and caddy are not installed",
+    ),
+]
+
+
+def _cli(database_url: str, *args: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "passport", *args, "--database-url", database_url],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture
+def proxies(tmp_path: Path) -> Iterator[Proxies]:
+    database_url = f"sqlite:///{tmp_path}/passport.sqlite3"
+    _cli(database_url, "db", "upgrade")
+    for started in forward_auth_support.start(tmp_path, database_url):
+        # One application guards both sites; members of "staff" may sign in to it.
+        _cli(
+            database_url,
+            "app",
+            "add",
+            "wiki",
+            "--forward-auth-host",
+            NGINX_SITE,
+            "--forward-auth-host",
+            CADDY_SITE,
+        )
+        for name in ("alice", "mallory"):
+            registered = requests.post(
+                f"http://127.0.0.1:{started.passport_port}/Account/register",
+                data={"username": name, "password": STRONG, "displayName": name.title()},
+                headers={"Host": f"{SSO}:{started.passport_port}"},
+                timeout=10,
+            )
+            assert registered.status_code == 200, registered.text
+        _cli(database_url, "group", "add", "staff")
+        _cli(database_url, "group", "add-member", "staff", "alice")
+        engine = create_engine(database_url)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE applications SET sign_in_policy='groups' WHERE name='wiki'"))
+            conn.execute(
+                text(
+                    "INSERT INTO application_sign_in_groups (application_id, group_id) "
+                    "SELECT a.id, g.id FROM applications a, groups g "
+                    "WHERE a.name='wiki' AND g.name='staff'"
+                )
+            )
+        engine.dispose()
+        yield started
+
+
+def _get(p: Proxies, site: str, path: str = "/", cookie: str | None = None, **headers: str) -> Any:
+    """A request to a site through its proxy, as a browser on ``site`` would send it."""
+    netloc = urlsplit(site).netloc
+    port = urlsplit(site).port
+    sent = {"Host": netloc, **headers}
+    if cookie:
+        sent["Cookie"] = f"passport_session={cookie}"
+    return requests.get(
+        f"http://127.0.0.1:{port}{path}", headers=sent, allow_redirects=False, timeout=10
+    )
+
+
+def _sign_in(p: Proxies, username: str) -> str:
+    answer = requests.post(
+        f"http://127.0.0.1:{p.passport_port}/Account/login",
+        data={"username": username, "password": STRONG},
+        headers={"Host": f"{SSO}:{p.passport_port}", "Origin": p.passport},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    cookie = answer.headers["Set-Cookie"]
+    assert "Domain=passport.test" in cookie, cookie
+    return str(answer.cookies["passport_session"])
+
+
+def _sites(p: Proxies) -> list[str]:
+    return [p.nginx_site, p.caddy_site]
+
+
+def test_without_session_both_proxies_send_to_passport_login(proxies: Proxies) -> None:
+    for site in _sites(proxies):
+        answer = _get(proxies, site, "/deep/page?x=1&y=2")
+        assert answer.status_code == 302, (site, answer.status_code, proxies.output())
+        location = urlsplit(answer.headers["Location"])
+        assert f"{location.scheme}://{location.netloc}" == proxies.passport
+        assert location.path == "/login"
+
+
+def test_signed_in_member_reaches_upstream_with_identity(proxies: Proxies) -> None:
+    cookie = _sign_in(proxies, "alice")
+    for site in _sites(proxies):
+        answer = _get(proxies, site, "/page?q=1", cookie)
+        assert answer.status_code == 200, (site, answer.status_code, proxies.output())
+        seen = {k.lower(): v for k, v in answer.json()["headers"].items()}
+        assert seen["remote-user"] == "alice"
+        assert seen["remote-name"] == "Alice"
+        assert seen["remote-groups"] == "staff"
+        assert answer.json()["path"] == "/page?q=1"
+
+
+def test_spoofed_identity_never_reaches_upstream(proxies: Proxies) -> None:
+    spoof = {"Remote-User": "root", "Remote-Groups": "admins", "Remote-Email": "x@evil"}
+    cookie = _sign_in(proxies, "alice")
+    for site in _sites(proxies):
+        anonymous = _get(proxies, site, "/", **spoof)
+        assert anonymous.status_code == 302  # never passed on
+        answer = _get(proxies, site, "/", cookie, **spoof)
+        assert answer.status_code == 200
+        seen = {k.lower(): v for k, v in answer.json()["headers"].items()}
+        assert seen["remote-user"] == "alice"
+        assert seen["remote-groups"] == "staff"
+        assert seen.get("remote-email", "") == ""
+
+
+def test_user_outside_the_group_gets_403(proxies: Proxies) -> None:
+    cookie = _sign_in(proxies, "mallory")
+    for site in _sites(proxies):
+        answer = _get(proxies, site, "/", cookie)
+        assert answer.status_code == 403, (site, answer.status_code)
+        assert "remote-user" not in answer.text.lower()
+
+
+def test_signing_out_of_passport_asks_again(proxies: Proxies) -> None:
+    cookie = _sign_in(proxies, "alice")
+    assert all(_get(proxies, s, "/", cookie).status_code == 200 for s in _sites(proxies))
+    out = requests.post(
+        f"http://127.0.0.1:{proxies.passport_port}/Account/logout",
+        headers={
+            "Host": f"{SSO}:{proxies.passport_port}",
+            "Origin": proxies.passport,
+            "Cookie": f"passport_session={cookie}",
+        },
+        timeout=10,
+    )
+    assert out.status_code == 200
+    assert all(_get(proxies, s, "/", cookie).status_code == 302 for s in _sites(proxies))
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Forwarded-Host": "evil.example"},
+        {"X-Forwarded-Uri": "//evil.example/"},
+        {"X-Forwarded-Proto": "javascript"},
+        {"X-Original-URL": "https://evil.example/"},
+        {"X-Original-URL": f"http://{NGINX_SITE}/admin"},
+        {"X-Forwarded-For": "10.0.0.1"},
+    ],
+)
+def test_hostile_forwarded_headers_from_the_client(
+    proxies: Proxies, headers: dict[str, str]
+) -> None:
+    """The proxies set these themselves: what a client sends changes nothing — a signed-in
+    member still gets the page, a stranger still the login page, never a 500."""
+    cookie = _sign_in(proxies, "alice")
+    for site in _sites(proxies):
+        assert _get(proxies, site, "/", None, **headers).status_code == 302
+        answer = _get(proxies, site, "/", cookie, **headers)
+        assert answer.status_code == 200, (site, headers, answer.status_code)
+
+
+def test_unregistered_host_refused_never_500(proxies: Proxies) -> None:
+    cookie = _sign_in(proxies, "alice")
+    for site in _sites(proxies):
+        port = urlsplit(site).port
+        answer = requests.get(
+            f"http://127.0.0.1:{port}/",
+            headers={"Host": f"other.passport.test:{port}", "Cookie": f"passport_session={cookie}"},
+            allow_redirects=False,
+            timeout=10,
+        )
+        # nginx: its one server answers any name, Passport refuses (403); Caddy: no site
+        # of that name (its empty 200 from no route, never the upstream).
+        assert answer.status_code in (200, 403, 404), answer.status_code
+        assert "remote-user" not in answer.text.lower()
+
+
+def test_open_redirect_on_the_way_back_refused(proxies: Proxies) -> None:
+    for rd in ("https://evil.example/", f"http://{NGINX_SITE}.evil.example/", "//evil.example"):
+        answer = requests.get(
+            f"http://127.0.0.1:{proxies.passport_port}/forward-auth/return",
+            params={"rd": rd},
+            headers={"Host": f"{SSO}:{proxies.passport_port}"},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert answer.status_code == 400
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+def test_browser_protected_page_login_and_back(proxies: Proxies) -> None:
+    """Headless Chromium: the protected page → Passport's login → signed in → back on the
+    page, where the upstream saw Remote-User; then signed out, the page asks again."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--host-resolver-rules=MAP *.passport.test 127.0.0.1",
+            ],
+        )
+        try:
+            for site in _sites(proxies):
+                context = browser.new_context()
+                page = context.new_page()
+                page.set_default_timeout(15_000)
+                page.goto(f"{site}/deep/page?x=1&y=2")
+                assert urlsplit(page.url).path == "/login", page.url
+                page.get_by_label("Username or email").fill("alice")
+                page.get_by_label("Password").fill(STRONG)
+                page.get_by_role("button", name="Sign in", exact=True).click()
+                page.wait_for_url(f"{site}/deep/page?x=1&y=2")
+                seen = {k.lower(): v for k, v in page.evaluate(
+                    "() => JSON.parse(document.body.innerText)")["headers"].items()}  # fmt: skip
+                assert seen["remote-user"] == "alice"
+                page.goto(f"{proxies.passport}/logout")  # Passport's own sign-out page
+                page.get_by_role("button", name="Sign out").click()
+                page.wait_for_load_state()
+                page.goto(f"{site}/deep/page")
+                assert urlsplit(page.url).path == "/login", page.url
+                context.close()
+        finally:
+            browser.close()
