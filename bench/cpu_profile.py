@@ -11,7 +11,8 @@ is judged by before the end-to-end run.
 
     .venv/bin/python bench/cpu_profile.py token-opaque --backend postgresql [--profile] [-n 2000]
 
-Scenarios: token-opaque, token-jwt, introspect, userinfo, status, permission, login, index, jwks.
+Scenarios: token-opaque, token-jwt, introspect, userinfo, status, permission, login, index, jwks,
+forward-auth (a proxy's check of a guarded site, Traefik's headers: compare with status).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def main() -> None:
             "introspect",
             "userinfo",
             "status",
+            "forward-auth",
             "permission",
             "login",
             "index",
@@ -136,6 +138,7 @@ def main() -> None:
         "PASSPORT_REDIS_URL": "redis://127.0.0.1:6379/11" if store == "redis" else "",
         "PASSPORT_THROTTLE_IP_LIMIT": "1000000000",
         "PASSPORT_LOG_LEVEL": "WARNING",
+        "PASSPORT_TRUSTED_PROXIES": "127.0.0.1",
     }
     try:
         _cli(env, "db", "upgrade")
@@ -154,6 +157,7 @@ def main() -> None:
             jwt_client["ClientId"],
             "--json",
         )
+        _cli(env, "app", "add", "Site", "--forward-auth-host", "app.bench.example", "--json")
         os.environ.update(env)
         if store == "redis":
             import redis
@@ -235,7 +239,7 @@ def run(args: argparse.Namespace, opaque: dict[str, str], jwt_client: dict[str, 
             "/oauth2/userinfo",
             headers={"Authorization": "Bearer " + user_token("openid profile email")},
         )
-    elif args.scenario in ("status", "permission"):
+    elif args.scenario in ("status", "permission", "forward-auth"):
         login = _environ("POST", "/Account/login", form, origin)()
         captured: list[Any] = []
 
@@ -244,12 +248,22 @@ def run(args: argparse.Namespace, opaque: dict[str, str], jwt_client: dict[str, 
 
         b"".join(app(login, start_response))
         cookie = next(v for k, v in captured if k == "Set-Cookie").split(";")[0]
-        path = (
-            "/Account/status"
-            if args.scenario == "status"
-            else "/Permission/check?application=Passport&permission=admin"
+        path = {
+            "status": "/Account/status",
+            "permission": "/Permission/check?application=Passport&permission=admin",
+            "forward-auth": "/forward-auth",
+        }[args.scenario]
+        proxy = {
+            "X-Forwarded-Method": "GET",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "app.bench.example",
+            "X-Forwarded-Uri": "/page?x=1",
+        }
+        make = _environ(
+            "GET",
+            path,
+            headers={"Cookie": cookie, **(proxy if args.scenario == "forward-auth" else {})},
         )
-        make = _environ("GET", path, headers={"Cookie": cookie})
     elif args.scenario == "login":
         make = _environ("POST", "/Account/login", form, origin)
     elif args.scenario == "index":

@@ -725,9 +725,8 @@ class Administration:
         if sign_in_policy is not None or sign_in_groups or sign_in_permission:
             self._set_sign_in(app, sign_in_policy, sign_in_groups, sign_in_permission)
             detail.update(self._sign_in_detail(app))
-        if hosts:
-            self.db.flush()
-            forward_auth.set_hosts(self.db, app, hosts)
+        self.db.flush()
+        forward_auth.set_hosts(self.db, app, hosts)
         self.origins_changed()
         self._audit("app_create", application=app.name, id=app.id, **detail)
         return app, secret

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -162,11 +161,14 @@ def set_hosts(db: Session, app: Application, values: list[str]) -> None:
             source="forwardAuthHosts",
             value=taken,
         )
-    db.execute(delete(ForwardAuthHost).where(ForwardAuthHost.application_id == app.id))
+    # Through the collection (kept rows stay, others go, new ones come): the application
+    # read afterwards, even outside its transaction (the CLI's --json), shows them.
+    app.forward_auth_host_rows = [r for r in app.forward_auth_host_rows if r.host in wanted]
     db.flush()
-    db.expire(app, ["forward_auth_host_rows"])
+    kept = {r.host for r in app.forward_auth_host_rows}
     for host in wanted:
-        db.add(ForwardAuthHost(host=host, application_id=app.id))
+        if host not in kept:
+            app.forward_auth_host_rows.append(ForwardAuthHost(host=host))
     db.flush()
 
 
