@@ -32,6 +32,7 @@ from forward_auth_support import Proxies
 
 from support import STRONG
 
+OPEN_SITE = "open.passport.test"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.live,
@@ -67,6 +68,8 @@ def proxies(tmp_path: Path) -> Iterator[Proxies]:
             "--forward-auth-host",
             CADDY_SITE,
         )
+        # Another guarded site, open to anyone (served by no proxy here).
+        _cli(database_url, "app", "add", "open", "--forward-auth-host", OPEN_SITE)
         for name in ("alice", "mallory"):
             registered = requests.post(
                 f"http://127.0.0.1:{started.passport_port}/Account/register",
@@ -155,6 +158,24 @@ def test_spoofed_identity_never_reaches_upstream(proxies: Proxies) -> None:
         assert seen.get("remote-email", "") == ""
 
 
+def test_another_sites_host_header_is_checked_as_the_site_nginx_serves(
+    proxies: Proxies,
+) -> None:
+    """Review: nginx built the check from the client's Host header, so a request to the
+    wiki naming the open site's host was checked as the open site and let through."""
+    cookie = _sign_in(proxies, "mallory")
+    answer = requests.get(
+        f"http://127.0.0.1:{proxies.nginx_port}/admin/x",
+        headers={
+            "Host": f"{OPEN_SITE}:{proxies.nginx_port}",
+            "Cookie": f"passport_session={cookie}",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 403, (answer.status_code, answer.text[:200])
+
+
 def test_user_outside_the_group_gets_403(proxies: Proxies) -> None:
     cookie = _sign_in(proxies, "mallory")
     for site in _sites(proxies):
@@ -203,19 +224,31 @@ def test_hostile_forwarded_headers_from_the_client(
 
 
 def test_unregistered_host_refused_never_500(proxies: Proxies) -> None:
-    cookie = _sign_in(proxies, "alice")
-    for site in _sites(proxies):
-        port = urlsplit(site).port
-        answer = requests.get(
-            f"http://127.0.0.1:{port}/",
-            headers={"Host": f"other.passport.test:{port}", "Cookie": f"passport_session={cookie}"},
-            allow_redirects=False,
-            timeout=10,
-        )
-        # nginx: its one server answers any name, Passport refuses (403); Caddy: no site
-        # of that name (its empty 200 from no route, never the upstream).
-        assert answer.status_code in (200, 403, 404), answer.status_code
-        assert "remote-user" not in answer.text.lower()
+    for name in ("alice", "mallory"):
+        cookie = _sign_in(proxies, name)
+        for site in _sites(proxies):
+            port = urlsplit(site).port
+            answer = requests.get(
+                f"http://127.0.0.1:{port}/",
+                headers={
+                    "Host": f"other.passport.test:{port}",
+                    "Cookie": f"passport_session={cookie}",
+                },
+                allow_redirects=False,
+                timeout=10,
+            )
+            assert answer.status_code in (200, 403, 404), answer.status_code
+            if site == proxies.nginx_site and name == "alice":
+                # nginx's one server block is the wiki whatever the Host header says, and
+                # the check names the wiki (X-Original-URL from $server_name): the wiki's
+                # member is let in as herself.
+                assert answer.status_code == 200, (answer.status_code, answer.text[:300])
+                seen = {k.lower(): v for k, v in answer.json()["headers"].items()}
+                assert seen.get("remote-user") == "alice", answer.text[:400]
+            else:
+                # Caddy has no site of that name (never the upstream); nginx checks the
+                # wiki, which mallory may not enter.
+                assert "remote-user" not in answer.text.lower()
 
 
 def test_open_redirect_on_the_way_back_refused(proxies: Proxies) -> None:

@@ -27,6 +27,7 @@ from dataclasses import field
 from enum import Enum
 from typing import TYPE_CHECKING
 from urllib.parse import quote
+from urllib.parse import unquote
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -233,14 +234,55 @@ def _plain(value: str) -> bool:
     return bool(value) and all(32 < ord(c) < 127 for c in value)
 
 
+def canonical_path(path: str) -> str | None:
+    """The path as the guarded application may route it, for the path rules: percent-
+    decoded (again while that changes it: ``%2561`` is ``a`` to an upstream that decodes
+    twice), ``\\`` read as ``/``, each segment's ``;parameters`` dropped (Tomcat routes
+    ``/admin;x/y`` as ``/admin/y``), empty and dot segments removed (RFC 3986 §5.2.4), in
+    lower case (an upstream that ignores case routes ``/ADMIN`` as ``/admin``).  The
+    proxies pass the raw request URI on and the application decodes it: a rule compared
+    with the raw bytes was passed by ``/%61dmin/x`` (an outside review).  None when the
+    path cannot be decoded (invalid UTF-8): no rule can say what it names."""
+    text = path
+    for _ in range(4):
+        try:
+            decoded = unquote(text, errors="strict")
+        except UnicodeDecodeError:
+            return None
+        if decoded == text:
+            break
+        text = decoded
+    else:
+        return None
+    segments: list[str] = []
+    for segment in text.replace("\\", "/").split("/"):
+        segment = segment.split(";", 1)[0]
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(segment)
+    trailing = "/" if text.endswith("/") and segments else ""
+    return ("/" + "/".join(segments) + trailing).casefold()
+
+
 def rule_for(rules: list[str], path: str) -> str | None:
-    """The permission named by the first rule whose pattern matches ``path``, if any."""
+    """The permission named by the first rule whose pattern matches ``path`` (a
+    :func:`canonical_path`), if any.  Patterns are compared in lower case; ``/admin/*``
+    guards ``/admin`` itself too, and every path below it."""
     for rule in rules:
         pattern, _, permission = rule.partition(" ")
-        if pattern.endswith("*"):
+        pattern = pattern.casefold()
+        if pattern.endswith("/*"):
+            base = pattern[:-2]
+            if path == base or path.startswith(base + "/"):
+                return permission
+        elif pattern.endswith("*"):
             if path.startswith(pattern[:-1]):
                 return permission
-        elif path == pattern:
+        elif path.rstrip("/") == pattern.rstrip("/"):
             return permission
     return None
 
@@ -304,9 +346,14 @@ def decide(
     admitted = admission(db, app, user)
     if not admitted.allowed:
         return Decision(Verdict.FORBIDDEN, admitted.reason, app.name)
-    needed = rule_for(app.forward_auth_rules or [], request.path)
-    if needed is not None and not permissions.granted(db, user.id, app.id, needed):
-        return Decision(Verdict.FORBIDDEN, NOT_HERE, app.name)
+    rules = app.forward_auth_rules or []
+    if rules:
+        path = canonical_path(request.path)
+        needed = rule_for(rules, path) if path is not None else None
+        if path is None or (
+            needed is not None and not permissions.granted(db, user.id, app.id, needed)
+        ):
+            return Decision(Verdict.FORBIDDEN, NOT_HERE, app.name)
     level = level_of(session.amr)
     if level < Level.PASSKEY:  # the strongest sign-in owes nothing more
         owed = reading(settings, throttle, db).required_level(user.id, app.mfa_policy, None)
