@@ -104,6 +104,7 @@ def test_the_token_endpoint_answers_get_with_405_and_allow(h: Harness) -> None:
     assert body(answer)["error"] == "invalid_request"
 
 
+from passport.pages.render import CONSOLE_JS_URL  # noqa: E402
 from passport.pages.render import PASSKEY_JS_URL  # noqa: E402
 
 EXPECTED = {
@@ -139,6 +140,13 @@ EXPECTED = {
     "/admin/applications": {"GET", "POST"},
     "/admin/application": {"GET", "POST"},
     "/admin/audit": {"GET"},
+    "/admin/audit/tail": {"GET"},
+    "/admin/keys": {"GET", "POST"},
+    "/admin/health": {"GET"},
+    CONSOLE_JS_URL: {"GET"},
+    # A proxy's check comes with the method of the request it asks about.
+    "/forward-auth": {"GET", "POST", "PUT", "PATCH", "DELETE"},
+    "/forward-auth/return": {"GET"},
 }
 
 
