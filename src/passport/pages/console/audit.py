@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC
+from datetime import datetime
+from typing import Any
 
 from werkzeug import Request
 from werkzeug import Response
@@ -14,6 +17,7 @@ from passport.pages.console.base import AUDIT_READ
 from passport.pages.console.base import PAGE_SIZE
 from passport.pages.console.base import Admin
 from passport.pages.console.base import ConsoleBase
+from passport.pages.console.base import invalid
 from passport.pages.console.base import link
 from passport.pages.console.base import offset_of
 from passport.services import listings
@@ -35,10 +39,7 @@ class AuditScreens(ConsoleBase):
             offset = offset_of(params.get("offset"))
             found = listings.audit_events(
                 ctx.db,
-                username=filters["user"] or None,
-                application=filters["application"] or None,
-                event=filters["event"] or None,
-                outcome=filters["outcome"] or None,
+                **_selection(filters),
                 offset=offset,
                 limit=PAGE_SIZE,
             )
@@ -47,7 +48,8 @@ class AuditScreens(ConsoleBase):
                 "console_audit.html",
                 admin,
                 script=True,
-                follow=offset == 0,
+                # Following shows what happens from now on: not for a page of the past.
+                follow=offset == 0 and not filters["until"],
                 newest=found.items[0].id if found.items else 0,
                 events=found.items,
                 page=found,
@@ -113,11 +115,38 @@ MAX_EVENT_ID = 2**63 - 1
 MAX_ID_DIGITS = 19
 
 
+FILTERS = ("user", "application", "event", "outcome", "since", "until")
+
+
 def _filters(params: dict[str, str]) -> dict[str, str]:
+    """The audit log's filters as typed (kept in the pager's and the downloads' links)."""
+    return {name: (params.get(name) or "").strip() for name in FILTERS}
+
+
+def _selection(filters: dict[str, str]) -> dict[str, Any]:
+    """The filters as :func:`listings.audit_query` takes them: ``since`` (inclusive) and
+    ``until`` (exclusive) are times in UTC as a browser's ``datetime-local`` field sends
+    them (``2026-11-26T20:00``), or with a zone; anything else is a 400."""
     return {
-        name: (params.get(name) or "").strip()
-        for name in ("user", "application", "event", "outcome")
+        "username": filters["user"] or None,
+        "application": filters["application"] or None,
+        "event": filters["event"] or None,
+        "outcome": filters["outcome"] or None,
+        "since": _moment(filters["since"], "since"),
+        "until": _moment(filters["until"], "until"),
     }
+
+
+def _moment(value: str, source: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise invalid(
+            f"'{source}' is a time like 2026-11-26T20:00 (UTC), or with its zone.", source
+        ) from None
 
 
 def _json(body: object, status: int) -> Response:
@@ -149,12 +178,7 @@ def _export(ctx: RequestContext, filters: dict[str, str], kind: str) -> Response
     :data:`EXPORT_LIMIT`), as CSV or JSON Lines, to download.  A CSV cell that a
     spreadsheet would read as a formula (``= + - @``, a tab or CR first) is prefixed with
     ``'`` (OWASP CSV injection)."""
-    query = listings.audit_query(
-        username=filters["user"] or None,
-        application=filters["application"] or None,
-        event=filters["event"] or None,
-        outcome=filters["outcome"] or None,
-    )
+    query = listings.audit_query(**_selection(filters))
     rows = ctx.db.scalars(query.order_by(AuditEvent.id.desc()).limit(EXPORT_LIMIT)).all()
     records = [
         dict(
