@@ -52,8 +52,12 @@ def _cli(database_url: str, *args: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.fixture
-def proxies(tmp_path: Path) -> Iterator[Proxies]:
+@pytest.fixture(scope="module")
+def proxies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxies]:
+    """One Passport, upstream, nginx and Caddy for the module's tests (starting them is
+    most of each test's time): each test signs its users in afresh and changes nothing
+    the others read (the sign-out test ends only its own session)."""
+    tmp_path = tmp_path_factory.mktemp("forward-auth")
     database_url = f"sqlite:///{tmp_path}/passport.sqlite3"
     _cli(database_url, "db", "upgrade")
     for started in forward_auth_support.start(tmp_path, database_url):
