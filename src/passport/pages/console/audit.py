@@ -81,10 +81,7 @@ class AuditScreens(ConsoleBase):
                 else listings.audit_after(
                     ctx.db,
                     after,
-                    username=filters["user"] or None,
-                    application=filters["application"] or None,
-                    event=filters["event"] or None,
-                    outcome=filters["outcome"] or None,
+                    **_named(filters),
                 )
             )
             return _json(
@@ -127,13 +124,20 @@ def _selection(filters: dict[str, str]) -> dict[str, Any]:
     """The filters as :func:`listings.audit_query` takes them: ``since`` (inclusive) and
     ``until`` (exclusive) are times in UTC as a browser's ``datetime-local`` field sends
     them (``2026-11-26T20:00``), or with a zone; anything else is a 400."""
+    return _named(filters) | {
+        "since": _moment(filters["since"], "since"),
+        "until": _moment(filters["until"], "until"),
+    }
+
+
+def _named(filters: dict[str, str]) -> dict[str, Any]:
+    """The filters that name something (user, application, event, outcome), for the
+    page, the downloads and the live tail alike."""
     return {
         "username": filters["user"] or None,
         "application": filters["application"] or None,
         "event": filters["event"] or None,
         "outcome": filters["outcome"] or None,
-        "since": _moment(filters["since"], "since"),
-        "until": _moment(filters["until"], "until"),
     }
 
 
