@@ -79,8 +79,18 @@ class Console:
         self.page.get_by_label("Password").fill(password)
         self.page.get_by_role("button", name="Sign in", exact=True).click()
 
-    def button(self, name: str) -> None:
-        self.page.get_by_role("button", name=name, exact=True).click()
+    def button(self, name: str, navigates: bool = True) -> None:
+        """Press a button; a form's button waits for the page it leads to, so that the
+        next step never reads the page being left."""
+        self.follow(self.page.get_by_role("button", name=name, exact=True), navigates)
+
+    def follow(self, target: Any, navigates: bool = True) -> None:
+        """Click a link or button and, when it navigates, wait for the new page's load."""
+        if not navigates:
+            target.click()
+            return
+        with self.page.expect_navigation():
+            target.click()
 
     def notice(self, text: str) -> None:
         """The page's notice (``role=status``) says ``text``."""
@@ -272,7 +282,7 @@ def test_an_administrator_runs_passport_from_the_console(
 
     # A group.
     nav = page.get_by_role("navigation", name="Console")
-    nav.get_by_role("link", name="Groups").click()
+    admin.follow(nav.get_by_role("link", name="Groups"))
     page.get_by_label("Name", exact=True).fill("Editors")
     page.get_by_label("Description").fill("People who edit the example")
     admin.button("Create the group")
@@ -280,15 +290,15 @@ def test_an_administrator_runs_passport_from_the_console(
     admin.shoot("groups")
 
     # A user, put in the group.
-    nav.get_by_role("link", name="Users").click()
+    admin.follow(nav.get_by_role("link", name="Users"))
     page.locator("#new-username").fill("alice")
     page.locator("#new-email").fill("alice@example.com")
     page.locator("#new-displayname").fill("Alice Example")
     page.locator("#new-password").fill(STRONG)
     admin.button("Create the user")
     admin.notice("User alice created.")
-    nav.get_by_role("link", name="Groups").click()
-    page.get_by_role("link", name="Editors").click()
+    admin.follow(nav.get_by_role("link", name="Groups"))
+    admin.follow(page.get_by_role("link", name="Editors"))
     page.get_by_label("Add a member (username)").fill("alice")
     admin.button("Add")
     admin.notice("alice added to Editors.")
@@ -298,7 +308,7 @@ def test_an_administrator_runs_passport_from_the_console(
     # granted to the group.
     port = free_port()
     example = f"http://127.0.0.1:{port}"
-    nav.get_by_role("link", name="Applications").click()
+    admin.follow(nav.get_by_role("link", name="Applications"))
     page.get_by_label("Name", exact=True).fill("Example")
     page.get_by_label("Redirect URIs (separated by spaces)").fill(f"{example}/callback")
     admin.button("Register")
@@ -306,11 +316,11 @@ def test_an_administrator_runs_passport_from_the_console(
     secret = page.get_by_label("Client secret").input_value()
     assert client_id and len(secret) >= 32
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=deployment.base)
-    admin.button("Copy the secret")
+    admin.button("Copy the secret", navigates=False)
     page.get_by_text("Copied.").wait_for()
     assert page.evaluate("() => navigator.clipboard.readText()") == secret
     admin.shoot("application-secret")
-    page.get_by_role("link", name="Back to Example").click()
+    admin.follow(page.get_by_role("link", name="Back to Example"))
     page.locator("#sbackchanneluri").fill(f"{example}/backchannel-logout")
     page.locator("#spostlogouturis").fill(f"{example}/")
     admin.button("Save the settings")
@@ -325,7 +335,7 @@ def test_an_administrator_runs_passport_from_the_console(
     admin.button("Grant")
     admin.notice("Editors")
     admin.shoot("application")
-    page.get_by_role("link", name="Who holds edit").click()
+    admin.follow(page.get_by_role("link", name="Who holds edit"))
     page.get_by_text("via group Editors").wait_for()
 
     # The user signs in to the example application, which sees the permission.
@@ -344,11 +354,11 @@ def test_an_administrator_runs_passport_from_the_console(
     assert user.locator("#permissions").inner_text() == "edit"
 
     # The administrator sees her session and disables her: the example hears it.
-    nav.get_by_role("link", name="Users").click()
+    admin.follow(nav.get_by_role("link", name="Users"))
     page.get_by_label("Search (username, email, name)").fill("ali")
     admin.button("Search")
     admin.shoot("users")
-    page.get_by_role("link", name="alice", exact=True).click()
+    admin.follow(page.get_by_role("link", name="alice", exact=True))
     page.get_by_role("heading", name="Sessions").wait_for()
     admin.shoot("user")
     admin.button("Disable (ends every session and token)")
@@ -361,18 +371,18 @@ def test_an_administrator_runs_passport_from_the_console(
     assert eventually(signed_out_of_the_example, 30), "no back-channel logout reached the example"
 
     # What the audit log, the keys and the health screens show of it.
-    nav.get_by_role("link", name="Audit log").click()
+    admin.follow(nav.get_by_role("link", name="Audit log"))
     page.get_by_label("Event", exact=True).fill("user_disable")
     admin.button("Filter")
     page.get_by_role("cell", name="user_disable").first.wait_for()
     admin.shoot("audit")
-    nav.get_by_role("link", name="Keys").click()
+    admin.follow(nav.get_by_role("link", name="Keys"))
     page.get_by_role("heading", name="Keys").wait_for()
     admin.shoot("keys")
-    nav.get_by_role("link", name="Health").click()
+    admin.follow(nav.get_by_role("link", name="Health"))
     page.get_by_role("heading", name="Health").wait_for()
     admin.shoot("health")
-    nav.get_by_role("link", name="Dashboard").click()
+    admin.follow(nav.get_by_role("link", name="Dashboard"))
     admin.shoot("dashboard")
 
     admin.assert_clean()
@@ -393,17 +403,17 @@ def test_a_reader_sees_no_write_control_and_a_forged_post_is_refused(
     nav = page.get_by_role("navigation", name="Console")
 
     # A helpdesk reader: a user in a group granted Passport's users:read (an admin may).
-    nav.get_by_role("link", name="Users").click()
+    admin.follow(nav.get_by_role("link", name="Users"))
     for name in ("helpdesk", "bob"):
         page.locator("#new-username").fill(name)
         page.locator("#new-password").fill(STRONG)
         admin.button("Create the user")
         admin.notice(f"User {name} created.")
-        nav.get_by_role("link", name="Users").click()
-    nav.get_by_role("link", name="Groups").click()
+        admin.follow(nav.get_by_role("link", name="Users"))
+    admin.follow(nav.get_by_role("link", name="Groups"))
     page.get_by_label("Name", exact=True).fill("Helpdesk")
     admin.button("Create the group")
-    page.get_by_role("link", name="Helpdesk").click()
+    admin.follow(page.get_by_role("link", name="Helpdesk"))
     page.get_by_label("Add a member (username)").fill("helpdesk")
     admin.button("Add")
     admin.notice("helpdesk added to Helpdesk.")
@@ -417,7 +427,7 @@ def test_a_reader_sees_no_write_control_and_a_forged_post_is_refused(
     reader.sign_in("helpdesk", STRONG)
     reader.page.wait_for_url(f"{deployment.base}/admin/users")
     assert reader.page.locator("#new-username").count() == 0
-    reader.page.get_by_role("link", name="bob", exact=True).click()
+    reader.follow(reader.page.get_by_role("link", name="bob", exact=True))
     reader.page.get_by_role("heading", name="Sessions").wait_for()
     assert reader.page.get_by_role("heading", name="Actions").count() == 0
     assert reader.page.locator("main form[method=post]").count() == 0
