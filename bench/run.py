@@ -97,6 +97,18 @@ class Servers:
         app = json.loads(out.stdout)[0]
         return app["ClientId"], app["ClientSecret"]
 
+    def site(self, host: str) -> None:
+        """A site guarded by forward-auth at ``host`` (anyone signed in may open it)."""
+        env = self.base_env()
+        env |= {"PASSPORT_DATABASE_URL": self.database_url, "PASSPORT_KEY_ENCRYPTION_KEY": self.kek}
+        subprocess.run(
+            [*PASSPORT, "app", "add", "BenchSite", "--forward-auth-host", host, "--json"],
+            capture_output=True,
+            check=True,
+            env=env,
+            cwd=self.tmp,
+        )
+
     def start(self, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
             pinned(self.core, command),
@@ -144,6 +156,8 @@ class Servers:
             "PASSPORT_PUBLIC_URL": f"http://127.0.0.1:{port}",  # serve needs it off SQLite
             "PASSPORT_REDIS_URL": self.redis_url,
             "PASSPORT_THROTTLE_IP_LIMIT": "1000000000",
+            # wrk stands for the reverse proxy of the forward-auth scenario
+            "PASSPORT_TRUSTED_PROXIES": "127.0.0.1",
         }
         process = self.start(
             [
@@ -315,6 +329,29 @@ def main() -> None:
             result = wrk(name, base + path, load, headers=headers, server_pid=pid)
             result.baseline, result.ratio = baseline.name, result.rps / baseline.rps
             results.append(result)
+
+        # A reverse proxy's check of a guarded site (Caddy's and Traefik's headers), next
+        # to the session check it must not cost more than (issue 16).
+        servers.site("app.bench.example")
+        proxy = {
+            "X-Forwarded-Method": "GET",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "app.bench.example",
+            "X-Forwarded-Uri": "/reports?page=2",
+        }
+        check = requests.get(base + "/forward-auth", headers=cookie | proxy, timeout=10)
+        if check.status_code != 200 or check.headers.get("Remote-User") != "bench":
+            raise SystemExit(f"forward-auth answered {check.status_code}: {check.text[:200]}")
+        status_r = next(r for r in results if r.name == "Account/status (session)")
+        result = wrk(
+            "forward-auth check (session)",
+            base + "/forward-auth",
+            load,
+            headers=cookie | proxy,
+            server_pid=pid,
+        )
+        result.baseline, result.ratio = status_r.name, result.rps / status_r.rps
+        results.append(result)
 
         if args.soak:
             soak(args, load, base, cookie, pid)

@@ -112,10 +112,11 @@ class ForwardAuthPage(render.Page):
         return ctx.respond(lambda: self._answer(ctx, asked, nginx=nginx))
 
     def _answer(self, ctx: RequestContext, asked: Original, *, nginx: bool) -> Response:
-        services = self.services
-        decision = forward_auth.decide(
-            ctx.db, self.settings, services.throttle, asked, ctx.login_session
-        )
+        session = ctx.login_session
+        # The hot connection, no transaction: the check only reads (one statement in
+        # the common case, services/forward_auth.py ``decide``).
+        with self.services.db.hot_read() as conn:
+            decision = forward_auth.decide(conn, self.settings, asked, session)
         verdict = decision.verdict
         if verdict is Verdict.ALLOW:
             return self._identity(decision)

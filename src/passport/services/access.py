@@ -22,9 +22,11 @@ Whether the sign-in was strong enough (a second factor) is the application's
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Connection
 from sqlalchemy import exists
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -57,33 +59,60 @@ NOT_ALLOWED = Admission(False, "Your account may not sign in to this application
 UNAVAILABLE = Admission(False, "This application is not available.")
 
 
-def admission(db: Session, app: Application, user: User) -> Admission:
+def admission(db: Session | Connection, app: Application, user: User) -> Admission:
     """May ``user`` sign in to ``app`` now?"""
-    if not app.enabled:
+    return admission_rule(
+        app_enabled=app.enabled,
+        user_disabled=user.disabled,
+        policy=app.sign_in_policy,
+        permission=app.sign_in_permission,
+        in_sign_in_group=lambda: member_of_sign_in_group(db, app.id, user.id),
+        holds=lambda name: permissions.granted(db, user.id, app.id, name),
+    )
+
+
+def admission_rule(
+    *,
+    app_enabled: bool,
+    user_disabled: bool,
+    policy: str,
+    permission: str | None,
+    in_sign_in_group: Callable[[], bool],
+    holds: Callable[[str], bool],
+) -> Admission:
+    """The rule itself, over facts read by the caller: :func:`admission` reads them with
+    the ORM; forward-auth's hot path (:func:`passport.services.forward_auth.decide`) reads
+    them in the statement that finds the site.  Membership and permission are asked
+    lazily, only for the policy that needs them."""
+    if not app_enabled:
         return UNAVAILABLE
-    if user.disabled:
+    if user_disabled:
         return NOT_ALLOWED
-    policy = app.sign_in_policy
     if policy == ANYONE:
         return ADMITTED
     if policy == GROUPS:
-        member = db.scalar(
+        return ADMITTED if in_sign_in_group() else NOT_ALLOWED
+    if policy == PERMISSION and permission:
+        return ADMITTED if holds(permission) else NOT_ALLOWED
+    return NOT_ALLOWED
+
+
+def member_of_sign_in_group(db: Session | Connection, app_id: int, user_id: int) -> bool:
+    """Whether the user is in one of the groups the application lets sign in."""
+    return bool(
+        db.scalar(
             select(
                 exists().where(
-                    GroupMember.user_id == user.id,
+                    GroupMember.user_id == user_id,
                     GroupMember.group_id.in_(
                         select(ApplicationSignInGroup.group_id).where(
-                            ApplicationSignInGroup.application_id == app.id
+                            ApplicationSignInGroup.application_id == app_id
                         )
                     ),
                 )
             )
         )
-        return ADMITTED if member else NOT_ALLOWED
-    if policy == PERMISSION and app.sign_in_permission:
-        held = permissions.granted(db, user.id, app.id, app.sign_in_permission)
-        return ADMITTED if held else NOT_ALLOWED
-    return NOT_ALLOWED
+    )
 
 
 REFUSED_EVENT = "sign_in_refused"

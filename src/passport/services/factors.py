@@ -223,6 +223,27 @@ def application_level(settings: Settings, policy: str, acr_values: str | None) -
     return max(level, asked) if asked is not None else level
 
 
+def owed_level(
+    settings: Settings,
+    *,
+    own_policy: str | None,
+    has_factor: bool,
+    in_mfa_group: bool,
+    holds_rights: Callable[[], bool],
+) -> Level:
+    """The rule of :meth:`Factors.sign_in_level` over facts read by the caller (the
+    module's list): Passport's own application's policy (else the server's); MFA for a
+    user with a passkey or an authenticator app, for a member of a group that requires it,
+    and — with ``admin_mfa`` — for a holder of any Passport right (asked lazily).
+    Forward-auth's hot path reads the facts in the statement that finds the site."""
+    level = policy_level(settings, own_policy or "default")
+    if has_factor or in_mfa_group:
+        level = max(level, Level.MFA)
+    if level < Level.MFA and settings.admin_mfa and holds_rights():
+        level = Level.MFA
+    return level
+
+
 def reading(settings: Settings, throttle: Throttle, db: Session) -> Factors:
     """The factor rules over a session only read from (what a page shows, who must do
     what): no audit records, no after-actions."""
@@ -405,20 +426,19 @@ class Factors:
         own = self.db.scalar(
             select(Application.mfa_policy).where(Application.id == PASSPORT_APP_ID)
         )
-        level = policy_level(self.settings, own or "default")
-        if self.summary(user_id).any:
-            level = max(level, Level.MFA)
         group_rule = self.db.scalar(
             select(func.count())
             .select_from(GroupMember)
             .join(Group, Group.id == GroupMember.group_id)
             .where(GroupMember.user_id == user_id, Group.require_mfa.is_(True))
         )
-        if group_rule:
-            level = max(level, Level.MFA)
-        if self.settings.admin_mfa and rights_of_user(self.db, user_id):
-            level = max(level, Level.MFA)
-        return level
+        return owed_level(
+            self.settings,
+            own_policy=own,
+            has_factor=self.summary(user_id).any,
+            in_mfa_group=bool(group_rule),
+            holds_rights=lambda: bool(rights_of_user(self.db, user_id)),
+        )
 
     def required_level(self, user_id: int, policy: str, acr_values: str | None) -> Level:
         """The level a sign-in of the user to an application (its ``mfa_policy``, the

@@ -14,14 +14,15 @@ query left out) names the permission the user must also hold there
 :func:`passport.services.access.admission` — the same as every other door of the
 application —; the second factor its sign-ins need is the application's ``mfa_policy``
 and the user's own rule, as ``Client/validateSession`` reads them
-(:meth:`passport.services.factors.Factors.required_level`).  Nothing is cached: the
-session was read by the caller from its store, the rest is read here fresh on every
-request, so a user signed out, disabled or removed from a group is refused on the very
-next request.
+(:func:`passport.services.factors.owed_level`).  Nothing is cached: the session was read
+by the caller from its store, the rest is read here fresh on every request — in one
+statement in the common case, to cost no more than ``Account/status`` —, so a user
+signed out, disabled or removed from a group is refused on the very next request.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from dataclasses import field
 from enum import Enum
@@ -30,27 +31,40 @@ from urllib.parse import quote
 from urllib.parse import unquote
 from urllib.parse import urlsplit
 
+from sqlalchemy import BindParameter
+from sqlalchemy import Connection
+from sqlalchemy import Integer
+from sqlalchemy import and_
+from sqlalchemy import bindparam
+from sqlalchemy import exists
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import aliased
 
 from passport.errors import Invalid
 from passport.errors import Taken
 from passport.errors import WrongLength
 from passport.services import permissions
-from passport.services.access import admission
+from passport.services.access import admission_rule
 from passport.services.factors import Level
+from passport.services.factors import application_level
 from passport.services.factors import level_of
-from passport.services.factors import reading
+from passport.services.factors import owed_level
+from passport.services.permissions import PASSPORT_APP_ID
+from passport.services.policy import rights_of_user
 from passport.storage.models import Application
+from passport.storage.models import ApplicationSignInGroup
 from passport.storage.models import ForwardAuthHost
 from passport.storage.models import Group
 from passport.storage.models import GroupMember
+from passport.storage.models import TotpCredential
 from passport.storage.models import User
+from passport.storage.models import WebAuthnCredential
 
 if TYPE_CHECKING:
     from passport.config import Settings
     from passport.services.sessions import LoginSessionInfo
-    from passport.services.throttle import Throttle
 
 MAX_HOSTS = 20  # host names of one application
 MAX_RULES = 50  # path rules of one application
@@ -58,6 +72,11 @@ MAX_PATH = 2048  # longest path a rule may name, and the longest URI a request m
 
 
 # -- registration ----------------------------------------------------------------------
+# Dot-separated labels of 1 to 63 letters, digits and '-', none starting or ending with
+# '-' (RFC 1123 §2.1; an IDNA name is checked in its A-label form).
+_HOST = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*")
+
+
 def normalise_host(value: str, source: str = "forwardAuthHosts") -> str:
     """A host name as registered and as compared: lower case, IDNA A-labels (``bücher.example``
     is ``xn--bcher-kva.example``), an optional ``:port``; no scheme, path, user info,
@@ -81,18 +100,12 @@ def normalise_host(value: str, source: str = "forwardAuthHosts") -> str:
     if "*" in host:
         raise bad("wildcards are not supported: register each host")
     try:
-        ascii_host = host.encode("idna").decode("ascii")
+        # An ASCII name is its own A-label form (the label rules below hold it); the
+        # IDNA codec only for the others (it is most of a check's cost otherwise).
+        ascii_host = host if host.isascii() else host.encode("idna").decode("ascii")
     except UnicodeError:
         raise bad("not a valid internationalised domain name") from None
-    labels = ascii_host.split(".")
-    if len(ascii_host) > 253 or any(
-        not label
-        or len(label) > 63
-        or label.startswith("-")
-        or label.endswith("-")
-        or not all(c.isascii() and (c.isalnum() or c == "-") for c in label)
-        for label in labels
-    ):
+    if len(ascii_host) > 253 or _HOST.fullmatch(ascii_host) is None:
         raise bad("letters, digits and '-' in dot-separated labels")
     return f"{ascii_host}:{port}" if colon else ascii_host
 
@@ -229,9 +242,13 @@ def original(method: str, scheme: str, host: str, uri: str) -> Original | None:
     return Original(method.upper(), scheme, host, uri)
 
 
+_PLAIN = re.compile(r"[\x21-\x7e]+")
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+
+
 def _plain(value: str) -> bool:
     """Printable ASCII, no space (a header value a proxy built, not text)."""
-    return bool(value) and all(32 < ord(c) < 127 for c in value)
+    return _PLAIN.fullmatch(value) is not None
 
 
 def canonical_path(path: str) -> str | None:
@@ -311,7 +328,7 @@ UNKNOWN_SITE = Decision(Verdict.UNKNOWN_SITE, "This site is not guarded by Passp
 NOT_HERE = "Your account may not open this page."
 
 
-def site(db: Session, host: str) -> Application | None:
+def site(db: Session | Connection, host: str) -> Application | None:
     """The application guarding ``host`` (exactly as registered, with its port; else the
     host name registered without one, which stands for any port)."""
     bare = host.rsplit(":", 1)[0] if ":" in host else host
@@ -327,56 +344,127 @@ def site(db: Session, host: str) -> Application | None:
     return None
 
 
+# Everything one check needs, in one statement (the endpoint is asked on every request
+# to every guarded site, so it is held to the cost of ``Account/status``): the site's
+# application by its host (exact, and the bare host name), the user as the database has
+# them now (enabled only: a disabled user is no user here; their names), the facts of
+# the second-factor rule (:func:`passport.services.factors.owed_level`) and one row per
+# group of the user, with whether the group lets them sign in here and requires MFA.
+# No user (no session, or one whose user is gone): the groups and users columns are NULL.
+_PASSPORT = aliased(Application)
+_SIGN_IN_GROUP = aliased(ApplicationSignInGroup)
+_USER_ID: BindParameter[int] = bindparam("user_id", type_=Integer)
+_CHECK = (
+    select(
+        ForwardAuthHost.host,
+        Application.id,
+        Application.name,
+        Application.enabled,
+        Application.sign_in_policy,
+        Application.sign_in_permission,
+        Application.forward_auth_rules,
+        Application.mfa_policy,
+        select(_PASSPORT.mfa_policy)
+        .where(_PASSPORT.id == PASSPORT_APP_ID)
+        .scalar_subquery()
+        .label("own_policy"),
+        User.id.label("user_id"),
+        User.username,
+        User.display_name,
+        User.email,
+        or_(
+            exists().where(WebAuthnCredential.user_id == _USER_ID),
+            exists().where(TotpCredential.user_id == _USER_ID),
+        ).label("has_factor"),
+        Group.name.label("group_name"),
+        Group.require_mfa,
+        _SIGN_IN_GROUP.group_id.label("sign_in_group"),
+    )
+    .select_from(ForwardAuthHost)
+    .join(Application, Application.id == ForwardAuthHost.application_id)
+    .outerjoin(User, and_(User.id == _USER_ID, User.disabled.is_(False)))
+    .outerjoin(GroupMember, GroupMember.user_id == User.id)
+    .outerjoin(Group, Group.id == GroupMember.group_id)
+    .outerjoin(
+        _SIGN_IN_GROUP,
+        and_(
+            _SIGN_IN_GROUP.application_id == Application.id,
+            _SIGN_IN_GROUP.group_id == GroupMember.group_id,
+        ),
+    )
+    .where(ForwardAuthHost.host.in_([bindparam("host"), bindparam("bare")]))
+    .order_by(Group.name)
+)
+
+
 def decide(
-    db: Session,
+    db: Session | Connection,
     settings: Settings,
-    throttle: Throttle,
     request: Original,
     session: LoginSessionInfo | None,
 ) -> Decision:
-    """May the owner of ``session`` (None: no live session) open ``request``?"""
-    app = site(db, request.host)
-    if app is None:
+    """May the owner of ``session`` (None: no live session) open ``request``?
+
+    One statement (``_CHECK``) in the common case; a permission (the ``permission``
+    sign-in policy, a path rule that matches) and, with ``admin_mfa``, Passport's rights
+    are asked in one more each, only when the rule comes to them.  The rules are those
+    of every other door: :func:`passport.services.access.admission_rule` and
+    :func:`passport.services.factors.owed_level`."""
+    host = request.host
+    bare = host.rsplit(":", 1)[0] if ":" in host else host
+    user_id = session.user_id if session is not None else 0
+    rows = db.execute(_CHECK, {"host": host, "bare": bare, "user_id": user_id}).all()
+    rows = [r for r in rows if r.host == host] or [r for r in rows if r.host == bare]
+    if not rows:
         return UNKNOWN_SITE
-    if session is None:
-        return Decision(Verdict.SIGN_IN, application=app.name)
-    user = db.get(User, session.user_id)
-    if user is None or user.disabled:
-        return Decision(Verdict.SIGN_IN, application=app.name)
-    admitted = admission(db, app, user)
+    first = rows[0]
+    app_id, name = first.id, first.name
+    if session is None or first.user_id is None:  # no session, or its user gone or disabled
+        return Decision(Verdict.SIGN_IN, application=name)
+    admitted = admission_rule(
+        app_enabled=first.enabled,
+        user_disabled=False,  # the statement finds enabled users only
+        policy=first.sign_in_policy,
+        permission=first.sign_in_permission,
+        in_sign_in_group=lambda: any(r.sign_in_group is not None for r in rows),
+        holds=lambda wanted: permissions.granted(db, user_id, app_id, wanted),
+    )
     if not admitted.allowed:
-        return Decision(Verdict.FORBIDDEN, admitted.reason, app.name)
-    rules = app.forward_auth_rules or []
+        return Decision(Verdict.FORBIDDEN, admitted.reason, name)
+    rules = first.forward_auth_rules or []
     if rules:
         path = canonical_path(request.path)
         needed = rule_for(rules, path) if path is not None else None
         if path is None or (
-            needed is not None and not permissions.granted(db, user.id, app.id, needed)
+            needed is not None and not permissions.granted(db, user_id, app_id, needed)
         ):
-            return Decision(Verdict.FORBIDDEN, NOT_HERE, app.name)
+            return Decision(Verdict.FORBIDDEN, NOT_HERE, name)
     level = level_of(session.amr)
     if level < Level.PASSKEY:  # the strongest sign-in owes nothing more
-        owed = reading(settings, throttle, db).required_level(user.id, app.mfa_policy, None)
+        owed = max(
+            owed_level(
+                settings,
+                own_policy=first.own_policy,
+                has_factor=bool(first.has_factor),
+                in_mfa_group=any(bool(r.require_mfa) for r in rows),
+                holds_rights=lambda: bool(rights_of_user(db, user_id)),
+            ),
+            application_level(settings, first.mfa_policy, None),
+        )
         if level < owed:
             return Decision(
                 Verdict.STEP_UP,
                 "This site needs a sign-in with a second factor: sign out of Passport "
                 "and sign in again with it.",
-                app.name,
+                name,
             )
-    groups = db.scalars(
-        select(Group.name)
-        .join(GroupMember, GroupMember.group_id == Group.id)
-        .where(GroupMember.user_id == user.id)
-        .order_by(Group.name)
-    ).all()
     return Decision(
         Verdict.ALLOW,
-        application=app.name,
-        username=user.username,
-        display_name=user.display_name,
-        email=user.email or "",
-        groups=list(groups),
+        application=name,
+        username=first.username,
+        display_name=first.display_name,
+        email=first.email or "",
+        groups=[r.group_name for r in rows if r.group_name is not None],
     )
 
 
@@ -402,7 +490,7 @@ def header_value(value: str, *, list_item: bool = False) -> str:
     encoded value) as RFC 8187's ``ext-value``, ``UTF-8''`` and percent-encoded UTF-8.
     ``list_item``: a ``,`` is encoded too (the groups header is a comma-separated list)."""
     if (
-        all(32 <= ord(c) < 127 for c in value)
+        _PRINTABLE.fullmatch(value) is not None
         and not value.startswith("UTF-8''")
         and not (list_item and "," in value)
     ):

@@ -27,6 +27,7 @@ from collections.abc import Collection
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sqlalchemy import Connection
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -77,7 +78,7 @@ class Actor:
         return ADMIN in self.rights or right.casefold() in self.rights
 
 
-def rights_of_user(db: Session, user_id: int) -> frozenset[str]:
+def rights_of_user(db: Session | Connection, user_id: int) -> frozenset[str]:
     """The Passport permissions granted to the user, directly or through a group."""
     direct = select(UserPermission.permission_id).where(UserPermission.user_id == user_id)
     through_groups = (

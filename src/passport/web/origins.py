@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -24,20 +25,32 @@ from passport.config import Settings
 from passport.services.applications import normalise_origin
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_trusted(address: str, trusted: tuple[str, ...]) -> bool:
+    """Whether ``address`` is in one of the ``trusted`` networks (a pure function of
+    both, remembered: a proxy's few addresses are asked about on every request)."""
     if not trusted:
         return False
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    return any(ip in network for network in _networks(trusted))
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(
+    trusted: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The ``trusted_proxies`` setting parsed once (it is read on every proxied request,
+    forward-auth's above all); an entry that is no network is skipped, as before."""
+    networks = []
     for entry in trusted:
         try:
-            if ip in ipaddress.ip_network(entry, strict=False):
-                return True
+            networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
             continue
-    return False
+    return tuple(networks)
 
 
 def from_trusted_proxy(request: Request, settings: Settings) -> bool:
