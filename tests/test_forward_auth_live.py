@@ -162,6 +162,84 @@ def test_spoofed_identity_never_reaches_upstream(proxies: Proxies) -> None:
         assert seen.get("remote-email", "") == ""
 
 
+def _upstream_cookie(answer: Any) -> str | None:
+    """The Cookie header the upstream received (None: none at all)."""
+    seen = {k.lower(): v for k, v in answer.json()["headers"].items()}
+    return seen.get("cookie")
+
+
+# {P} is the browser's Passport session cookie: the check needs it, the upstream never
+# gets it; the site's own cookies pass as they were sent.
+SITE_COOKIES = [
+    pytest.param("{P}; site=1; theme=dark", "site=1; theme=dark", id="first"),
+    pytest.param("site=1; {P}; theme=dark", "site=1; theme=dark", id="middle"),
+    pytest.param("site=1; theme=dark; {P}", "site=1; theme=dark", id="last"),
+    pytest.param("site=1;{P};theme=dark", "site=1;theme=dark", id="no-space-middle"),
+    pytest.param("{P};site=1", "site=1", id="no-space-first"),
+    pytest.param("site=1;{P}", "site=1", id="no-space-last"),
+    # Look-alike names are the site's own cookies, and so is a value naming the cookie.
+    pytest.param(
+        "my_passport_session=a; {P}; passport_session2=b; xpassport_session=c; "
+        "passport_session_id=d; note=passport_session=e",
+        "my_passport_session=a; passport_session2=b; xpassport_session=c; "
+        "passport_session_id=d; note=passport_session=e",
+        id="look-alikes",
+    ),
+    # Two (a browser keeps one per domain and path: after PASSPORT_COOKIE_DOMAIN changed).
+    pytest.param("{P}; site=1; {P}", "site=1", id="two-first-and-last"),
+    pytest.param(
+        "site=1; {P}; theme=dark; {P}; lang=en", "site=1; theme=dark; lang=en", id="two-middle"
+    ),
+]
+
+
+@pytest.mark.parametrize(("sent", "expected"), SITE_COOKIES)
+def test_upstream_gets_the_sites_cookies_never_passports_session(
+    proxies: Proxies, sent: str, expected: str
+) -> None:
+    """Review: both proxies passed the browser's Cookie header on unchanged, so every
+    guarded application received the user's Passport session (a credential it could
+    replay at Passport's API as the user).  The check still gets it: the member is let in
+    as herself."""
+    token = _sign_in(proxies, "alice")
+    header = sent.replace("{P}", f"passport_session={token}")
+    for site in _sites(proxies):
+        answer = _get(proxies, site, "/", Cookie=header)
+        assert answer.status_code == 200, (site, answer.status_code, proxies.output())
+        seen = {k.lower(): v for k, v in answer.json()["headers"].items()}
+        assert seen["remote-user"] == "alice", site
+        assert _upstream_cookie(answer) == expected, (site, header)
+        assert token not in answer.text, site
+
+
+def test_only_passports_cookie_reaches_upstream_as_no_cookie_header(proxies: Proxies) -> None:
+    """Nothing left of the Cookie header: the upstream gets none at all (not an empty
+    one)."""
+    token = _sign_in(proxies, "alice")
+    for site in _sites(proxies):
+        answer = _get(proxies, site, "/", token)
+        assert answer.status_code == 200, (site, answer.status_code)
+        assert answer.json()["headers"]["Remote-User"] == "alice"
+        assert "cookie" not in {k.lower() for k in answer.json()["headers"]}, (site, answer.text)
+        assert token not in answer.text
+
+
+def test_three_passport_cookies_never_reach_upstream(proxies: Proxies) -> None:
+    """nginx's maps remove two Passport cookies; with more it sends the upstream no
+    cookie at all rather than one of them.  Caddy removes every one."""
+    token = _sign_in(proxies, "alice")
+    p = f"passport_session={token}"
+    answers = {
+        site: _get(proxies, site, "/", Cookie=f"a=1; {p}; b=2; {p}; {p}; c=3")
+        for site in _sites(proxies)
+    }
+    for answer in answers.values():
+        assert answer.status_code == 200
+        assert token not in answer.text
+    assert _upstream_cookie(answers[proxies.nginx_site]) is None
+    assert _upstream_cookie(answers[proxies.caddy_site]) == "a=1; b=2; c=3"
+
+
 def test_another_sites_host_header_is_checked_as_the_site_nginx_serves(
     proxies: Proxies,
 ) -> None:
@@ -286,6 +364,7 @@ def test_browser_protected_page_login_and_back(proxies: Proxies) -> None:
         try:
             for site in _sites(proxies):
                 context = browser.new_context()
+                context.add_cookies([{"name": "site_pref", "value": "dark", "url": site}])
                 page = context.new_page()
                 page.set_default_timeout(15_000)
                 page.goto(f"{site}/deep/page?x=1&y=2")
@@ -297,6 +376,9 @@ def test_browser_protected_page_login_and_back(proxies: Proxies) -> None:
                 seen = {k.lower(): v for k, v in page.evaluate(
                     "() => JSON.parse(document.body.innerText)")["headers"].items()}  # fmt: skip
                 assert seen["remote-user"] == "alice"
+                # Chromium sent the site's cookie and Passport's (Domain=passport.test):
+                # the upstream got the site's only.
+                assert seen.get("cookie") == "site_pref=dark", seen
                 page.goto(f"{proxies.passport}/logout")  # Passport's own sign-out page
                 page.get_by_role("button", name="Sign out").click()
                 page.wait_for_load_state()
