@@ -13,6 +13,7 @@ import itertools
 from datetime import UTC
 from datetime import datetime
 from itertools import count
+from typing import Any
 
 from hypothesis import HealthCheck
 from hypothesis import example
@@ -45,6 +46,30 @@ _names = count()
 LENIENT = ["default", "default", "optional", "optional", "mfa", "passkey"]
 PATHS = ["/", "/admin", "/admin/x", "/%61dmin/y", "/other"]  # the rule: /admin/* edit
 AMRS = ["pwd", "pwd otp mfa", "hwk mfa", "pwd mfa"]
+
+# An enabled user signed in to an enabled site that owes nothing: the explicit examples
+# change one thing each.
+PLAIN: dict[str, Any] = dict(
+    policy=access.ANYONE,
+    listed=set(),
+    member_of=set(),
+    mfa_groups=set(),
+    holds=set(),
+    app_mfa="optional",
+    own_mfa="optional",
+    server_mfa="optional",
+    passport_right=False,
+    passkey=False,
+    totp=False,
+    disabled=False,
+    enabled=True,
+    signed_in=True,
+    bare=True,
+)
+
+
+def _example(**changes: Any) -> Any:
+    return example(**(PLAIN | changes))
 
 
 def _user(db: Session, disabled: bool) -> User:
@@ -81,202 +106,21 @@ def _session(user: User, amr: str) -> LoginSessionInfo:
     )
 
 
-# each rule that owes a second factor on its own: a Passport right (with admin_mfa)
-@example(
-    policy=access.ANYONE,
-    listed=set(),
-    member_of=set(),
-    mfa_groups=set(),
-    holds=set(),
-    app_mfa="optional",
-    own_mfa="optional",
-    server_mfa="optional",
-    passport_right=True,
-    passkey=False,
-    totp=False,
-    disabled=False,
-    enabled=True,
-    signed_in=True,
-    bare=True,
-)
-# a passkey
-@example(
-    policy=access.ANYONE,
-    listed=set(),
-    member_of=set(),
-    mfa_groups=set(),
-    holds=set(),
-    app_mfa="optional",
-    own_mfa="optional",
-    server_mfa="optional",
-    passport_right=False,
-    passkey=True,
-    totp=False,
-    disabled=False,
-    enabled=True,
-    signed_in=True,
-    bare=True,
-)
-# an authenticator app
-@example(
-    policy=access.ANYONE,
-    listed=set(),
-    member_of=set(),
-    mfa_groups=set(),
-    holds=set(),
-    app_mfa="optional",
-    own_mfa="optional",
-    server_mfa="optional",
-    passport_right=False,
-    passkey=False,
-    totp=True,
-    disabled=False,
-    enabled=True,
-    signed_in=True,
-    bare=True,
-)
-# a group that requires MFA
-@example(
-    policy=access.ANYONE,
-    listed=set(),
-    member_of={1},
-    mfa_groups={1},
-    holds=set(),
-    app_mfa="optional",
-    own_mfa="optional",
-    server_mfa="optional",
-    passport_right=False,
-    passkey=False,
-    totp=False,
-    disabled=False,
-    enabled=True,
-    signed_in=True,
-    bare=True,
-)
-# Passport's own policy
-@example(
-    policy=access.ANYONE,
-    listed=set(),
-    member_of=set(),
-    mfa_groups=set(),
-    holds=set(),
-    app_mfa="optional",
-    own_mfa="mfa",
-    server_mfa="optional",
-    passport_right=False,
-    passkey=False,
-    totp=False,
-    disabled=False,
-    enabled=True,
-    signed_in=True,
-    bare=True,
-)
-# the site's policy
-@example(
-    policy=access.ANYONE,
-    listed=set(),
-    member_of=set(),
-    mfa_groups=set(),
-    holds=set(),
-    app_mfa="passkey",
-    own_mfa="optional",
-    server_mfa="optional",
-    passport_right=False,
-    passkey=False,
-    totp=False,
-    disabled=False,
-    enabled=True,
-    signed_in=True,
-    bare=False,
-)
-# the server's, through 'default'
-@example(
-    policy=access.ANYONE,
-    listed=set(),
-    member_of=set(),
-    mfa_groups=set(),
-    holds=set(),
-    app_mfa="default",
-    own_mfa="default",
-    server_mfa="mfa",
-    passport_right=False,
-    passkey=False,
-    totp=False,
-    disabled=False,
-    enabled=True,
-    signed_in=True,
-    bare=True,
-)
-# and who may sign in: a sign-in group held and not
-@example(
-    policy=access.GROUPS,
-    listed={0},
-    member_of={0, 2},
-    mfa_groups=set(),
-    holds=set(),
-    app_mfa="optional",
-    own_mfa="optional",
-    server_mfa="optional",
-    passport_right=False,
-    passkey=False,
-    totp=False,
-    disabled=False,
-    enabled=True,
-    signed_in=True,
-    bare=True,
-)
-@example(
-    policy=access.GROUPS,
-    listed={1},
-    member_of={0, 2},
-    mfa_groups=set(),
-    holds=set(),
-    app_mfa="optional",
-    own_mfa="optional",
-    server_mfa="optional",
-    passport_right=False,
-    passkey=False,
-    totp=False,
-    disabled=False,
-    enabled=True,
-    signed_in=True,
-    bare=True,
-)
-# a sign-in permission held and not; the path rule's
-@example(
-    policy=access.PERMISSION,
-    listed=set(),
-    member_of=set(),
-    mfa_groups=set(),
-    holds={"enter", "edit"},
-    app_mfa="optional",
-    own_mfa="optional",
-    server_mfa="optional",
-    passport_right=False,
-    passkey=False,
-    totp=False,
-    disabled=False,
-    enabled=True,
-    signed_in=True,
-    bare=True,
-)
-@example(
-    policy=access.PERMISSION,
-    listed=set(),
-    member_of=set(),
-    mfa_groups=set(),
-    holds={"edit"},
-    app_mfa="optional",
-    own_mfa="optional",
-    server_mfa="optional",
-    passport_right=False,
-    passkey=False,
-    totp=False,
-    disabled=False,
-    enabled=True,
-    signed_in=True,
-    bare=True,
-)
+# Each rule that owes a second factor on its own: a Passport right (with admin_mfa), a
+# passkey, an authenticator app, a group that requires MFA, Passport's own policy, the
+# site's, the server's through "default"; and who may sign in: a sign-in group held and
+# not, a sign-in permission held and not (and the path rule's).
+@_example(passport_right=True)
+@_example(passkey=True)
+@_example(totp=True)
+@_example(member_of={1}, mfa_groups={1})
+@_example(own_mfa="mfa")
+@_example(app_mfa="passkey", bare=False)
+@_example(own_mfa="default", app_mfa="default", server_mfa="mfa")
+@_example(policy=access.GROUPS, listed={0}, member_of={0, 2})
+@_example(policy=access.GROUPS, listed={1}, member_of={0, 2})
+@_example(policy=access.PERMISSION, holds={"enter", "edit"})
+@_example(policy=access.PERMISSION, holds={"edit"})
 @settings(
     max_examples=80,
     deadline=None,
