@@ -14,9 +14,11 @@ from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from passport.services import forward_auth
 from passport.storage.models import Application
+from passport.storage.models import ForwardAuthHost
 
 from support import STRONG
 from support import Harness
@@ -149,7 +151,21 @@ ENCODED_ADMIN_PATHS = (
     "/admin;jsessionid=1/x",
     "//admin/x",
     "/admin\\x",
+    # Second review: what trimming, Windows and Unicode-normalising upstreams route to
+    # /admin as well.
+    "/admin%20",
+    "/admin%20/x",
+    "/%20admin/x",
+    "/admin./",
+    "/admin.",
+    "/admin%2e/x",
+    "/admin.%20./x",
+    "/%ef%bd%81dmin/",
+    "/%ef%bc%8fadmin/x",
 )
+
+# No rule can say what these name: refused on a site with rules, whoever asks.
+UNREADABLE_PATHS = ("/%ff/x", "/admin%00", "/admin%09/x", "/x%0d%0a/y", "/.../x", "/%20./x")
 
 
 @pytest.mark.parametrize("uri", ENCODED_ADMIN_PATHS)
@@ -162,9 +178,28 @@ def test_a_path_rule_holds_however_the_path_is_spelt(site: dict[str, Any], uri: 
     assert "Remote-User" not in answer.headers
 
 
-def test_a_path_no_one_can_decode_is_refused_where_rules_apply(site: dict[str, Any]) -> None:
-    assert forward_auth.canonical_path("/%ff/x") is None
-    assert traefik(site["bob"], "/%ff/x").status_code == 403
+@pytest.mark.parametrize("uri", UNREADABLE_PATHS)
+def test_a_path_no_one_can_read_is_refused_where_rules_apply(
+    site: dict[str, Any], uri: str
+) -> None:
+    assert forward_auth.canonical_path(uri) is None
+    assert traefik(site["bob"], uri).status_code == 403
+
+
+def test_paths_of_other_pages_stay_as_they_are() -> None:
+    """The canonical form maps more spellings onto a guarded name, never a page's own
+    name away: Unicode, inner spaces and dots stay."""
+    assert forward_auth.canonical_path("/wiki/Z%C3%BCrich") == "/wiki/zürich"
+    assert forward_auth.canonical_path("/my%20files/a.b.txt") == "/my files/a.b.txt"
+    assert forward_auth.canonical_path("/v1.2/") == "/v1.2/"
+
+
+@pytest.mark.parametrize("uri", ["/x#/../admin/", "/public#x", "/admin#"])
+def test_a_fragment_in_the_request_is_refused(site: dict[str, Any], uri: str) -> None:
+    """Second review: nginx passes ``#`` on as it came; the check read ``/x#/../admin/``
+    as ``/x`` while an upstream that keeps it routed ``/admin/``."""
+    assert traefik(site["bob"], uri).status_code == 403
+    assert nginx(site["bob"], f"https://{HOST}{uri}").status_code == 403
 
 
 def test_path_rule_needs_its_permission_first_match_wins(site: dict[str, Any]) -> None:
@@ -381,12 +416,31 @@ def test_registration_normalises_and_shows(site: dict[str, Any]) -> None:
     ]
 
 
-def test_a_host_is_one_applications(site: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "hosts", [HOST, f"{HOST}:8443", "other.example.test", "other.example.test:9000"]
+)
+def test_a_host_is_one_applications(site: dict[str, Any], hosts: str) -> None:
+    """Second review: one host name, one application, whatever the ports (Caddy and
+    Traefik match a site without its port, so the client's Host header picked the rules
+    of ``site:8443``'s application)."""
     root = site["root"]
-    answer = root.post("/Applications/create", data={"name": "other", "forwardAuthHosts": HOST})
+    answer = root.post("/Applications/create", data={"name": "other", "forwardAuthHosts": hosts})
     assert answer.status_code == 409
     assert "another application" in answer.get_data(as_text=True)
     assert root.get("/Applications/get", query_string={"application": "other"}).status_code == 404
+
+
+def test_two_applications_for_one_host_name_admit_no_one(site: dict[str, Any]) -> None:
+    """Rows registered before the rule above: neither application's rules can be told
+    to hold, so the check lets no one in."""
+    h, root = site["h"], site["root"]
+    made = root.post("/Applications/create", data={"name": "other"})
+    assert made.status_code == 200
+    with h.app.services.db.session(write=True) as db, db.begin():
+        other = db.scalars(select(Application).where(Application.name == "other")).one()
+        db.add(ForwardAuthHost(application_id=other.id, host=f"{HOST}:9000"))
+    assert traefik(site["bob"], "/", host=f"{HOST}:9000").status_code == 403
+    assert traefik(site["bob"], "/", host=HOST).status_code == 200  # the wiki's alone
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ signed out, disabled or removed from a group is refused on the very next request
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from dataclasses import field
 from enum import Enum
@@ -164,14 +165,25 @@ def set_hosts(db: Session, app: Application, values: list[str]) -> None:
     """Make ``values`` the host names of ``app`` (replacing the list).  One host, one
     application: a host another application has is 409 (:class:`Taken`), nothing changed."""
     wanted = validate_hosts(values)
+    # One host name, one application, whatever the ports: ``wiki.example`` and
+    # ``wiki.example:8443`` for two applications would let a client's Host header pick
+    # either one's rules through a proxy that ignores the port when it matches the site
+    # (Caddy, Traefik: an outside review).  Names hold only letters, digits, '.' and '-',
+    # none of them special to LIKE.
+    names = {_bare(host) for host in wanted}
     taken = db.scalars(
         select(ForwardAuthHost.host).where(
-            ForwardAuthHost.host.in_(wanted), ForwardAuthHost.application_id != app.id
+            ForwardAuthHost.application_id != app.id,
+            or_(
+                ForwardAuthHost.host.in_(names),
+                *(ForwardAuthHost.host.like(f"{name}:%") for name in names),
+            ),
         )
     ).first()
     if taken is not None:
         raise Taken(
-            f"The host '{taken}' is guarded for another application.",
+            f"The host '{taken}' is guarded for another application (a host name belongs "
+            "to one application, whatever its ports).",
             source="forwardAuthHosts",
             value=taken,
         )
@@ -184,6 +196,11 @@ def set_hosts(db: Session, app: Application, values: list[str]) -> None:
         if host not in kept:
             app.forward_auth_host_rows.append(ForwardAuthHost(host=host))
     db.flush()
+
+
+def _bare(host: str) -> str:
+    """A registered host without its port."""
+    return host.rsplit(":", 1)[0] if ":" in host else host
 
 
 def hosts_of(app: Application) -> list[str]:
@@ -212,8 +229,8 @@ class Original:
 def original_from_url(method: str, url: str) -> Original | None:
     """nginx's ``X-Original-URL`` (absolute) and method; None when it is not a plain
     ``http``/``https`` URL of a host name."""
-    if not _plain(url) or not _plain(method):
-        return None
+    if not _plain(url) or not _plain(method) or "#" in url:
+        return None  # a request line never carries a fragment (RFC 9112 §3.2)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a malformed port
@@ -233,6 +250,11 @@ def original(method: str, scheme: str, host: str, uri: str) -> Original | None:
         return None
     if scheme not in ("http", "https") or not uri.startswith("/") or uri.startswith("//"):
         return None
+    if "#" in uri:
+        # A request line never carries a fragment (RFC 9112 §3.2): nginx passes one on
+        # as it came, and a check that read it as one saw another path than an upstream
+        # that keeps it (an outside review).
+        return None
     if len(uri) > MAX_PATH or not method.isalpha() or len(method) > 16:
         return None
     try:
@@ -243,6 +265,7 @@ def original(method: str, scheme: str, host: str, uri: str) -> Original | None:
 
 
 _PLAIN = re.compile(r"[\x21-\x7e]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _PRINTABLE = re.compile(r"[\x20-\x7e]*")
 
 
@@ -258,8 +281,11 @@ def canonical_path(path: str) -> str | None:
     ``/admin;x/y`` as ``/admin/y``), empty and dot segments removed (RFC 3986 §5.2.4), in
     lower case (an upstream that ignores case routes ``/ADMIN`` as ``/admin``).  The
     proxies pass the raw request URI on and the application decodes it: a rule compared
-    with the raw bytes was passed by ``/%61dmin/x`` (an outside review).  None when the
-    path cannot be decoded (invalid UTF-8): no rule can say what it names."""
+    with the raw bytes was passed by ``/%61dmin/x`` (an outside review).  Then NFKC,
+    trailing dots and spaces dropped per segment (below).  None when the path cannot be
+    decoded (invalid UTF-8) or holds a control character or a segment of dots and spaces
+    only: no rule can say what it names.  Every step maps more spellings onto a guarded
+    name, never fewer: a rule holds for each, and a path no rule names stays admitted."""
     text = path
     for _ in range(4):
         try:
@@ -271,6 +297,12 @@ def canonical_path(path: str) -> str | None:
         text = decoded
     else:
         return None
+    if _CONTROL.search(text):
+        return None  # NUL, tab, CR…: upstreams disagree on where such a path ends
+    # Compatibility forms as an upstream that normalises Unicode reads them (the
+    # fullwidth ``%EF%BC%8F%EF%BD%81dmin`` is ``/admin``): a rule then guards every
+    # spelling that reaches its pages.
+    text = unicodedata.normalize("NFKC", text)
     segments: list[str] = []
     for segment in text.replace("\\", "/").split("/"):
         segment = segment.split(";", 1)[0]
@@ -280,7 +312,12 @@ def canonical_path(path: str) -> str | None:
             if segments:
                 segments.pop()
             continue
-        segments.append(segment)
+        # Windows and trimming routers drop trailing dots and spaces and leading spaces
+        # (``/admin./``, ``/admin%20`` reach ``/admin`` there: an outside review).
+        trimmed = segment.strip(" ").rstrip(". ")
+        if not trimmed:
+            return None  # only dots and spaces: no two servers agree on what it names
+        segments.append(trimmed)
     trailing = "/" if text.endswith("/") and segments else ""
     return ("/" + "/".join(segments) + trailing).casefold()
 
@@ -331,7 +368,7 @@ NOT_HERE = "Your account may not open this page."
 def site(db: Session | Connection, host: str) -> Application | None:
     """The application guarding ``host`` (exactly as registered, with its port; else the
     host name registered without one, which stands for any port)."""
-    bare = host.rsplit(":", 1)[0] if ":" in host else host
+    bare = _bare(host)
     rows = db.execute(
         select(ForwardAuthHost.host, Application)
         .join(Application, Application.id == ForwardAuthHost.application_id)
@@ -411,10 +448,14 @@ def decide(
     of every other door: :func:`passport.services.access.admission_rule` and
     :func:`passport.services.factors.owed_level`."""
     host = request.host
-    bare = host.rsplit(":", 1)[0] if ":" in host else host
+    bare = _bare(host)
     user_id = session.user_id if session is not None else 0
-    rows = db.execute(_CHECK, {"host": host, "bare": bare, "user_id": user_id}).all()
-    rows = [r for r in rows if r.host == host] or [r for r in rows if r.host == bare]
+    found = db.execute(_CHECK, {"host": host, "bare": bare, "user_id": user_id}).all()
+    if len({r.id for r in found}) > 1:
+        # Two applications for one host name (registered before set_hosts refused it):
+        # which one's rules hold cannot be told, so none lets anyone in.
+        return UNKNOWN_SITE
+    rows = [r for r in found if r.host == host] or [r for r in found if r.host == bare]
     if not rows:
         return UNKNOWN_SITE
     first = rows[0]
