@@ -15,6 +15,8 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import select
+from werkzeug import Response
+from werkzeug.test import EnvironBuilder
 
 from passport.services import forward_auth
 from passport.storage.models import Application
@@ -475,6 +477,97 @@ def test_registration_needs_apps_write(site: dict[str, Any]) -> None:
         "/Applications/update", data={"application": "wiki", "forwardAuthHosts": "x.test"}
     )
     assert answer.status_code in (401, 403)
+
+
+SITE_COOKIES = [
+    # (the request's Cookie with the session as {s}, what the application may get)
+    ("passport_session={s}", None),
+    ("a=1; passport_session={s}; b=2", "a=1; b=2"),
+    ("passport_session={s};a=1;b=2", "a=1; b=2"),
+    ("a=1;passport_session={s}", "a=1"),
+    ("a=1; passport_session={s}; passport_session=old", "a=1"),
+    (" passport_session = {s} ; my_passport_session=x; passport_session2=y", None),
+    ('theme=dark; q="x=passport_session"; passport_session={s}', None),
+]
+
+
+@pytest.mark.parametrize(("sent", "kept"), SITE_COOKIES)
+def test_the_answer_carries_the_sites_cookies_without_the_session(
+    site: dict[str, Any], sent: str, kept: str | None
+) -> None:
+    """For Traefik, whose ``authResponseHeaders: [Cookie]`` puts the answer's ``Cookie`` in
+    place of the request's (it deletes the request's first): the application gets the
+    site's cookies, never Passport's session — what nginx and Caddy do with patterns."""
+    token = site["bob"].get_cookie("passport_session").value
+    header = sent.format(s=token)
+    answer = _with_cookie_header(site["h"], "/page", header)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    expected = kept if kept is not None else _others(header)
+    assert answer.headers.get("Cookie") == (expected or None)
+    assert token not in str(answer.headers)
+    # What Traefik then sends on (pkg/middlewares/auth/forward.go: Del, then the answer's).
+    upstream = {"Cookie": header}
+    del upstream["Cookie"]
+    if answer.headers.get("Cookie"):
+        upstream["Cookie"] = answer.headers["Cookie"]
+    assert token not in str(upstream)
+
+
+def _with_cookie_header(h: Harness, uri: str, cookie: str) -> Any:
+    """Traefik's check with this exact ``Cookie`` header (a test client writes its own
+    cookie jar's over any given)."""
+    builder = EnvironBuilder(
+        path="/forward-auth",
+        headers={
+            "X-Forwarded-Method": "GET",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": HOST,
+            "X-Forwarded-Uri": uri,
+            "Cookie": cookie,
+        },
+        environ_base=PROXY,
+    )
+    try:
+        return Response.from_app(h.app, builder.get_environ())
+    finally:
+        builder.close()
+
+
+def _others(header: str) -> str:
+    """The pairs of ``header`` not named passport_session, as they came."""
+    pairs = [p.strip() for p in header.split(";") if p.strip()]
+    return "; ".join(p for p in pairs if p.split("=", 1)[0].strip() != "passport_session")
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(
+            st.sampled_from(["passport_session", " passport_session ", "a", "passport_session2"])
+            | st.text(
+                st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters=";="),
+                min_size=1,
+                max_size=8,
+            ),
+            st.text(
+                st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters=";"),
+                max_size=12,
+            ),
+        ),
+        max_size=6,
+    ),
+    separator=st.sampled_from([";", "; ", " ;  "]),
+)
+def test_site_cookies_never_keep_the_session_and_keep_the_rest(
+    pairs: list[tuple[str, str]], separator: str
+) -> None:
+    header = separator.join(f"{name}={value}" for name, value in pairs)
+    kept = forward_auth.site_cookies(header, "passport_session")
+    names = [p.split("=", 1)[0].strip() for p in kept.split("; ") if p]
+    assert "passport_session" not in names
+    wanted = [f"{n}={v}".strip() for n, v in pairs if n.strip() != "passport_session"]
+    assert (kept.split("; ") if kept else []) == [w for w in wanted if w]
+    assert "\r" not in kept and "\n" not in kept
 
 
 def test_header_value_is_header_safe() -> None:

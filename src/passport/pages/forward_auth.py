@@ -28,7 +28,11 @@ The answer 200 carries the identity (header names from the settings
 ``forward_auth_*_header``): only ever values from Passport's database, each made safe by
 :func:`passport.services.forward_auth.header_value` (printable ASCII as is, anything
 else RFC 8187 ``UTF-8''…`` percent-encoded: never a CR or LF).  The proxy copies them
-onto the request it passes on, replacing any the client sent.
+onto the request it passes on, replacing any the client sent.  It also carries
+``Cookie``: the request's cookies without Passport's session
+(:func:`~passport.services.forward_auth.site_cookies`), for Traefik, whose
+``authResponseHeaders`` puts it in place of the request's (nginx and Caddy remove the
+session with patterns of their own and ignore it).
 
 ``/forward-auth/return?rd=<URL>``: ``rd`` must be an ``http``/``https`` URL of a host an
 application registered for forward-auth (:func:`~passport.services.forward_auth.return_target`;
@@ -119,7 +123,7 @@ class ForwardAuthPage(render.Page):
             decision = forward_auth.decide(conn, self.settings, asked, session)
         verdict = decision.verdict
         if verdict is Verdict.ALLOW:
-            return self._identity(decision)
+            return self._identity(decision, ctx.request.headers.get("Cookie", ""))
         if verdict is Verdict.UNKNOWN_SITE:
             return render.error_page(decision.reason, status=403)
         if verdict is Verdict.SIGN_IN:
@@ -134,9 +138,14 @@ class ForwardAuthPage(render.Page):
             return redirect(login)
         return render.error_page(decision.reason, status=403)
 
-    def _identity(self, decision: Decision) -> Response:
+    def _identity(self, decision: Decision, cookies: str) -> Response:
         settings = self.settings
         response = Response(status=200)
+        # The site's own cookies without Passport's session, for a proxy that passes the
+        # answer's Cookie on in place of the request's (Traefik's authResponseHeaders).
+        kept = forward_auth.site_cookies(cookies, settings.session_cookie_name)
+        if kept:
+            response.headers["Cookie"] = kept
         response.headers["Cache-Control"] = "no-store"
         response.headers[settings.forward_auth_user_header] = header_value(decision.username)
         response.headers[settings.forward_auth_name_header] = header_value(decision.display_name)

@@ -522,6 +522,28 @@ def return_target(db: Session, url: str | None) -> str | None:
 
 
 # -- the answer's headers ----------------------------------------------------------------
+def site_cookies(cookie_header: str, session_cookie: str) -> str:
+    """The ``Cookie`` header a guarded application may receive: the request's, without
+    Passport's session cookie (``session_cookie``, every one of that name — a browser
+    keeps one per domain and path —, compared as Passport reads names: surrounding
+    spaces stripped).  The other pairs stay as they came, in their order, joined with
+    ``"; "`` (RFC 6265 §4.2.1); a pair that is not printable ASCII is dropped (the value
+    goes into a header of the answer).  Empty: nothing left, send no ``Cookie`` at all.
+
+    Traefik's ForwardAuth puts a header of the answer named in ``authResponseHeaders`` in
+    place of the request's (it deletes the request's first): ``Cookie`` there keeps the
+    session from the application, which Traefik cannot do by itself."""
+    kept = []
+    for pair in cookie_header.split(";"):
+        pair = pair.strip()
+        if not pair or _PRINTABLE.fullmatch(pair) is None:
+            continue
+        if pair.split("=", 1)[0].strip() == session_cookie:
+            continue
+        kept.append(pair)
+    return "; ".join(kept)
+
+
 _ATTR_CHAR = "!#$&+-.^_`|~"  # RFC 8187 §3.2.1 attr-char, besides ALPHA / DIGIT
 
 
