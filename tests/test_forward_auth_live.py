@@ -326,6 +326,11 @@ UNDERSCORED = [
     {"X_Forwarded_Uri": "/"},
     {"X_Forwarded_Uri": "/public", "X_Forwarded_Host": OPEN_SITE},
     {"X_Original_URL": f"http://{OPEN_SITE}/"},
+    # Third review: a name with both "-" and "_" passed Caddy's "-X_*".
+    {"X-Forwarded_Uri": "/public"},
+    {"X-Forwarded_Host": OPEN_SITE, "X-Forwarded_Uri": "/"},
+    {"x-forwarded_uri": "/public", "X-Forwarded_Proto": "https"},
+    {"X-Original_URL": f"http://{OPEN_SITE}/"},
 ]
 
 

@@ -29,7 +29,7 @@ The answer 200 carries the identity (header names from the settings
 :func:`passport.services.forward_auth.header_value` (printable ASCII as is, anything
 else RFC 8187 ``UTF-8''…`` percent-encoded: never a CR or LF).  The proxy copies them
 onto the request it passes on, replacing any the client sent.  It also carries
-``Cookie``: the request's cookies without Passport's session
+``Cookie`` (Traefik's and Caddy's form): the request's cookies without Passport's
 (:func:`~passport.services.forward_auth.site_cookies`), for Traefik, whose
 ``authResponseHeaders`` puts it in place of the request's (nginx and Caddy remove the
 session with patterns of their own and ignore it).
@@ -54,8 +54,10 @@ from werkzeug import Response
 from passport.errors import ClientError
 from passport.oidc import params as oauth_params
 from passport.oidc.base import redirect
+from passport.oidc.pending import BROWSER_COOKIE
 from passport.pages import render
 from passport.services import forward_auth
+from passport.services.factors import STEP_COOKIE
 from passport.services.forward_auth import Decision
 from passport.services.forward_auth import Original
 from passport.services.forward_auth import Verdict
@@ -123,7 +125,10 @@ class ForwardAuthPage(render.Page):
             decision = forward_auth.decide(conn, self.settings, asked, session)
         verdict = decision.verdict
         if verdict is Verdict.ALLOW:
-            return self._identity(decision, ctx.request.headers.get("Cookie", ""))
+            # The site's cookies for Traefik's form only: nginx ignores the answer's
+            # Cookie, and a copy of big cookies overflowed its buffer (a third review).
+            cookies = "" if nginx else ctx.request.headers.get("Cookie", "")
+            return self._identity(decision, cookies)
         if verdict is Verdict.UNKNOWN_SITE:
             return render.error_page(decision.reason, status=403)
         if verdict is Verdict.SIGN_IN:
@@ -143,7 +148,7 @@ class ForwardAuthPage(render.Page):
         response = Response(status=200)
         # The site's own cookies without Passport's session, for a proxy that passes the
         # answer's Cookie on in place of the request's (Traefik's authResponseHeaders).
-        kept = forward_auth.site_cookies(cookies, settings.session_cookie_name)
+        kept = forward_auth.site_cookies(cookies, self._passport_cookies())
         if kept:
             response.headers["Cookie"] = kept
         response.headers["Cache-Control"] = "no-store"
@@ -154,6 +159,12 @@ class ForwardAuthPage(render.Page):
             header_value(group, list_item=True) for group in decision.groups
         )
         return response
+
+    def _passport_cookies(self) -> frozenset[str]:
+        """Every cookie Passport sets: the session, and its pages' host-only ones."""
+        return frozenset(
+            {self.settings.session_cookie_name, render.CSRF_COOKIE, STEP_COOKIE, BROWSER_COOKIE}
+        )
 
     def back(self, request: Request) -> Response:
         """``/forward-auth/return?rd=``: on to the guarded page once signed in."""

@@ -37,7 +37,9 @@ from sqlalchemy import Connection
 from sqlalchemy import Integer
 from sqlalchemy import and_
 from sqlalchemy import bindparam
+from sqlalchemy import distinct
 from sqlalchemy import exists
+from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -154,6 +156,18 @@ def validate_rules(values: list[str]) -> list[str]:
                 f"'{permission[:100]}' is not a permission name.",
                 source="forwardAuthRules",
                 value=permission[:100],
+            )
+        base = pattern[:-1] if pattern.endswith("*") else pattern
+        if canonical_path(base) != base.casefold():
+            # A rule is compared with the path as decoded and normalised: one written
+            # otherwise (``/%61dmin/*``, ``/admin./*``, ``/a//b``) would never match and
+            # guard nothing (a third review).
+            raise Invalid(
+                f"'{pattern[:100]}' is not a path as the application sees it: write it "
+                f"decoded and normalised, e.g. '{(canonical_path(base) or '/')[:100]}"
+                f"{'*' if pattern.endswith('*') else ''}'.",
+                source="forwardAuthRules",
+                value=pattern[:100],
             )
         result.append(f"{pattern} {permission}")
     if len(result) > MAX_RULES:
@@ -274,6 +288,26 @@ def _plain(value: str) -> bool:
     return _PLAIN.fullmatch(value) is not None
 
 
+def _fold(c: str) -> str:
+    """One character of a path as a case-insensitive router may compare it: a format
+    character (soft hyphen, zero-width space, BOM: Unicode category Cf) dropped, a letter
+    whose upper or lower case is an ASCII letter taken as that letter (Java's
+    ``equalsIgnoreCase`` reads the dotless and the dotted i (U+0131, U+0130) as ``i``: a third
+    review).  Rules are ASCII, so folding only ever makes more paths match them (a
+    character casefold already makes ASCII stays so)."""
+    if c.isascii():
+        return c
+    if unicodedata.category(c) == "Cf":
+        return ""
+    folded = c.casefold()
+    if folded.isascii():
+        return folded  # ß is ss, as before
+    for other in (c.upper(), c.lower()):
+        if other[:1].isascii() and other[:1].isalpha():
+            return other[0].lower()
+    return c
+
+
 def canonical_path(path: str) -> str | None:
     """The path as the guarded application may route it, for the path rules: percent-
     decoded (again while that changes it: ``%2561`` is ``a`` to an upstream that decodes
@@ -303,6 +337,8 @@ def canonical_path(path: str) -> str | None:
     # fullwidth ``%EF%BC%8F%EF%BD%81dmin`` is ``/admin``): a rule then guards every
     # spelling that reaches its pages.
     text = unicodedata.normalize("NFKC", text)
+    if not text.isascii():
+        text = "".join(_fold(c) for c in text)
     segments: list[str] = []
     for segment in text.replace("\\", "/").split("/"):
         segment = segment.split(";", 1)[0]
@@ -434,6 +470,16 @@ _CHECK = (
 )
 
 
+def _shared_name(db: Session | Connection, name: str) -> bool:
+    """Whether more than one application has the host name ``name``, with any port."""
+    count = db.scalar(
+        select(func.count(distinct(ForwardAuthHost.application_id))).where(
+            or_(ForwardAuthHost.host == name, ForwardAuthHost.host.like(f"{name}:%"))
+        )
+    )
+    return bool(count and count > 1)
+
+
 def decide(
     db: Session | Connection,
     settings: Settings,
@@ -457,6 +503,12 @@ def decide(
         return UNKNOWN_SITE
     rows = [r for r in found if r.host == host] or [r for r in found if r.host == bare]
     if not rows:
+        return UNKNOWN_SITE
+    if rows[0].host != bare and _shared_name(db, bare):
+        # Guarded for this port only, while another application has the name with
+        # another port (rows from before set_hosts refused it): which one the client's
+        # Host header should pick cannot be told (a third review).  Asked only of
+        # port-specific registrations, which are rare.
         return UNKNOWN_SITE
     first = rows[0]
     app_id, name = first.id, first.name
@@ -522,13 +574,16 @@ def return_target(db: Session, url: str | None) -> str | None:
 
 
 # -- the answer's headers ----------------------------------------------------------------
-def site_cookies(cookie_header: str, session_cookie: str) -> str:
+def site_cookies(cookie_header: str, passport_cookies: frozenset[str]) -> str:
     """The ``Cookie`` header a guarded application may receive: the request's, without
-    Passport's session cookie (``session_cookie``, every one of that name — a browser
-    keeps one per domain and path —, compared as Passport reads names: surrounding
-    spaces stripped).  The other pairs stay as they came, in their order, joined with
-    ``"; "`` (RFC 6265 §4.2.1); a pair that is not printable ASCII is dropped (the value
-    goes into a header of the answer).  Empty: nothing left, send no ``Cookie`` at all.
+    Passport's cookies (``passport_cookies``: the session — every one of that name, a
+    browser keeps one per domain and path — and the host-only ones of Passport's own
+    pages, which a guarded site never gets from a browser but a script on Passport's
+    origin could send here to read them back: a third review), compared as Passport
+    reads names: surrounding spaces stripped).  The other pairs stay as they came, in
+    their order, joined with ``"; "`` (RFC 6265 §4.2.1); a pair that is not printable
+    ASCII is dropped (the value goes into a header of the answer).  Empty: nothing left,
+    send no ``Cookie`` at all.
 
     Traefik's ForwardAuth puts a header of the answer named in ``authResponseHeaders`` in
     place of the request's (it deletes the request's first): ``Cookie`` there keeps the
@@ -538,7 +593,7 @@ def site_cookies(cookie_header: str, session_cookie: str) -> str:
         pair = pair.strip()
         if not pair or _PRINTABLE.fullmatch(pair) is None:
             continue
-        if pair.split("=", 1)[0].strip() == session_cookie:
+        if pair.split("=", 1)[0].strip() in passport_cookies:
             continue
         kept.append(pair)
     return "; ".join(kept)
