@@ -420,7 +420,8 @@ def test_open_redirect_on_the_way_back_refused(proxies: Proxies) -> None:
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
 def test_browser_protected_page_login_and_back(proxies: Proxies) -> None:
     """Headless Chromium: the protected page → Passport's login → signed in → back on the
-    page, where the upstream saw Remote-User; then signed out, the page asks again."""
+    page, where the upstream saw Remote-User; then signed out, the page asks again; and
+    someone outside the site's group, signed in the same way, gets 403 there."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -455,6 +456,15 @@ def test_browser_protected_page_login_and_back(proxies: Proxies) -> None:
                 page.wait_for_load_state()
                 page.goto(f"{site}/deep/page")
                 assert urlsplit(page.url).path == "/login", page.url
+                # Someone outside the wiki's group signs in there: back on the site, 403.
+                page.get_by_label("Username or email").fill("mallory")
+                page.get_by_label("Password").fill(STRONG)
+                guarded = f"{site}/deep/page"
+                with page.expect_response(lambda r, url=guarded: r.url == url) as refused:
+                    page.get_by_role("button", name="Sign in", exact=True).click()
+                assert refused.value.status == 403, refused.value.status
+                page.wait_for_load_state()
+                assert "remote-user" not in page.content().lower()
                 context.close()
         finally:
             browser.close()
