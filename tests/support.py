@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
@@ -9,14 +10,44 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy.event
+from sqlalchemy.orm import Session
 from werkzeug.test import Client
 from werkzeug.test import TestResponse
 
 from passport.app import PassportApp
 from passport.config import Settings
+from passport.storage.models import User
 
 ORIGIN = "http://localhost"
 STRONG = "correct horse battery staple"
+_user_rows = itertools.count()
+
+
+def user_row(
+    db: Session,
+    *,
+    prefix: str = "u",
+    disabled: bool = False,
+    display_name: str = "",
+    email: str | None = None,
+) -> User:
+    """A user written straight into the table (no password hashing, audit or mail), named
+    ``<prefix><n>`` uniquely in the process: for service tests that need many users fast."""
+    name = f"{prefix}{next(_user_rows)}"
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    row = User(
+        username=name,
+        username_key=name,
+        display_name=display_name,
+        email=email,
+        password_hash="x",
+        disabled=disabled,
+        created_at=created,
+        password_changed_at=created,
+    )
+    db.add(row)
+    db.flush()
+    return row
 
 
 class FakeClock:

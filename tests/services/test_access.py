@@ -22,26 +22,14 @@ from passport.storage.models import Group
 from passport.storage.models import User
 
 from support import Harness
+from support import user_row
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 _names = count()
 
 
 def user(db: Session, disabled: bool = False) -> User:
-    name = f"acc{next(_names)}"
-    row = User(
-        username=name,
-        username_key=name,
-        username_skeleton=name,
-        display_name="",
-        password_hash="x",
-        disabled=disabled,
-        created_at=NOW,
-        password_changed_at=NOW,
-    )
-    db.add(row)
-    db.flush()
-    return row
+    return user_row(db, prefix="acc", disabled=disabled)
 
 
 def group(db: Session) -> Group:

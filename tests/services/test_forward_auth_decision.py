@@ -40,6 +40,7 @@ from passport.storage.models import User
 from passport.storage.models import WebAuthnCredential
 
 from support import Harness
+from support import user_row
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 _names = count()
@@ -73,20 +74,9 @@ def _example(**changes: Any) -> Any:
 
 
 def _user(db: Session, disabled: bool) -> User:
-    name = f"fad{next(_names)}"
-    row = User(
-        username=name,
-        username_key=name,
-        username_skeleton=name,
-        display_name=f"Ünï {name}",
-        email=f"{name}@example.test",
-        password_hash="x",
-        disabled=disabled,
-        created_at=NOW,
-        password_changed_at=NOW,
-    )
-    db.add(row)
-    db.flush()
+    row = user_row(db, prefix="fad", disabled=disabled)
+    row.display_name = f"Ünï {row.username}"
+    row.email = f"{row.username}@example.test"
     return row
 
 

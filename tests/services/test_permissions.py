@@ -20,25 +20,14 @@ from passport.storage.models import Application
 from passport.storage.models import User
 
 from support import Harness
+from support import user_row
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 _names = count()
 
 
 def user(db: Session, disabled: bool = False) -> User:
-    n = next(_names)
-    row = User(
-        username=f"u{n}",
-        username_key=f"u{n}",
-        display_name="",
-        password_hash="x",
-        disabled=disabled,
-        created_at=NOW,
-        password_changed_at=NOW,
-    )
-    db.add(row)
-    db.flush()
-    return row
+    return user_row(db, disabled=disabled)
 
 
 def app_with(db: Session, *perms: str, enabled: bool = True) -> Application:
