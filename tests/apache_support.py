@@ -18,7 +18,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -31,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from ports import free_port  # noqa: F401 - re-exported for the Apache tests
+from ports import free_ports  # noqa: F401
 
 APACHE = "/usr/sbin/apache2"
 MODULES = Path("/usr/lib/apache2/modules")
@@ -59,23 +61,6 @@ def available() -> str:
     if missing:
         return f"Apache modules missing: {', '.join(missing)} (libapache2-mod-auth-openidc)"
     return ""
-
-
-def free_port() -> int:
-    return free_ports(1)[0]
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free ports: every socket is held until all are chosen, so the
-    kernel never hands out one port twice (Apache refuses two ``Listen`` of one port)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 class Echo:

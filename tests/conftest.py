@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -50,6 +49,7 @@ from passport.storage import migrate
 from passport.storage.db import create_db_engine
 from passport.storage.models import Application
 from passport.storage.models import Permission
+from ports import free_port
 from provision import Backend
 from provision import create_mariadb
 from provision import create_postgresql
@@ -468,12 +468,6 @@ def factory(
 
 
 # -- live servers -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

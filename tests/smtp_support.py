@@ -29,7 +29,6 @@ import ipaddress
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -51,6 +50,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.oid import NameOID
 
+from ports import free_port  # noqa: F401 - the SMTP tests import it from here
+
 SCRIPT = Path(__file__).resolve().with_name("smtp_sink.py")
 HOST = "127.0.0.1"
 START_TIMEOUT = 20.0
@@ -58,13 +59,6 @@ POLL = 0.02
 READY = re.compile(rb"^READY (\d+)$", re.MULTILINE)
 # A URL in a text body ends at white space or at what usually encloses it in prose.
 URL = re.compile(r"https?://[^\s<>\"'()\[\]]+")
-
-
-def free_port() -> int:
-    """A port of 127.0.0.1 nothing listens on right now (the kernel's choice, bind to 0)."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def make_self_signed(tmp_path: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:

@@ -136,13 +136,10 @@ class TcpProxy:
     """A loopback TCP forwarder that a test can cut and restore, to play "database down"."""
 
     def __init__(self, target_port: int) -> None:
-        import socket
+        from ports import free_port
 
         self.target_port = target_port
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = int(probe.getsockname()[1])
-        probe.close()
+        self.port = free_port()
         self._server: Any = None
         self._conns: list[Any] = []
 

@@ -112,7 +112,7 @@ def _session(user: User, amr: str) -> LoginSessionInfo:
 @_example(policy=access.PERMISSION, holds={"enter", "edit"})
 @_example(policy=access.PERMISSION, holds={"edit"})
 @settings(
-    max_examples=80,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
