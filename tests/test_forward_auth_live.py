@@ -10,7 +10,6 @@ headers in the answer) is tested directly in ``tests/web/test_forward_auth.py``.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from sqlalchemy import create_engine
 from sqlalchemy import text
 
 import forward_auth_support
+from browser_support import ARGS
+from browser_support import CHROMIUM
 from forward_auth_support import CADDY
 from forward_auth_support import CADDY_SITE
 from forward_auth_support import NGINX
@@ -36,7 +37,6 @@ from forward_auth_support import Proxies
 from support import STRONG
 
 OPEN_SITE = "open.passport.test"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.live,
     pytest.mark.skipif(
@@ -260,14 +260,8 @@ def test_another_sites_host_header_is_checked_as_the_site_nginx_serves(
     """Review: nginx built the check from the client's Host header, so a request to the
     wiki naming the open site's host was checked as the open site and let through."""
     cookie = _sign_in(proxies, "mallory")
-    answer = requests.get(
-        f"http://127.0.0.1:{proxies.nginx_port}/admin/x",
-        headers={
-            "Host": f"{OPEN_SITE}:{proxies.nginx_port}",
-            "Cookie": f"passport_session={cookie}",
-        },
-        allow_redirects=False,
-        timeout=10,
+    answer = _get(
+        proxies, proxies.nginx_site, "/admin/x", cookie, Host=f"{OPEN_SITE}:{proxies.nginx_port}"
     )
     assert answer.status_code == 403, (answer.status_code, answer.text[:200])
 
@@ -381,15 +375,7 @@ def test_unregistered_host_refused_never_500(proxies: Proxies) -> None:
         cookie = _sign_in(proxies, name)
         for site in _sites(proxies):
             port = urlsplit(site).port
-            answer = requests.get(
-                f"http://127.0.0.1:{port}/",
-                headers={
-                    "Host": f"other.passport.test:{port}",
-                    "Cookie": f"passport_session={cookie}",
-                },
-                allow_redirects=False,
-                timeout=10,
-            )
+            answer = _get(proxies, site, "/", cookie, Host=f"other.passport.test:{port}")
             assert answer.status_code in (200, 403, 404), answer.status_code
             if site == proxies.nginx_site and name == "alice":
                 # nginx's one server block is the wiki whatever the Host header says, and
@@ -427,11 +413,7 @@ def test_browser_protected_page_login_and_back(proxies: Proxies) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--host-resolver-rules=MAP *.passport.test 127.0.0.1",
-            ],
+            args=[*ARGS, "--host-resolver-rules=MAP *.passport.test 127.0.0.1"],
         )
         try:
             for site in _sites(proxies):

@@ -6,6 +6,10 @@ Each command is one operation of :mod:`passport.services.administration`, as the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+from typing import TypeVar
+
 import click
 from sqlalchemy import select
 
@@ -18,6 +22,26 @@ from passport.cli.context import pass_cli
 from passport.services import directory
 from passport.services.factors import APPLICATION_POLICIES
 from passport.storage.models import Application
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def forward_auth_options(command: F) -> F:
+    """``--forward-auth-host`` and ``--forward-auth-rule``, alike on ``add`` and ``update``."""
+    command = click.option(
+        "--forward-auth-rule",
+        "forward_auth_rules",
+        multiple=True,
+        metavar="'PATTERN PERMISSION'",
+        help="Forward-auth path rule, e.g. '/admin/* admin' (repeatable; the first match wins).",
+    )(command)
+    return click.option(
+        "--forward-auth-host",
+        "forward_auth_hosts",
+        multiple=True,
+        metavar="HOST[:PORT]",
+        help="Host name of the site it is behind a reverse proxy (forward-auth; repeatable).",
+    )(command)
 
 
 @click.group("app")
@@ -102,20 +126,7 @@ def app_group() -> None:
     help="Its permission whose holders may sign in (the 'permission' policy; defined with "
     "the application).",
 )
-@click.option(
-    "--forward-auth-host",
-    "forward_auth_hosts",
-    multiple=True,
-    metavar="HOST[:PORT]",
-    help="Host name of the site it is behind a reverse proxy (forward-auth; repeatable).",
-)
-@click.option(
-    "--forward-auth-rule",
-    "forward_auth_rules",
-    multiple=True,
-    metavar="'PATTERN PERMISSION'",
-    help="Forward-auth path rule, e.g. '/admin/* admin' (repeatable; the first match wins).",
-)
+@forward_auth_options
 @json_option
 @pass_cli
 def add(
@@ -292,20 +303,7 @@ def show(cli: Cli, name: str, as_json: bool) -> None:
     metavar="PERMISSION",
     help="Its permission whose holders may sign in ('' for none).",
 )
-@click.option(
-    "--forward-auth-host",
-    "forward_auth_hosts",
-    multiple=True,
-    metavar="HOST[:PORT]",
-    help="Host name of the site it is behind a reverse proxy (forward-auth; repeatable).",
-)
-@click.option(
-    "--forward-auth-rule",
-    "forward_auth_rules",
-    multiple=True,
-    metavar="'PATTERN PERMISSION'",
-    help="Forward-auth path rule, e.g. '/admin/* admin' (repeatable; the first match wins).",
-)
+@forward_auth_options
 @click.option("--no-forward-auth-hosts", is_flag=True, help="Guard no site for it (forward-auth).")
 @click.option("--no-forward-auth-rules", is_flag=True, help="No forward-auth path rules.")
 @pass_cli
